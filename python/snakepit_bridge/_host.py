@@ -1,0 +1,505 @@
+"""Glue between the C worker (``snakepit-worker``) and an adapter. Private.
+
+The worker embeds CPython and drives exactly this interface::
+
+    host = load(adapter_spec, adapter_args, worker_id, pool, profile, threads)
+    host.manifest()                  # JSON text describing the tools (HELLO frame)
+    host.register_thread(name)       # once on each execution thread, GIL held
+    host.invoke(tool, args_json)     # -> (status, payload); never raises
+    host.shutdown()                  # adapter.close() / cleanup(); never raises
+
+``invoke`` statuses:
+
+* 0 -- ok; payload is the result as JSON text. NumPy arrays become lists,
+  NumPy scalars Python numbers, sets/tuples lists, generators lists of their
+  items; non-finite floats (NaN, +-inf) become ``null`` so the text is always
+  standard JSON. The text is ASCII (non-ASCII characters are ``\\u`` escaped).
+* 1 -- validation error (unknown tool, bad JSON, not an object, missing /
+  unknown / mistyped argument); payload is a one-line message.
+* 2 -- the tool raised (any BaseException, SystemExit included), or its result
+  could not be serialized; payload is JSON ``{"type", "message", "traceback"}``.
+
+Everything per tool (signature, required names, type checks) is computed once in
+``load``; ``invoke`` only does dictionary lookups, so it is safe to call from
+many threads at once and costs a few microseconds for a no-op tool. Host state
+is read-only after ``load`` (shutdown is guarded by a lock).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import logging
+import math
+import os
+import sys
+import threading
+import traceback
+import types
+import typing
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from . import thread_safety_checker as _tsc
+from .base_adapter import iter_tools
+
+__all__ = ["load", "Host"]
+
+logger = logging.getLogger("snakepit_bridge.host")
+
+STATUS_OK = 0
+STATUS_INVALID = 1
+STATUS_ERROR = 2
+
+_MISSING = object()
+_EMPTY = inspect.Parameter.empty
+
+
+# --------------------------------------------------------------------------
+# JSON
+# --------------------------------------------------------------------------
+
+def _json_default(o: Any) -> Any:
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if isinstance(o, np.generic):
+            return o.item()
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    if isinstance(o, types.GeneratorType):
+        return list(o)
+    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+
+
+_ENCODER = json.JSONEncoder(default=_json_default, allow_nan=False, separators=(",", ":"))
+_encode = _ENCODER.encode
+
+
+def _make_fast_encoder() -> Any:
+    # JSONEncoder.encode() builds a C encoder on every call; build one once.
+    # No circular-reference markers: a cyclic result hits the recursion limit
+    # (RecursionError) instead. The encoder object keeps no per-call state, so
+    # threads share it. Falls back to JSONEncoder.encode if the private C
+    # constructor is missing or behaves differently.
+    try:
+        from json.encoder import c_make_encoder, encode_basestring_ascii
+        if c_make_encoder is None or encode_basestring_ascii is None:
+            return _encode
+        c_enc = c_make_encoder(None, _json_default, encode_basestring_ascii, None,
+                               ":", ",", False, False, False)
+        join = "".join
+
+        def fast(o: Any) -> str:
+            if isinstance(o, str):
+                return encode_basestring_ascii(o)
+            return join(c_enc(o, 0))
+
+        sample = {"a": [1, 2.5, "x\u00e9", None, True, (3,)], "b": {"c": {1}}}
+        if fast(sample) != _encode(sample):
+            return _encode
+        return fast
+    except Exception:
+        return _encode
+
+
+_encode = _make_fast_encoder()
+_decode = json.JSONDecoder().decode
+
+
+def _finite(o: Any, depth: int = 0) -> Any:
+    """Copy of ``o`` with non-finite floats replaced by None (slow path)."""
+    if depth > 500:
+        raise RecursionError("result is nested too deeply")
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v, depth + 1) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v, depth + 1) for v in o]
+    if isinstance(o, (str, int)) or o is None:
+        return o
+    try:
+        converted = _json_default(o)
+    except TypeError:
+        return o
+    return _finite(converted, depth + 1)
+
+
+def to_json(value: Any) -> str:
+    """Serialize a tool result the way :meth:`Host.invoke` does."""
+    try:
+        return _encode(value)
+    except ValueError as exc:
+        if "Out of range float" not in str(exc):
+            raise
+        return _encode(_finite(value))
+
+
+def _type_label(v: Any) -> str:
+    if v is None:
+        return "null"
+    return type(v).__name__
+
+
+def _exc_type_name(exc: BaseException) -> str:
+    cls = type(exc)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _error_payload(exc: BaseException, tb: Any = _MISSING, message: Optional[str] = None) -> str:
+    try:
+        if message is None:
+            try:
+                message = str(exc)
+            except BaseException:
+                message = f"<unprintable {type(exc).__name__}>"
+        if tb is _MISSING:
+            tb = exc.__traceback__
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        return json.dumps({"type": _exc_type_name(exc), "message": message, "traceback": text})
+    except BaseException:
+        return '{"type":"Exception","message":"error while reporting an error","traceback":""}'
+
+
+# --------------------------------------------------------------------------
+# Parameter types
+# --------------------------------------------------------------------------
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_float(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_PLAIN: Dict[Any, Tuple[str, Callable[[Any], bool]]] = {
+    int: ("int", _is_int),
+    float: ("float", _is_float),
+    str: ("str", lambda v: isinstance(v, str)),
+    bool: ("bool", lambda v: isinstance(v, bool)),
+    list: ("list", lambda v: isinstance(v, list)),
+    dict: ("dict", lambda v: isinstance(v, dict)),
+}
+
+_UNION_TYPES: tuple = (typing.Union,) + ((types.UnionType,) if hasattr(types, "UnionType") else ())
+
+
+def _classify(ann: Any) -> Tuple[str, Optional[Callable[[Any], bool]], bool]:
+    """Map an annotation to (manifest type, validator or None, None allowed)."""
+    if ann is _EMPTY or ann is typing.Any or isinstance(ann, str):
+        return "any", None, False
+    try:
+        plain = _PLAIN.get(ann)
+    except TypeError:           # unhashable annotation
+        plain = None
+    if plain is not None:
+        return plain[0], plain[1], False
+    origin = typing.get_origin(ann)
+    if origin is typing.Annotated:
+        return _classify(typing.get_args(ann)[0])
+    if origin in _UNION_TYPES:
+        members = typing.get_args(ann)
+        rest = [a for a in members if a is not type(None)]
+        if len(rest) == 1 and len(rest) < len(members):
+            name, check, _ = _classify(rest[0])
+            return name, check, True
+        return "any", None, False
+    if origin in (list, dict):
+        return _PLAIN[origin][0], _PLAIN[origin][1], False
+    if ann in (tuple, set, frozenset) or origin in (tuple, set, frozenset):
+        return "list", None, False
+    return "any", None, False
+
+
+def _json_value(default: Any) -> Any:
+    try:
+        return json.loads(to_json(default))
+    except Exception:
+        return repr(default)
+
+
+# --------------------------------------------------------------------------
+# Tools
+# --------------------------------------------------------------------------
+
+class _Tool:
+    """Everything ``invoke`` needs about one tool, computed at load time."""
+
+    __slots__ = ("name", "fn", "is_async", "simple", "names", "names_text", "required",
+                 "checks", "var_kw", "posonly", "manifest")
+
+    def __init__(self, name: str, fn: Callable, meta: Dict[str, Any]) -> None:
+        self.name = name
+        self.fn = fn
+        target = inspect.unwrap(fn)
+        self.is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn)
+        sig = inspect.signature(fn)
+        fn_globals = getattr(target, "__globals__", {})
+        params: List[Dict[str, Any]] = []
+        names: List[str] = []
+        required: List[str] = []
+        checks = []
+        posonly = []
+        self.var_kw = False
+        for p in sig.parameters.values():
+            if p.kind is p.VAR_KEYWORD:
+                self.var_kw = True
+                continue
+            if p.kind is p.VAR_POSITIONAL:
+                continue
+            ann = p.annotation
+            if isinstance(ann, str):        # postponed annotation: resolve each on its own
+                try:
+                    ann = eval(ann, fn_globals)  # noqa: S307 - adapter's own annotation text
+                except Exception:
+                    pass
+            tname, check, allow_none = _classify(ann)
+            entry: Dict[str, Any] = {"name": p.name, "type": tname, "required": p.default is _EMPTY}
+            if p.default is _EMPTY:
+                required.append(p.name)
+            else:
+                entry["default"] = _json_value(p.default)
+                allow_none = allow_none or p.default is None
+            if p.kind is p.POSITIONAL_ONLY:
+                posonly.append((p.name, p.default))
+            params.append(entry)
+            names.append(p.name)
+            if check is not None:
+                checks.append((p.name, check, tname, allow_none))
+        self.names = frozenset(names)
+        self.names_text = ", ".join(names) if names else "none"
+        self.required = tuple(required)
+        self.checks = tuple(checks)
+        self.posonly = tuple(posonly)
+        self.simple = not self.posonly and not self.is_async
+        self.manifest = {
+            "name": name,
+            "description": meta.get("description", "") or "",
+            "supports_streaming": bool(meta.get("supports_streaming", False)),
+            "parameters": params,
+        }
+
+    def validate(self, args: Dict[str, Any]) -> Optional[str]:
+        """Return a one-line error message, or None when ``args`` bind."""
+        if not self.var_kw:
+            names = self.names
+            for key in args:
+                if key not in names:
+                    return (f"unknown argument '{key}' for tool '{self.name}' "
+                            f"(parameters: {self.names_text})")
+        for key in self.required:
+            if key not in args:
+                return f"missing required argument '{key}' for tool '{self.name}'"
+        for key, check, tname, allow_none in self.checks:
+            v = args.get(key, _MISSING)
+            if v is _MISSING or (v is None and allow_none) or check(v):
+                continue
+            return f"argument '{key}' of tool '{self.name}' must be {tname}, got {_type_label(v)}"
+        return None
+
+    def call(self, args: Dict[str, Any]) -> Any:
+        if self.posonly:
+            positional = []
+            pending = []
+            for pname, pdefault in self.posonly:
+                if pname in args:
+                    positional.extend(pending)
+                    pending.clear()
+                    positional.append(args.pop(pname))
+                else:
+                    pending.append(pdefault)
+            result = self.fn(*positional, **args)
+        else:
+            result = self.fn(**args)
+        if self.is_async and inspect.isawaitable(result):
+            result = asyncio.run(_await(result))
+        return result
+
+
+async def _await(aw: Any) -> Any:
+    return await aw
+
+
+# --------------------------------------------------------------------------
+# Host
+# --------------------------------------------------------------------------
+
+class Host:
+    """One loaded adapter instance and its tools (see the module docstring)."""
+
+    def __init__(self, adapter: Any, spec: str, worker_id: str = "", pool: str = "",
+                 profile: str = "process", threads: int = 1) -> None:
+        self.adapter = adapter
+        self.spec = spec
+        self.worker_id = worker_id
+        self.pool = pool
+        self.profile = profile
+        self.threads = threads
+        self.tools: Dict[str, _Tool] = {}
+        for name, fn, meta in iter_tools(adapter):
+            self.tools[name] = _Tool(name, fn, meta)
+        self._available = ", ".join(sorted(self.tools)) or "none"
+        thread_safe = getattr(type(adapter), "__thread_safe__", None)
+        self._manifest = json.dumps({
+            "adapter": spec,
+            "thread_safe": thread_safe if isinstance(thread_safe, bool) else None,
+            "tools": [t.manifest for _, t in sorted(self.tools.items())],
+        })
+        self._shutdown_lock = threading.Lock()
+        self._shut_down = False
+
+    def manifest(self) -> str:
+        """JSON text: adapter spec, thread_safe (bool or null) and tools."""
+        return self._manifest
+
+    def register_thread(self, name: str) -> None:
+        """Give the calling (C-created) thread a Python identity named ``name``."""
+        threading.current_thread().name = str(name)
+
+    def invoke(self, tool: str, args_json: Any) -> Tuple[int, str]:
+        """Run ``tool`` with the JSON-object arguments. Never raises."""
+        try:
+            t = self.tools.get(tool)
+            if t is None:
+                return STATUS_INVALID, f"unknown tool '{tool}' (available: {self._available})"
+            if args_json == "{}" or not args_json:
+                args: Any = {}
+            else:
+                try:
+                    if isinstance(args_json, str):
+                        args = _decode(args_json)
+                    else:
+                        args = json.loads(args_json)
+                except ValueError as exc:
+                    return STATUS_INVALID, f"arguments are not valid JSON: {exc}"
+                if type(args) is not dict:
+                    return STATUS_INVALID, f"arguments must be a JSON object, got {_type_label(args)}"
+            if args or t.required:
+                err = t.validate(args)
+                if err is not None:
+                    return STATUS_INVALID, err
+            try:
+                if t.simple and not _tsc._active:
+                    result = t.fn(**args)
+                elif _tsc._active:
+                    with _tsc.track_all(tool):
+                        result = t.call(args)
+                else:
+                    result = t.call(args)
+            except BaseException as exc:
+                tb = exc.__traceback__
+                return STATUS_ERROR, _error_payload(exc, tb.tb_next if tb is not None else None)
+            try:
+                return STATUS_OK, to_json(result)
+            except (TypeError, ValueError, RecursionError) as exc:
+                return STATUS_ERROR, _error_payload(
+                    TypeError(str(exc)), None,
+                    f"result of tool '{tool}' is not JSON serializable: {exc}")
+            except BaseException as exc:    # raised by a generator result, etc.
+                return STATUS_ERROR, _error_payload(exc)
+        except BaseException as exc:
+            return STATUS_ERROR, _error_payload(exc)
+
+    def shutdown(self) -> None:
+        """Call the adapter's ``close()`` and ``cleanup()`` (each at most once,
+        only if defined). Never raises; errors are logged."""
+        with self._shutdown_lock:
+            if self._shut_down:
+                return
+            self._shut_down = True
+        seen = set()
+        for attr in ("close", "cleanup"):
+            try:
+                fn = getattr(self.adapter, attr, None)
+                if not callable(fn):
+                    continue
+                key = getattr(fn, "__func__", fn)
+                if key in seen:
+                    continue
+                seen.add(key)
+                fn()
+            except BaseException:
+                try:
+                    logger.error("adapter %s.%s() failed:\n%s", self.spec, attr, traceback.format_exc())
+                except BaseException:
+                    pass
+
+
+def _resolve(adapter_spec: str) -> Any:
+    if not isinstance(adapter_spec, str) or not adapter_spec.strip():
+        raise ValueError(f"adapter spec must be 'package.module.Class', got {adapter_spec!r}")
+    spec = adapter_spec.strip()
+    if ":" in spec:
+        module_name, _, attr = spec.partition(":")
+    else:
+        module_name, _, attr = spec.rpartition(".")
+    if not module_name or not attr:
+        raise ValueError(f"adapter spec must be 'package.module.Class', got {adapter_spec!r}")
+    module = importlib.import_module(module_name)
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AttributeError(f"module '{module_name}' has no adapter class '{attr}' "
+                                 f"(adapter spec {adapter_spec!r})") from None
+    return obj
+
+
+def _construct(cls: Any, adapter_args: List[Any]) -> Any:
+    target = cls.__init__ if isinstance(cls, type) else cls
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if "adapter_args" in params:
+        return cls(adapter_args=list(adapter_args or []))
+    return cls()
+
+
+def _checking_mode() -> Optional[str]:
+    value = os.environ.get("SNAKEPIT_THREAD_SAFETY_CHECK", "").strip().lower()
+    if value in ("strict",):
+        return "strict"
+    if value in ("1", "true", "yes", "on"):
+        return "on"
+    return None
+
+
+def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
+         profile: str, threads: int) -> Host:
+    """Import ``adapter_spec`` ("pkg.module.Class"), build and initialize it.
+
+    The constructor receives ``adapter_args=list`` if it has a parameter of
+    that name, else no arguments; ``initialize()`` runs next if defined.
+    Import and construction errors propagate to the caller.
+
+    The worker identity is exported as ``SNAKEPIT_THREADS``,
+    ``SNAKEPIT_WORKER_ID``, ``SNAKEPIT_POOL`` and ``SNAKEPIT_PROFILE`` before
+    the adapter is imported. ``SNAKEPIT_THREAD_SAFETY_CHECK=1`` (or
+    ``strict``) enables the global thread-safety checker.
+    """
+    threads = int(threads) if threads else 1
+    os.environ["SNAKEPIT_THREADS"] = str(threads)
+    os.environ["SNAKEPIT_WORKER_ID"] = str(worker_id)
+    os.environ["SNAKEPIT_POOL"] = str(pool)
+    os.environ["SNAKEPIT_PROFILE"] = str(profile)
+    mode = _checking_mode()
+    checker = _tsc.enable_checking(strict_mode=(mode == "strict")) if mode else None
+
+    cls = _resolve(adapter_spec)
+    if profile == "thread" and threads > 1 and isinstance(cls, type):
+        _tsc.get_global_checker().check_adapter(cls)
+    if checker is not None:
+        checker.check_library_safety()
+    adapter = _construct(cls, adapter_args)
+    init = getattr(adapter, "initialize", None)
+    if callable(init):
+        init()
+    return Host(adapter, adapter_spec, worker_id, pool, profile, threads)

@@ -1,0 +1,51 @@
+/*
+ * log.c - process-wide log sink. The handler pair is swapped under a lock so a
+ * sink can be replaced while worker output is flowing.
+ */
+#include "log.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
+static sp_log_cb g_log_cb;
+static void *g_log_ud;
+static int g_min_level = -1;
+
+void sp_set_log_handler(sp_log_cb cb, void *userdata) {
+  pthread_mutex_lock(&g_log_mu);
+  g_log_cb = cb;
+  g_log_ud = userdata;
+  pthread_mutex_unlock(&g_log_mu);
+}
+
+static int min_level(void) {
+  if (g_min_level < 0) {
+    /* SNAKEPIT_LOG_LEVEL=debug|info|warning|error; info by default. */
+    const char *e = getenv("SNAKEPIT_LOG_LEVEL");
+    int lvl = SP__LOG_INFO;
+    if (e && e[0] == 'd') lvl = SP__LOG_DEBUG;
+    else if (e && e[0] == 'w') lvl = SP__LOG_WARN;
+    else if (e && e[0] == 'e') lvl = SP__LOG_ERROR;
+    g_min_level = lvl;
+  }
+  return g_min_level;
+}
+
+void sp__log(int level, const char *fmt, ...) {
+  if (level < min_level()) return;
+  char line[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof(line), fmt, ap);
+  va_end(ap);
+  pthread_mutex_lock(&g_log_mu);
+  if (g_log_cb != NULL) {
+    g_log_cb(level, line, g_log_ud);
+  } else {
+    fprintf(stderr, "%s\n", line);
+  }
+  pthread_mutex_unlock(&g_log_mu);
+}

@@ -1,0 +1,266 @@
+/*
+ * pool.c - one pool of workers: dispatch to the least-loaded ready worker, the
+ * bounded wait queue, deadlines, call completion, and respawning crashed
+ * workers with exponential backoff. Runs on the loop thread only.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "log.h"
+#include "runtime.h"
+#include "worker.h"
+
+#define CALL_OF(it) ((sp__call_t *)((char *)(it) - offsetof(sp__call_t, item)))
+
+static void respawn_cb(uv_timer_t *t);
+
+int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg, int index) {
+  memset(p, 0, sizeof(*p));
+  p->rt = rt;
+  p->cfg = cfg;
+  p->index = index;
+  p->slots = calloc((size_t)cfg->pool_size, sizeof(*p->slots));
+  p->views = calloc((size_t)cfg->pool_size, sizeof(*p->views));
+  if (p->slots == NULL || p->views == NULL) return SP_ENOMEM;
+  for (int i = 0; i < cfg->pool_size; i++) {
+    sp__pool_slot_t *s = &p->slots[i];
+    s->pool = p;
+    s->index = i;
+    uv_timer_init(&rt->loop, &s->respawn);
+    s->respawn.data = s;
+  }
+  return 0;
+}
+
+void sp__pool_free(sp__pool_t *p) {
+  for (size_t i = 0; i < p->tool_count; i++) free(p->tool_names[i]);
+  free(p->tool_names);
+  free(p->tools_json);
+  free(p->python_version);
+  free(p->slots);
+  free(p->views);
+  memset(p, 0, sizeof(*p));
+}
+
+int sp__pool_find_tool(const sp__pool_t *p, const char *tool) {
+  for (size_t i = 0; i < p->tool_count; i++)
+    if (strcmp(p->tool_names[i], tool) == 0) return (int)i;
+  return -1;
+}
+
+static int spawn_at(sp__pool_t *p, sp__pool_slot_t *s, sp_error_t *err) {
+  sp__worker_t *w = NULL;
+  int rc = sp__worker_spawn(p, s, &w, err);
+  if (rc != 0) return rc;
+  s->worker = w;
+  p->views[s->index] = NULL; /* not schedulable until HELLO */
+  return 0;
+}
+
+int sp__pool_spawn_all(sp__pool_t *p, sp_error_t *err) {
+  for (int i = 0; i < p->cfg->pool_size; i++) {
+    int rc = spawn_at(p, &p->slots[i], err);
+    if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+static void dispatch(sp__pool_t *p, int idx, sp__call_t *c) {
+  sp__worker_t *w = p->slots[idx].worker;
+  sp_runtime_t *rt = p->rt;
+  if (c->item.heap_idx != SP__NOT_IN_HEAP) sp__dheap_remove(&rt->deadlines, &c->item);
+  c->item.due_ms = c->deadline_ms;
+  if (sp__dheap_push(&rt->deadlines, &c->item) != 0) {
+    sp_error_t e;
+    sp__error_set(&e, SP_ENOMEM, "out of memory tracking the call's deadline");
+    sp__call_finish(c, SP_ENOMEM, NULL, 0, &e);
+    return;
+  }
+  sp__worker_dispatch(w, c);
+}
+
+void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
+  int idx = sp__sched_pick(p->views, (size_t)p->cfg->pool_size, &p->cursor);
+  if (idx >= 0 && p->queue.len == 0) {
+    dispatch(p, idx, c);
+    return;
+  }
+  sp_error_t e;
+  if (p->queue.len >= (size_t)p->cfg->max_queue) {
+    sp__error_set(&e, SP_ESATURATED,
+                  "pool '%s' is saturated: all %d worker slots are busy and %zu calls are queued "
+                  "(max_queue %d)",
+                  p->cfg->name, p->cfg->pool_size * p->cfg->threads_per_worker, p->queue.len,
+                  p->cfg->max_queue);
+    sp__call_finish(c, SP_ESATURATED, NULL, 0, &e);
+    return;
+  }
+  int64_t qdue = sp__now_ms() + p->cfg->queue_timeout_ms;
+  c->item.due_ms = qdue < c->deadline_ms ? qdue : c->deadline_ms;
+  if (sp__dheap_push(&p->rt->deadlines, &c->item) != 0) {
+    sp__error_set(&e, SP_ENOMEM, "out of memory queueing the call");
+    sp__call_finish(c, SP_ENOMEM, NULL, 0, &e);
+    return;
+  }
+  c->state = SP__CALL_QUEUED;
+  sp__fifo_push(&p->queue, &c->item);
+  if (p->queue.len > p->stats.queue_peak) p->stats.queue_peak = p->queue.len;
+  if (idx >= 0) sp__pool_pump(p);
+}
+
+void sp__pool_pump(sp__pool_t *p) {
+  while (p->queue.len > 0) {
+    int idx = sp__sched_pick(p->views, (size_t)p->cfg->pool_size, &p->cursor);
+    if (idx < 0) return;
+    sp__call_t *c = CALL_OF(sp__fifo_pop(&p->queue));
+    dispatch(p, idx, c);
+  }
+}
+
+static const char *call_tool(const sp__call_t *c, int *len) {
+  *len = c->frame[SP__FRAME_HEADER_SIZE + 4] | c->frame[SP__FRAME_HEADER_SIZE + 5] << 8;
+  return (const char *)c->frame + SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE;
+}
+
+void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, const sp_error_t *err) {
+  sp__pool_t *p = c->pool;
+  sp_runtime_t *rt = p->rt;
+  sp__dheap_remove(&rt->deadlines, &c->item);
+  if (c->state == SP__CALL_QUEUED) sp__fifo_remove(&p->queue, &c->item);
+  c->state = SP__CALL_DONE;
+
+  sp_result_t *res = c->res;
+  sp__error_clear(&res->error);
+  res->json = NULL;
+  res->len = 0;
+  if (code == 0) {
+    res->json = malloc(len + 1);
+    if (res->json == NULL) {
+      code = sp__error_set(&res->error, SP_ENOMEM, "out of memory copying the result");
+    } else {
+      memcpy(res->json, json, len);
+      res->json[len] = '\0';
+      res->len = len;
+    }
+  } else if (err != NULL) {
+    sp__error_copy(&res->error, err);
+    res->error.code = code;
+    res->error.category = sp_err_category(code);
+  } else {
+    sp__error_set(&res->error, code, "%s", sp_strerror(code));
+  }
+
+  p->stats.calls++;
+  if (code == 0) p->stats.ok++;
+  else p->stats.failed[sp_err_category(code)]++;
+  sp__stats_record_latency(&p->stats, sp__now_ns() - c->start_ns);
+  rt->active_calls--;
+
+  if (c->cb != NULL) {
+    c->cb(res, c->ud);
+    free(res->json);
+    free(c);
+  } else {
+    sp__wake_word(&c->done); /* the waiting client frees c */
+  }
+  if (rt->phase == SP__PHASE_DRAINING) sp__rt_check_drained(rt);
+}
+
+void sp__call_expire(sp__call_t *c) {
+  sp__pool_t *p = c->pool;
+  int tl;
+  const char *tool = call_tool(c, &tl);
+  sp_error_t e;
+  if (c->state == SP__CALL_QUEUED) {
+    if (c->item.due_ms < c->deadline_ms) {
+      sp__error_set(&e, SP_EQUEUETIMEOUT,
+                    "call to tool '%.*s' in pool '%s' waited %lld ms (queue_timeout) for a free "
+                    "worker slot; %zu calls queued",
+                    tl, tool, p->cfg->name, (long long)p->cfg->queue_timeout_ms, p->queue.len);
+    } else {
+      sp__error_set(&e, SP_ETIMEOUT,
+                    "call to tool '%.*s' in pool '%s' timed out while waiting in the queue",
+                    tl, tool, p->cfg->name);
+    }
+  } else {
+    sp__worker_t *w = c->worker;
+    sp__error_set(&e, SP_ETIMEOUT, "call to tool '%.*s' in pool '%s' timed out on worker %s",
+                  tl, tool, p->cfg->name, w ? w->name : "?");
+    if (w != NULL) sp__worker_abandon(w, c);
+  }
+  sp__call_finish(c, e.code, NULL, 0, &e);
+}
+
+void sp__pool_fail_queued(sp__pool_t *p, int code, const char *why) {
+  sp__fifo_t *q = &p->queue;
+  while (q->len > 0) {
+    sp__call_t *c = CALL_OF(q->head);
+    sp_error_t e;
+    sp__error_set(&e, code, "pool '%s': %s", p->cfg->name, why);
+    sp__call_finish(c, code, NULL, 0, &e);
+  }
+}
+
+size_t sp__pool_inflight(const sp__pool_t *p) {
+  size_t n = 0;
+  for (int i = 0; i < p->cfg->pool_size; i++)
+    if (p->slots[i].worker) n += (size_t)p->slots[i].worker->slots.inflight;
+  return n;
+}
+
+void sp__pool_worker_ready(sp__pool_t *p, sp__worker_t *w) {
+  sp__pool_slot_t *s = w->pos;
+  if (s == NULL) return;
+  s->crashes_in_row = 0;
+  p->views[s->index] = &w->slots;
+  sp__log(SP__LOG_DEBUG, "[%s/%s pid %d] ready (Python %s, GIL %s, %d threads)", p->cfg->name,
+          w->name, w->pid, w->python_version, w->gil_enabled ? "enabled" : "disabled",
+          w->slots.capacity);
+  if (!p->ready_once) {
+    for (int i = 0; i < p->cfg->pool_size; i++)
+      if (p->views[i] == NULL) return;
+    p->ready_once = 1;
+    sp__rt_startup_event(p->rt, NULL);
+  }
+  sp__pool_pump(p);
+}
+
+void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *why) {
+  sp__pool_slot_t *s = w->pos;
+  sp_runtime_t *rt = p->rt;
+  if (s == NULL) return;
+  w->pos = NULL;
+  s->worker = NULL;
+  p->views[s->index] = NULL;
+  if (rt->phase == SP__PHASE_STARTING) {
+    sp__rt_startup_event(rt, why);
+    return;
+  }
+  if (rt->phase != SP__PHASE_RUNNING && rt->phase != SP__PHASE_DRAINING) return;
+  p->stats.crashes++;
+  int64_t delay = 100LL << (s->crashes_in_row < 6 ? s->crashes_in_row : 6);
+  if (delay > 5000) delay = 5000;
+  s->crashes_in_row++;
+  sp__log(SP__LOG_WARN, "%s; replacing it in %lld ms", why->message, (long long)delay);
+  s->respawn_active = 1;
+  uv_timer_start(&s->respawn, respawn_cb, (uint64_t)delay, 0);
+}
+
+static void respawn_cb(uv_timer_t *t) {
+  sp__pool_slot_t *s = t->data;
+  sp__pool_t *p = s->pool;
+  s->respawn_active = 0;
+  if (p->rt->phase != SP__PHASE_RUNNING && p->rt->phase != SP__PHASE_DRAINING) return;
+  sp_error_t err;
+  if (spawn_at(p, s, &err) != 0) {
+    int64_t delay = 100LL << (s->crashes_in_row < 6 ? s->crashes_in_row : 6);
+    if (delay > 5000) delay = 5000;
+    s->crashes_in_row++;
+    sp__log(SP__LOG_ERROR, "%s; retrying in %lld ms", err.message, (long long)delay);
+    s->respawn_active = 1;
+    uv_timer_start(&s->respawn, respawn_cb, (uint64_t)delay, 0);
+    return;
+  }
+  p->stats.restarts++;
+}

@@ -1,0 +1,583 @@
+/*
+ * runtime.c - the public API: runtime start/stop, the loop thread, the
+ * client -> loop queue (mutex + uv_async), sync and async execute, stats.
+ * Client threads only validate and enqueue; the loop thread owns all state.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "log.h"
+#include "runtime.h"
+#include "worker.h"
+
+#ifndef SP_WORKER_PATH
+#define SP_WORKER_PATH "snakepit-worker"
+#endif
+#ifndef SP_SDK_DIR
+#define SP_SDK_DIR "python"
+#endif
+
+#define CALL_OF(it) ((sp__call_t *)((char *)(it) - offsetof(sp__call_t, item)))
+
+/* ---- clocks and waiting ------------------------------------------------- */
+
+int64_t sp__now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+uint64_t sp__now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void sp__wait_word(_Atomic uint32_t *word) {
+  /* A short spin catches fast calls without a futex sleep/wake pair. */
+  for (int i = 0; i < 200; i++) {
+    if (atomic_load_explicit(word, memory_order_acquire) != 0) return;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+  }
+  while (atomic_load_explicit(word, memory_order_acquire) == 0)
+    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+}
+
+void sp__wake_word(_Atomic uint32_t *word) {
+  atomic_store_explicit(word, 1, memory_order_release);
+  /* Waking an address whose waiter already left is harmless for futexes. */
+  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+}
+
+/* ---- loop-thread helpers ------------------------------------------------ */
+
+void sp__rt_mark_dirty(sp_runtime_t *rt, sp__worker_t *w) {
+  if (w->dirty) return;
+  w->dirty = 1;
+  w->dirty_next = rt->dirty;
+  rt->dirty = w;
+}
+
+void sp__rt_flush(sp_runtime_t *rt) {
+  while (rt->dirty != NULL) {
+    sp__worker_t *w = rt->dirty;
+    rt->dirty = w->dirty_next;
+    w->dirty = 0;
+    w->dirty_next = NULL;
+    sp__worker_flush(w);
+  }
+}
+
+static void deadline_cb(uv_timer_t *t) {
+  sp_runtime_t *rt = t->data;
+  rt->timer_due = -1;
+  int64_t now = sp__now_ms();
+  sp__sched_item_t *it;
+  while ((it = sp__dheap_top(&rt->deadlines)) != NULL && it->due_ms <= now)
+    sp__call_expire(CALL_OF(it));
+  sp__rt_flush(rt);
+  sp__rt_arm_deadlines(rt);
+}
+
+void sp__rt_arm_deadlines(sp_runtime_t *rt) {
+  sp__sched_item_t *top = sp__dheap_top(&rt->deadlines);
+  if (top == NULL) {
+    if (rt->timer_due >= 0) uv_timer_stop(&rt->deadline_timer);
+    rt->timer_due = -1;
+    return;
+  }
+  if (top->due_ms == rt->timer_due) return;
+  int64_t delay = top->due_ms - sp__now_ms();
+  rt->timer_due = top->due_ms;
+  uv_timer_start(&rt->deadline_timer, deadline_cb, delay > 0 ? (uint64_t)delay : 0, 0);
+}
+
+/* ---- shutdown ----------------------------------------------------------- */
+
+static void noop_close(uv_handle_t *h) { (void)h; }
+
+static void close_rt_handles(sp_runtime_t *rt) {
+  for (size_t i = 0; i < rt->pool_count; i++) {
+    sp__pool_t *p = &rt->pools[i];
+    for (int k = 0; k < p->cfg->pool_size; k++) {
+      uv_timer_stop(&p->slots[k].respawn);
+      if (!uv_is_closing((uv_handle_t *)&p->slots[k].respawn))
+        uv_close((uv_handle_t *)&p->slots[k].respawn, noop_close);
+    }
+  }
+  uv_close((uv_handle_t *)&rt->wakeup, noop_close);
+  uv_close((uv_handle_t *)&rt->deadline_timer, noop_close);
+  uv_close((uv_handle_t *)&rt->phase_timer, noop_close);
+}
+
+/* Fails what is left, asks every worker to exit, and lets the loop run dry. */
+static void shutdown_all(sp_runtime_t *rt, const char *why) {
+  if (rt->phase == SP__PHASE_SHUTDOWN) return;
+  rt->phase = SP__PHASE_SHUTDOWN;
+  uv_timer_stop(&rt->phase_timer);
+  for (size_t i = 0; i < rt->pool_count; i++) {
+    sp__pool_t *p = &rt->pools[i];
+    sp__pool_fail_queued(p, SP_ESTOPPED, why);
+    for (int k = 0; k < p->cfg->pool_size; k++) {
+      sp__pool_slot_t *s = &p->slots[k];
+      uv_timer_stop(&s->respawn);
+      sp__worker_t *w = s->worker;
+      if (w == NULL) continue;
+      for (uint32_t j = 0; j < (uint32_t)w->slots.capacity; j++) {
+        sp__call_t *c = w->slot_calls[j];
+        if (c == NULL) continue;
+        sp__worker_abandon(w, c);
+        sp_error_t e;
+        sp__error_set(&e, SP_ESTOPPED, "pool '%s': %s", p->cfg->name, why);
+        sp__call_finish(c, SP_ESTOPPED, NULL, 0, &e);
+      }
+      if (w->state == SP__W_STARTING) sp__worker_kill(w);
+      else sp__worker_shutdown(w, p->cfg->drain_timeout_ms < 5000 ? p->cfg->drain_timeout_ms : 5000);
+    }
+  }
+  sp__rt_flush(rt);
+  if (rt->live_workers == 0) close_rt_handles(rt);
+}
+
+void sp__rt_worker_gone(sp_runtime_t *rt) {
+  rt->live_workers--;
+  if (rt->phase == SP__PHASE_SHUTDOWN && rt->live_workers == 0) close_rt_handles(rt);
+}
+
+void sp__rt_check_drained(sp_runtime_t *rt) {
+  if (rt->phase == SP__PHASE_DRAINING && rt->active_calls == 0)
+    shutdown_all(rt, "the runtime is stopping");
+}
+
+static void phase_timeout(uv_timer_t *t) {
+  sp_runtime_t *rt = t->data;
+  if (rt->phase == SP__PHASE_DRAINING) {
+    shutdown_all(rt, "the runtime stopped before the call finished (graceful period over)");
+    return;
+  }
+  if (rt->phase == SP__PHASE_STARTING) {
+    sp_error_t e;
+    char tail[1024] = "";
+    const char *pool = "?", *wname = "?";
+    int missing = 0;
+    for (size_t i = 0; i < rt->pool_count; i++) {
+      sp__pool_t *p = &rt->pools[i];
+      for (int k = 0; k < p->cfg->pool_size; k++) {
+        if (p->views[k] != NULL) continue;
+        if (missing++ == 0 && p->slots[k].worker) {
+          pool = p->cfg->name;
+          wname = p->slots[k].worker->name;
+          sp__worker_tail(p->slots[k].worker, tail, sizeof(tail));
+        }
+      }
+    }
+    sp__error_set(&e, SP_ESTARTUP,
+                  "%d worker(s) not ready within startup_timeout (first: pool '%s' worker %s)%s%s",
+                  missing, pool, wname, tail[0] ? "; last output:\n" : "", tail);
+    sp__rt_startup_event(rt, &e);
+  }
+}
+
+void sp__rt_startup_event(sp_runtime_t *rt, const sp_error_t *err) {
+  if (rt->phase != SP__PHASE_STARTING) return;
+  if (err != NULL) {
+    sp__error_copy(&rt->start_err, err);
+    rt->start_rc = err->code ? err->code : SP_ESTARTUP;
+    shutdown_all(rt, "startup failed");
+    sp__wake_word(&rt->start_done);
+    return;
+  }
+  for (size_t i = 0; i < rt->pool_count; i++)
+    if (!rt->pools[i].ready_once) return;
+  uv_timer_stop(&rt->phase_timer);
+  rt->phase = SP__PHASE_RUNNING;
+  rt->start_rc = 0;
+  sp__wake_word(&rt->start_done);
+}
+
+/* ---- the loop thread ---------------------------------------------------- */
+
+static void handle_ctl(sp_runtime_t *rt, sp__ctl_t *ctl) {
+  if (ctl->msg.kind == SP__MSG_STATS) {
+    ctl->json = ctl->pool ? sp__stats_pool_json(ctl->pool) : sp__stats_all_json(rt);
+    ctl->rc = ctl->json ? 0 : SP_ENOMEM;
+    sp__wake_word(&ctl->done);
+    return;
+  }
+  /* STOP: the stopping thread joins the loop thread instead of waiting on ctl. */
+  if (rt->phase == SP__PHASE_RUNNING) {
+    rt->phase = SP__PHASE_DRAINING;
+    uv_timer_start(&rt->phase_timer, phase_timeout,
+                   (uint64_t)(ctl->graceful_ms > 0 ? ctl->graceful_ms : 0), 0);
+    sp__rt_check_drained(rt);
+  } else if (rt->phase == SP__PHASE_STARTING) {
+    shutdown_all(rt, "the runtime is stopping");
+  }
+}
+
+static void wakeup_cb(uv_async_t *a) {
+  sp_runtime_t *rt = a->data;
+  pthread_mutex_lock(&rt->qmu);
+  sp__msg_t *m = rt->qhead;
+  rt->qhead = rt->qtail = NULL;
+  pthread_mutex_unlock(&rt->qmu);
+  while (m != NULL) {
+    sp__msg_t *next = m->next;
+    if (m->kind == SP__MSG_CALL) {
+      sp__call_t *c = (sp__call_t *)m;
+      rt->active_calls++;
+      if (rt->phase != SP__PHASE_RUNNING) {
+        sp_error_t e;
+        sp__error_set(&e, SP_ESTOPPED, "pool '%s': the runtime is stopping", c->pool->cfg->name);
+        sp__call_finish(c, SP_ESTOPPED, NULL, 0, &e);
+      } else {
+        sp__pool_submit(c->pool, c);
+      }
+    } else {
+      handle_ctl(rt, (sp__ctl_t *)m);
+    }
+    m = next;
+  }
+  sp__rt_flush(rt);
+  sp__rt_arm_deadlines(rt);
+}
+
+static void post(sp_runtime_t *rt, sp__msg_t *m) {
+  m->next = NULL;
+  pthread_mutex_lock(&rt->qmu);
+  if (rt->qtail) rt->qtail->next = m;
+  else rt->qhead = m;
+  rt->qtail = m;
+  pthread_mutex_unlock(&rt->qmu);
+  uv_async_send(&rt->wakeup);
+}
+
+static void loop_main(void *arg) {
+  sp_runtime_t *rt = arg;
+  rt->loop_tid = uv_thread_self();
+  for (size_t i = 0; i < rt->pool_count && rt->phase == SP__PHASE_STARTING; i++) {
+    sp_error_t err;
+    if (sp__pool_spawn_all(&rt->pools[i], &err) != 0) sp__rt_startup_event(rt, &err);
+  }
+  if (rt->phase == SP__PHASE_STARTING) {
+    int64_t t = 0;
+    for (size_t i = 0; i < rt->pool_count; i++)
+      if (rt->pools[i].cfg->startup_timeout_ms > t) t = rt->pools[i].cfg->startup_timeout_ms;
+    uv_timer_start(&rt->phase_timer, phase_timeout, (uint64_t)t, 0);
+  }
+  uv_run(&rt->loop, UV_RUN_DEFAULT);
+}
+
+/* ---- start / stop ------------------------------------------------------- */
+
+static void rt_free(sp_runtime_t *rt) {
+  if (rt == NULL) return;
+  for (size_t i = 0; i < rt->pool_count; i++) sp__pool_free(&rt->pools[i]);
+  free(rt->pools);
+  sp__dheap_free(&rt->deadlines);
+  sp__config_free(&rt->cfg);
+  free(rt->worker_path);
+  free(rt->sdk_dir);
+  pthread_mutex_destroy(&rt->qmu);
+  free(rt);
+}
+
+static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *err) {
+  int rc = 0;
+  const char *wp = getenv("SNAKEPIT_WORKER");
+  const char *sdk = getenv("SNAKEPIT_SDK_DIR");
+  rt->worker_path = strdup(wp && *wp ? wp : SP_WORKER_PATH);
+  rt->sdk_dir = strdup(sdk && *sdk ? sdk : SP_SDK_DIR);
+  rt->timer_due = -1;
+  rt->pools = calloc(rt->cfg.pool_count, sizeof(*rt->pools));
+  if (!rt->worker_path || !rt->sdk_dir || !rt->pools) {
+    rc = sp__error_set(err, SP_ENOMEM, "out of memory starting the runtime");
+    goto fail_noloop;
+  }
+  if (access(rt->worker_path, X_OK) != 0) {
+    rc = sp__error_set(err, SP_ESTARTUP,
+                       "worker program '%s' is not executable: %s (set SNAKEPIT_WORKER)",
+                       rt->worker_path, strerror(errno));
+    goto fail_noloop;
+  }
+  int urc = uv_loop_init(&rt->loop);
+  if (urc != 0) {
+    rc = sp__error_set(err, SP_EIO, "cannot create the event loop: %s", uv_strerror(urc));
+    goto fail_noloop;
+  }
+  uv_async_init(&rt->loop, &rt->wakeup, wakeup_cb);
+  uv_timer_init(&rt->loop, &rt->deadline_timer);
+  uv_timer_init(&rt->loop, &rt->phase_timer);
+  rt->wakeup.data = rt->deadline_timer.data = rt->phase_timer.data = rt;
+  rt->pool_count = rt->cfg.pool_count;
+  for (size_t i = 0; i < rt->pool_count; i++) {
+    if (sp__pool_init(&rt->pools[i], rt, &rt->cfg.pools[i], (int)i) != 0) {
+      rc = sp__error_set(err, SP_ENOMEM, "out of memory starting the runtime");
+      rt->pool_count = i + 1;
+      goto fail_loop;
+    }
+  }
+  if (uv_thread_create(&rt->thread, loop_main, rt) != 0) {
+    rc = sp__error_set(err, SP_EIO, "cannot start the runtime's loop thread");
+    goto fail_loop;
+  }
+  sp__wait_word(&rt->start_done);
+  if (rt->start_rc != 0) {
+    rc = rt->start_rc;
+    if (err) sp__error_copy(err, &rt->start_err);
+    uv_thread_join(&rt->thread);
+    uv_loop_close(&rt->loop);
+    rt_free(rt);
+    *out = NULL;
+    return rc;
+  }
+  sp__error_clear(err);
+  *out = rt;
+  return 0;
+
+fail_loop:
+  close_rt_handles(rt);
+  uv_run(&rt->loop, UV_RUN_DEFAULT);
+  uv_loop_close(&rt->loop);
+fail_noloop:
+  rt_free(rt);
+  *out = NULL;
+  return rc;
+}
+
+static sp_runtime_t *rt_alloc(void) {
+  sp_runtime_t *rt = calloc(1, sizeof(*rt));
+  if (rt == NULL) return NULL;
+  pthread_mutex_init(&rt->qmu, NULL);
+  atomic_init(&rt->stopping, 0);
+  atomic_init(&rt->start_done, 0);
+  return rt;
+}
+
+int sp_runtime_start_file(sp_runtime_t **out, const char *path, sp_error_t *err) {
+  if (out == NULL) return sp__error_set(err, SP_EINVAL, "sp_runtime_start_file: rt is NULL");
+  *out = NULL;
+  sp_runtime_t *rt = rt_alloc();
+  if (rt == NULL) return sp__error_set(err, SP_ENOMEM, "out of memory starting the runtime");
+  int rc = path ? sp__config_load_file(&rt->cfg, path, err) : sp__config_default(&rt->cfg, err);
+  if (rc != 0) {
+    rt_free(rt);
+    return rc;
+  }
+  return start_with_config(out, rt, err);
+}
+
+int sp_runtime_start_yaml(sp_runtime_t **out, const char *yaml, size_t len, const char *origin,
+                          sp_error_t *err) {
+  if (out == NULL || yaml == NULL)
+    return sp__error_set(err, SP_EINVAL, "sp_runtime_start_yaml: rt and yaml must not be NULL");
+  *out = NULL;
+  sp_runtime_t *rt = rt_alloc();
+  if (rt == NULL) return sp__error_set(err, SP_ENOMEM, "out of memory starting the runtime");
+  int rc = sp__config_load_string(&rt->cfg, yaml, len, origin ? origin : "<yaml>", err);
+  if (rc != 0) {
+    rt_free(rt);
+    return rc;
+  }
+  return start_with_config(out, rt, err);
+}
+
+int sp_runtime_stop(sp_runtime_t *rt, int graceful_ms) {
+  if (rt == NULL) return SP_EINVAL;
+  if (uv_thread_equal(&rt->loop_tid, &(uv_thread_t){uv_thread_self()})) return SP_EBADTHREAD;
+  atomic_store(&rt->stopping, 1);
+  sp__ctl_t ctl;
+  memset(&ctl, 0, sizeof(ctl));
+  ctl.msg.kind = SP__MSG_STOP;
+  ctl.graceful_ms = graceful_ms;
+  post(rt, &ctl.msg);
+  uv_thread_join(&rt->thread);
+  uv_loop_close(&rt->loop);
+  rt_free(rt);
+  return 0;
+}
+
+/* ---- calls -------------------------------------------------------------- */
+
+static sp__pool_t *find_pool(sp_runtime_t *rt, const char *name, sp_error_t *err) {
+  for (size_t i = 0; i < rt->pool_count; i++)
+    if (strcmp(rt->pools[i].cfg->name, name) == 0) return &rt->pools[i];
+  char names[512] = "";
+  size_t used = 0;
+  for (size_t i = 0; i < rt->pool_count && used < sizeof(names); i++)
+    used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+                             rt->pools[i].cfg->name);
+  sp__error_set(err, SP_ENOPOOL, "unknown pool '%s' (pools: %s)", name, names);
+  return NULL;
+}
+
+static int check_args(const sp__pool_t *p, const char *tool, const char *args, size_t len,
+                      sp_error_t *err) {
+  json_error_t jerr;
+  json_t *v = json_loadb(args, len, JSON_DECODE_ANY, &jerr);
+  if (v == NULL)
+    return sp__error_set(err, SP_EBADJSON,
+                         "arguments for tool '%s' in pool '%s' are not valid JSON: %s (line %d, "
+                         "column %d)",
+                         tool, p->cfg->name, jerr.text, jerr.line, jerr.column);
+  int ok = json_is_object(v);
+  const char *kind = json_is_array(v) ? "an array" : json_is_string(v) ? "a string"
+                     : json_is_number(v) ? "a number" : json_is_boolean(v) ? "a boolean" : "null";
+  json_decref(v);
+  if (!ok)
+    return sp__error_set(err, SP_EBADARGS,
+                         "arguments for tool '%s' in pool '%s' must be a JSON object, got %s", tool,
+                         p->cfg->name, kind);
+  return 0;
+}
+
+/* Validates on the calling thread and builds the call with its encoded frame. */
+static int make_call(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                     const sp_call_opts_t *opts, sp__call_t **out, sp_error_t *err) {
+  *out = NULL;
+  if (rt == NULL || pool == NULL || tool == NULL)
+    return sp__error_set(err, SP_EINVAL, "runtime, pool and tool must not be NULL");
+  if (atomic_load_explicit(&rt->stopping, memory_order_relaxed))
+    return sp__error_set(err, SP_ESTOPPED, "the runtime is stopping");
+  sp__pool_t *p = find_pool(rt, pool, err);
+  if (p == NULL) return SP_ENOPOOL;
+  int tool_index = sp__pool_find_tool(p, tool);
+  if (tool_index < 0) {
+    char names[768] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < p->tool_count && used < sizeof(names); i++)
+      used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+                               p->tool_names[i]);
+    return sp__error_set(err, SP_ENOTOOL, "unknown tool '%s' in pool '%s' (tools: %s)", tool, pool,
+                         names);
+  }
+  if (args == NULL) args = "{}";
+  size_t alen = strlen(args);
+  size_t tlen = strlen(tool);
+  int rc = check_args(p, tool, args, alen, err);
+  if (rc != 0) return rc;
+  size_t body = SP__CALL_PREFIX_SIZE + tlen + alen;
+  if (body > (size_t)p->cfg->max_frame_bytes)
+    return sp__error_set(err, SP_ETOOLARGE,
+                         "arguments of %zu bytes for tool '%s' exceed max_frame_bytes (%lld) of "
+                         "pool '%s'",
+                         alen, tool, (long long)p->cfg->max_frame_bytes, pool);
+  sp__call_t *c = malloc(sizeof(*c) + SP__FRAME_HEADER_SIZE + body);
+  if (c == NULL) return sp__error_set(err, SP_ENOMEM, "out of memory building the call");
+  memset(c, 0, sizeof(*c));
+  c->msg.kind = SP__MSG_CALL;
+  sp__sched_item_init(&c->item);
+  c->pool = p;
+  c->tool_index = tool_index;
+  int64_t timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms : p->cfg->timeout_ms;
+  c->start_ns = sp__now_ns();
+  c->deadline_ms = sp__now_ms() + timeout;
+  atomic_init(&c->done, 0);
+  c->frame_len = SP__FRAME_HEADER_SIZE + body;
+  uint8_t *f = c->frame;
+  sp__frame_header_write(f, SP__FRAME_CALL, 0, (uint32_t)body, 0);
+  f += SP__FRAME_HEADER_SIZE;
+  memset(f, 0, 4); /* timeout, filled at dispatch */
+  f[4] = (uint8_t)tlen;
+  f[5] = (uint8_t)(tlen >> 8);
+  memcpy(f + SP__CALL_PREFIX_SIZE, tool, tlen);
+  memcpy(f + SP__CALL_PREFIX_SIZE + tlen, args, alen);
+  *out = c;
+  return 0;
+}
+
+static int on_loop_thread(sp_runtime_t *rt) {
+  uv_thread_t self = uv_thread_self();
+  return uv_thread_equal(&rt->loop_tid, &self);
+}
+
+int sp_execute(sp_runtime_t *rt, const char *pool, const char *tool, const char *args_json,
+               const sp_call_opts_t *opts, sp_result_t *res) {
+  if (res == NULL) return SP_EINVAL;
+  res->json = NULL;
+  res->len = 0;
+  sp__error_clear(&res->error);
+  if (rt != NULL && on_loop_thread(rt))
+    return sp__error_set(&res->error, SP_EBADTHREAD,
+                         "sp_execute called from a completion callback; use sp_execute_async");
+  sp__call_t *c = NULL;
+  int rc = make_call(rt, pool, tool, args_json, opts, &c, &res->error);
+  if (rc != 0) return rc;
+  c->res = res;
+  post(rt, &c->msg);
+  sp__wait_word(&c->done);
+  free(c);
+  return res->error.code;
+}
+
+int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *tool, const char *args_json,
+                     const sp_call_opts_t *opts, sp_done_cb cb, void *userdata, sp_error_t *err) {
+  if (cb == NULL) return sp__error_set(err, SP_EINVAL, "sp_execute_async: cb must not be NULL");
+  sp__call_t *c = NULL;
+  int rc = make_call(rt, pool, tool, args_json, opts, &c, err);
+  if (rc != 0) return rc;
+  c->cb = cb;
+  c->ud = userdata;
+  c->res = &c->own;
+  post(rt, &c->msg);
+  return 0;
+}
+
+void sp_result_free(sp_result_t *res) {
+  if (res == NULL) return;
+  free(res->json);
+  res->json = NULL;
+  res->len = 0;
+}
+
+void sp_free(void *p) { free(p); }
+
+/* ---- introspection ------------------------------------------------------ */
+
+int sp_stats_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *err) {
+  if (rt == NULL || json == NULL) return sp__error_set(err, SP_EINVAL, "rt and json must not be NULL");
+  *json = NULL;
+  if (on_loop_thread(rt))
+    return sp__error_set(err, SP_EBADTHREAD, "sp_stats_json called from a completion callback");
+  if (atomic_load(&rt->stopping)) return sp__error_set(err, SP_ESTOPPED, "the runtime is stopping");
+  sp__ctl_t ctl;
+  memset(&ctl, 0, sizeof(ctl));
+  ctl.msg.kind = SP__MSG_STATS;
+  if (pool != NULL && (ctl.pool = find_pool(rt, pool, err)) == NULL) return SP_ENOPOOL;
+  post(rt, &ctl.msg);
+  sp__wait_word(&ctl.done);
+  if (ctl.rc != 0) return sp__error_set(err, ctl.rc, "cannot build statistics: %s", sp_strerror(ctl.rc));
+  *json = ctl.json;
+  sp__error_clear(err);
+  return 0;
+}
+
+int sp_tools_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *err) {
+  if (rt == NULL || pool == NULL || json == NULL)
+    return sp__error_set(err, SP_EINVAL, "rt, pool and json must not be NULL");
+  *json = NULL;
+  sp__pool_t *p = find_pool(rt, pool, err);
+  if (p == NULL) return SP_ENOPOOL;
+  *json = strdup(p->tools_json ? p->tools_json : "[]");
+  return *json ? 0 : sp__error_set(err, SP_ENOMEM, "out of memory");
+}
+
+int sp_pools_json(sp_runtime_t *rt, char **json, sp_error_t *err) {
+  if (rt == NULL || json == NULL) return sp__error_set(err, SP_EINVAL, "rt and json must not be NULL");
+  json_t *a = json_array();
+  for (size_t i = 0; i < rt->pool_count; i++)
+    json_array_append_new(a, json_string(rt->pools[i].cfg->name));
+  *json = json_dumps(a, JSON_COMPACT);
+  json_decref(a);
+  return *json ? 0 : sp__error_set(err, SP_ENOMEM, "out of memory");
+}

@@ -1,0 +1,189 @@
+/*
+ * runtime.h - internal types shared by the runtime, its pools and the
+ * manager-side workers: calls, pools, the runtime and the loop-thread helpers.
+ * Everything here is owned by the loop thread unless a field says otherwise.
+ */
+#ifndef SP_CORE_RUNTIME_H
+#define SP_CORE_RUNTIME_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config.h"
+#include "protocol.h"
+#include "scheduler.h"
+#include "snakepit.h"
+
+typedef struct sp__worker_s sp__worker_t;
+typedef struct sp__pool_s sp__pool_t;
+
+/** Header shared by everything that travels the client -> loop queue. */
+typedef struct sp__msg_s {
+  struct sp__msg_s *next;
+  int kind; /* SP__MSG_* */
+} sp__msg_t;
+
+enum { SP__MSG_CALL = 1, SP__MSG_STATS, SP__MSG_STOP };
+
+enum { SP__CALL_NEW = 0, SP__CALL_QUEUED, SP__CALL_RUNNING, SP__CALL_DONE };
+
+/**
+ * One call, from sp_execute*() to its completion. Allocated by the client thread
+ * together with its encoded CALL frame; the loop thread owns it while it is in
+ * flight. Sync calls are freed by the waiting client, async ones by the loop.
+ */
+typedef struct sp__call_s {
+  sp__msg_t msg;
+  sp__sched_item_t item; /* pool FIFO + deadline heap */
+  sp__pool_t *pool;
+  int tool_index;
+  int state;
+  int64_t deadline_ms; /* absolute (sp__now_ms clock) */
+  uint64_t start_ns;
+  sp__worker_t *worker;
+  uint32_t slot;
+  sp_done_cb cb; /* async completion, or NULL for sync */
+  void *ud;
+  sp_result_t *res;    /* where the outcome goes: the caller's (sync) or own (async) */
+  sp_result_t own;
+  _Atomic uint32_t done; /* sync: futex word set to 1 by the loop */
+  size_t frame_len;
+  uint8_t frame[]; /* header + CALL body, id patched at dispatch */
+} sp__call_t;
+
+/** Control request from a client thread (stats, stop). */
+typedef struct sp__ctl_s {
+  sp__msg_t msg;
+  sp__pool_t *pool; /* STATS: NULL = all pools */
+  int graceful_ms;  /* STOP */
+  char *json;       /* STATS reply, handed to the caller */
+  int rc;
+  _Atomic uint32_t done;
+} sp__ctl_t;
+
+/** Per-pool counters, loop-thread owned. */
+typedef struct sp__pool_stats_s {
+  uint64_t calls;
+  uint64_t ok;
+  uint64_t failed[8]; /* by sp_category_t */
+  uint64_t crashes;
+  uint64_t restarts;
+  uint64_t queue_peak;
+  uint64_t latency_buckets[256]; /* see stats.c */
+} sp__pool_stats_t;
+
+/** A position in a pool: the worker occupying it and its respawn state. */
+typedef struct sp__pool_slot_s {
+  sp__worker_t *worker;
+  uv_timer_t respawn;
+  int respawn_active;
+  int crashes_in_row;
+  sp__pool_t *pool;
+  int index;
+} sp__pool_slot_t;
+
+struct sp__pool_s {
+  sp_runtime_t *rt;
+  const sp__pool_config_t *cfg;
+  int index;
+  sp__pool_slot_t *slots; /* cfg->pool_size */
+  sp__slots_t **views;    /* slots[i].worker->slots, or NULL; for sp__sched_pick */
+  size_t cursor;
+  sp__fifo_t queue;
+  unsigned next_serial; /* worker names w1, w2, ... never reused */
+  int ready_once;       /* every position said HELLO at least once */
+  /* Set at start from the first HELLO, immutable afterwards (read by clients). */
+  char *tools_json;
+  char **tool_names;
+  size_t tool_count;
+  char *python_version;
+  int gil_enabled;
+  sp__pool_stats_t stats;
+};
+
+struct sp_runtime_s {
+  sp__config_t cfg;
+  sp__pool_t *pools;
+  size_t pool_count;
+  char *worker_path;
+  char *sdk_dir;
+
+  uv_loop_t loop;
+  uv_async_t wakeup;
+  uv_timer_t deadline_timer;
+  uv_timer_t phase_timer; /* startup timeout, graceful-stop and kill deadlines */
+  uv_thread_t thread;
+  uv_thread_t loop_tid; /* identity of the loop thread, for misuse checks */
+
+  pthread_mutex_t qmu; /* guards qhead/qtail */
+  sp__msg_t *qhead, *qtail;
+
+  sp__dheap_t deadlines;
+  int64_t timer_due; /* due time the deadline timer is armed for, or -1 */
+  sp__worker_t *dirty; /* workers with unflushed output */
+
+  int phase; /* SP__PHASE_* */
+  atomic_int stopping;
+  int graceful_done;
+  sp__ctl_t *stop_ctl;
+  int live_workers; /* spawned and not yet freed */
+  size_t active_calls; /* received by the loop and not yet finished */
+
+  /* Startup handshake with the starting thread. */
+  _Atomic uint32_t start_done;
+  int start_rc;
+  sp_error_t start_err;
+};
+
+enum { SP__PHASE_STARTING = 0, SP__PHASE_RUNNING, SP__PHASE_DRAINING, SP__PHASE_SHUTDOWN };
+
+/** Monotonic milliseconds (the clock all deadlines use). */
+int64_t sp__now_ms(void);
+uint64_t sp__now_ns(void);
+
+/** Blocks until *word != 0 (spinning briefly first). */
+void sp__wait_word(_Atomic uint32_t *word);
+/** Sets *word to 1 and wakes its waiter. */
+void sp__wake_word(_Atomic uint32_t *word);
+
+/** Re-arms the deadline timer for the earliest deadline. Loop thread. */
+void sp__rt_arm_deadlines(sp_runtime_t *rt);
+/** Queues w for a flush at the end of this loop turn. Loop thread. */
+void sp__rt_mark_dirty(sp_runtime_t *rt, sp__worker_t *w);
+/** Writes out every dirty worker's buffer. Loop thread. */
+void sp__rt_flush(sp_runtime_t *rt);
+/** Called when the calls in flight may have dropped to zero (graceful stop). */
+void sp__rt_check_drained(sp_runtime_t *rt);
+/** Startup progress: a pool became ready or failed (err != NULL). */
+void sp__rt_startup_event(sp_runtime_t *rt, const sp_error_t *err);
+/** A worker's handles are all closed and it was freed. */
+void sp__rt_worker_gone(sp_runtime_t *rt);
+
+/* pool.c */
+int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg, int index);
+void sp__pool_free(sp__pool_t *p);
+int sp__pool_spawn_all(sp__pool_t *p, sp_error_t *err);
+/** Submits a NEW call: dispatches, queues or completes it with an error. */
+void sp__pool_submit(sp__pool_t *p, sp__call_t *c);
+/** Dispatches queued calls while slots are free. */
+void sp__pool_pump(sp__pool_t *p);
+/** Completes a call (success when code == 0, json/len the result). Frees or wakes. */
+void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, const sp_error_t *err);
+/** The deadline of c passed. */
+void sp__call_expire(sp__call_t *c);
+/** Fails every queued call with code (stop). */
+void sp__pool_fail_queued(sp__pool_t *p, int code, const char *why);
+size_t sp__pool_inflight(const sp__pool_t *p);
+/** Worker hooks. */
+void sp__pool_worker_ready(sp__pool_t *p, sp__worker_t *w);
+void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *why);
+int sp__pool_find_tool(const sp__pool_t *p, const char *tool);
+
+/* stats.c */
+void sp__stats_record_latency(sp__pool_stats_t *s, uint64_t ns);
+char *sp__stats_pool_json(const sp__pool_t *p);
+char *sp__stats_all_json(const sp_runtime_t *rt);
+
+#endif /* SP_CORE_RUNTIME_H */

@@ -1,0 +1,66 @@
+/*
+ * scheduler.h - scheduling decisions with no I/O: which worker gets a call (the
+ * ready one with the most free slots), the bounded FIFO of calls waiting for a
+ * slot, and the deadline heap that times calls out.
+ */
+#ifndef SP_CORE_SCHEDULER_H
+#define SP_CORE_SCHEDULER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/** The scheduler's view of one worker. */
+typedef struct sp__slots_s {
+  int capacity; /* 1 per process worker, threads_per_worker per thread worker */
+  int inflight; /* slots in use, including calls abandoned by a timeout */
+  int ready;    /* accepts new calls (false while starting, draining, dead) */
+} sp__slots_t;
+
+/** Intrusive link a call carries for the FIFO and the deadline heap. */
+typedef struct sp__sched_item_s {
+  struct sp__sched_item_s *next;
+  struct sp__sched_item_s *prev;
+  int64_t due_ms;  /* heap key: when this item must be timed out */
+  size_t heap_idx; /* SP__NOT_IN_HEAP when not in a heap */
+  int in_fifo;
+} sp__sched_item_t;
+
+#define SP__NOT_IN_HEAP ((size_t)-1)
+
+typedef struct sp__fifo_s {
+  sp__sched_item_t *head;
+  sp__sched_item_t *tail;
+  size_t len;
+} sp__fifo_t;
+
+typedef struct sp__dheap_s {
+  sp__sched_item_t **items;
+  size_t len;
+  size_t cap;
+} sp__dheap_t;
+
+/** Prepares an item that is in no FIFO and no heap. */
+void sp__sched_item_init(sp__sched_item_t *it);
+
+/**
+ * Picks the ready worker with the most free slots; among equals the first at or
+ * after *cursor, so equal workers share load round-robin. Returns its index and
+ * advances *cursor past it, or -1 when every slot of every ready worker is busy.
+ */
+int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor);
+
+void sp__fifo_push(sp__fifo_t *q, sp__sched_item_t *it);
+/** Removes and returns the oldest item, or NULL. */
+sp__sched_item_t *sp__fifo_pop(sp__fifo_t *q);
+/** Removes an item known to be in q. */
+void sp__fifo_remove(sp__fifo_t *q, sp__sched_item_t *it);
+
+/** Adds it keyed by it->due_ms. 0 or SP_ENOMEM. */
+int sp__dheap_push(sp__dheap_t *h, sp__sched_item_t *it);
+/** Removes it if present. */
+void sp__dheap_remove(sp__dheap_t *h, sp__sched_item_t *it);
+/** Earliest item, or NULL. */
+sp__sched_item_t *sp__dheap_top(const sp__dheap_t *h);
+void sp__dheap_free(sp__dheap_t *h);
+
+#endif /* SP_CORE_SCHEDULER_H */

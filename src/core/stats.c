@@ -1,0 +1,129 @@
+/*
+ * stats.c - pool statistics: a log-bucketed latency histogram (3 significant
+ * bits, so quantiles are within 12.5%) and the stats JSON documents.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+#include "worker.h"
+
+#define NBUCKETS 256
+
+static unsigned bucket_of(uint64_t us) {
+  if (us < 16) return (unsigned)us;
+  if (us > (1ull << 31)) us = 1ull << 31;
+  unsigned e = 63u - (unsigned)__builtin_clzll(us); /* 4..31 */
+  unsigned sub = (unsigned)(us >> (e - 3)) & 7u;
+  unsigned idx = 16 + (e - 4) * 8 + sub;
+  return idx < NBUCKETS ? idx : NBUCKETS - 1;
+}
+
+static uint64_t bucket_value(unsigned idx) {
+  if (idx < 16) return idx;
+  unsigned e = (idx - 16) / 8 + 4, sub = (idx - 16) % 8;
+  uint64_t lo = (uint64_t)(8 + sub) << (e - 3);
+  uint64_t width = 1ull << (e - 3);
+  return lo + width / 2; /* middle of the bucket */
+}
+
+void sp__stats_record_latency(sp__pool_stats_t *s, uint64_t ns) {
+  s->latency_buckets[bucket_of(ns / 1000)]++;
+}
+
+static uint64_t quantile(const sp__pool_stats_t *s, double q) {
+  uint64_t total = 0;
+  for (unsigned i = 0; i < NBUCKETS; i++) total += s->latency_buckets[i];
+  if (total == 0) return 0;
+  uint64_t rank = (uint64_t)(q * (double)(total - 1)) + 1, seen = 0;
+  for (unsigned i = 0; i < NBUCKETS; i++) {
+    seen += s->latency_buckets[i];
+    if (seen >= rank) return bucket_value(i);
+  }
+  return bucket_value(NBUCKETS - 1);
+}
+
+static json_t *worker_json(const sp__worker_t *w, int64_t now) {
+  json_t *o = json_object();
+  json_object_set_new(o, "id", json_string(w->name));
+  json_object_set_new(o, "pid", json_integer(w->pid));
+  json_object_set_new(o, "state", json_string(sp__worker_state_name(w->state)));
+  json_object_set_new(o, "uptime_ms", json_integer(now - w->spawned_ms));
+  json_object_set_new(o, "requests", json_integer((json_int_t)w->requests));
+  json_object_set_new(o, "inflight", json_integer(w->slots.inflight));
+  json_object_set_new(o, "capacity", json_integer(w->slots.capacity));
+  json_object_set_new(o, "rss_kb", json_integer(sp__worker_rss_kb(w)));
+  return o;
+}
+
+static json_t *pool_json(const sp__pool_t *p) {
+  const sp__pool_config_t *c = p->cfg;
+  const sp__pool_stats_t *s = &p->stats;
+  int64_t now = sp__now_ms();
+  json_t *o = json_object();
+  json_object_set_new(o, "name", json_string(c->name));
+  json_object_set_new(o, "profile", json_string(c->profile == SP__PROFILE_THREAD ? "thread" : "process"));
+  json_object_set_new(o, "adapter", json_string(c->adapter));
+  json_object_set_new(o, "pool_size", json_integer(c->pool_size));
+  json_object_set_new(o, "threads_per_worker", json_integer(c->threads_per_worker));
+  json_object_set_new(o, "python_version", json_string(p->python_version ? p->python_version : ""));
+  json_object_set_new(o, "gil_enabled", json_boolean(p->gil_enabled));
+
+  int ready = 0, capacity = 0, busy = 0;
+  json_t *workers = json_array();
+  for (int i = 0; i < c->pool_size; i++) {
+    const sp__worker_t *w = p->slots[i].worker;
+    if (w == NULL) continue;
+    if (w->state == SP__W_READY) {
+      ready++;
+      capacity += w->slots.capacity;
+      busy += w->slots.inflight;
+    }
+    json_array_append_new(workers, worker_json(w, now));
+  }
+  json_object_set_new(o, "ready_workers", json_integer(ready));
+  json_object_set_new(o, "capacity", json_integer(capacity));
+  json_object_set_new(o, "busy_slots", json_integer(busy));
+  json_object_set_new(o, "idle_slots", json_integer(capacity - busy));
+  json_object_set_new(o, "queue_depth", json_integer((json_int_t)p->queue.len));
+  json_object_set_new(o, "queue_peak", json_integer((json_int_t)s->queue_peak));
+  json_object_set_new(o, "max_queue", json_integer(c->max_queue));
+
+  json_t *failed = json_object();
+  for (int cat = SP_CAT_VALIDATION; cat <= SP_CAT_INTERNAL; cat++)
+    json_object_set_new(failed, sp_category_name((sp_category_t)cat),
+                        json_integer((json_int_t)s->failed[cat]));
+  json_t *calls = json_object();
+  json_object_set_new(calls, "total", json_integer((json_int_t)s->calls));
+  json_object_set_new(calls, "ok", json_integer((json_int_t)s->ok));
+  json_object_set_new(calls, "failed", failed);
+  json_object_set_new(o, "calls", calls);
+
+  json_t *lat = json_object();
+  json_object_set_new(lat, "p50", json_integer((json_int_t)quantile(s, 0.50)));
+  json_object_set_new(lat, "p90", json_integer((json_int_t)quantile(s, 0.90)));
+  json_object_set_new(lat, "p99", json_integer((json_int_t)quantile(s, 0.99)));
+  json_object_set_new(o, "latency_us", lat);
+  json_object_set_new(o, "crashes", json_integer((json_int_t)s->crashes));
+  json_object_set_new(o, "restarts", json_integer((json_int_t)s->restarts));
+  json_object_set_new(o, "workers", workers);
+  return o;
+}
+
+char *sp__stats_pool_json(const sp__pool_t *p) {
+  json_t *o = pool_json(p);
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return s;
+}
+
+char *sp__stats_all_json(const sp_runtime_t *rt) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < rt->pool_count; i++) json_array_append_new(a, pool_json(&rt->pools[i]));
+  json_t *o = json_object();
+  json_object_set_new(o, "pools", a);
+  char *s = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return s;
+}

@@ -1,0 +1,96 @@
+/*
+ * worker.h - the manager's side of one snakepit-worker process: spawning it on a
+ * socketpair, framing calls out and results in, forwarding its output to the
+ * log, and turning its exit into errors for the calls it held.
+ */
+#ifndef SP_CORE_WORKER_H
+#define SP_CORE_WORKER_H
+
+#include "runtime.h"
+
+typedef enum {
+  SP__W_STARTING = 0, /* spawned, no HELLO yet */
+  SP__W_READY,        /* taking calls */
+  SP__W_DRAINING,     /* finishing its calls, takes no new ones */
+  SP__W_STOPPING,     /* SHUTDOWN sent */
+  SP__W_DEAD          /* exited; handles closing */
+} sp__worker_state_t;
+
+#define SP__TAIL_LINES 20
+
+struct sp__worker_s {
+  sp__pool_t *pool;
+  sp__pool_slot_t *pos; /* position in the pool, NULL once detached */
+  unsigned serial;      /* w<serial> */
+  char name[24];
+  sp__worker_state_t state;
+  sp__slots_t slots;
+
+  /* In-flight calls by slot; request id = seq << 16 | slot. */
+  sp__call_t **slot_calls; /* NULL entry with a live id: abandoned by a timeout */
+  uint64_t *slot_ids;      /* 0 = free */
+  uint32_t *free_list;
+  uint32_t free_count;
+  uint64_t seq;
+
+  uv_process_t proc;
+  uv_pipe_t sock;
+  uv_pipe_t out;
+  uv_timer_t timer; /* exit finalisation and kill deadlines */
+  int open_handles;
+  int pid;
+
+  sp__decoder_t dec;
+  sp__buf_t wbuf;    /* frames not yet handed to the kernel */
+  sp__buf_t wflight; /* bytes owned by an outstanding uv_write */
+  uv_write_t wreq;
+  int writing;
+  sp__worker_t *dirty_next;
+  int dirty;
+
+  char linebuf[1024];
+  size_t linelen;
+  char *tail[SP__TAIL_LINES]; /* last output lines, ring */
+  unsigned tail_next;
+
+  int64_t spawned_ms;
+  int64_t ready_ms;
+  uint64_t requests;
+  int exited;
+  int64_t exit_status;
+  int term_signal;
+  int out_eof;
+  int finalized;
+  char *failure; /* text of a STARTUP/PROTOCOL error the worker sent before dying */
+  char python_version[32];
+  int gil_enabled;
+};
+
+/** Spawns a worker for position pos. 0, or a negative code with err set. */
+int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp_error_t *err);
+
+/** Assigns call c to a free slot and queues its frame. Worker must have a free slot. */
+void sp__worker_dispatch(sp__worker_t *w, sp__call_t *c);
+
+/** Frees the slot of an abandoned call and tells the worker to cancel it. */
+void sp__worker_abandon(sp__worker_t *w, sp__call_t *c);
+
+/** Sends SHUTDOWN (finish calls, run atexit, exit) and kills after kill_ms. */
+void sp__worker_shutdown(sp__worker_t *w, int64_t kill_ms);
+
+/** Kills the process now (SIGKILL to its process group). */
+void sp__worker_kill(sp__worker_t *w);
+
+/** Writes out queued frames. Loop thread. */
+void sp__worker_flush(sp__worker_t *w);
+
+/** Resident set size of the worker process in KiB, or -1. */
+long sp__worker_rss_kb(const sp__worker_t *w);
+
+/** Name of a worker state. */
+const char *sp__worker_state_name(sp__worker_state_t s);
+
+/** Copies the last output lines (oldest first, newline-separated) into buf. */
+void sp__worker_tail(const sp__worker_t *w, char *buf, size_t cap);
+
+#endif /* SP_CORE_WORKER_H */

@@ -1,0 +1,339 @@
+/*
+ * main.c - snakepit-worker: hosts one adapter instance and runs its tools on N
+ * native execution threads. A reader thread does socket I/O, framing and pings
+ * without ever touching Python, so a worker busy in a long tool still answers.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "errors.h"
+#include "protocol.h"
+#include "pyhost.h"
+
+#ifndef SP_SDK_DIR
+#define SP_SDK_DIR ""
+#endif
+
+typedef struct job_s {
+  struct job_s *next;
+  uint64_t id;
+  size_t tool_len;
+  size_t args_len;
+  char data[]; /* tool bytes then args bytes */
+} job_t;
+
+typedef struct worker_s {
+  int fd;
+  size_t max_frame;
+  int threads;
+  char *worker_id;
+  pthread_mutex_t write_mu; /* one writer at a time on fd */
+
+  pthread_mutex_t mu; /* guards the fields below */
+  pthread_cond_t cond;
+  job_t *head, *tail;
+  int closed;     /* SHUTDOWN received: no more jobs */
+  int entered;    /* execution threads that finished their Python set-up */
+} worker_t;
+
+static worker_t W;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: snakepit-worker --adapter MODULE.CLASS (--fd N | --listen HOST:PORT)\n"
+          "                       [--threads N] [--pool NAME] [--worker-id ID]\n"
+          "                       [--profile process|thread] [--python-path DIR]...\n"
+          "                       [--adapter-arg ARG]... [--max-frame BYTES]\n"
+          "Runs the adapter's tools for a snakepit pool manager over a framed socket.\n");
+}
+
+/* Writes all of buf, retrying on short writes; the write lock keeps frames whole. */
+static int send_all(const uint8_t *buf, size_t len) {
+  int rc = 0;
+  pthread_mutex_lock(&W.write_mu);
+  while (len > 0) {
+    ssize_t n = send(W.fd, buf, len, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      rc = -1;
+      break;
+    }
+    buf += n;
+    len -= (size_t)n;
+  }
+  pthread_mutex_unlock(&W.write_mu);
+  return rc;
+}
+
+static void send_frame(unsigned type, uint64_t id, int kind, const char *text, size_t len) {
+  sp__buf_t b = {0};
+  uint8_t k = (uint8_t)kind;
+  if (sp__buf_reserve(&b, SP__FRAME_HEADER_SIZE + len + 1) == 0) {
+    sp__frame_header_write(b.data, type, 0, (uint32_t)(len + (kind ? 1 : 0)), id);
+    b.len = SP__FRAME_HEADER_SIZE;
+    if (kind) sp__buf_append(&b, &k, 1);
+    sp__buf_append(&b, text, len);
+    send_all(b.data, b.len);
+  }
+  sp__buf_free(&b);
+}
+
+static void push_job(job_t *j) {
+  pthread_mutex_lock(&W.mu);
+  j->next = NULL;
+  if (W.tail) W.tail->next = j;
+  else W.head = j;
+  W.tail = j;
+  pthread_cond_signal(&W.cond);
+  pthread_mutex_unlock(&W.mu);
+}
+
+/* Blocks (without Python attached) until a job arrives; NULL once shut down and empty. */
+static job_t *pop_job(void) {
+  pthread_mutex_lock(&W.mu);
+  while (W.head == NULL && !W.closed) pthread_cond_wait(&W.cond, &W.mu);
+  job_t *j = W.head;
+  if (j) {
+    W.head = j->next;
+    if (W.head == NULL) W.tail = NULL;
+  }
+  pthread_mutex_unlock(&W.mu);
+  return j;
+}
+
+static void *exec_main(void *arg) {
+  int index = (int)(intptr_t)arg;
+  char name[96];
+  snprintf(name, sizeof(name), "snakepit-%s-t%d", W.worker_id, index + 1);
+  pyhost_thread_t *py = pyhost_thread_enter(name);
+  pthread_mutex_lock(&W.mu);
+  W.entered++;
+  pthread_cond_broadcast(&W.cond);
+  pthread_mutex_unlock(&W.mu);
+  if (py == NULL) return NULL;
+
+  sp__buf_t out = {0};
+  job_t *j;
+  while ((j = pop_job()) != NULL) {
+    out.len = 0;
+    if (pyhost_invoke(py, j->id, j->data, j->tool_len, j->data + j->tool_len, j->args_len,
+                      W.max_frame, &out) == 0) {
+      if (send_all(out.data, out.len) != 0) _exit(0); /* manager gone */
+    } else {
+      static const char msg[] = "worker out of memory building the result";
+      send_frame(SP__FRAME_ERROR, j->id, SP__ERRKIND_PROTOCOL, msg, sizeof(msg) - 1);
+    }
+    free(j);
+    /* Do not keep a huge result buffer around for the thread's whole life. */
+    if (out.cap > (1u << 20)) sp__buf_free(&out);
+  }
+  sp__buf_free(&out);
+  pyhost_thread_leave(py);
+  return NULL;
+}
+
+static void handle_frame(const sp__frame_t *f) {
+  switch (f->type) {
+    case SP__FRAME_CALL: {
+      uint32_t timeout_ms;
+      const char *tool, *args;
+      size_t tool_len, args_len;
+      if (sp__call_body_parse(f->body, f->length, &timeout_ms, &tool, &tool_len, &args,
+                              &args_len) != 0) {
+        static const char msg[] = "malformed CALL frame";
+        send_frame(SP__FRAME_ERROR, f->id, SP__ERRKIND_PROTOCOL, msg, sizeof(msg) - 1);
+        return;
+      }
+      job_t *j = malloc(sizeof(*j) + tool_len + args_len);
+      if (j == NULL) {
+        static const char msg[] = "worker out of memory queueing the call";
+        send_frame(SP__FRAME_ERROR, f->id, SP__ERRKIND_PROTOCOL, msg, sizeof(msg) - 1);
+        return;
+      }
+      j->id = f->id;
+      j->tool_len = tool_len;
+      j->args_len = args_len;
+      memcpy(j->data, tool, tool_len);
+      memcpy(j->data + tool_len, args, args_len);
+      push_job(j);
+      return;
+    }
+    case SP__FRAME_PING:
+      send_frame(SP__FRAME_PONG, f->id, 0, (const char *)f->body, f->length);
+      return;
+    case SP__FRAME_CANCEL:
+      pyhost_cancel(f->id);
+      return;
+    case SP__FRAME_SHUTDOWN:
+      pthread_mutex_lock(&W.mu);
+      W.closed = 1;
+      pthread_cond_broadcast(&W.cond);
+      pthread_mutex_unlock(&W.mu);
+      return;
+    default:
+      fprintf(stderr, "snakepit-worker: ignoring unexpected %s frame\n",
+              sp__frame_type_name(f->type));
+  }
+}
+
+static void *reader_main(void *arg) {
+  (void)arg;
+  sp__decoder_t dec;
+  sp__decoder_init(&dec, W.max_frame);
+  for (;;) {
+    uint8_t *p;
+    size_t avail;
+    if (sp__decoder_space(&dec, 65536, &p, &avail) != 0) {
+      fprintf(stderr, "snakepit-worker: out of memory reading frames\n");
+      _exit(4);
+    }
+    ssize_t n = read(W.fd, p, avail);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      /* EOF: the manager is gone (or closed us); nobody can receive results. */
+      _exit(0);
+    }
+    sp__decoder_commit(&dec, (size_t)n);
+    sp__frame_t f;
+    sp_error_t err;
+    int rc;
+    while ((rc = sp__decoder_next(&dec, &f, &err)) == 1) handle_frame(&f);
+    if (rc < 0) {
+      fprintf(stderr, "snakepit-worker: %s; closing the connection\n", err.message);
+      send_frame(SP__FRAME_ERROR, 0, SP__ERRKIND_PROTOCOL, err.message, strlen(err.message));
+      _exit(4);
+    }
+  }
+  return NULL;
+}
+
+static int listen_once(const char *spec) {
+  char host[256];
+  const char *colon = strrchr(spec, ':');
+  if (colon == NULL || (size_t)(colon - spec) >= sizeof(host)) return -1;
+  memcpy(host, spec, (size_t)(colon - spec));
+  host[colon - spec] = '\0';
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                           .ai_flags = AI_PASSIVE};
+  struct addrinfo *ai = NULL;
+  if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai) != 0) return -1;
+  int lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int one = 1;
+  int fd = -1;
+  if (lfd < 0) goto out;
+  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(lfd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(lfd, 1) != 0) goto out;
+  fprintf(stderr, "snakepit-worker: listening on %s\n", spec);
+  fd = accept(lfd, NULL, NULL);
+out:
+  if (lfd >= 0) close(lfd);
+  freeaddrinfo(ai);
+  return fd;
+}
+
+int main(int argc, char **argv) {
+  const char *adapter = NULL, *listen_spec = NULL, *pool = "standalone", *profile = NULL;
+  const char **paths = calloc((size_t)argc + 1, sizeof(char *));
+  const char **aargs = calloc((size_t)argc + 1, sizeof(char *));
+  size_t npaths = 0, naargs = 0;
+  W.fd = -1;
+  W.threads = 1;
+  W.max_frame = 64u << 20;
+  W.worker_id = "w1";
+  if (paths == NULL || aargs == NULL) return 1;
+
+  static const struct option opts[] = {
+      {"fd", required_argument, NULL, 'f'},        {"listen", required_argument, NULL, 'l'},
+      {"adapter", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
+      {"pool", required_argument, NULL, 'p'},      {"worker-id", required_argument, NULL, 'w'},
+      {"profile", required_argument, NULL, 'P'},   {"python-path", required_argument, NULL, 'y'},
+      {"adapter-arg", required_argument, NULL, 'A'}, {"max-frame", required_argument, NULL, 'm'},
+      {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+      case 'f': W.fd = atoi(optarg); break;
+      case 'l': listen_spec = optarg; break;
+      case 'a': adapter = optarg; break;
+      case 't': W.threads = atoi(optarg); break;
+      case 'p': pool = optarg; break;
+      case 'w': W.worker_id = optarg; break;
+      case 'P': profile = optarg; break;
+      case 'y': paths[npaths++] = optarg; break;
+      case 'A': aargs[naargs++] = optarg; break;
+      case 'm': W.max_frame = (size_t)strtoull(optarg, NULL, 10); break;
+      case 'h': usage(stdout); return 0;
+      default: usage(stderr); return 2;
+    }
+  }
+  if (adapter == NULL || (W.fd < 0 && listen_spec == NULL) || W.threads < 1 ||
+      W.threads > 4096 || W.max_frame < 4096) {
+    usage(stderr);
+    return 2;
+  }
+  if (profile == NULL) profile = W.threads > 1 ? "thread" : "process";
+  if (SP_SDK_DIR[0] != '\0') paths[npaths++] = SP_SDK_DIR;
+
+  /* Never outlive the manager: die with it, even if the socket EOF is missed. */
+  if (listen_spec == NULL) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() == 1) return 0;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  if (listen_spec != NULL && (W.fd = listen_once(listen_spec)) < 0) {
+    fprintf(stderr, "snakepit-worker: cannot listen on %s: %s\n", listen_spec, strerror(errno));
+    return 2;
+  }
+
+  pthread_mutex_init(&W.write_mu, NULL);
+  pthread_mutex_init(&W.mu, NULL);
+  pthread_cond_init(&W.cond, NULL);
+
+  pyhost_opts_t po = {.adapter = adapter, .paths = paths, .path_count = npaths,
+                      .adapter_args = aargs, .adapter_arg_count = naargs,
+                      .worker_id = W.worker_id, .pool = pool, .profile = profile,
+                      .threads = W.threads};
+  char *hello = NULL, *failure = NULL;
+  if (pyhost_start(&po, &hello, &failure) != 0) {
+    const char *f = failure ? failure : "{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"\"}";
+    fprintf(stderr, "snakepit-worker: adapter %s failed to load: %s\n", adapter, f);
+    send_frame(SP__FRAME_ERROR, 0, SP__ERRKIND_STARTUP, f, strlen(f));
+    return 3;
+  }
+
+  pthread_t *th = calloc((size_t)W.threads, sizeof(*th));
+  if (th == NULL) return 1;
+  for (int i = 0; i < W.threads; i++) {
+    if (pthread_create(&th[i], NULL, exec_main, (void *)(intptr_t)i) != 0) {
+      fprintf(stderr, "snakepit-worker: cannot start execution thread %d\n", i + 1);
+      return 1;
+    }
+  }
+  pthread_mutex_lock(&W.mu);
+  while (W.entered < W.threads) pthread_cond_wait(&W.cond, &W.mu);
+  pthread_mutex_unlock(&W.mu);
+
+  send_frame(SP__FRAME_HELLO, 0, 0, hello, strlen(hello));
+  free(hello);
+
+  pthread_t reader;
+  if (pthread_create(&reader, NULL, reader_main, NULL) != 0) return 1;
+
+  /* Execution threads leave once SHUTDOWN closed the queue and it is empty. */
+  for (int i = 0; i < W.threads; i++) pthread_join(th[i], NULL);
+  int rc = pyhost_finish();
+  free(th);
+  free(paths);
+  free(aargs);
+  fflush(NULL);
+  _exit(rc == 0 ? 0 : 5);
+}

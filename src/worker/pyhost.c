@@ -1,0 +1,379 @@
+/*
+ * pyhost.c - embedded CPython for snakepit-worker: interpreter start, adapter
+ * loading, per-thread thread states and tool invocation. Every Python C API call
+ * of the worker lives here. The rule: a thread is attached (holds the GIL on a
+ * GIL build) only between pyhost_attach() and pyhost_detach(), and never blocks
+ * on a socket, queue or lock of ours while attached.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include "pyhost.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snakepit.h"
+
+struct pyhost_thread_s {
+  PyGILState_STATE gstate;
+  PyThreadState *ts;
+  unsigned long ident;
+  pthread_mutex_t mu; /* guards current; taken only while attached (attach -> mu order) */
+  uint64_t current;   /* request id running now, 0 when idle */
+};
+
+/* Set once by pyhost_start on the main thread, read-only afterwards. */
+static PyObject *g_host;     /* snakepit_bridge._host.Host instance */
+static PyObject *g_invoke;   /* bound Host.invoke */
+static PyObject *g_register; /* bound Host.register_thread */
+static PyObject *g_describe; /* describe(exc) -> JSON {type, message, traceback} */
+static PyObject *g_cancelled;/* exception class raised into cancelled calls */
+static PyThreadState *g_main_ts;
+
+/* Registry of execution threads, for cancellation by request id. */
+static pthread_mutex_t g_threads_mu = PTHREAD_MUTEX_INITIALIZER;
+static pyhost_thread_t **g_threads;
+static size_t g_thread_count;
+
+static const char k_helpers[] =
+    "import json, traceback\n"
+    "class CallCancelled(Exception):\n"
+    "    '''Raised inside a tool whose call was cancelled or timed out.'''\n"
+    "def describe(e):\n"
+    "    t = type(e)\n"
+    "    mod = getattr(t, '__module__', 'builtins')\n"
+    "    name = t.__qualname__ if mod in ('builtins', '__main__') else mod + '.' + t.__qualname__\n"
+    "    tb = ''.join(traceback.format_exception(t, e, e.__traceback__))\n"
+    "    return json.dumps({'type': name, 'message': str(e), 'traceback': tb})\n";
+
+/* Takes the pending exception (clearing it); NULL if none. */
+static PyObject *take_exception(void) {
+#if PY_VERSION_HEX >= 0x030C0000
+  return PyErr_GetRaisedException();
+#else
+  PyObject *type = NULL, *value = NULL, *tb = NULL;
+  PyErr_Fetch(&type, &value, &tb);
+  if (type == NULL) return NULL;
+  PyErr_NormalizeException(&type, &value, &tb);
+  if (tb != NULL && value != NULL) PyException_SetTraceback(value, tb);
+  Py_XDECREF(type);
+  Py_XDECREF(tb);
+  return value;
+#endif
+}
+
+static char *json_fallback(const char *type, const char *message) {
+  /* Used only when Python cannot describe its own failure. */
+  size_t n = strlen(type) + 2 * strlen(message) + 64;
+  char *s = malloc(n);
+  if (s == NULL) return NULL;
+  size_t k = (size_t)snprintf(s, n, "{\"type\":\"%s\",\"message\":\"", type);
+  for (const char *p = message; *p; p++) {
+    if (*p == '"' || *p == '\\') s[k++] = '\\';
+    s[k++] = (unsigned char)*p < 0x20 ? ' ' : *p;
+  }
+  snprintf(s + k, n - k, "\",\"traceback\":\"\"}");
+  return s;
+}
+
+/* Describes and clears the pending exception as JSON; also prints it to stderr. */
+static char *describe_pending(void) {
+  PyObject *exc = take_exception();
+  if (exc == NULL) return json_fallback("SystemError", "error without exception");
+  char *out = NULL;
+  if (g_describe != NULL) {
+    PyObject *s = PyObject_CallOneArg(g_describe, exc);
+    if (s != NULL) {
+      const char *u = PyUnicode_AsUTF8(s);
+      if (u != NULL) out = strdup(u);
+      Py_DECREF(s);
+    }
+    PyErr_Clear();
+  }
+  if (out == NULL) out = json_fallback("Exception", "exception could not be described");
+  Py_DECREF(exc);
+  return out;
+}
+
+static int append_text_frame(sp__buf_t *out, unsigned type, int kind, uint64_t id,
+                             const char *text, size_t len, size_t max_body) {
+  size_t body = len + (kind ? 1 : 0);
+  if (body > max_body) {
+    char msg[160];
+    int n = snprintf(msg, sizeof(msg),
+                     "result of %zu bytes exceeds the frame size limit of %zu bytes (max_frame_bytes)",
+                     len, max_body);
+    return append_text_frame(out, SP__FRAME_ERROR, SP__ERRKIND_PROTOCOL, id, msg, (size_t)n,
+                             (size_t)-1);
+  }
+  if (sp__buf_reserve(out, SP__FRAME_HEADER_SIZE + body) != 0) return SP_ENOMEM;
+  sp__frame_header_write(out->data + out->len, type, 0, (uint32_t)body, id);
+  out->len += SP__FRAME_HEADER_SIZE;
+  if (kind) out->data[out->len++] = (uint8_t)kind;
+  memcpy(out->data + out->len, text, len);
+  out->len += len;
+  return 0;
+}
+
+static int gil_enabled(void) {
+  int enabled = 1;
+  PyObject *sys = PyImport_ImportModule("sys");
+  if (sys == NULL) goto out;
+  PyObject *fn = PyObject_GetAttrString(sys, "_is_gil_enabled");
+  if (fn != NULL) {
+    PyObject *r = PyObject_CallNoArgs(fn);
+    if (r != NULL) enabled = PyObject_IsTrue(r);
+    Py_XDECREF(r);
+    Py_DECREF(fn);
+  }
+  Py_DECREF(sys);
+out:
+  PyErr_Clear();
+  return enabled;
+}
+
+static PyObject *string_list(const char *const *items, size_t n) {
+  PyObject *list = PyList_New((Py_ssize_t)n);
+  if (list == NULL) return NULL;
+  for (size_t i = 0; i < n; i++) {
+    PyObject *s = PyUnicode_DecodeFSDefault(items[i]);
+    if (s == NULL) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SET_ITEM(list, (Py_ssize_t)i, s);
+  }
+  return list;
+}
+
+static int load_helpers(void) {
+  PyObject *globals = PyDict_New();
+  if (globals == NULL) return -1;
+  if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) != 0) goto fail;
+  PyObject *r = PyRun_String(k_helpers, Py_file_input, globals, globals);
+  if (r == NULL) goto fail;
+  Py_DECREF(r);
+  g_describe = PyDict_GetItemString(globals, "describe");
+  g_cancelled = PyDict_GetItemString(globals, "CallCancelled");
+  Py_XINCREF(g_describe);
+  Py_XINCREF(g_cancelled);
+  Py_DECREF(globals);
+  return g_describe && g_cancelled ? 0 : -1;
+fail:
+  Py_DECREF(globals);
+  return -1;
+}
+
+static char *build_hello(const pyhost_opts_t *o, const char *manifest) {
+  const char *ver = Py_GetVersion();
+  size_t vlen = strcspn(ver, " ");
+#ifdef Py_GIL_DISABLED
+  const char *ft = "true";
+#else
+  const char *ft = "false";
+#endif
+  size_t n = strlen(manifest) + strlen(o->worker_id) + vlen + 256;
+  char *s = malloc(n);
+  if (s == NULL) return NULL;
+  snprintf(s, n,
+           "{\"protocol\":%u,\"pid\":%ld,\"python_version\":\"%.*s\",\"gil_enabled\":%s,"
+           "\"free_threaded_build\":%s,\"threads\":%d,\"worker_id\":\"%s\",\"manifest\":%s}",
+           SP__PROTOCOL_VERSION, (long)getpid(), (int)vlen, ver,
+           gil_enabled() ? "true" : "false", ft, o->threads, o->worker_id, manifest);
+  return s;
+}
+
+int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
+  PyObject *mod = NULL, *load = NULL, *args = NULL, *paths = NULL, *manifest = NULL;
+  int rc = SP_ESTARTUP;
+  *hello = *failure = NULL;
+
+  PyConfig config;
+  PyConfig_InitPythonConfig(&config);
+  config.install_signal_handlers = 0; /* the manager signals us; Python must not catch them */
+  config.parse_argv = 0;
+  config.buffered_stdio = 0; /* tool output reaches the manager's log line by line */
+  PyStatus st = Py_InitializeFromConfig(&config);
+  PyConfig_Clear(&config);
+  if (PyStatus_Exception(st)) {
+    *failure = json_fallback("RuntimeError", st.err_msg ? st.err_msg : "Python failed to start");
+    return rc;
+  }
+  if (load_helpers() != 0) goto fail;
+
+  /* Prepend our paths in order: the SDK, the config's python_path, its folder. */
+  paths = PySys_GetObject("path"); /* borrowed */
+  if (paths == NULL || !PyList_Check(paths)) goto fail;
+  for (size_t i = o->path_count; i-- > 0;) {
+    PyObject *p = PyUnicode_DecodeFSDefault(o->paths[i]);
+    if (p == NULL || PyList_Insert(paths, 0, p) != 0) {
+      Py_XDECREF(p);
+      goto fail;
+    }
+    Py_DECREF(p);
+  }
+
+  mod = PyImport_ImportModule("snakepit_bridge._host");
+  if (mod == NULL) goto fail;
+  load = PyObject_GetAttrString(mod, "load");
+  if (load == NULL) goto fail;
+  args = string_list(o->adapter_args, o->adapter_arg_count);
+  if (args == NULL) goto fail;
+  g_host = PyObject_CallFunction(load, "sOsssi", o->adapter, args, o->worker_id, o->pool,
+                                 o->profile, o->threads);
+  if (g_host == NULL) goto fail;
+  g_invoke = PyObject_GetAttrString(g_host, "invoke");
+  g_register = PyObject_GetAttrString(g_host, "register_thread");
+  if (g_invoke == NULL || g_register == NULL) goto fail;
+  manifest = PyObject_CallMethod(g_host, "manifest", NULL);
+  if (manifest == NULL) goto fail;
+  const char *m = PyUnicode_AsUTF8(manifest);
+  if (m == NULL) goto fail;
+  *hello = build_hello(o, m);
+  rc = *hello ? 0 : SP_ENOMEM;
+  goto done;
+
+fail:
+  *failure = describe_pending();
+done:
+  Py_XDECREF(manifest);
+  Py_XDECREF(args);
+  Py_XDECREF(load);
+  Py_XDECREF(mod);
+  /* Execution threads attach on their own; the main thread lets go until pyhost_finish. */
+  g_main_ts = PyEval_SaveThread();
+  return rc;
+}
+
+pyhost_thread_t *pyhost_thread_enter(const char *name) {
+  pyhost_thread_t *t = calloc(1, sizeof(*t));
+  if (t == NULL) return NULL;
+  pthread_mutex_init(&t->mu, NULL);
+  /* PyGILState_Ensure (not a bare PyThreadState_New) so that extension code that
+   * itself calls PyGILState_Ensure, as NumPy does, finds this thread's state. */
+  t->gstate = PyGILState_Ensure();
+  t->ident = PyThread_get_thread_ident();
+  PyObject *r = PyObject_CallFunction(g_register, "s", name);
+  if (r == NULL) {
+    PyErr_Print();
+  }
+  Py_XDECREF(r);
+  t->ts = PyEval_SaveThread();
+
+  pthread_mutex_lock(&g_threads_mu);
+  pyhost_thread_t **nt = realloc(g_threads, (g_thread_count + 1) * sizeof(*nt));
+  if (nt != NULL) {
+    g_threads = nt;
+    g_threads[g_thread_count++] = t;
+  }
+  pthread_mutex_unlock(&g_threads_mu);
+  return t;
+}
+
+void pyhost_thread_leave(pyhost_thread_t *t) {
+  if (t == NULL) return;
+  pthread_mutex_lock(&g_threads_mu);
+  for (size_t i = 0; i < g_thread_count; i++) {
+    if (g_threads[i] == t) {
+      g_threads[i] = g_threads[--g_thread_count];
+      break;
+    }
+  }
+  pthread_mutex_unlock(&g_threads_mu);
+  PyEval_RestoreThread(t->ts);
+  PyGILState_Release(t->gstate);
+  pthread_mutex_destroy(&t->mu);
+  free(t);
+}
+
+int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool_len,
+                  const char *args, size_t args_len, size_t max_body, sp__buf_t *out) {
+  int rc = 0;
+  PyEval_RestoreThread(t->ts);
+  pthread_mutex_lock(&t->mu);
+  t->current = id;
+  pthread_mutex_unlock(&t->mu);
+
+  PyObject *argv[2] = {PyUnicode_FromStringAndSize(tool, (Py_ssize_t)tool_len),
+                       PyUnicode_FromStringAndSize(args, (Py_ssize_t)args_len)};
+  PyObject *r = NULL;
+  if (argv[0] == NULL || argv[1] == NULL) {
+    PyErr_Clear();
+    static const char msg[] = "tool name and arguments must be valid UTF-8";
+    rc = append_text_frame(out, SP__FRAME_ERROR, SP__ERRKIND_VALIDATION, id, msg, sizeof(msg) - 1,
+                           max_body);
+    goto done;
+  }
+  r = PyObject_Vectorcall(g_invoke, argv, 2, NULL);
+  long status = -1;
+  PyObject *payload = NULL;
+  if (r != NULL && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2) {
+    status = PyLong_AsLong(PyTuple_GET_ITEM(r, 0));
+    payload = PyTuple_GET_ITEM(r, 1);
+  }
+  Py_ssize_t n = 0;
+  const char *text = payload ? PyUnicode_AsUTF8AndSize(payload, &n) : NULL;
+  if (text == NULL || status < 0 || status > 2) {
+    /* Host.invoke never raises by contract; this covers a cancellation landing
+     * between its try block and its return. */
+    char *desc = describe_pending();
+    rc = append_text_frame(out, SP__FRAME_ERROR, SP__ERRKIND_PYTHON, id, desc ? desc : "{}",
+                           desc ? strlen(desc) : 2, max_body);
+    free(desc);
+  } else if (status == 0) {
+    rc = append_text_frame(out, SP__FRAME_RESULT, 0, id, text, (size_t)n, max_body);
+  } else {
+    rc = append_text_frame(out, SP__FRAME_ERROR,
+                           status == 1 ? SP__ERRKIND_VALIDATION : SP__ERRKIND_PYTHON, id, text,
+                           (size_t)n, max_body);
+  }
+done:
+  Py_XDECREF(r);
+  Py_XDECREF(argv[0]);
+  Py_XDECREF(argv[1]);
+  pthread_mutex_lock(&t->mu);
+  t->current = 0;
+  pthread_mutex_unlock(&t->mu);
+  /* A cancellation that lost the race with completion must not hit the next call. */
+  PyThreadState_SetAsyncExc(t->ident, NULL);
+  PyErr_Clear();
+  t->ts = PyEval_SaveThread();
+  return rc;
+}
+
+int pyhost_cancel(uint64_t id) {
+  int found = 0;
+  PyGILState_STATE g = PyGILState_Ensure();
+  pthread_mutex_lock(&g_threads_mu);
+  for (size_t i = 0; i < g_thread_count && !found; i++) {
+    pyhost_thread_t *t = g_threads[i];
+    pthread_mutex_lock(&t->mu);
+    if (t->current == id) {
+      PyThreadState_SetAsyncExc(t->ident, g_cancelled);
+      found = 1;
+    }
+    pthread_mutex_unlock(&t->mu);
+  }
+  pthread_mutex_unlock(&g_threads_mu);
+  PyGILState_Release(g);
+  return found;
+}
+
+int pyhost_finish(void) {
+  PyEval_RestoreThread(g_main_ts);
+  if (g_host != NULL) {
+    PyObject *r = PyObject_CallMethod(g_host, "shutdown", NULL);
+    if (r == NULL) PyErr_Print();
+    Py_XDECREF(r);
+  }
+  Py_CLEAR(g_invoke);
+  Py_CLEAR(g_register);
+  Py_CLEAR(g_host);
+  Py_CLEAR(g_describe);
+  Py_CLEAR(g_cancelled);
+  return Py_FinalizeEx();
+}

@@ -1,0 +1,69 @@
+/*
+ * pyhost.h - the embedded CPython of snakepit-worker. The only module that
+ * touches the Python C API; it owns the GIL (or thread-state attach) discipline.
+ */
+#ifndef SP_WORKER_PYHOST_H
+#define SP_WORKER_PYHOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol.h"
+
+typedef struct pyhost_opts_s {
+  const char *adapter;           /* module.Class */
+  const char *const *paths;      /* prepended to sys.path, in order */
+  size_t path_count;
+  const char *const *adapter_args;
+  size_t adapter_arg_count;
+  const char *worker_id;
+  const char *pool;
+  const char *profile;
+  int threads;
+} pyhost_opts_t;
+
+/** An execution thread's Python identity: one thread state for its whole life. */
+typedef struct pyhost_thread_s pyhost_thread_t;
+
+/**
+ * Starts the interpreter and loads the adapter on the calling (main) thread.
+ * On success fills *hello (JSON text, caller frees with free()) and returns 0
+ * with the GIL released. On failure returns SP_ESTARTUP and fills *failure with
+ * JSON {type, message, traceback} (caller frees); the interpreter is left as is.
+ */
+int pyhost_start(const pyhost_opts_t *opts, char **hello, char **failure);
+
+/**
+ * Gives the calling native thread its thread state and Python name (visible as
+ * threading.current_thread().name). Returns NULL on failure. Leaves the GIL
+ * released.
+ */
+pyhost_thread_t *pyhost_thread_enter(const char *name);
+
+/** Releases the thread's state; the thread must not call Python afterwards. */
+void pyhost_thread_leave(pyhost_thread_t *t);
+
+/**
+ * Runs one tool call. The outcome is appended to out as one whole frame (RESULT,
+ * or ERROR with its kind byte) for request `id`; results above max_body become
+ * a protocol ERROR. Attaches to Python only for the duration of the call.
+ * Returns 0, or SP_ENOMEM when out cannot grow.
+ */
+int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool_len,
+                  const char *args, size_t args_len, size_t max_body, sp__buf_t *out);
+
+/**
+ * Cancels request id if an execution thread is running it, by raising
+ * CallCancelled in that thread (takes effect in pure-Python code only). Briefly
+ * attaches to Python. Safe from any thread. Returns 1 if the call was found.
+ */
+int pyhost_cancel(uint64_t id);
+
+/**
+ * Runs the adapter's shutdown hook and finalises the interpreter (atexit
+ * handlers run). Called on the main thread after every execution thread left.
+ * Returns 0 when finalisation was clean.
+ */
+int pyhost_finish(void);
+
+#endif /* SP_WORKER_PYHOST_H */

@@ -1,0 +1,96 @@
+"""TestingAdapter: tools that exercise every path of the worker (tests only).
+
+Import with ``tests/adapters`` on ``sys.path``; spec ``testing_adapter.TestingAdapter``.
+Includes tools that misbehave on purpose: ``fail`` raises, ``exit_now`` ends the
+process with ``os._exit``, ``segfault`` crashes it, ``spin`` holds the GIL.
+"""
+
+import ctypes
+import os
+import sys
+import threading
+import time
+
+import numpy as np
+
+from snakepit_bridge.base_adapter_threaded import ThreadSafeAdapter, thread_safe_method, tool
+
+
+class TestingAdapter(ThreadSafeAdapter):
+    """Deterministic tools for integration and unit tests."""
+
+    __test__ = False            # not a pytest test class
+    __thread_safe__ = True
+
+    @thread_safe_method
+    @tool(description="Do nothing (per-call overhead)")
+    def noop(self):
+        return None
+
+    @thread_safe_method
+    @tool(description="Return value unchanged")
+    def echo(self, value=None):
+        return value
+
+    @thread_safe_method
+    @tool(description="Add two integers")
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+    @thread_safe_method
+    @tool(description="time.sleep(seconds); releases the GIL")
+    def sleep(self, seconds: float):
+        time.sleep(seconds)
+        return {"slept": seconds, "thread": threading.current_thread().name}
+
+    @thread_safe_method
+    @tool(description="Raise ValueError(message)")
+    def fail(self, message: str = "boom"):
+        raise ValueError(message)
+
+    @tool(description="Terminate the process at once with os._exit(code)")
+    def exit_now(self, code: int = 3):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    @tool(description="Crash the process with a segmentation fault")
+    def segfault(self):
+        ctypes.string_at(0)
+
+    @thread_safe_method
+    @tool(description="Repeated np.dot of size x size float64 matrices (releases the GIL)")
+    def numpy_work(self, size: int = 200, repeat: int = 10):
+        rng = np.random.default_rng(size)
+        a = rng.random((size, size))
+        b = rng.random((size, size))
+        checksum = 0.0
+        for _ in range(repeat):
+            checksum += float(np.dot(a, b).sum())
+        return {"checksum": checksum, "size": size, "repeat": repeat,
+                "thread": threading.current_thread().name}
+
+    @thread_safe_method
+    @tool(description="Pure-Python busy loop for `seconds` (holds the GIL on GIL builds)")
+    def spin(self, seconds: float):
+        deadline = time.perf_counter() + seconds
+        loops = 0
+        while time.perf_counter() < deadline:
+            loops += 1
+        return {"loops": loops, "thread": threading.current_thread().name}
+
+    @thread_safe_method
+    @tool(description="Write text to stderr and flush")
+    def write_stderr(self, text: str):
+        print(text, file=sys.stderr)
+        sys.stderr.flush()
+        return {"written": len(text)}
+
+    @thread_safe_method
+    @tool(description="Name of the thread running this call")
+    def thread_name(self):
+        return threading.current_thread().name
+
+    @tool(description="Process id of the worker")
+    def pid(self):
+        return os.getpid()
