@@ -138,6 +138,16 @@ def to_json(value: Any) -> str:
         return _encode(_finite(value))
 
 
+def _shown(name: Any) -> str:
+    """A caller-supplied name, safe to embed in a one-line message."""
+    text = name if isinstance(name, str) else repr(name)
+    if len(text) > 200:
+        text = text[:200] + "..."
+    if not text.isprintable():
+        text = text.encode("unicode_escape").decode("ascii")
+    return text
+
+
 def _type_label(v: Any) -> str:
     if v is None:
         return "null"
@@ -149,6 +159,21 @@ def _exc_type_name(exc: BaseException) -> str:
     if cls.__module__ == "builtins":
         return cls.__qualname__
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+_SDK_FILES = frozenset(
+    os.path.join(d, f)
+    for d in (os.path.dirname(__file__), os.path.dirname(os.path.abspath(__file__)))
+    for f in ("_host.py", "base_adapter_threaded.py", "thread_safety_checker.py"))
+
+
+def _user_traceback(tb: Any) -> Any:
+    """Skip the SDK's own leading frames (host, wrappers) so the traceback
+    starts at the adapter's code; keep everything if nothing else is left."""
+    start = tb
+    while tb is not None and tb.tb_frame.f_code.co_filename in _SDK_FILES:
+        tb = tb.tb_next
+    return tb if tb is not None else start
 
 
 def _error_payload(exc: BaseException, tb: Any = _MISSING, message: Optional[str] = None) -> str:
@@ -291,7 +316,7 @@ class _Tool:
             names = self.names
             for key in args:
                 if key not in names:
-                    return (f"unknown argument '{key}' for tool '{self.name}' "
+                    return (f"unknown argument '{_shown(key)}' for tool '{self.name}' "
                             f"(parameters: {self.names_text})")
         for key in self.required:
             if key not in args:
@@ -367,7 +392,7 @@ class Host:
         try:
             t = self.tools.get(tool)
             if t is None:
-                return STATUS_INVALID, f"unknown tool '{tool}' (available: {self._available})"
+                return STATUS_INVALID, f"unknown tool '{_shown(tool)}' (available: {self._available})"
             if args_json == "{}" or not args_json:
                 args: Any = {}
             else:
@@ -376,7 +401,7 @@ class Host:
                         args = _decode(args_json)
                     else:
                         args = json.loads(args_json)
-                except ValueError as exc:
+                except (ValueError, TypeError) as exc:     # TypeError: not text at all
                     return STATUS_INVALID, f"arguments are not valid JSON: {exc}"
                 if type(args) is not dict:
                     return STATUS_INVALID, f"arguments must be a JSON object, got {_type_label(args)}"
@@ -393,8 +418,7 @@ class Host:
                 else:
                     result = t.call(args)
             except BaseException as exc:
-                tb = exc.__traceback__
-                return STATUS_ERROR, _error_payload(exc, tb.tb_next if tb is not None else None)
+                return STATUS_ERROR, _error_payload(exc, _user_traceback(exc.__traceback__))
             try:
                 return STATUS_OK, to_json(result)
             except (TypeError, ValueError, RecursionError) as exc:

@@ -184,6 +184,15 @@ class ThreadSafeAdapter(BaseAdapter):
         }
 
 
+def _call_counted(self: Any, fn: Callable, args: tuple, kwargs: dict) -> Any:
+    """Run ``fn`` counted by ``self.track_request()`` (if ``self`` has one)."""
+    track = getattr(self, "track_request", None)
+    if track is None:
+        return fn(self, *args, **kwargs)
+    with track():
+        return fn(self, *args, **kwargs)
+
+
 def thread_safe_method(fn: Callable) -> Callable:
     """Decorator for adapter methods run concurrently.
 
@@ -191,35 +200,20 @@ def thread_safe_method(fn: Callable) -> Callable:
     it to active thread-safety checkers. It does NOT lock: protect shared
     mutable state with ``acquire_lock()``. Tool metadata set by ``@tool`` is
     preserved (``functools.wraps`` copies it), in either decorator order.
+    Works on any class; without ``track_request`` the call is just passed on.
     """
     name = fn.__name__
-
-    def counted(self: Any, args: tuple, kwargs: dict) -> Any:
-        # track_request() without the context-manager overhead.
-        try:
-            begin = self._sp_begin
-        except AttributeError:      # not a ThreadSafeAdapter
-            return fn(self, *args, **kwargs)
-        rec = begin()
-        try:
-            result = fn(self, *args, **kwargs)
-        except BaseException:
-            self._sp_end(rec, True)
-            raise
-        self._sp_end(rec, False)
-        return result
 
     @functools.wraps(fn)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if _tsc._active:
             with _tsc.track_all(name):
-                return counted(self, args, kwargs)
-        # Same as counted(), inlined for the common case.
-        try:
-            begin = self._sp_begin
-        except AttributeError:
-            return fn(self, *args, **kwargs)
-        rec = begin()
+                return _call_counted(self, fn, args, kwargs)
+        # Fast path, equivalent to _call_counted() when track_request() is
+        # not overridden: this wrapper runs on every tool call.
+        if getattr(type(self), "track_request", None) is not _BASE_TRACK_REQUEST:
+            return _call_counted(self, fn, args, kwargs)
+        rec = self._sp_begin()
         try:
             result = fn(self, *args, **kwargs)
         except BaseException:
@@ -230,3 +224,6 @@ def thread_safe_method(fn: Callable) -> Callable:
 
     wrapper.__snakepit_thread_safe_method__ = True  # type: ignore[attr-defined]
     return wrapper
+
+
+_BASE_TRACK_REQUEST = ThreadSafeAdapter.track_request

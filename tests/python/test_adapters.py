@@ -63,18 +63,18 @@ def test_showcase_tools(showcase):
     assert stats["total_computations"] == 6
 
 
-def test_showcase_runs_numpy_on_threads_concurrently(showcase):
+def test_showcase_runs_calls_on_threads_concurrently(showcase):
     n = 4
     barrier = threading.Barrier(n)
     out = []
 
-    def run():
-        showcase.register_thread(f"snakepit-w1-t{threading.get_ident() % 1000}")
+    def run(i):
+        showcase.register_thread(f"snakepit-w1-t{i}")
         barrier.wait()
         out.append(showcase.invoke("sleep", '{"seconds": 0.15}'))
 
     start = time.perf_counter()
-    threads = [threading.Thread(target=run) for _ in range(n)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
     for t in threads:
         t.start()
     for t in threads:

@@ -247,6 +247,10 @@ def test_missing_and_unknown_arguments(testing):
         1, "unknown argument 'foo' for tool 'add' (parameters: a, b)")
     assert testing.invoke("noop", '{"foo": 3}') == (
         1, "unknown argument 'foo' for tool 'noop' (parameters: none)")
+    # caller-supplied names never break the one-line format
+    assert testing.invoke("noop", '{"a\\nb": 3}') == (
+        1, "unknown argument 'a\\nb' for tool 'noop' (parameters: none)")
+    assert testing.invoke("x\ny", "{}")[1].startswith("unknown tool 'x\\ny' (available: ")
 
 
 def test_showcase_missing_argument_message():
@@ -289,7 +293,10 @@ def test_tool_raises_builtin(testing):
     err = error(payload)
     assert err["type"] == "ValueError" and err["message"] == "bad input"
     assert err["traceback"].startswith("Traceback (most recent call last):")
-    assert "in fail" in err["traceback"] and err["traceback"].endswith("ValueError: bad input\n")
+    assert err["traceback"].endswith("ValueError: bad input\n")
+    # starts at the adapter's code, not at the SDK's host/wrapper frames
+    assert "testing_adapter.py" in err["traceback"].splitlines()[1]
+    assert "in fail" in err["traceback"].splitlines()[1]
 
 
 def test_tool_raises_custom_qualified(host):
@@ -320,6 +327,8 @@ def test_invoke_never_raises_on_garbage_input(host):
         status, payload = host.invoke("text", args)
         assert isinstance(status, int) and isinstance(payload, str)
     assert host.invoke("text", b'{"s": "x"}') == (0, '"x"')
+    assert host.invoke("text", 12) == (
+        1, "arguments are not valid JSON: the JSON object must be str, bytes or bytearray, not int")
 
 
 # -- threads ------------------------------------------------------------------

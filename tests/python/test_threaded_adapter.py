@@ -202,3 +202,21 @@ def test_thread_safe_method_on_plain_object_just_calls():
         def go(self, x):
             return x * 2
     assert Plain().go(4) == 8
+
+
+def test_overridden_track_request_is_used():
+    events = []
+
+    class Custom(ThreadSafeAdapter):
+        def track_request(self):
+            events.append("track")
+            return super().track_request()
+
+        @thread_safe_method
+        def go(self):
+            return 1
+
+    c = Custom()
+    assert c.go() == 1
+    assert events == ["track"]
+    assert c.get_stats()["total_requests"] == 1

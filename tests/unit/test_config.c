@@ -4,8 +4,8 @@
  *
  * Most tests feed YAML text through sp__config_load_string. File tests write into
  * a fresh mkdtemp folder, and the checked-in configs are found through
- * $SP_SOURCE_DIR or by looking for the source tree from the current directory, so
- * the binary runs from the repo root, from tests/ or from a build folder.
+ * $SP_TEST_CONFIGS (set by CMake), $SP_SOURCE_DIR, or by looking for the source tree
+ * from the current directory, so the binary runs from anywhere.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -85,13 +85,19 @@ static void write_file(const char *path, const char *text) {
   assert_int_equal(fclose(f), 0);
 }
 
+/* dir + "/" + name, without doubling the slash when dir is "/". */
+static void join_path(char *buf, size_t cap, const char *dir, const char *name) {
+  size_t n = strlen(dir);
+  assert_true(snprintf(buf, cap, "%s%s%s", dir, n > 0 && dir[n - 1] == '/' ? "" : "/", name) < (int)cap);
+}
+
 static void temp_path(char *buf, size_t cap, const char *name) {
-  snprintf(buf, cap, "%s/%s", temp_dir, name);
+  assert_true(snprintf(buf, cap, "%s/%s", temp_dir, name) < (int)cap);
 }
 
 static void config_path(char *buf, size_t cap, const char *rel) {
   if (source_dir[0] == '\0') skip();
-  snprintf(buf, cap, "%s/%s", source_dir, rel);
+  assert_true(snprintf(buf, cap, "%s/%s", source_dir, rel) < (int)cap);
 }
 
 static void test_full_example(void **state) {
@@ -148,7 +154,7 @@ static void test_full_example(void **state) {
   assert_string_equal(p->env_keys[0], "OPENBLAS_NUM_THREADS");
   assert_string_equal(p->env_values[0], "1");
   assert_int_equal(p->python_path_count, 2);
-  snprintf(expected, sizeof(expected), "%s/adapters", cwd);
+  join_path(expected, sizeof(expected), cwd, "adapters");
   assert_string_equal(p->python_path[0], expected);
   assert_string_equal(p->python_path[1], "/abs/path");
   assert_int_equal(p->worker_ttl_ms, 3600000);
@@ -662,7 +668,7 @@ static void test_python_path_resolution(void **state) {
 
   /* Text has no folder of its own: the current directory stands in. */
   load_ok(&cfg, "pools:\n  - name: p\n    python_path: [adapters]\n");
-  snprintf(expected, sizeof(expected), "%s/adapters", cwd);
+  join_path(expected, sizeof(expected), cwd, "adapters");
   assert_string_equal(cfg.base_dir, cwd);
   assert_string_equal(cfg.pools[0].python_path[0], expected);
   sp__config_free(&cfg);
@@ -795,16 +801,29 @@ static void test_error_message_is_bounded(void **state) {
   free(yaml);
 }
 
+/*
+ * The source tree holds examples/ and tests/configs/. CMake names the configs folder
+ * (SP_TEST_CONFIGS, as an environment variable and a compile-time define); by hand,
+ * SP_SOURCE_DIR or a look upwards from the current directory finds it.
+ */
 static int find_source_dir(void) {
   static const char *const candidates[] = {".", "..", "../..", "../../.."};
   const char *env = getenv("SP_SOURCE_DIR");
+  const char *configs = getenv("SP_TEST_CONFIGS");
   char probe[PATH_MAX + 32];
+  struct stat st;
   if (env != NULL && env[0] != '\0') {
     snprintf(source_dir, sizeof(source_dir), "%s", env);
     return 0;
   }
+#ifdef SP_TEST_CONFIGS
+  if (configs == NULL || configs[0] == '\0') configs = SP_TEST_CONFIGS;
+#endif
+  if (configs != NULL && configs[0] != '\0') {
+    snprintf(probe, sizeof(probe), "%s/../..", configs);
+    if (realpath(probe, source_dir) != NULL) return 0;
+  }
   for (size_t i = 0; i < sizeof(candidates) / sizeof(candidates[0]); i++) {
-    struct stat st;
     snprintf(probe, sizeof(probe), "%s/src/core/config.h", candidates[i]);
     if (stat(probe, &st) == 0 && realpath(candidates[i], source_dir) != NULL) return 0;
   }

@@ -1,0 +1,132 @@
+/*
+ * harness.c - integration test helpers (see harness.h).
+ */
+#include "harness.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void h_yaml(char *buf, size_t cap, const char *name, const char *profile, int size, int threads,
+            const char *adapter, const char *extra) {
+  snprintf(buf, cap,
+           "pools:\n"
+           "  - name: %s\n"
+           "    worker_profile: %s\n"
+           "    pool_size: %d\n"
+           "    threads_per_worker: %d\n"
+           "    adapter: %s\n"
+           "    python_path: [\"%s\"]\n"
+           "%s",
+           name, profile, size, threads, adapter, SP_TEST_ADAPTERS, extra ? extra : "");
+}
+
+sp_runtime_t *h_start(const char *yaml) {
+  sp_runtime_t *rt = NULL;
+  sp_error_t err;
+  int rc = sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "test.yaml", &err);
+  if (rc != 0) {
+    print_error("start failed: %s\n%s\n", err.message, err.traceback);
+    fail();
+  }
+  return rt;
+}
+
+sp_runtime_t *h_start_pool(const char *name, const char *profile, int size, int threads,
+                           const char *adapter, const char *extra) {
+  char yaml[2048];
+  h_yaml(yaml, sizeof(yaml), name, profile, size, threads, adapter, extra);
+  return h_start(yaml);
+}
+
+double h_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+char *h_call_ok(sp_runtime_t *rt, const char *pool, const char *tool, const char *args) {
+  sp_result_t res;
+  int rc = sp_execute(rt, pool, tool, args, NULL, &res);
+  if (rc != 0) {
+    print_error("%s/%s(%s) failed: %s %s\n", pool, tool, args, sp_err_name(rc), res.error.message);
+    fail();
+  }
+  assert_non_null(res.json);
+  return res.json;
+}
+
+void h_call_fails(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                  int code, sp_error_t *err) {
+  sp_result_t res;
+  int rc = sp_execute(rt, pool, tool, args, NULL, &res);
+  if (rc != code) {
+    print_error("%s/%s(%s): expected %s, got %s: %s\n", pool, tool, args, sp_err_name(code),
+                sp_err_name(rc), rc ? res.error.message : res.json);
+    sp_result_free(&res);
+    fail();
+  }
+  assert_null(res.json);
+  assert_int_equal(res.error.code, code);
+  assert_int_equal(res.error.category, sp_err_category(code));
+  assert_true(res.error.message[0] != '\0');
+  if (err) memcpy(err, &res.error, sizeof(*err));
+}
+
+typedef struct {
+  sp_runtime_t *rt;
+  const char *pool, *tool, *args;
+  int calls;
+  int ok, failed;
+} client_t;
+
+static void *client_main(void *arg) {
+  client_t *c = arg;
+  for (int i = 0; i < c->calls; i++) {
+    sp_result_t res;
+    if (sp_execute(c->rt, c->pool, c->tool, c->args, NULL, &res) == 0) c->ok++;
+    else c->failed++;
+    sp_result_free(&res);
+  }
+  return NULL;
+}
+
+double h_concurrent(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                    int threads, int calls, int *ok, int *failed) {
+  pthread_t *th = calloc((size_t)threads, sizeof(*th));
+  client_t *cl = calloc((size_t)threads, sizeof(*cl));
+  assert_non_null(th);
+  assert_non_null(cl);
+  double t0 = h_now();
+  for (int i = 0; i < threads; i++) {
+    cl[i] = (client_t){rt, pool, tool, args, calls, 0, 0};
+    assert_int_equal(pthread_create(&th[i], NULL, client_main, &cl[i]), 0);
+  }
+  int nok = 0, nfail = 0;
+  for (int i = 0; i < threads; i++) {
+    pthread_join(th[i], NULL);
+    nok += cl[i].ok;
+    nfail += cl[i].failed;
+  }
+  double t = h_now() - t0;
+  if (ok) *ok = nok;
+  if (failed) *failed = nfail;
+  free(th);
+  free(cl);
+  return t;
+}
+
+long long h_json_int(const char *json, const char *key) {
+  json_error_t jerr;
+  json_t *o = json_loads(json, 0, &jerr);
+  if (o == NULL || !json_is_integer(json_object_get(o, key))) {
+    print_error("no integer '%s' in %s\n", key, json);
+    fail();
+  }
+  long long v = json_integer_value(json_object_get(o, key));
+  json_decref(o);
+  return v;
+}

@@ -1,0 +1,55 @@
+/*
+ * harness.h - helpers for integration tests: YAML for one-pool runtimes on the
+ * test adapters, timing, and many concurrent calls from real client threads.
+ */
+#ifndef SP_TEST_HARNESS_H
+#define SP_TEST_HARNESS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "snakepit.h"
+
+#define TESTING_ADAPTER "testing_adapter.TestingAdapter"
+#define PATTERNS_ADAPTER "patterns_adapter.PatternsAdapter"
+
+/**
+ * Writes a one-pool config into buf: pool `name`, profile "process"/"thread",
+ * size workers x threads, adapter, the test adapters on python_path, then
+ * `extra` (more "    key: value\n" lines, may be NULL).
+ */
+void h_yaml(char *buf, size_t cap, const char *name, const char *profile, int size, int threads,
+            const char *adapter, const char *extra);
+
+/** Starts a runtime from YAML and fails the test (printing why) if it does not start. */
+sp_runtime_t *h_start(const char *yaml);
+
+/** Starts a one-pool runtime; see h_yaml. */
+sp_runtime_t *h_start_pool(const char *name, const char *profile, int size, int threads,
+                           const char *adapter, const char *extra);
+
+/** Monotonic seconds. */
+double h_now(void);
+
+/** Runs one call; asserts it succeeds and returns the result JSON (caller frees). */
+char *h_call_ok(sp_runtime_t *rt, const char *pool, const char *tool, const char *args);
+
+/** Runs one call expected to fail with code; returns it in *err. */
+void h_call_fails(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                  int code, sp_error_t *err);
+
+/**
+ * threads client threads each make `calls` sync calls; returns the wall time in
+ * seconds. *ok and *failed (may be NULL) receive the counts; codes[] (may be
+ * NULL, length threads*calls) receives each result code.
+ */
+double h_concurrent(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                    int threads, int calls, int *ok, int *failed);
+
+/** Integer field of a JSON object text, or fails the test. */
+long long h_json_int(const char *json, const char *key);
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * test_calls.c - calls through the public API against real workers in both
+ * profiles: results, bad input of every kind (each answered with a clear error
+ * while the pool keeps serving), manifests, stats, async calls, worker output.
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "harness.h"
+
+static sp_runtime_t *rt;
+static const char *const POOLS[] = {"proc", "thr"};
+
+static int setup(void **state) {
+  (void)state;
+  char yaml[4096];
+  snprintf(yaml, sizeof(yaml),
+           "pools:\n"
+           "  - name: proc\n"
+           "    worker_profile: process\n"
+           "    pool_size: 2\n"
+           "    adapter: " TESTING_ADAPTER "\n"
+           "    python_path: [\"%s\"]\n"
+           "  - name: thr\n"
+           "    worker_profile: thread\n"
+           "    pool_size: 1\n"
+           "    threads_per_worker: 4\n"
+           "    adapter: " TESTING_ADAPTER "\n"
+           "    python_path: [\"%s\"]\n",
+           SP_TEST_ADAPTERS, SP_TEST_ADAPTERS);
+  sp_error_t err;
+  if (sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "calls.yaml", &err) != 0) {
+    fprintf(stderr, "start failed: %s\n", err.message);
+    return -1;
+  }
+  return 0;
+}
+
+static int teardown(void **state) {
+  (void)state;
+  return sp_runtime_stop(rt, 5000);
+}
+
+static void results_in_both_profiles(void **state) {
+  (void)state;
+  for (int i = 0; i < 2; i++) {
+    char *r = h_call_ok(rt, POOLS[i], "add", "{\"a\": 2, \"b\": 40}");
+    assert_string_equal(r, "42");
+    free(r);
+    r = h_call_ok(rt, POOLS[i], "echo", "{\"value\": {\"k\": [1, \"two\", null, true, 2.5]}}");
+    json_t *v = json_loads(r, JSON_DECODE_ANY, NULL);
+    assert_non_null(v);
+    assert_int_equal(json_array_size(json_object_get(v, "k")), 5);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(v, "k"), 1)), "two");
+    json_decref(v);
+    free(r);
+    r = h_call_ok(rt, POOLS[i], "noop", NULL); /* NULL args mean {} */
+    free(r);
+  }
+}
+
+static void unicode_round_trip(void **state) {
+  (void)state;
+  char *r = h_call_ok(rt, "thr", "echo", "{\"value\": \"h\\u00e9llo \xe2\x9c\x93 \\ud83d\\udc0d\"}");
+  json_t *v = json_loads(r, JSON_DECODE_ANY, NULL);
+  assert_string_equal(json_string_value(v), "h\xc3\xa9llo \xe2\x9c\x93 \xf0\x9f\x90\x8d");
+  json_decref(v);
+  free(r);
+}
+
+static void threads_are_named(void **state) {
+  (void)state;
+  char *r = h_call_ok(rt, "thr", "thread_name", "{}");
+  /* "snakepit-w1-t3": the worker's name and the thread's index. */
+  assert_non_null(strstr(r, "\"snakepit-w1-t"));
+  free(r);
+}
+
+static void unknown_pool_and_tool(void **state) {
+  (void)state;
+  sp_error_t e;
+  h_call_fails(rt, "nope", "add", "{}", SP_ENOPOOL, &e);
+  assert_non_null(strstr(e.message, "'nope'"));
+  assert_non_null(strstr(e.message, "proc, thr"));
+  for (int i = 0; i < 2; i++) {
+    h_call_fails(rt, POOLS[i], "no_such_tool", "{}", SP_ENOTOOL, &e);
+    assert_non_null(strstr(e.message, "'no_such_tool'"));
+    assert_non_null(strstr(e.message, "add")); /* lists what exists */
+    assert_int_equal(e.category, SP_CAT_VALIDATION);
+  }
+}
+
+static void bad_json_and_non_objects(void **state) {
+  (void)state;
+  sp_error_t e;
+  h_call_fails(rt, "proc", "add", "{\"a\": 1,", SP_EBADJSON, &e);
+  assert_non_null(strstr(e.message, "not valid JSON"));
+  assert_non_null(strstr(e.message, "line 1"));
+  h_call_fails(rt, "proc", "add", "[1, 2]", SP_EBADARGS, &e);
+  assert_non_null(strstr(e.message, "must be a JSON object, got an array"));
+  h_call_fails(rt, "thr", "add", "\"text\"", SP_EBADARGS, &e);
+  assert_non_null(strstr(e.message, "got a string"));
+  h_call_fails(rt, "thr", "add", "", SP_EBADJSON, NULL);
+}
+
+static void wrong_arguments_are_named(void **state) {
+  (void)state;
+  sp_error_t e;
+  for (int i = 0; i < 2; i++) {
+    h_call_fails(rt, POOLS[i], "add", "{\"a\": 1}", SP_EBADARGS, &e);
+    assert_non_null(strstr(e.message, "missing required argument 'b'"));
+    h_call_fails(rt, POOLS[i], "add", "{\"a\": 1, \"b\": 2, \"c\": 3}", SP_EBADARGS, &e);
+    assert_non_null(strstr(e.message, "unknown argument 'c'"));
+    h_call_fails(rt, POOLS[i], "add", "{\"a\": 1, \"b\": \"2\"}", SP_EBADARGS, &e);
+    assert_non_null(strstr(e.message, "argument 'b'"));
+    assert_non_null(strstr(e.message, "must be int"));
+    char *r = h_call_ok(rt, POOLS[i], "add", "{\"a\": 1, \"b\": 2}"); /* still serving */
+    assert_string_equal(r, "3");
+    free(r);
+  }
+}
+
+static void python_exceptions_reach_the_caller(void **state) {
+  (void)state;
+  for (int i = 0; i < 2; i++) {
+    sp_error_t e;
+    h_call_fails(rt, POOLS[i], "fail", "{\"message\": \"kaboom 42\"}", SP_EPYTHON, &e);
+    assert_string_equal(e.python_type, "ValueError");
+    assert_non_null(strstr(e.message, "kaboom 42"));
+    assert_non_null(strstr(e.message, "'fail'"));
+    assert_non_null(strstr(e.traceback, "Traceback (most recent call last)"));
+    assert_non_null(strstr(e.traceback, "testing_adapter.py"));
+    assert_non_null(strstr(e.traceback, "ValueError: kaboom 42"));
+    char *r = h_call_ok(rt, POOLS[i], "noop", "{}");
+    free(r);
+  }
+}
+
+static void tools_manifest(void **state) {
+  (void)state;
+  char *json = NULL;
+  sp_error_t err;
+  assert_int_equal(sp_tools_json(rt, "thr", &json, &err), 0);
+  json_t *tools = json_loads(json, 0, NULL);
+  assert_true(json_is_array(tools));
+  int found = 0;
+  size_t i;
+  json_t *t;
+  json_array_foreach(tools, i, t) {
+    if (strcmp(json_string_value(json_object_get(t, "name")), "add") != 0) continue;
+    found = 1;
+    assert_string_equal(json_string_value(json_object_get(t, "description")), "Add two integers");
+    json_t *params = json_object_get(t, "parameters");
+    assert_int_equal(json_array_size(params), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(params, 0), "name")), "a");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(params, 0), "type")), "int");
+    assert_true(json_is_true(json_object_get(json_array_get(params, 0), "required")));
+  }
+  assert_true(found);
+  json_decref(tools);
+  sp_free(json);
+  assert_int_equal(sp_tools_json(rt, "zzz", &json, &err), SP_ENOPOOL);
+  assert_int_equal(sp_pools_json(rt, &json, &err), 0);
+  assert_string_equal(json, "[\"proc\",\"thr\"]");
+  sp_free(json);
+}
+
+static void stats_json(void **state) {
+  (void)state;
+  char *r = h_call_ok(rt, "thr", "noop", "{}");
+  free(r);
+  char *json = NULL;
+  sp_error_t err;
+  assert_int_equal(sp_stats_json(rt, "thr", &json, &err), 0);
+  json_t *o = json_loads(json, 0, NULL);
+  assert_non_null(o);
+  assert_string_equal(json_string_value(json_object_get(o, "profile")), "thread");
+  assert_int_equal(json_integer_value(json_object_get(o, "capacity")), 4);
+  assert_true(json_integer_value(json_object_get(json_object_get(o, "calls"), "ok")) >= 1);
+  json_t *w = json_array_get(json_object_get(o, "workers"), 0);
+  assert_string_equal(json_string_value(json_object_get(w, "state")), "ready");
+  assert_true(json_integer_value(json_object_get(w, "pid")) > 0);
+  assert_true(json_integer_value(json_object_get(w, "rss_kb")) > 1000);
+  assert_true(json_integer_value(json_object_get(w, "requests")) >= 1);
+  json_decref(o);
+  sp_free(json);
+  assert_int_equal(sp_stats_json(rt, NULL, &json, &err), 0);
+  o = json_loads(json, 0, NULL);
+  assert_int_equal(json_array_size(json_object_get(o, "pools")), 2);
+  json_decref(o);
+  sp_free(json);
+  assert_int_equal(sp_stats_json(rt, "zzz", &json, &err), SP_ENOPOOL);
+}
+
+typedef struct {
+  pthread_mutex_t mu;
+  int done, ok, sum;
+} async_state_t;
+
+static void on_done(sp_result_t *res, void *ud) {
+  async_state_t *s = ud;
+  pthread_mutex_lock(&s->mu);
+  s->done++;
+  if (res->error.code == 0) {
+    s->ok++;
+    s->sum += atoi(res->json);
+  }
+  pthread_mutex_unlock(&s->mu);
+}
+
+static void async_calls(void **state) {
+  (void)state;
+  async_state_t s = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
+  char args[64];
+  int expected = 0;
+  for (int i = 0; i < 200; i++) {
+    snprintf(args, sizeof(args), "{\"a\": %d, \"b\": 1}", i);
+    expected += i + 1;
+    sp_error_t err;
+    assert_int_equal(sp_execute_async(rt, POOLS[i % 2], "add", args, NULL, on_done, &s, &err), 0);
+  }
+  /* A failing submission never runs the callback. */
+  sp_error_t err;
+  assert_int_equal(sp_execute_async(rt, "thr", "add", "{bad", NULL, on_done, &s, &err), SP_EBADJSON);
+  for (int spin = 0; spin < 3000; spin++) {
+    pthread_mutex_lock(&s.mu);
+    int d = s.done;
+    pthread_mutex_unlock(&s.mu);
+    if (d == 200) break;
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL);
+  }
+  assert_int_equal(s.done, 200);
+  assert_int_equal(s.ok, 200);
+  assert_int_equal(s.sum, expected);
+}
+
+typedef struct {
+  pthread_mutex_t mu;
+  char lines[8192];
+} log_capture_t;
+
+static void capture(int level, const char *line, void *ud) {
+  log_capture_t *c = ud;
+  (void)level;
+  pthread_mutex_lock(&c->mu);
+  strncat(c->lines, line, sizeof(c->lines) - strlen(c->lines) - 2);
+  strcat(c->lines, "\n");
+  pthread_mutex_unlock(&c->mu);
+}
+
+static void worker_output_is_forwarded(void **state) {
+  (void)state;
+  static log_capture_t cap = {PTHREAD_MUTEX_INITIALIZER, ""};
+  sp_set_log_handler(capture, &cap);
+  char *r = h_call_ok(rt, "thr", "write_stderr", "{\"text\": \"hello from python\"}");
+  free(r);
+  int seen = 0;
+  for (int i = 0; i < 200 && !seen; i++) {
+    pthread_mutex_lock(&cap.mu);
+    seen = strstr(cap.lines, "[thr/w1 pid ") != NULL && strstr(cap.lines, "hello from python");
+    pthread_mutex_unlock(&cap.mu);
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  sp_set_log_handler(NULL, NULL);
+  if (!seen) print_error("captured: %s\n", cap.lines);
+  assert_true(seen);
+}
+
+static void misuse_is_rejected(void **state) {
+  (void)state;
+  sp_result_t res;
+  assert_int_equal(sp_execute(NULL, "thr", "noop", "{}", NULL, &res), SP_EINVAL);
+  assert_int_equal(sp_execute(rt, NULL, "noop", "{}", NULL, &res), SP_EINVAL);
+  assert_int_equal(sp_execute(rt, "thr", "noop", "{}", NULL, NULL), SP_EINVAL);
+  sp_error_t err;
+  assert_int_equal(sp_execute_async(rt, "thr", "noop", "{}", NULL, NULL, NULL, &err), SP_EINVAL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(results_in_both_profiles),
+      cmocka_unit_test(unicode_round_trip),
+      cmocka_unit_test(threads_are_named),
+      cmocka_unit_test(unknown_pool_and_tool),
+      cmocka_unit_test(bad_json_and_non_objects),
+      cmocka_unit_test(wrong_arguments_are_named),
+      cmocka_unit_test(python_exceptions_reach_the_caller),
+      cmocka_unit_test(tools_manifest),
+      cmocka_unit_test(stats_json),
+      cmocka_unit_test(async_calls),
+      cmocka_unit_test(worker_output_is_forwarded),
+      cmocka_unit_test(misuse_is_rejected),
+  };
+  return cmocka_run_group_tests(tests, setup, teardown);
+}

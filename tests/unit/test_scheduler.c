@@ -1,0 +1,124 @@
+/*
+ * test_scheduler.c - least-loaded worker choice, round-robin among equals, the
+ * FIFO of waiting calls and the deadline heap (against a brute-force model).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+
+#include "scheduler.h"
+
+static void picks_most_free_slots(void **state) {
+  (void)state;
+  sp__slots_t a = {4, 3, 1}, b = {4, 1, 1}, c = {1, 0, 1};
+  sp__slots_t *ws[] = {&a, &b, &c};
+  size_t cur = 0;
+  assert_int_equal(sp__sched_pick(ws, 3, &cur), 1); /* 3 free beats 1 and 1 */
+  b.inflight = 4;
+  cur = 0;
+  assert_int_equal(sp__sched_pick(ws, 3, &cur), 0); /* a: 1 free, c: 1 free, a comes first */
+  assert_int_equal(cur, 1);
+  assert_int_equal(sp__sched_pick(ws, 3, &cur), 2); /* tie rotates on from the cursor */
+}
+
+static void skips_not_ready_and_full(void **state) {
+  (void)state;
+  sp__slots_t a = {8, 0, 0}, b = {1, 1, 1};
+  sp__slots_t *ws[] = {&a, &b, NULL};
+  size_t cur = 0;
+  assert_int_equal(sp__sched_pick(ws, 3, &cur), -1);
+  a.ready = 1;
+  assert_int_equal(sp__sched_pick(ws, 3, &cur), 0);
+  assert_int_equal(sp__sched_pick(ws, 0, &cur), -1);
+}
+
+static void equal_workers_share_round_robin(void **state) {
+  (void)state;
+  sp__slots_t w[4] = {{1, 0, 1}, {1, 0, 1}, {1, 0, 1}, {1, 0, 1}};
+  sp__slots_t *ws[] = {&w[0], &w[1], &w[2], &w[3]};
+  size_t cur = 0;
+  int counts[4] = {0};
+  for (int i = 0; i < 400; i++) counts[sp__sched_pick(ws, 4, &cur)]++;
+  for (int i = 0; i < 4; i++) assert_int_equal(counts[i], 100);
+}
+
+static void fifo_order_and_removal(void **state) {
+  (void)state;
+  sp__sched_item_t it[5];
+  sp__fifo_t q = {0};
+  for (int i = 0; i < 5; i++) {
+    sp__sched_item_init(&it[i]);
+    sp__fifo_push(&q, &it[i]);
+  }
+  assert_int_equal(q.len, 5);
+  sp__fifo_remove(&q, &it[2]);
+  sp__fifo_remove(&q, &it[2]); /* removing twice is harmless */
+  sp__fifo_remove(&q, &it[4]);
+  assert_int_equal(q.len, 3);
+  assert_ptr_equal(sp__fifo_pop(&q), &it[0]);
+  assert_ptr_equal(sp__fifo_pop(&q), &it[1]);
+  assert_ptr_equal(sp__fifo_pop(&q), &it[3]);
+  assert_null(sp__fifo_pop(&q));
+  assert_int_equal(q.len, 0);
+}
+
+static void heap_matches_model(void **state) {
+  (void)state;
+  enum { N = 2000 };
+  sp__sched_item_t *items = calloc(N, sizeof(*items));
+  int *in = calloc(N, sizeof(int));
+  sp__dheap_t h = {0};
+  srand(12345);
+  for (int i = 0; i < N; i++) {
+    sp__sched_item_init(&items[i]);
+    items[i].due_ms = rand() % 500;
+  }
+  for (int step = 0; step < 20000; step++) {
+    int i = rand() % N;
+    int op = rand() % 3;
+    if (op == 0 && !in[i]) {
+      assert_int_equal(sp__dheap_push(&h, &items[i]), 0);
+      in[i] = 1;
+    } else if (op == 1 && in[i]) {
+      sp__dheap_remove(&h, &items[i]);
+      assert_int_equal(items[i].heap_idx, SP__NOT_IN_HEAP);
+      in[i] = 0;
+    } else if (op == 2) {
+      /* The top is the minimum of the model's members. */
+      int64_t min = INT64_MAX;
+      size_t count = 0;
+      for (int k = 0; k < N; k++)
+        if (in[k]) {
+          count++;
+          if (items[k].due_ms < min) min = items[k].due_ms;
+        }
+      assert_int_equal(h.len, count);
+      sp__sched_item_t *top = sp__dheap_top(&h);
+      if (count == 0) assert_null(top);
+      else assert_int_equal(top->due_ms, min);
+    }
+  }
+  /* Draining yields non-decreasing deadlines. */
+  int64_t last = -1;
+  sp__sched_item_t *t;
+  while ((t = sp__dheap_top(&h)) != NULL) {
+    assert_true(t->due_ms >= last);
+    last = t->due_ms;
+    sp__dheap_remove(&h, t);
+  }
+  sp__dheap_free(&h);
+  free(items);
+  free(in);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(picks_most_free_slots), cmocka_unit_test(skips_not_ready_and_full),
+      cmocka_unit_test(equal_workers_share_round_robin), cmocka_unit_test(fifo_order_and_removal),
+      cmocka_unit_test(heap_matches_model),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
