@@ -109,6 +109,8 @@ typedef struct sp_result_s {
 /** Per-call options. Zero-initialise and set what you need; NULL means defaults. */
 typedef struct sp_call_opts_s {
   int64_t timeout_ms; /* queue + run time; 0 = the pool's `timeout` */
+  int idempotent;     /* non-zero: if the worker crashes under the call, retry it once
+                         on another worker instead of failing with SP_ECRASHED */
 } sp_call_opts_t;
 
 typedef struct sp_runtime_s sp_runtime_t;

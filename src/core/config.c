@@ -1,9 +1,10 @@
 /*
  * config.c - turns a pools.yaml file (read with libyaml's document API) into a
- * validated sp__config_t: defaults, bounds, and "FILE:LINE: key 'KEY': ..." errors.
+ * validated sp__config_t: walks the document, applies defaults and cross-key rules,
+ * and reports "FILE:LINE: key 'KEY': ..." errors. Single values: config_values.c.
  */
 #if !defined(_GNU_SOURCE) && !defined(_XOPEN_SOURCE)
-#define _XOPEN_SOURCE 700 /* realpath, strdup, strcasecmp without GNU extensions */
+#define _XOPEN_SOURCE 700 /* realpath and strdup without GNU extensions */
 #endif
 
 #include "config.h"
@@ -15,18 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 #include <yaml.h>
 
+#include "config_values.h"
 #include "errors.h"
-
-#define MS_PER_S INT64_C(1000)
-#define MS_PER_M (60 * MS_PER_S)
-#define MS_PER_H (60 * MS_PER_M)
-#define KIB INT64_C(1024)
-#define MIB (1024 * KIB)
-#define GIB (1024 * MIB)
 
 /*
  * Sanity limits that are not per-pool settings. They keep a hostile or broken file
@@ -36,33 +30,6 @@
 #define MAX_POOLS 256
 #define MAX_LIST_ITEMS 1024
 #define MAX_FILE_BYTES (16 * 1024 * 1024)
-#define MAX_NAME_LEN 64
-#define MAX_ADAPTER_LEN 256
-
-/* How a key's value is read; scalar kinds share one reader, lists have their own. */
-typedef enum {
-  K_NAME,
-  K_PROFILE,
-  K_INT,
-  K_I64,
-  K_DURATION,
-  K_SIZE,
-  K_FRACTION,
-  K_BOOL,
-  K_ADAPTER,
-  K_ARGS,
-  K_PATHS,
-  K_ENV
-} kind_t;
-
-typedef struct {
-  const char *name;
-  kind_t kind;
-  size_t offset; /* field in sp__pool_config_t for scalar kinds */
-  int64_t min;
-  int64_t max;
-  bool zero_disables; /* 0 is accepted even though it is below min */
-} key_spec_t;
 
 /* Indexes into pool_keys; the few the loader needs by name after reading an entry. */
 enum {
@@ -98,60 +65,52 @@ enum {
 #define FIELD(f) offsetof(sp__pool_config_t, f)
 
 /* Every key a pool entry accepts, in the order they are listed in messages. */
-static const key_spec_t pool_keys[KEY_COUNT] = {
-    [KEY_NAME] = {"name", K_NAME, FIELD(name), 0, 0, false},
-    [KEY_WORKER_PROFILE] = {"worker_profile", K_PROFILE, FIELD(profile), 0, 0, false},
-    [KEY_POOL_SIZE] = {"pool_size", K_INT, FIELD(pool_size), 1, 256, false},
-    [KEY_THREADS_PER_WORKER] = {"threads_per_worker", K_INT, FIELD(threads_per_worker), 1, 1024,
-                                false},
-    [KEY_ADAPTER] = {"adapter", K_ADAPTER, FIELD(adapter), 0, 0, false},
-    [KEY_ADAPTER_ARGS] = {"adapter_args", K_ARGS, 0, 0, 0, false},
-    [KEY_ADAPTER_ENV] = {"adapter_env", K_ENV, 0, 0, 0, false},
-    [KEY_PYTHON_PATH] = {"python_path", K_PATHS, 0, 0, 0, false},
-    [KEY_WORKER_TTL] = {"worker_ttl", K_DURATION, FIELD(worker_ttl_ms), 0, 8760 * MS_PER_H, false},
-    [KEY_WORKER_MAX_REQUESTS] = {"worker_max_requests", K_I64, FIELD(worker_max_requests), 0,
+static const sp__key_spec_t pool_keys[KEY_COUNT] = {
+    [KEY_NAME] = {"name", SP__KIND_NAME, FIELD(name), 0, 0, false},
+    [KEY_WORKER_PROFILE] = {"worker_profile", SP__KIND_PROFILE, FIELD(profile), 0, 0, false},
+    [KEY_POOL_SIZE] = {"pool_size", SP__KIND_INT, FIELD(pool_size), 1, 256, false},
+    [KEY_THREADS_PER_WORKER] = {"threads_per_worker", SP__KIND_INT, FIELD(threads_per_worker), 1,
+                                1024, false},
+    [KEY_ADAPTER] = {"adapter", SP__KIND_ADAPTER, FIELD(adapter), 0, 0, false},
+    [KEY_ADAPTER_ARGS] = {"adapter_args", SP__KIND_ARGS, 0, 0, 0, false},
+    [KEY_ADAPTER_ENV] = {"adapter_env", SP__KIND_ENV, 0, 0, 0, false},
+    [KEY_PYTHON_PATH] = {"python_path", SP__KIND_PATHS, 0, 0, 0, false},
+    [KEY_WORKER_TTL] = {"worker_ttl", SP__KIND_DURATION, FIELD(worker_ttl_ms), 0,
+                        8760 * SP__MS_PER_H, false},
+    [KEY_WORKER_MAX_REQUESTS] = {"worker_max_requests", SP__KIND_I64, FIELD(worker_max_requests), 0,
                                  INT64_C(1000000000000), false},
-    [KEY_WORKER_MAX_RSS_MB] = {"worker_max_rss_mb", K_I64, FIELD(worker_max_rss_mb), 0, 1048576,
-                               false},
-    [KEY_RECYCLE_JITTER] = {"recycle_jitter", K_FRACTION, FIELD(recycle_jitter), 0, 1, false},
-    [KEY_MIN_LIFETIME] = {"min_lifetime", K_DURATION, FIELD(min_lifetime_ms), 0, 24 * MS_PER_H,
-                          false},
-    [KEY_TIMEOUT] = {"timeout", K_DURATION, FIELD(timeout_ms), 1, 24 * MS_PER_H, false},
-    [KEY_QUEUE_TIMEOUT] = {"queue_timeout", K_DURATION, FIELD(queue_timeout_ms), 0, 24 * MS_PER_H,
-                           false},
-    [KEY_MAX_QUEUE] = {"max_queue", K_INT, FIELD(max_queue), 0, 1000000, false},
-    [KEY_STARTUP_TIMEOUT] = {"startup_timeout", K_DURATION, FIELD(startup_timeout_ms), 100,
-                             10 * MS_PER_M, false},
-    [KEY_STARTUP_BATCH_SIZE] = {"startup_batch_size", K_INT, FIELD(startup_batch_size), 1, 256,
-                                false},
-    [KEY_DRAIN_TIMEOUT] = {"drain_timeout", K_DURATION, FIELD(drain_timeout_ms), 0, MS_PER_H,
-                           false},
-    [KEY_CANCEL_GRACE] = {"cancel_grace", K_DURATION, FIELD(cancel_grace_ms), 0, MS_PER_H, false},
-    [KEY_PING_INTERVAL] = {"ping_interval", K_DURATION, FIELD(ping_interval_ms), 50, MS_PER_H,
-                           true},
-    [KEY_PING_MISSES] = {"ping_misses", K_INT, FIELD(ping_misses), 1, 100, false},
-    [KEY_CRASH_LOOP_MAX] = {"crash_loop_max", K_INT, FIELD(crash_loop_max), 1, 1000, false},
-    [KEY_CRASH_LOOP_WINDOW] = {"crash_loop_window", K_DURATION, FIELD(crash_loop_window_ms),
-                               MS_PER_S, 24 * MS_PER_H, false},
-    [KEY_MAX_FRAME_BYTES] = {"max_frame_bytes", K_SIZE, FIELD(max_frame_bytes), 4 * KIB, GIB,
-                             false},
-    [KEY_THREAD_SAFETY_CHECKS] = {"thread_safety_checks", K_BOOL, FIELD(thread_safety_checks), 0, 1,
-                                  false},
+    [KEY_WORKER_MAX_RSS_MB] = {"worker_max_rss_mb", SP__KIND_I64, FIELD(worker_max_rss_mb), 0,
+                               1048576, false},
+    [KEY_RECYCLE_JITTER] = {"recycle_jitter", SP__KIND_FRACTION, FIELD(recycle_jitter), 0, 1,
+                            false},
+    [KEY_MIN_LIFETIME] = {"min_lifetime", SP__KIND_DURATION, FIELD(min_lifetime_ms), 0,
+                          24 * SP__MS_PER_H, false},
+    [KEY_TIMEOUT] = {"timeout", SP__KIND_DURATION, FIELD(timeout_ms), 1, 24 * SP__MS_PER_H, false},
+    [KEY_QUEUE_TIMEOUT] = {"queue_timeout", SP__KIND_DURATION, FIELD(queue_timeout_ms), 0,
+                           24 * SP__MS_PER_H, false},
+    [KEY_MAX_QUEUE] = {"max_queue", SP__KIND_INT, FIELD(max_queue), 0, 1000000, false},
+    [KEY_STARTUP_TIMEOUT] = {"startup_timeout", SP__KIND_DURATION, FIELD(startup_timeout_ms), 100,
+                             10 * SP__MS_PER_M, false},
+    [KEY_STARTUP_BATCH_SIZE] = {"startup_batch_size", SP__KIND_INT, FIELD(startup_batch_size), 1,
+                                256, false},
+    [KEY_DRAIN_TIMEOUT] = {"drain_timeout", SP__KIND_DURATION, FIELD(drain_timeout_ms), 0,
+                           SP__MS_PER_H, false},
+    [KEY_CANCEL_GRACE] = {"cancel_grace", SP__KIND_DURATION, FIELD(cancel_grace_ms), 0,
+                          SP__MS_PER_H, false},
+    [KEY_PING_INTERVAL] = {"ping_interval", SP__KIND_DURATION, FIELD(ping_interval_ms), 50,
+                           SP__MS_PER_H, true},
+    [KEY_PING_MISSES] = {"ping_misses", SP__KIND_INT, FIELD(ping_misses), 1, 100, false},
+    [KEY_CRASH_LOOP_MAX] = {"crash_loop_max", SP__KIND_INT, FIELD(crash_loop_max), 1, 1000, false},
+    [KEY_CRASH_LOOP_WINDOW] = {"crash_loop_window", SP__KIND_DURATION, FIELD(crash_loop_window_ms),
+                               SP__MS_PER_S, 24 * SP__MS_PER_H, false},
+    [KEY_MAX_FRAME_BYTES] = {"max_frame_bytes", SP__KIND_SIZE, FIELD(max_frame_bytes), 4 * SP__KIB,
+                             SP__GIB, false},
+    [KEY_THREAD_SAFETY_CHECKS] = {"thread_safety_checks", SP__KIND_BOOL,
+                                  FIELD(thread_safety_checks), 0, 1, false},
 };
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */
-static const key_spec_t top_keys[] = {{"pools", K_ARGS, 0, 0, 0, false}};
-
-typedef struct {
-  const char *suffix;
-  int64_t scale;
-} unit_t;
-
-static const unit_t duration_units[] = {
-    {"ms", 1}, {"s", MS_PER_S}, {"m", MS_PER_M}, {"h", MS_PER_H}};
-
-static const unit_t size_units[] = {{"B", 1},     {"KiB", KIB},    {"MiB", MIB},      {"GiB", GIB},
-                                    {"KB", 1000}, {"MB", 1000000}, {"GB", 1000000000}};
+static const sp__key_spec_t top_keys[] = {{"pools", SP__KIND_ARGS, 0, 0, 0, false}};
 
 /* What every reader needs: the document, where it came from, and where to report. */
 typedef struct {
@@ -187,28 +146,6 @@ static int fail(const loader_t *ld, const yaml_node_t *node, const char *key, co
   return sp__error_set(ld->err, SP_ECONFIG, "%s:%lu: %s", ld->origin, line_of(node), what);
 }
 
-/*
- * Copies user text into a message buffer. Control bytes become '?' so a message is
- * always one clean line, and long text is cut (on a UTF-8 boundary) behind "...".
- */
-static void sanitize(char *buf, size_t cap, const char *s, size_t len) {
-  size_t limit = cap > 4 ? cap - 4 : 0;
-  size_t n = len < limit ? len : limit;
-  if (cap == 0) return;
-  if (n < len) {
-    while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80) n--;
-  }
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    buf[i] = (c < 0x20 || c == 0x7F) ? '?' : (char)c;
-  }
-  if (n < len && cap > 4) {
-    memcpy(buf + n, "...", 3);
-    n += 3;
-  }
-  buf[n] = '\0';
-}
-
 /* An empty plain scalar ("key:" with nothing after it) or "~": YAML's null. */
 static bool is_null(const yaml_node_t *node) {
   if (node == NULL || node->type != YAML_SCALAR_NODE) return false;
@@ -234,270 +171,21 @@ static const char *describe_node(const yaml_node_t *node, char *buf, size_t cap)
     case YAML_SCALAR_NODE:
       if (is_null(node)) return "an empty value";
       if (scalar_text(node) == NULL) return "text containing a NUL character";
-      sanitize(text, sizeof(text), (const char *)node->data.scalar.value, node->data.scalar.length);
+      sp__value_sanitize(text, sizeof(text), (const char *)node->data.scalar.value,
+                         node->data.scalar.length);
       snprintf(buf, cap, "\"%s\"", text);
       return buf;
     default: return "nothing";
   }
 }
 
-static void format_duration(char *buf, size_t cap, int64_t ms) {
-  if (ms == 0) {
-    snprintf(buf, cap, "0");
-  } else if (ms % MS_PER_H == 0) {
-    snprintf(buf, cap, "%lldh", (long long)(ms / MS_PER_H));
-  } else if (ms % MS_PER_M == 0) {
-    snprintf(buf, cap, "%lldm", (long long)(ms / MS_PER_M));
-  } else if (ms % MS_PER_S == 0) {
-    snprintf(buf, cap, "%llds", (long long)(ms / MS_PER_S));
-  } else {
-    snprintf(buf, cap, "%lldms", (long long)ms);
-  }
-}
-
-static void format_size(char *buf, size_t cap, int64_t bytes) {
-  if (bytes != 0 && bytes % GIB == 0) {
-    snprintf(buf, cap, "%lldGiB", (long long)(bytes / GIB));
-  } else if (bytes != 0 && bytes % MIB == 0) {
-    snprintf(buf, cap, "%lldMiB", (long long)(bytes / MIB));
-  } else if (bytes != 0 && bytes % KIB == 0) {
-    snprintf(buf, cap, "%lldKiB", (long long)(bytes / KIB));
-  } else {
-    snprintf(buf, cap, "%lld bytes", (long long)bytes);
-  }
-}
-
-/* The "(expected ...)" half of a value error, phrased as "must be ...". */
-static void describe_expected(const key_spec_t *spec, char *buf, size_t cap) {
-  char lo[32];
-  char hi[32];
-  switch (spec->kind) {
-    case K_NAME:
-      snprintf(buf, cap, "must be 1 to %d characters from A-Z a-z 0-9 _ . -", MAX_NAME_LEN);
-      break;
-    case K_PROFILE: snprintf(buf, cap, "must be \"process\" or \"thread\""); break;
-    case K_INT:
-    case K_I64:
-      snprintf(buf, cap, "must be an integer between %lld and %lld", (long long)spec->min,
-               (long long)spec->max);
-      break;
-    case K_DURATION:
-      format_duration(lo, sizeof(lo), spec->min);
-      format_duration(hi, sizeof(hi), spec->max);
-      snprintf(buf, cap,
-               "must be %sa duration between %s and %s (e.g. 500ms, 30s, 5m, 2h; a bare number "
-               "means seconds)",
-               spec->zero_disables ? "0 (disabled) or " : "", lo, hi);
-      break;
-    case K_SIZE:
-      format_size(lo, sizeof(lo), spec->min);
-      format_size(hi, sizeof(hi), spec->max);
-      snprintf(buf, cap,
-               "must be a size between %s and %s (bytes, or e.g. 512KiB, 64MiB, 1GiB; KB/MB/GB "
-               "are powers of 1000)",
-               lo, hi);
-      break;
-    case K_FRACTION: snprintf(buf, cap, "must be a number between 0 and 1"); break;
-    case K_BOOL: snprintf(buf, cap, "must be true or false (or yes/no)"); break;
-    case K_ADAPTER:
-      snprintf(buf, cap, "must be a Python class path like \"package.module.ClassName\"");
-      break;
-    case K_ARGS: snprintf(buf, cap, "must be a list of strings"); break;
-    case K_PATHS: snprintf(buf, cap, "must be a list of folder paths"); break;
-    case K_ENV: snprintf(buf, cap, "must be a mapping of VARIABLE: value"); break;
-  }
-}
-
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
-
-/* A plain decimal integer; signs, exponents and separators are not accepted. */
-static bool parse_int(const char *s, int64_t *out) {
-  int64_t v = 0;
-  size_t n = 0;
-  for (; is_digit(s[n]); n++) {
-    if (n >= 18) return false;
-    v = v * 10 + (s[n] - '0');
-  }
-  if (n == 0 || s[n] != '\0') return false;
-  *out = v;
-  return true;
-}
-
-/*
- * "NUMBER[ ]UNIT" where NUMBER may have a fraction, computed in integers so "1.5s"
- * is exactly 1500. A bare number is multiplied by bare_scale. Results that are not
- * whole base units ("0.5ms") and overflows are rejected rather than rounded.
- */
-static bool parse_quantity(const char *s, const unit_t *units, size_t unit_count,
-                           int64_t bare_scale, int64_t *out) {
-  int64_t whole = 0;
-  int64_t frac = 0;
-  int64_t frac_div = 1;
-  int64_t scale = bare_scale;
-  size_t digits = 0;
-  const char *p = s;
-  for (; is_digit(*p); p++, digits++) {
-    if (digits >= 15) return false;
-    whole = whole * 10 + (*p - '0');
-  }
-  if (*p == '.') {
-    p++;
-    for (; is_digit(*p); p++, digits++) {
-      if (frac_div >= INT64_C(1000000000)) return false;
-      frac = frac * 10 + (*p - '0');
-      frac_div *= 10;
-    }
-  }
-  if (digits == 0) return false;
-  while (*p == ' ') p++;
-  if (*p != '\0') {
-    size_t i = 0;
-    while (i < unit_count && strcasecmp(p, units[i].suffix) != 0) i++;
-    if (i == unit_count) return false;
-    scale = units[i].scale;
-  }
-  if (whole > INT64_MAX / scale) return false;
-  /* frac < 1e9 and scale <= 1e9, so the product fits in 63 bits. */
-  if ((frac * scale) % frac_div != 0) return false;
-  if (whole * scale > INT64_MAX - (frac * scale) / frac_div) return false;
-  *out = whole * scale + (frac * scale) / frac_div;
-  return true;
-}
-
-/* "0.1", "1", ".5": a non-negative decimal without exponent. */
-static bool parse_fraction(const char *s, double *out) {
-  uint64_t mantissa = 0;
-  uint64_t divisor = 1;
-  size_t digits = 0;
-  bool seen_dot = false;
-  const char *p = s;
-  for (;; p++) {
-    if (is_digit(*p)) {
-      if (digits++ >= 18) return false;
-      mantissa = mantissa * 10 + (uint64_t)(*p - '0');
-      if (seen_dot) divisor *= 10;
-    } else if (*p == '.' && !seen_dot) {
-      seen_dot = true;
-    } else {
-      break;
-    }
-  }
-  if (digits == 0 || *p != '\0') return false;
-  *out = (double)mantissa / (double)divisor;
-  return true;
-}
-
-static bool parse_bool(const char *s, int *out) {
-  static const char *const yes[] = {"true", "yes", "on"};
-  static const char *const no[] = {"false", "no", "off"};
-  for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-    if (strcasecmp(s, yes[i]) == 0) {
-      *out = 1;
-      return true;
-    }
-    if (strcasecmp(s, no[i]) == 0) {
-      *out = 0;
-      return true;
-    }
-  }
-  return false;
-}
-
-static bool valid_name(const char *s) {
-  size_t n = strlen(s);
-  if (n == 0 || n > MAX_NAME_LEN) return false;
-  for (size_t i = 0; i < n; i++) {
-    char c = s[i];
-    bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || is_digit(c) || c == '_' ||
-              c == '.' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
-static bool is_ident_start(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_';
-}
-
-/* Dotted identifiers with at least a module and a class: the worker imports it as is. */
-static bool valid_adapter(const char *s) {
-  size_t parts = 0;
-  size_t n = strlen(s);
-  const char *p = s;
-  if (n == 0 || n > MAX_ADAPTER_LEN) return false;
-  for (;;) {
-    if (!is_ident_start(*p)) return false;
-    while (is_ident_start(*p) || is_digit(*p)) p++;
-    parts++;
-    if (*p == '\0') break;
-    if (*p != '.') return false;
-    p++;
-  }
-  return parts >= 2;
-}
-
-/* Environment names as shells accept them, so a typo like "MY VAR" is caught here. */
-static bool valid_env_name(const char *s) {
-  if (!is_ident_start(*s)) return false;
-  for (const char *p = s; *p != '\0'; p++) {
-    if (!is_ident_start(*p) && !is_digit(*p)) return false;
-  }
-  return strlen(s) <= 128;
-}
-
-/* Levenshtein distance; valid keys are short, so one row on the stack is enough. */
-static size_t edit_distance(const char *a, size_t alen, const char *b, size_t blen) {
-  size_t row[32];
-  if (blen >= sizeof(row) / sizeof(row[0])) return (size_t)-1;
-  for (size_t j = 0; j <= blen; j++) row[j] = j;
-  for (size_t i = 1; i <= alen; i++) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= blen; j++) {
-      size_t up = row[j];
-      size_t best = diag + (a[i - 1] == b[j - 1] ? 0 : 1);
-      if (up + 1 < best) best = up + 1;
-      if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-      row[j] = best;
-      diag = up;
-    }
-  }
-  return row[blen];
-}
-
-/* Close enough to suggest: a small typo, or one name containing the other ("timeout_ms"). */
-static bool is_close(const char *typed, const char *valid) {
-  size_t tl = strlen(typed);
-  size_t vl = strlen(valid);
-  if (tl >= 4 && vl >= 4 && (strstr(typed, valid) != NULL || strstr(valid, typed) != NULL)) {
-    return true;
-  }
-  if (tl > vl + 3 || vl > tl + 3) return false;
-  return edit_distance(typed, tl, valid, vl) <= (vl >= 12 ? 3 : 2);
-}
-
 /* "unknown key 'X' (did you mean 'Y'?)", or the full list when nothing is close. */
 static int unknown_key(const loader_t *ld, const yaml_node_t *key, const char *text,
-                       const key_spec_t *specs, size_t count, const char *hint) {
+                       const sp__key_spec_t *specs, size_t count, const char *hint) {
   char shown[80];
   char list[720];
-  size_t used = 0;
-  size_t close = 0;
-  list[0] = '\0';
-  for (size_t i = 0; i < count && used < sizeof(list); i++) {
-    if (!is_close(text, specs[i].name)) continue;
-    used += (size_t)snprintf(list + used, sizeof(list) - used, "%s'%s'", close > 0 ? ", " : "",
-                             specs[i].name);
-    close++;
-  }
-  if (close == 0) {
-    used = (size_t)snprintf(list, sizeof(list), "valid keys: ");
-    for (size_t i = 0; i < count && used < sizeof(list); i++) {
-      used += (size_t)snprintf(list + used, sizeof(list) - used, "%s%s", i > 0 ? ", " : "",
-                               specs[i].name);
-    }
-  }
-  sanitize(shown, sizeof(shown), text, strlen(text));
+  size_t close = sp__key_suggest(text, specs, count, list, sizeof(list));
+  sp__value_sanitize(shown, sizeof(shown), text, strlen(text));
   if (close > 0) {
     return fail(ld, key, NULL, "unknown key '%s' (did you mean %s?)%s", shown, list,
                 hint != NULL ? hint : "");
@@ -510,106 +198,46 @@ static int store_copy(const loader_t *ld, char **field, const char *text) {
   return *field == NULL ? nomem(ld->err) : 0;
 }
 
-/* Relative entries are taken from the config's folder so the file works from any cwd. */
-static char *resolve_path(const char *base_dir, const char *entry) {
-  char *out = NULL;
-  size_t base_len = strlen(base_dir);
-  size_t entry_len = 0;
-  bool need_slash = false;
-  if (entry[0] == '/') return strdup(entry);
-  while (entry[0] == '.' && entry[1] == '/') {
-    entry += 2;
-    while (entry[0] == '/') entry++;
-  }
-  if (entry[0] == '\0' || strcmp(entry, ".") == 0) return strdup(base_dir);
-  entry_len = strlen(entry);
-  need_slash = base_len == 0 || base_dir[base_len - 1] != '/';
-  out = malloc(base_len + (need_slash ? 1 : 0) + entry_len + 1);
-  if (out == NULL) return NULL;
-  memcpy(out, base_dir, base_len);
-  if (need_slash) out[base_len++] = '/';
-  memcpy(out + base_len, entry, entry_len + 1);
-  return out;
-}
-
 /* Reads one scalar-valued key into its field; the key node gives the reported line. */
-static int read_scalar(const loader_t *ld, const key_spec_t *spec, const yaml_node_t *key,
+static int read_scalar(const loader_t *ld, const sp__key_spec_t *spec, const yaml_node_t *key,
                        const yaml_node_t *value, sp__pool_config_t *pc) {
   char *field = (char *)pc + spec->offset;
   const char *text = NULL;
   char expected[256];
   char shown[96];
-  int64_t n = 0;
-  double d = 0;
-  int b = 0;
+  sp__value_t v;
   if (is_null(value) || (text = scalar_text(value)) == NULL) goto bad;
+  if (!sp__value_parse(spec, text, &v)) goto bad;
   switch (spec->kind) {
-    case K_NAME:
-      if (!valid_name(text)) goto bad;
-      return store_copy(ld, (char **)(void *)field, text);
-    case K_ADAPTER:
-      if (!valid_adapter(text)) goto bad;
-      return store_copy(ld, (char **)(void *)field, text);
-    case K_PROFILE:
-      if (strcmp(text, "process") == 0) {
-        pc->profile = SP__PROFILE_PROCESS;
-      } else if (strcmp(text, "thread") == 0) {
-        pc->profile = SP__PROFILE_THREAD;
-      } else {
-        goto bad;
-      }
-      return 0;
-    case K_INT:
-    case K_I64:
-    case K_DURATION:
-    case K_SIZE:
-      if (spec->kind == K_DURATION) {
-        if (!parse_quantity(text, duration_units,
-                            sizeof(duration_units) / sizeof(duration_units[0]), MS_PER_S, &n)) {
-          goto bad;
-        }
-      } else if (spec->kind == K_SIZE) {
-        if (!parse_quantity(text, size_units, sizeof(size_units) / sizeof(size_units[0]), 1, &n)) {
-          goto bad;
-        }
-      } else if (!parse_int(text, &n)) {
-        goto bad;
-      }
-      if ((n < spec->min || n > spec->max) && !(spec->zero_disables && n == 0)) goto bad;
-      if (spec->kind == K_INT) {
-        *(int *)(void *)field = (int)n;
-      } else {
-        *(int64_t *)(void *)field = n;
-      }
-      return 0;
-    case K_FRACTION:
-      if (!parse_fraction(text, &d) || d < (double)spec->min || d > (double)spec->max) goto bad;
-      *(double *)(void *)field = d;
-      return 0;
-    case K_BOOL:
-      if (!parse_bool(text, &b)) goto bad;
-      *(int *)(void *)field = b;
-      return 0;
-    case K_ARGS:
-    case K_PATHS:
-    case K_ENV: break;
+    case SP__KIND_NAME:
+    case SP__KIND_ADAPTER: return store_copy(ld, (char **)(void *)field, text);
+    case SP__KIND_PROFILE: pc->profile = (sp__profile_t)v.integer; return 0;
+    case SP__KIND_INT:
+    case SP__KIND_BOOL: *(int *)(void *)field = (int)v.integer; return 0;
+    case SP__KIND_I64:
+    case SP__KIND_DURATION:
+    case SP__KIND_SIZE: *(int64_t *)(void *)field = v.integer; return 0;
+    case SP__KIND_FRACTION: *(double *)(void *)field = v.fraction; return 0;
+    case SP__KIND_ARGS:
+    case SP__KIND_PATHS:
+    case SP__KIND_ENV: break;
   }
 bad:
-  describe_expected(spec, expected, sizeof(expected));
+  sp__value_describe(spec, expected, sizeof(expected));
   return fail(ld, key, spec->name, "%s, got %s", expected,
               describe_node(value, shown, sizeof(shown)));
 }
 
 /* adapter_args and python_path: a list of scalars (numbers keep their text). */
-static int read_list(const loader_t *ld, const key_spec_t *spec, const yaml_node_t *key,
+static int read_list(const loader_t *ld, const sp__key_spec_t *spec, const yaml_node_t *key,
                      const yaml_node_t *value, char ***items, size_t *count) {
   char expected[128];
   char shown[96];
-  bool paths = spec->kind == K_PATHS;
+  bool paths = spec->kind == SP__KIND_PATHS;
   size_t n = 0;
   if (is_null(value)) return 0;
   if (value == NULL || value->type != YAML_SEQUENCE_NODE) {
-    describe_expected(spec, expected, sizeof(expected));
+    sp__value_describe(spec, expected, sizeof(expected));
     return fail(ld, key, spec->name, "%s, got %s", expected,
                 describe_node(value, shown, sizeof(shown)));
   }
@@ -627,7 +255,7 @@ static int read_list(const loader_t *ld, const key_spec_t *spec, const yaml_node
                   paths ? "a non-empty path" : "a string",
                   describe_node(item, shown, sizeof(shown)));
     }
-    (*items)[i] = paths ? resolve_path(ld->base_dir, text) : strdup(text);
+    (*items)[i] = paths ? sp__value_resolve_path(ld->base_dir, text) : strdup(text);
     if ((*items)[i] == NULL) return nomem(ld->err);
     *count = i + 1;
   }
@@ -658,7 +286,7 @@ static int read_env(const loader_t *ld, const yaml_node_t *key, const yaml_node_
     const yaml_node_t *v = yaml_document_get_node(ld->doc, pair->value);
     const char *name = scalar_text(k);
     const char *text = is_null(v) ? "" : scalar_text(v);
-    if (name == NULL || !valid_env_name(name)) {
+    if (name == NULL || !sp__value_env_name_valid(name)) {
       return fail(ld, k != NULL ? k : key, "adapter_env",
                   "variable names must match [A-Za-z_][A-Za-z0-9_]* (at most 128 characters), "
                   "got %s",
@@ -683,12 +311,14 @@ static int read_env(const loader_t *ld, const yaml_node_t *key, const yaml_node_
   return 0;
 }
 
-static int read_value(const loader_t *ld, const key_spec_t *spec, const yaml_node_t *key,
+static int read_value(const loader_t *ld, const sp__key_spec_t *spec, const yaml_node_t *key,
                       const yaml_node_t *value, sp__pool_config_t *pc) {
   switch (spec->kind) {
-    case K_ARGS: return read_list(ld, spec, key, value, &pc->adapter_args, &pc->adapter_args_count);
-    case K_PATHS: return read_list(ld, spec, key, value, &pc->python_path, &pc->python_path_count);
-    case K_ENV: return read_env(ld, key, value, pc);
+    case SP__KIND_ARGS:
+      return read_list(ld, spec, key, value, &pc->adapter_args, &pc->adapter_args_count);
+    case SP__KIND_PATHS:
+      return read_list(ld, spec, key, value, &pc->python_path, &pc->python_path_count);
+    case SP__KIND_ENV: return read_env(ld, key, value, pc);
     default: return read_scalar(ld, spec, key, value, pc);
   }
 }
@@ -744,7 +374,7 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
   if (seen[KEY_NAME] == NULL) {
     return fail(ld, entry, "name",
                 "missing in pool entry %zu (expected a name matching [A-Za-z0-9_.-]{1,%d})",
-                index + 1, MAX_NAME_LEN);
+                index + 1, SP__CONFIG_MAX_NAME_LEN);
   }
   if (seen[KEY_THREADS_PER_WORKER] == NULL) {
     pc->threads_per_worker = pc->profile == SP__PROFILE_THREAD ? 4 : 1;
@@ -1014,19 +644,19 @@ void sp__pool_config_defaults(sp__pool_config_t *pc, sp__profile_t profile) {
   pc->worker_max_requests = 0;
   pc->worker_max_rss_mb = 0;
   pc->recycle_jitter = 0.1;
-  pc->min_lifetime_ms = 1 * MS_PER_S;
-  pc->timeout_ms = 30 * MS_PER_S;
-  pc->queue_timeout_ms = 5 * MS_PER_S;
+  pc->min_lifetime_ms = 1 * SP__MS_PER_S;
+  pc->timeout_ms = 30 * SP__MS_PER_S;
+  pc->queue_timeout_ms = 5 * SP__MS_PER_S;
   pc->max_queue = 1000;
-  pc->startup_timeout_ms = 30 * MS_PER_S;
+  pc->startup_timeout_ms = 30 * SP__MS_PER_S;
   pc->startup_batch_size = 8;
-  pc->drain_timeout_ms = 10 * MS_PER_S;
-  pc->cancel_grace_ms = 2 * MS_PER_S;
-  pc->ping_interval_ms = 2 * MS_PER_S;
+  pc->drain_timeout_ms = 10 * SP__MS_PER_S;
+  pc->cancel_grace_ms = 2 * SP__MS_PER_S;
+  pc->ping_interval_ms = 2 * SP__MS_PER_S;
   pc->ping_misses = 3;
   pc->crash_loop_max = 5;
-  pc->crash_loop_window_ms = 30 * MS_PER_S;
-  pc->max_frame_bytes = 64 * MIB;
+  pc->crash_loop_window_ms = 30 * SP__MS_PER_S;
+  pc->max_frame_bytes = 64 * SP__MIB;
   pc->thread_safety_checks = 0;
 }
 

@@ -22,7 +22,8 @@ int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg,
   p->index = index;
   p->slots = calloc((size_t)cfg->pool_size, sizeof(*p->slots));
   p->views = calloc((size_t)cfg->pool_size, sizeof(*p->views));
-  if (p->slots == NULL || p->views == NULL) return SP_ENOMEM;
+  p->crash_times = calloc((size_t)cfg->crash_loop_max, sizeof(*p->crash_times));
+  if (p->slots == NULL || p->views == NULL || p->crash_times == NULL) return SP_ENOMEM;
   for (int i = 0; i < cfg->pool_size; i++) {
     sp__pool_slot_t *s = &p->slots[i];
     s->pool = p;
@@ -40,6 +41,7 @@ void sp__pool_free(sp__pool_t *p) {
   free(p->python_version);
   free(p->slots);
   free(p->views);
+  free(p->crash_times);
   memset(p, 0, sizeof(*p));
 }
 
@@ -58,13 +60,21 @@ static int spawn_at(sp__pool_t *p, sp__pool_slot_t *s, sp_error_t *err) {
   return 0;
 }
 
-int sp__pool_spawn_all(sp__pool_t *p, sp_error_t *err) {
-  for (int i = 0; i < p->cfg->pool_size; i++) {
-    int rc = spawn_at(p, &p->slots[i], err);
+/* Starts workers until startup_batch_size of them are starting at once. */
+static int spawn_batch(sp__pool_t *p, sp_error_t *err) {
+  int starting = 0;
+  for (int i = 0; i < p->next_spawn; i++)
+    if (p->slots[i].worker && p->slots[i].worker->state == SP__W_STARTING) starting++;
+  while (p->next_spawn < p->cfg->pool_size && starting < p->cfg->startup_batch_size) {
+    int rc = spawn_at(p, &p->slots[p->next_spawn], err);
     if (rc != 0) return rc;
+    p->next_spawn++;
+    starting++;
   }
   return 0;
 }
+
+int sp__pool_spawn_all(sp__pool_t *p, sp_error_t *err) { return spawn_batch(p, err); }
 
 static void dispatch(sp__pool_t *p, int idx, sp__call_t *c) {
   sp__worker_t *w = p->slots[idx].worker;
@@ -78,9 +88,18 @@ static void dispatch(sp__pool_t *p, int idx, sp__call_t *c) {
     return;
   }
   sp__worker_dispatch(w, c);
+  if (w->max_requests > 0 && w->requests >= w->max_requests)
+    sp__pool_recycle(p, w, SP__RECYCLE_MAX_REQUESTS);
 }
 
 void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
+  if (p->degraded) {
+    sp_error_t d;
+    sp__error_set(&d, SP_EDEGRADED, "pool '%s' is degraded (%s); calls fail until a worker stays up",
+                  p->cfg->name, p->degraded_reason);
+    sp__call_finish(c, SP_EDEGRADED, NULL, 0, &d);
+    return;
+  }
   int idx = sp__sched_pick(p->views, (size_t)p->cfg->pool_size, &p->cursor);
   if (idx >= 0 && p->queue.len == 0) {
     dispatch(p, idx, c);
@@ -218,6 +237,11 @@ void sp__pool_worker_ready(sp__pool_t *p, sp__worker_t *w) {
           w->name, w->pid, w->python_version, w->gil_enabled ? "enabled" : "disabled",
           w->slots.capacity);
   if (!p->ready_once) {
+    sp_error_t err;
+    if (spawn_batch(p, &err) != 0) {
+      sp__rt_startup_event(p->rt, &err);
+      return;
+    }
     for (int i = 0; i < p->cfg->pool_size; i++)
       if (p->views[i] == NULL) return;
     p->ready_once = 1;
@@ -229,6 +253,16 @@ void sp__pool_worker_ready(sp__pool_t *p, sp__worker_t *w) {
 void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *why) {
   sp__pool_slot_t *s = w->pos;
   sp_runtime_t *rt = p->rt;
+  if (w->retiring) {
+    for (sp__worker_t **pp = &p->retiring; *pp; pp = &(*pp)->retire_next) {
+      if (*pp == w) {
+        *pp = w->retire_next;
+        break;
+      }
+    }
+    w->retiring = 0;
+    return;
+  }
   if (s == NULL) return;
   w->pos = NULL;
   s->worker = NULL;
@@ -239,6 +273,19 @@ void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *wh
   }
   if (rt->phase != SP__PHASE_RUNNING && rt->phase != SP__PHASE_DRAINING) return;
   p->stats.crashes++;
+  int64_t now = sp__now_ms();
+  p->crash_times[p->crash_next++ % (unsigned)p->cfg->crash_loop_max] = now;
+  int recent = 0;
+  for (int i = 0; i < p->cfg->crash_loop_max; i++)
+    if (p->crash_times[i] != 0 && now - p->crash_times[i] <= p->cfg->crash_loop_window_ms) recent++;
+  if (!p->degraded && recent >= p->cfg->crash_loop_max) {
+    p->degraded = 1;
+    snprintf(p->degraded_reason, sizeof(p->degraded_reason),
+             "%d worker crashes within %lld ms; last: %.380s", recent,
+             (long long)p->cfg->crash_loop_window_ms, why->message);
+    sp__log(SP__LOG_ERROR, "pool '%s' is degraded: %s", p->cfg->name, p->degraded_reason);
+    sp__pool_fail_queued(p, SP_EDEGRADED, p->degraded_reason);
+  }
   int64_t delay = 100LL << (s->crashes_in_row < 6 ? s->crashes_in_row : 6);
   if (delay > 5000) delay = 5000;
   s->crashes_in_row++;
@@ -263,4 +310,108 @@ static void respawn_cb(uv_timer_t *t) {
     return;
   }
   p->stats.restarts++;
+}
+
+const char *sp__recycle_reason_name(sp__recycle_reason_t r) {
+  switch (r) {
+    case SP__RECYCLE_MAX_REQUESTS: return "max_requests";
+    case SP__RECYCLE_TTL: return "ttl";
+    case SP__RECYCLE_RSS: return "max_rss";
+    case SP__RECYCLE_CANCEL_GRACE: return "cancel_grace";
+    default: return "unknown";
+  }
+}
+
+void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reason) {
+  sp__pool_slot_t *s = w->pos;
+  if (s == NULL || w->state != SP__W_READY || p->rt->phase != SP__PHASE_RUNNING) return;
+  p->stats.recycles[reason]++;
+  sp__log(SP__LOG_INFO, "[%s/%s pid %d] recycling (%s) after %llu requests; %d calls to drain",
+          p->cfg->name, w->name, w->pid, sp__recycle_reason_name(reason),
+          (unsigned long long)w->requests, w->slots.inflight);
+  /* Detach first so the replacement takes the position while w drains. */
+  w->pos = NULL;
+  s->worker = NULL;
+  p->views[s->index] = NULL;
+  w->state = SP__W_DRAINING;
+  w->slots.ready = 0;
+  w->drain_started_ms = sp__now_ms();
+  w->retiring = 1;
+  w->retire_next = p->retiring;
+  p->retiring = w;
+  sp_error_t err;
+  if (spawn_at(p, s, &err) != 0) {
+    sp__log(SP__LOG_ERROR, "%s; retrying in 100 ms", err.message);
+    s->respawn_active = 1;
+    uv_timer_start(&s->respawn, respawn_cb, 100, 0);
+  }
+  if (w->slots.inflight == 0) sp__worker_shutdown(w, p->cfg->drain_timeout_ms);
+}
+
+/* Checks one live worker: liveness, lifetime limits, calls stuck past cancel_grace. */
+static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
+  const sp__pool_config_t *c = p->cfg;
+  if (w->exited || w->state == SP__W_STARTING || w->state == SP__W_STOPPING) return;
+  if (c->ping_interval_ms > 0) {
+    if (now - w->last_pong_ms > c->ping_interval_ms * c->ping_misses) {
+      p->stats.ping_kills++;
+      sp__log(SP__LOG_ERROR, "[%s/%s pid %d] missed %d pings; killing it", c->name, w->name,
+              w->pid, c->ping_misses);
+      sp__worker_kill(w, "it stopped answering pings");
+      return;
+    }
+    if (now - w->last_ping_ms >= c->ping_interval_ms) sp__worker_ping(w, now);
+  }
+  if (w->state == SP__W_DRAINING) {
+    if (now - w->drain_started_ms > c->drain_timeout_ms)
+      sp__worker_kill(w, "it did not finish draining within drain_timeout");
+    return;
+  }
+  for (int i = 0; i < w->slots.capacity; i++) {
+    if (w->slot_abandoned_ms[i] == 0 || now - w->slot_abandoned_ms[i] < c->cancel_grace_ms) continue;
+    if (w->slots.capacity == 1) {
+      /* Nothing else runs on this worker: replace it now. */
+      p->stats.recycles[SP__RECYCLE_CANCEL_GRACE]++;
+      sp__worker_kill(w, "a cancelled call was still running after cancel_grace");
+    } else {
+      sp__pool_recycle(p, w, SP__RECYCLE_CANCEL_GRACE);
+    }
+    return;
+  }
+  int64_t age = now - w->ready_ms;
+  if (age < c->min_lifetime_ms) return;
+  if (w->ttl_ms > 0 && now - w->spawned_ms >= w->ttl_ms) {
+    sp__pool_recycle(p, w, SP__RECYCLE_TTL);
+    return;
+  }
+  if (c->worker_max_rss_mb > 0 && now - w->rss_checked_ms >= 500) {
+    w->rss_checked_ms = now;
+    long kb = sp__worker_rss_kb(w);
+    if (kb > c->worker_max_rss_mb * 1024) {
+      sp__log(SP__LOG_WARN, "[%s/%s pid %d] RSS %ld MiB over worker_max_rss_mb %lld", c->name,
+              w->name, w->pid, kb / 1024, (long long)c->worker_max_rss_mb);
+      sp__pool_recycle(p, w, SP__RECYCLE_RSS);
+    }
+  }
+}
+
+void sp__pool_maintain(sp__pool_t *p, int64_t now) {
+  for (int i = 0; i < p->cfg->pool_size; i++)
+    if (p->slots[i].worker) maintain_worker(p, p->slots[i].worker, now);
+  for (sp__worker_t *w = p->retiring, *next; w; w = next) {
+    next = w->retire_next;
+    maintain_worker(p, w, now);
+  }
+  if (p->degraded) {
+    /* A worker that stayed up for min_lifetime (at least 1 s) ends the crash loop. */
+    int64_t needed = p->cfg->min_lifetime_ms > 1000 ? p->cfg->min_lifetime_ms : 1000;
+    for (int i = 0; i < p->cfg->pool_size; i++) {
+      sp__worker_t *w = p->slots[i].worker;
+      if (w && w->state == SP__W_READY && now - w->ready_ms >= needed) {
+        p->degraded = 0;
+        sp__log(SP__LOG_INFO, "pool '%s' recovered: worker %s stayed up", p->cfg->name, w->name);
+        break;
+      }
+    }
+  }
 }

@@ -118,6 +118,7 @@ static void close_rt_handles(sp_runtime_t *rt) {
   uv_close((uv_handle_t *)&rt->wakeup, noop_close);
   uv_close((uv_handle_t *)&rt->deadline_timer, noop_close);
   uv_close((uv_handle_t *)&rt->phase_timer, noop_close);
+  uv_close((uv_handle_t *)&rt->maint_timer, noop_close);
 }
 
 /* Fails what is left, asks every worker to exit, and lets the loop run dry. */
@@ -125,6 +126,7 @@ static void shutdown_all(sp_runtime_t *rt, const char *why) {
   if (rt->phase == SP__PHASE_SHUTDOWN) return;
   rt->phase = SP__PHASE_SHUTDOWN;
   uv_timer_stop(&rt->phase_timer);
+  uv_timer_stop(&rt->maint_timer);
   for (size_t i = 0; i < rt->pool_count; i++) {
     sp__pool_t *p = &rt->pools[i];
     sp__pool_fail_queued(p, SP_ESTOPPED, why);
@@ -141,8 +143,19 @@ static void shutdown_all(sp_runtime_t *rt, const char *why) {
         sp__error_set(&e, SP_ESTOPPED, "pool '%s': %s", p->cfg->name, why);
         sp__call_finish(c, SP_ESTOPPED, NULL, 0, &e);
       }
-      if (w->state == SP__W_STARTING) sp__worker_kill(w);
+      if (w->state == SP__W_STARTING) sp__worker_kill(w, "the runtime stopped during its startup");
       else sp__worker_shutdown(w, p->cfg->drain_timeout_ms < 5000 ? p->cfg->drain_timeout_ms : 5000);
+    }
+    for (sp__worker_t *w = p->retiring; w; w = w->retire_next) {
+      for (uint32_t j = 0; j < (uint32_t)w->slots.capacity; j++) {
+        sp__call_t *c = w->slot_calls[j];
+        if (c == NULL) continue;
+        sp__worker_abandon(w, c);
+        sp_error_t e;
+        sp__error_set(&e, SP_ESTOPPED, "pool '%s': %s", p->cfg->name, why);
+        sp__call_finish(c, SP_ESTOPPED, NULL, 0, &e);
+      }
+      if (w->state != SP__W_STOPPING) sp__worker_shutdown(w, 1000);
     }
   }
   sp__rt_flush(rt);
@@ -188,6 +201,14 @@ static void phase_timeout(uv_timer_t *t) {
   }
 }
 
+static void maint_cb(uv_timer_t *t) {
+  sp_runtime_t *rt = t->data;
+  int64_t now = sp__now_ms();
+  for (size_t i = 0; i < rt->pool_count; i++) sp__pool_maintain(&rt->pools[i], now);
+  sp__rt_flush(rt);
+  sp__rt_arm_deadlines(rt);
+}
+
 void sp__rt_startup_event(sp_runtime_t *rt, const sp_error_t *err) {
   if (rt->phase != SP__PHASE_STARTING) return;
   if (err != NULL) {
@@ -201,6 +222,7 @@ void sp__rt_startup_event(sp_runtime_t *rt, const sp_error_t *err) {
     if (!rt->pools[i].ready_once) return;
   uv_timer_stop(&rt->phase_timer);
   rt->phase = SP__PHASE_RUNNING;
+  uv_timer_start(&rt->maint_timer, maint_cb, 100, 100);
   rt->start_rc = 0;
   sp__wake_word(&rt->start_done);
 }
@@ -318,7 +340,8 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
   uv_async_init(&rt->loop, &rt->wakeup, wakeup_cb);
   uv_timer_init(&rt->loop, &rt->deadline_timer);
   uv_timer_init(&rt->loop, &rt->phase_timer);
-  rt->wakeup.data = rt->deadline_timer.data = rt->phase_timer.data = rt;
+  uv_timer_init(&rt->loop, &rt->maint_timer);
+  rt->wakeup.data = rt->deadline_timer.data = rt->phase_timer.data = rt->maint_timer.data = rt;
   rt->pool_count = rt->cfg.pool_count;
   for (size_t i = 0; i < rt->pool_count; i++) {
     if (sp__pool_init(&rt->pools[i], rt, &rt->cfg.pools[i], (int)i) != 0) {
@@ -479,6 +502,7 @@ static int make_call(sp_runtime_t *rt, const char *pool, const char *tool, const
   sp__sched_item_init(&c->item);
   c->pool = p;
   c->tool_index = tool_index;
+  c->idempotent = opts ? opts->idempotent : 0;
   int64_t timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms : p->cfg->timeout_ms;
   c->start_ns = sp__now_ns();
   c->deadline_ms = sp__now_ms() + timeout;

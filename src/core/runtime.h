@@ -44,6 +44,8 @@ typedef struct sp__call_s {
   uint64_t start_ns;
   sp__worker_t *worker;
   uint32_t slot;
+  int idempotent; /* may be retried once on another worker after a crash */
+  int retried;
   sp_done_cb cb; /* async completion, or NULL for sync */
   void *ud;
   sp_result_t *res;    /* where the outcome goes: the caller's (sync) or own (async) */
@@ -64,8 +66,22 @@ typedef struct sp__ctl_s {
 } sp__ctl_t;
 
 /** Per-pool counters, loop-thread owned. */
+/** Why a worker was recycled; indexes sp__pool_stats_t.recycles. */
+typedef enum {
+  SP__RECYCLE_MAX_REQUESTS = 0,
+  SP__RECYCLE_TTL,
+  SP__RECYCLE_RSS,
+  SP__RECYCLE_CANCEL_GRACE,
+  SP__RECYCLE_COUNT
+} sp__recycle_reason_t;
+
+const char *sp__recycle_reason_name(sp__recycle_reason_t r);
+
 typedef struct sp__pool_stats_s {
   uint64_t calls;
+  uint64_t recycles[SP__RECYCLE_COUNT];
+  uint64_t retries;       /* idempotent calls retried after a crash */
+  uint64_t ping_kills;    /* workers killed for missing pings */
   uint64_t ok;
   uint64_t failed[8]; /* by sp_category_t */
   uint64_t crashes;
@@ -94,6 +110,12 @@ struct sp__pool_s {
   sp__fifo_t queue;
   unsigned next_serial; /* worker names w1, w2, ... never reused */
   int ready_once;       /* every position said HELLO at least once */
+  int next_spawn;       /* startup: next position to spawn (startup_batch_size at a time) */
+  sp__worker_t *retiring; /* recycled workers still draining */
+  int degraded;         /* crash loop: calls fail fast until a worker stays up */
+  char degraded_reason[512];
+  int64_t *crash_times; /* ring of the last crash_loop_max crash times */
+  unsigned crash_next;
   /* Set at start from the first HELLO, immutable afterwards (read by clients). */
   char *tools_json;
   char **tool_names;
@@ -114,6 +136,7 @@ struct sp_runtime_s {
   uv_async_t wakeup;
   uv_timer_t deadline_timer;
   uv_timer_t phase_timer; /* startup timeout, graceful-stop and kill deadlines */
+  uv_timer_t maint_timer; /* pings, recycling, stuck calls, degraded recovery */
   uv_thread_t thread;
   uv_thread_t loop_tid; /* identity of the loop thread, for misuse checks */
 
@@ -176,6 +199,10 @@ void sp__call_expire(sp__call_t *c);
 /** Fails every queued call with code (stop). */
 void sp__pool_fail_queued(sp__pool_t *p, int code, const char *why);
 size_t sp__pool_inflight(const sp__pool_t *p);
+/** Recycles w: a replacement starts first, w drains and exits. */
+void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reason);
+/** Periodic checks of every worker of the pool. */
+void sp__pool_maintain(sp__pool_t *p, int64_t now);
 /** Worker hooks. */
 void sp__pool_worker_ready(sp__pool_t *p, sp__worker_t *w);
 void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *why);

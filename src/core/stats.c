@@ -72,6 +72,8 @@ static json_t *pool_json(const sp__pool_t *p) {
 
   int ready = 0, capacity = 0, busy = 0;
   json_t *workers = json_array();
+  for (const sp__worker_t *w = p->retiring; w; w = w->retire_next)
+    json_array_append_new(workers, worker_json(w, now));
   for (int i = 0; i < c->pool_size; i++) {
     const sp__worker_t *w = p->slots[i].worker;
     if (w == NULL) continue;
@@ -105,6 +107,15 @@ static json_t *pool_json(const sp__pool_t *p) {
   json_object_set_new(lat, "p90", json_integer((json_int_t)quantile(s, 0.90)));
   json_object_set_new(lat, "p99", json_integer((json_int_t)quantile(s, 0.99)));
   json_object_set_new(o, "latency_us", lat);
+  json_t *rec = json_object();
+  for (int r = 0; r < SP__RECYCLE_COUNT; r++)
+    json_object_set_new(rec, sp__recycle_reason_name((sp__recycle_reason_t)r),
+                        json_integer((json_int_t)s->recycles[r]));
+  json_object_set_new(o, "recycles", rec);
+  json_object_set_new(o, "retries", json_integer((json_int_t)s->retries));
+  json_object_set_new(o, "ping_kills", json_integer((json_int_t)s->ping_kills));
+  json_object_set_new(o, "degraded", json_boolean(p->degraded));
+  if (p->degraded) json_object_set_new(o, "degraded_reason", json_string(p->degraded_reason));
   json_object_set_new(o, "crashes", json_integer((json_int_t)s->crashes));
   json_object_set_new(o, "restarts", json_integer((json_int_t)s->restarts));
   json_object_set_new(o, "workers", workers);

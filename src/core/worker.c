@@ -183,6 +183,7 @@ void sp__worker_dispatch(sp__worker_t *w, sp__call_t *c) {
 
 static void release_slot(sp__worker_t *w, uint32_t slot) {
   w->slot_ids[slot] = 0;
+  w->slot_abandoned_ms[slot] = 0;
   w->slot_calls[slot] = NULL;
   w->free_list[w->free_count++] = slot;
   w->slots.inflight--;
@@ -192,6 +193,7 @@ void sp__worker_abandon(sp__worker_t *w, sp__call_t *c) {
   uint32_t slot = c->slot;
   uint64_t id = w->slot_ids[slot];
   w->slot_calls[slot] = NULL; /* the slot stays busy until the worker answers */
+  w->slot_abandoned_ms[slot] = sp__now_ms();
   c->worker = NULL;
   send_frame(w, SP__FRAME_CANCEL, id, NULL, 0);
 }
@@ -248,7 +250,11 @@ static void on_result(sp__worker_t *w, const sp__frame_t *f) {
       sp__call_finish(c, e.code, NULL, 0, &e);
     }
   }
-  if (w->state == SP__W_READY || w->state == SP__W_DRAINING) sp__pool_pump(w->pool);
+  if (w->state == SP__W_DRAINING && w->slots.inflight == 0) {
+    int64_t left = w->pool->cfg->drain_timeout_ms - (sp__now_ms() - w->drain_started_ms);
+    sp__worker_shutdown(w, left > 0 ? left : 1);
+  }
+  sp__pool_pump(w->pool);
 }
 
 static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
@@ -257,7 +263,7 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
   if (o == NULL || !json_is_object(json_object_get(o, "manifest"))) {
     sp__log(SP__LOG_ERROR, "[%s/%s] bad HELLO: %s", w->pool->cfg->name, w->name, jerr.text);
     json_decref(o);
-    sp__worker_kill(w);
+    sp__worker_kill(w, "it sent a malformed HELLO");
     return;
   }
   const char *ver = json_string_value(json_object_get(o, "python_version"));
@@ -265,7 +271,7 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
   w->gil_enabled = json_is_true(json_object_get(o, "gil_enabled"));
   w->state = SP__W_READY;
   w->slots.ready = 1;
-  w->ready_ms = sp__now_ms();
+  w->ready_ms = w->last_pong_ms = w->last_ping_ms = sp__now_ms();
   if (w->pool->tools_json == NULL) {
     json_t *tools = json_object_get(json_object_get(o, "manifest"), "tools");
     size_t n = json_array_size(tools);
@@ -308,6 +314,8 @@ static void on_frame(sp__worker_t *w, const sp__frame_t *f) {
       on_result(w, f);
       return;
     case SP__FRAME_PONG:
+      w->last_pong_ms = sp__now_ms();
+      return;
     case SP__FRAME_CHUNK:
     case SP__FRAME_STATS:
       return;
@@ -332,7 +340,7 @@ static void sock_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   (void)buf;
   if (n < 0) {
     uv_read_stop(s);
-    if (!w->exited) sp__worker_kill(w); /* a worker without its socket is useless */
+    if (!w->exited) sp__worker_kill(w, "it closed its socket"); /* useless without it */
     return;
   }
   sp__decoder_commit(&w->dec, (size_t)n);
@@ -344,7 +352,7 @@ static void sock_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     sp__log(SP__LOG_ERROR, "[%s/%s] %s; killing the worker", w->pool->cfg->name, w->name,
             err.message);
     uv_read_stop(s);
-    sp__worker_kill(w);
+    sp__worker_kill(w, "it sent a malformed frame");
   }
   sp__rt_flush(w->pool->rt);
   sp__rt_arm_deadlines(w->pool->rt);
@@ -354,11 +362,12 @@ static void sock_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 
 static void describe_exit(sp__worker_t *w, sp_error_t *e) {
   char tail[2048];
-  char how[128];
+  char how[256];
   sp__worker_tail(w, tail, sizeof(tail));
   if (w->term_signal)
-    snprintf(how, sizeof(how), "was killed by signal %d (%s)", w->term_signal,
-             strsignal(w->term_signal));
+    snprintf(how, sizeof(how), "was killed by signal %d (%s)%s%s", w->term_signal,
+             strsignal(w->term_signal), w->kill_reason ? " because " : "",
+             w->kill_reason ? w->kill_reason : "");
   else
     snprintf(how, sizeof(how), "exited with code %lld", (long long)w->exit_status);
 
@@ -406,6 +415,16 @@ static void finalize(sp__worker_t *w) {
       release_slot(w, s);
       if (c != NULL) {
         c->worker = NULL;
+        if (c->idempotent && !c->retried && w->pool->rt->phase == SP__PHASE_RUNNING &&
+            c->deadline_ms > sp__now_ms()) {
+          /* The caller said the call is safe to repeat: give it one more worker. */
+          c->retried = 1;
+          c->state = SP__CALL_NEW;
+          w->pool->stats.retries++;
+          sp__dheap_remove(&w->pool->rt->deadlines, &c->item);
+          sp__pool_submit(w->pool, c);
+          continue;
+        }
         sp_error_t ce;
         sp__error_copy(&ce, &e);
         if (ce.code == SP_ESTARTUP) ce.code = SP_ECRASHED;
@@ -424,7 +443,7 @@ static void finalize(sp__worker_t *w) {
 static void finalize_timer(uv_timer_t *t) {
   sp__worker_t *w = t->data;
   if (w->exited && !w->finalized) finalize(w);
-  else if (!w->exited) sp__worker_kill(w); /* kill deadline of a shutdown */
+  else if (!w->exited) sp__worker_kill(w, "it did not exit within drain_timeout");
 }
 
 static void proc_exited(uv_process_t *p, int64_t status, int sig) {
@@ -455,16 +474,25 @@ static void on_handle_closed(uv_handle_t *h) {
   for (int i = 0; i < SP__TAIL_LINES; i++) free(w->tail[i]);
   free(w->slot_calls);
   free(w->slot_ids);
+  free(w->slot_abandoned_ms);
   free(w->free_list);
   free(w->failure);
   free(w);
   sp__rt_worker_gone(rt);
 }
 
-void sp__worker_kill(sp__worker_t *w) {
+void sp__worker_kill(sp__worker_t *w, const char *reason) {
   if (w->exited || w->pid <= 0) return;
+  if (w->kill_reason == NULL) w->kill_reason = reason;
   /* The worker leads its own process group: take any children it started too. */
   if (kill(-w->pid, SIGKILL) != 0) kill(w->pid, SIGKILL);
+}
+
+void sp__worker_ping(sp__worker_t *w, int64_t now) {
+  uint8_t body[8];
+  for (int i = 0; i < 8; i++) body[i] = (uint8_t)((uint64_t)now >> (8 * i));
+  w->last_ping_ms = now;
+  send_frame(w, SP__FRAME_PING, 0, body, sizeof(body));
 }
 
 void sp__worker_shutdown(sp__worker_t *w, int64_t kill_ms) {
@@ -622,8 +650,10 @@ int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp
   w->slot_calls = calloc((size_t)cap, sizeof(*w->slot_calls));
   w->slot_ids = calloc((size_t)cap, sizeof(*w->slot_ids));
   w->free_list = calloc((size_t)cap, sizeof(*w->free_list));
-  if (!w->slot_calls || !w->slot_ids || !w->free_list) {
+  w->slot_abandoned_ms = calloc((size_t)cap, sizeof(*w->slot_abandoned_ms));
+  if (!w->slot_calls || !w->slot_ids || !w->free_list || !w->slot_abandoned_ms) {
     free(w->slot_calls);
+    free(w->slot_abandoned_ms);
     free(w->slot_ids);
     free(w->free_list);
     free(w);
@@ -632,6 +662,18 @@ int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp
   for (int i = cap; i-- > 0;) w->free_list[w->free_count++] = (uint32_t)i;
   sp__decoder_init(&w->dec, (size_t)p->cfg->max_frame_bytes);
   w->spawned_ms = sp__now_ms();
+  /* Jitter only shortens the limits, so workers started together spread out
+   * their recycling and none outlives what the config promises. */
+  double j = p->cfg->recycle_jitter;
+  if (p->cfg->worker_max_requests > 0) {
+    double f = 1.0 - j * ((double)rand() / ((double)RAND_MAX + 1.0));
+    w->max_requests = (uint64_t)((double)p->cfg->worker_max_requests * f);
+    if (w->max_requests == 0) w->max_requests = 1;
+  }
+  if (p->cfg->worker_ttl_ms > 0) {
+    double f = 1.0 - j * ((double)rand() / ((double)RAND_MAX + 1.0));
+    w->ttl_ms = (int64_t)((double)p->cfg->worker_ttl_ms * f);
+  }
   rt->live_workers++;
 
   /* From here on the handles exist and release goes through uv_close. */

@@ -55,6 +55,16 @@ struct sp__worker_s {
 
   int64_t spawned_ms;
   int64_t ready_ms;
+  int64_t last_ping_ms;   /* when the last PING went out */
+  int64_t last_pong_ms;   /* when the last PONG came back (or ready_ms) */
+  int64_t drain_started_ms;
+  int64_t rss_checked_ms;
+  uint64_t max_requests;  /* this worker's recycle threshold after jitter; 0 = none */
+  int64_t ttl_ms;         /* this worker's lifetime after jitter; 0 = none */
+  int64_t *slot_abandoned_ms; /* when a timed-out call's slot was abandoned, per slot */
+  int retiring;           /* recycled: detached from its position, draining */
+  sp__worker_t *retire_next;
+  const char *kill_reason; /* why the manager killed it, for the exit message */
   uint64_t requests;
   int exited;
   int64_t exit_status;
@@ -78,8 +88,11 @@ void sp__worker_abandon(sp__worker_t *w, sp__call_t *c);
 /** Sends SHUTDOWN (finish calls, run atexit, exit) and kills after kill_ms. */
 void sp__worker_shutdown(sp__worker_t *w, int64_t kill_ms);
 
-/** Kills the process now (SIGKILL to its process group). */
-void sp__worker_kill(sp__worker_t *w);
+/** Kills the process now (SIGKILL to its process group); reason goes into the exit message. */
+void sp__worker_kill(sp__worker_t *w, const char *reason);
+
+/** Sends a PING (liveness probe; the worker's reader thread answers without Python). */
+void sp__worker_ping(sp__worker_t *w, int64_t now);
 
 /** Writes out queued frames. Loop thread. */
 void sp__worker_flush(sp__worker_t *w);
