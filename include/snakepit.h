@@ -169,6 +169,14 @@ SP_EXTERN int sp_runtime_start_yaml(sp_runtime_t **rt, const char *yaml, size_t 
 SP_EXTERN int sp_runtime_stop(sp_runtime_t *rt, int graceful_ms);
 
 /**
+ * Begins a graceful stop and returns at once: new calls fail with SP_ESTOPPED,
+ * calls in flight and queued get up to graceful_ms to finish, then workers shut
+ * down. Thread-safe (a signal-handling thread may call it while others wait in
+ * sp_execute). sp_runtime_stop() must still be called to release the runtime.
+ */
+SP_EXTERN int sp_runtime_drain(sp_runtime_t *rt, int graceful_ms);
+
+/**
  * Runs tool on pool with args_json (a JSON object text, NULL means "{}") and waits
  * for the outcome. Thread-safe: any number of threads may call it at once. Always
  * fills *res (release it with sp_result_free()) and returns 0 or res->error.code.

@@ -6,6 +6,9 @@
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,6 +181,30 @@ static int cmd_stats(sp_runtime_t *rt, int argc, char **argv) {
   return EXIT_OK;
 }
 
+/*
+ * SIGINT/SIGTERM: the first drains (calls in flight finish, new ones are
+ * refused, then workers stop); a second one exits at once. The signals are
+ * blocked in every thread and taken here with sigwait, so no handler runs
+ * inside the library.
+ */
+static sigset_t g_stop_signals;
+
+static void *signal_main(void *arg) {
+  sp_runtime_t *rt = arg;
+  int sig, count = 0;
+  while (sigwait(&g_stop_signals, &sig) == 0) {
+    if (++count == 1) {
+      fprintf(stderr, "snakepit: %s received: finishing calls in flight (again to force)\n",
+              strsignal(sig));
+      sp_runtime_drain(rt, 30000);
+    } else {
+      fprintf(stderr, "snakepit: %s received again: exiting now\n", strsignal(sig));
+      _exit(128 + sig);
+    }
+  }
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   const char *config = NULL;
   long timeout_ms = 0;
@@ -244,9 +271,17 @@ int main(int argc, char **argv) {
   }
   if (quiet) sp_set_log_handler(quiet_log, NULL);
 
+  sigemptyset(&g_stop_signals);
+  sigaddset(&g_stop_signals, SIGINT);
+  sigaddset(&g_stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &g_stop_signals, NULL); /* inherited by the runtime's threads */
+
   sp_runtime_t *rt = NULL;
   sp_error_t err;
   if (sp_runtime_start_file(&rt, config, &err) != 0) return report(&err);
+  pthread_t sig_thread;
+  pthread_create(&sig_thread, NULL, signal_main, rt);
+  pthread_detach(sig_thread);
   int rc;
   if (strcmp(cmd, "exec") == 0) {
     rc = cmd_exec(rt, cargc, cargv, timeout_ms);

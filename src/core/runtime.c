@@ -237,10 +237,12 @@ static void handle_ctl(sp_runtime_t *rt, sp__ctl_t *ctl) {
     return;
   }
   /* STOP: the stopping thread joins the loop thread instead of waiting on ctl. */
+  int graceful_ms = ctl->graceful_ms;
+  if (ctl->owned) free(ctl);
   if (rt->phase == SP__PHASE_RUNNING) {
     rt->phase = SP__PHASE_DRAINING;
-    uv_timer_start(&rt->phase_timer, phase_timeout,
-                   (uint64_t)(ctl->graceful_ms > 0 ? ctl->graceful_ms : 0), 0);
+    uv_timer_start(&rt->phase_timer, phase_timeout, (uint64_t)(graceful_ms > 0 ? graceful_ms : 0),
+                   0);
     sp__rt_check_drained(rt);
   } else if (rt->phase == SP__PHASE_STARTING) {
     shutdown_all(rt, "the runtime is stopping");
@@ -413,6 +415,18 @@ int sp_runtime_start_yaml(sp_runtime_t **out, const char *yaml, size_t len, cons
     return rc;
   }
   return start_with_config(out, rt, err);
+}
+
+int sp_runtime_drain(sp_runtime_t *rt, int graceful_ms) {
+  if (rt == NULL) return SP_EINVAL;
+  if (atomic_exchange(&rt->stopping, 1)) return 0; /* already stopping */
+  sp__ctl_t *ctl = calloc(1, sizeof(*ctl));
+  if (ctl == NULL) return SP_ENOMEM;
+  ctl->msg.kind = SP__MSG_STOP;
+  ctl->graceful_ms = graceful_ms;
+  ctl->owned = 1;
+  post(rt, &ctl->msg);
+  return 0;
 }
 
 int sp_runtime_stop(sp_runtime_t *rt, int graceful_ms) {

@@ -60,6 +60,7 @@ typedef struct sp__ctl_s {
   sp__msg_t msg;
   sp__pool_t *pool; /* STATS: NULL = all pools */
   int graceful_ms;  /* STOP */
+  int owned;        /* heap-allocated by sp_runtime_drain: the loop frees it */
   char *json;       /* STATS reply, handed to the caller */
   int rc;
   _Atomic uint32_t done;

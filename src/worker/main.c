@@ -46,6 +46,22 @@ typedef struct worker_s {
 } worker_t;
 
 static worker_t W;
+static int g_group_leader; /* this worker leads its own process group */
+
+/*
+ * The manager is gone. When we lead our own process group, take the whole group
+ * down so that processes a tool started do not outlive us; kill() is
+ * async-signal-safe, so this also serves as the parent-death signal handler.
+ */
+static void die_with_group(void) {
+  if (g_group_leader) kill(0, SIGKILL);
+  _exit(0);
+}
+
+static void on_parent_death(int sig) {
+  (void)sig;
+  die_with_group();
+}
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -127,7 +143,7 @@ static void *exec_main(void *arg) {
     out.len = 0;
     if (pyhost_invoke(py, j->id, j->data, j->tool_len, j->data + j->tool_len, j->args_len,
                       W.max_frame, &out) == 0) {
-      if (send_all(out.data, out.len) != 0) _exit(0); /* manager gone */
+      if (send_all(out.data, out.len) != 0) die_with_group(); /* manager gone */
     } else {
       static const char msg[] = "worker out of memory building the result";
       send_frame(SP__FRAME_ERROR, j->id, SP__ERRKIND_PROTOCOL, msg, sizeof(msg) - 1);
@@ -200,7 +216,7 @@ static void *reader_main(void *arg) {
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       /* EOF: the manager is gone (or closed us); nobody can receive results. */
-      _exit(0);
+      die_with_group();
     }
     sp__decoder_commit(&dec, (size_t)n);
     sp__frame_t f;
@@ -285,8 +301,16 @@ int main(int argc, char **argv) {
 
   /* Never outlive the manager: die with it, even if the socket EOF is missed. */
   if (listen_spec == NULL) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() == 1) return 0;
+    g_group_leader = getpgrp() == getpid();
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL); /* a blocked mask survives exec; start clean */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_parent_death;
+    sigaction(SIGTERM, &sa, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() == 1) die_with_group();
   }
   signal(SIGPIPE, SIG_IGN);
   if (listen_spec != NULL && (W.fd = listen_once(listen_spec)) < 0) {

@@ -1,0 +1,79 @@
+"""LifecycleAdapter: tools that exercise recycling, shutdown and orphan handling.
+
+Its atexit handler appends "exit <pid>" to the file named by the ATEXIT_FILE
+environment variable, so a test can see that Python's shutdown really ran.
+"""
+import atexit
+import os
+import subprocess
+import threading
+import time
+
+from snakepit_bridge.base_adapter_threaded import ThreadSafeAdapter, thread_safe_method, tool
+
+
+def _record_exit():
+    path = os.environ.get("ATEXIT_FILE")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"exit {os.getpid()}\n")
+
+
+class LifecycleAdapter(ThreadSafeAdapter):
+    __thread_safe__ = True
+
+    def __init__(self):
+        super().__init__()
+        atexit.register(_record_exit)
+        self._hoard = []
+
+    @thread_safe_method
+    @tool(description="Process id of the worker")
+    def pid(self):
+        return os.getpid()
+
+    @thread_safe_method
+    @tool(description="time.sleep(seconds)")
+    def sleep(self, seconds: float):
+        time.sleep(seconds)
+        return {"slept": seconds, "pid": os.getpid()}
+
+    @thread_safe_method
+    @tool(description="Pure-Python loop that never returns")
+    def forever(self):
+        while True:
+            pass
+
+    @thread_safe_method
+    @tool(description="Keep `mb` MiB allocated in the worker")
+    def allocate(self, mb: int):
+        block = bytearray(mb * 1024 * 1024)
+        for i in range(0, len(block), 4096):
+            block[i] = 1  # touch every page so it counts in RSS
+        with self.acquire_lock():
+            self._hoard.append(block)
+        return {"held_mb": sum(len(b) for b in self._hoard) // (1024 * 1024)}
+
+    @thread_safe_method
+    @tool(description="Crash with os._exit(9) unless `marker` exists; create it first")
+    def crash_once(self, marker: str):
+        if not os.path.exists(marker):
+            with open(marker, "w", encoding="utf-8") as f:
+                f.write(str(os.getpid()))
+            os._exit(9)
+        return {"pid": os.getpid(), "survived": True}
+
+    @thread_safe_method
+    @tool(description="Start a grandchild `sleep 300`, write both pids to `path`, then sleep")
+    def spawn_grandchild(self, path: str, seconds: float = 60.0):
+        child = subprocess.Popen(["sleep", "300"])
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(f"{os.getpid()} {child.pid}\n")
+        os.rename(path + ".tmp", path)
+        time.sleep(seconds)
+        return {"child": child.pid}
+
+    @thread_safe_method
+    @tool(description="Name of the thread running this call")
+    def thread_name(self):
+        return threading.current_thread().name

@@ -1,0 +1,367 @@
+/*
+ * test_lifecycle.c - workers that never lose a call: recycling by requests,
+ * lifetime and memory (with Python's atexit running), calls stuck past their
+ * timeout, liveness pings, crash loops, idempotent retry, no orphans after the
+ * manager is SIGKILLed, and a graceful drain on SIGTERM.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define LIFECYCLE_ADAPTER "lifecycle_adapter.LifecycleAdapter"
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+static json_t *pool_stats(sp_runtime_t *rt, const char *pool) {
+  char *json = NULL;
+  sp_error_t err;
+  assert_int_equal(sp_stats_json(rt, pool, &json, &err), 0);
+  json_t *o = json_loads(json, 0, NULL);
+  sp_free(json);
+  assert_non_null(o);
+  return o;
+}
+
+static long long recycles(sp_runtime_t *rt, const char *pool, const char *reason) {
+  json_t *o = pool_stats(rt, pool);
+  long long n = json_integer_value(json_object_get(json_object_get(o, "recycles"), reason));
+  json_decref(o);
+  return n;
+}
+
+static long long pool_int(sp_runtime_t *rt, const char *pool, const char *key) {
+  json_t *o = pool_stats(rt, pool);
+  long long n = json_integer_value(json_object_get(o, key));
+  json_decref(o);
+  return n;
+}
+
+static long long call_pid(sp_runtime_t *rt, const char *pool) {
+  char *r = h_call_ok(rt, pool, "pid", "{}");
+  long long pid = atoll(r);
+  free(r);
+  return pid;
+}
+
+static void temp_file(char *buf, size_t cap, const char *tag) {
+  snprintf(buf, cap, "/tmp/snakepit-test-%s-%d-%ld", tag, (int)getpid(), (long)time(NULL));
+  unlink(buf);
+}
+
+static int count_lines_with(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 0;
+  char line[256];
+  int n = 0;
+  while (fgets(line, sizeof(line), f))
+    if (strstr(line, needle)) n++;
+  fclose(f);
+  return n;
+}
+
+static void recycle_by_requests_runs_atexit(void **state) {
+  (void)state;
+  char atexit_file[256], extra[512];
+  temp_file(atexit_file, sizeof(atexit_file), "atexit");
+  snprintf(extra, sizeof(extra),
+           "    worker_max_requests: 5\n    recycle_jitter: 0\n    min_lifetime: 0s\n"
+           "    adapter_env: {ATEXIT_FILE: \"%s\"}\n", atexit_file);
+  sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, LIFECYCLE_ADAPTER, extra);
+  long long first = call_pid(rt, "p");
+  for (int i = 0; i < 14; i++) {
+    char *r = h_call_ok(rt, "p", "sleep", "{\"seconds\": 0}");
+    free(r);
+  }
+  long long later = call_pid(rt, "p");
+  assert_true(later != first);
+  assert_true(recycles(rt, "p", "max_requests") >= 2);
+  assert_int_equal(pool_int(rt, "p", "crashes"), 0);
+  /* Each recycled worker ran Python's shutdown: its atexit handler wrote a line. */
+  char needle[64];
+  snprintf(needle, sizeof(needle), "exit %lld\n", first);
+  int seen = 0;
+  for (int i = 0; i < 100 && !seen; i++, sleep_ms(50)) seen = count_lines_with(atexit_file, needle);
+  assert_int_equal(seen, 1);
+  sp_runtime_stop(rt, 2000);
+  assert_true(count_lines_with(atexit_file, "exit ") >= 3); /* stop runs it too */
+  unlink(atexit_file);
+}
+
+static void recycling_under_load_fails_nothing(void **state) {
+  (void)state;
+  sp_runtime_t *rt = h_start_pool("p", "thread", 2, 4, LIFECYCLE_ADAPTER,
+                                  "    worker_max_requests: 40\n    recycle_jitter: 0.25\n"
+                                  "    min_lifetime: 0s\n");
+  int ok = 0, failed = 0;
+  h_concurrent(rt, "p", "sleep", "{\"seconds\": 0.005}", 16, 30, &ok, &failed);
+  assert_int_equal(failed, 0);
+  assert_int_equal(ok, 480);
+  long long n = recycles(rt, "p", "max_requests");
+  print_message("recycles under load: %lld, calls ok %d failed %d\n", n, ok, failed);
+  assert_true(n >= 8);
+  sp_runtime_stop(rt, 2000);
+}
+
+static void recycle_by_ttl(void **state) {
+  (void)state;
+  sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, LIFECYCLE_ADAPTER,
+                                  "    worker_ttl: 700ms\n    min_lifetime: 100ms\n");
+  long long first = call_pid(rt, "p");
+  sleep_ms(2000);
+  long long later = call_pid(rt, "p");
+  assert_true(later != first);
+  assert_true(recycles(rt, "p", "ttl") >= 1);
+  sp_runtime_stop(rt, 2000);
+}
+
+static void recycle_by_rss(void **state) {
+  (void)state;
+  sp_runtime_t *rt = h_start_pool("p", "thread", 1, 2, LIFECYCLE_ADAPTER,
+                                  "    worker_max_rss_mb: 120\n    min_lifetime: 0s\n");
+  long long first = call_pid(rt, "p");
+  char *r = h_call_ok(rt, "p", "allocate", "{\"mb\": 200}");
+  free(r);
+  long long n = 0;
+  for (int i = 0; i < 60 && n == 0; i++, sleep_ms(100)) n = recycles(rt, "p", "max_rss");
+  assert_int_equal(n, 1);
+  assert_true(call_pid(rt, "p") != first);
+  sp_runtime_stop(rt, 2000);
+}
+
+static void stuck_call_recycles_worker(const char *profile, int threads) {
+  sp_runtime_t *rt = h_start_pool("p", profile, 1, threads, LIFECYCLE_ADAPTER,
+                                  "    cancel_grace: 300ms\n    drain_timeout: 1s\n");
+  long long first = call_pid(rt, "p");
+  sp_call_opts_t opts = {.timeout_ms = 200};
+  sp_result_t res;
+  /* time.sleep sits in C, where the cancellation exception cannot land. */
+  assert_int_equal(sp_execute(rt, "p", "sleep", "{\"seconds\": 1000000000}", &opts, &res), SP_ETIMEOUT);
+  double t0 = h_now();
+  long long later = 0;
+  for (int i = 0; i < 100 && (later == 0 || later == first); i++, sleep_ms(100)) {
+    sp_result_t r2;
+    if (sp_execute(rt, "p", "pid", "{}", NULL, &r2) == 0) later = atoll(r2.json);
+    sp_result_free(&r2);
+  }
+  assert_true(later != first && later > 0);
+  assert_true(h_now() - t0 < 10.0);
+  assert_int_equal(recycles(rt, "p", "cancel_grace"), 1);
+  sp_runtime_stop(rt, 2000);
+}
+
+static void stuck_call_process(void **state) {
+  (void)state;
+  stuck_call_recycles_worker("process", 1);
+}
+
+static void stuck_call_thread(void **state) {
+  (void)state;
+  stuck_call_recycles_worker("thread", 2);
+}
+
+static void endless_python_loop_is_cancelled(void **state) {
+  (void)state;
+  sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, LIFECYCLE_ADAPTER, "    cancel_grace: 5s\n");
+  long long first = call_pid(rt, "p");
+  sp_call_opts_t opts = {.timeout_ms = 200};
+  sp_result_t res;
+  assert_int_equal(sp_execute(rt, "p", "forever", "{}", &opts, &res), SP_ETIMEOUT);
+  /* The loop got the exception: the same worker serves again, no recycle needed. */
+  double t0 = h_now();
+  assert_int_equal(call_pid(rt, "p"), first);
+  assert_true(h_now() - t0 < 2.0);
+  assert_int_equal(recycles(rt, "p", "cancel_grace"), 0);
+  sp_runtime_stop(rt, 2000);
+}
+
+static void stopped_worker_is_replaced_busy_one_is_not(void **state) {
+  (void)state;
+  sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, LIFECYCLE_ADAPTER,
+                                  "    ping_interval: 100ms\n    ping_misses: 3\n");
+  /* Busy for 1.5 s in pure Python (holding the GIL): the C reader still answers. */
+  sp_call_opts_t opts = {.timeout_ms = 1500};
+  sp_result_t res;
+  long long first = call_pid(rt, "p");
+  assert_int_equal(sp_execute(rt, "p", "forever", "{}", &opts, &res), SP_ETIMEOUT);
+  assert_int_equal(pool_int(rt, "p", "ping_kills"), 0);
+  assert_int_equal(call_pid(rt, "p"), first);
+  /* A stopped process answers nothing: killed after the misses and replaced. */
+  assert_int_equal(kill((pid_t)first, SIGSTOP), 0);
+  long long kills = 0;
+  for (int i = 0; i < 50 && kills == 0; i++, sleep_ms(100)) kills = pool_int(rt, "p", "ping_kills");
+  assert_int_equal(kills, 1);
+  long long later = call_pid(rt, "p");
+  assert_true(later != first);
+  sp_runtime_stop(rt, 2000);
+}
+
+static void crash_loop_degrades_then_recovers(void **state) {
+  (void)state;
+  sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, TESTING_ADAPTER,
+                                  "    crash_loop_max: 3\n    crash_loop_window: 30s\n"
+                                  "    min_lifetime: 1s\n");
+  for (int i = 0; i < 3; i++) h_call_fails(rt, "p", "exit_now", "{\"code\": 4}", SP_ECRASHED, NULL);
+  sp_error_t e;
+  double t0 = h_now();
+  h_call_fails(rt, "p", "noop", "{}", SP_EDEGRADED, &e);
+  assert_true(h_now() - t0 < 0.5); /* fails fast */
+  assert_non_null(strstr(e.message, "degraded"));
+  assert_non_null(strstr(e.message, "exited with code 4"));
+  json_t *o = pool_stats(rt, "p");
+  assert_true(json_is_true(json_object_get(o, "degraded")));
+  json_decref(o);
+  /* The replacement stays up for min_lifetime: the pool serves again. */
+  int ok = 0;
+  for (int i = 0; i < 100 && !ok; i++, sleep_ms(100)) {
+    sp_result_t r;
+    ok = sp_execute(rt, "p", "noop", "{}", NULL, &r) == 0;
+    sp_result_free(&r);
+  }
+  assert_true(ok);
+  sp_runtime_stop(rt, 2000);
+}
+
+static void idempotent_calls_retry_once(void **state) {
+  (void)state;
+  sp_runtime_t *rt = h_start_pool("p", "process", 2, 1, LIFECYCLE_ADAPTER, NULL);
+  char marker[256], args[400];
+  temp_file(marker, sizeof(marker), "marker");
+  snprintf(args, sizeof(args), "{\"marker\": \"%s\"}", marker);
+  sp_call_opts_t opts = {.idempotent = 1};
+  sp_result_t res;
+  assert_int_equal(sp_execute(rt, "p", "crash_once", args, &opts, &res), 0);
+  assert_non_null(strstr(res.json, "\"survived\": true") ? res.json : strstr(res.json, "\"survived\":true"));
+  sp_result_free(&res);
+  assert_int_equal(pool_int(rt, "p", "retries"), 1);
+  unlink(marker);
+  /* Without the flag the crash is the caller's answer. */
+  h_call_fails(rt, "p", "crash_once", args, SP_ECRASHED, NULL);
+  unlink(marker);
+  sp_runtime_stop(rt, 2000);
+}
+
+static int process_gone(long pid) {
+  if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 1;
+  char path[64], buf[512];
+  snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return 1;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *close_paren = strrchr(buf, ')');
+  return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z'; /* zombie: dead */
+}
+
+static pid_t start_cli(const char *config, const char *tool, const char *args) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    int devnull = open("/dev/null", O_WRONLY);
+    if (devnull >= 0) dup2(devnull, 1);
+    execl(SP_CLI_PATH, SP_CLI_PATH, "-q", "exec", "-c", config, "p", tool, args, (char *)NULL);
+    _exit(127);
+  }
+  return pid;
+}
+
+static void write_config(char *path, size_t cap, const char *tag, const char *extra) {
+  temp_file(path, cap, tag);
+  strncat(path, ".yaml", cap - strlen(path) - 1);
+  char yaml[2048];
+  h_yaml(yaml, sizeof(yaml), "p", "process", 1, 1, LIFECYCLE_ADAPTER, extra);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs(yaml, f);
+  fclose(f);
+}
+
+static void no_orphans_after_manager_sigkill(void **state) {
+  (void)state;
+  char config[256], pids[256], args[512];
+  write_config(config, sizeof(config), "orphans", NULL);
+  temp_file(pids, sizeof(pids), "pids");
+  snprintf(args, sizeof(args), "{\"path\": \"%s\"}", pids);
+  pid_t cli = start_cli(config, "spawn_grandchild", args);
+  long worker = 0, grandchild = 0;
+  for (int i = 0; i < 200; i++, sleep_ms(50)) {
+    FILE *f = fopen(pids, "r");
+    if (f == NULL) continue;
+    int n = fscanf(f, "%ld %ld", &worker, &grandchild);
+    fclose(f);
+    if (n == 2) break;
+  }
+  assert_true(worker > 0 && grandchild > 0);
+  assert_false(process_gone(worker));
+  assert_false(process_gone(grandchild));
+  kill(cli, SIGKILL);
+  waitpid(cli, NULL, 0);
+  sleep_ms(2000);
+  int gone_w = process_gone(worker), gone_g = process_gone(grandchild);
+  if (!gone_g) kill((pid_t)grandchild, SIGKILL); /* leave no litter even on failure */
+  if (!gone_w) kill((pid_t)worker, SIGKILL);
+  assert_true(gone_w);
+  assert_true(gone_g);
+  unlink(config);
+  unlink(pids);
+}
+
+static void sigterm_drains_the_call_in_flight(void **state) {
+  (void)state;
+  char config[256];
+  write_config(config, sizeof(config), "drain", NULL);
+  int pipefd[2];
+  assert_int_equal(pipe(pipefd), 0);
+  pid_t cli = fork();
+  if (cli == 0) {
+    dup2(pipefd[1], 1);
+    close(pipefd[0]);
+    execl(SP_CLI_PATH, SP_CLI_PATH, "-q", "exec", "-c", config, "p", "sleep",
+          "{\"seconds\": 1.5}", (char *)NULL);
+    _exit(127);
+  }
+  close(pipefd[1]);
+  sleep_ms(1000); /* started and running the call */
+  kill(cli, SIGTERM);
+  int status = 0;
+  waitpid(cli, &status, 0);
+  char out[1024] = "";
+  ssize_t n = read(pipefd[0], out, sizeof(out) - 1);
+  close(pipefd[0]);
+  out[n > 0 ? n : 0] = '\0';
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  assert_non_null(strstr(out, "\"slept\": 1.5")); /* the call finished and was printed */
+  unlink(config);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(recycle_by_requests_runs_atexit),
+      cmocka_unit_test(recycling_under_load_fails_nothing),
+      cmocka_unit_test(recycle_by_ttl),
+      cmocka_unit_test(recycle_by_rss),
+      cmocka_unit_test(stuck_call_process),
+      cmocka_unit_test(stuck_call_thread),
+      cmocka_unit_test(endless_python_loop_is_cancelled),
+      cmocka_unit_test(stopped_worker_is_replaced_busy_one_is_not),
+      cmocka_unit_test(crash_loop_degrades_then_recovers),
+      cmocka_unit_test(idempotent_calls_retry_once),
+      cmocka_unit_test(no_orphans_after_manager_sigkill),
+      cmocka_unit_test(sigterm_drains_the_call_in_flight),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
