@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
@@ -289,6 +290,13 @@ static void post(sp_runtime_t *rt, sp__msg_t *m) {
 static void loop_main(void *arg) {
   sp_runtime_t *rt = arg;
   rt->loop_tid = uv_thread_self();
+  /* This thread writes every worker socket. A write to a worker that just died
+   * must fail with EPIPE, not kill the host process; blocking SIGPIPE here does
+   * that without touching the application's own signal dispositions. */
+  sigset_t pipe_set;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
   for (size_t i = 0; i < rt->pool_count && rt->phase == SP__PHASE_STARTING; i++) {
     sp_error_t err;
     if (sp__pool_spawn_all(&rt->pools[i], &err) != 0) sp__rt_startup_event(rt, &err);

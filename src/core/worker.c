@@ -22,6 +22,7 @@ extern char **environ;
 
 static void on_handle_closed(uv_handle_t *h);
 static void finalize(sp__worker_t *w);
+static void finalize_timer(uv_timer_t *t);
 
 const char *sp__worker_state_name(sp__worker_state_t s) {
   switch (s) {
@@ -340,7 +341,10 @@ static void sock_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   (void)buf;
   if (n < 0) {
     uv_read_stop(s);
-    if (!w->exited) sp__worker_kill(w, "it closed its socket"); /* useless without it */
+    /* Usually the process is dying and its exit status follows; one that closed
+     * its socket but lives on is useless and gets killed. */
+    if (!w->exited && !uv_is_active((uv_handle_t *)&w->timer))
+      uv_timer_start(&w->timer, finalize_timer, 500, 0);
     return;
   }
   sp__decoder_commit(&w->dec, (size_t)n);
@@ -443,7 +447,9 @@ static void finalize(sp__worker_t *w) {
 static void finalize_timer(uv_timer_t *t) {
   sp__worker_t *w = t->data;
   if (w->exited && !w->finalized) finalize(w);
-  else if (!w->exited) sp__worker_kill(w, "it did not exit within drain_timeout");
+  else if (!w->exited)
+    sp__worker_kill(w, w->state == SP__W_STOPPING ? "it did not exit within drain_timeout"
+                                                  : "it closed its socket but kept running");
 }
 
 static void proc_exited(uv_process_t *p, int64_t status, int sig) {
