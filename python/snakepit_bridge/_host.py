@@ -41,6 +41,7 @@ import types
 import typing
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from . import context as _context
 from . import thread_safety_checker as _tsc
 from .base_adapter import iter_tools
 
@@ -386,6 +387,7 @@ class Host:
     def register_thread(self, name: str) -> None:
         """Give the calling (C-created) thread a Python identity named ``name``."""
         threading.current_thread().name = str(name)
+        _context.current()
 
     def invoke(self, tool: str, args_json: Any) -> Tuple[int, str]:
         """Run ``tool`` with the JSON-object arguments. Never raises."""
@@ -409,6 +411,7 @@ class Host:
                 err = t.validate(args)
                 if err is not None:
                     return STATUS_INVALID, err
+            _context._begin(tool)
             try:
                 if t.simple and not _tsc._active:
                     result = t.fn(**args)

@@ -22,6 +22,7 @@ struct pyhost_thread_s {
   PyGILState_STATE gstate;
   PyThreadState *ts;
   unsigned long ident;
+  PyObject *ctx;      /* this thread's snakepit_bridge.context.CallContext */
   pthread_mutex_t mu; /* guards current; taken only while attached (attach -> mu order) */
   uint64_t current;   /* request id running now, 0 when idle */
 };
@@ -31,7 +32,8 @@ static PyObject *g_host;     /* snakepit_bridge._host.Host instance */
 static PyObject *g_invoke;   /* bound Host.invoke */
 static PyObject *g_register; /* bound Host.register_thread */
 static PyObject *g_describe; /* describe(exc) -> JSON {type, message, traceback} */
-static PyObject *g_cancelled;/* exception class raised into cancelled calls */
+static PyObject *g_cancelled;/* context.CallCancelled, raised into cancelled calls */
+static PyObject *g_context_current; /* context.current(): each thread's CallContext */
 static PyThreadState *g_main_ts;
 
 /* Registry of execution threads, for cancellation by request id. */
@@ -41,8 +43,6 @@ static size_t g_thread_count;
 
 static const char k_helpers[] =
     "import json, traceback\n"
-    "class CallCancelled(Exception):\n"
-    "    '''Raised inside a tool whose call was cancelled or timed out.'''\n"
     "def describe(e):\n"
     "    t = type(e)\n"
     "    mod = getattr(t, '__module__', 'builtins')\n"
@@ -153,16 +153,13 @@ static PyObject *string_list(const char *const *items, size_t n) {
 static int load_helpers(void) {
   PyObject *globals = PyDict_New();
   if (globals == NULL) return -1;
-  if (PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) != 0) goto fail;
   PyObject *r = PyRun_String(k_helpers, Py_file_input, globals, globals);
   if (r == NULL) goto fail;
   Py_DECREF(r);
   g_describe = PyDict_GetItemString(globals, "describe");
-  g_cancelled = PyDict_GetItemString(globals, "CallCancelled");
   Py_XINCREF(g_describe);
-  Py_XINCREF(g_cancelled);
   Py_DECREF(globals);
-  return g_describe && g_cancelled ? 0 : -1;
+  return g_describe ? 0 : -1;
 fail:
   Py_DECREF(globals);
   return -1;
@@ -188,7 +185,7 @@ static char *build_hello(const pyhost_opts_t *o, const char *manifest) {
 }
 
 int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
-  PyObject *mod = NULL, *load = NULL, *args = NULL, *paths = NULL, *manifest = NULL;
+  PyObject *mod = NULL, *load = NULL, *args = NULL, *paths = NULL, *manifest = NULL, *ctx = NULL;
   int rc = SP_ESTARTUP;
   *hello = *failure = NULL;
 
@@ -229,6 +226,10 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
   g_invoke = PyObject_GetAttrString(g_host, "invoke");
   g_register = PyObject_GetAttrString(g_host, "register_thread");
   if (g_invoke == NULL || g_register == NULL) goto fail;
+  ctx = PyImport_ImportModule("snakepit_bridge.context");
+  if (ctx == NULL || (g_cancelled = PyObject_GetAttrString(ctx, "CallCancelled")) == NULL ||
+      (g_context_current = PyObject_GetAttrString(ctx, "current")) == NULL)
+    goto fail;
   manifest = PyObject_CallMethod(g_host, "manifest", NULL);
   if (manifest == NULL) goto fail;
   const char *m = PyUnicode_AsUTF8(manifest);
@@ -241,6 +242,7 @@ fail:
   *failure = describe_pending();
 done:
   Py_XDECREF(manifest);
+  Py_XDECREF(ctx);
   Py_XDECREF(args);
   Py_XDECREF(load);
   Py_XDECREF(mod);
@@ -258,10 +260,10 @@ pyhost_thread_t *pyhost_thread_enter(const char *name) {
   t->gstate = PyGILState_Ensure();
   t->ident = PyThread_get_thread_ident();
   PyObject *r = PyObject_CallFunction(g_register, "s", name);
-  if (r == NULL) {
-    PyErr_Print();
-  }
+  if (r == NULL) PyErr_Print();
   Py_XDECREF(r);
+  t->ctx = PyObject_CallNoArgs(g_context_current);
+  if (t->ctx == NULL) PyErr_Print();
   t->ts = PyEval_SaveThread();
 
   pthread_mutex_lock(&g_threads_mu);
@@ -285,6 +287,7 @@ void pyhost_thread_leave(pyhost_thread_t *t) {
   }
   pthread_mutex_unlock(&g_threads_mu);
   PyEval_RestoreThread(t->ts);
+  Py_CLEAR(t->ctx);
   PyGILState_Release(t->gstate);
   pthread_mutex_destroy(&t->mu);
   free(t);
@@ -296,6 +299,7 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
   PyEval_RestoreThread(t->ts);
   pthread_mutex_lock(&t->mu);
   t->current = id;
+  if (t->ctx != NULL && PyObject_SetAttrString(t->ctx, "cancelled", Py_False) != 0) PyErr_Clear();
   pthread_mutex_unlock(&t->mu);
 
   PyObject *argv[2] = {PyUnicode_FromStringAndSize(tool, (Py_ssize_t)tool_len),
@@ -353,6 +357,10 @@ int pyhost_cancel(uint64_t id) {
     pyhost_thread_t *t = g_threads[i];
     pthread_mutex_lock(&t->mu);
     if (t->current == id) {
+      /* Plain C stores only: no bytecode runs, so the GIL cannot change hands
+       * while t->mu is held. */
+      if (t->ctx != NULL && PyObject_SetAttrString(t->ctx, "cancelled", Py_True) != 0)
+        PyErr_Clear();
       PyThreadState_SetAsyncExc(t->ident, g_cancelled);
       found = 1;
     }
@@ -372,6 +380,7 @@ int pyhost_finish(void) {
   }
   Py_CLEAR(g_invoke);
   Py_CLEAR(g_register);
+  Py_CLEAR(g_context_current);
   Py_CLEAR(g_host);
   Py_CLEAR(g_describe);
   Py_CLEAR(g_cancelled);

@@ -77,3 +77,18 @@ class LifecycleAdapter(ThreadSafeAdapter):
     @tool(description="Name of the thread running this call")
     def thread_name(self):
         return threading.current_thread().name
+
+    @thread_safe_method
+    @tool(description="Loop until the call's context says it was cancelled; report it in a file")
+    def cooperative(self, path: str):
+        from snakepit_bridge.context import current
+        ctx = current()
+        while True:
+            try:
+                time.sleep(0.01)
+            except BaseException:
+                pass  # swallow the injected exception: rely on the flag alone
+            if ctx.cancelled:
+                with open(path, "w", encoding="utf-8") as f:
+                    f.write("cancelled\n")
+                return "stopped"

@@ -188,6 +188,22 @@ static void endless_python_loop_is_cancelled(void **state) {
   sp_runtime_stop(rt, 2000);
 }
 
+static void tools_see_the_cancelled_flag(void **state) {
+  (void)state;
+  sp_runtime_t *rt = h_start_pool("p", "thread", 1, 2, LIFECYCLE_ADAPTER, NULL);
+  char path[256], args[400];
+  temp_file(path, sizeof(path), "coop");
+  snprintf(args, sizeof(args), "{\"path\": \"%s\"}", path);
+  sp_call_opts_t opts = {.timeout_ms = 200};
+  sp_result_t res;
+  assert_int_equal(sp_execute(rt, "p", "cooperative", args, &opts, &res), SP_ETIMEOUT);
+  int seen = 0;
+  for (int i = 0; i < 100 && !seen; i++, sleep_ms(20)) seen = count_lines_with(path, "cancelled");
+  assert_int_equal(seen, 1);
+  unlink(path);
+  sp_runtime_stop(rt, 2000);
+}
+
 static void stopped_worker_is_replaced_busy_one_is_not(void **state) {
   (void)state;
   sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, LIFECYCLE_ADAPTER,
@@ -357,6 +373,7 @@ int main(void) {
       cmocka_unit_test(stuck_call_process),
       cmocka_unit_test(stuck_call_thread),
       cmocka_unit_test(endless_python_loop_is_cancelled),
+      cmocka_unit_test(tools_see_the_cancelled_flag),
       cmocka_unit_test(stopped_worker_is_replaced_busy_one_is_not),
       cmocka_unit_test(crash_loop_degrades_then_recovers),
       cmocka_unit_test(idempotent_calls_retry_once),

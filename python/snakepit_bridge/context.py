@@ -1,0 +1,61 @@
+"""Per-call context for tools: cooperative cancellation.
+
+When a call times out or is cancelled, snakepit raises ``CallCancelled`` inside
+the thread running it (this lands at the next Python bytecode; code stuck in C
+does not see it until it returns). A tool that wants to stop cleanly between
+steps can also poll the flag::
+
+    from snakepit_bridge.context import current
+
+    @tool(description="Long job")
+    def crunch(self, n: int):
+        ctx = current()
+        for i in range(n):
+            ctx.check()          # raises CallCancelled once the call is cancelled
+            step(i)
+
+``CallCancelled`` derives from ``BaseException`` so that a broad
+``except Exception`` in a tool does not swallow it.
+"""
+import threading
+
+__all__ = ["CallCancelled", "CallContext", "current"]
+
+
+class CallCancelled(BaseException):
+    """The call was cancelled or its deadline passed."""
+
+
+class CallContext:
+    """State of the call running on one execution thread."""
+
+    __slots__ = ("tool", "cancelled")
+
+    def __init__(self):
+        self.tool = None
+        self.cancelled = False
+
+    def check(self):
+        """Raise CallCancelled if the current call has been cancelled."""
+        if self.cancelled:
+            raise CallCancelled(f"call to tool '{self.tool}' was cancelled")
+
+
+_local = threading.local()
+
+
+def current():
+    """The context of the call running on this thread (a fresh one outside calls).
+
+    The worker resets ``cancelled`` when a call starts and sets it when the call
+    is cancelled; both happen from C, with no Python code running in between.
+    """
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None:
+        ctx = CallContext()
+        _local.ctx = ctx
+    return ctx
+
+
+def _begin(tool):
+    current().tool = tool
