@@ -558,7 +558,8 @@ static char **build_env(const sp__worker_t *w, size_t *count) {
                            {"SNAKEPIT_WORKER_ID", w->name},
                            {"SNAKEPIT_THREADS", threads},
                            {"SNAKEPIT_PROFILE", cfg->profile == SP__PROFILE_THREAD ? "thread" : "process"},
-                           {"PYTHONUNBUFFERED", "1"}};
+                           {"PYTHONUNBUFFERED", "1"},
+                           {"SNAKEPIT_THREAD_SAFETY_CHECK", cfg->thread_safety_checks ? "1" : "0"}};
   for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
     if (!env_has(env, n, ours[i][0])) env[n++] = kv(ours[i][0], ours[i][1]);
   for (size_t i = 0; i < n_env; i++) {

@@ -69,6 +69,7 @@ static void usage(FILE *f) {
           "                       [--threads N] [--pool NAME] [--worker-id ID]\n"
           "                       [--profile process|thread] [--python-path DIR]...\n"
           "                       [--adapter-arg ARG]... [--max-frame BYTES]\n"
+          "                       [--thread-safety-check]\n"
           "Runs the adapter's tools for a snakepit pool manager over a framed socket.\n");
 }
 
@@ -273,6 +274,7 @@ int main(int argc, char **argv) {
       {"pool", required_argument, NULL, 'p'},      {"worker-id", required_argument, NULL, 'w'},
       {"profile", required_argument, NULL, 'P'},   {"python-path", required_argument, NULL, 'y'},
       {"adapter-arg", required_argument, NULL, 'A'}, {"max-frame", required_argument, NULL, 'm'},
+      {"thread-safety-check", no_argument, NULL, 'T'},
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -287,6 +289,7 @@ int main(int argc, char **argv) {
       case 'y': paths[npaths++] = optarg; break;
       case 'A': aargs[naargs++] = optarg; break;
       case 'm': W.max_frame = (size_t)strtoull(optarg, NULL, 10); break;
+      case 'T': setenv("SNAKEPIT_THREAD_SAFETY_CHECK", "1", 1); break;
       case 'h': usage(stdout); return 0;
       default: usage(stderr); return 2;
     }
