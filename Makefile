@@ -35,3 +35,29 @@ format:
 
 tidy: build
 	clang-tidy -p $(BUILD) src/core/*.c src/cli/*.c
+
+# libFuzzer targets (fuzz/README.md). Built straight from the sources with clang,
+# independent of the CMake build; UB is made fatal so the fuzzer stops on it.
+FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+FUZZ_DIR = $(BUILD)/fuzz
+FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-D_GNU_SOURCE -Iinclude -Isrc/core
+
+.PHONY: fuzz
+fuzz:  ## build the fuzzers with clang and run each for FUZZ_SECONDS (default 30)
+	@mkdir -p $(FUZZ_DIR)/corpus-frame $(FUZZ_DIR)/corpus-config
+	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_frame.c src/core/protocol.c src/core/errors.c \
+		-o $(FUZZ_DIR)/fuzz_frame
+	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_config.c src/core/config.c src/core/config_values.c \
+		src/core/errors.c -lyaml -o $(FUZZ_DIR)/fuzz_config
+	@# Seeds: a CALL (read 3 bytes at a time) and a PING; the test configs for the loader.
+	@printf '\003S\001\002\000\015\000\000\000\001\000\000\000\000\000\000\000\350\003\000\000\004\000echo{}\n' \
+		> $(FUZZ_DIR)/corpus-frame/seed-call
+	@printf '\000S\001\007\000\002\000\000\000\007\000\000\000\000\000\000\000hi' \
+		> $(FUZZ_DIR)/corpus-frame/seed-ping
+	@cp tests/configs/*.yaml $(FUZZ_DIR)/corpus-config/
+	$(FUZZ_DIR)/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/frame- \
+		$(FUZZ_DIR)/corpus-frame
+	$(FUZZ_DIR)/fuzz_config -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/config- \
+		$(FUZZ_DIR)/corpus-config
