@@ -42,13 +42,40 @@ uint64_t sp__now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+static int spin_us(void) {
+  static int value = -1;
+  if (value < 0) {
+    const char *e = getenv("SNAKEPIT_SPIN_US");
+    value = e ? atoi(e) : 50;
+    if (value < 0) value = 0;
+  }
+  return value;
+}
+
+/* Waiters spinning right now, process-wide. */
+static atomic_int g_spinners;
+
 void sp__wait_word(_Atomic uint32_t *word) {
-  /* A short spin catches fast calls without a futex sleep/wake pair. */
-  for (int i = 0; i < 200; i++) {
-    if (atomic_load_explicit(word, memory_order_acquire) != 0) return;
+  /* Spinning for a few tens of microseconds catches fast replies without a
+   * futex sleep and the wake-up latency of an idle (virtual) CPU. Only one
+   * waiter spins at a time: with many callers, spinners would take the CPUs
+   * the workers need, and the replies come in batches anyway. */
+  if (atomic_fetch_add_explicit(&g_spinners, 1, memory_order_relaxed) == 0) {
+    uint64_t until = sp__now_ns() + (uint64_t)spin_us() * 1000u;
+    int done = 0;
+    while (!done) {
+      for (int i = 0; i < 64 && !done; i++) {
+        done = atomic_load_explicit(word, memory_order_acquire) != 0;
 #if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
+        __builtin_ia32_pause();
 #endif
+      }
+      if (sp__now_ns() >= until) break;
+    }
+    atomic_fetch_sub_explicit(&g_spinners, 1, memory_order_relaxed);
+    if (done) return;
+  } else {
+    atomic_fetch_sub_explicit(&g_spinners, 1, memory_order_relaxed);
   }
   while (atomic_load_explicit(word, memory_order_acquire) == 0)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
