@@ -37,6 +37,7 @@ int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg,
 void sp__pool_free(sp__pool_t *p) {
   for (size_t i = 0; i < p->tool_count; i++) free(p->tool_names[i]);
   free(p->tool_names);
+  free(p->tool_stats);
   free(p->tools_json);
   free(p->python_version);
   free(p->slots);
@@ -173,6 +174,12 @@ void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, cons
   p->stats.calls++;
   if (code == 0) p->stats.ok++;
   else p->stats.failed[sp_err_category(code)]++;
+  if (p->tool_stats != NULL && c->tool_index >= 0 && (size_t)c->tool_index < p->tool_count) {
+    sp__tool_stats_t *ts = &p->tool_stats[c->tool_index];
+    ts->calls++;
+    if (code == 0) ts->ok++;
+    else ts->failed[sp_err_category(code)]++;
+  }
   sp__stats_record_latency(&p->stats, sp__now_ns() - c->start_ns);
   rt->active_calls--;
 

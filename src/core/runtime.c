@@ -514,7 +514,7 @@ static int check_args(const sp__pool_t *p, const char *tool, const char *args, s
 }
 
 /* Validates on the calling thread and builds the call with its encoded frame. */
-static int make_call(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
                      const sp_call_opts_t *opts, sp__call_t **out, sp_error_t *err) {
   *out = NULL;
   if (rt == NULL || pool == NULL || tool == NULL)
@@ -567,6 +567,22 @@ static int make_call(sp_runtime_t *rt, const char *pool, const char *tool, const
   memcpy(f + SP__CALL_PREFIX_SIZE + tlen, args, alen);
   *out = c;
   return 0;
+}
+
+/* build_call, counting refusals against the pool they were meant for. */
+static int make_call(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                     const sp_call_opts_t *opts, sp__call_t **out, sp_error_t *err) {
+  int rc = build_call(rt, pool, tool, args, opts, out, err);
+  if (rc != 0 && rc != SP_ENOPOOL && rt != NULL && pool != NULL) {
+    for (size_t i = 0; i < rt->pool_count; i++) {
+      if (strcmp(rt->pools[i].cfg->name, pool) == 0) {
+        atomic_fetch_add_explicit(&rt->pools[i].rejected[sp_err_category(rc)], 1,
+                                  memory_order_relaxed);
+        break;
+      }
+    }
+  }
+  return rc;
 }
 
 static int on_loop_thread(sp_runtime_t *rt) {

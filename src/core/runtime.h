@@ -78,7 +78,22 @@ typedef enum {
 
 const char *sp__recycle_reason_name(sp__recycle_reason_t r);
 
+/** Upper bounds (microseconds) of the cumulative latency histogram exported as metrics. */
+#define SP__HIST_BOUNDS_US \
+  {50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, \
+   1000000, 2500000, 5000000, 10000000}
+#define SP__HIST_NBOUNDS 17
+
+/** Per-tool counters. */
+typedef struct sp__tool_stats_s {
+  uint64_t calls;
+  uint64_t ok;
+  uint64_t failed[8]; /* by sp_category_t */
+} sp__tool_stats_t;
+
 typedef struct sp__pool_stats_s {
+  uint64_t hist[SP__HIST_NBOUNDS + 1]; /* calls per bound; the last is +Inf */
+  uint64_t latency_sum_us;
   uint64_t calls;
   uint64_t recycles[SP__RECYCLE_COUNT];
   uint64_t retries;       /* idempotent calls retried after a crash */
@@ -121,6 +136,8 @@ struct sp__pool_s {
   char *tools_json;
   char **tool_names;
   size_t tool_count;
+  sp__tool_stats_t *tool_stats; /* tool_count entries, loop-thread owned */
+  _Atomic uint64_t rejected[8];  /* calls refused on the client thread, by category */
   char *python_version;
   int gil_enabled;
   sp__pool_stats_t stats;

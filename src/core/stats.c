@@ -28,8 +28,15 @@ static uint64_t bucket_value(unsigned idx) {
   return lo + width / 2; /* middle of the bucket */
 }
 
+static const uint64_t hist_bounds[SP__HIST_NBOUNDS] = SP__HIST_BOUNDS_US;
+
 void sp__stats_record_latency(sp__pool_stats_t *s, uint64_t ns) {
-  s->latency_buckets[bucket_of(ns / 1000)]++;
+  uint64_t us = ns / 1000;
+  s->latency_buckets[bucket_of(us)]++;
+  s->latency_sum_us += us;
+  unsigned i = 0;
+  while (i < SP__HIST_NBOUNDS && us > hist_bounds[i]) i++;
+  s->hist[i]++;
 }
 
 static uint64_t quantile(const sp__pool_stats_t *s, double q) {
@@ -54,6 +61,8 @@ static json_t *worker_json(const sp__worker_t *w, int64_t now) {
   json_object_set_new(o, "inflight", json_integer(w->slots.inflight));
   json_object_set_new(o, "capacity", json_integer(w->slots.capacity));
   json_object_set_new(o, "rss_kb", json_integer(sp__worker_rss_kb(w)));
+  json_object_set_new(o, "gil_wait_ms", json_real((double)w->gil_wait_ns / 1e6));
+  json_object_set_new(o, "calls_done", json_integer((json_int_t)w->calls_done));
   return o;
 }
 
@@ -71,6 +80,7 @@ static json_t *pool_json(const sp__pool_t *p) {
   json_object_set_new(o, "gil_enabled", json_boolean(p->gil_enabled));
 
   int ready = 0, capacity = 0, busy = 0;
+  double gil_ms = 0;
   json_t *workers = json_array();
   for (const sp__worker_t *w = p->retiring; w; w = w->retire_next)
     json_array_append_new(workers, worker_json(w, now));
@@ -82,8 +92,10 @@ static json_t *pool_json(const sp__pool_t *p) {
       capacity += w->slots.capacity;
       busy += w->slots.inflight;
     }
+    gil_ms += (double)w->gil_wait_ns / 1e6;
     json_array_append_new(workers, worker_json(w, now));
   }
+  json_object_set_new(o, "gil_wait_ms", json_real(gil_ms));
   json_object_set_new(o, "ready_workers", json_integer(ready));
   json_object_set_new(o, "capacity", json_integer(capacity));
   json_object_set_new(o, "busy_slots", json_integer(busy));
@@ -93,11 +105,16 @@ static json_t *pool_json(const sp__pool_t *p) {
   json_object_set_new(o, "max_queue", json_integer(c->max_queue));
 
   json_t *failed = json_object();
-  for (int cat = SP_CAT_VALIDATION; cat <= SP_CAT_INTERNAL; cat++)
+  uint64_t rejected = 0;
+  for (int cat = SP_CAT_VALIDATION; cat <= SP_CAT_INTERNAL; cat++) {
+    uint64_t r = atomic_load_explicit(&((sp__pool_t *)p)->rejected[cat], memory_order_relaxed);
+    rejected += r;
     json_object_set_new(failed, sp_category_name((sp_category_t)cat),
-                        json_integer((json_int_t)s->failed[cat]));
+                        json_integer((json_int_t)(s->failed[cat] + r)));
+  }
   json_t *calls = json_object();
-  json_object_set_new(calls, "total", json_integer((json_int_t)s->calls));
+  json_object_set_new(calls, "total", json_integer((json_int_t)(s->calls + rejected)));
+  json_object_set_new(calls, "rejected_before_dispatch", json_integer((json_int_t)rejected));
   json_object_set_new(calls, "ok", json_integer((json_int_t)s->ok));
   json_object_set_new(calls, "failed", failed);
   json_object_set_new(o, "calls", calls);
@@ -107,6 +124,36 @@ static json_t *pool_json(const sp__pool_t *p) {
   json_object_set_new(lat, "p90", json_integer((json_int_t)quantile(s, 0.90)));
   json_object_set_new(lat, "p99", json_integer((json_int_t)quantile(s, 0.99)));
   json_object_set_new(o, "latency_us", lat);
+
+  /* Cumulative histogram for Prometheus: [[le_us, count], ...], last le is null (+Inf). */
+  json_t *hist = json_array();
+  uint64_t cum = 0;
+  for (unsigned i = 0; i <= SP__HIST_NBOUNDS; i++) {
+    cum += s->hist[i];
+    json_t *pair = json_array();
+    json_array_append_new(pair, i < SP__HIST_NBOUNDS ? json_integer((json_int_t)hist_bounds[i]) : json_null());
+    json_array_append_new(pair, json_integer((json_int_t)cum));
+    json_array_append_new(hist, pair);
+  }
+  json_t *h = json_object();
+  json_object_set_new(h, "buckets", hist);
+  json_object_set_new(h, "count", json_integer((json_int_t)cum));
+  json_object_set_new(h, "sum_us", json_integer((json_int_t)s->latency_sum_us));
+  json_object_set_new(o, "latency_histogram", h);
+
+  json_t *tools = json_object();
+  for (size_t i = 0; p->tool_stats != NULL && i < p->tool_count; i++) {
+    const sp__tool_stats_t *ts = &p->tool_stats[i];
+    json_t *t = json_object();
+    json_t *tf = json_object();
+    for (int cat = SP_CAT_VALIDATION; cat <= SP_CAT_INTERNAL; cat++)
+      json_object_set_new(tf, sp_category_name((sp_category_t)cat), json_integer((json_int_t)ts->failed[cat]));
+    json_object_set_new(t, "calls", json_integer((json_int_t)ts->calls));
+    json_object_set_new(t, "ok", json_integer((json_int_t)ts->ok));
+    json_object_set_new(t, "failed", tf);
+    json_object_set_new(tools, p->tool_names[i], t);
+  }
+  json_object_set_new(o, "tools", tools);
   json_t *rec = json_object();
   for (int r = 0; r < SP__RECYCLE_COUNT; r++)
     json_object_set_new(rec, sp__recycle_reason_name((sp__recycle_reason_t)r),

@@ -284,6 +284,7 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
         w->pool->tool_names[w->pool->tool_count++] = strdup(name ? name : "");
       }
     }
+    w->pool->tool_stats = calloc(n ? n : 1, sizeof(*w->pool->tool_stats));
     w->pool->python_version = strdup(w->python_version);
     w->pool->gil_enabled = w->gil_enabled;
   }
@@ -316,6 +317,15 @@ static void on_frame(sp__worker_t *w, const sp__frame_t *f) {
       return;
     case SP__FRAME_PONG:
       w->last_pong_ms = sp__now_ms();
+      if (f->length >= 24) {
+        uint64_t a = 0, b = 0;
+        for (int i = 7; i >= 0; i--) {
+          a = a << 8 | f->body[8 + i];
+          b = b << 8 | f->body[16 + i];
+        }
+        w->gil_wait_ns = a;
+        w->calls_done = b;
+      }
       return;
     case SP__FRAME_CHUNK:
     case SP__FRAME_STATS:

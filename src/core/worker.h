@@ -65,6 +65,8 @@ struct sp__worker_s {
   int retiring;           /* recycled: detached from its position, draining */
   sp__worker_t *retire_next;
   const char *kill_reason; /* why the manager killed it, for the exit message */
+  uint64_t gil_wait_ns;    /* reported in its last PONG */
+  uint64_t calls_done;
   uint64_t requests;
   int exited;
   int64_t exit_status;

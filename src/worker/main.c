@@ -184,9 +184,19 @@ static void handle_frame(const sp__frame_t *f) {
       push_job(j);
       return;
     }
-    case SP__FRAME_PING:
-      send_frame(SP__FRAME_PONG, f->id, 0, (const char *)f->body, f->length);
+    case SP__FRAME_PING: {
+      /* PONG: the 8-byte PING body echoed, then GIL wait (ns) and calls done. */
+      uint8_t body[24] = {0};
+      uint64_t wait_ns, calls;
+      pyhost_counters(&wait_ns, &calls);
+      memcpy(body, f->body, f->length < 8 ? f->length : 8);
+      for (int i = 0; i < 8; i++) {
+        body[8 + i] = (uint8_t)(wait_ns >> (8 * i));
+        body[16 + i] = (uint8_t)(calls >> (8 * i));
+      }
+      send_frame(SP__FRAME_PONG, f->id, 0, (const char *)body, sizeof(body));
       return;
+    }
     case SP__FRAME_CANCEL:
       pyhost_cancel(f->id);
       return;

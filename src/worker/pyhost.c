@@ -11,7 +11,9 @@
 #include "pyhost.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,6 +37,20 @@ static PyObject *g_describe; /* describe(exc) -> JSON {type, message, traceback}
 static PyObject *g_cancelled;/* context.CallCancelled, raised into cancelled calls */
 static PyObject *g_context_current; /* context.current(): each thread's CallContext */
 static PyThreadState *g_main_ts;
+
+static _Atomic uint64_t g_gil_wait_ns;
+static _Atomic uint64_t g_calls;
+
+static uint64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void pyhost_counters(uint64_t *gil_wait_ns, uint64_t *calls) {
+  *gil_wait_ns = atomic_load_explicit(&g_gil_wait_ns, memory_order_relaxed);
+  *calls = atomic_load_explicit(&g_calls, memory_order_relaxed);
+}
 
 /* Registry of execution threads, for cancellation by request id. */
 static pthread_mutex_t g_threads_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -296,7 +312,9 @@ void pyhost_thread_leave(pyhost_thread_t *t) {
 int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool_len,
                   const char *args, size_t args_len, size_t max_body, sp__buf_t *out) {
   int rc = 0;
+  uint64_t t0 = now_ns();
   PyEval_RestoreThread(t->ts);
+  atomic_fetch_add_explicit(&g_gil_wait_ns, now_ns() - t0, memory_order_relaxed);
   pthread_mutex_lock(&t->mu);
   t->current = id;
   if (t->ctx != NULL && PyObject_SetAttrString(t->ctx, "cancelled", Py_False) != 0) PyErr_Clear();
@@ -346,6 +364,7 @@ done:
   PyThreadState_SetAsyncExc(t->ident, NULL);
   PyErr_Clear();
   t->ts = PyEval_SaveThread();
+  atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
   return rc;
 }
 

@@ -60,6 +60,12 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
 int pyhost_cancel(uint64_t id);
 
 /**
+ * Totals since start, readable from any thread: nanoseconds execution threads
+ * spent waiting to attach (for the GIL, on a GIL build) and calls completed.
+ */
+void pyhost_counters(uint64_t *gil_wait_ns, uint64_t *calls);
+
+/**
  * Runs the adapter's shutdown hook and finalises the interpreter (atexit
  * handlers run). Called on the main thread after every execution thread left.
  * Returns 0 when finalisation was clean.

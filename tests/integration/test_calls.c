@@ -185,6 +185,19 @@ static void stats_json(void **state) {
   assert_true(json_integer_value(json_object_get(w, "pid")) > 0);
   assert_true(json_integer_value(json_object_get(w, "rss_kb")) > 1000);
   assert_true(json_integer_value(json_object_get(w, "requests")) >= 1);
+  assert_true(json_is_real(json_object_get(w, "gil_wait_ms")));
+  /* Per-tool counters, the cumulative histogram, and refusals counted before dispatch
+   * (earlier tests sent unknown tools and bad JSON to this pool). */
+  json_t *noop = json_object_get(json_object_get(o, "tools"), "noop");
+  assert_true(json_integer_value(json_object_get(noop, "ok")) >= 1);
+  json_t *hist = json_object_get(o, "latency_histogram");
+  json_t *buckets = json_object_get(hist, "buckets");
+  long long count = json_integer_value(json_object_get(hist, "count"));
+  assert_true(count >= 1);
+  assert_int_equal(json_integer_value(json_array_get(json_array_get(buckets, json_array_size(buckets) - 1), 1)), count);
+  json_t *calls = json_object_get(o, "calls");
+  assert_true(json_integer_value(json_object_get(calls, "rejected_before_dispatch")) >= 2);
+  assert_true(json_integer_value(json_object_get(json_object_get(calls, "failed"), "validation")) >= 2);
   json_decref(o);
   sp_free(json);
   assert_int_equal(sp_stats_json(rt, NULL, &json, &err), 0);
