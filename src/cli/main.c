@@ -13,19 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli.h"
 #include "snakepit.h"
-
-/* Exit codes, documented in `snakepit --help` and the README. */
-enum {
-  EXIT_OK = 0,
-  EXIT_PYTHON = 1,   /* the tool raised */
-  EXIT_USAGE = 2,    /* bad command line */
-  EXIT_CONFIG = 3,   /* bad config or workers failed to start */
-  EXIT_INVALID = 4,  /* unknown pool/tool, bad JSON or arguments */
-  EXIT_TIMEOUT = 5,  /* deadline passed */
-  EXIT_WORKER = 6,   /* worker crashed, protocol or internal error */
-  EXIT_BUSY = 7      /* pool saturated or stopping */
-};
 
 static const char usage_text[] =
     "usage: snakepit [-c FILE] [--timeout MS] [-q] COMMAND [ARGS]\n"
@@ -50,24 +39,24 @@ static const char usage_text[] =
     "            4 invalid call (unknown pool/tool, bad arguments), 5 timeout,\n"
     "            6 worker crashed or protocol error, 7 pool saturated or stopping\n";
 
-static int exit_code_for(int code) {
+int sp_cli_exit_code(int code) {
   switch (sp_err_category(code)) {
-    case SP_CAT_NONE: return EXIT_OK;
-    case SP_CAT_PYTHON: return EXIT_PYTHON;
-    case SP_CAT_VALIDATION: return code == SP_ECONFIG ? EXIT_CONFIG : EXIT_INVALID;
-    case SP_CAT_TIMEOUT: return EXIT_TIMEOUT;
-    case SP_CAT_POOL: return code == SP_ENOPOOL ? EXIT_INVALID : EXIT_BUSY;
-    case SP_CAT_WORKER: return code == SP_ESTARTUP ? EXIT_CONFIG : EXIT_WORKER;
-    default: return EXIT_WORKER;
+    case SP_CAT_NONE: return SP_EXIT_OK;
+    case SP_CAT_PYTHON: return SP_EXIT_PYTHON;
+    case SP_CAT_VALIDATION: return code == SP_ECONFIG ? SP_EXIT_CONFIG : SP_EXIT_INVALID;
+    case SP_CAT_TIMEOUT: return SP_EXIT_TIMEOUT;
+    case SP_CAT_POOL: return code == SP_ENOPOOL ? SP_EXIT_INVALID : SP_EXIT_BUSY;
+    case SP_CAT_WORKER: return code == SP_ESTARTUP ? SP_EXIT_CONFIG : SP_EXIT_WORKER;
+    default: return SP_EXIT_WORKER;
   }
 }
 
-static int report(const sp_error_t *e) {
+int sp_cli_report(const sp_error_t *e) {
   fprintf(stderr, "snakepit: %s error (%s): %s\n", sp_category_name(e->category),
           sp_err_name(e->code), e->message);
   if (e->traceback[0]) fprintf(stderr, "%s%s", e->traceback,
                                e->traceback[strlen(e->traceback) - 1] == '\n' ? "" : "\n");
-  return exit_code_for(e->code);
+  return sp_cli_exit_code(e->code);
 }
 
 static void quiet_log(int level, const char *line, void *ud) {
@@ -76,7 +65,7 @@ static void quiet_log(int level, const char *line, void *ud) {
 }
 
 /* Pretty-prints JSON text to stdout (falls back to the raw text). */
-static void print_json(const char *text) {
+void sp_cli_print_json(const char *text) {
   json_error_t jerr;
   json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
   if (v == NULL) {
@@ -113,7 +102,7 @@ static char *read_stdin(void) {
 static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, long timeout_ms) {
   if (argc < 2 || argc > 3) {
     fprintf(stderr, "snakepit: exec needs POOL TOOL [JSON]\n\n%s", usage_text);
-    return EXIT_USAGE;
+    return SP_EXIT_USAGE;
   }
   char *owned = NULL;
   const char *args = argc == 3 ? argv[2] : "{}";
@@ -121,7 +110,7 @@ static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, long timeout_ms) {
     owned = read_stdin();
     if (owned == NULL) {
       fprintf(stderr, "snakepit: cannot read arguments from stdin: %s\n", strerror(errno));
-      return EXIT_USAGE;
+      return SP_EXIT_USAGE;
     }
     args = owned;
   }
@@ -129,10 +118,10 @@ static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, long timeout_ms) {
   sp_result_t res;
   int rc = sp_execute(rt, argv[0], argv[1], args, &opts, &res);
   free(owned);
-  if (rc != 0) return report(&res.error);
-  print_json(res.json);
+  if (rc != 0) return sp_cli_report(&res.error);
+  sp_cli_print_json(res.json);
   sp_result_free(&res);
-  return EXIT_OK;
+  return SP_EXIT_OK;
 }
 
 static int cmd_tools(sp_runtime_t *rt, int argc, char **argv) {
@@ -140,22 +129,22 @@ static int cmd_tools(sp_runtime_t *rt, int argc, char **argv) {
   char *json = NULL;
   if (argc > 1) {
     fprintf(stderr, "snakepit: tools takes at most one POOL\n");
-    return EXIT_USAGE;
+    return SP_EXIT_USAGE;
   }
   if (argc == 1) {
-    if (sp_tools_json(rt, argv[0], &json, &err) != 0) return report(&err);
-    print_json(json);
+    if (sp_tools_json(rt, argv[0], &json, &err) != 0) return sp_cli_report(&err);
+    sp_cli_print_json(json);
     sp_free(json);
-    return EXIT_OK;
+    return SP_EXIT_OK;
   }
   char *pools = NULL;
-  if (sp_pools_json(rt, &pools, &err) != 0) return report(&err);
+  if (sp_pools_json(rt, &pools, &err) != 0) return sp_cli_report(&err);
   json_t *names = json_loads(pools, 0, NULL);
   json_t *all = json_object();
   size_t i;
   json_t *name;
   json_array_foreach(names, i, name) {
-    if (sp_tools_json(rt, json_string_value(name), &json, &err) != 0) return report(&err);
+    if (sp_tools_json(rt, json_string_value(name), &json, &err) != 0) return sp_cli_report(&err);
     json_object_set_new(all, json_string_value(name), json_loads(json, 0, NULL));
     sp_free(json);
   }
@@ -165,7 +154,7 @@ static int cmd_tools(sp_runtime_t *rt, int argc, char **argv) {
   json_decref(all);
   json_decref(names);
   sp_free(pools);
-  return EXIT_OK;
+  return SP_EXIT_OK;
 }
 
 static int cmd_stats(sp_runtime_t *rt, int argc, char **argv) {
@@ -173,12 +162,12 @@ static int cmd_stats(sp_runtime_t *rt, int argc, char **argv) {
   char *json = NULL;
   if (argc > 1) {
     fprintf(stderr, "snakepit: stats takes at most one POOL\n");
-    return EXIT_USAGE;
+    return SP_EXIT_USAGE;
   }
-  if (sp_stats_json(rt, argc == 1 ? argv[0] : NULL, &json, &err) != 0) return report(&err);
-  print_json(json);
+  if (sp_stats_json(rt, argc == 1 ? argv[0] : NULL, &json, &err) != 0) return sp_cli_report(&err);
+  sp_cli_print_json(json);
   sp_free(json);
-  return EXIT_OK;
+  return SP_EXIT_OK;
 }
 
 /*
@@ -205,71 +194,79 @@ static void *signal_main(void *arg) {
   return NULL;
 }
 
-int main(int argc, char **argv) {
-  const char *config = NULL;
-  long timeout_ms = 0;
-  int quiet = 0;
+/* Parses -c/-t/-q/--url/-h from argv (getopt_long, stopping at the first
+ * non-option). Returns -1 to go on, or an exit code. */
+static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
   static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                        {"timeout", required_argument, NULL, 't'},
                                        {"quiet", no_argument, NULL, 'q'},
+                                       {"url", required_argument, NULL, 'u'},
                                        {"help", no_argument, NULL, 'h'},
                                        {NULL, 0, NULL, 0}};
   int c;
-  /* '+' stops at the command so its own arguments (e.g. JSON) are left alone. */
+  /* '+' stops at the first non-option so a command's own arguments (JSON) stay. */
   while ((c = getopt_long(argc, argv, "+c:t:qh", opts, NULL)) != -1) {
     switch (c) {
-      case 'c': config = optarg; break;
+      case 'c': o->config = optarg; break;
       case 't': {
         char *end = NULL;
-        timeout_ms = strtol(optarg, &end, 10);
-        if (end == optarg || *end != '\0' || timeout_ms <= 0) {
+        o->timeout_ms = strtol(optarg, &end, 10);
+        if (end == optarg || *end != '\0' || o->timeout_ms <= 0) {
           fprintf(stderr, "snakepit: --timeout needs a positive number of milliseconds, got '%s'\n",
                   optarg);
-          return EXIT_USAGE;
+          return SP_EXIT_USAGE;
         }
         break;
       }
-      case 'q': quiet = 1; break;
-      case 'h': fputs(usage_text, stdout); return EXIT_OK;
-      default: fputs(usage_text, stderr); return EXIT_USAGE;
+      case 'q': o->quiet = 1; break;
+      case 'u': o->url = optarg; break;
+      case 'h': fputs(usage_text, stdout); return SP_EXIT_OK;
+      default: fputs(usage_text, stderr); return SP_EXIT_USAGE;
     }
   }
+  return -1;
+}
+
+int main(int argc, char **argv) {
+  sp_cli_opts_t o = {0};
+  int rc = parse_common(argc, argv, &o);
+  if (rc >= 0) return rc;
   if (optind >= argc) {
     fputs(usage_text, stderr);
-    return EXIT_USAGE;
+    return SP_EXIT_USAGE;
   }
   const char *cmd = argv[optind];
-  int cargc = argc - optind - 1;
-  char **cargv = argv + optind + 1;
+  /* check and serve parse their own options. */
+  if (strcmp(cmd, "check") == 0) return sp_cli_check(&o, argc - optind, argv + optind);
+  if (strcmp(cmd, "serve") == 0) return sp_cli_serve(&o, argc - optind, argv + optind);
+
   /* Options may also follow the command: `snakepit exec -c f.yaml POOL TOOL`. */
+  int sub_argc = argc - optind;
+  char **sub_argv = argv + optind;
   optind = 0; /* 0 makes glibc re-initialise getopt */
-  int sub_argc = cargc + 1;
-  char **sub_argv = cargv - 1;
-  while ((c = getopt_long(sub_argc, sub_argv, "+c:t:qh", opts, NULL)) != -1) {
-    switch (c) {
-      case 'c': config = optarg; break;
-      case 't': timeout_ms = strtol(optarg, NULL, 10); break;
-      case 'q': quiet = 1; break;
-      case 'h': fputs(usage_text, stdout); return EXIT_OK;
-      default: fputs(usage_text, stderr); return EXIT_USAGE;
-    }
-  }
-  cargc = sub_argc - optind;
-  cargv = sub_argv + optind;
+  rc = parse_common(sub_argc, sub_argv, &o);
+  if (rc >= 0) return rc;
+  int cargc = sub_argc - optind;
+  char **cargv = sub_argv + optind;
 
   if (strcmp(cmd, "help") == 0) {
     fputs(usage_text, stdout);
-    return EXIT_OK;
+    return SP_EXIT_OK;
   }
   if (strcmp(cmd, "version") == 0) {
     printf("snakepit %s\n", sp_version());
-    return EXIT_OK;
+    return SP_EXIT_OK;
   }
   if (strcmp(cmd, "exec") && strcmp(cmd, "tools") && strcmp(cmd, "stats") && strcmp(cmd, "pools")) {
     fprintf(stderr, "snakepit: unknown command '%s'\n\n%s", cmd, usage_text);
-    return EXIT_USAGE;
+    return SP_EXIT_USAGE;
   }
-  if (quiet) sp_set_log_handler(quiet_log, NULL);
+  if (o.url != NULL) {
+    /* Hand the command and its arguments (without the options) to the client. */
+    cargv[-1] = (char *)cmd;
+    return sp_cli_remote(&o, cargc + 1, cargv - 1);
+  }
+  if (o.quiet) sp_set_log_handler(quiet_log, NULL);
 
   sigemptyset(&g_stop_signals);
   sigaddset(&g_stop_signals, SIGINT);
@@ -278,20 +275,20 @@ int main(int argc, char **argv) {
 
   sp_runtime_t *rt = NULL;
   sp_error_t err;
-  if (sp_runtime_start_file(&rt, config, &err) != 0) return report(&err);
+  if (sp_runtime_start_file(&rt, o.config, &err) != 0) return sp_cli_report(&err);
   pthread_t sig_thread;
   pthread_create(&sig_thread, NULL, signal_main, rt);
   pthread_detach(sig_thread);
-  int rc;
   if (strcmp(cmd, "exec") == 0) {
-    rc = cmd_exec(rt, cargc, cargv, timeout_ms);
+    rc = cmd_exec(rt, cargc, cargv, o.timeout_ms);
   } else if (strcmp(cmd, "tools") == 0) {
     rc = cmd_tools(rt, cargc, cargv);
   } else if (strcmp(cmd, "stats") == 0) {
     rc = cmd_stats(rt, cargc, cargv);
   } else {
     char *json = NULL;
-    rc = sp_pools_json(rt, &json, &err) == 0 ? (print_json(json), EXIT_OK) : report(&err);
+    rc = sp_pools_json(rt, &json, &err) == 0 ? (sp_cli_print_json(json), SP_EXIT_OK)
+                                             : sp_cli_report(&err);
     sp_free(json);
   }
   sp_runtime_stop(rt, 5000);
