@@ -59,6 +59,7 @@ enum {
   KEY_CRASH_LOOP_WINDOW,
   KEY_MAX_FRAME_BYTES,
   KEY_THREAD_SAFETY_CHECKS,
+  KEY_PIPELINE_DEPTH,
   KEY_COUNT
 };
 
@@ -107,6 +108,7 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
                              SP__GIB, false},
     [KEY_THREAD_SAFETY_CHECKS] = {"thread_safety_checks", SP__KIND_BOOL,
                                   FIELD(thread_safety_checks), 0, 1, false},
+    [KEY_PIPELINE_DEPTH] = {"pipeline_depth", SP__KIND_INT, FIELD(pipeline_depth), 0, 64, false},
 };
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */
@@ -658,6 +660,7 @@ void sp__pool_config_defaults(sp__pool_config_t *pc, sp__profile_t profile) {
   pc->crash_loop_window_ms = 30 * SP__MS_PER_S;
   pc->max_frame_bytes = 64 * SP__MIB;
   pc->thread_safety_checks = 0;
+  pc->pipeline_depth = 2;
 }
 
 int sp__config_load_string(sp__config_t *cfg, const char *yaml, size_t len, const char *origin,

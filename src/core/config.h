@@ -47,6 +47,8 @@ typedef struct sp__pool_config_s {
   int64_t crash_loop_window_ms;/* default 30s */
   int64_t max_frame_bytes;     /* default 64 MiB; 4 KiB..1 GiB; accepts "64MiB", "512KiB", integers */
   int thread_safety_checks;    /* bool, default false */
+  int pipeline_depth;          /* calls a busy worker may hold beyond its threads when every
+                                  worker is busy; default 2; 0..64 */
 } sp__pool_config_t;
 
 /** A whole configuration. */

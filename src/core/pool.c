@@ -374,7 +374,7 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
       sp__worker_kill(w, "it did not finish draining within drain_timeout");
     return;
   }
-  for (int i = 0; i < w->slots.capacity; i++) {
+  for (int i = 0; i < w->nslots; i++) {
     if (w->slot_abandoned_ms[i] == 0 || now - w->slot_abandoned_ms[i] < c->cancel_grace_ms) continue;
     if (w->slots.capacity == 1) {
       /* Nothing else runs on this worker: replace it now. */

@@ -52,18 +52,19 @@ static int spin_us(void) {
   return value;
 }
 
-/* Waiters spinning right now, process-wide. */
-static atomic_int g_spinners;
+/* Callers waiting for a reply right now, process-wide. */
+static atomic_int g_waiters;
 
 void sp__wait_word(_Atomic uint32_t *word) {
-  /* Spinning for a few tens of microseconds catches fast replies without a
-   * futex sleep and the wake-up latency of an idle (virtual) CPU. Only one
-   * waiter spins at a time: with many callers, spinners would take the CPUs
-   * the workers need, and the replies come in batches anyway. */
-  if (atomic_fetch_add_explicit(&g_spinners, 1, memory_order_relaxed) == 0) {
+  /* A lone caller spins for a few tens of microseconds: that catches a fast
+   * reply without a futex sleep and the wake-up latency of an idle (virtual)
+   * CPU. With other callers waiting too, the CPUs are better left to the
+   * workers, and replies arrive in batches anyway: sleep at once. */
+  int others = atomic_fetch_add_explicit(&g_waiters, 1, memory_order_relaxed);
+  if (others == 0) {
     uint64_t until = sp__now_ns() + (uint64_t)spin_us() * 1000u;
     int done = 0;
-    while (!done) {
+    while (!done && atomic_load_explicit(&g_waiters, memory_order_relaxed) == 1) {
       for (int i = 0; i < 64 && !done; i++) {
         done = atomic_load_explicit(word, memory_order_acquire) != 0;
 #if defined(__x86_64__) || defined(__i386__)
@@ -72,13 +73,14 @@ void sp__wait_word(_Atomic uint32_t *word) {
       }
       if (sp__now_ns() >= until) break;
     }
-    atomic_fetch_sub_explicit(&g_spinners, 1, memory_order_relaxed);
-    if (done) return;
-  } else {
-    atomic_fetch_sub_explicit(&g_spinners, 1, memory_order_relaxed);
+    if (done) {
+      atomic_fetch_sub_explicit(&g_waiters, 1, memory_order_relaxed);
+      return;
+    }
   }
   while (atomic_load_explicit(word, memory_order_acquire) == 0)
     syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+  atomic_fetch_sub_explicit(&g_waiters, 1, memory_order_relaxed);
 }
 
 void sp__wake_word(_Atomic uint32_t *word) {
@@ -163,7 +165,7 @@ static void shutdown_all(sp_runtime_t *rt, const char *why) {
       uv_timer_stop(&s->respawn);
       sp__worker_t *w = s->worker;
       if (w == NULL) continue;
-      for (uint32_t j = 0; j < (uint32_t)w->slots.capacity; j++) {
+      for (uint32_t j = 0; j < (uint32_t)w->nslots; j++) {
         sp__call_t *c = w->slot_calls[j];
         if (c == NULL) continue;
         sp__worker_abandon(w, c);
@@ -175,7 +177,7 @@ static void shutdown_all(sp_runtime_t *rt, const char *why) {
       else sp__worker_shutdown(w, p->cfg->drain_timeout_ms < 5000 ? p->cfg->drain_timeout_ms : 5000);
     }
     for (sp__worker_t *w = p->retiring; w; w = w->retire_next) {
-      for (uint32_t j = 0; j < (uint32_t)w->slots.capacity; j++) {
+      for (uint32_t j = 0; j < (uint32_t)w->nslots; j++) {
         sp__call_t *c = w->slot_calls[j];
         if (c == NULL) continue;
         sp__worker_abandon(w, c);

@@ -23,7 +23,7 @@ int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor) {
     size_t i = (start + k) % n;
     const sp__slots_t *w = workers[i];
     if (w == NULL || !w->ready) continue;
-    int free_slots = w->capacity - w->inflight;
+    int free_slots = w->capacity + w->depth - w->inflight;
     if (free_slots > best_free) {
       best_free = free_slots;
       best = (int)i;

@@ -14,6 +14,7 @@ typedef struct sp__slots_s {
   int capacity; /* 1 per process worker, threads_per_worker per thread worker */
   int inflight; /* slots in use, including calls abandoned by a timeout */
   int ready;    /* accepts new calls (false while starting, draining, dead) */
+  int depth;    /* extra calls it may hold queued when every worker is busy */
 } sp__slots_t;
 
 /** Intrusive link a call carries for the FIFO and the deadline heap. */
@@ -44,8 +45,11 @@ void sp__sched_item_init(sp__sched_item_t *it);
 
 /**
  * Picks the ready worker with the most free slots; among equals the first at or
- * after *cursor, so equal workers share load round-robin. Returns its index and
- * advances *cursor past it, or -1 when every slot of every ready worker is busy.
+ * after *cursor, so equal workers share load round-robin. When no worker has a
+ * free slot, picks the least loaded one that still has pipeline room (depth):
+ * the call then waits inside that worker rather than in the manager's queue, so
+ * the worker goes straight on to it. Returns the index and advances *cursor past
+ * it, or -1 when every ready worker is full.
  */
 int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor);
 

@@ -98,8 +98,11 @@ static json_t *pool_json(const sp__pool_t *p) {
   json_object_set_new(o, "gil_wait_ms", json_real(gil_ms));
   json_object_set_new(o, "ready_workers", json_integer(ready));
   json_object_set_new(o, "capacity", json_integer(capacity));
-  json_object_set_new(o, "busy_slots", json_integer(busy));
-  json_object_set_new(o, "idle_slots", json_integer(capacity - busy));
+  /* Calls beyond the threads wait inside their worker (pipeline_depth). */
+  int running = busy < capacity ? busy : capacity;
+  json_object_set_new(o, "busy_slots", json_integer(running));
+  json_object_set_new(o, "idle_slots", json_integer(capacity - running));
+  json_object_set_new(o, "pipelined", json_integer(busy - running));
   json_object_set_new(o, "queue_depth", json_integer((json_int_t)p->queue.len));
   json_object_set_new(o, "queue_peak", json_integer((json_int_t)s->queue_peak));
   json_object_set_new(o, "max_queue", json_integer(c->max_queue));

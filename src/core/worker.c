@@ -202,7 +202,7 @@ void sp__worker_abandon(sp__worker_t *w, sp__call_t *c) {
 /* Returns the call owning request id (NULL if it was abandoned) and frees its slot. */
 static int take_slot(sp__worker_t *w, uint64_t id, sp__call_t **call) {
   uint32_t slot = (uint32_t)(id & 0xffff);
-  if (slot >= (uint32_t)w->slots.capacity || w->slot_ids[slot] != id) return -1;
+  if (slot >= (uint32_t)w->nslots || w->slot_ids[slot] != id) return -1;
   *call = w->slot_calls[slot];
   release_slot(w, slot);
   return 0;
@@ -423,7 +423,7 @@ static void finalize(sp__worker_t *w) {
   w->state = SP__W_DEAD;
   w->slots.ready = 0;
   if (!was_starting || w->slots.inflight > 0) {
-    for (uint32_t s = 0; s < (uint32_t)w->slots.capacity; s++) {
+    for (uint32_t s = 0; s < (uint32_t)w->nslots; s++) {
       sp__call_t *c = w->slot_calls[s];
       if (w->slot_ids[s] == 0) continue;
       release_slot(w, s);
@@ -655,7 +655,7 @@ int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp
   char **args = NULL, **env = NULL;
   size_t nargs = 0, nenv = 0;
   int rc = 0;
-  int cap = p->cfg->threads_per_worker;
+  int cap = p->cfg->threads_per_worker + p->cfg->pipeline_depth;
 
   sp__worker_t *w = calloc(1, sizeof(*w));
   if (w == NULL) return sp__error_set(err, SP_ENOMEM, "out of memory spawning a worker");
@@ -663,7 +663,9 @@ int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp
   w->pos = pos;
   w->serial = ++p->next_serial;
   snprintf(w->name, sizeof(w->name), "w%u", w->serial);
-  w->slots.capacity = cap;
+  w->slots.capacity = p->cfg->threads_per_worker;
+  w->slots.depth = p->cfg->pipeline_depth;
+  w->nslots = cap;
   w->slot_calls = calloc((size_t)cap, sizeof(*w->slot_calls));
   w->slot_ids = calloc((size_t)cap, sizeof(*w->slot_ids));
   w->free_list = calloc((size_t)cap, sizeof(*w->free_list));

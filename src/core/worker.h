@@ -25,6 +25,7 @@ struct sp__worker_s {
   char name[24];
   sp__worker_state_t state;
   sp__slots_t slots;
+  int nslots; /* slots.capacity + slots.depth: size of the in-flight tables */
 
   /* In-flight calls by slot; request id = seq << 16 | slot. */
   sp__call_t **slot_calls; /* NULL entry with a live id: abandoned by a timeout */

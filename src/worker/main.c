@@ -197,9 +197,28 @@ static void handle_frame(const sp__frame_t *f) {
       send_frame(SP__FRAME_PONG, f->id, 0, (const char *)body, sizeof(body));
       return;
     }
-    case SP__FRAME_CANCEL:
-      pyhost_cancel(f->id);
+    case SP__FRAME_CANCEL: {
+      /* Not started yet (pipelined behind another call): drop it and free its slot. */
+      job_t *found = NULL;
+      pthread_mutex_lock(&W.mu);
+      for (job_t **pp = &W.head, *prev = NULL; *pp; prev = *pp, pp = &(*pp)->next) {
+        if ((*pp)->id == f->id) {
+          found = *pp;
+          *pp = found->next;
+          if (W.tail == found) W.tail = prev;
+          break;
+        }
+      }
+      pthread_mutex_unlock(&W.mu);
+      if (found != NULL) {
+        static const char msg[] = "cancelled before it started";
+        send_frame(SP__FRAME_ERROR, f->id, SP__ERRKIND_PROTOCOL, msg, sizeof(msg) - 1);
+        free(found);
+      } else {
+        pyhost_cancel(f->id);
+      }
       return;
+    }
     case SP__FRAME_SHUTDOWN:
       pthread_mutex_lock(&W.mu);
       W.closed = 1;

@@ -229,7 +229,8 @@ static void sigkill_during_call_thread(void **state) {
 
 static void saturated_pool_rejects_at_once(void **state) {
   (void)state;
-  sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, TESTING_ADAPTER, "    max_queue: 0\n");
+  sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, TESTING_ADAPTER,
+                                  "    max_queue: 0\n    pipeline_depth: 0\n");
   one_t o = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
   sp_error_t err;
   assert_int_equal(sp_execute_async(rt, "p", "sleep", "{\"seconds\": 1.0}", NULL, one_done, &o, &err), 0);
@@ -249,7 +250,8 @@ static void saturated_pool_rejects_at_once(void **state) {
 
 static void queue_timeout(void **state) {
   (void)state;
-  sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, TESTING_ADAPTER, "    queue_timeout: 300ms\n");
+  sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, TESTING_ADAPTER,
+                                  "    queue_timeout: 300ms\n    pipeline_depth: 0\n");
   one_t o = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
   sp_error_t err;
   assert_int_equal(sp_execute_async(rt, "p", "sleep", "{\"seconds\": 2.0}", NULL, one_done, &o, &err), 0);

@@ -13,7 +13,7 @@
 
 static void picks_most_free_slots(void **state) {
   (void)state;
-  sp__slots_t a = {4, 3, 1}, b = {4, 1, 1}, c = {1, 0, 1};
+  sp__slots_t a = {4, 3, 1, 0}, b = {4, 1, 1, 0}, c = {1, 0, 1, 0};
   sp__slots_t *ws[] = {&a, &b, &c};
   size_t cur = 0;
   assert_int_equal(sp__sched_pick(ws, 3, &cur), 1); /* 3 free beats 1 and 1 */
@@ -26,7 +26,7 @@ static void picks_most_free_slots(void **state) {
 
 static void skips_not_ready_and_full(void **state) {
   (void)state;
-  sp__slots_t a = {8, 0, 0}, b = {1, 1, 1};
+  sp__slots_t a = {8, 0, 0, 0}, b = {1, 1, 1, 0};
   sp__slots_t *ws[] = {&a, &b, NULL};
   size_t cur = 0;
   assert_int_equal(sp__sched_pick(ws, 3, &cur), -1);
@@ -37,12 +37,28 @@ static void skips_not_ready_and_full(void **state) {
 
 static void equal_workers_share_round_robin(void **state) {
   (void)state;
-  sp__slots_t w[4] = {{1, 0, 1}, {1, 0, 1}, {1, 0, 1}, {1, 0, 1}};
+  sp__slots_t w[4] = {{1, 0, 1, 0}, {1, 0, 1, 0}, {1, 0, 1, 0}, {1, 0, 1, 0}};
   sp__slots_t *ws[] = {&w[0], &w[1], &w[2], &w[3]};
   size_t cur = 0;
   int counts[4] = {0};
   for (int i = 0; i < 400; i++) counts[sp__sched_pick(ws, 4, &cur)]++;
   for (int i = 0; i < 4; i++) assert_int_equal(counts[i], 100);
+}
+
+static void pipeline_room_only_when_all_busy(void **state) {
+  (void)state;
+  sp__slots_t a = {1, 1, 1, 2}, b = {1, 0, 1, 2};
+  sp__slots_t *ws[] = {&a, &b};
+  size_t cur = 0;
+  assert_int_equal(sp__sched_pick(ws, 2, &cur), 1); /* an idle worker beats pipelining */
+  b.inflight = 1;
+  cur = 0;
+  assert_int_equal(sp__sched_pick(ws, 2, &cur), 0); /* both busy: queue inside a worker */
+  a.inflight = 3;
+  b.inflight = 3;
+  assert_int_equal(sp__sched_pick(ws, 2, &cur), -1); /* threads + depth used up */
+  b.inflight = 2;
+  assert_int_equal(sp__sched_pick(ws, 2, &cur), 1);
 }
 
 static void fifo_order_and_removal(void **state) {
@@ -118,6 +134,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(picks_most_free_slots), cmocka_unit_test(skips_not_ready_and_full),
       cmocka_unit_test(equal_workers_share_round_robin), cmocka_unit_test(fifo_order_and_removal),
+      cmocka_unit_test(pipeline_room_only_when_all_busy),
       cmocka_unit_test(heap_matches_model),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
