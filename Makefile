@@ -25,7 +25,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 1
 
 bench: build
-	$(BUILD)/bench/bench_capi
+	$(PYTHON) bench/report.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -5,7 +5,7 @@ set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libyaml-dev libjansson-dev
             python3-dev python3-numpy)
-test_pkgs=(libcmocka-dev python3-pytest)
+test_pkgs=(libcmocka-dev python3-pytest python3-pandas)
 bench_pkgs=()
 
 want=("${build_pkgs[@]}")

@@ -1,0 +1,149 @@
+/*
+ * bench_suite.c - the benchmark figures beyond call overhead: NumPy scaling
+ * across threads, memory of a thread pool vs a process pool of the same
+ * capacity, and pool start-up time. Prints one JSON object.
+ * Usage: bench_suite numpy|memory|startup [--quick]
+ */
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "snakepit.h"
+
+#define SHOWCASE "snakepit_bridge.adapters.threaded_showcase.ThreadedShowcaseAdapter"
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static sp_runtime_t *start_pool(const char *profile, int size, int threads) {
+  char yaml[512];
+  snprintf(yaml, sizeof(yaml),
+           "pools:\n  - name: p\n    worker_profile: %s\n    pool_size: %d\n"
+           "    threads_per_worker: %d\n    adapter: " SHOWCASE "\n    pipeline_depth: 0\n",
+           profile, size, threads);
+  sp_runtime_t *rt = NULL;
+  sp_error_t err;
+  if (sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "bench", &err) != 0) {
+    fprintf(stderr, "bench_suite: start failed: %s\n", err.message);
+    exit(1);
+  }
+  return rt;
+}
+
+typedef struct {
+  sp_runtime_t *rt;
+  const char *tool, *args;
+  int calls;
+  int failed;
+} client_t;
+
+static void *client(void *arg) {
+  client_t *c = arg;
+  for (int i = 0; i < c->calls; i++) {
+    sp_result_t r;
+    if (sp_execute(c->rt, "p", c->tool, c->args, NULL, &r) != 0) c->failed++;
+    sp_result_free(&r);
+  }
+  return NULL;
+}
+
+/* Calls per second with `clients` threads each making `calls` calls. */
+static double rate(sp_runtime_t *rt, const char *tool, const char *args, int clients, int calls,
+                   int *failed) {
+  pthread_t th[64];
+  client_t cl[64];
+  double t0 = now_s();
+  for (int i = 0; i < clients; i++) {
+    cl[i] = (client_t){rt, tool, args, calls, 0};
+    pthread_create(&th[i], NULL, client, &cl[i]);
+  }
+  for (int i = 0; i < clients; i++) {
+    pthread_join(th[i], NULL);
+    *failed += cl[i].failed;
+  }
+  return clients * calls / (now_s() - t0);
+}
+
+static void numpy_bench(int quick) {
+  const char *args = "{\"size\": 200}";
+  int calls = quick ? 20 : 150, failed = 0;
+  double r[3];
+  const char *names[3] = {"thread_1x1", "thread_1x2", "process_2x1"};
+  const char *profiles[3] = {"thread", "thread", "process"};
+  int sizes[3] = {1, 1, 2}, threads[3] = {1, 2, 1};
+  for (int k = 0; k < 3; k++) {
+    sp_runtime_t *rt = start_pool(profiles[k], sizes[k], threads[k]);
+    rate(rt, "matrix_multiply", args, 2, 5, &failed); /* warm-up */
+    r[k] = rate(rt, "matrix_multiply", args, 2, calls, &failed);
+    sp_runtime_stop(rt, 2000);
+  }
+  printf("{\"matmul_200_calls_per_s\": {\"%s\": %.1f, \"%s\": %.1f, \"%s\": %.1f}, "
+         "\"thread_speedup_2_vs_1\": %.3f, \"failed\": %d}\n",
+         names[0], r[0], names[1], r[1], names[2], r[2], r[1] / r[0], failed);
+}
+
+/* Sum of the workers' RSS (KiB) after every slot ran a call. */
+static long pool_rss_kb(const char *profile, int size, int threads) {
+  sp_runtime_t *rt = start_pool(profile, size, threads);
+  int failed = 0;
+  rate(rt, "matrix_multiply", "{\"size\": 50}", 16, 4, &failed);
+  char *json = NULL;
+  sp_error_t err;
+  long total = 0;
+  if (sp_stats_json(rt, "p", &json, &err) == 0) {
+    json_t *o = json_loads(json, 0, NULL);
+    size_t i;
+    json_t *w;
+    json_array_foreach(json_object_get(o, "workers"), i, w) total += (long)json_integer_value(json_object_get(w, "rss_kb"));
+    json_decref(o);
+    sp_free(json);
+  }
+  sp_runtime_stop(rt, 2000);
+  return total;
+}
+
+static void memory_bench(void) {
+  long thread_kb = pool_rss_kb("thread", 1, 16);
+  long process_kb = pool_rss_kb("process", 16, 1);
+  printf("{\"thread_1x16_rss_mib\": %.1f, \"process_16x1_rss_mib\": %.1f, \"ratio\": %.3f}\n",
+         thread_kb / 1024.0, process_kb / 1024.0, (double)thread_kb / (double)process_kb);
+}
+
+static int cmp(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+static void startup_bench(int quick) {
+  int runs = quick ? 1 : 5;
+  double ms[16];
+  for (int i = 0; i < runs; i++) {
+    double t0 = now_s();
+    sp_runtime_t *rt = start_pool("process", 8, 1);
+    ms[i] = (now_s() - t0) * 1e3;
+    sp_runtime_stop(rt, 2000);
+  }
+  qsort(ms, (size_t)runs, sizeof(double), cmp);
+  printf("{\"process_8_ready_ms_median\": %.1f, \"runs\": %d, \"min_ms\": %.1f, \"max_ms\": %.1f}\n",
+         ms[runs / 2], runs, ms[0], ms[runs - 1]);
+}
+
+int main(int argc, char **argv) {
+  int quick = argc > 2 && strcmp(argv[2], "--quick") == 0;
+  if (argc < 2) goto usage;
+  sp_set_log_handler(NULL, NULL);
+  if (strcmp(argv[1], "numpy") == 0) numpy_bench(quick);
+  else if (strcmp(argv[1], "memory") == 0) memory_bench();
+  else if (strcmp(argv[1], "startup") == 0) startup_bench(quick);
+  else goto usage;
+  return 0;
+usage:
+  fprintf(stderr, "usage: bench_suite numpy|memory|startup [--quick]\n");
+  return 2;
+}

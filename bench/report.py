@@ -1,0 +1,175 @@
+"""Runs every benchmark of the project and its peers in one go and writes
+bench/results/latest.md and bench/results/latest.json.
+
+Each figure is the median of several runs (1 with --quick) and is shown with its
+ratio to its floor or peer, next to the CPUs the machine has and the CPU time
+the run really got (these VMs are shared: a second CPU comes and goes).
+
+Usage: /usr/bin/python3 bench/report.py [--quick] [--runs N] [--build DIR]
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def run_json(cmd, timeout=900):
+    """Runs cmd and parses the JSON object it prints last on stdout."""
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                         env=dict(os.environ, SNAKEPIT_LOG_LEVEL="error"))
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed ({out.returncode}): {out.stderr[-2000:]}")
+    lines = [l for l in out.stdout.splitlines() if l.strip().startswith("{")]
+    return json.loads(lines[-1])
+
+
+def run_capi(build, quick):
+    path = os.path.join(build, "bench", "capi.json")
+    cmd = [os.path.join(build, "bench", "bench_capi"), "--json", path]
+    if quick:
+        cmd.append("--quick")
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=ROOT,
+                         env=dict(os.environ, SNAKEPIT_LOG_LEVEL="error"))
+    if out.returncode != 0:
+        raise RuntimeError(f"bench_capi failed: {out.stdout[-1500:]} {out.stderr[-1500:]}")
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, unit="", digits=1):
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:,.{digits}f}{unit}"
+    return f"{v:,}{unit}"
+
+
+def ratio(a, b):
+    return None if a is None or not b else a / b
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true", help="short runs, one of each (CI smoke test)")
+    ap.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, quick 1)")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    args = ap.parse_args()
+    runs = args.runs or (1 if args.quick else 3)
+    q = ["--quick"] if args.quick else []
+    b = args.build
+    started = time.time()
+
+    samples = {k: [] for k in ("floor", "capi", "peer", "numpy", "memory", "startup", "http")}
+    for i in range(runs):
+        print(f"run {i + 1}/{runs}: floor, C API, peer, numpy, memory, startup", flush=True)
+        samples["floor"].append(run_json([os.path.join(b, "bench", "bench_floor"),
+                                          "5000" if args.quick else "50000"]))
+        samples["capi"].append(run_capi(b, args.quick))
+        samples["peer"].append(run_json(["/usr/bin/python3", os.path.join(HERE, "peer_ppe.py")] + q))
+        samples["numpy"].append(run_json([os.path.join(b, "bench", "bench_suite"), "numpy"] + q))
+        samples["memory"].append(run_json([os.path.join(b, "bench", "bench_suite"), "memory"]))
+        samples["startup"].append(run_json([os.path.join(b, "bench", "bench_suite"), "startup"] + q))
+        http_script = os.path.join(HERE, "http", "bench_http.py")
+        if os.path.exists(http_script):
+            try:
+                samples["http"].append(run_json(["/usr/bin/python3", http_script, "--json"] + q,
+                                                timeout=600))
+            except Exception as exc:  # the HTTP peer may be missing on a bare machine
+                print(f"HTTP benchmark skipped: {exc}", flush=True)
+
+    def capi_tp(s, mode, pool):
+        for t in s["throughput"]:
+            if t["mode"] == mode and t["pool"] == pool:
+                return t["calls_per_s"]
+        return None
+
+    fig = {
+        "floor_p50_us": median([s["p50_us"] for s in samples["floor"]]),
+        "floor_p99_us": median([s["p99_us"] for s in samples["floor"]]),
+        "seq_p50_us": median([s["sequential"]["latency_us"]["p50"] for s in samples["capi"]]),
+        "seq_p99_us": median([s["sequential"]["latency_us"]["p99"] for s in samples["capi"]]),
+        "sync16_process_2x1": median([capi_tp(s, "sync", "process_2x1") for s in samples["capi"]]),
+        "sync16_thread_1x16": median([capi_tp(s, "sync", "thread_1x16") for s in samples["capi"]]),
+        "async64_process_2x1": median([capi_tp(s, "async", "process_2x1") for s in samples["capi"]]),
+        "async64_thread_1x16": median([capi_tp(s, "async", "thread_1x16") for s in samples["capi"]]),
+        "peer_seq_p50_us": median([s["sequential_p50_us"] for s in samples["peer"]]),
+        "peer_seq_p99_us": median([s["sequential_p99_us"] for s in samples["peer"]]),
+        "peer_16_calls_per_s": median([s["concurrent16_calls_per_s"] for s in samples["peer"]]),
+        "numpy_1x1": median([s["matmul_200_calls_per_s"]["thread_1x1"] for s in samples["numpy"]]),
+        "numpy_1x2": median([s["matmul_200_calls_per_s"]["thread_1x2"] for s in samples["numpy"]]),
+        "numpy_2x1": median([s["matmul_200_calls_per_s"]["process_2x1"] for s in samples["numpy"]]),
+        "numpy_speedup": median([s["thread_speedup_2_vs_1"] for s in samples["numpy"]]),
+        "rss_thread_mib": median([s["thread_1x16_rss_mib"] for s in samples["memory"]]),
+        "rss_process_mib": median([s["process_16x1_rss_mib"] for s in samples["memory"]]),
+        "startup_8_ms": median([s["process_8_ready_ms_median"] for s in samples["startup"]]),
+        "cpu_available": [s["machine"]["cpu_available_2_threads"] for s in samples["capi"]],
+    }
+    if samples["http"]:
+        fig["http"] = samples["http"][len(samples["http"]) // 2]
+    machine = samples["capi"][0]["machine"]
+    cpus = machine.get("cpus_online")
+    targets = {
+        "sequential p50 within 3x the floor": (ratio(fig["seq_p50_us"], fig["floor_p50_us"]) or 99) <= 3.0,
+        ">= 100k calls/s, 16 callers, 2 process workers": (fig["sync16_process_2x1"] or 0) >= 100000,
+        "numpy speedup >= 1.8x (when 2 CPUs are available)": (fig["numpy_speedup"] or 0) >= 1.8,
+        "thread-pool RSS <= 1/6 of the process pool's": (ratio(fig["rss_thread_mib"], fig["rss_process_mib"]) or 1) <= 1 / 6,
+        "8 process workers ready within 300 ms": (fig["startup_8_ms"] or 1e9) <= 300,
+    }
+
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "latest.json"), "w", encoding="utf-8") as f:
+        json.dump({"figures": fig, "targets": targets, "machine": machine, "runs": runs,
+                   "quick": args.quick, "samples": samples,
+                   "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}, f, indent=2)
+
+    r = lambda a, b_: fmt(ratio(a, b_), "x", 2)
+    lines = [
+        "# Benchmark report",
+        "",
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, {platform.node()}, {cpus} CPUs online; CPU time "
+        f"2 busy threads really got, per run: {', '.join(f'{c:.2f}' for c in fig['cpu_available'])} "
+        f"CPUs. Median of {runs} run(s){' (quick mode: short runs, not for quoting)' if args.quick else ''}. "
+        f"Python {platform.python_version()} (Debian), {platform.machine()}.",
+        "",
+        "| figure | ours | reference | ratio |",
+        "|---|---|---|---|",
+        f"| sequential no-op call, p50 | {fmt(fig['seq_p50_us'], ' us')} | floor (socketpair round trip) {fmt(fig['floor_p50_us'], ' us')} | {r(fig['seq_p50_us'], fig['floor_p50_us'])} |",
+        f"| sequential no-op call, p99 | {fmt(fig['seq_p99_us'], ' us')} | floor {fmt(fig['floor_p99_us'], ' us')} | {r(fig['seq_p99_us'], fig['floor_p99_us'])} |",
+        f"| sequential no-op call, p50 | {fmt(fig['seq_p50_us'], ' us')} | ProcessPoolExecutor(2) {fmt(fig['peer_seq_p50_us'], ' us')} | {r(fig['seq_p50_us'], fig['peer_seq_p50_us'])} |",
+        f"| 16 sync callers, process 2x1 | {fmt(fig['sync16_process_2x1'], ' calls/s', 0)} | ProcessPoolExecutor(2), 16 submitters {fmt(fig['peer_16_calls_per_s'], ' calls/s', 0)} | {r(fig['sync16_process_2x1'], fig['peer_16_calls_per_s'])} |",
+        f"| 16 sync callers, thread 1x16 | {fmt(fig['sync16_thread_1x16'], ' calls/s', 0)} | ProcessPoolExecutor(2) {fmt(fig['peer_16_calls_per_s'], ' calls/s', 0)} | {r(fig['sync16_thread_1x16'], fig['peer_16_calls_per_s'])} |",
+        f"| async, 64 in flight, process 2x1 | {fmt(fig['async64_process_2x1'], ' calls/s', 0)} | ProcessPoolExecutor(2) {fmt(fig['peer_16_calls_per_s'], ' calls/s', 0)} | {r(fig['async64_process_2x1'], fig['peer_16_calls_per_s'])} |",
+        f"| async, 64 in flight, thread 1x16 | {fmt(fig['async64_thread_1x16'], ' calls/s', 0)} | ProcessPoolExecutor(2) {fmt(fig['peer_16_calls_per_s'], ' calls/s', 0)} | {r(fig['async64_thread_1x16'], fig['peer_16_calls_per_s'])} |",
+        f"| numpy 200x200 matmul, thread 1x2 | {fmt(fig['numpy_1x2'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {fmt(fig['numpy_speedup'], 'x', 2)} |",
+        f"| numpy 200x200 matmul, process 2x1 | {fmt(fig['numpy_2x1'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {r(fig['numpy_2x1'], fig['numpy_1x1'])} |",
+        f"| RSS, capacity 16, thread 1x16 | {fmt(fig['rss_thread_mib'], ' MiB')} | process 16x1 {fmt(fig['rss_process_mib'], ' MiB')} | {r(fig['rss_thread_mib'], fig['rss_process_mib'])} |",
+        f"| start-up, 8 process workers ready | {fmt(fig['startup_8_ms'], ' ms')} | target 300 ms | {r(fig['startup_8_ms'], 300.0)} |",
+    ]
+    if "http" in fig:
+        h = fig["http"]
+        lines.append(f"| HTTP no-op, wrk -t2 -c16 | {fmt(h.get('ours_rps'), ' req/s', 0)} (p99 {fmt(h.get('ours_p99_ms'), ' ms', 2)}) | uWSGI --processes 2 {fmt(h.get('uwsgi_rps'), ' req/s', 0)} (p99 {fmt(h.get('uwsgi_p99_ms'), ' ms', 2)}) | {r(h.get('ours_rps'), h.get('uwsgi_rps'))} |")
+    lines += ["", "## Targets", ""]
+    lines += [f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in targets.items()]
+    lines += ["", f"Total benchmark time: {time.time() - started:.0f} s. Raw samples: latest.json.", ""]
+    with open(os.path.join(args.out, "latest.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    print("\n".join(lines))
+    errors = sum(s.get("errors", 0) for s in samples["capi"]) + sum(s.get("failed", 0) for s in samples["numpy"])
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
