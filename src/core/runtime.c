@@ -151,6 +151,22 @@ static void close_rt_handles(sp_runtime_t *rt) {
   uv_close((uv_handle_t *)&rt->maint_timer, noop_close);
 }
 
+/*
+ * How long a stopping worker may take to exit: its drain timeout (at most 5 s),
+ * but no longer than cancel_grace after a timed-out call that is still running,
+ * since nobody waits for that call any more.
+ */
+static int64_t stop_kill_ms(const sp__pool_t *p, const sp__worker_t *w) {
+  int64_t ms = p->cfg->drain_timeout_ms < 5000 ? p->cfg->drain_timeout_ms : 5000;
+  int64_t now = sp__now_ms();
+  for (int i = 0; i < w->nslots; i++) {
+    if (w->slot_abandoned_ms[i] == 0) continue;
+    int64_t left = p->cfg->cancel_grace_ms - (now - w->slot_abandoned_ms[i]);
+    if (left < ms) ms = left > 1 ? left : 1;
+  }
+  return ms;
+}
+
 /* Fails what is left, asks every worker to exit, and lets the loop run dry. */
 static void shutdown_all(sp_runtime_t *rt, const char *why) {
   if (rt->phase == SP__PHASE_SHUTDOWN) return;
@@ -174,7 +190,7 @@ static void shutdown_all(sp_runtime_t *rt, const char *why) {
         sp__call_finish(c, SP_ESTOPPED, NULL, 0, &e);
       }
       if (w->state == SP__W_STARTING) sp__worker_kill(w, "the runtime stopped during its startup");
-      else sp__worker_shutdown(w, p->cfg->drain_timeout_ms < 5000 ? p->cfg->drain_timeout_ms : 5000);
+      else sp__worker_shutdown(w, stop_kill_ms(p, w));
     }
     for (sp__worker_t *w = p->retiring; w; w = w->retire_next) {
       for (uint32_t j = 0; j < (uint32_t)w->nslots; j++) {
