@@ -167,6 +167,20 @@ static int64_t stop_kill_ms(const sp__pool_t *p, const sp__worker_t *w) {
   return ms;
 }
 
+/* Fails the calls a worker still holds and asks it to exit. */
+static void stop_worker(sp__pool_t *p, sp__worker_t *w, const char *why) {
+  for (uint32_t j = 0; j < (uint32_t)w->nslots; j++) {
+    sp__call_t *c = w->slot_calls[j];
+    if (c == NULL) continue;
+    sp__worker_abandon(w, c);
+    sp_error_t e;
+    sp__error_set(&e, SP_ESTOPPED, "pool '%s': %s", p->cfg->name, why);
+    sp__call_finish(c, SP_ESTOPPED, NULL, 0, &e);
+  }
+  if (w->state == SP__W_STARTING) sp__worker_kill(w, "the runtime stopped during its startup");
+  else if (w->state != SP__W_STOPPING) sp__worker_shutdown(w, stop_kill_ms(p, w));
+}
+
 /* Fails what is left, asks every worker to exit, and lets the loop run dry. */
 static void shutdown_all(sp_runtime_t *rt, const char *why) {
   if (rt->phase == SP__PHASE_SHUTDOWN) return;
@@ -177,32 +191,10 @@ static void shutdown_all(sp_runtime_t *rt, const char *why) {
     sp__pool_t *p = &rt->pools[i];
     sp__pool_fail_queued(p, SP_ESTOPPED, why);
     for (int k = 0; k < p->cfg->pool_size; k++) {
-      sp__pool_slot_t *s = &p->slots[k];
-      uv_timer_stop(&s->respawn);
-      sp__worker_t *w = s->worker;
-      if (w == NULL) continue;
-      for (uint32_t j = 0; j < (uint32_t)w->nslots; j++) {
-        sp__call_t *c = w->slot_calls[j];
-        if (c == NULL) continue;
-        sp__worker_abandon(w, c);
-        sp_error_t e;
-        sp__error_set(&e, SP_ESTOPPED, "pool '%s': %s", p->cfg->name, why);
-        sp__call_finish(c, SP_ESTOPPED, NULL, 0, &e);
-      }
-      if (w->state == SP__W_STARTING) sp__worker_kill(w, "the runtime stopped during its startup");
-      else sp__worker_shutdown(w, stop_kill_ms(p, w));
+      uv_timer_stop(&p->slots[k].respawn);
+      if (p->slots[k].worker != NULL) stop_worker(p, p->slots[k].worker, why);
     }
-    for (sp__worker_t *w = p->retiring; w; w = w->retire_next) {
-      for (uint32_t j = 0; j < (uint32_t)w->nslots; j++) {
-        sp__call_t *c = w->slot_calls[j];
-        if (c == NULL) continue;
-        sp__worker_abandon(w, c);
-        sp_error_t e;
-        sp__error_set(&e, SP_ESTOPPED, "pool '%s': %s", p->cfg->name, why);
-        sp__call_finish(c, SP_ESTOPPED, NULL, 0, &e);
-      }
-      if (w->state != SP__W_STOPPING) sp__worker_shutdown(w, 1000);
-    }
+    for (sp__worker_t *w = p->retiring; w; w = w->retire_next) stop_worker(p, w, why);
   }
   sp__rt_flush(rt);
   if (rt->live_workers == 0) close_rt_handles(rt);
