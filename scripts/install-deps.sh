@@ -4,9 +4,9 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libyaml-dev libjansson-dev
-            python3-dev python3-numpy)
-test_pkgs=(libcmocka-dev python3-pytest python3-pandas)
-bench_pkgs=()
+            python3-dev python3-numpy libmicrohttpd-dev libcurl4-openssl-dev)
+test_pkgs=(libcmocka-dev python3-pytest python3-pandas chromium python3-prometheus-client)
+bench_pkgs=(wrk uwsgi uwsgi-plugin-python3)
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in

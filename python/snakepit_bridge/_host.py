@@ -36,6 +36,7 @@ import math
 import os
 import sys
 import threading
+import time
 import traceback
 import types
 import typing
@@ -258,11 +259,12 @@ class _Tool:
     """Everything ``invoke`` needs about one tool, computed at load time."""
 
     __slots__ = ("name", "fn", "is_async", "simple", "names", "names_text", "required",
-                 "checks", "var_kw", "posonly", "manifest")
+                 "checks", "var_kw", "posonly", "manifest", "internal")
 
     def __init__(self, name: str, fn: Callable, meta: Dict[str, Any]) -> None:
         self.name = name
         self.fn = fn
+        self.internal = False       # a built-in tool of the host, not the adapter's
         target = inspect.unwrap(fn)
         self.is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn)
         sig = inspect.signature(fn)
@@ -356,21 +358,41 @@ async def _await(aw: Any) -> Any:
 # Host
 # --------------------------------------------------------------------------
 
+#: Built-in tool every host exposes while thread-safety checks are on.
+REPORT_TOOL = "_snakepit_thread_safety_report"
+
+
 class Host:
-    """One loaded adapter instance and its tools (see the module docstring)."""
+    """One loaded adapter instance and its tools (see the module docstring).
+
+    With thread-safety checks on (``checks`` is "on" or "strict"), the
+    manifest also lists the built-in tool ``_snakepit_thread_safety_report``,
+    which returns this worker's checker report (``snakepit stats`` and
+    ``snakepit check`` call it).
+    """
 
     def __init__(self, adapter: Any, spec: str, worker_id: str = "", pool: str = "",
-                 profile: str = "process", threads: int = 1) -> None:
+                 profile: str = "process", threads: int = 1,
+                 checks: Optional[str] = None, baseline_modules: Any = ()) -> None:
         self.adapter = adapter
         self.spec = spec
         self.worker_id = worker_id
         self.pool = pool
         self.profile = profile
         self.threads = threads
+        self.checks = checks
+        self._stagger = _stagger_seconds() if checks else 0.0
+        self._baseline_modules = frozenset(baseline_modules)
         self.tools: Dict[str, _Tool] = {}
         for name, fn, meta in iter_tools(adapter):
             self.tools[name] = _Tool(name, fn, meta)
         self._available = ", ".join(sorted(self.tools)) or "none"
+        if checks:
+            report = _Tool(REPORT_TOOL, self._thread_safety_report, {
+                "description": "Thread-safety checker report of this worker (built in; "
+                               "present while thread_safety_checks is on)"})
+            report.internal = True
+            self.tools[REPORT_TOOL] = report
         thread_safe = getattr(type(adapter), "__thread_safe__", None)
         self._manifest = json.dumps({
             "adapter": spec,
@@ -383,6 +405,27 @@ class Host:
     def manifest(self) -> str:
         """JSON text: adapter spec, thread_safe (bool or null) and tools."""
         return self._manifest
+
+    def _thread_safety_report(self, reset: bool = False) -> Dict[str, Any]:
+        """The global checker's report plus who this worker is and which
+        libraries of the compatibility table the adapter brought in."""
+        checker = _tsc.get_global_checker()
+        report = checker.get_report_dict()
+        if reset:
+            checker.reset()
+        gil = getattr(sys, "_is_gil_enabled", None)
+        cls = type(self.adapter)
+        declared = getattr(cls, "__thread_safe__", None)
+        report.update({
+            "worker_id": self.worker_id, "pool": self.pool, "pid": os.getpid(),
+            "adapter": self.spec, "adapter_class": cls.__name__,
+            "thread_safe": declared if isinstance(declared, bool) else None,
+            "profile": self.profile, "threads": self.threads, "checks": self.checks,
+            "python_version": sys.version.split()[0],
+            "gil_enabled": bool(gil()) if gil is not None else True,
+            "imported_libraries": _tsc.loaded_libraries(exclude=self._baseline_modules),
+        })
+        return report
 
     def register_thread(self, name: str) -> None:
         """Give the calling (C-created) thread a Python identity named ``name``."""
@@ -415,8 +458,10 @@ class Host:
             try:
                 if t.simple and not _tsc._active:
                     result = t.fn(**args)
-                elif _tsc._active:
-                    with _tsc.track_all(tool):
+                elif _tsc._active and not t.internal:
+                    with _tsc.track_all(tool, self.adapter):
+                        if self._stagger:
+                            time.sleep(self._stagger)
                         result = t.call(args)
                 else:
                     result = t.call(args)
@@ -499,6 +544,23 @@ def _checking_mode() -> Optional[str]:
     return None
 
 
+def _stagger_seconds() -> float:
+    # SNAKEPIT_THREAD_SAFETY_STAGGER_US: with checks on, every call sleeps this
+    # long right after it is registered as running, before the tool starts.
+    # Calls queued behind it then start too, so even microsecond-long tools
+    # overlap (on a GIL build they otherwise run one after the other) and the
+    # write detector sees the races a free-threaded build would hit.
+    # `snakepit check` sets it; pools leave it unset.
+    value = os.environ.get("SNAKEPIT_THREAD_SAFETY_STAGGER_US", "").strip()
+    if not value:
+        return 0.0
+    try:
+        return max(0.0, min(float(value), 1e6)) / 1e6
+    except ValueError:
+        logger.warning("ignoring SNAKEPIT_THREAD_SAFETY_STAGGER_US=%r", value)
+        return 0.0
+
+
 def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
          profile: str, threads: int) -> Host:
     """Import ``adapter_spec`` ("pkg.module.Class"), build and initialize it.
@@ -510,7 +572,12 @@ def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
     The worker identity is exported as ``SNAKEPIT_THREADS``,
     ``SNAKEPIT_WORKER_ID``, ``SNAKEPIT_POOL`` and ``SNAKEPIT_PROFILE`` before
     the adapter is imported. ``SNAKEPIT_THREAD_SAFETY_CHECK=1`` (or
-    ``strict``) enables the global thread-safety checker.
+    ``strict``) enables the global thread-safety checker before the adapter
+    module is imported (so its import hook sees the adapter's imports), and
+    hooks the adapter class for the unlocked-write detector before the
+    instance is built. A thread-profile adapter without
+    ``__thread_safe__ = True`` is reported (raised in strict mode, so the
+    pool refuses to start).
     """
     threads = int(threads) if threads else 1
     os.environ["SNAKEPIT_THREADS"] = str(threads)
@@ -518,15 +585,29 @@ def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
     os.environ["SNAKEPIT_POOL"] = str(pool)
     os.environ["SNAKEPIT_PROFILE"] = str(profile)
     mode = _checking_mode()
-    checker = _tsc.enable_checking(strict_mode=(mode == "strict")) if mode else None
+    baseline = frozenset(sys.modules)
+    _tsc.plain_warnings()
+    checker = None
+    if mode:
+        checker = _tsc.enable_checking(strict_mode=(mode == "strict"))
+        checker.strict_overlap = False      # overlapping calls are what a pool is for
 
     cls = _resolve(adapter_spec)
     if profile == "thread" and threads > 1 and isinstance(cls, type):
-        _tsc.get_global_checker().check_adapter(cls)
-    if checker is not None:
-        checker.check_library_safety()
+        try:
+            _tsc.get_global_checker().check_adapter(cls)
+        except _tsc.ThreadSafetyError as exc:
+            raise _tsc.ThreadSafetyError(
+                f"{exc}\n  Strict thread-safety checks (SNAKEPIT_THREAD_SAFETY_CHECK=strict) "
+                f"refuse to start {adapter_spec} in the thread profile ({threads} threads) "
+                f"without this declaration.") from None
+    if checker is not None and isinstance(cls, type):
+        _tsc.watch_adapter_class(cls)
     adapter = _construct(cls, adapter_args)
     init = getattr(adapter, "initialize", None)
     if callable(init):
         init()
-    return Host(adapter, adapter_spec, worker_id, pool, profile, threads)
+    if checker is not None:
+        checker.check_library_safety()      # imported before the hook was in place
+    return Host(adapter, adapter_spec, worker_id, pool, profile, threads,
+                checks=mode, baseline_modules=baseline)

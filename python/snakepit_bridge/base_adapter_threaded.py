@@ -161,7 +161,10 @@ class ThreadSafeAdapter(BaseAdapter):
         """Snapshot of request counters.
 
         ``thread_utilization`` maps each thread name to
-        ``{"requests_handled": n, "active": k}``.
+        ``{"requests_handled": n, "active": k}``.  ``thread_safety`` is the
+        thread-safety checker's report when checks are on (see
+        :func:`~snakepit_bridge.thread_safety_checker.stats_report`), else
+        ``{"enabled": False}``.
         """
         with self._sp_stats_lock:
             total, active, peak, failed = self._sp_total, self._sp_active, self._sp_peak, self._sp_failed
@@ -181,6 +184,7 @@ class ThreadSafeAdapter(BaseAdapter):
             "gil_enabled": bool(gil()) if gil is not None else True,
             "adapter": type(self).__name__,
             "thread_safe": getattr(type(self), "__thread_safe__", None) is True,
+            "thread_safety": _tsc.stats_report(),
         }
 
 
@@ -207,7 +211,7 @@ def thread_safe_method(fn: Callable) -> Callable:
     @functools.wraps(fn)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         if _tsc._active:
-            with _tsc.track_all(name):
+            with _tsc.track_all(name, self):
                 return _call_counted(self, fn, args, kwargs)
         # Fast path, equivalent to _call_counted() when track_request() is
         # not overridden: this wrapper runs on every tool call.

@@ -1,14 +1,734 @@
 /*
- * check.c - `snakepit check ADAPTER`: thread-safety report for an adapter.
+ * check.c - `snakepit check ADAPTER`: loads an adapter in a worker with the SDK's
+ * thread-safety checks on, runs each tool concurrently and reports what the checker
+ * found (unlocked shared-state writes, unsafe libraries, a missing declaration).
+ * Also sp_cli_thread_safety_report(), which adds the checker's report to stats.
  */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 
+#define CHECK_POOL "check"
+#define MAX_LIST 64
+
+typedef struct check_opts_s {
+  const char *adapter;
+  int thread_profile; /* 1: thread profile (default), 0: process profile */
+  int threads;        /* threads per worker (thread) or workers (process) */
+  int calls;          /* concurrent calls per tool */
+  const char *args_file;
+  const char *paths[MAX_LIST];
+  size_t npaths;
+  const char *only[MAX_LIST]; /* --tool */
+  size_t nonly;
+  const char *skip[MAX_LIST]; /* --skip */
+  size_t nskip;
+  const char *allow[MAX_LIST]; /* --allow LIB */
+  size_t nallow;
+  int strict, json, verbose, quiet;
+  long timeout_ms;
+} check_opts_t;
+
+static const char check_usage[] =
+    "usage: snakepit check ADAPTER [options]\n"
+    "\n"
+    "Loads ADAPTER (module.Class) in a worker with thread-safety checks on, then runs\n"
+    "each of its tools concurrently and reports: the __thread_safe__ declaration, the\n"
+    "tools, the libraries the adapter imported (compatibility matrix), unlocked writes\n"
+    "to shared adapter state (attribute, function, file:line, threads), unsafe\n"
+    "libraries, and tools that fail only under concurrent load.\n"
+    "\n"
+    "Options:\n"
+    "  --profile thread|process  worker profile (default thread)\n"
+    "  --threads N         threads of the worker (thread profile; default 8), or\n"
+    "                      workers (process profile; default 2)\n"
+    "  --calls N           concurrent calls per tool (default 16 per thread)\n"
+    "  --args FILE         JSON object: tool name -> arguments object, or a list of\n"
+    "                      them used in turn (default: each tool's defaults; required\n"
+    "                      parameters get a simple value of their type)\n"
+    "  --python-path DIR   add DIR to the adapter's import path (repeatable; the\n"
+    "                      current directory is always searched)\n"
+    "  --tool NAME         run only this tool (repeatable)\n"
+    "  --skip NAME         do not run this tool (repeatable)\n"
+    "  --allow LIB         do not count unsafe library LIB as a problem (you lock around it)\n"
+    "  --strict            strict checks: the first finding raises inside the call\n"
+    "  --json              print the report as JSON\n"
+    "  -v, --verbose       show the worker's output (warnings as they happen)\n"
+    "  -t, --timeout MS    per-call timeout (default 30000)\n"
+    "\n"
+    "Exit codes: 0 no problem found, 8 problems found, 3 the adapter failed to load,\n"
+    "            2 usage, 6 the worker failed while checking.\n";
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+static int in_list(const char *const *list, size_t n, const char *s) {
+  for (size_t i = 0; i < n; i++)
+    if (strcmp(list[i], s) == 0) return 1;
+  return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end != '\0' || v < lo || v > hi) return -1;
+  *out = (int)v;
+  return 0;
+}
+
+/* Appends s to a YAML double-quoted scalar in buf; -1 if it has control characters. */
+static int yaml_quote(char *buf, size_t cap, size_t *len, const char *s) {
+  if (*len + 1 >= cap) return -1;
+  buf[(*len)++] = '"';
+  for (const char *p = s; *p; p++) {
+    if ((unsigned char)*p < 0x20) return -1;
+    if (*len + 3 >= cap) return -1;
+    if (*p == '"' || *p == '\\') buf[(*len)++] = '\\';
+    buf[(*len)++] = *p;
+  }
+  buf[(*len)++] = '"';
+  buf[*len] = '\0';
+  return 0;
+}
+
+static int yaml_add(char *buf, size_t cap, size_t *len, const char *text) {
+  size_t n = strlen(text);
+  if (*len + n >= cap) return -1;
+  memcpy(buf + *len, text, n + 1);
+  *len += n;
+  return 0;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+
+/* ---- options and the pool ------------------------------------------------------------ */
+
+static int usage_error(const char *msg) {
+  fprintf(stderr, "snakepit check: %s\n", msg);
+  return -1;
+}
+
+static int parse_check(int argc, char **argv, check_opts_t *c) {
+  static const struct option opts[] = {{"profile", required_argument, NULL, 'P'},
+                                       {"threads", required_argument, NULL, 'n'},
+                                       {"calls", required_argument, NULL, 'k'},
+                                       {"args", required_argument, NULL, 'a'},
+                                       {"python-path", required_argument, NULL, 'y'},
+                                       {"tool", required_argument, NULL, 'T'},
+                                       {"skip", required_argument, NULL, 'S'},
+                                       {"allow", required_argument, NULL, 'A'},
+                                       {"strict", no_argument, NULL, 's'},
+                                       {"json", no_argument, NULL, 'j'},
+                                       {"verbose", no_argument, NULL, 'v'},
+                                       {"timeout", required_argument, NULL, 't'},
+                                       {"quiet", no_argument, NULL, 'q'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
+  int ch, calls = 0;
+  optind = 0; /* 0 makes glibc re-initialise getopt */
+  while ((ch = getopt_long(argc, argv, "vqht:", opts, NULL)) != -1) {
+    switch (ch) {
+      case 'P':
+        if (strcmp(optarg, "thread") != 0 && strcmp(optarg, "process") != 0)
+          return usage_error("--profile must be thread or process");
+        c->thread_profile = strcmp(optarg, "thread") == 0;
+        break;
+      case 'n':
+        if (parse_int(optarg, 1, 1024, &c->threads) != 0)
+          return usage_error("--threads must be 1..1024");
+        break;
+      case 'k':
+        if (parse_int(optarg, 1, 1000000, &calls) != 0)
+          return usage_error("--calls must be 1..1000000");
+        break;
+      case 't': {
+        int ms;
+        if (parse_int(optarg, 1, INT_MAX, &ms) != 0)
+          return usage_error("--timeout needs a positive number of milliseconds");
+        c->timeout_ms = ms;
+        break;
+      }
+      case 'a': c->args_file = optarg; break;
+      case 'y':
+      case 'T':
+      case 'S':
+      case 'A': {
+        const char **list = ch == 'y'   ? c->paths
+                            : ch == 'T' ? c->only
+                            : ch == 'S' ? c->skip
+                                        : c->allow;
+        size_t *n = ch == 'y'   ? &c->npaths
+                    : ch == 'T' ? &c->nonly
+                    : ch == 'S' ? &c->nskip
+                                : &c->nallow;
+        if (*n >= MAX_LIST - 1) return usage_error("too many --python-path/--tool/--skip/--allow");
+        list[(*n)++] = optarg;
+        break;
+      }
+      case 's': c->strict = 1; break;
+      case 'j': c->json = 1; break;
+      case 'v': c->verbose = 1; break;
+      case 'q': c->quiet = 1; break;
+      case 'h': fputs(check_usage, stdout); return 1;
+      default: fputs(check_usage, stderr); return -1;
+    }
+  }
+  if (optind + 1 != argc) {
+    fprintf(stderr, "snakepit check: needs exactly one ADAPTER (module.Class)\n\n%s", check_usage);
+    return -1;
+  }
+  c->adapter = argv[optind];
+  if (c->threads == 0) c->threads = c->thread_profile ? 8 : 2;
+  c->calls = calls ? calls : 16 * c->threads;
+  return 0;
+}
+
+/* The one-pool configuration, as YAML text in buf. */
+static int build_yaml(const check_opts_t *c, char *buf, size_t cap) {
+  size_t len = 0;
+  char line[256], cwd[PATH_MAX];
+  buf[0] = '\0';
+  snprintf(line, sizeof(line),
+           "pools:\n  - name: " CHECK_POOL
+           "\n    worker_profile: %s\n    pool_size: %d\n"
+           "    threads_per_worker: %d\n    thread_safety_checks: true\n"
+           "    startup_timeout: 60s\n    timeout: %ldms\n    max_queue: 100000\n    adapter: ",
+           c->thread_profile ? "thread" : "process", c->thread_profile ? 1 : c->threads,
+           c->thread_profile ? c->threads : 1, c->timeout_ms > 0 ? c->timeout_ms : 30000);
+  if (yaml_add(buf, cap, &len, line) || yaml_quote(buf, cap, &len, c->adapter)) return -1;
+  if (yaml_add(buf, cap, &len, "\n    python_path: [")) return -1;
+  for (size_t i = 0; i <= c->npaths; i++) {
+    char abs[PATH_MAX];
+    const char *dir = i < c->npaths ? c->paths[i] : getcwd(cwd, sizeof(cwd));
+    if (dir == NULL || realpath(dir, abs) == NULL) {
+      fprintf(stderr, "snakepit check: --python-path %s: %s\n", dir ? dir : ".", strerror(errno));
+      return -2;
+    }
+    if ((i && yaml_add(buf, cap, &len, ", ")) || yaml_quote(buf, cap, &len, abs)) return -1;
+  }
+  /* Each checked call pauses 200 us once it counts as running, so calls queued behind
+   * it start too: short tools overlap even on a GIL build (see _host.py). */
+  snprintf(line, sizeof(line),
+           "]\n    adapter_env: {SNAKEPIT_THREAD_SAFETY_STAGGER_US: \"200\"%s}\n",
+           c->strict ? ", SNAKEPIT_THREAD_SAFETY_CHECK: strict" : "");
+  return yaml_add(buf, cap, &len, line);
+}
+
+/* Worker output (level 1) only with -v: the report says what the checker saw. */
+static void check_log(int level, const char *line, void *ud) {
+  const check_opts_t *c = ud;
+  if (c->verbose || (level >= 3 && !c->quiet)) fprintf(stderr, "%s\n", line);
+}
+
+/* ---- running the tools ------------------------------------------------------------ */
+
+typedef struct tool_run_s {
+  const char *name;
+  json_t *args;        /* array of argument objects, used in turn */
+  int generated;       /* arguments were made up from the parameter types */
+  const char *skipped; /* reason, or NULL */
+  int calls, ok, failed, crashed;
+  char first_error[1280]; /* python_type + ": " + message */
+  char alone_error[1280];
+  double seconds;
+  sp_runtime_t *rt;
+  atomic_int next;
+  pthread_mutex_t mu;
+} tool_run_t;
+
+/* Arguments for a tool without an --args entry: defaults, else a simple value by type. */
+static json_t *default_args(const json_t *tool, const char **why) {
+  json_t *args = json_object();
+  size_t i;
+  json_t *p;
+  json_array_foreach(json_object_get(tool, "parameters"), i, p) {
+    if (!json_is_true(json_object_get(p, "required"))) continue;
+    const char *type = sp_cli_jstr(p, "type", "any");
+    json_t *v = strcmp(type, "int") == 0     ? json_integer(1)
+                : strcmp(type, "float") == 0 ? json_real(0.001)
+                : strcmp(type, "str") == 0   ? json_string("snakepit-check")
+                : strcmp(type, "bool") == 0  ? json_false()
+                : strcmp(type, "list") == 0  ? json_array()
+                : strcmp(type, "dict") == 0  ? json_object()
+                                             : NULL;
+    if (v == NULL) {
+      *why = "a required parameter has no type to make a value from (give it with --args FILE)";
+      json_decref(args);
+      return NULL;
+    }
+    json_object_set_new(args, sp_cli_jstr(p, "name", "?"), v);
+  }
+  return args;
+}
+
+static void *tool_thread(void *arg) {
+  tool_run_t *t = arg;
+  sp_call_opts_t opts = {0};
+  size_t nargs = json_array_size(t->args);
+  for (;;) {
+    int i = atomic_fetch_add(&t->next, 1);
+    if (i >= t->calls) break;
+    char *args = json_dumps(json_array_get(t->args, (size_t)i % nargs), JSON_COMPACT);
+    sp_result_t res;
+    int rc = sp_execute(t->rt, CHECK_POOL, t->name, args ? args : "{}", &opts, &res);
+    free(args);
+    pthread_mutex_lock(&t->mu);
+    if (rc == 0) {
+      t->ok++;
+    } else {
+      t->failed++;
+      if (rc == SP_ECRASHED) t->crashed++;
+      if (!t->first_error[0])
+        snprintf(t->first_error, sizeof(t->first_error), "%s%s%s", res.error.python_type,
+                 res.error.python_type[0] ? ": " : "", res.error.message);
+    }
+    pthread_mutex_unlock(&t->mu);
+    sp_result_free(&res);
+  }
+  return NULL;
+}
+
+/* One call alone, then `calls` calls from `clients` threads at once. */
+static void run_tool(tool_run_t *t, int clients) {
+  char *args = json_dumps(json_array_get(t->args, 0), JSON_COMPACT);
+  sp_result_t res;
+  int rc = sp_execute(t->rt, CHECK_POOL, t->name, args ? args : "{}", NULL, &res);
+  free(args);
+  if (rc != 0) {
+    snprintf(t->alone_error, sizeof(t->alone_error), "%s%s%s", res.error.python_type,
+             res.error.python_type[0] ? ": " : "", res.error.message);
+    sp_result_free(&res);
+    t->skipped = "fails when called alone";
+    return;
+  }
+  sp_result_free(&res);
+  pthread_t th[256];
+  if (clients > 256) clients = 256;
+  if (clients > t->calls) clients = t->calls;
+  atomic_store(&t->next, 0);
+  double t0 = now_s();
+  int started = 0;
+  for (int i = 0; i < clients; i++)
+    if (pthread_create(&th[started], NULL, tool_thread, t) == 0) started++;
+  if (started == 0) tool_thread(t);
+  for (int i = 0; i < started; i++) pthread_join(th[i], NULL);
+  t->seconds = now_s() - t0;
+}
+
+/* ---- the report ------------------------------------------------------------------- */
+
+static json_t *finding(const char *kind, const char *message) {
+  json_t *f = json_object();
+  json_object_set_new(f, "kind", json_string(kind));
+  json_object_set_new(f, "message", json_string(message));
+  return f;
+}
+
+static void print_indented(const char *text, const char *indent) {
+  const char *p = text;
+  while (*p) {
+    const char *nl = strchr(p, '\n');
+    int n = nl ? (int)(nl - p) : (int)strlen(p);
+    printf("%s%.*s\n", indent, n, p);
+    p += n + (nl != NULL);
+  }
+}
+
+static void print_text(const check_opts_t *c, json_t *rep) {
+  json_t *w0 = json_object_get(rep, "worker");
+  printf("snakepit check %s\n", c->adapter);
+  printf("  %s profile, %s, Python %s (GIL %s), thread-safety checks %s\n",
+         c->thread_profile ? "thread" : "process", sp_cli_jstr(rep, "layout", ""),
+         sp_cli_jstr(w0, "python_version", "?"),
+         json_is_true(json_object_get(w0, "gil_enabled")) ? "enabled" : "disabled",
+         c->strict ? "strict" : "on");
+  json_t *decl = json_object_get(rep, "thread_safe");
+  printf("\nDeclaration\n  __thread_safe__ = %s\n", json_is_true(decl)    ? "True"
+                                                    : json_is_false(decl) ? "False"
+                                                                          : "(not declared)");
+
+  json_t *tools = json_object_get(rep, "tools");
+  printf("\nTools (%zu)%*s calls  failed  peak overlap\n", json_array_size(tools), 22, "");
+  size_t i;
+  json_t *t;
+  json_array_foreach(tools, i, t) {
+    const char *name = sp_cli_jstr(t, "name", "?");
+    const char *skipped = sp_cli_jstr(t, "skipped", NULL);
+    if (skipped != NULL) {
+      const char *nl = strchr(skipped, '\n');
+      printf("  %-28s skipped: %.*s\n", name, nl ? (int)(nl - skipped) : (int)strlen(skipped),
+             skipped);
+      continue;
+    }
+    printf("  %-28s %7lld %7lld %7lld%s\n", name, json_integer_value(json_object_get(t, "calls")),
+           json_integer_value(json_object_get(t, "failed")),
+           json_integer_value(json_object_get(t, "peak_concurrency")),
+           json_is_true(json_object_get(t, "generated_args")) ? "   (generated arguments)" : "");
+  }
+
+  json_t *libs = json_object_get(rep, "libraries");
+  printf("\nLibraries the adapter imported (compatibility matrix)\n");
+  if (json_array_size(libs) == 0) printf("  none listed in the matrix\n");
+  json_array_foreach(libs, i, t) {
+    const char *status = sp_cli_jstr(t, "status", "?");
+    printf("  %-16s %-12s %s\n", sp_cli_jstr(t, "library", "?"), status, sp_cli_jstr(t, "reason", ""));
+    if (strcmp(status, "safe") != 0)
+      printf("  %-16s %-12s workaround: %s\n", "", "", sp_cli_jstr(t, "workaround", ""));
+    const char *at = sp_cli_jstr(t, "imported_at", NULL);
+    if (at != NULL && strcmp(status, "unsafe") == 0) printf("  %-29s imported at %s\n", "", at);
+  }
+
+  json_t *findings = json_object_get(rep, "findings");
+  printf("\nFindings (%zu)\n", json_array_size(findings));
+  if (json_array_size(findings) == 0) printf("  none\n");
+  json_array_foreach(findings, i, t) {
+    char num[32];
+    snprintf(num, sizeof(num), "%3zu. ", i + 1);
+    const char *msg = sp_cli_jstr(t, "message", "");
+    const char *nl = strchr(msg, '\n');
+    printf("%s%.*s\n", num, nl ? (int)(nl - msg) : (int)strlen(msg), msg);
+    if (nl) print_indented(nl + 1, "     ");
+    json_t *count = json_object_get(t, "count");
+    if (count) printf("       seen %lld times\n", json_integer_value(count));
+  }
+  json_t *notes = json_object_get(rep, "notes");
+  if (json_array_size(notes) > 0) {
+    printf("\nNotes\n");
+    json_array_foreach(notes, i, t) print_indented(json_string_value(t), "  - ");
+  }
+  long long problems = json_integer_value(json_object_get(rep, "problems"));
+  printf("\nResult: %s", problems ? "" : "no thread-safety problems found\n");
+  if (problems) printf("%lld problem%s found\n", problems, problems == 1 ? "" : "s");
+}
+
+/* Turns the merged checker report and the tool runs into the check report. */
+static json_t *build_report(const check_opts_t *c, json_t *merged, json_t *first_worker,
+                            tool_run_t *runs, size_t nruns) {
+  json_t *rep = json_object(), *findings = json_array(), *notes = json_array(),
+         *tools = json_array();
+  char layout[64];
+  snprintf(layout, sizeof(layout),
+           c->thread_profile ? "1 worker x %d threads" : "%d workers x 1 thread", c->threads);
+  json_object_set_new(rep, "adapter", json_string(c->adapter));
+  json_object_set_new(rep, "profile", json_string(c->thread_profile ? "thread" : "process"));
+  json_object_set_new(rep, "layout", json_string(layout));
+  json_object_set(rep, "thread_safe", json_object_get(first_worker, "thread_safe"));
+  json_t *worker = json_object();
+  json_object_set(worker, "python_version", json_object_get(first_worker, "python_version"));
+  json_object_set(worker, "gil_enabled", json_object_get(first_worker, "gil_enabled"));
+  json_object_set_new(rep, "worker", worker);
+
+  json_t *decl = json_object_get(first_worker, "thread_safe");
+  if (!json_is_true(decl)) {
+    char msg[512];
+    snprintf(msg, sizeof(msg),
+             "⚠️  Adapter %s does not declare thread safety.\n"
+             "  Add __thread_safe__ = True to the class once its shared state is read-only, "
+             "thread-local or locked%s.",
+             sp_cli_jstr(first_worker, "adapter_class", c->adapter),
+             c->thread_profile ? "" : " (not needed in the process profile)");
+    json_array_append_new(
+        c->thread_profile ? findings : notes,
+        c->thread_profile ? finding("undeclared_adapter", msg) : json_string(msg));
+  }
+
+  json_t *conc = json_object_get(merged, "concurrent_accesses");
+  for (size_t i = 0; i < nruns; i++) {
+    tool_run_t *t = &runs[i];
+    json_t *o = json_object();
+    json_object_set_new(o, "name", json_string(t->name));
+    if (t->skipped) {
+      char why[1600];
+      snprintf(why, sizeof(why), "%s%s%s", t->skipped, t->alone_error[0] ? ": " : "",
+               t->alone_error);
+      json_object_set_new(o, "skipped", json_string(why));
+      json_array_append_new(tools, o);
+      continue;
+    }
+    json_t *peak = json_object_get(conc, t->name);
+    long long p = peak ? json_integer_value(peak) : 1;
+    json_object_set_new(o, "calls", json_integer(t->calls));
+    json_object_set_new(o, "ok", json_integer(t->ok));
+    json_object_set_new(o, "failed", json_integer(t->failed));
+    json_object_set_new(o, "peak_concurrency", json_integer(p));
+    json_object_set_new(o, "seconds", json_real(t->seconds));
+    json_object_set_new(o, "generated_args", json_boolean(t->generated));
+    json_object_set(o, "args", json_array_get(t->args, 0));
+    json_array_append_new(tools, o);
+    if (t->failed) {
+      char msg[2048];
+      snprintf(
+          msg, sizeof(msg),
+          "⚠️  Tool '%s' failed %d of %d times under concurrent load%s, but not when called "
+          "alone: %s",
+          t->name, t->failed, t->calls, t->crashed ? " (the worker crashed)" : "", t->first_error);
+      json_t *f = finding("fails_under_load", msg);
+      json_object_set_new(f, "tool", json_string(t->name));
+      json_array_append_new(findings, f);
+    }
+    if (p < 2 && c->thread_profile && c->threads > 1) {
+      char note[512];
+      snprintf(note, sizeof(note),
+               "%s: its calls never overlapped (too short to interleave on this Python), so races "
+               "inside it cannot be seen; raise --calls, or give it slower arguments with --args.",
+               t->name);
+      json_array_append_new(notes, json_string(note));
+    }
+  }
+  json_object_set_new(rep, "tools", tools);
+
+  size_t i;
+  json_t *v;
+  json_array_foreach(json_object_get(merged, "unlocked_writes"), i, v) {
+    json_t *f = finding("unlocked_write", sp_cli_jstr(v, "message", ""));
+    const char *keys[] = {"attribute", "class",  "operation",    "function",   "tool", "file",
+                          "line",      "thread", "other_thread", "other_tool", "count"};
+    for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+      json_object_set(f, keys[k], json_object_get(v, keys[k]));
+    json_object_set(f, "write_kind", json_object_get(v, "kind"));
+    json_array_append_new(findings, f);
+  }
+  json_t *libs = json_object_get(merged, "imported_libraries");
+  json_array_foreach(libs, i, v) {
+    const char *lib = sp_cli_jstr(v, "library", "?");
+    if (strcmp(sp_cli_jstr(v, "status", ""), "unsafe") != 0) continue;
+    char msg[2048], site[768] = "";
+    const char *at = sp_cli_jstr(v, "imported_at", NULL), *tool = sp_cli_jstr(v, "tool", NULL);
+    if (at != NULL)
+      snprintf(site, sizeof(site), "  Imported at: %s%s%s%s%s%s\n", at,
+               tool ? " (during tool '" : "", tool ? tool : "", tool ? "' on thread '" : "",
+               tool ? sp_cli_jstr(v, "thread", "?") : "", tool ? "')" : "");
+    snprintf(
+        msg, sizeof(msg),
+        "⚠️  THREAD SAFETY: Unsafe library '%s' detected\n%s  Reason: %s\n  Workaround: %s",
+        lib, site, sp_cli_jstr(v, "reason", ""), sp_cli_jstr(v, "workaround", ""));
+    if (!c->thread_profile || in_list(c->allow, c->nallow, lib)) {
+      char note[256];
+      snprintf(note, sizeof(note), "unsafe library '%s' not counted: %s", lib,
+               c->thread_profile ? "allowed with --allow"
+                                 : "the process profile runs one call per process");
+      json_array_append_new(notes, json_string(note));
+      continue;
+    }
+    json_t *f = finding("unsafe_library", msg);
+    json_object_set_new(f, "library", json_string(lib));
+    json_array_append_new(findings, f);
+  }
+  json_object_set(rep, "libraries", libs);
+  if (!json_is_true(json_object_get(first_worker, "container_tracking")))
+    json_array_append_new(
+        notes, json_string("in-place changes of lists/dicts/sets are not tracked on this Python"));
+  json_object_set_new(rep, "problems", json_integer((json_int_t)json_array_size(findings)));
+  json_object_set_new(rep, "findings", findings);
+  json_object_set_new(rep, "notes", notes);
+  json_object_set(rep, "checker", merged);
+  return rep;
+}
+
+/* Reads --args FILE: {"tool": {args} | [{args}, ...]}. */
+static json_t *load_args_file(const char *path) {
+  json_error_t jerr;
+  json_t *o = json_load_file(path, 0, &jerr);
+  if (o == NULL) {
+    if (jerr.line > 0)
+      fprintf(stderr, "snakepit check: --args %s:%d: %s\n", path, jerr.line, jerr.text);
+    else
+      fprintf(stderr, "snakepit check: --args %s\n", jerr.text);
+    return NULL;
+  }
+  const char *k;
+  json_t *v;
+  int bad = !json_is_object(o);
+  json_object_foreach(o, k, v) {
+    if (json_is_object(v)) continue;
+    size_t i;
+    json_t *e;
+    if (!json_is_array(v) || json_array_size(v) == 0) bad = 1;
+    json_array_foreach(v, i, e) bad |= !json_is_object(e);
+  }
+  if (bad) {
+    fprintf(stderr,
+            "snakepit check: --args %s: must map each tool name to an arguments object "
+            "or a non-empty list of them\n",
+            path);
+    json_decref(o);
+    return NULL;
+  }
+  return o;
+}
+
 int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv) {
-  (void)o;
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "snakepit: check is not available in this build\n");
-  return SP_EXIT_USAGE;
+  check_opts_t c;
+  memset(&c, 0, sizeof(c));
+  c.thread_profile = 1;
+  c.quiet = o->quiet;
+  c.timeout_ms = o->timeout_ms;
+  int rc = parse_check(argc, argv, &c);
+  if (rc != 0) return rc > 0 ? SP_EXIT_OK : SP_EXIT_USAGE;
+  if (o->config != NULL)
+    fprintf(stderr, "snakepit check: -c %s ignored: check runs the adapter in a pool of its own\n",
+            o->config);
+
+  sp_runtime_t *rt = NULL;
+  json_t *file_args = NULL, *tools = NULL, *reports = NULL, *merged = NULL, *rep = NULL;
+  tool_run_t *runs = NULL;
+  size_t nruns = 0;
+  char *tools_text = NULL;
+  char yaml[16384];
+  sp_error_t err;
+  int exit_code = SP_EXIT_USAGE;
+  size_t i;
+  json_t *t;
+
+  if (c.args_file && (file_args = load_args_file(c.args_file)) == NULL) goto done;
+  if ((rc = build_yaml(&c, yaml, sizeof(yaml))) != 0) {
+    if (rc == -1)
+      fprintf(stderr, "snakepit check: adapter name or path is not usable in a config\n");
+    goto done;
+  }
+  sp_set_log_handler(check_log, &c);
+  if (sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "snakepit check", &err) != 0) {
+    if (err.code == SP_ECONFIG) {
+      fprintf(stderr, "snakepit check: %s\n", err.message);
+    } else {
+      fprintf(stderr, "snakepit check: %s failed to load\n", c.adapter);
+      sp_cli_report(&err);
+      exit_code = SP_EXIT_CONFIG;
+    }
+    goto done;
+  }
+  exit_code = SP_EXIT_WORKER;
+  if (sp_tools_json(rt, CHECK_POOL, &tools_text, &err) != 0) {
+    sp_cli_report(&err);
+    goto done;
+  }
+  tools = json_loads(tools_text, 0, NULL);
+  if (file_args) {
+    const char *k;
+    json_t *v;
+    json_object_foreach(file_args, k, v) {
+      int known = 0;
+      json_array_foreach(tools, i, t) known |= strcmp(sp_cli_jstr(t, "name", ""), k) == 0;
+      if (!known) {
+        fprintf(stderr, "snakepit check: --args names tool '%s', which %s does not have\n", k,
+                c.adapter);
+        exit_code = SP_EXIT_USAGE;
+        goto done;
+      }
+    }
+  }
+  runs = calloc(json_array_size(tools) + 1, sizeof(*runs));
+  if (runs == NULL) goto done;
+  json_array_foreach(tools, i, t) {
+    const char *name = sp_cli_jstr(t, "name", "");
+    if (name[0] == '_' || in_list(c.skip, c.nskip, name) ||
+        (c.nonly && !in_list(c.only, c.nonly, name)))
+      continue;
+    tool_run_t *r = &runs[nruns++];
+    r->name = name;
+    r->rt = rt;
+    r->calls = c.calls;
+    pthread_mutex_init(&r->mu, NULL);
+    json_t *given = file_args ? json_object_get(file_args, name) : NULL;
+    if (given) {
+      r->args = json_is_array(given) ? json_incref(given) : json_pack("[O]", given);
+    } else {
+      const char *why = NULL;
+      json_t *a = default_args(t, &why);
+      if (a == NULL) {
+        r->skipped = why;
+        continue;
+      }
+      r->generated = json_object_size(a) > 0;
+      r->args = json_pack("[o]", a);
+    }
+  }
+  for (i = 0; i < c.nonly; i++) {
+    int found = 0;
+    for (size_t k = 0; k < nruns; k++) found |= strcmp(runs[k].name, c.only[i]) == 0;
+    if (!found) {
+      fprintf(stderr, "snakepit check: --tool %s: %s has no such tool\n", c.only[i], c.adapter);
+      exit_code = SP_EXIT_USAGE;
+      goto done;
+    }
+  }
+  /* The workers' reports are read (and reset) after loading and after each tool, so
+   * a worker that crashes in one tool loses only that tool's findings. */
+  int clients = 2 * c.threads, want = c.thread_profile ? 1 : c.threads;
+  json_t *pids = json_object(); /* every worker process seen: more than `want` means restarts */
+  reports = json_object();
+  for (i = 0; i <= nruns; i++) {
+    if (i > 0 && !runs[i - 1].skipped) run_tool(&runs[i - 1], clients);
+    if (i > 0 && runs[i - 1].skipped) continue;
+    json_t *batch = sp_cli_collect_reports(rt, CHECK_POOL, want, "{\"reset\": true}", &err);
+    if (batch == NULL) {
+      fprintf(stderr, "snakepit check: cannot read the checker's report: %s\n", err.message);
+      json_decref(pids);
+      goto done;
+    }
+    const char *wid;
+    json_object_foreach(batch, wid, t) {
+      char key[160];
+      snprintf(key, sizeof(key), "%lld", json_integer_value(json_object_get(t, "pid")));
+      json_object_set_new(pids, key, json_true());
+      snprintf(key, sizeof(key), "%s#%zu", wid, i);
+      json_object_set(reports, key, t);
+    }
+    json_decref(batch);
+  }
+  int restarted = (int)json_object_size(pids) > want;
+  json_decref(pids);
+  merged = sp_cli_merge_reports(reports);
+  json_object_del(merged, "workers");
+  json_t *first = NULL;
+  const char *key;
+  json_object_foreach(reports, key, t) {
+    if (first == NULL) first = t;
+  }
+  rep = build_report(&c, merged, first, runs, nruns);
+  if (restarted)
+    json_array_append_new(json_object_get(rep, "notes"),
+                          json_string("a worker restarted during the check (it crashed or was "
+                                      "killed); the findings of the call that killed it are lost"));
+  exit_code = json_integer_value(json_object_get(rep, "problems")) ? SP_EXIT_FINDINGS : SP_EXIT_OK;
+  json_object_set_new(rep, "exit_code", json_integer(exit_code));
+  if (c.json) {
+    char *s = json_dumps(rep, JSON_INDENT(2));
+    if (s) puts(s);
+    free(s);
+  } else {
+    print_text(&c, rep);
+  }
+  fflush(stdout);
+
+done:
+  if (rt) sp_runtime_stop(rt, 5000);
+  sp_set_log_handler(NULL, NULL);
+  for (i = 0; runs && i < nruns; i++) {
+    json_decref(runs[i].args);
+    pthread_mutex_destroy(&runs[i].mu);
+  }
+  free(runs);
+  json_decref(rep);
+  json_decref(merged);
+  json_decref(reports);
+  json_decref(tools);
+  json_decref(file_args);
+  sp_free(tools_text);
+  return exit_code;
 }

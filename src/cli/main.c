@@ -17,7 +17,7 @@
 #include "snakepit.h"
 
 static const char usage_text[] =
-    "usage: snakepit [-c FILE] [--timeout MS] [-q] COMMAND [ARGS]\n"
+    "usage: snakepit [-c FILE | --url URL] [--timeout MS] [-q] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
     "  exec POOL TOOL [JSON]   call TOOL on POOL with JSON object arguments ('{}' if omitted,\n"
@@ -25,6 +25,11 @@ static const char usage_text[] =
     "  tools [POOL]            print the tools (name, description, parameters) of POOL or all\n"
     "  stats [POOL]            print pool statistics as JSON\n"
     "  pools                   print the configured pool names\n"
+    "  serve [OPTIONS]         serve the pools over HTTP: JSON API, /metrics, live dashboard\n"
+    "                          (options: snakepit serve --help)\n"
+    "  check ADAPTER [OPTIONS] load ADAPTER (module.Class) with thread-safety checks, run\n"
+    "                          its tools concurrently and report races; exit 8 if any\n"
+    "                          (options: snakepit check --help)\n"
     "  version                 print the version\n"
     "\n"
     "Options:\n"
@@ -33,11 +38,14 @@ static const char usage_text[] =
     "                      default (process profile, 2 workers)\n"
     "  -t, --timeout MS    per-call timeout in milliseconds (default: the pool's timeout)\n"
     "  -q, --quiet         do not forward worker output and runtime notices to stderr\n"
+    "      --url URL       run exec/tools/stats/pools against a running `snakepit serve`\n"
+    "                      (bearer token from SNAKEPIT_TOKEN or SNAKEPIT_TOKEN_FILE)\n"
     "  -h, --help          show this help\n"
     "\n"
     "Exit codes: 0 ok, 1 the tool raised, 2 usage, 3 config/startup error,\n"
     "            4 invalid call (unknown pool/tool, bad arguments), 5 timeout,\n"
-    "            6 worker crashed or protocol error, 7 pool saturated or stopping\n";
+    "            6 worker crashed or protocol error, 7 pool saturated or stopping,\n"
+    "            8 check found thread-safety problems\n";
 
 int sp_cli_exit_code(int code) {
   switch (sp_err_category(code)) {
@@ -165,6 +173,8 @@ static int cmd_stats(sp_runtime_t *rt, int argc, char **argv) {
     return SP_EXIT_USAGE;
   }
   if (sp_stats_json(rt, argc == 1 ? argv[0] : NULL, &json, &err) != 0) return sp_cli_report(&err);
+  /* Pools running with thread_safety_checks also get the checker's report. */
+  sp_cli_thread_safety_report(rt, argc == 1 ? argv[0] : NULL, &json);
   sp_cli_print_json(json);
   sp_free(json);
   return SP_EXIT_OK;
