@@ -27,7 +27,6 @@ is read-only after ``load`` (shutdown is guarded by a lock).
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import inspect
 import json
@@ -346,6 +345,8 @@ class _Tool:
         else:
             result = self.fn(**args)
         if self.is_async and inspect.isawaitable(result):
+            import asyncio  # only adapters with async tools pay its ~20 ms import
+
             result = asyncio.run(_await(result))
         return result
 
