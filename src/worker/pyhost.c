@@ -210,7 +210,23 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
   config.install_signal_handlers = 0; /* the manager signals us; Python must not catch them */
   config.parse_argv = 0;
   config.buffered_stdio = 0; /* tool output reaches the manager's log line by line */
-  PyStatus st = Py_InitializeFromConfig(&config);
+  /* Without a program name CPython looks for "python3" on PATH and derives its
+   * prefix from whatever it finds there (a pyenv or venv interpreter, say), then
+   * loads that interpreter's standard library. Naming our own executable makes it
+   * fall back to the prefix libpython was built for. */
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  PyStatus st;
+  if (n > 0) {
+    exe[n] = '\0';
+    st = PyConfig_SetBytesString(&config, &config.program_name, exe);
+    if (PyStatus_Exception(st)) {
+      PyConfig_Clear(&config);
+      *failure = json_fallback("RuntimeError", "cannot set the program name");
+      return rc;
+    }
+  }
+  st = Py_InitializeFromConfig(&config);
   PyConfig_Clear(&config);
   if (PyStatus_Exception(st)) {
     *failure = json_fallback("RuntimeError", st.err_msg ? st.err_msg : "Python failed to start");

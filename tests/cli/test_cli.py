@@ -576,3 +576,23 @@ def test_second_signal_exits_at_once(slow_cfg):
     assert "exiting now" in err
     # The worker goes down with the manager instead of sleeping on as an orphan.
     assert process_gone(pid, 5), f"worker {pid} outlived the CLI"
+
+
+def test_worker_ignores_another_python_first_on_path(tmp_path):
+    """A foreign interpreter first on PATH must not lend the embedded one its stdlib."""
+    version = subprocess.run(["/usr/bin/python3", "-c",
+                              "import sys; print(f'{sys.version_info[0]}.{sys.version_info[1]}')"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    fake = tmp_path / "otherpython"
+    (fake / "bin").mkdir(parents=True)
+    exe = fake / "bin" / "python3"
+    exe.write_text("#!/bin/sh\nexit 1\n")
+    exe.chmod(0o755)
+    stdlib = fake / "lib" / f"python{version}"
+    stdlib.mkdir(parents=True)
+    (stdlib / "os.py").write_text("raise ImportError('wrong standard library')\n")
+    env = dict(os.environ, PATH=f"{fake / 'bin'}:{os.environ.get('PATH', '')}")
+    proc = subprocess.run([BIN, "-q", "exec", "hpc_pool", "compute_intensive", '{"data": [1, 2]}'],
+                          capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env)
+    assert proc.returncode == EXIT_OK, proc.stderr
+    assert json.loads(proc.stdout)["count"] == 2
