@@ -26,6 +26,7 @@ test: build
 
 bench: build
 	$(PYTHON) bench/report.py --build $(BUILD)
+	$(PYTHON) bench/http/bench_http.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

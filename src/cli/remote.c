@@ -1,14 +1,312 @@
 /*
- * remote.c - exec/tools/stats/pools against a running `snakepit serve` (--url).
+ * remote.c - exec/tools/stats/pools against a running `snakepit serve` (--url)
+ * instead of starting pools: same output and exit codes as the local commands.
+ *
+ * The HTTP client is libcurl (Debian's libcurl4-openssl-dev) rather than a
+ * hand-written one: it already gets right what a small client tends to get
+ * wrong (chunked and keep-alive responses, IPv6 literals, proxies from the
+ * environment, https:// to a TLS-terminating proxy in front of the server) and
+ * it gives precise connection error messages, for one well-kept dependency.
  */
+#include <curl/curl.h>
+#include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cli.h"
 
+typedef struct {
+  char *data;
+  size_t len, cap;
+} buf_t;
+
+typedef struct {
+  CURL *curl;
+  const char *base; /* without a trailing slash */
+  size_t base_len;
+  char auth[4200]; /* "Authorization: Bearer ..." or "" */
+  long timeout_ms;
+  const char *query; /* appended to the next URL, e.g. "?thread_safety=1", or NULL */
+} client_t;
+
+static size_t on_data(char *ptr, size_t size, size_t n, void *ud) {
+  buf_t *b = ud;
+  size_t add = size * n;
+  if (b->len + add + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 4096;
+    while (cap < b->len + add + 1) cap *= 2;
+    char *nd = realloc(b->data, cap);
+    if (nd == NULL) return 0; /* makes curl fail with CURLE_WRITE_ERROR */
+    b->data = nd;
+    b->cap = cap;
+  }
+  memcpy(b->data + b->len, ptr, add);
+  b->len += add;
+  b->data[b->len] = '\0';
+  return add;
+}
+
+/* The token comes from the environment (SNAKEPIT_TOKEN, or a file named by
+ * SNAKEPIT_TOKEN_FILE), never from the command line, where `ps` shows it. */
+static int load_token(client_t *c) {
+  const char *tok = getenv("SNAKEPIT_TOKEN");
+  char buf[4097];
+  const char *path = getenv("SNAKEPIT_TOKEN_FILE");
+  if ((tok == NULL || *tok == '\0') && path != NULL && *path != '\0') {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+      fprintf(stderr, "snakepit: cannot read SNAKEPIT_TOKEN_FILE %s: %s\n", path, strerror(errno));
+      return -1;
+    }
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+      buf[--n] = '\0';
+    tok = buf;
+  }
+  c->auth[0] = '\0';
+  if (tok != NULL && *tok != '\0')
+    snprintf(c->auth, sizeof(c->auth), "Authorization: Bearer %s", tok);
+  return 0;
+}
+
+/* Appends a URL-escaped path segment. */
+static int add_segment(CURL *curl, char *url, size_t len, const char *seg) {
+  char *esc = curl_easy_escape(curl, seg, 0);
+  if (esc == NULL) return -1;
+  size_t used = strlen(url);
+  int n = snprintf(url + used, len - used, "/%s", esc);
+  curl_free(esc);
+  return n < 0 || (size_t)n >= len - used ? -1 : 0;
+}
+
+/* One request; *status is the HTTP status, or 0 when the server could not be reached. */
+/* POSTs body when it is non-NULL, else GETs. */
+static int request(client_t *c, const char *path_segs[], size_t nseg, const char *body, buf_t *out,
+                   long *status) {
+  char url[2048];
+  snprintf(url, sizeof(url), "%.*s/v1/pools", (int)c->base_len, c->base);
+  for (size_t i = 0; i < nseg; i++)
+    if (add_segment(c->curl, url, sizeof(url), path_segs[i]) != 0) {
+      fprintf(stderr, "snakepit: URL too long\n");
+      return SP_EXIT_USAGE;
+    }
+  if (c->query != NULL) strncat(url, c->query, sizeof(url) - strlen(url) - 1);
+  struct curl_slist *hdrs = NULL;
+  char timeout_hdr[64];
+  hdrs = curl_slist_append(hdrs, "Accept: application/json");
+  if (body) hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+  /* No "Expect: 100-continue" round trip for large arguments. */
+  if (body) hdrs = curl_slist_append(hdrs, "Expect:");
+  if (c->auth[0]) hdrs = curl_slist_append(hdrs, c->auth);
+  if (c->timeout_ms > 0) {
+    snprintf(timeout_hdr, sizeof(timeout_hdr), "X-Timeout-Ms: %ld", c->timeout_ms);
+    hdrs = curl_slist_append(hdrs, timeout_hdr);
+  }
+  curl_easy_setopt(c->curl, CURLOPT_URL, url);
+  curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
+  curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
+  /* A proxy from the environment cannot reach this machine's loopback server. */
+  curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
+  curl_easy_setopt(c->curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  /* The server enforces the call's deadline; this only guards against a server
+   * that stopped answering, so it leaves the server time to say "timeout". */
+  curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms > 0 ? c->timeout_ms + 10000 : 0L);
+  if (body) {
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+  } else {
+    curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
+  }
+  CURLcode cc = curl_easy_perform(c->curl);
+  curl_slist_free_all(hdrs);
+  *status = 0;
+  if (cc != CURLE_OK) {
+    fprintf(stderr, "snakepit: cannot reach %s: %s\n", c->base, curl_easy_strerror(cc));
+    return SP_EXIT_CONFIG;
+  }
+  curl_easy_getinfo(c->curl, CURLINFO_RESPONSE_CODE, status);
+  return -1;
+}
+
+/* SP_E* value of a code name ("SP_ETIMEOUT"), or 0 if it names none. */
+static int code_of(const char *name) {
+#define SP__CODE_LOOKUP(n, value, cat, desc) \
+  if (strcmp(name, "SP_E" #n) == 0) return value;
+  SP_ERRNO_MAP(SP__CODE_LOOKUP)
+#undef SP__CODE_LOOKUP
+  return 0;
+}
+
+/* Prints a non-2xx answer the way the local commands print errors; returns the exit code. */
+static int report_http_error(long status, const buf_t *b) {
+  json_t *doc = b->data ? json_loads(b->data, 0, NULL) : NULL;
+  json_t *e = json_object_get(doc, "error");
+  const char *code = json_string_value(json_object_get(e, "code"));
+  int rc;
+  if (code != NULL && code_of(code) != 0) {
+    sp_error_t err;
+    memset(&err, 0, sizeof(err));
+    err.code = code_of(code);
+    err.category = sp_err_category(err.code);
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *pt = json_string_value(json_object_get(e, "python_type"));
+    const char *tb = json_string_value(json_object_get(e, "traceback"));
+    snprintf(err.message, sizeof(err.message), "%s", msg ? msg : "");
+    snprintf(err.python_type, sizeof(err.python_type), "%s", pt ? pt : "");
+    snprintf(err.traceback, sizeof(err.traceback), "%s", tb ? tb : "");
+    rc = sp_cli_report(&err);
+  } else if (code != NULL) {
+    /* The server's own refusals (token, endpoint, body size): a problem with
+     * how it was reached rather than with the call. */
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    fprintf(stderr, "snakepit: http error %ld (%s): %s\n", status, code, msg ? msg : "");
+    rc = status == 413 ? SP_EXIT_INVALID : SP_EXIT_CONFIG;
+  } else {
+    fprintf(stderr, "snakepit: unexpected HTTP %ld answer: %.300s\n", status,
+            b->data ? b->data : "(empty)");
+    rc = status >= 500 ? SP_EXIT_WORKER : SP_EXIT_CONFIG;
+  }
+  json_decref(doc);
+  return rc;
+}
+
+/* GETs /v1/pools[/segs...] into *b; returns -1 on a 2xx, else the exit code. */
+static int get(client_t *c, const char *segs[], size_t n, buf_t *b) {
+  long status = 0;
+  int rc = request(c, segs, n, NULL, b, &status);
+  if (rc >= 0) return rc;
+  return status >= 200 && status < 300 ? -1 : report_http_error(status, b);
+}
+
+static char *read_stdin(void) {
+  buf_t b = {0};
+  char chunk[65536];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
+    if (on_data(chunk, 1, n, &b) != n) {
+      free(b.data);
+      return NULL;
+    }
+  return b.data ? b.data : strdup("");
+}
+
+static int cmd_exec(client_t *c, int argc, char **argv) {
+  if (argc < 3 || argc > 4) {
+    fprintf(stderr, "snakepit: exec needs POOL TOOL [JSON]\n");
+    return SP_EXIT_USAGE;
+  }
+  char *owned = NULL;
+  const char *args = argc == 4 ? argv[3] : "{}";
+  if (strcmp(args, "-") == 0) {
+    if ((owned = read_stdin()) == NULL) {
+      fprintf(stderr, "snakepit: cannot read arguments from stdin: %s\n", strerror(errno));
+      return SP_EXIT_USAGE;
+    }
+    args = owned;
+  }
+  const char *segs[] = {argv[1], "tools", argv[2]};
+  buf_t b = {0};
+  long status = 0;
+  int rc = request(c, segs, 3, args, &b, &status);
+  if (rc < 0) {
+    if (status == 200) {
+      sp_cli_print_json(b.data ? b.data : "null");
+      rc = SP_EXIT_OK;
+    } else {
+      rc = report_http_error(status, &b);
+    }
+  }
+  free(b.data);
+  free(owned);
+  return rc;
+}
+
+static int cmd_get(client_t *c, const char *cmd, int argc, char **argv) {
+  if (argc > 2 || (argc > 1 && strcmp(cmd, "pools") == 0)) {
+    fprintf(stderr, "snakepit: %s takes %s\n", cmd,
+            strcmp(cmd, "pools") ? "at most one POOL" : "no arguments");
+    return SP_EXIT_USAGE;
+  }
+  buf_t b = {0};
+  int rc;
+  if (strcmp(cmd, "stats") == 0) {
+    const char *segs[] = {argc == 2 ? argv[1] : NULL};
+    c->query = "?thread_safety=1"; /* like the local command: the checker's report too */
+    rc = get(c, segs, argc == 2 ? 1 : 0, &b);
+    c->query = NULL;
+    if (rc < 0) {
+      sp_cli_print_json(b.data);
+      rc = SP_EXIT_OK;
+    }
+    free(b.data);
+    return rc;
+  }
+  if (strcmp(cmd, "tools") == 0 && argc == 2) {
+    const char *segs[] = {argv[1], "tools"};
+    if ((rc = get(c, segs, 2, &b)) < 0) {
+      sp_cli_print_json(b.data);
+      rc = SP_EXIT_OK;
+    }
+    free(b.data);
+    return rc;
+  }
+  /* pools, and tools of every pool: both start from the list of pools. */
+  if ((rc = get(c, NULL, 0, &b)) >= 0) {
+    free(b.data);
+    return rc;
+  }
+  json_t *doc = json_loads(b.data, 0, NULL);
+  free(b.data);
+  json_t *out = strcmp(cmd, "pools") == 0 ? json_array() : json_object();
+  json_t *p;
+  size_t i;
+  rc = SP_EXIT_OK;
+  json_array_foreach(json_object_get(doc, "pools"), i, p) {
+    const char *name = json_string_value(json_object_get(p, "name"));
+    if (name == NULL) continue;
+    if (json_is_array(out)) {
+      json_array_append_new(out, json_string(name));
+      continue;
+    }
+    buf_t tb = {0};
+    const char *segs[] = {name, "tools"};
+    if ((rc = get(c, segs, 2, &tb)) >= 0) break;
+    rc = SP_EXIT_OK;
+    json_object_set_new(out, name, json_loads(tb.data, 0, NULL));
+    free(tb.data);
+  }
+  if (rc == SP_EXIT_OK) {
+    char *s = json_dumps(out, JSON_INDENT(2));
+    puts(s ? s : "null");
+    free(s);
+  }
+  json_decref(out);
+  json_decref(doc);
+  return rc;
+}
+
 int sp_cli_remote(const sp_cli_opts_t *o, int argc, char **argv) {
-  (void)o;
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "snakepit: --url is not available in this build\n");
-  return SP_EXIT_USAGE;
+  client_t c = {.base = o->url, .timeout_ms = o->timeout_ms};
+  if (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0) {
+    fprintf(stderr, "snakepit: --url must start with http:// or https://, got '%s'\n", o->url);
+    return SP_EXIT_USAGE;
+  }
+  c.base_len = strlen(o->url);
+  while (c.base_len > 0 && o->url[c.base_len - 1] == '/') c.base_len--;
+  if (load_token(&c) != 0) return SP_EXIT_USAGE;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || (c.curl = curl_easy_init()) == NULL) {
+    fprintf(stderr, "snakepit: cannot initialise libcurl\n");
+    return SP_EXIT_WORKER;
+  }
+  int rc =
+      strcmp(argv[0], "exec") == 0 ? cmd_exec(&c, argc, argv) : cmd_get(&c, argv[0], argc, argv);
+  curl_easy_cleanup(c.curl);
+  curl_global_cleanup();
+  return rc;
 }

@@ -1,14 +1,305 @@
 /*
- * serve.c - `snakepit serve`: the HTTP/JSON front end.
+ * serve.c - `snakepit serve`: starts the pools of a config and serves them over
+ * HTTP (src/http/) until SIGINT/SIGTERM, then stops gracefully: stop accepting,
+ * let calls in flight finish, stop the server, stop the workers.
  */
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "http.h"
 
-int sp_cli_serve(const sp_cli_opts_t *o, int argc, char **argv) {
-  (void)o;
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "snakepit: serve is not available in this build\n");
-  return SP_EXIT_USAGE;
+static const char serve_usage[] =
+    "usage: snakepit serve [-c FILE] [--listen HOST:PORT] [--token-file FILE] [--insecure]\n"
+    "                      [--timeout MS] [--max-body SIZE] [--read-timeout SEC]\n"
+    "                      [--threads N] [--max-connections N] [--drain-timeout SEC]\n"
+    "                      [--access-log] [-q]\n"
+    "\n"
+    "Serves the pools over HTTP/1.1 (keep-alive): POST /v1/pools/POOL/tools/TOOL,\n"
+    "GET /v1/pools[/POOL[/tools]], /healthz, /readyz, /metrics, and the dashboard at /.\n"
+    "\n"
+    "  -c, --config FILE        pools configuration (default: the built-in pools)\n"
+    "  -l, --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; port 0 = any free)\n"
+    "      --token-file FILE    require 'Authorization: Bearer TOKEN' (the file's content) on\n"
+    "                           the API and /metrics; needed to listen on a non-loopback address\n"
+    "      --insecure           allow a non-loopback address without a token\n"
+    "  -t, --timeout MS         per-call timeout when a request sets none (default: the pool's)\n"
+    "      --max-body SIZE      largest request body (default 8MiB; KiB, MiB suffixes)\n"
+    "      --read-timeout SEC   close connections idle or stalled this long (default 30)\n"
+    "      --threads N          HTTP event-loop threads (default: half the CPUs, 1 to 4)\n"
+    "      --max-connections N  open connections at most (default 1024)\n"
+    "      --drain-timeout SEC  on SIGTERM, time calls in flight get to finish (default 30)\n"
+    "      --access-log         log every request to stderr\n"
+    "  -q, --quiet              do not forward worker output to stderr\n"
+    "\n"
+    "SIGINT/SIGTERM stop gracefully; a second signal exits at once.\n";
+
+typedef struct {
+  const char *config;
+  const char *listen;
+  const char *token_file;
+  int insecure, quiet, access_log;
+  long timeout_ms;
+  unsigned long long max_body;
+  long read_timeout_s, threads, max_connections, drain_s;
+} serve_opts_t;
+
+static void quiet_log(int level, const char *line, void *ud) {
+  (void)ud;
+  if (level >= 3) fprintf(stderr, "%s\n", line);
+}
+
+static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
+  char *end = NULL;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end != '\0' || v < lo || v > hi) {
+    fprintf(stderr, "snakepit: %s needs a whole number between %ld and %ld, got '%s'\n", opt, lo,
+            hi, s);
+    return -1;
+  }
+  *out = v;
+  return 0;
+}
+
+/* "65536", "512KiB", "8MiB", "1GiB" (KB/MB/GB and K/M/G mean the same powers of 1024). */
+static int parse_size(const char *s, unsigned long long *out) {
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || s[0] == '-') goto bad;
+  unsigned long long mul = 1;
+  if (*end == 'K' || *end == 'k')
+    mul = 1ull << 10;
+  else if (*end == 'M' || *end == 'm')
+    mul = 1ull << 20;
+  else if (*end == 'G' || *end == 'g')
+    mul = 1ull << 30;
+  else if (*end != '\0' && strcmp(end, "B") != 0)
+    goto bad;
+  if (mul > 1) {
+    end++;
+    if (strcmp(end, "") && strcmp(end, "B") && strcmp(end, "iB")) goto bad;
+  }
+  if (v == 0 || v > (1ull << 30) / mul) goto bad;
+  *out = v * mul;
+  return 0;
+bad:
+  fprintf(stderr,
+          "snakepit: --max-body needs a size from 1 byte to 1GiB (e.g. 65536, 512KiB, 8MiB), got "
+          "'%s'\n",
+          s);
+  return -1;
+}
+
+static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_t *o) {
+  enum { O_TOKEN = 256, O_INSECURE, O_MAXBODY, O_READTO, O_THREADS, O_MAXCONN, O_DRAIN, O_ALOG };
+  static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                           {"listen", required_argument, NULL, 'l'},
+                                           {"timeout", required_argument, NULL, 't'},
+                                           {"quiet", no_argument, NULL, 'q'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {"token-file", required_argument, NULL, O_TOKEN},
+                                           {"insecure", no_argument, NULL, O_INSECURE},
+                                           {"max-body", required_argument, NULL, O_MAXBODY},
+                                           {"read-timeout", required_argument, NULL, O_READTO},
+                                           {"threads", required_argument, NULL, O_THREADS},
+                                           {"max-connections", required_argument, NULL, O_MAXCONN},
+                                           {"drain-timeout", required_argument, NULL, O_DRAIN},
+                                           {"access-log", no_argument, NULL, O_ALOG},
+                                           {NULL, 0, NULL, 0}};
+  *o = (serve_opts_t){.config = g->config,
+                      .listen = "127.0.0.1:8080",
+                      .quiet = g->quiet,
+                      .timeout_ms = g->timeout_ms,
+                      .max_body = 8ull << 20,
+                      .read_timeout_s = 30,
+                      .threads = 0,
+                      .max_connections = 1024,
+                      .drain_s = 30};
+  optind = 0; /* 0 makes glibc re-initialise getopt; argv[0] is "serve" */
+  int c;
+  while ((c = getopt_long(argc, argv, "c:l:t:qh", longopts, NULL)) != -1) {
+    int bad = 0;
+    switch (c) {
+      case 'c': o->config = optarg; break;
+      case 'l': o->listen = optarg; break;
+      case 't': bad = parse_long("--timeout", optarg, 1, 86400000, &o->timeout_ms); break;
+      case 'q': o->quiet = 1; break;
+      case 'h': fputs(serve_usage, stdout); return SP_EXIT_OK;
+      case O_TOKEN: o->token_file = optarg; break;
+      case O_INSECURE: o->insecure = 1; break;
+      case O_MAXBODY: bad = parse_size(optarg, &o->max_body); break;
+      case O_READTO: bad = parse_long("--read-timeout", optarg, 1, 3600, &o->read_timeout_s); break;
+      case O_THREADS: bad = parse_long("--threads", optarg, 1, 64, &o->threads); break;
+      case O_MAXCONN:
+        bad = parse_long("--max-connections", optarg, 1, 65536, &o->max_connections);
+        break;
+      case O_DRAIN: bad = parse_long("--drain-timeout", optarg, 0, 3600, &o->drain_s); break;
+      case O_ALOG: o->access_log = 1; break;
+      default: bad = 1; break;
+    }
+    if (bad) {
+      fputs(serve_usage, stderr);
+      return SP_EXIT_USAGE;
+    }
+  }
+  if (optind < argc) {
+    fprintf(stderr, "snakepit: serve takes no arguments, got '%s'\n\n%s", argv[optind],
+            serve_usage);
+    return SP_EXIT_USAGE;
+  }
+  return -1;
+}
+
+/* Reads the token: the file's content without surrounding whitespace. */
+static char *read_token(const char *path) {
+  char *tok = NULL;
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    fprintf(stderr, "snakepit: cannot read --token-file %s: %s\n", path, strerror(errno));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077) != 0)
+    fprintf(stderr, "snakepit: warning: token file %s is readable by other users (chmod 600 it)\n",
+            path);
+  char buf[4097];
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  buf[n] = '\0';
+  char *s = buf, *e = buf + n;
+  while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') s++;
+  while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\n' || e[-1] == '\r')) *--e = '\0';
+  int ok = e > s && n < sizeof(buf) - 1;
+  for (const char *c = s; ok && *c; c++) ok = *c > ' ' && *c < 127;
+  if (!ok)
+    fprintf(stderr,
+            "snakepit: --token-file %s must hold one token of printable characters "
+            "without spaces (at most 4096)\n",
+            path);
+  else
+    tok = strdup(s);
+  fclose(f);
+  return tok;
+}
+
+/* The second SIGINT/SIGTERM (the first one is taken by the main thread) exits at once. */
+static sigset_t g_signals;
+
+static void *force_exit_main(void *arg) {
+  (void)arg;
+  int sig;
+  if (sigwait(&g_signals, &sig) == 0) {
+    fprintf(stderr, "snakepit: %s received again: exiting now\n", strsignal(sig));
+    _exit(128 + sig);
+  }
+  return NULL;
+}
+
+static void print_pools(sp_runtime_t *rt, char *buf, size_t len) {
+  sp_error_t err;
+  char *json = NULL;
+  snprintf(buf, len, "?");
+  if (sp_pools_json(rt, &json, &err) != 0) return;
+  /* ["a","b"] -> a, b: the names are [A-Za-z0-9_.-], nothing to unescape. */
+  size_t j = 0;
+  for (const char *c = json; *c && j + 3 < len; c++) {
+    if (*c == '"' || *c == '[' || *c == ']') continue;
+    buf[j++] = *c;
+    if (*c == ',') buf[j++] = ' ';
+  }
+  buf[j] = '\0';
+  sp_free(json);
+}
+
+int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
+  serve_opts_t o;
+  int rc = parse_opts(g, argc, argv, &o);
+  if (rc >= 0) return rc;
+
+  char *token = NULL;
+  int fd = -1, loopback = 0;
+  char url[128], pools[512];
+  sp_runtime_t *rt = NULL;
+  sp__http_t *srv = NULL;
+  sp_error_t err;
+  rc = SP_EXIT_USAGE;
+  if (o.token_file != NULL && (token = read_token(o.token_file)) == NULL) goto done;
+  /* Bind before starting workers: a busy port fails in milliseconds, not after startup. */
+  if (sp__http_listen(o.listen, token != NULL || o.insecure, &fd, &loopback, url, sizeof(url),
+                      &err) != 0) {
+    fprintf(stderr, "snakepit: %s\n", err.message);
+    rc = err.code == SP_EINVAL ? SP_EXIT_USAGE : SP_EXIT_CONFIG;
+    goto done;
+  }
+  if (!loopback && token == NULL)
+    fprintf(stderr, "snakepit: warning: serving on %s without authentication (--insecure)\n", url);
+  if (o.quiet) sp_set_log_handler(quiet_log, NULL);
+
+  /* SIGINT/SIGTERM are taken with sigwait; blocking them here makes every thread
+   * started below (the runtime's, MHD's) inherit the mask. A write to a client
+   * that went away must fail with EPIPE, not end the process. */
+  sigemptyset(&g_signals);
+  sigaddset(&g_signals, SIGINT);
+  sigaddset(&g_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &g_signals, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  if (sp_runtime_start_file(&rt, o.config, &err) != 0) {
+    rc = sp_cli_report(&err);
+    goto done;
+  }
+  /* HTTP parsing is a small part of a call's cost next to the runtime's loop
+   * thread and the workers, which need CPUs too: half the CPUs is plenty. */
+  if (o.threads == 0) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o.threads = cpus >= 8 ? 4 : cpus >= 4 ? cpus / 2 : 1;
+  }
+  sp__http_opts_t ho = {.listen_fd = fd,
+                        .token = token,
+                        .max_body = (size_t)o.max_body,
+                        .read_timeout_s = (unsigned)o.read_timeout_s,
+                        .threads = (unsigned)o.threads,
+                        .max_connections = (unsigned)o.max_connections,
+                        .call_timeout_ms = o.timeout_ms,
+                        .access_log = o.access_log};
+  fd = -1; /* the server owns it now, also when it fails to start */
+  if (sp__http_start(&srv, rt, &ho, &err) != 0) {
+    fprintf(stderr, "snakepit: %s\n", err.message);
+    rc = SP_EXIT_CONFIG;
+    goto done;
+  }
+  print_pools(rt, pools, sizeof(pools));
+  fprintf(stderr, "snakepit: listening on %s (pools: %s; auth: %s)\n", url, pools,
+          token ? "bearer token" : "none");
+
+  int sig = 0;
+  while (sigwait(&g_signals, &sig) != 0) {
+  }
+  pthread_t force;
+  if (pthread_create(&force, NULL, force_exit_main, NULL) == 0) pthread_detach(force);
+  fprintf(stderr, "snakepit: %s received: draining (up to %lds; again to exit at once)\n",
+          strsignal(sig), o.drain_s);
+  /* Stop accepting, let the runtime finish what it has (new calls get 503), wait
+   * for every answer to be handed to MHD, then stop MHD and only then the
+   * runtime, which must not be called while being stopped. */
+  sp__http_quiesce(srv);
+  sp_runtime_drain(rt, (int)(o.drain_s * 1000));
+  if (sp__http_wait_idle(srv, 5000) != 0)
+    fprintf(stderr, "snakepit: closing connections still open after the drain\n");
+  rc = SP_EXIT_OK;
+done:
+  sp__http_destroy(srv);
+  if (rt) sp_runtime_stop(rt, (int)(o.drain_s * 1000));
+  if (fd >= 0) close(fd);
+  free(token);
+  if (rc == SP_EXIT_OK) fprintf(stderr, "snakepit: stopped\n");
+  return rc;
 }

@@ -1,0 +1,129 @@
+/*
+ * http_internal.h - what the HTTP server's files share: the server and request
+ * structs, the reply helpers of server.c, the endpoints of routes.c and the
+ * Prometheus renderer of metrics.c.
+ */
+#ifndef SP_HTTP_INTERNAL_H
+#define SP_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "http.h"
+
+/** What a request path names; indexes the per-route counters. */
+typedef enum {
+  SP__ROUTE_UNKNOWN = 0,
+  SP__ROUTE_DASHBOARD, /* GET / */
+  SP__ROUTE_HEALTHZ,   /* GET /healthz */
+  SP__ROUTE_READYZ,    /* GET /readyz */
+  SP__ROUTE_METRICS,   /* GET /metrics */
+  SP__ROUTE_POOLS,     /* GET /v1/pools */
+  SP__ROUTE_POOL,      /* GET /v1/pools/{pool} */
+  SP__ROUTE_TOOLS,     /* GET /v1/pools/{pool}/tools */
+  SP__ROUTE_CALL,      /* POST /v1/pools/{pool}/tools/{tool} */
+  SP__ROUTE_COUNT
+} sp__route_t;
+
+/** Statuses are counted per route; 100..599 index [status - 100]. */
+#define SP__HTTP_NSTATUS 500
+
+struct sp__http_s {
+  sp_runtime_t *rt;
+  struct MHD_Daemon *daemon;
+  sp__http_opts_t opts;
+  char *token; /* owned copy, NULL when no token is required */
+  size_t token_len;
+  struct MHD_Response *dashboard; /* built once, shared by every GET / */
+  int64_t started_ms;
+  atomic_int draining;
+  atomic_long active;  /* requests between their first callback and completion */
+  atomic_long pending; /* tool calls handed to the runtime and not yet answered */
+  _Atomic uint64_t counts[SP__ROUTE_COUNT][SP__HTTP_NSTATUS];
+};
+
+/** Where a request is: reading its body, waiting for its call, or answered. */
+typedef enum {
+  SP__REQ_READING = 0,
+  SP__REQ_WAITING,
+  SP__REQ_DONE,
+  SP__REQ_REPLIED
+} sp__req_state_t;
+
+/** One request, from its first callback to MHD's completion notice. */
+typedef struct sp__req_s {
+  sp__http_t *srv;
+  struct MHD_Connection *conn;
+  sp__route_t route;
+  sp__req_state_t state;
+  char *pool; /* both point into one allocation owned through pool */
+  char *tool;
+  char *body; /* request body, NUL-terminated once complete */
+  size_t len, cap;
+  size_t dropped;         /* bytes discarded: not a call, refused, or over max_body */
+  unsigned refuse_status; /* non-zero: reply this error once the request is read */
+  const char *refuse_code;
+  char refuse_msg[400];
+  unsigned status; /* the status replied, for counters and the access log */
+  int64_t start_ns;
+  char *path; /* copy for the access log, else NULL */
+  const char *method;
+  /* Outcome of the tool call, written on the runtime's loop thread before it
+   * resumes the connection (the resume orders these writes before our reads). */
+  char *result; /* owned, free with sp_free */
+  size_t result_len;
+  sp_error_t *error; /* owned copy when the call failed */
+} sp__req_t;
+
+/* ---- server.c: replies ---------------------------------------------------- */
+
+/**
+ * Queues a response. body is copied unless free_fn is non-NULL, in which case the
+ * response owns it and releases it with free_fn. Adds Content-Type, and
+ * "Connection: close" while draining. Records the status.
+ */
+enum MHD_Result sp__http_reply(sp__req_t *r, unsigned status, const char *ctype, char *body,
+                               size_t len, void (*free_fn)(void *));
+
+/** Replies {"error": {category, code, message, python_type, traceback}}; NULLs become null. */
+enum MHD_Result sp__http_reply_error(sp__req_t *r, unsigned status, const char *category,
+                                     const char *code, const char *message, const char *python_type,
+                                     const char *traceback);
+
+/** Replies with a library error, its status chosen by sp__http_status_of(). */
+enum MHD_Result sp__http_reply_sp_error(sp__req_t *r, const sp_error_t *e);
+
+/** HTTP status for an SP_E* code: 400 validation, 404 unknown pool/tool, 503, 504, 500, ... */
+unsigned sp__http_status_of(int code);
+
+/** Fills e for code with a printf-style message (the library's sp__error_set is internal). */
+void sp__http_error_set(sp_error_t *e, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- routes.c: endpoints -------------------------------------------------- */
+
+/** Sets r->route (and r->pool / r->tool) from the decoded path. 0, or SP_ENOMEM. */
+int sp__http_route(sp__req_t *r, const char *path);
+/** The methods a route accepts, for Allow headers: "GET, HEAD" or "POST". */
+const char *sp__http_route_methods(sp__route_t route);
+/** Stable name of a route, used as a metrics label ("call", "pools", ...). */
+const char *sp__http_route_name(sp__route_t route);
+/** Answers a GET route at once. */
+enum MHD_Result sp__http_get(sp__req_t *r);
+/** Starts the tool call of a complete POST: suspends the connection until it is answered. */
+enum MHD_Result sp__http_call_start(sp__req_t *r);
+/** Replies with the outcome of the call once the connection was resumed. */
+enum MHD_Result sp__http_call_reply(sp__req_t *r);
+
+/* ---- metrics.c: Prometheus text format ------------------------------------ */
+
+/**
+ * Writes the Prometheus text exposition (format 0.0.4) of the stats JSON of every
+ * pool ({"pools":[...]}, as sp_stats_json returns it) and of the server's own
+ * request counters to out. Returns 0, or SP_EPROTOCOL if the JSON is not stats.
+ */
+int sp__metrics_write(FILE *out, const char *stats_json, const sp__http_t *srv);
+
+#endif

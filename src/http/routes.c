@@ -1,0 +1,286 @@
+/*
+ * routes.c - the endpoints of `snakepit serve`: path routing, the GET endpoints
+ * (dashboard, probes, metrics, pools, stats, tools) and tool calls, which run
+ * asynchronously while their connection is suspended.
+ */
+#include <errno.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cli.h" /* sp_cli_thread_safety_report: the same stats as `snakepit stats` */
+#include "http_internal.h"
+
+#define MAX_TIMEOUT_MS (24LL * 3600 * 1000) /* the config's own bound for `timeout` */
+
+static const struct {
+  const char *name;
+  const char *methods;
+} route_info[SP__ROUTE_COUNT] = {
+    [SP__ROUTE_UNKNOWN] = {"unknown", "GET, HEAD"},
+    [SP__ROUTE_DASHBOARD] = {"dashboard", "GET, HEAD"},
+    [SP__ROUTE_HEALTHZ] = {"healthz", "GET, HEAD"},
+    [SP__ROUTE_READYZ] = {"readyz", "GET, HEAD"},
+    [SP__ROUTE_METRICS] = {"metrics", "GET, HEAD"},
+    [SP__ROUTE_POOLS] = {"pools", "GET, HEAD"},
+    [SP__ROUTE_POOL] = {"pool", "GET, HEAD"},
+    [SP__ROUTE_TOOLS] = {"tools", "GET, HEAD"},
+    [SP__ROUTE_CALL] = {"call", "POST"},
+};
+
+const char *sp__http_route_methods(sp__route_t route) { return route_info[route].methods; }
+const char *sp__http_route_name(sp__route_t route) { return route_info[route].name; }
+
+/* ---- routing ------------------------------------------------------------- */
+
+/* Splits "/a/b/c" into at most max segments; 0 if there are more, or an empty one. */
+static size_t split_path(const char *path, const char **seg, size_t *seglen, size_t max) {
+  size_t n = 0;
+  const char *p = path;
+  while (*p == '/') {
+    p++;
+    if (*p == '\0' && n > 0) break; /* one trailing slash is fine */
+    const char *end = strchr(p, '/');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    if (len == 0 || n == max) return 0;
+    seg[n] = p;
+    seglen[n++] = len;
+    p += len;
+  }
+  return *p == '\0' ? n : 0;
+}
+
+static int seg_is(const char *seg, size_t len, const char *word) {
+  return len == strlen(word) && memcmp(seg, word, len) == 0;
+}
+
+int sp__http_route(sp__req_t *r, const char *path) {
+  const char *seg[5];
+  size_t len[5];
+  r->route = SP__ROUTE_UNKNOWN;
+  if (strcmp(path, "/") == 0) {
+    r->route = SP__ROUTE_DASHBOARD;
+    return 0;
+  }
+  size_t n = split_path(path, seg, len, 5);
+  if (n == 1) {
+    if (seg_is(seg[0], len[0], "healthz")) r->route = SP__ROUTE_HEALTHZ;
+    if (seg_is(seg[0], len[0], "readyz")) r->route = SP__ROUTE_READYZ;
+    if (seg_is(seg[0], len[0], "metrics")) r->route = SP__ROUTE_METRICS;
+    return 0;
+  }
+  if (n < 2 || !seg_is(seg[0], len[0], "v1") || !seg_is(seg[1], len[1], "pools")) return 0;
+  if (n == 2) r->route = SP__ROUTE_POOLS;
+  if (n == 3) r->route = SP__ROUTE_POOL;
+  if (n >= 4 && seg_is(seg[3], len[3], "tools"))
+    r->route = n == 4 ? SP__ROUTE_TOOLS : SP__ROUTE_CALL;
+  if (r->route == SP__ROUTE_UNKNOWN || n < 3) return 0;
+  /* Pool and tool names, NUL-terminated, in one allocation. */
+  size_t tlen = n == 5 ? len[4] : 0;
+  if ((r->pool = malloc(len[2] + tlen + 2)) == NULL) return SP_ENOMEM;
+  memcpy(r->pool, seg[2], len[2]);
+  r->pool[len[2]] = '\0';
+  r->tool = r->pool + len[2] + 1;
+  memcpy(r->tool, n == 5 ? seg[4] : "", tlen);
+  r->tool[tlen] = '\0';
+  return 0;
+}
+
+/* ---- GET endpoints -------------------------------------------------------- */
+
+static enum MHD_Result reply_json(sp__req_t *r, unsigned status, json_t *o) {
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (s == NULL) return MHD_NO;
+  return sp__http_reply(r, status, "application/json", s, strlen(s), free);
+}
+
+/* Library JSON text (freed with sp_free) as a 200, or the error. */
+static enum MHD_Result reply_lib(sp__req_t *r, int rc, char *json, const sp_error_t *err) {
+  if (rc != 0) return sp__http_reply_sp_error(r, err);
+  return sp__http_reply(r, MHD_HTTP_OK, "application/json", json, strlen(json), sp_free);
+}
+
+static enum MHD_Result get_healthz(sp__req_t *r) {
+  int draining = atomic_load(&r->srv->draining);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+  json_int_t uptime = (json_int_t)((now_ms - r->srv->started_ms) / 1000);
+  return reply_json(r, MHD_HTTP_OK,
+                    json_pack("{s:s, s:s, s:I}", "status", draining ? "draining" : "ok", "version",
+                              sp_version(), "uptime_s", uptime));
+}
+
+/* Ready: not draining, and every pool has a ready worker and is not degraded
+ * (a degraded pool fails its calls at once, so traffic should go elsewhere). */
+static enum MHD_Result get_readyz(sp__req_t *r) {
+  sp_error_t err;
+  char *stats = NULL;
+  if (atomic_load(&r->srv->draining))
+    return reply_json(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+                      json_pack("{s:b, s:s}", "ready", 0, "reason", "draining"));
+  if (sp_stats_json(r->srv->rt, NULL, &stats, &err) != 0) return sp__http_reply_sp_error(r, &err);
+  json_t *doc = json_loads(stats, 0, NULL);
+  sp_free(stats);
+  json_t *pools = json_object(), *p;
+  size_t i;
+  int all = doc != NULL;
+  json_array_foreach(json_object_get(doc, "pools"), i, p) {
+    json_int_t ready = json_integer_value(json_object_get(p, "ready_workers"));
+    int degraded = json_is_true(json_object_get(p, "degraded"));
+    int ok = ready > 0 && !degraded;
+    all = all && ok;
+    json_object_set_new(
+        pools, json_string_value(json_object_get(p, "name")),
+        json_pack("{s:b, s:I, s:O, s:b}", "ready", ok, "ready_workers", ready, "pool_size",
+                  json_object_get(p, "pool_size"), "degraded", degraded));
+  }
+  json_decref(doc);
+  return reply_json(r, all ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                    json_pack("{s:b, s:o}", "ready", all, "pools", pools));
+}
+
+static enum MHD_Result get_metrics(sp__req_t *r) {
+  sp_error_t err;
+  char *stats = NULL, *text = NULL;
+  size_t len = 0;
+  if (sp_stats_json(r->srv->rt, NULL, &stats, &err) != 0) return sp__http_reply_sp_error(r, &err);
+  FILE *f = open_memstream(&text, &len);
+  int rc = f ? sp__metrics_write(f, stats, r->srv) : SP_ENOMEM;
+  if (f) fclose(f);
+  sp_free(stats);
+  if (rc != 0) {
+    free(text);
+    sp__http_error_set(&err, rc, "cannot render metrics: %s", sp_strerror(rc));
+    return sp__http_reply_sp_error(r, &err);
+  }
+  return sp__http_reply(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
+                        free);
+}
+
+enum MHD_Result sp__http_get(sp__req_t *r) {
+  sp_error_t err;
+  char *json = NULL;
+  switch (r->route) {
+    case SP__ROUTE_DASHBOARD: {
+      enum MHD_Result rc = MHD_queue_response(r->conn, MHD_HTTP_OK, r->srv->dashboard);
+      r->status = MHD_HTTP_OK;
+      r->state = SP__REQ_REPLIED;
+      return rc;
+    }
+    case SP__ROUTE_HEALTHZ: return get_healthz(r);
+    case SP__ROUTE_READYZ: return get_readyz(r);
+    case SP__ROUTE_METRICS: return get_metrics(r);
+    case SP__ROUTE_POOLS:
+    case SP__ROUTE_POOL: {
+      const char *pool = r->route == SP__ROUTE_POOL ? r->pool : NULL;
+      int rc = sp_stats_json(r->srv->rt, pool, &json, &err);
+      /* ?thread_safety=1 adds the checker's report of pools that run with
+       * thread_safety_checks, as `snakepit stats` does. Asked for, not by
+       * default: collecting it is a call on every worker of such a pool. */
+      const char *ts = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "thread_safety");
+      if (rc == 0 && ts != NULL && (!strcmp(ts, "1") || !strcasecmp(ts, "true")))
+        sp_cli_thread_safety_report(r->srv->rt, pool, &json);
+      return reply_lib(r, rc, json, &err);
+    }
+    case SP__ROUTE_TOOLS: {
+      int rc = sp_tools_json(r->srv->rt, r->pool, &json, &err);
+      return reply_lib(r, rc, json, &err);
+    }
+    default: return MHD_NO;
+  }
+}
+
+/* ---- tool calls ------------------------------------------------------------ */
+
+/* A request value from a header or else the query string. */
+static const char *param(sp__req_t *r, const char *header, const char *query) {
+  const char *v = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, header);
+  return v ? v : MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, query);
+}
+
+/* Per-call options from X-Timeout-Ms / ?timeout_ms= and X-Idempotent / ?idempotent=. */
+static int call_opts(sp__req_t *r, sp_call_opts_t *opts, sp_error_t *err) {
+  const char *t = param(r, "X-Timeout-Ms", "timeout_ms");
+  if (t != NULL) {
+    char *end = NULL;
+    errno = 0;
+    long long ms = strtoll(t, &end, 10);
+    if (errno != 0 || end == t || *end != '\0' || ms <= 0 || ms > MAX_TIMEOUT_MS) {
+      sp__http_error_set(err, SP_EINVAL,
+                         "timeout must be a whole number of milliseconds between 1 and %lld, got "
+                         "'%.64s' (X-Timeout-Ms header or timeout_ms parameter)",
+                         MAX_TIMEOUT_MS, t);
+      return SP_EINVAL;
+    }
+    opts->timeout_ms = ms;
+  }
+  const char *i = param(r, "X-Idempotent", "idempotent");
+  if (i != NULL) {
+    if (!strcasecmp(i, "1") || !strcasecmp(i, "true") || !strcasecmp(i, "yes")) {
+      opts->idempotent = 1;
+    } else if (!strcasecmp(i, "0") || !strcasecmp(i, "false") || !strcasecmp(i, "no")) {
+      opts->idempotent = 0;
+    } else {
+      sp__http_error_set(err, SP_EINVAL, "idempotent must be true or false, got '%.64s'", i);
+      return SP_EINVAL;
+    }
+  }
+  return 0;
+}
+
+/* Completion of a call, on the runtime's loop thread: keep the outcome and wake
+ * the connection. r belongs to MHD again once resumed, so it is not touched after. */
+static void on_call_done(sp_result_t *res, void *ud) {
+  sp__req_t *r = ud;
+  sp__http_t *s = r->srv;
+  if (res->error.code == 0) {
+    r->result = res->json;
+    r->result_len = res->len ? res->len : strlen(res->json);
+    res->json = NULL;
+  } else if ((r->error = malloc(sizeof(*r->error))) != NULL) {
+    memcpy(r->error, &res->error, sizeof(*r->error));
+  }
+  r->state = SP__REQ_DONE;
+  MHD_resume_connection(r->conn);
+  atomic_fetch_sub(&s->pending, 1);
+}
+
+enum MHD_Result sp__http_call_start(sp__req_t *r) {
+  sp__http_t *s = r->srv;
+  sp_error_t err;
+  sp_call_opts_t opts = {.timeout_ms = s->opts.call_timeout_ms};
+  if (call_opts(r, &opts, &err) != 0) return sp__http_reply_sp_error(r, &err);
+  if (r->len > 0 && memchr(r->body, '\0', r->len) != NULL) {
+    sp__http_error_set(&err, SP_EBADJSON, "the request body contains a NUL byte: not JSON text");
+    return sp__http_reply_sp_error(r, &err);
+  }
+  /* An empty body means no arguments. */
+  const char *args = r->len > 0 ? r->body : "{}";
+  /* Suspend before submitting: the completion may resume the connection before
+   * sp_execute_async even returns. */
+  r->state = SP__REQ_WAITING;
+  atomic_fetch_add(&s->pending, 1);
+  MHD_suspend_connection(r->conn);
+  if (sp_execute_async(s->rt, r->pool, r->tool, args, &opts, on_call_done, r, &err) != 0) {
+    if ((r->error = malloc(sizeof(*r->error))) != NULL) memcpy(r->error, &err, sizeof(err));
+    r->state = SP__REQ_DONE;
+    MHD_resume_connection(r->conn);
+    atomic_fetch_sub(&s->pending, 1);
+  }
+  return MHD_YES;
+}
+
+enum MHD_Result sp__http_call_reply(sp__req_t *r) {
+  if (r->result != NULL) {
+    char *body = r->result;
+    r->result = NULL;
+    return sp__http_reply(r, MHD_HTTP_OK, "application/json", body, r->result_len, sp_free);
+  }
+  if (r->error != NULL) return sp__http_reply_sp_error(r, r->error);
+  return sp__http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "SP_ENOMEM",
+                              "out of memory keeping the call's outcome", NULL, NULL);
+}

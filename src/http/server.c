@@ -1,0 +1,386 @@
+/*
+ * server.c - the libmicrohttpd daemon of `snakepit serve`: request lifecycle
+ * (routing, bearer auth, body limits, suspend while a call runs), replies and
+ * graceful stop. The endpoints themselves are in routes.c.
+ *
+ * Threading: MHD runs `threads` event-loop threads, each with its own epoll set,
+ * all accepting from one listening socket. A tool call never blocks one of them:
+ * the request is suspended, the call goes to the runtime with sp_execute_async,
+ * and its completion callback (on the runtime's loop thread) resumes the
+ * connection. So a few threads keep thousands of calls in flight, with no
+ * thread per connection and no context switch per request beyond the runtime's
+ * own hand-off; under load the loop thread batches many completions per turn.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_internal.h"
+
+extern const unsigned char sp__dashboard_html[];
+extern const size_t sp__dashboard_html_len;
+
+static int64_t now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ---- errors and replies -------------------------------------------------- */
+
+void sp__http_error_set(sp_error_t *e, int code, const char *fmt, ...) {
+  e->code = code;
+  e->category = sp_err_category(code);
+  e->python_type[0] = '\0';
+  e->traceback[0] = '\0';
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(e->message, sizeof(e->message), fmt, ap);
+  va_end(ap);
+}
+
+unsigned sp__http_status_of(int code) {
+  switch (code) {
+    case SP_ENOPOOL:
+    case SP_ENOTOOL: return MHD_HTTP_NOT_FOUND;
+    /* A queue that stays full is overload, like a full one: both say "come back". */
+    case SP_ESATURATED:
+    case SP_EQUEUETIMEOUT:
+    case SP_EDEGRADED:
+    case SP_ESTOPPED: return MHD_HTTP_SERVICE_UNAVAILABLE;
+    case SP_ETIMEOUT:
+    case SP_ECANCELLED: return MHD_HTTP_GATEWAY_TIMEOUT;
+    case SP_ETOOLARGE: return MHD_HTTP_CONTENT_TOO_LARGE;
+    case SP_EPROTOCOL: return MHD_HTTP_BAD_GATEWAY;
+    default: break;
+  }
+  return sp_err_category(code) == SP_CAT_VALIDATION ? MHD_HTTP_BAD_REQUEST
+                                                    : MHD_HTTP_INTERNAL_SERVER_ERROR;
+}
+
+enum MHD_Result sp__http_reply(sp__req_t *r, unsigned status, const char *ctype, char *body,
+                               size_t len, void (*free_fn)(void *)) {
+  struct MHD_Response *resp =
+      free_fn ? MHD_create_response_from_buffer_with_free_callback(len, body, free_fn)
+              : MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_COPY);
+  if (resp == NULL) {
+    if (free_fn) free_fn(body);
+    return MHD_NO; /* MHD closes the connection */
+  }
+  MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  /* Statistics change every moment; a POST answer is never cached anyway. */
+  if (r->route != SP__ROUTE_DASHBOARD && r->route != SP__ROUTE_CALL)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  if (atomic_load_explicit(&r->srv->draining, memory_order_relaxed))
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+  if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, sp__http_route_methods(r->route));
+  if (status == MHD_HTTP_UNAUTHORIZED)
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"snakepit\"");
+  if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
+    /* Overload clears in a moment; a degraded or stopping pool takes longer. */
+    int busy =
+        r->error != NULL && (r->error->code == SP_ESATURATED || r->error->code == SP_EQUEUETIMEOUT);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, busy ? "1" : "5");
+  }
+  enum MHD_Result rc = MHD_queue_response(r->conn, status, resp);
+  MHD_destroy_response(resp);
+  r->status = status;
+  r->state = SP__REQ_REPLIED;
+  return rc;
+}
+
+enum MHD_Result sp__http_reply_error(sp__req_t *r, unsigned status, const char *category,
+                                     const char *code, const char *message, const char *python_type,
+                                     const char *traceback) {
+  json_t *o = json_pack("{s:{s:s, s:s, s:s, s:s?, s:s?}}", "error", "category", category, "code",
+                        code, "message", message ? message : "", "python_type",
+                        python_type && *python_type ? python_type : NULL, "traceback",
+                        traceback && *traceback ? traceback : NULL);
+  char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (s == NULL) return MHD_NO;
+  return sp__http_reply(r, status, "application/json", s, strlen(s), free);
+}
+
+enum MHD_Result sp__http_reply_sp_error(sp__req_t *r, const sp_error_t *e) {
+  return sp__http_reply_error(r, sp__http_status_of(e->code), sp_category_name(e->category),
+                              sp_err_name(e->code), e->message, e->python_type, e->traceback);
+}
+
+/* ---- authentication ------------------------------------------------------- */
+
+/* Compares in time independent of where the strings differ, so response timing
+ * does not reveal how much of a guessed token was right. */
+static int token_equal(const char *given, size_t glen, const char *want, size_t wlen) {
+  unsigned char diff = (unsigned char)(glen != wlen);
+  for (size_t i = 0; i < wlen; i++) diff |= (unsigned char)(want[i] ^ (i < glen ? given[i] : 0));
+  return diff == 0;
+}
+
+static int authorized(sp__req_t *r) {
+  const sp__http_t *s = r->srv;
+  if (s->token == NULL) return 1;
+  /* Probes and the dashboard's static page carry no data; the page asks for the
+   * token itself and sends it with its API requests. */
+  if (r->route == SP__ROUTE_HEALTHZ || r->route == SP__ROUTE_READYZ ||
+      r->route == SP__ROUTE_DASHBOARD)
+    return 1;
+  const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Authorization");
+  if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0) return 0;
+  h += 7;
+  while (*h == ' ') h++;
+  size_t len = strlen(h);
+  while (len > 0 && (h[len - 1] == ' ' || h[len - 1] == '\t')) len--;
+  return token_equal(h, len, s->token, s->token_len);
+}
+
+/* ---- the request state machine -------------------------------------------- */
+
+static int is_get(const char *method) {
+  return strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+}
+
+/* A refusal decided from the headers, replied once the request is complete:
+ * answering earlier makes MHD close the connection, which a client that sent
+ * a bad path should not pay for. */
+static void refuse(sp__req_t *r, unsigned status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void refuse(sp__req_t *r, unsigned status, const char *code, const char *fmt, ...) {
+  r->refuse_status = status;
+  r->refuse_code = code;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(r->refuse_msg, sizeof(r->refuse_msg), fmt, ap);
+  va_end(ap);
+}
+
+/* First callback of a request: its headers are in. Routes and checks the token
+ * and the method. Only an oversized body is refused at once, so that it is never
+ * read (MHD then closes the connection after the 413). */
+static enum MHD_Result on_headers(sp__req_t *r, const char *url, const char *method) {
+  if (sp__http_route(r, url) != 0) return MHD_NO;
+  int want_post = r->route == SP__ROUTE_CALL;
+  if (!authorized(r))
+    refuse(r, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
+           "missing or wrong bearer token (Authorization: Bearer TOKEN)");
+  else if (r->route == SP__ROUTE_UNKNOWN)
+    refuse(r, MHD_HTTP_NOT_FOUND, "NOT_FOUND", "no such endpoint: %s %.300s", method, url);
+  else if (want_post ? strcmp(method, MHD_HTTP_METHOD_POST) != 0 : !is_get(method))
+    refuse(r, MHD_HTTP_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
+           "method %.32s not allowed on %.300s (allowed: %s)", method, url,
+           sp__http_route_methods(r->route));
+  if (!want_post || r->refuse_status != 0) return MHD_YES;
+  const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
+  if (cl != NULL) {
+    char *end = NULL;
+    errno = 0;
+    unsigned long long n = strtoull(cl, &end, 10);
+    if (errno == 0 && end != cl && n > r->srv->opts.max_body) {
+      char msg[256];
+      snprintf(msg, sizeof(msg), "request body of %llu bytes exceeds the limit of %zu bytes", n,
+               r->srv->opts.max_body);
+      return sp__http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "http", "PAYLOAD_TOO_LARGE", msg,
+                                  NULL, NULL);
+    }
+  }
+  return MHD_YES;
+}
+
+/* A piece of the body. Only tool calls keep theirs. A chunked body that grows
+ * past the limit is read and dropped (so the client gets its 413) up to once
+ * more the limit, then the connection is cut. */
+static enum MHD_Result on_body(sp__req_t *r, const char *data, size_t size) {
+  size_t max = r->srv->opts.max_body;
+  if (r->route != SP__ROUTE_CALL || r->refuse_status != 0 || r->dropped > 0 ||
+      r->len + size > max) {
+    r->dropped += size;
+    return r->dropped > max + (1u << 20) ? MHD_NO : MHD_YES;
+  }
+  if (r->len + size + 1 > r->cap) {
+    size_t cap = r->cap ? r->cap : 1024;
+    while (cap < r->len + size + 1) cap *= 2;
+    char *nb = realloc(r->body, cap);
+    if (nb == NULL) return MHD_NO;
+    r->body = nb;
+    r->cap = cap;
+  }
+  memcpy(r->body + r->len, data, size);
+  r->len += size;
+  r->body[r->len] = '\0';
+  return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **ctx) {
+  sp__http_t *s = cls;
+  sp__req_t *r = *ctx;
+  if (r == NULL) {
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) return MHD_NO;
+    r->srv = s;
+    r->conn = conn;
+    r->method = method;
+    r->start_ns = now_ns();
+    if (s->opts.access_log) r->path = strdup(url);
+    *ctx = r;
+    atomic_fetch_add(&s->active, 1);
+    return on_headers(r, url, method);
+  }
+  if (*upload_data_size != 0) {
+    enum MHD_Result rc = on_body(r, upload_data, *upload_data_size);
+    *upload_data_size = 0;
+    return rc;
+  }
+  switch (r->state) {
+    case SP__REQ_READING:
+      if (r->refuse_status != 0)
+        return sp__http_reply_error(r, r->refuse_status, "http", r->refuse_code, r->refuse_msg,
+                                    NULL, NULL);
+      if (r->route != SP__ROUTE_CALL) return sp__http_get(r);
+      if (r->dropped > 0) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes", s->opts.max_body);
+        return sp__http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "http", "PAYLOAD_TOO_LARGE", msg,
+                                    NULL, NULL);
+      }
+      return sp__http_call_start(r);
+    case SP__REQ_DONE: return sp__http_call_reply(r);
+    default: return MHD_YES; /* WAITING cannot be called; REPLIED: MHD is sending */
+  }
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
+                         enum MHD_RequestTerminationCode why) {
+  sp__http_t *s = cls;
+  sp__req_t *r = *ctx;
+  if (r == NULL) return;
+  *ctx = NULL;
+  if (r->status >= 100 && r->status < 100 + SP__HTTP_NSTATUS)
+    atomic_fetch_add_explicit(&s->counts[r->route][r->status - 100], 1, memory_order_relaxed);
+  if (s->opts.access_log) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    char host[64] = "-";
+    if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET)
+      inet_ntop(AF_INET, &((const struct sockaddr_in *)ci->client_addr)->sin_addr, host,
+                sizeof(host));
+    else if (ci && ci->client_addr && ci->client_addr->sa_family == AF_INET6)
+      inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ci->client_addr)->sin6_addr, host,
+                sizeof(host));
+    fprintf(stderr, "snakepit: http %s %s %s %u %.3f ms%s\n", host, r->method,
+            r->path ? r->path : "?", r->status, (double)(now_ns() - r->start_ns) / 1e6,
+            why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+  }
+  sp_free(r->result);
+  free(r->error);
+  free(r->body);
+  free(r->pool);
+  free(r->path);
+  free(r);
+  atomic_fetch_sub(&s->active, 1);
+}
+
+/* MHD's own diagnostics (bad requests it answers itself, socket errors). */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char line[512];
+  vsnprintf(line, sizeof(line), fmt, ap);
+  size_t n = strlen(line);
+  while (n > 0 && line[n - 1] == '\n') line[--n] = '\0';
+  fprintf(stderr, "snakepit: http: %s\n", line);
+}
+
+/* ---- lifecycle ------------------------------------------------------------- */
+
+int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o, sp_error_t *err) {
+  int rc = SP_ENOMEM;
+  *out = NULL;
+  sp__http_t *s = calloc(1, sizeof(*s));
+  if (s == NULL) goto fail;
+  s->rt = rt;
+  s->opts = *o;
+  s->opts.token = NULL;
+  s->started_ms = now_ns() / 1000000;
+  if (o->token != NULL && o->token[0] != '\0') {
+    if ((s->token = strdup(o->token)) == NULL) goto fail;
+    s->token_len = strlen(s->token);
+  }
+  /* The page is built into the binary; one persistent response serves it. */
+  s->dashboard = MHD_create_response_from_buffer(sp__dashboard_html_len, (void *)sp__dashboard_html,
+                                                 MHD_RESPMEM_PERSISTENT);
+  if (s->dashboard == NULL) goto fail;
+  MHD_add_response_header(s->dashboard, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+  MHD_add_response_header(s->dashboard, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+  /* Everything the page needs is inline; forbid any other origin outright. */
+  MHD_add_response_header(s->dashboard, "Content-Security-Policy",
+                          "default-src 'none'; script-src 'unsafe-inline'; "
+                          "style-src 'unsafe-inline'; connect-src 'self'; img-src data:");
+  /* A pool of event loops only with more than one thread (MHD warns about a
+   * pool of size 0 or 1 and then runs one loop anyway). */
+  unsigned threads = o->threads ? o->threads : 1;
+  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  struct MHD_OptionItem pool[] = {
+      {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
+      {MHD_OPTION_END, 0, NULL}};
+  s->daemon = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
+      MHD_OPTION_LISTEN_SOCKET, (MHD_socket)o->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
+      o->read_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
+      o->max_connections ? o->max_connections : 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+  if (s->daemon == NULL) {
+    rc = SP_EIO;
+    sp__http_error_set(err, rc, "cannot start the HTTP server (libmicrohttpd refused the options)");
+    goto fail;
+  }
+  s->opts.listen_fd = -1; /* MHD owns it now (and closes it, unless quiesced) */
+  *out = s;
+  return 0;
+fail:
+  if (rc == SP_ENOMEM) sp__http_error_set(err, rc, "out of memory starting the HTTP server");
+  if (o->listen_fd >= 0) close(o->listen_fd);
+  if (s) {
+    if (s->dashboard) MHD_destroy_response(s->dashboard);
+    free(s->token);
+    free(s);
+  }
+  return rc;
+}
+
+void sp__http_quiesce(sp__http_t *h) {
+  if (h == NULL || atomic_exchange(&h->draining, 1)) return;
+  /* MHD hands the listening socket back; closing it makes new connections fail
+   * at once instead of waiting in the kernel's backlog. */
+  MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+  if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+int sp__http_wait_idle(sp__http_t *h, int timeout_ms) {
+  /* Pending calls always end (the runtime answers each, at the latest with
+   * SP_ESTOPPED when its drain period is over), and MHD must not stop while a
+   * connection is suspended, so this first wait has no limit. */
+  struct timespec tick = {0, 5 * 1000000};
+  while (atomic_load(&h->pending) > 0) nanosleep(&tick, NULL);
+  int64_t deadline = now_ns() + (int64_t)timeout_ms * 1000000;
+  while (atomic_load(&h->active) > 0) {
+    if (now_ns() >= deadline) return SP_ETIMEOUT;
+    nanosleep(&tick, NULL);
+  }
+  return 0;
+}
+
+void sp__http_destroy(sp__http_t *h) {
+  if (h == NULL) return;
+  if (h->daemon) MHD_stop_daemon(h->daemon); /* closes the listening socket unless quiesced */
+  MHD_destroy_response(h->dashboard);
+  free(h->token);
+  free(h);
+}

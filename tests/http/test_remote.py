@@ -1,0 +1,103 @@
+"""`snakepit exec|tools|stats|pools --url URL`: the CLI against a running server,
+with the same output and exit codes as when it starts the pools itself.
+"""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import BIN, Server, pool_yaml
+
+EXIT_OK, EXIT_PYTHON, EXIT_USAGE, EXIT_CONFIG, EXIT_INVALID, EXIT_TIMEOUT, EXIT_WORKER, EXIT_BUSY = range(8)
+
+
+def cli(*args, stdin="", env=None):
+    e = dict(os.environ)
+    e.pop("SNAKEPIT_TOKEN", None)
+    e.pop("SNAKEPIT_TOKEN_FILE", None)
+    e.update(env or {})
+    return subprocess.run([BIN, *args], input=stdin, capture_output=True, text=True, timeout=30, env=e)
+
+
+def test_exec(server):
+    p = cli("exec", "--url", server.url, "tp", "add", '{"a": 2, "b": 40}')
+    assert p.returncode == EXIT_OK, p.stderr
+    assert json.loads(p.stdout) == 42
+    # Options may come first, arguments may come from stdin, the URL may end in '/'.
+    p = cli("--url", server.url + "/", "exec", "tt", "echo", "-", stdin='{"value": [1, 2]}')
+    assert p.returncode == EXIT_OK and json.loads(p.stdout) == [1, 2], p.stderr
+    p = cli("exec", "--url", server.url, "tp", "noop")
+    assert p.returncode == EXIT_OK and json.loads(p.stdout) is None
+
+
+def test_exec_errors_map_to_exit_codes(server):
+    p = cli("exec", "--url", server.url, "tp", "fail", '{"message": "remote boom"}')
+    assert p.returncode == EXIT_PYTHON
+    assert "python error (SP_EPYTHON)" in p.stderr and "ValueError: remote boom" in p.stderr
+    assert "Traceback" in p.stderr and p.stdout == ""
+    p = cli("exec", "--url", server.url, "nope", "add", "{}")
+    assert p.returncode == EXIT_INVALID and "SP_ENOPOOL" in p.stderr
+    p = cli("exec", "--url", server.url, "tp", "add", '{"a": "x", "b": 1}')
+    assert p.returncode == EXIT_INVALID and "SP_EBADARGS" in p.stderr
+    p = cli("exec", "--url", server.url, "tp", "add", "{nope")
+    assert p.returncode == EXIT_INVALID and "SP_EBADJSON" in p.stderr
+    p = cli("exec", "--url", server.url, "--timeout", "150", "tt", "sleep", '{"seconds": 0.6}')
+    assert p.returncode == EXIT_TIMEOUT and "SP_ETIMEOUT" in p.stderr
+
+
+def test_tools_stats_pools(server):
+    p = cli("tools", "--url", server.url, "tp")
+    assert p.returncode == EXIT_OK, p.stderr
+    assert "add" in {t["name"] for t in json.loads(p.stdout)}
+    p = cli("tools", "--url", server.url)
+    assert p.returncode == EXIT_OK
+    assert set(json.loads(p.stdout)) == {"tp", "tt", "sat", "qt", "crash"}
+    p = cli("stats", "--url", server.url, "tt")
+    assert p.returncode == EXIT_OK and json.loads(p.stdout)["name"] == "tt"
+    p = cli("stats", "--url", server.url)
+    assert p.returncode == EXIT_OK and len(json.loads(p.stdout)["pools"]) == 5
+    p = cli("pools", "--url", server.url)
+    assert p.returncode == EXIT_OK and json.loads(p.stdout) == ["tp", "tt", "sat", "qt", "crash"]
+    # Like the local command, stats includes the thread-safety checker's report.
+    p = cli("stats", "--url", server.url, "crash")
+    assert p.returncode == EXIT_OK and "thread_safety" in json.loads(p.stdout)
+    p = cli("stats", "--url", server.url, "nope")
+    assert p.returncode == EXIT_INVALID and "SP_ENOPOOL" in p.stderr
+
+
+def test_unreachable_server_and_bad_urls(server):
+    # A port nobody listens on: bind one, note it, close it.
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    p = cli("exec", "--url", f"http://127.0.0.1:{port}", "tp", "noop")
+    assert p.returncode == EXIT_CONFIG and "cannot reach" in p.stderr
+    p = cli("pools", "--url", "ftp://example")
+    assert p.returncode == EXIT_USAGE and "http://" in p.stderr
+    p = cli("exec", "--url", server.url, "tp")
+    assert p.returncode == EXIT_USAGE
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rauth")
+    (d / "token").write_text("remote-token")
+    os.chmod(d / "token", 0o600)
+    s = Server(d, "pools:\n" + pool_yaml("tp"), "--token-file", str(d / "token"))
+    yield s
+    assert s.stop() == 0
+
+
+def test_token_from_the_environment(token_server):
+    p = cli("exec", "--url", token_server.url, "tp", "add", '{"a": 1, "b": 1}')
+    assert p.returncode == EXIT_CONFIG and "UNAUTHORIZED" in p.stderr and "401" in p.stderr
+    p = cli("exec", "--url", token_server.url, "tp", "add", '{"a": 1, "b": 1}',
+            env={"SNAKEPIT_TOKEN": "remote-token"})
+    assert p.returncode == EXIT_OK and json.loads(p.stdout) == 2, p.stderr
+    p = cli("pools", "--url", token_server.url,
+            env={"SNAKEPIT_TOKEN_FILE": str(token_server.tmp / "token")})
+    assert p.returncode == EXIT_OK and json.loads(p.stdout) == ["tp"], p.stderr
