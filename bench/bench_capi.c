@@ -191,11 +191,13 @@ typedef struct {
   long calls, errors;
   lat_summary_t lat;
   double wall_s;
+  double cpu_avail; /* the CPU probe taken just before this run */
   char first_error[1200];
 } seq_result_t;
 
 static int run_sequential(const pool_spec_t *ps, long warmup, long calls, seq_result_t *out) {
   memset(out, 0, sizeof(*out));
+  out->cpu_avail = cpu_available(200);
   sp_runtime_t *rt = start_pool(ps);
   if (rt == NULL) return -1;
   lat_t lat = {0};
@@ -234,6 +236,7 @@ typedef struct {
   const char *mode; /* "sync" or "async" */
   long ok, errors;
   double wall_s, calls_per_s, client_cpu;
+  double cpu_avail; /* the CPU probe taken just before this run */
   lat_summary_t lat;
   char first_error[1200];
 } tp_result_t;
@@ -393,6 +396,7 @@ static int run_throughput(const pool_spec_t *ps, int async, double warmup_s, dou
   memset(out, 0, sizeof(*out));
   out->pool = ps;
   out->mode = async ? "async" : "sync";
+  out->cpu_avail = cpu_available(200);
   sp_runtime_t *rt = start_pool(ps);
   if (rt == NULL) return -1;
   first_err_t ferr = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -507,8 +511,9 @@ int main(int argc, char **argv) {
   printf("(a) sequential latency of '%s', sp_execute, %s pool, %ld calls (%.0f calls/s):\n", TOOL,
          POOL_SEQ.label, seq.calls, seq.calls / seq.wall_s);
   printf(
-      "    p50 %.1f us   p99 %.1f us   mean %.1f us   min %.1f us   max %.1f us   errors %ld\n\n",
-      seq.lat.p50, seq.lat.p99, seq.lat.mean, seq.lat.min, seq.lat.max, seq.errors);
+      "    p50 %.1f us   p99 %.1f us   mean %.1f us   min %.1f us   max %.1f us   errors %ld"
+      "   CPU avail %.2f\n\n",
+      seq.lat.p50, seq.lat.p99, seq.lat.mean, seq.lat.min, seq.lat.max, seq.errors, seq.cpu_avail);
   (void)fflush(stdout);
 
   const pool_spec_t *pools[2] = {&POOL_PROC, &POOL_THR};
@@ -516,22 +521,23 @@ int main(int argc, char **argv) {
   int ntp = 0;
   printf("(b) %d threads calling sp_execute, (c) sp_execute_async with %d calls in flight:\n",
          SYNC_CALLERS, ASYNC_INFLIGHT);
-  printf("    %-5s %-22s %10s %9s %7s %8s %8s %10s\n", "", "pool", "calls/s", "calls", "errors",
-         "p50 us", "p99 us", "client CPU");
+  printf("    %-5s %-22s %10s %9s %7s %8s %8s %10s %9s\n", "", "pool", "calls/s", "calls", "errors",
+         "p50 us", "p99 us", "client CPU", "CPU avail");
   for (int async = 0; async < 2; async++) {
     for (int k = 0; k < 2; k++) {
       tp_result_t *r = &tp[ntp];
       if (run_throughput(pools[k], async, warm_s, duration, r) != 0) return 2;
       ntp++;
-      printf("    (%c)   %-22s %10.0f %9ld %7ld %8.1f %8.1f %10.2f\n", async ? 'c' : 'b',
+      printf("    (%c)   %-22s %10.0f %9ld %7ld %8.1f %8.1f %10.2f %9.2f\n", async ? 'c' : 'b',
              pools[k]->label, r->calls_per_s, r->ok, r->errors, r->lat.p50, r->lat.p99,
-             r->client_cpu);
+             r->client_cpu, r->cpu_avail);
       (void)fflush(stdout);
     }
   }
   printf(
       "    (latencies are per call as seen by the caller, queueing included; client CPU is\n"
-      "     this process's CPU time / wall time, the workers' CPU is not included)\n\n");
+      "     this process's CPU time / wall time, the workers' CPU is not included; CPU avail\n"
+      "     is the 2-thread probe taken just before the run)\n\n");
 
   long errors = seq.errors;
   for (int i = 0; i < ntp; i++) errors += tp[i].errors;
@@ -576,8 +582,8 @@ int main(int argc, char **argv) {
                   ncpu, naff, avail);
     (void)fprintf(f,
                   "  \"sequential\": {\"pool\": \"%s\", \"calls\": %ld, \"errors\": %ld, "
-                  "\"calls_per_s\": %.1f, \"latency_us\": ",
-                  POOL_SEQ.key, seq.calls, seq.errors, seq.calls / seq.wall_s);
+                  "\"calls_per_s\": %.1f, \"cpu_available\": %.3f, \"latency_us\": ",
+                  POOL_SEQ.key, seq.calls, seq.errors, seq.calls / seq.wall_s, seq.cpu_avail);
     json_lat(f, &seq.lat);
     (void)fprintf(f, "},\n  \"throughput\": [\n");
     for (int i = 0; i < ntp; i++) {
@@ -585,10 +591,10 @@ int main(int argc, char **argv) {
       (void)fprintf(f,
                     "    {\"mode\": \"%s\", \"pool\": \"%s\", \"callers\": %d, \"in_flight\": %d, "
                     "\"seconds\": %.3f, \"calls\": %ld, \"errors\": %ld, \"calls_per_s\": %.1f, "
-                    "\"client_cpu\": %.3f, \"latency_us\": ",
+                    "\"client_cpu\": %.3f, \"cpu_available\": %.3f, \"latency_us\": ",
                     r->mode, r->pool->key, strcmp(r->mode, "sync") == 0 ? SYNC_CALLERS : 1,
                     strcmp(r->mode, "sync") == 0 ? SYNC_CALLERS : ASYNC_INFLIGHT, r->wall_s, r->ok,
-                    r->errors, r->calls_per_s, r->client_cpu);
+                    r->errors, r->calls_per_s, r->client_cpu, r->cpu_avail);
       json_lat(f, &r->lat);
       (void)fprintf(f, ", \"first_error\": ");
       json_str(f, r->first_error);
