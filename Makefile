@@ -26,7 +26,6 @@ test: build
 
 bench: build
 	$(PYTHON) bench/report.py --build $(BUILD)
-	$(PYTHON) bench/http/bench_http.py --build $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

@@ -82,13 +82,20 @@ def main():
         samples["numpy"].append(run_json([os.path.join(b, "bench", "bench_suite"), "numpy"] + q))
         samples["memory"].append(run_json([os.path.join(b, "bench", "bench_suite"), "memory"]))
         samples["startup"].append(run_json([os.path.join(b, "bench", "bench_suite"), "startup"] + q))
-        http_script = os.path.join(HERE, "http", "bench_http.py")
-        if os.path.exists(http_script):
-            try:
-                samples["http"].append(run_json(["/usr/bin/python3", http_script, "--json"] + q,
-                                                timeout=600))
-            except Exception as exc:  # the HTTP peer may be missing on a bare machine
-                print(f"HTTP benchmark skipped: {exc}", flush=True)
+
+    # HTTP: wrk against `snakepit serve` and uWSGI, interleaved rounds with their own
+    # medians (bench/http/bench_http.py); skipped in quick mode (CI has no wrk/uWSGI).
+    http_script = os.path.join(HERE, "http", "bench_http.py")
+    if not args.quick and os.path.exists(http_script):
+        print("HTTP: wrk against snakepit serve and uWSGI", flush=True)
+        out = subprocess.run(["/usr/bin/python3", http_script, "--build", b], cwd=ROOT,
+                             capture_output=True, text=True, timeout=1800)
+        print(out.stdout[-3000:], flush=True)
+        if out.returncode == 0:
+            with open(os.path.join(b, "bench", "http.json"), encoding="utf-8") as f:
+                samples["http"].append(json.load(f))
+        else:
+            print(f"HTTP benchmark failed: {out.stderr[-1500:]}", flush=True)
 
     def capi_tp(s, mode, pool):
         for t in s["throughput"]:
@@ -118,7 +125,7 @@ def main():
         "cpu_available": [s["machine"]["cpu_available_2_threads"] for s in samples["capi"]],
     }
     if samples["http"]:
-        fig["http"] = samples["http"][len(samples["http"]) // 2]
+        fig["http"] = samples["http"][0]["summary"]
     machine = samples["capi"][0]["machine"]
     cpus = machine.get("cpus_online")
     targets = {
@@ -160,7 +167,12 @@ def main():
     ]
     if "http" in fig:
         h = fig["http"]
-        lines.append(f"| HTTP no-op, wrk -t2 -c16 | {fmt(h.get('ours_rps'), ' req/s', 0)} (p99 {fmt(h.get('ours_p99_ms'), ' ms', 2)}) | uWSGI --processes 2 {fmt(h.get('uwsgi_rps'), ' req/s', 0)} (p99 {fmt(h.get('uwsgi_p99_ms'), ' ms', 2)}) | {r(h.get('ours_rps'), h.get('uwsgi_rps'))} |")
+        ours = max((n for n in h if n.startswith("snakepit")), key=lambda n: h[n]["rps"])
+        for peer in (n for n in h if n.startswith("uWSGI")):
+            lines.append(f"| HTTP no-op, wrk -t2 -c16, {ours} | {fmt(h[ours]['rps'], ' req/s', 0)} "
+                         f"(p99 {fmt(h[ours]['p99_us'], ' us', 0)}) | {peer} --processes 2 "
+                         f"{fmt(h[peer]['rps'], ' req/s', 0)} (p99 {fmt(h[peer]['p99_us'], ' us', 0)}) "
+                         f"| {r(h[ours]['rps'], h[peer]['rps'])} |")
     lines += ["", "## Targets", ""]
     lines += [f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in targets.items()]
     lines += ["", f"Total benchmark time: {time.time() - started:.0f} s. Raw samples: latest.json.", ""]

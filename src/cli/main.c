@@ -108,10 +108,6 @@ static char *read_stdin(void) {
 }
 
 static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, long timeout_ms) {
-  if (argc < 2 || argc > 3) {
-    fprintf(stderr, "snakepit: exec needs POOL TOOL [JSON]\n\n%s", usage_text);
-    return SP_EXIT_USAGE;
-  }
   char *owned = NULL;
   const char *args = argc == 3 ? argv[2] : "{}";
   if (strcmp(args, "-") == 0) {
@@ -135,10 +131,6 @@ static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, long timeout_ms) {
 static int cmd_tools(sp_runtime_t *rt, int argc, char **argv) {
   sp_error_t err;
   char *json = NULL;
-  if (argc > 1) {
-    fprintf(stderr, "snakepit: tools takes at most one POOL\n");
-    return SP_EXIT_USAGE;
-  }
   if (argc == 1) {
     if (sp_tools_json(rt, argv[0], &json, &err) != 0) return sp_cli_report(&err);
     sp_cli_print_json(json);
@@ -168,10 +160,6 @@ static int cmd_tools(sp_runtime_t *rt, int argc, char **argv) {
 static int cmd_stats(sp_runtime_t *rt, int argc, char **argv) {
   sp_error_t err;
   char *json = NULL;
-  if (argc > 1) {
-    fprintf(stderr, "snakepit: stats takes at most one POOL\n");
-    return SP_EXIT_USAGE;
-  }
   if (sp_stats_json(rt, argc == 1 ? argv[0] : NULL, &json, &err) != 0) return sp_cli_report(&err);
   /* Pools running with thread_safety_checks also get the checker's report. */
   sp_cli_thread_safety_report(rt, argc == 1 ? argv[0] : NULL, &json);
@@ -269,6 +257,15 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "exec") && strcmp(cmd, "tools") && strcmp(cmd, "stats") && strcmp(cmd, "pools")) {
     fprintf(stderr, "snakepit: unknown command '%s'\n\n%s", cmd, usage_text);
+    return SP_EXIT_USAGE;
+  }
+  /* Count the arguments before starting any worker. */
+  int min_args = strcmp(cmd, "exec") == 0 ? 2 : 0;
+  int max_args = strcmp(cmd, "exec") == 0 ? 3 : strcmp(cmd, "pools") == 0 ? 0 : 1;
+  if (cargc < min_args || cargc > max_args) {
+    fprintf(stderr, "snakepit: %s %s\n\n%s", cmd,
+            min_args ? "needs POOL TOOL [JSON]" : max_args ? "takes at most one POOL" : "takes no arguments",
+            usage_text);
     return SP_EXIT_USAGE;
   }
   if (o.url != NULL) {

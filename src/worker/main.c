@@ -361,7 +361,7 @@ int main(int argc, char **argv) {
   char *hello = NULL, *failure = NULL;
   if (pyhost_start(&po, &hello, &failure) != 0) {
     const char *f = failure ? failure : "{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"\"}";
-    fprintf(stderr, "snakepit-worker: adapter %s failed to load: %s\n", adapter, f);
+    fprintf(stderr, "snakepit-worker: adapter %s failed to load (traceback above)\n", adapter);
     send_frame(SP__FRAME_ERROR, 0, SP__ERRKIND_STARTUP, f, strlen(f));
     return 3;
   }

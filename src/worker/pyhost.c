@@ -58,12 +58,14 @@ static pyhost_thread_t **g_threads;
 static size_t g_thread_count;
 
 static const char k_helpers[] =
-    "import json, traceback\n"
-    "def describe(e):\n"
+    "import json, sys, traceback\n"
+    "def describe(e, echo=False):\n"
     "    t = type(e)\n"
     "    mod = getattr(t, '__module__', 'builtins')\n"
     "    name = t.__qualname__ if mod in ('builtins', '__main__') else mod + '.' + t.__qualname__\n"
     "    tb = ''.join(traceback.format_exception(t, e, e.__traceback__))\n"
+    "    if echo:\n"
+    "        sys.stderr.write(tb)\n"
     "    return json.dumps({'type': name, 'message': str(e), 'traceback': tb})\n";
 
 /* Takes the pending exception (clearing it); NULL if none. */
@@ -96,13 +98,14 @@ static char *json_fallback(const char *type, const char *message) {
   return s;
 }
 
-/* Describes and clears the pending exception as JSON; also prints it to stderr. */
-static char *describe_pending(void) {
+/* Describes and clears the pending exception as JSON; with echo, also writes its
+ * traceback to stderr (the manager's log) as plain lines. */
+static char *describe_pending(int echo) {
   PyObject *exc = take_exception();
   if (exc == NULL) return json_fallback("SystemError", "error without exception");
   char *out = NULL;
   if (g_describe != NULL) {
-    PyObject *s = PyObject_CallOneArg(g_describe, exc);
+    PyObject *s = PyObject_CallFunction(g_describe, "OO", exc, echo ? Py_True : Py_False);
     if (s != NULL) {
       const char *u = PyUnicode_AsUTF8(s);
       if (u != NULL) out = strdup(u);
@@ -271,7 +274,7 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
   goto done;
 
 fail:
-  *failure = describe_pending();
+  *failure = describe_pending(1);
 done:
   Py_XDECREF(manifest);
   Py_XDECREF(ctx);
@@ -358,7 +361,7 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
   if (text == NULL || status < 0 || status > 2) {
     /* Host.invoke never raises by contract; this covers a cancellation landing
      * between its try block and its return. */
-    char *desc = describe_pending();
+    char *desc = describe_pending(0);
     rc = append_text_frame(out, SP__FRAME_ERROR, SP__ERRKIND_PYTHON, id, desc ? desc : "{}",
                            desc ? strlen(desc) : 2, max_body);
     free(desc);
