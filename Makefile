@@ -5,12 +5,15 @@ PYTHON ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test bench clean format tidy
+.PHONY: all deps deps-bench build run test bench clean format tidy
 
 all: build
 
+# The build configures the tests too, so it needs the test packages (cmocka).
 deps:
 	@scripts/install-deps.sh test
+deps-bench:
+	@scripts/install-deps.sh bench
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DPYTHON_CONFIG=$(PYTHON_CONFIG) -DPYTHON=$(PYTHON) $(CMAKE_FLAGS)
@@ -24,7 +27,7 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 1
 
-bench: build
+bench: deps-bench build
 	$(PYTHON) bench/report.py --build $(BUILD)
 
 clean:
