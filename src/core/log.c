@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static sp_log_cb g_log_cb;
 static void *g_log_ud;
-static int g_min_level = -1;
+static atomic_int g_min_level = -1; /* read once; racing first readers agree */
 
 void sp_set_log_handler(sp_log_cb cb, void *userdata) {
   pthread_mutex_lock(&g_log_mu);
@@ -22,16 +23,18 @@ void sp_set_log_handler(sp_log_cb cb, void *userdata) {
 }
 
 static int min_level(void) {
-  if (g_min_level < 0) {
+  int cached = atomic_load_explicit(&g_min_level, memory_order_relaxed);
+  if (cached < 0) {
     /* SNAKEPIT_LOG_LEVEL=debug|info|warning|error; info by default. */
     const char *e = getenv("SNAKEPIT_LOG_LEVEL");
     int lvl = SP__LOG_INFO;
     if (e && e[0] == 'd') lvl = SP__LOG_DEBUG;
     else if (e && e[0] == 'w') lvl = SP__LOG_WARN;
     else if (e && e[0] == 'e') lvl = SP__LOG_ERROR;
-    g_min_level = lvl;
+    atomic_store_explicit(&g_min_level, lvl, memory_order_relaxed);
+    cached = lvl;
   }
-  return g_min_level;
+  return cached;
 }
 
 void sp__log(int level, const char *fmt, ...) {

@@ -15,6 +15,16 @@
 
 static void respawn_cb(uv_timer_t *t);
 
+/* Starts the position's replacement after an exponential backoff (100 ms doubling
+ * per consecutive failure, at most 5 s); returns the delay chosen. */
+static int64_t schedule_respawn(sp__pool_slot_t *s) {
+  int64_t delay = 100LL << (s->crashes_in_row < 6 ? s->crashes_in_row : 6);
+  if (delay > 5000) delay = 5000;
+  s->crashes_in_row++;
+  uv_timer_start(&s->respawn, respawn_cb, (uint64_t)delay, 0);
+  return delay;
+}
+
 int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg, int index) {
   memset(p, 0, sizeof(*p));
   p->rt = rt;
@@ -138,7 +148,7 @@ void sp__pool_pump(sp__pool_t *p) {
   }
 }
 
-static const char *call_tool(const sp__call_t *c, int *len) {
+const char *sp__call_tool(const sp__call_t *c, int *len) {
   *len = c->frame[SP__FRAME_HEADER_SIZE + 4] | c->frame[SP__FRAME_HEADER_SIZE + 5] << 8;
   return (const char *)c->frame + SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE;
 }
@@ -196,7 +206,7 @@ void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, cons
 void sp__call_expire(sp__call_t *c) {
   sp__pool_t *p = c->pool;
   int tl;
-  const char *tool = call_tool(c, &tl);
+  const char *tool = sp__call_tool(c, &tl);
   sp_error_t e;
   if (c->state == SP__CALL_QUEUED) {
     if (c->item.due_ms < c->deadline_ms) {
@@ -226,13 +236,6 @@ void sp__pool_fail_queued(sp__pool_t *p, int code, const char *why) {
     sp__error_set(&e, code, "pool '%s': %s", p->cfg->name, why);
     sp__call_finish(c, code, NULL, 0, &e);
   }
-}
-
-size_t sp__pool_inflight(const sp__pool_t *p) {
-  size_t n = 0;
-  for (int i = 0; i < p->cfg->pool_size; i++)
-    if (p->slots[i].worker) n += (size_t)p->slots[i].worker->slots.inflight;
-  return n;
 }
 
 void sp__pool_worker_ready(sp__pool_t *p, sp__worker_t *w) {
@@ -293,27 +296,18 @@ void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *wh
     sp__log(SP__LOG_ERROR, "pool '%s' is degraded: %s", p->cfg->name, p->degraded_reason);
     sp__pool_fail_queued(p, SP_EDEGRADED, p->degraded_reason);
   }
-  int64_t delay = 100LL << (s->crashes_in_row < 6 ? s->crashes_in_row : 6);
-  if (delay > 5000) delay = 5000;
-  s->crashes_in_row++;
+  int64_t delay = schedule_respawn(s);
   sp__log(SP__LOG_WARN, "%s; replacing it in %lld ms", why->message, (long long)delay);
-  s->respawn_active = 1;
-  uv_timer_start(&s->respawn, respawn_cb, (uint64_t)delay, 0);
 }
 
 static void respawn_cb(uv_timer_t *t) {
   sp__pool_slot_t *s = t->data;
   sp__pool_t *p = s->pool;
-  s->respawn_active = 0;
   if (p->rt->phase != SP__PHASE_RUNNING && p->rt->phase != SP__PHASE_DRAINING) return;
   sp_error_t err;
   if (spawn_at(p, s, &err) != 0) {
-    int64_t delay = 100LL << (s->crashes_in_row < 6 ? s->crashes_in_row : 6);
-    if (delay > 5000) delay = 5000;
-    s->crashes_in_row++;
+    int64_t delay = schedule_respawn(s);
     sp__log(SP__LOG_ERROR, "%s; retrying in %lld ms", err.message, (long long)delay);
-    s->respawn_active = 1;
-    uv_timer_start(&s->respawn, respawn_cb, (uint64_t)delay, 0);
     return;
   }
   p->stats.restarts++;
@@ -348,9 +342,8 @@ void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reaso
   p->retiring = w;
   sp_error_t err;
   if (spawn_at(p, s, &err) != 0) {
-    sp__log(SP__LOG_ERROR, "%s; retrying in 100 ms", err.message);
-    s->respawn_active = 1;
-    uv_timer_start(&s->respawn, respawn_cb, 100, 0);
+    int64_t delay = schedule_respawn(s);
+    sp__log(SP__LOG_ERROR, "%s; retrying in %lld ms", err.message, (long long)delay);
   }
   if (w->slots.inflight == 0) sp__worker_shutdown(w, p->cfg->drain_timeout_ms);
 }

@@ -155,6 +155,16 @@ int sp__buf_append_frame(sp__buf_t *b, unsigned type, unsigned flags, uint64_t i
   return sp__buf_append(b, body, len);
 }
 
+int sp__buf_append_kind_frame(sp__buf_t *b, unsigned type, uint64_t id, int kind, const void *text,
+                              size_t len) {
+  size_t body = len + (kind ? 1 : 0);
+  if (sp__buf_reserve(b, SP__FRAME_HEADER_SIZE + body) != 0) return SP_ENOMEM;
+  sp__frame_header_write(b->data + b->len, type, 0, (uint32_t)body, id);
+  b->len += SP__FRAME_HEADER_SIZE;
+  if (kind) b->data[b->len++] = (uint8_t)kind;
+  return sp__buf_append(b, text, len);
+}
+
 void sp__buf_consume(sp__buf_t *b, size_t n) {
   if (n >= b->len) {
     b->len = 0;

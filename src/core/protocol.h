@@ -118,6 +118,12 @@ int sp__buf_append(sp__buf_t *b, const void *p, size_t n);
 /** Appends one whole frame (header + body). 0 or SP_ENOMEM. */
 int sp__buf_append_frame(sp__buf_t *b, unsigned type, unsigned flags, uint64_t id,
                          const void *body, size_t len);
+/**
+ * Appends one frame whose body is an optional kind byte (omitted when kind is 0,
+ * as in RESULT) followed by text. 0 or SP_ENOMEM.
+ */
+int sp__buf_append_kind_frame(sp__buf_t *b, unsigned type, uint64_t id, int kind, const void *text,
+                              size_t len);
 /** Drops the first n bytes. */
 void sp__buf_consume(sp__buf_t *b, size_t n);
 void sp__buf_free(sp__buf_t *b);

@@ -43,11 +43,14 @@ uint64_t sp__now_ns(void) {
 }
 
 static int spin_us(void) {
-  static int value = -1;
+  /* Read once; racing first readers compute the same value. */
+  static atomic_int cached = -1;
+  int value = atomic_load_explicit(&cached, memory_order_relaxed);
   if (value < 0) {
     const char *e = getenv("SNAKEPIT_SPIN_US");
     value = e ? atoi(e) : 50;
     if (value < 0) value = 0;
+    atomic_store_explicit(&cached, value, memory_order_relaxed);
   }
   return value;
 }
@@ -525,13 +528,14 @@ static int check_args(const sp__pool_t *p, const char *tool, const char *args, s
 
 /* Validates on the calling thread and builds the call with its encoded frame. */
 static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
-                     const sp_call_opts_t *opts, sp__call_t **out, sp_error_t *err) {
+                      const sp_call_opts_t *opts, sp__call_t **out, sp__pool_t **found,
+                      sp_error_t *err) {
   *out = NULL;
   if (rt == NULL || pool == NULL || tool == NULL)
     return sp__error_set(err, SP_EINVAL, "runtime, pool and tool must not be NULL");
   if (atomic_load_explicit(&rt->stopping, memory_order_relaxed))
     return sp__error_set(err, SP_ESTOPPED, "the runtime is stopping");
-  sp__pool_t *p = find_pool(rt, pool, err);
+  sp__pool_t *p = *found = find_pool(rt, pool, err);
   if (p == NULL) return SP_ENOPOOL;
   int tool_index = sp__pool_find_tool(p, tool);
   if (tool_index < 0) {
@@ -582,16 +586,10 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
 /* build_call, counting refusals against the pool they were meant for. */
 static int make_call(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
                      const sp_call_opts_t *opts, sp__call_t **out, sp_error_t *err) {
-  int rc = build_call(rt, pool, tool, args, opts, out, err);
-  if (rc != 0 && rc != SP_ENOPOOL && rt != NULL && pool != NULL) {
-    for (size_t i = 0; i < rt->pool_count; i++) {
-      if (strcmp(rt->pools[i].cfg->name, pool) == 0) {
-        atomic_fetch_add_explicit(&rt->pools[i].rejected[sp_err_category(rc)], 1,
-                                  memory_order_relaxed);
-        break;
-      }
-    }
-  }
+  sp__pool_t *p = NULL;
+  int rc = build_call(rt, pool, tool, args, opts, out, &p, err);
+  if (rc != 0 && p != NULL)
+    atomic_fetch_add_explicit(&p->rejected[sp_err_category(rc)], 1, memory_order_relaxed);
   return rc;
 }
 

@@ -110,7 +110,6 @@ typedef struct sp__pool_stats_s {
 typedef struct sp__pool_slot_s {
   sp__worker_t *worker;
   uv_timer_t respawn;
-  int respawn_active;
   int crashes_in_row;
   sp__pool_t *pool;
   int index;
@@ -210,13 +209,14 @@ int sp__pool_spawn_all(sp__pool_t *p, sp_error_t *err);
 void sp__pool_submit(sp__pool_t *p, sp__call_t *c);
 /** Dispatches queued calls while slots are free. */
 void sp__pool_pump(sp__pool_t *p);
+/** The tool name inside a call's encoded frame (not NUL-terminated; *len bytes). */
+const char *sp__call_tool(const sp__call_t *c, int *len);
 /** Completes a call (success when code == 0, json/len the result). Frees or wakes. */
 void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, const sp_error_t *err);
 /** The deadline of c passed. */
 void sp__call_expire(sp__call_t *c);
 /** Fails every queued call with code (stop). */
 void sp__pool_fail_queued(sp__pool_t *p, int code, const char *why);
-size_t sp__pool_inflight(const sp__pool_t *p);
 /** Recycles w: a replacement starts first, w drains and exits. */
 void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reason);
 /** Periodic checks of every worker of the pool. */

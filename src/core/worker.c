@@ -214,9 +214,9 @@ static void python_error(sp_error_t *e, const sp__call_t *c, const char *json, s
   const char *type = o ? json_string_value(json_object_get(o, "type")) : NULL;
   const char *msg = o ? json_string_value(json_object_get(o, "message")) : NULL;
   const char *tb = o ? json_string_value(json_object_get(o, "traceback")) : NULL;
-  const char *tool = (const char *)c->frame + SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE;
-  size_t tool_len = c->frame[SP__FRAME_HEADER_SIZE + 4] | c->frame[SP__FRAME_HEADER_SIZE + 5] << 8;
-  sp__error_set(e, SP_EPYTHON, "tool '%.*s' in pool '%s' raised %s: %s", (int)tool_len, tool,
+  int tool_len;
+  const char *tool = sp__call_tool(c, &tool_len);
+  sp__error_set(e, SP_EPYTHON, "tool '%.*s' in pool '%s' raised %s: %s", tool_len, tool,
                 c->pool->cfg->name, type ? type : "an exception", msg ? msg : "");
   snprintf(e->python_type, sizeof(e->python_type), "%s", type ? type : "");
   if (tb) sp__copy_tail(e->traceback, sizeof(e->traceback), tb, strlen(tb));

@@ -93,14 +93,7 @@ static int send_all(const uint8_t *buf, size_t len) {
 
 static void send_frame(unsigned type, uint64_t id, int kind, const char *text, size_t len) {
   sp__buf_t b = {0};
-  uint8_t k = (uint8_t)kind;
-  if (sp__buf_reserve(&b, SP__FRAME_HEADER_SIZE + len + 1) == 0) {
-    sp__frame_header_write(b.data, type, 0, (uint32_t)(len + (kind ? 1 : 0)), id);
-    b.len = SP__FRAME_HEADER_SIZE;
-    if (kind) sp__buf_append(&b, &k, 1);
-    sp__buf_append(&b, text, len);
-    send_all(b.data, b.len);
-  }
+  if (sp__buf_append_kind_frame(&b, type, id, kind, text, len) == 0) send_all(b.data, b.len);
   sp__buf_free(&b);
 }
 

@@ -129,13 +129,7 @@ static int append_text_frame(sp__buf_t *out, unsigned type, int kind, uint64_t i
     return append_text_frame(out, SP__FRAME_ERROR, SP__ERRKIND_PROTOCOL, id, msg, (size_t)n,
                              (size_t)-1);
   }
-  if (sp__buf_reserve(out, SP__FRAME_HEADER_SIZE + body) != 0) return SP_ENOMEM;
-  sp__frame_header_write(out->data + out->len, type, 0, (uint32_t)body, id);
-  out->len += SP__FRAME_HEADER_SIZE;
-  if (kind) out->data[out->len++] = (uint8_t)kind;
-  memcpy(out->data + out->len, text, len);
-  out->len += len;
-  return 0;
+  return sp__buf_append_kind_frame(out, type, id, kind, text, len);
 }
 
 static int gil_enabled(void) {
