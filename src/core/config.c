@@ -660,7 +660,7 @@ void sp__pool_config_defaults(sp__pool_config_t *pc, sp__profile_t profile) {
   pc->crash_loop_window_ms = 30 * SP__MS_PER_S;
   pc->max_frame_bytes = 64 * SP__MIB;
   pc->thread_safety_checks = 0;
-  pc->pipeline_depth = 2;
+  pc->pipeline_depth = 8;
 }
 
 int sp__config_load_string(sp__config_t *cfg, const char *yaml, size_t len, const char *origin,

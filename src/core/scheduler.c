@@ -33,6 +33,18 @@ int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor) {
   return best;
 }
 
+uint64_t sp__sched_gap_update(uint64_t ewma_ns, uint64_t gap_ns) {
+  if (ewma_ns == 0) return gap_ns ? gap_ns : 1;
+  /* ewma += (gap - ewma) / 8, in unsigned arithmetic */
+  return gap_ns >= ewma_ns ? ewma_ns + (gap_ns - ewma_ns) / 8 : ewma_ns - (ewma_ns - gap_ns) / 8;
+}
+
+int sp__sched_depth(uint64_t ewma_ns, int max_depth) {
+  if (ewma_ns == 0) return max_depth;
+  uint64_t fit = SP__PIPELINE_BUDGET_NS / ewma_ns;
+  return fit < (uint64_t)max_depth ? (int)fit : max_depth;
+}
+
 void sp__fifo_push(sp__fifo_t *q, sp__sched_item_t *it) {
   it->next = NULL;
   it->prev = q->tail;

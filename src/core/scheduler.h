@@ -53,6 +53,26 @@ void sp__sched_item_init(sp__sched_item_t *it);
  */
 int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor);
 
+/** How much queued work a call may find ahead of it inside a worker. */
+#define SP__PIPELINE_BUDGET_NS 1000000u
+
+/**
+ * Folds one completion into a worker's average time between completions (an
+ * exponentially weighted mean, 1/8 weight per sample). gap_ns: time from the
+ * later of the call's dispatch and the worker's previous completion to this one,
+ * i.e. what a call queued inside the worker waits per call ahead of it.
+ */
+uint64_t sp__sched_gap_update(uint64_t ewma_ns, uint64_t gap_ns);
+
+/**
+ * Pipeline depth for a worker whose calls complete every ewma_ns: as many
+ * queued calls as fit in SP__PIPELINE_BUDGET_NS, at most max_depth. Short calls
+ * get the whole depth (fewer wake-ups, batched I/O); calls of a millisecond or
+ * more get none, so no call waits behind a long one in a busy worker while
+ * another worker may free up first. 0 (nothing measured yet) gives max_depth.
+ */
+int sp__sched_depth(uint64_t ewma_ns, int max_depth);
+
 void sp__fifo_push(sp__fifo_t *q, sp__sched_item_t *it);
 /** Removes and returns the oldest item, or NULL. */
 sp__sched_item_t *sp__fifo_pop(sp__fifo_t *q);

@@ -160,6 +160,7 @@ void sp__worker_dispatch(sp__worker_t *w, sp__call_t *c) {
   w->slot_calls[slot] = c;
   w->slots.inflight++;
   w->requests++;
+  w->slot_sent_ns[slot] = sp__now_ns();
   c->worker = w;
   c->slot = slot;
   c->state = SP__CALL_RUNNING;
@@ -204,6 +205,11 @@ static int take_slot(sp__worker_t *w, uint64_t id, sp__call_t **call) {
   uint32_t slot = (uint32_t)(id & 0xffff);
   if (slot >= (uint32_t)w->nslots || w->slot_ids[slot] != id) return -1;
   *call = w->slot_calls[slot];
+  uint64_t now = sp__now_ns();
+  uint64_t from = w->slot_sent_ns[slot] > w->last_done_ns ? w->slot_sent_ns[slot] : w->last_done_ns;
+  w->gap_ewma_ns = sp__sched_gap_update(w->gap_ewma_ns, now > from ? now - from : 0);
+  w->last_done_ns = now;
+  w->slots.depth = sp__sched_depth(w->gap_ewma_ns, w->pool->cfg->pipeline_depth);
   release_slot(w, slot);
   return 0;
 }
@@ -491,6 +497,7 @@ static void on_handle_closed(uv_handle_t *h) {
   free(w->slot_calls);
   free(w->slot_ids);
   free(w->slot_abandoned_ms);
+  free(w->slot_sent_ns);
   free(w->free_list);
   free(w->failure);
   free(w);
@@ -670,8 +677,11 @@ int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp
   w->slot_ids = calloc((size_t)cap, sizeof(*w->slot_ids));
   w->free_list = calloc((size_t)cap, sizeof(*w->free_list));
   w->slot_abandoned_ms = calloc((size_t)cap, sizeof(*w->slot_abandoned_ms));
-  if (!w->slot_calls || !w->slot_ids || !w->free_list || !w->slot_abandoned_ms) {
+  w->slot_sent_ns = calloc((size_t)cap, sizeof(*w->slot_sent_ns));
+  if (!w->slot_calls || !w->slot_ids || !w->free_list || !w->slot_abandoned_ms ||
+      !w->slot_sent_ns) {
     free(w->slot_calls);
+    free(w->slot_sent_ns);
     free(w->slot_abandoned_ms);
     free(w->slot_ids);
     free(w->free_list);

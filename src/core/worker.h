@@ -33,6 +33,9 @@ struct sp__worker_s {
   uint32_t *free_list;
   uint32_t free_count;
   uint64_t seq;
+  uint64_t *slot_sent_ns;  /* when each slot's call was dispatched */
+  uint64_t last_done_ns;   /* last completion */
+  uint64_t gap_ewma_ns;    /* mean time between completions: sets slots.depth */
 
   uv_process_t proc;
   uv_pipe_t sock;

@@ -1,18 +1,31 @@
 /*
  * main.c - snakepit-worker: hosts one adapter instance and runs its tools on N
- * native execution threads. A reader thread does socket I/O, framing and pings
- * without ever touching Python, so a worker busy in a long tool still answers.
+ * native execution threads. Socket reads, framing and pings never touch Python,
+ * so a worker busy in a long tool still answers.
+ *
+ * Who reads the socket:
+ * - N > 1 (thread profile): a dedicated reader thread; it queues CALLs for the
+ *   execution threads.
+ * - N = 1 (process profile): the execution thread reads its own socket whenever
+ *   it is idle, so a call costs one wake-up instead of two (reader, then
+ *   executor). A helper thread watches: when one call has been running for a
+ *   check period (2 ms), it takes over reading until the executor is idle again,
+ *   so pings, cancellations and pipelined calls still get through during long
+ *   tools.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "errors.h"
@@ -38,12 +51,33 @@ typedef struct worker_s {
   char *worker_id;
   pthread_mutex_t write_mu; /* one writer at a time on fd */
 
+  sp__decoder_t dec; /* used only by the thread that holds the reading role */
+  sp__buf_t held;    /* results held back for one write (W.write_mu) */
+  atomic_int queued; /* jobs in the queue, readable without W.mu */
+  uint64_t held_since_ns;
+
   pthread_mutex_t mu; /* guards the fields below */
   pthread_cond_t cond;
   job_t *head, *tail;
   int closed;     /* SHUTDOWN received: no more jobs */
   int entered;    /* execution threads that finished their Python set-up */
+
+  /* One execution thread (see the top of the file). */
+  int solo;
+  int role;             /* ROLE_*: who reads the socket now */
+  int busy;             /* the execution thread is running a call */
+  uint64_t started;     /* calls started, to tell one long call from many short ones */
+  int64_t last_start_ms;
+  int watcher_sleeping; /* the watcher waits without a timeout: signal it */
+  pthread_cond_t watcher_cond;
 } worker_t;
+
+enum { ROLE_NONE = 0, ROLE_EXEC, ROLE_WATCHER };
+
+/* How often the watcher looks at a running call, and how long after the last
+ * call it keeps looking before it sleeps until the next one. */
+#define WATCH_PERIOD_MS 2
+#define WATCH_LINGER_MS 50
 
 static worker_t W;
 static int g_group_leader; /* this worker leads its own process group */
@@ -73,22 +107,77 @@ static void usage(FILE *f) {
           "Runs the adapter's tools for a snakepit pool manager over a framed socket.\n");
 }
 
-/* Writes all of buf, retrying on short writes; the write lock keeps frames whole. */
-static int send_all(const uint8_t *buf, size_t len) {
-  int rc = 0;
-  pthread_mutex_lock(&W.write_mu);
+/* Writes all of buf, retrying on short writes. W.write_mu held. */
+static int write_locked(const uint8_t *buf, size_t len) {
   while (len > 0) {
     ssize_t n = send(W.fd, buf, len, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      rc = -1;
-      break;
+      return -1;
     }
     buf += n;
     len -= (size_t)n;
   }
+  return 0;
+}
+
+/* Writes all of buf; the write lock keeps frames whole. */
+static int send_all(const uint8_t *buf, size_t len) {
+  pthread_mutex_lock(&W.write_mu);
+  int rc = write_locked(buf, len);
   pthread_mutex_unlock(&W.write_mu);
   return rc;
+}
+
+/*
+ * Results of a lone execution thread may be held back while more calls are
+ * already queued in this worker, and sent together: one write and one wake-up
+ * of the manager for a batch instead of one per call. Held results go out
+ * before the thread waits for anything, once HOLD_MAX_NS old or HOLD_MAX_BYTES
+ * big, and from the watcher when a call runs long.
+ */
+#define HOLD_MAX_NS 100000u
+#define HOLD_MAX_BYTES 65536u
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Sends what is held. W.write_mu held. */
+static int flush_held_locked(void) {
+  int rc = W.held.len ? write_locked(W.held.data, W.held.len) : 0;
+  W.held.len = 0;
+  W.held_since_ns = 0;
+  if (W.held.cap > HOLD_MAX_BYTES * 4) sp__buf_free(&W.held);
+  return rc;
+}
+
+static void flush_held(void) {
+  pthread_mutex_lock(&W.write_mu);
+  int rc = flush_held_locked();
+  pthread_mutex_unlock(&W.write_mu);
+  if (rc != 0) die_with_group(); /* manager gone */
+}
+
+/* Sends a finished call's frame, or holds it when more calls are queued. */
+static void emit_result(const sp__buf_t *out, int more_queued) {
+  int rc = 0;
+  pthread_mutex_lock(&W.write_mu);
+  if (!more_queued && W.held.len == 0) {
+    rc = write_locked(out->data, out->len);
+  } else if (sp__buf_append(&W.held, out->data, out->len) != 0) {
+    rc = flush_held_locked();
+    if (rc == 0) rc = write_locked(out->data, out->len);
+  } else {
+    uint64_t now = mono_ns();
+    if (W.held_since_ns == 0) W.held_since_ns = now;
+    if (!more_queued || W.held.len >= HOLD_MAX_BYTES || now - W.held_since_ns >= HOLD_MAX_NS)
+      rc = flush_held_locked();
+  }
+  pthread_mutex_unlock(&W.write_mu);
+  if (rc != 0) die_with_group(); /* manager gone */
 }
 
 static void send_frame(unsigned type, uint64_t id, int kind, const char *text, size_t len) {
@@ -103,6 +192,7 @@ static void push_job(job_t *j) {
   if (W.tail) W.tail->next = j;
   else W.head = j;
   W.tail = j;
+  atomic_fetch_add_explicit(&W.queued, 1, memory_order_relaxed);
   pthread_cond_signal(&W.cond);
   pthread_mutex_unlock(&W.mu);
 }
@@ -115,9 +205,123 @@ static job_t *pop_job(void) {
   if (j) {
     W.head = j->next;
     if (W.head == NULL) W.tail = NULL;
+    atomic_fetch_sub_explicit(&W.queued, 1, memory_order_relaxed);
   }
   pthread_mutex_unlock(&W.mu);
   return j;
+}
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int read_frames(int timeout_ms);
+
+/* Takes the first queued job, marking the execution thread busy. W.mu held. */
+static job_t *take_job_locked(void) {
+  job_t *j = W.head;
+  W.head = j->next;
+  if (W.head == NULL) W.tail = NULL;
+  atomic_fetch_sub_explicit(&W.queued, 1, memory_order_relaxed);
+  W.busy = 1;
+  W.started++;
+  W.last_start_ms = mono_ms();
+  if (W.watcher_sleeping) pthread_cond_signal(&W.watcher_cond);
+  return j;
+}
+
+/*
+ * The lone execution thread's next job: queued ones first; otherwise it takes
+ * the reading role and reads (blocking) until a CALL arrives; if the watcher
+ * holds the role, it waits for the watcher to queue a job or give the role back.
+ */
+static job_t *solo_next_job(void) {
+  pthread_mutex_lock(&W.mu);
+  W.busy = 0;
+  for (;;) {
+    if (W.head != NULL) {
+      job_t *j = take_job_locked();
+      pthread_mutex_unlock(&W.mu);
+      return j;
+    }
+    if (W.closed) break;
+    /* About to wait: nothing may stay held while this thread sleeps. */
+    pthread_mutex_unlock(&W.mu);
+    flush_held();
+    pthread_mutex_lock(&W.mu);
+    if (W.head != NULL || W.closed) continue;
+    if (W.role == ROLE_NONE) {
+      W.role = ROLE_EXEC;
+      pthread_mutex_unlock(&W.mu);
+      read_frames(-1);
+      pthread_mutex_lock(&W.mu);
+      W.role = ROLE_NONE;
+      continue;
+    }
+    pthread_cond_wait(&W.cond, &W.mu);
+  }
+  pthread_mutex_unlock(&W.mu);
+  flush_held();
+  return NULL;
+}
+
+/* The watcher's nap of one check period. W.mu held. */
+static void watch_wait(void) {
+  struct timespec until;
+  clock_gettime(CLOCK_MONOTONIC, &until);
+  until.tv_nsec += WATCH_PERIOD_MS * 1000000L;
+  if (until.tv_nsec >= 1000000000L) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000L;
+  }
+  pthread_cond_timedwait(&W.watcher_cond, &W.mu, &until);
+}
+
+/*
+ * The watcher of a lone execution thread: takes over reading while one call
+ * runs longer than WATCH_PERIOD_MS, and for good once SHUTDOWN arrived (the
+ * manager may still ping while the adapter closes and Python finalises).
+ */
+static void *watcher_main(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&W.mu);
+  for (;;) {
+    int take = 0;
+    if (W.role == ROLE_NONE && W.closed && !W.busy) {
+      take = 1;
+    } else if (W.busy && W.role == ROLE_NONE) {
+      uint64_t seen = W.started;
+      watch_wait();
+      take = W.busy && W.started == seen && W.role == ROLE_NONE;
+      if (take) {
+        /* A long call: results held before it go out now. */
+        pthread_mutex_unlock(&W.mu);
+        flush_held();
+        pthread_mutex_lock(&W.mu);
+        take = W.busy && W.started == seen && W.role == ROLE_NONE;
+      }
+    } else if (mono_ms() - W.last_start_ms < WATCH_LINGER_MS) {
+      watch_wait();
+    } else {
+      W.watcher_sleeping = 1;
+      pthread_cond_wait(&W.watcher_cond, &W.mu);
+      W.watcher_sleeping = 0;
+    }
+    if (!take) continue;
+    W.role = ROLE_WATCHER;
+    /* Read until the execution thread is idle with nothing queued, then hand
+     * the role back to it. */
+    while (W.busy || W.head != NULL || W.closed) {
+      pthread_mutex_unlock(&W.mu);
+      read_frames(WATCH_PERIOD_MS);
+      pthread_mutex_lock(&W.mu);
+    }
+    W.role = ROLE_NONE;
+    pthread_cond_broadcast(&W.cond);
+  }
+  return NULL;
 }
 
 static void *exec_main(void *arg) {
@@ -133,11 +337,11 @@ static void *exec_main(void *arg) {
 
   sp__buf_t out = {0};
   job_t *j;
-  while ((j = pop_job()) != NULL) {
+  while ((j = W.solo ? solo_next_job() : pop_job()) != NULL) {
     out.len = 0;
     if (pyhost_invoke(py, j->id, j->data, j->tool_len, j->data + j->tool_len, j->args_len,
                       W.max_frame, &out) == 0) {
-      if (send_all(out.data, out.len) != 0) die_with_group(); /* manager gone */
+      emit_result(&out, W.solo && atomic_load_explicit(&W.queued, memory_order_relaxed) > 0);
     } else {
       static const char msg[] = "worker out of memory building the result";
       send_frame(SP__FRAME_ERROR, j->id, SP__ERRKIND_PROTOCOL, msg, sizeof(msg) - 1);
@@ -199,6 +403,7 @@ static void handle_frame(const sp__frame_t *f) {
           found = *pp;
           *pp = found->next;
           if (W.tail == found) W.tail = prev;
+          atomic_fetch_sub_explicit(&W.queued, 1, memory_order_relaxed);
           break;
         }
       }
@@ -224,34 +429,53 @@ static void handle_frame(const sp__frame_t *f) {
   }
 }
 
+/*
+ * Reads what the socket has (waiting up to timeout_ms for it, -1 = no limit)
+ * and handles every whole frame. Only the holder of the reading role calls it.
+ * Waiting is done in poll() rather than a blocking read: a thread blocked in
+ * read() on a Unix socket is also woken each time the manager consumes one of
+ * our results, a wake-up for nothing per call; poll() filters those out.
+ * Returns 1 when bytes were read, 0 on timeout; EOF and framing errors end the
+ * process.
+ */
+static int read_frames(int timeout_ms) {
+  uint8_t *p;
+  size_t avail;
+  if (sp__decoder_space(&W.dec, 65536, &p, &avail) != 0) {
+    fprintf(stderr, "snakepit-worker: out of memory reading frames\n");
+    _exit(4);
+  }
+  ssize_t n;
+  for (;;) {
+    n = recv(W.fd, p, avail, MSG_DONTWAIT);
+    if (n >= 0) break;
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) break;
+    struct pollfd pfd = {.fd = W.fd, .events = POLLIN};
+    int pr = poll(&pfd, 1, timeout_ms);
+    if (pr == 0) return 0;
+    if (pr < 0 && errno != EINTR) break;
+  }
+  if (n <= 0) {
+    /* EOF: the manager is gone (or closed us); nobody can receive results. */
+    die_with_group();
+  }
+  sp__decoder_commit(&W.dec, (size_t)n);
+  sp__frame_t f;
+  sp_error_t err;
+  int rc;
+  while ((rc = sp__decoder_next(&W.dec, &f, &err)) == 1) handle_frame(&f);
+  if (rc < 0) {
+    fprintf(stderr, "snakepit-worker: %s; closing the connection\n", err.message);
+    send_frame(SP__FRAME_ERROR, 0, SP__ERRKIND_PROTOCOL, err.message, strlen(err.message));
+    _exit(4);
+  }
+  return 1;
+}
+
 static void *reader_main(void *arg) {
   (void)arg;
-  sp__decoder_t dec;
-  sp__decoder_init(&dec, W.max_frame);
-  for (;;) {
-    uint8_t *p;
-    size_t avail;
-    if (sp__decoder_space(&dec, 65536, &p, &avail) != 0) {
-      fprintf(stderr, "snakepit-worker: out of memory reading frames\n");
-      _exit(4);
-    }
-    ssize_t n = read(W.fd, p, avail);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      /* EOF: the manager is gone (or closed us); nobody can receive results. */
-      die_with_group();
-    }
-    sp__decoder_commit(&dec, (size_t)n);
-    sp__frame_t f;
-    sp_error_t err;
-    int rc;
-    while ((rc = sp__decoder_next(&dec, &f, &err)) == 1) handle_frame(&f);
-    if (rc < 0) {
-      fprintf(stderr, "snakepit-worker: %s; closing the connection\n", err.message);
-      send_frame(SP__FRAME_ERROR, 0, SP__ERRKIND_PROTOCOL, err.message, strlen(err.message));
-      _exit(4);
-    }
-  }
+  for (;;) read_frames(-1);
   return NULL;
 }
 
@@ -346,6 +570,13 @@ int main(int argc, char **argv) {
   pthread_mutex_init(&W.write_mu, NULL);
   pthread_mutex_init(&W.mu, NULL);
   pthread_cond_init(&W.cond, NULL);
+  pthread_condattr_t mono;
+  pthread_condattr_init(&mono);
+  pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
+  pthread_cond_init(&W.watcher_cond, &mono);
+  pthread_condattr_destroy(&mono);
+  sp__decoder_init(&W.dec, W.max_frame);
+  W.solo = W.threads == 1;
 
   pyhost_opts_t po = {.adapter = adapter, .paths = paths, .path_count = npaths,
                       .adapter_args = aargs, .adapter_arg_count = naargs,
@@ -375,7 +606,7 @@ int main(int argc, char **argv) {
   free(hello);
 
   pthread_t reader;
-  if (pthread_create(&reader, NULL, reader_main, NULL) != 0) return 1;
+  if (pthread_create(&reader, NULL, W.solo ? watcher_main : reader_main, NULL) != 0) return 1;
 
   /* Execution threads leave once SHUTDOWN closed the queue and it is empty. */
   for (int i = 0; i < W.threads; i++) pthread_join(th[i], NULL);

@@ -48,6 +48,11 @@ double h_now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void h_sleep_ms(int ms) {
+  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
 char *h_call_ok(sp_runtime_t *rt, const char *pool, const char *tool, const char *args) {
   sp_result_t res;
   int rc = sp_execute(rt, pool, tool, args, NULL, &res);

@@ -34,6 +34,9 @@ sp_runtime_t *h_start_pool(const char *name, const char *profile, int size, int 
 /** Monotonic seconds. */
 double h_now(void);
 
+/** Sleeps ms milliseconds. */
+void h_sleep_ms(int ms);
+
 /** Runs one call; asserts it succeeds and returns the result JSON (caller frees). */
 char *h_call_ok(sp_runtime_t *rt, const char *pool, const char *tool, const char *args);
 

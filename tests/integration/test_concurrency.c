@@ -166,12 +166,53 @@ static void seed_patterns_under_load(void **state) {
   sp_runtime_stop(rt, 1000);
 }
 
+/* Completion time of one async call, recorded on the loop thread. */
+typedef struct {
+  _Atomic int done;
+  int code;
+  double at;
+} landed_t;
+
+static void on_landed(sp_result_t *res, void *ud) {
+  landed_t *l = ud;
+  l->code = res->error.code;
+  l->at = h_now();
+  atomic_store(&l->done, 1);
+}
+
+static void short_result_not_held_behind_long_call(void **state) {
+  (void)state;
+  /* One process worker that has seen only fast calls pipelines: a no-op and a
+   * 1 s sleep submitted together both go to it, and it batches results while
+   * more calls are queued. The no-op's result must still arrive long before
+   * the sleep ends, and pings keep being answered meanwhile. */
+  sp_runtime_t *rt = h_start_pool("pipe", "process", 1, 1, TESTING_ADAPTER, NULL);
+  for (int i = 0; i < 50; i++) free(h_call_ok(rt, "pipe", "noop", "{}"));
+  landed_t fast = {0}, slow = {0};
+  sp_error_t err;
+  double t0 = h_now();
+  assert_int_equal(sp_execute_async(rt, "pipe", "noop", "{}", NULL, on_landed, &fast, &err), 0);
+  assert_int_equal(sp_execute_async(rt, "pipe", "sleep", "{\"seconds\": 1.0}", NULL, on_landed,
+                                    &slow, &err),
+                   0);
+  while (!atomic_load(&slow.done)) h_sleep_ms(5);
+  assert_true(atomic_load(&fast.done));
+  print_message("pipelined no-op: %.1f ms, sleep(1.0): %.1f ms\n", (fast.at - t0) * 1e3,
+                (slow.at - t0) * 1e3);
+  assert_int_equal(fast.code, 0);
+  assert_int_equal(slow.code, 0);
+  assert_true(slow.at - t0 >= 1.0);
+  assert_true(fast.at - t0 < 0.25 * (slow.at - t0));
+  sp_runtime_stop(rt, 1000);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(thread_profile_overlaps_calls),
       cmocka_unit_test(process_pool_of_one_serializes),
       cmocka_unit_test(numpy_scales_with_threads),
       cmocka_unit_test(seed_patterns_under_load),
+      cmocka_unit_test(short_result_not_held_behind_long_call),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,11 +15,6 @@
 
 #include "harness.h"
 
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 static void adapter_import_error_fails_start(void **state) {
   (void)state;
   char yaml[2048];
@@ -195,7 +190,7 @@ static int wait_one(one_t *o, double seconds) {
     int d = o->done;
     pthread_mutex_unlock(&o->mu);
     if (d) return 1;
-    sleep_ms(5);
+    h_sleep_ms(5);
   }
   return 0;
 }
@@ -206,7 +201,7 @@ static void sigkill_during_call(const char *profile, int threads) {
   one_t o = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
   sp_error_t err;
   assert_int_equal(sp_execute_async(rt, "p", "sleep", "{\"seconds\": 30}", NULL, one_done, &o, &err), 0);
-  sleep_ms(300);
+  h_sleep_ms(300);
   double t0 = h_now();
   assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
   assert_true(wait_one(&o, 5.0));
@@ -234,7 +229,7 @@ static void saturated_pool_rejects_at_once(void **state) {
   one_t o = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
   sp_error_t err;
   assert_int_equal(sp_execute_async(rt, "p", "sleep", "{\"seconds\": 1.0}", NULL, one_done, &o, &err), 0);
-  sleep_ms(100);
+  h_sleep_ms(100);
   double t0 = h_now();
   sp_error_t e;
   h_call_fails(rt, "p", "noop", "{}", SP_ESATURATED, &e);
@@ -255,7 +250,7 @@ static void queue_timeout(void **state) {
   one_t o = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
   sp_error_t err;
   assert_int_equal(sp_execute_async(rt, "p", "sleep", "{\"seconds\": 2.0}", NULL, one_done, &o, &err), 0);
-  sleep_ms(100);
+  h_sleep_ms(100);
   double t0 = h_now();
   sp_error_t e;
   h_call_fails(rt, "p", "noop", "{}", SP_EQUEUETIMEOUT, &e);
@@ -277,7 +272,7 @@ static void many_queued_calls_time_out_cleanly(void **state) {
   sp_error_t err;
   sp_call_opts_t long_call = {.timeout_ms = 20000};
   assert_int_equal(sp_execute_async(rt, "p", "sleep", "{\"seconds\": 5}", &long_call, one_done, &o, &err), 0);
-  sleep_ms(100);
+  h_sleep_ms(100);
   int ok = 0, failed = 0;
   double t = h_concurrent(rt, "p", "noop", "{}", 100, 10, &ok, &failed);
   assert_int_equal(failed, 1000);
@@ -322,7 +317,7 @@ static void stop_fails_calls_still_running(void **state) {
   one_t o = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
   sp_error_t err;
   assert_int_equal(sp_execute_async(rt, "p", "sleep", "{\"seconds\": 20}", NULL, one_done, &o, &err), 0);
-  sleep_ms(200);
+  h_sleep_ms(200);
   double t0 = h_now();
   assert_int_equal(sp_runtime_stop(rt, 200), 0);
   assert_true(h_now() - t0 < 8.0);
@@ -336,7 +331,7 @@ static void stop_waits_for_short_calls(void **state) {
   one_t o = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0};
   sp_error_t err;
   assert_int_equal(sp_execute_async(rt, "p", "sleep", "{\"seconds\": 0.3}", NULL, one_done, &o, &err), 0);
-  sleep_ms(50);
+  h_sleep_ms(50);
   assert_int_equal(sp_runtime_stop(rt, 5000), 0);
   assert_int_equal(o.done, 1);
   assert_int_equal(o.code, 0); /* drained, not cut off */

@@ -61,6 +61,35 @@ static void pipeline_room_only_when_all_busy(void **state) {
   assert_int_equal(sp__sched_pick(ws, 2, &cur), 1);
 }
 
+static void depth_follows_call_length(void **state) {
+  (void)state;
+  /* Nothing measured yet: the configured maximum. */
+  assert_int_equal(sp__sched_depth(0, 8), 8);
+  /* 20 us per call: 50 fit in the 1 ms budget, capped at the maximum. */
+  assert_int_equal(sp__sched_depth(20000, 8), 8);
+  /* 250 us per call: 4 fit. */
+  assert_int_equal(sp__sched_depth(250000, 8), 4);
+  /* A millisecond or more: no call may queue inside the worker. */
+  assert_int_equal(sp__sched_depth(1000001, 8), 0);
+  assert_int_equal(sp__sched_depth(50000000, 8), 0);
+  assert_int_equal(sp__sched_depth(1000, 0), 0);
+
+  /* The mean moves an eighth of the way per sample, both directions. */
+  assert_int_equal(sp__sched_gap_update(0, 5000), 5000);
+  assert_int_equal(sp__sched_gap_update(8000, 16000), 9000);
+  assert_int_equal(sp__sched_gap_update(8000, 0), 7000);
+  /* Fast calls, then a run of slow ones: the depth falls to 0 within ~30 calls. */
+  uint64_t m = 0;
+  for (int i = 0; i < 100; i++) m = sp__sched_gap_update(m, 10000);
+  assert_int_equal(sp__sched_depth(m, 8), 8);
+  int n = 0;
+  while (sp__sched_depth(m, 8) > 0 && n < 1000) {
+    m = sp__sched_gap_update(m, 100000000);
+    n++;
+  }
+  assert_true(n > 0 && n < 30);
+}
+
 static void fifo_order_and_removal(void **state) {
   (void)state;
   sp__sched_item_t it[5];
@@ -136,6 +165,7 @@ int main(void) {
       cmocka_unit_test(equal_workers_share_round_robin), cmocka_unit_test(fifo_order_and_removal),
       cmocka_unit_test(pipeline_room_only_when_all_busy),
       cmocka_unit_test(heap_matches_model),
+      cmocka_unit_test(depth_follows_call_length),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
