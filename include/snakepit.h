@@ -208,6 +208,42 @@ SP_EXTERN int sp_tools_json(sp_runtime_t *rt, const char *pool, char **json, sp_
 /** Names of the runtime's pools as a JSON array. Free with sp_free(). Thread-safe. */
 SP_EXTERN int sp_pools_json(sp_runtime_t *rt, char **json, sp_error_t *err);
 
+/**
+ * An event source served by the runtime's own loop thread (advanced use). A
+ * server that makes calls on behalf of its clients, like `snakepit serve`, can
+ * do its I/O on the thread that completes those calls, so no request pays a
+ * hand-off between threads. run(ud) is called on the loop thread when fd is
+ * readable, when timeout_ms(ud) milliseconds have passed (asked again after
+ * every run; -1 = no timeout), and soon after sp_runtime_kick_source(). Inside
+ * run and in completion callbacks, sp_execute_async, sp_stats_json,
+ * sp_tools_json and sp_pools_json work; sp_execute does not (it would wait for
+ * the thread it runs on).
+ */
+typedef struct sp_loop_source_s {
+  int fd;
+  void (*run)(void *ud);
+  long long (*timeout_ms)(void *ud);
+  void *ud;
+} sp_loop_source_t;
+
+/**
+ * Attaches src (copied) to the runtime; one source per runtime. While a source
+ * is attached the loop thread keeps serving it, also after the runtime drained.
+ * Not from the loop thread. Returns 0, or SP_EINVAL when one is attached already
+ * (or the arguments are bad), SP_EBADTHREAD on the loop thread.
+ */
+SP_EXTERN int sp_runtime_attach_source(sp_runtime_t *rt, const sp_loop_source_t *src,
+                                       sp_error_t *err);
+
+/** Asks for the source's run() soon, on the loop thread. Any thread. */
+SP_EXTERN void sp_runtime_kick_source(sp_runtime_t *rt);
+
+/**
+ * Detaches the source: once this returns, run() and timeout_ms() are never
+ * called again. Not from the loop thread. sp_runtime_stop() detaches it too.
+ */
+SP_EXTERN int sp_runtime_detach_source(sp_runtime_t *rt);
+
 /** Releases what sp_execute() put into res; res may be reused afterwards. */
 SP_EXTERN void sp_result_free(sp_result_t *res);
 

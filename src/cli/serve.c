@@ -33,7 +33,9 @@ static const char serve_usage[] =
     "  -t, --timeout MS         per-call timeout when a request sets none (default: the pool's)\n"
     "      --max-body SIZE      largest request body (default 8MiB; KiB, MiB suffixes)\n"
     "      --read-timeout SEC   close connections idle or stalled this long (default 30)\n"
-    "      --threads N          HTTP event-loop threads (default: half the CPUs, 1 to 4)\n"
+    "      --threads N          HTTP event-loop threads; 0 runs HTTP on the runtime's own\n"
+    "                           loop thread (default: 0 below 4 CPUs, else half the CPUs,\n"
+    "                           at most 4)\n"
     "      --max-connections N  open connections at most (default 1024)\n"
     "      --drain-timeout SEC  on SIGTERM, time calls in flight get to finish (default 30)\n"
     "      --access-log         log every request to stderr\n"
@@ -121,7 +123,7 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
                       .timeout_ms = g->timeout_ms,
                       .max_body = 8ull << 20,
                       .read_timeout_s = 30,
-                      .threads = 0,
+                      .threads = -1,
                       .max_connections = 1024,
                       .drain_s = 30};
   optind = 0; /* 0 makes glibc re-initialise getopt; argv[0] is "serve" */
@@ -138,7 +140,7 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
       case O_INSECURE: o->insecure = 1; break;
       case O_MAXBODY: bad = parse_size(optarg, &o->max_body); break;
       case O_READTO: bad = parse_long("--read-timeout", optarg, 1, 3600, &o->read_timeout_s); break;
-      case O_THREADS: bad = parse_long("--threads", optarg, 1, 64, &o->threads); break;
+      case O_THREADS: bad = parse_long("--threads", optarg, 0, 64, &o->threads); break;
       case O_MAXCONN:
         bad = parse_long("--max-connections", optarg, 1, 65536, &o->max_connections);
         break;
@@ -256,11 +258,12 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
     rc = sp_cli_report(&err);
     goto done;
   }
-  /* HTTP parsing is a small part of a call's cost next to the runtime's loop
-   * thread and the workers, which need CPUs too: half the CPUs is plenty. */
-  if (o.threads == 0) {
+  /* On a small machine every hand-off between threads costs more than HTTP
+   * parsing itself: run HTTP on the runtime's loop thread. With CPUs to spare,
+   * half of them parse HTTP (the loop thread and the workers need the rest). */
+  if (o.threads < 0) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    o.threads = cpus >= 8 ? 4 : cpus >= 4 ? cpus / 2 : 1;
+    o.threads = cpus >= 8 ? 4 : cpus >= 4 ? cpus / 2 : 0;
   }
   sp__http_opts_t ho = {.listen_fd = fd,
                         .token = token,

@@ -140,6 +140,12 @@ void sp__rt_arm_deadlines(sp_runtime_t *rt) {
 static void noop_close(uv_handle_t *h) { (void)h; }
 
 static void close_rt_handles(sp_runtime_t *rt) {
+  /* An attached source keeps being served (a server sends its last responses
+   * after the runtime drained); the handles close once it is detached. */
+  if (rt->source_on) {
+    rt->close_deferred = 1;
+    return;
+  }
   for (size_t i = 0; i < rt->pool_count; i++) {
     sp__pool_t *p = &rt->pools[i];
     for (int k = 0; k < p->cfg->pool_size; k++) {
@@ -208,6 +214,13 @@ void sp__rt_worker_gone(sp_runtime_t *rt) {
   if (rt->phase == SP__PHASE_SHUTDOWN && rt->live_workers == 0) close_rt_handles(rt);
 }
 
+void sp__rt_source_gone(sp_runtime_t *rt) {
+  if (rt->close_deferred) {
+    rt->close_deferred = 0;
+    close_rt_handles(rt);
+  }
+}
+
 void sp__rt_check_drained(sp_runtime_t *rt) {
   if (rt->phase == SP__PHASE_DRAINING && rt->active_calls == 0)
     shutdown_all(rt, "the runtime is stopping");
@@ -271,6 +284,12 @@ void sp__rt_startup_event(sp_runtime_t *rt, const sp_error_t *err) {
 /* ---- the loop thread ---------------------------------------------------- */
 
 static void handle_ctl(sp_runtime_t *rt, sp__ctl_t *ctl) {
+  if (ctl->msg.kind == SP__MSG_ATTACH || ctl->msg.kind == SP__MSG_DETACH) {
+    if (ctl->msg.kind == SP__MSG_ATTACH) sp__source_attach(rt, ctl->src);
+    else sp__source_detach(rt);
+    sp__wake_word(&ctl->done);
+    return;
+  }
   if (ctl->msg.kind == SP__MSG_STATS) {
     ctl->json = ctl->pool ? sp__stats_pool_json(ctl->pool) : sp__stats_all_json(rt);
     ctl->rc = ctl->json ? 0 : SP_ENOMEM;
@@ -315,9 +334,10 @@ static void wakeup_cb(uv_async_t *a) {
   }
   sp__rt_flush(rt);
   sp__rt_arm_deadlines(rt);
+  sp__source_run_kicked(rt);
 }
 
-static void post(sp_runtime_t *rt, sp__msg_t *m) {
+void sp__rt_post(sp_runtime_t *rt, sp__msg_t *m) {
   m->next = NULL;
   pthread_mutex_lock(&rt->qmu);
   if (rt->qtail) rt->qtail->next = m;
@@ -473,19 +493,20 @@ int sp_runtime_drain(sp_runtime_t *rt, int graceful_ms) {
   ctl->msg.kind = SP__MSG_STOP;
   ctl->graceful_ms = graceful_ms;
   ctl->owned = 1;
-  post(rt, &ctl->msg);
+  sp__rt_post(rt, &ctl->msg);
   return 0;
 }
 
 int sp_runtime_stop(sp_runtime_t *rt, int graceful_ms) {
   if (rt == NULL) return SP_EINVAL;
   if (uv_thread_equal(&rt->loop_tid, &(uv_thread_t){uv_thread_self()})) return SP_EBADTHREAD;
+  sp_runtime_detach_source(rt);
   atomic_store(&rt->stopping, 1);
   sp__ctl_t ctl;
   memset(&ctl, 0, sizeof(ctl));
   ctl.msg.kind = SP__MSG_STOP;
   ctl.graceful_ms = graceful_ms;
-  post(rt, &ctl.msg);
+  sp__rt_post(rt, &ctl.msg);
   uv_thread_join(&rt->thread);
   uv_loop_close(&rt->loop);
   rt_free(rt);
@@ -593,7 +614,7 @@ static int make_call(sp_runtime_t *rt, const char *pool, const char *tool, const
   return rc;
 }
 
-static int on_loop_thread(sp_runtime_t *rt) {
+int sp__rt_on_loop_thread(sp_runtime_t *rt) {
   uv_thread_t self = uv_thread_self();
   return uv_thread_equal(&rt->loop_tid, &self);
 }
@@ -604,14 +625,14 @@ int sp_execute(sp_runtime_t *rt, const char *pool, const char *tool, const char 
   res->json = NULL;
   res->len = 0;
   sp__error_clear(&res->error);
-  if (rt != NULL && on_loop_thread(rt))
+  if (rt != NULL && sp__rt_on_loop_thread(rt))
     return sp__error_set(&res->error, SP_EBADTHREAD,
                          "sp_execute called from a completion callback; use sp_execute_async");
   sp__call_t *c = NULL;
   int rc = make_call(rt, pool, tool, args_json, opts, &c, &res->error);
   if (rc != 0) return rc;
   c->res = res;
-  post(rt, &c->msg);
+  sp__rt_post(rt, &c->msg);
   sp__wait_word(&c->done);
   free(c);
   return res->error.code;
@@ -626,7 +647,7 @@ int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *tool, const
   c->cb = cb;
   c->ud = userdata;
   c->res = &c->own;
-  post(rt, &c->msg);
+  sp__rt_post(rt, &c->msg);
   return 0;
 }
 
@@ -644,15 +665,19 @@ void sp_free(void *p) { free(p); }
 int sp_stats_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *err) {
   if (rt == NULL || json == NULL) return sp__error_set(err, SP_EINVAL, "rt and json must not be NULL");
   *json = NULL;
-  if (on_loop_thread(rt))
-    return sp__error_set(err, SP_EBADTHREAD, "sp_stats_json called from a completion callback");
   if (atomic_load(&rt->stopping)) return sp__error_set(err, SP_ESTOPPED, "the runtime is stopping");
   sp__ctl_t ctl;
   memset(&ctl, 0, sizeof(ctl));
   ctl.msg.kind = SP__MSG_STATS;
   if (pool != NULL && (ctl.pool = find_pool(rt, pool, err)) == NULL) return SP_ENOPOOL;
-  post(rt, &ctl.msg);
-  sp__wait_word(&ctl.done);
+  if (sp__rt_on_loop_thread(rt)) {
+    /* Already where the state lives (a completion callback, an event source). */
+    ctl.json = ctl.pool ? sp__stats_pool_json(ctl.pool) : sp__stats_all_json(rt);
+    ctl.rc = ctl.json ? 0 : SP_ENOMEM;
+  } else {
+    sp__rt_post(rt, &ctl.msg);
+    sp__wait_word(&ctl.done);
+  }
   if (ctl.rc != 0) return sp__error_set(err, ctl.rc, "cannot build statistics: %s", sp_strerror(ctl.rc));
   *json = ctl.json;
   sp__error_clear(err);

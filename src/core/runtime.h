@@ -25,7 +25,7 @@ typedef struct sp__msg_s {
   int kind; /* SP__MSG_* */
 } sp__msg_t;
 
-enum { SP__MSG_CALL = 1, SP__MSG_STATS, SP__MSG_STOP };
+enum { SP__MSG_CALL = 1, SP__MSG_STATS, SP__MSG_STOP, SP__MSG_ATTACH, SP__MSG_DETACH };
 
 enum { SP__CALL_NEW = 0, SP__CALL_QUEUED, SP__CALL_RUNNING, SP__CALL_DONE };
 
@@ -62,6 +62,7 @@ typedef struct sp__ctl_s {
   int graceful_ms;  /* STOP */
   int owned;        /* heap-allocated by sp_runtime_drain: the loop frees it */
   char *json;       /* STATS reply, handed to the caller */
+  const sp_loop_source_t *src; /* ATTACH */
   int rc;
   _Atomic uint32_t done;
 } sp__ctl_t;
@@ -171,6 +172,15 @@ struct sp_runtime_s {
   int live_workers; /* spawned and not yet freed */
   size_t active_calls; /* received by the loop and not yet finished */
 
+  /* The attached event source (source.c); loop thread, except source_kicked. */
+  sp_loop_source_t source;
+  int source_on;      /* attached; its handles are open */
+  int close_deferred; /* the runtime's handles close once the source is gone */
+  uv_poll_t source_poll;
+  uv_timer_t source_timer;
+  atomic_int source_kicked;
+  atomic_int source_attached; /* readable from any thread */
+
   /* Startup handshake with the starting thread. */
   _Atomic uint32_t start_done;
   int start_rc;
@@ -200,6 +210,18 @@ void sp__rt_check_drained(sp_runtime_t *rt);
 void sp__rt_startup_event(sp_runtime_t *rt, const sp_error_t *err);
 /** A worker's handles are all closed and it was freed. */
 void sp__rt_worker_gone(sp_runtime_t *rt);
+/** The event source was detached: close the runtime's handles if that waited for it. */
+void sp__rt_source_gone(sp_runtime_t *rt);
+/** Posts a message to the loop thread. Any thread. */
+void sp__rt_post(sp_runtime_t *rt, sp__msg_t *m);
+/** True on the runtime's loop thread. */
+int sp__rt_on_loop_thread(sp_runtime_t *rt);
+
+/* source.c (loop thread) */
+void sp__source_attach(sp_runtime_t *rt, const sp_loop_source_t *src);
+void sp__source_detach(sp_runtime_t *rt);
+/** Runs the source if sp_runtime_kick_source() asked for it. */
+void sp__source_run_kicked(sp_runtime_t *rt);
 
 /* pool.c */
 int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg, int index);

@@ -18,7 +18,7 @@ typedef struct sp__http_opts_s {
   const char *token;        /* bearer token for the API and /metrics; NULL or "" = none */
   size_t max_body;          /* largest request body in bytes; larger ones get 413 */
   unsigned read_timeout_s;  /* a connection idle (or a client this slow) for this long closes */
-  unsigned threads;         /* event-loop threads (each runs its own epoll) */
+  unsigned threads;         /* 0: on the runtime's loop thread; N: N threads of its own */
   unsigned max_connections; /* open connections beyond this are refused */
   int64_t call_timeout_ms;  /* per-call timeout when a request sets none; 0 = the pool's */
   int access_log;           /* one line per request on stderr */

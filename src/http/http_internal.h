@@ -39,6 +39,8 @@ struct sp__http_s {
   struct MHD_Response *dashboard; /* built once, shared by every GET / */
   int64_t started_ms;
   atomic_int draining;
+  int quiesced; /* on the thread that runs MHD */
+  int on_loop;  /* MHD runs as an event source of the runtime's loop thread */
   atomic_long active;  /* requests between their first callback and completion */
   atomic_long pending; /* tool calls handed to the runtime and not yet answered */
   _Atomic uint64_t counts[SP__ROUTE_COUNT][SP__HTTP_NSTATUS];

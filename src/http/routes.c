@@ -232,11 +232,20 @@ static int call_opts(sp__req_t *r, sp_call_opts_t *opts, sp_error_t *err) {
   return 0;
 }
 
-/* Completion of a call, on the runtime's loop thread: keep the outcome and wake
- * the connection. r belongs to MHD again once resumed, so it is not touched after. */
+/* The outcome is in r: wake the connection. r belongs to MHD again once
+ * resumed, so it is not touched after. */
+static void call_landed(sp__req_t *r) {
+  sp__http_t *s = r->srv;
+  r->state = SP__REQ_DONE;
+  MHD_resume_connection(r->conn);
+  atomic_fetch_sub(&s->pending, 1);
+  /* MHD without threads of its own learns of the resume in its next run. */
+  if (s->on_loop) sp_runtime_kick_source(s->rt);
+}
+
+/* Completion of a call, on the runtime's loop thread: keep the outcome. */
 static void on_call_done(sp_result_t *res, void *ud) {
   sp__req_t *r = ud;
-  sp__http_t *s = r->srv;
   if (res->error.code == 0) {
     r->result = res->json;
     r->result_len = res->len ? res->len : strlen(res->json);
@@ -244,9 +253,7 @@ static void on_call_done(sp_result_t *res, void *ud) {
   } else if ((r->error = malloc(sizeof(*r->error))) != NULL) {
     memcpy(r->error, &res->error, sizeof(*r->error));
   }
-  r->state = SP__REQ_DONE;
-  MHD_resume_connection(r->conn);
-  atomic_fetch_sub(&s->pending, 1);
+  call_landed(r);
 }
 
 enum MHD_Result sp__http_call_start(sp__req_t *r) {
@@ -267,9 +274,7 @@ enum MHD_Result sp__http_call_start(sp__req_t *r) {
   MHD_suspend_connection(r->conn);
   if (sp_execute_async(s->rt, r->pool, r->tool, args, &opts, on_call_done, r, &err) != 0) {
     if ((r->error = malloc(sizeof(*r->error))) != NULL) memcpy(r->error, &err, sizeof(err));
-    r->state = SP__REQ_DONE;
-    MHD_resume_connection(r->conn);
-    atomic_fetch_sub(&s->pending, 1);
+    call_landed(r);
   }
   return MHD_YES;
 }

@@ -3,13 +3,16 @@
  * (routing, bearer auth, body limits, suspend while a call runs), replies and
  * graceful stop. The endpoints themselves are in routes.c.
  *
- * Threading: MHD runs `threads` event-loop threads, each with its own epoll set,
- * all accepting from one listening socket. A tool call never blocks one of them:
- * the request is suspended, the call goes to the runtime with sp_execute_async,
- * and its completion callback (on the runtime's loop thread) resumes the
- * connection. So a few threads keep thousands of calls in flight, with no
- * thread per connection and no context switch per request beyond the runtime's
- * own hand-off; under load the loop thread batches many completions per turn.
+ * Threading: by default (threads = 0) MHD has no thread of its own: its epoll
+ * set is an event source of the runtime's loop thread (sp_runtime_attach_source),
+ * so a request is parsed, its call dispatched to a worker, the result taken in
+ * and the response written all on one thread, with no hand-off between threads
+ * per request. With threads = N, MHD runs N event-loop threads of its own, each
+ * with its own epoll set, all accepting from one listening socket (for machines
+ * with CPUs to spare for HTTP parsing). Either way a tool call never blocks an
+ * event loop: the request is suspended, the call goes to the runtime with
+ * sp_execute_async, and its completion callback (on the runtime's loop thread)
+ * resumes the connection, so a few threads keep thousands of calls in flight.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -300,6 +303,29 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 
 /* ---- lifecycle ------------------------------------------------------------- */
 
+/* Quiesce for real: MHD hands the listening socket back; closing it makes new
+ * connections fail at once instead of waiting in the kernel's backlog. On the
+ * thread that runs MHD (the runtime's loop thread when MHD has none). */
+static void quiesce_now(sp__http_t *h) {
+  if (h->quiesced) return;
+  h->quiesced = 1;
+  MHD_socket fd = MHD_quiesce_daemon(h->daemon);
+  if (fd != MHD_INVALID_SOCKET) close(fd);
+}
+
+/* MHD as an event source of the runtime's loop thread. */
+static void source_run(void *ud) {
+  sp__http_t *h = ud;
+  if (atomic_load_explicit(&h->draining, memory_order_relaxed)) quiesce_now(h);
+  MHD_run(h->daemon);
+}
+
+static long long source_timeout(void *ud) {
+  sp__http_t *h = ud;
+  MHD_UNSIGNED_LONG_LONG ms = 0;
+  return MHD_get_timeout(h->daemon, &ms) == MHD_YES ? (long long)ms : -1;
+}
+
 int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o, sp_error_t *err) {
   int rc = SP_ENOMEM;
   *out = NULL;
@@ -325,8 +351,9 @@ int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o,
                           "style-src 'unsafe-inline'; connect-src 'self'; img-src data:");
   /* A pool of event loops only with more than one thread (MHD warns about a
    * pool of size 0 or 1 and then runs one loop anyway). */
-  unsigned threads = o->threads ? o->threads : 1;
-  unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+  unsigned threads = o->threads;
+  unsigned flags = (threads ? MHD_USE_EPOLL_INTERNAL_THREAD : MHD_USE_EPOLL) |
+                   MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
   struct MHD_OptionItem pool[] = {
       {threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, threads, NULL},
       {MHD_OPTION_END, 0, NULL}};
@@ -342,6 +369,22 @@ int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o,
     goto fail;
   }
   s->opts.listen_fd = -1; /* MHD owns it now (and closes it, unless quiesced) */
+  if (threads == 0) {
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
+    sp_loop_source_t src = {.fd = di ? di->epoll_fd : -1,
+                            .run = source_run,
+                            .timeout_ms = source_timeout,
+                            .ud = s};
+    if (src.fd < 0 || sp_runtime_attach_source(rt, &src, err) != 0) {
+      if (src.fd < 0) sp__http_error_set(err, SP_EIO, "libmicrohttpd gave no epoll descriptor");
+      MHD_stop_daemon(s->daemon);
+      MHD_destroy_response(s->dashboard);
+      free(s->token);
+      free(s);
+      return SP_EIO;
+    }
+    s->on_loop = 1;
+  }
   *out = s;
   return 0;
 fail:
@@ -357,10 +400,8 @@ fail:
 
 void sp__http_quiesce(sp__http_t *h) {
   if (h == NULL || atomic_exchange(&h->draining, 1)) return;
-  /* MHD hands the listening socket back; closing it makes new connections fail
-   * at once instead of waiting in the kernel's backlog. */
-  MHD_socket fd = MHD_quiesce_daemon(h->daemon);
-  if (fd != MHD_INVALID_SOCKET) close(fd);
+  if (h->on_loop) sp_runtime_kick_source(h->rt); /* the loop thread quiesces */
+  else quiesce_now(h);
 }
 
 int sp__http_wait_idle(sp__http_t *h, int timeout_ms) {
@@ -379,6 +420,7 @@ int sp__http_wait_idle(sp__http_t *h, int timeout_ms) {
 
 void sp__http_destroy(sp__http_t *h) {
   if (h == NULL) return;
+  if (h->on_loop) sp_runtime_detach_source(h->rt); /* MHD runs on no thread from here */
   if (h->daemon) MHD_stop_daemon(h->daemon); /* closes the listening socket unless quiesced */
   MHD_destroy_response(h->dashboard);
   free(h->token);

@@ -124,17 +124,20 @@ def error_of(status, body, want_status, category, code):
     return err
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
+@pytest.fixture(scope="session", params=["0", "2"], ids=["http-on-loop", "http-2-threads"])
+def server(request, tmp_path_factory):
     """The main server: `tp` process 1x1, `tt` thread 1x4, `sat` (no queue) and
     `qt` (100 ms queue timeout) for overload, `crash` for a worker that exits
     (with thread_safety_checks, for the checker report in stats).
-    Small limits so the limit tests stay fast: 64 KiB bodies, 2 s read timeout."""
+    Small limits so the limit tests stay fast: 64 KiB bodies, 2 s read timeout.
+    Every test runs against both ways of running HTTP: on the runtime's loop
+    thread (--threads 0, the default on small machines) and on MHD's own threads."""
     config = ("pools:\n" + pool_yaml("tp") + pool_yaml("tt", "thread", threads=4)
               + pool_yaml("sat", extra="max_queue: 0\npipeline_depth: 0")
               + pool_yaml("qt", extra="queue_timeout: 100ms\npipeline_depth: 0")
               + pool_yaml("crash", extra="thread_safety_checks: true"))
-    s = Server(tmp_path_factory.mktemp("serve"), config, "--max-body", "64KiB", "--read-timeout", "2")
+    s = Server(tmp_path_factory.mktemp("serve"), config, "--max-body", "64KiB", "--read-timeout", "2",
+               "--threads", request.param)
     yield s
     rc = s.stop()
     assert rc == 0, s.stderr()

@@ -7,7 +7,10 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "harness.h"
 
@@ -294,6 +297,88 @@ static void misuse_is_rejected(void **state) {
   assert_int_equal(sp_execute_async(rt, "thr", "noop", "{}", NULL, NULL, NULL, &err), SP_EINVAL);
 }
 
+/* An event source: counts its runs, drains its pipe, and from inside run()
+ * makes an async call and reads stats (both must work on the loop thread). */
+typedef struct {
+  sp_runtime_t *rt;
+  int fds[2];
+  atomic_int runs;
+  atomic_int calls_done;
+  atomic_int stats_ok;
+  atomic_int call_now;
+  long long timeout;
+} source_t;
+
+static void source_call_done(sp_result_t *res, void *ud) {
+  source_t *s = ud;
+  if (res->error.code == 0) atomic_fetch_add(&s->calls_done, 1);
+}
+
+static void source_run(void *ud) {
+  source_t *s = ud;
+  char buf[64];
+  while (read(s->fds[0], buf, sizeof(buf)) > 0) {
+  }
+  atomic_fetch_add(&s->runs, 1);
+  if (atomic_exchange(&s->call_now, 0)) {
+    sp_error_t err;
+    if (sp_execute_async(s->rt, "src", "add", "{\"a\": 2, \"b\": 3}", NULL, source_call_done, s,
+                         &err) != 0)
+      print_message("async from run(): %s\n", err.message);
+    char *json = NULL;
+    if (sp_stats_json(s->rt, "src", &json, &err) == 0 && strstr(json, "\"workers\"") != NULL)
+      atomic_fetch_add(&s->stats_ok, 1);
+    sp_free(json);
+  }
+}
+
+static long long source_timeout(void *ud) { return ((source_t *)ud)->timeout; }
+
+static int wait_for(atomic_int *v, int at_least) {
+  for (int i = 0; i < 400 && atomic_load(v) < at_least; i++) h_sleep_ms(5);
+  return atomic_load(v) >= at_least;
+}
+
+static void event_source_runs_on_the_loop(void **state) {
+  (void)state;
+  source_t s = {.timeout = -1};
+  s.rt = h_start_pool("src", "process", 1, 1, TESTING_ADAPTER, NULL);
+  assert_int_equal(pipe2(s.fds, O_NONBLOCK | O_CLOEXEC), 0);
+  sp_loop_source_t src = {.fd = s.fds[0], .run = source_run, .timeout_ms = source_timeout,
+                          .ud = &s};
+  sp_error_t err;
+  assert_int_equal(sp_runtime_attach_source(s.rt, &src, &err), 0);
+  /* Attaching runs it once; a second source is refused. */
+  assert_true(wait_for(&s.runs, 1));
+  assert_int_equal(sp_runtime_attach_source(s.rt, &src, &err), SP_EINVAL);
+  /* Readable fd -> run; inside run, async calls and stats work. */
+  int before = atomic_load(&s.runs);
+  atomic_store(&s.call_now, 1);
+  assert_int_equal(write(s.fds[1], "x", 1), 1);
+  assert_true(wait_for(&s.runs, before + 1));
+  assert_true(wait_for(&s.calls_done, 1));
+  assert_int_equal(atomic_load(&s.stats_ok), 1);
+  /* A kick from this thread -> run. */
+  before = atomic_load(&s.runs);
+  sp_runtime_kick_source(s.rt);
+  assert_true(wait_for(&s.runs, before + 1));
+  /* Detached: neither data nor kicks run it any more. */
+  assert_int_equal(sp_runtime_detach_source(s.rt), 0);
+  int after = atomic_load(&s.runs);
+  assert_int_equal(write(s.fds[1], "y", 1), 1);
+  sp_runtime_kick_source(s.rt);
+  h_sleep_ms(100);
+  assert_int_equal(atomic_load(&s.runs), after);
+  /* A timeout source, left attached: sp_runtime_stop detaches it. */
+  s.timeout = 10;
+  assert_int_equal(sp_runtime_attach_source(s.rt, &src, &err), 0);
+  before = atomic_load(&s.runs);
+  assert_true(wait_for(&s.runs, before + 5)); /* runs on its 10 ms timeout alone */
+  assert_int_equal(sp_runtime_stop(s.rt, 1000), 0);
+  close(s.fds[0]);
+  close(s.fds[1]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(results_in_both_profiles),
@@ -308,6 +393,7 @@ int main(void) {
       cmocka_unit_test(async_calls),
       cmocka_unit_test(worker_output_is_forwarded),
       cmocka_unit_test(misuse_is_rejected),
+      cmocka_unit_test(event_source_runs_on_the_loop),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
