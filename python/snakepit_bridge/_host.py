@@ -2,6 +2,7 @@
 
 The worker embeds CPython and drives exactly this interface::
 
+    preload(adapter_spec, pool, profile, threads)   # optional: import only (fork server)
     host = load(adapter_spec, adapter_args, worker_id, pool, profile, threads)
     host.manifest()                  # JSON text describing the tools (HELLO frame)
     host.register_thread(name)       # once on each execution thread, GIL held
@@ -45,7 +46,7 @@ from . import context as _context
 from . import thread_safety_checker as _tsc
 from .base_adapter import iter_tools
 
-__all__ = ["load", "Host"]
+__all__ = ["preload", "load", "Host"]
 
 logger = logging.getLogger("snakepit_bridge.host")
 
@@ -562,27 +563,33 @@ def _stagger_seconds() -> float:
         return 0.0
 
 
-def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
-         profile: str, threads: int) -> Host:
-    """Import ``adapter_spec`` ("pkg.module.Class"), build and initialize it.
+class _Preloaded:
+    """What :func:`preload` prepared: the adapter class and the checker state."""
 
-    The constructor receives ``adapter_args=list`` if it has a parameter of
-    that name, else no arguments; ``initialize()`` runs next if defined.
-    Import and construction errors propagate to the caller.
+    def __init__(self, spec: str, cls: Any, mode: Optional[str], checker: Any,
+                 baseline: Any) -> None:
+        self.spec = spec
+        self.cls = cls
+        self.mode = mode
+        self.checker = checker
+        self.baseline = baseline
 
-    The worker identity is exported as ``SNAKEPIT_THREADS``,
-    ``SNAKEPIT_WORKER_ID``, ``SNAKEPIT_POOL`` and ``SNAKEPIT_PROFILE`` before
-    the adapter is imported. ``SNAKEPIT_THREAD_SAFETY_CHECK=1`` (or
-    ``strict``) enables the global thread-safety checker before the adapter
-    module is imported (so its import hook sees the adapter's imports), and
-    hooks the adapter class for the unlocked-write detector before the
-    instance is built. A thread-profile adapter without
-    ``__thread_safe__ = True`` is reported (raised in strict mode, so the
-    pool refuses to start).
+
+_preloaded: Optional[_Preloaded] = None
+
+
+def preload(adapter_spec: str, pool: str, profile: str, threads: int) -> _Preloaded:
+    """Import the adapter's module and resolve its class, without building it.
+
+    A fork server calls this once; every worker forked from it then only runs
+    :func:`load`, which builds the instance from the class resolved here.
+    Exports ``SNAKEPIT_THREADS``, ``SNAKEPIT_POOL`` and ``SNAKEPIT_PROFILE``
+    and enables the thread-safety checker (see :func:`load`) before the
+    import. Import errors propagate to the caller.
     """
+    global _preloaded
     threads = int(threads) if threads else 1
     os.environ["SNAKEPIT_THREADS"] = str(threads)
-    os.environ["SNAKEPIT_WORKER_ID"] = str(worker_id)
     os.environ["SNAKEPIT_POOL"] = str(pool)
     os.environ["SNAKEPIT_PROFILE"] = str(profile)
     mode = _checking_mode()
@@ -602,13 +609,45 @@ def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
                 f"{exc}\n  Strict thread-safety checks (SNAKEPIT_THREAD_SAFETY_CHECK=strict) "
                 f"refuse to start {adapter_spec} in the thread profile ({threads} threads) "
                 f"without this declaration.") from None
-    if checker is not None and isinstance(cls, type):
-        _tsc.watch_adapter_class(cls)
-    adapter = _construct(cls, adapter_args)
+    _preloaded = _Preloaded(adapter_spec, cls, mode, checker, baseline)
+    return _preloaded
+
+
+def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
+         profile: str, threads: int) -> Host:
+    """Import ``adapter_spec`` ("pkg.module.Class"), build and initialize it.
+
+    The constructor receives ``adapter_args=list`` if it has a parameter of
+    that name, else no arguments; ``initialize()`` runs next if defined.
+    Import and construction errors propagate to the caller. When
+    :func:`preload` already resolved this spec (a forked worker), its result
+    is used once instead of importing again.
+
+    The worker identity is exported as ``SNAKEPIT_THREADS``,
+    ``SNAKEPIT_WORKER_ID``, ``SNAKEPIT_POOL`` and ``SNAKEPIT_PROFILE`` before
+    the adapter is imported. ``SNAKEPIT_THREAD_SAFETY_CHECK=1`` (or
+    ``strict``) enables the global thread-safety checker before the adapter
+    module is imported (so its import hook sees the adapter's imports), and
+    hooks the adapter class for the unlocked-write detector before the
+    instance is built. A thread-profile adapter without
+    ``__thread_safe__ = True`` is reported (raised in strict mode, so the
+    pool refuses to start).
+    """
+    global _preloaded
+    os.environ["SNAKEPIT_WORKER_ID"] = str(worker_id)
+    pre = _preloaded
+    _preloaded = None
+    if pre is None or pre.spec != adapter_spec:
+        pre = preload(adapter_spec, pool, profile, threads)
+        _preloaded = None
+    threads = int(threads) if threads else 1
+    if pre.checker is not None and isinstance(pre.cls, type):
+        _tsc.watch_adapter_class(pre.cls)
+    adapter = _construct(pre.cls, adapter_args)
     init = getattr(adapter, "initialize", None)
     if callable(init):
         init()
-    if checker is not None:
-        checker.check_library_safety()      # imported before the hook was in place
+    if pre.checker is not None:
+        pre.checker.check_library_safety()      # imported before the hook was in place
     return Host(adapter, adapter_spec, worker_id, pool, profile, threads,
-                checks=mode, baseline_modules=baseline)
+                checks=pre.mode, baseline_modules=pre.baseline)

@@ -60,6 +60,7 @@ enum {
   KEY_MAX_FRAME_BYTES,
   KEY_THREAD_SAFETY_CHECKS,
   KEY_PIPELINE_DEPTH,
+  KEY_WORKER_START,
   KEY_COUNT
 };
 
@@ -109,6 +110,7 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
     [KEY_THREAD_SAFETY_CHECKS] = {"thread_safety_checks", SP__KIND_BOOL,
                                   FIELD(thread_safety_checks), 0, 1, false},
     [KEY_PIPELINE_DEPTH] = {"pipeline_depth", SP__KIND_INT, FIELD(pipeline_depth), 0, 64, false},
+    [KEY_WORKER_START] = {"worker_start", SP__KIND_START, FIELD(worker_start), 0, 0, false},
 };
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */
@@ -214,6 +216,7 @@ static int read_scalar(const loader_t *ld, const sp__key_spec_t *spec, const yam
     case SP__KIND_NAME:
     case SP__KIND_ADAPTER: return store_copy(ld, (char **)(void *)field, text);
     case SP__KIND_PROFILE: pc->profile = (sp__profile_t)v.integer; return 0;
+    case SP__KIND_START: pc->worker_start = (sp__worker_start_t)v.integer; return 0;
     case SP__KIND_INT:
     case SP__KIND_BOOL: *(int *)(void *)field = (int)v.integer; return 0;
     case SP__KIND_I64:
@@ -661,6 +664,7 @@ void sp__pool_config_defaults(sp__pool_config_t *pc, sp__profile_t profile) {
   pc->max_frame_bytes = 64 * SP__MIB;
   pc->thread_safety_checks = 0;
   pc->pipeline_depth = 8;
+  pc->worker_start = SP__START_FORK;
 }
 
 int sp__config_load_string(sp__config_t *cfg, const char *yaml, size_t len, const char *origin,

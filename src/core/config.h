@@ -12,6 +12,9 @@
 
 typedef enum { SP__PROFILE_PROCESS = 0, SP__PROFILE_THREAD = 1 } sp__profile_t;
 
+/** How workers start: forked from the pool's fork server, or each exec'd afresh. */
+typedef enum { SP__START_FORK = 0, SP__START_EXEC = 1 } sp__worker_start_t;
+
 /** Showcase adapter used by the built-in default pools and when `adapter` is absent. */
 #define SP__DEFAULT_ADAPTER "snakepit_bridge.adapters.threaded_showcase.ThreadedShowcaseAdapter"
 
@@ -49,6 +52,7 @@ typedef struct sp__pool_config_s {
   int thread_safety_checks;    /* bool, default false */
   int pipeline_depth;          /* calls a busy worker may hold beyond its threads when every
                                   worker is busy; default 2; 0..64 */
+  sp__worker_start_t worker_start; /* worker_start: fork | exec (default fork) */
 } sp__pool_config_t;
 
 /** A whole configuration. */

@@ -167,6 +167,21 @@ bool sp__value_env_name_valid(const char *s) {
   return strlen(s) <= MAX_ENV_NAME_LEN;
 }
 
+/* Words of the two-valued keys, indexed by their enum value. */
+static const char *const k_profiles[2] = {[SP__PROFILE_PROCESS] = "process",
+                                          [SP__PROFILE_THREAD] = "thread"};
+static const char *const k_starts[2] = {[SP__START_FORK] = "fork", [SP__START_EXEC] = "exec"};
+
+static bool parse_choice(const char *text, const char *const words[2], int64_t *out) {
+  for (int i = 0; i < 2; i++) {
+    if (strcmp(text, words[i]) == 0) {
+      *out = i;
+      return true;
+    }
+  }
+  return false;
+}
+
 bool sp__value_parse(const sp__key_spec_t *spec, const char *text, sp__value_t *out) {
   int64_t n = 0;
   double d = 0;
@@ -174,15 +189,8 @@ bool sp__value_parse(const sp__key_spec_t *spec, const char *text, sp__value_t *
   switch (spec->kind) {
     case SP__KIND_NAME: return valid_name(text);
     case SP__KIND_ADAPTER: return valid_adapter(text);
-    case SP__KIND_PROFILE:
-      if (strcmp(text, "process") == 0) {
-        out->integer = SP__PROFILE_PROCESS;
-      } else if (strcmp(text, "thread") == 0) {
-        out->integer = SP__PROFILE_THREAD;
-      } else {
-        return false;
-      }
-      return true;
+    case SP__KIND_PROFILE: return parse_choice(text, k_profiles, &out->integer);
+    case SP__KIND_START: return parse_choice(text, k_starts, &out->integer);
     case SP__KIND_INT:
     case SP__KIND_I64:
       if (!parse_int(text, &n)) return false;
@@ -254,6 +262,7 @@ void sp__value_describe(const sp__key_spec_t *spec, char *buf, size_t cap) {
                SP__CONFIG_MAX_NAME_LEN);
       break;
     case SP__KIND_PROFILE: snprintf(buf, cap, "must be \"process\" or \"thread\""); break;
+    case SP__KIND_START: snprintf(buf, cap, "must be \"fork\" or \"exec\""); break;
     case SP__KIND_INT:
     case SP__KIND_I64:
       snprintf(buf, cap, "must be an integer between %lld and %lld", (long long)spec->min,

@@ -24,6 +24,7 @@
 typedef enum {
   SP__KIND_NAME,     /* pool name */
   SP__KIND_PROFILE,  /* "process" | "thread" */
+  SP__KIND_START,    /* "fork" | "exec" (worker_start) */
   SP__KIND_INT,      /* plain integer stored as int */
   SP__KIND_I64,      /* plain integer stored as int64_t */
   SP__KIND_DURATION, /* "500ms", "30s", "5m", "2h", bare seconds; milliseconds */
@@ -52,7 +53,7 @@ typedef struct sp__key_spec_s {
 
 /** A parsed scalar; which member is set depends on the key's kind. */
 typedef union sp__value_u {
-  int64_t integer; /* INT, I64, DURATION (ms), SIZE (bytes), BOOL (0/1), PROFILE (sp__profile_t) */
+  int64_t integer; /* INT, I64, DURATION (ms), SIZE (bytes), BOOL (0/1), PROFILE, START (enums) */
   double fraction; /* FRACTION */
 } sp__value_t;
 

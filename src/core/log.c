@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
 static sp_log_cb g_log_cb;
@@ -51,4 +52,27 @@ void sp__log(int level, const char *fmt, ...) {
     fprintf(stderr, "%s\n", line);
   }
   pthread_mutex_unlock(&g_log_mu);
+}
+
+void sp__linebuf_feed(sp__linebuf_t *lb, long n, void (*emit)(void *ctx, const char *line, size_t len),
+                      void *ctx) {
+  if (n < 0) {
+    if (lb->len > 0) emit(ctx, lb->buf, lb->len);
+    lb->len = 0;
+    return;
+  }
+  lb->len += (size_t)n;
+  size_t start = 0;
+  for (size_t i = 0; i < lb->len; i++) {
+    if (lb->buf[i] == '\n') {
+      emit(ctx, lb->buf + start, i - start);
+      start = i + 1;
+    }
+  }
+  if (start == 0 && lb->len == sizeof(lb->buf)) {
+    emit(ctx, lb->buf, lb->len); /* a line longer than the buffer: split it */
+    start = lb->len;
+  }
+  memmove(lb->buf, lb->buf + start, lb->len - start);
+  lb->len -= start;
 }

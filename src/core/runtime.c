@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "forkserver.h"
 #include "log.h"
 #include "runtime.h"
 #include "worker.h"
@@ -204,6 +205,7 @@ static void shutdown_all(sp_runtime_t *rt, const char *why) {
       if (p->slots[k].worker != NULL) stop_worker(p, p->slots[k].worker, why);
     }
     for (sp__worker_t *w = p->retiring; w; w = w->retire_next) stop_worker(p, w, why);
+    sp__forkserver_stop(p); /* it leaves after the workers it forked */
   }
   sp__rt_flush(rt);
   if (rt->live_workers == 0) close_rt_handles(rt);

@@ -141,6 +141,8 @@ struct sp__pool_s {
   char *python_version;
   int gil_enabled;
   sp__pool_stats_t stats;
+  struct sp__forkserver_s *fs; /* worker_start: fork; NULL until needed and after it exits */
+  int fork_unsafe;             /* its fork server was not single-threaded: exec from now on */
 };
 
 struct sp_runtime_s {

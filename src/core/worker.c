@@ -16,11 +16,12 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "forkserver.h"
 #include "log.h"
-
-extern char **environ;
+#include "spawn.h"
 
 static void on_handle_closed(uv_handle_t *h);
+static void proc_exited(uv_process_t *p, int64_t status, int sig);
 static void finalize(sp__worker_t *w);
 static void finalize_timer(uv_timer_t *t);
 
@@ -71,35 +72,21 @@ void sp__worker_tail(const sp__worker_t *w, char *buf, size_t cap) {
 static void out_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   sp__worker_t *w = h->data;
   (void)suggested;
-  buf->base = w->linebuf + w->linelen;
-  buf->len = sizeof(w->linebuf) - w->linelen;
+  buf->base = w->lines.buf + w->lines.len;
+  buf->len = sizeof(w->lines.buf) - w->lines.len;
 }
+
+static void emit_cb(void *ctx, const char *line, size_t len) { emit_line(ctx, line, len); }
 
 static void out_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   sp__worker_t *w = s->data;
   (void)buf;
+  sp__linebuf_feed(&w->lines, n < 0 ? -1 : (long)n, emit_cb, w);
   if (n < 0) {
-    if (w->linelen > 0) emit_line(w, w->linebuf, w->linelen);
-    w->linelen = 0;
     uv_read_stop(s);
     w->out_eof = 1;
     if (w->exited && !w->finalized) finalize(w);
-    return;
   }
-  w->linelen += (size_t)n;
-  size_t start = 0;
-  for (size_t i = 0; i < w->linelen; i++) {
-    if (w->linebuf[i] == '\n') {
-      emit_line(w, w->linebuf + start, i - start);
-      start = i + 1;
-    }
-  }
-  if (start == 0 && w->linelen == sizeof(w->linebuf)) {
-    emit_line(w, w->linebuf, w->linelen); /* a line longer than the buffer: split it */
-    start = w->linelen;
-  }
-  memmove(w->linebuf, w->linebuf + start, w->linelen - start);
-  w->linelen -= start;
 }
 
 /* ---- writing ------------------------------------------------------------ */
@@ -273,6 +260,7 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
     sp__worker_kill(w, "it sent a malformed HELLO");
     return;
   }
+  if (w->pid <= 0) w->pid = (int)json_integer_value(json_object_get(o, "pid")); /* forked */
   const char *ver = json_string_value(json_object_get(o, "python_version"));
   snprintf(w->python_version, sizeof(w->python_version), "%s", ver ? ver : "?");
   w->gil_enabled = json_is_true(json_object_get(o, "gil_enabled"));
@@ -384,7 +372,9 @@ static void describe_exit(sp__worker_t *w, sp_error_t *e) {
   char tail[2048];
   char how[256];
   sp__worker_tail(w, tail, sizeof(tail));
-  if (w->term_signal)
+  if (w->exit_note[0])
+    snprintf(how, sizeof(how), "%s", w->exit_note);
+  else if (w->term_signal)
     snprintf(how, sizeof(how), "was killed by signal %d (%s)%s%s", w->term_signal,
              strsignal(w->term_signal), w->kill_reason ? " because " : "",
              w->kill_reason ? w->kill_reason : "");
@@ -422,6 +412,7 @@ static void close_handle(sp__worker_t *w, uv_handle_t *h) {
 
 static void finalize(sp__worker_t *w) {
   w->finalized = 1;
+  if (w->fs != NULL) sp__forkserver_forget(w);
   uv_timer_stop(&w->timer);
   sp_error_t e;
   describe_exit(w, &e);
@@ -457,7 +448,7 @@ static void finalize(sp__worker_t *w) {
   close_handle(w, (uv_handle_t *)&w->sock);
   close_handle(w, (uv_handle_t *)&w->out);
   close_handle(w, (uv_handle_t *)&w->timer);
-  close_handle(w, (uv_handle_t *)&w->proc);
+  if (w->exec_started) close_handle(w, (uv_handle_t *)&w->proc);
 }
 
 static void finalize_timer(uv_timer_t *t) {
@@ -469,7 +460,11 @@ static void finalize_timer(uv_timer_t *t) {
 }
 
 static void proc_exited(uv_process_t *p, int64_t status, int sig) {
-  sp__worker_t *w = p->data;
+  sp__worker_exited(p->data, status, sig);
+}
+
+void sp__worker_exited(sp__worker_t *w, int64_t status, int sig) {
+  if (w->exited) return;
   w->exited = 1;
   w->exit_status = status;
   w->term_signal = sig;
@@ -505,8 +500,13 @@ static void on_handle_closed(uv_handle_t *h) {
 }
 
 void sp__worker_kill(sp__worker_t *w, const char *reason) {
-  if (w->exited || w->pid <= 0) return;
+  if (w->exited) return;
   if (w->kill_reason == NULL) w->kill_reason = reason;
+  if (w->pid <= 0) {
+    /* Forked worker whose pid has not arrived yet: its fork server kills it. */
+    if (w->fs != NULL) sp__forkserver_kill_early(w);
+    return;
+  }
   /* The worker leads its own process group: take any children it started too. */
   if (kill(-w->pid, SIGKILL) != 0) kill(w->pid, SIGKILL);
 }
@@ -540,127 +540,20 @@ long sp__worker_rss_kb(const sp__worker_t *w) {
 
 /* ---- spawn -------------------------------------------------------------- */
 
-static int env_has(char **env, size_t n, const char *key) {
-  size_t kl = strlen(key);
-  for (size_t i = 0; i < n; i++)
-    if (strncmp(env[i], key, kl) == 0 && env[i][kl] == '=') return 1;
+int sp__worker_exec(sp__worker_t *w, int sock, int out, sp_error_t *err) {
+  int rc = sp__spawn_worker_process(w->pool, w->name, &w->proc, proc_exited, sock, out, err);
+  close(sock);
+  close(out);
+  if (rc != 0) return rc;
+  w->exec_started = 1;
+  w->open_handles++;
+  w->pid = w->proc.pid;
   return 0;
-}
-
-static char *kv(const char *k, const char *v) {
-  size_t n = strlen(k) + strlen(v) + 2;
-  char *s = malloc(n);
-  if (s) snprintf(s, n, "%s=%s", k, v);
-  return s;
-}
-
-/*
- * Worker environment: adapter_env first, then the SNAKEPIT_* variables, then the
- * manager's environment (minus PYTHONHOME, which would point the embedded
- * interpreter at another Python's library), then thread-count defaults for
- * BLAS/OpenMP that apply only when nobody set them.
- */
-static char **build_env(const sp__worker_t *w, size_t *count) {
-  const sp__pool_config_t *cfg = w->pool->cfg;
-  size_t n_env = 0;
-  while (environ[n_env]) n_env++;
-  size_t cap = n_env + cfg->env_count + 16;
-  char **env = calloc(cap, sizeof(char *));
-  size_t n = 0;
-  if (env == NULL) return NULL;
-  char threads[16];
-  snprintf(threads, sizeof(threads), "%d", cfg->threads_per_worker);
-  for (size_t i = 0; i < cfg->env_count; i++) env[n++] = kv(cfg->env_keys[i], cfg->env_values[i]);
-  const char *ours[][2] = {{"SNAKEPIT_POOL", cfg->name},
-                           {"SNAKEPIT_WORKER_ID", w->name},
-                           {"SNAKEPIT_THREADS", threads},
-                           {"SNAKEPIT_PROFILE", cfg->profile == SP__PROFILE_THREAD ? "thread" : "process"},
-                           {"PYTHONUNBUFFERED", "1"},
-                           {"SNAKEPIT_THREAD_SAFETY_CHECK", cfg->thread_safety_checks ? "1" : "0"}};
-  for (size_t i = 0; i < sizeof(ours) / sizeof(ours[0]); i++)
-    if (!env_has(env, n, ours[i][0])) env[n++] = kv(ours[i][0], ours[i][1]);
-  for (size_t i = 0; i < n_env; i++) {
-    const char *eq = strchr(environ[i], '=');
-    if (eq == NULL || strncmp(environ[i], "PYTHONHOME=", 11) == 0) continue;
-    char key[256];
-    size_t kl = (size_t)(eq - environ[i]);
-    if (kl >= sizeof(key)) continue;
-    memcpy(key, environ[i], kl);
-    key[kl] = '\0';
-    if (!env_has(env, n, key)) env[n++] = strdup(environ[i]);
-  }
-  static const char *defaults[] = {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"};
-  for (size_t i = 0; i < 3; i++)
-    if (!env_has(env, n, defaults[i])) env[n++] = kv(defaults[i], "1");
-  for (size_t i = 0; i < n; i++) {
-    if (env[i] == NULL) { /* an allocation failed */
-      for (size_t j = 0; j < n; j++) free(env[j]);
-      free(env);
-      return NULL;
-    }
-  }
-  *count = n;
-  return env;
-}
-
-static void free_strv(char **v, size_t n) {
-  if (v == NULL) return;
-  for (size_t i = 0; i < n; i++) free(v[i]);
-  free(v);
-}
-
-static char **build_args(const sp__worker_t *w, size_t *count) {
-  const sp__pool_config_t *cfg = w->pool->cfg;
-  const sp_runtime_t *rt = w->pool->rt;
-  size_t cap = 20 + 2 * (cfg->python_path_count + cfg->adapter_args_count);
-  char **a = calloc(cap, sizeof(char *));
-  size_t n = 0;
-  if (a == NULL) return NULL;
-  char num[32];
-  a[n++] = strdup(rt->worker_path);
-  a[n++] = strdup("--fd");
-  a[n++] = strdup("3");
-  a[n++] = strdup("--adapter");
-  a[n++] = strdup(cfg->adapter);
-  a[n++] = strdup("--threads");
-  snprintf(num, sizeof(num), "%d", cfg->threads_per_worker);
-  a[n++] = strdup(num);
-  a[n++] = strdup("--pool");
-  a[n++] = strdup(cfg->name);
-  a[n++] = strdup("--worker-id");
-  a[n++] = strdup(w->name);
-  a[n++] = strdup("--profile");
-  a[n++] = strdup(cfg->profile == SP__PROFILE_THREAD ? "thread" : "process");
-  a[n++] = strdup("--max-frame");
-  snprintf(num, sizeof(num), "%lld", (long long)cfg->max_frame_bytes);
-  a[n++] = strdup(num);
-  a[n++] = strdup("--python-path");
-  a[n++] = strdup(rt->sdk_dir);
-  for (size_t i = 0; i < cfg->python_path_count; i++) {
-    a[n++] = strdup("--python-path");
-    a[n++] = strdup(cfg->python_path[i]);
-  }
-  a[n++] = strdup("--python-path");
-  a[n++] = strdup(rt->cfg.base_dir ? rt->cfg.base_dir : ".");
-  for (size_t i = 0; i < cfg->adapter_args_count; i++) {
-    a[n++] = strdup("--adapter-arg");
-    a[n++] = strdup(cfg->adapter_args[i]);
-  }
-  for (size_t i = 0; i < n; i++) {
-    if (a[i] == NULL) {
-      free_strv(a, n);
-      return NULL;
-    }
-  }
-  *count = n;
-  return a;
 }
 
 int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp_error_t *err) {
   sp_runtime_t *rt = p->rt;
   int sv[2] = {-1, -1}, op[2] = {-1, -1};
-  char **args = NULL, **env = NULL;
-  size_t nargs = 0, nenv = 0;
   int rc = 0;
   int cap = p->cfg->threads_per_worker + p->cfg->pipeline_depth;
 
@@ -668,6 +561,7 @@ int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp
   if (w == NULL) return sp__error_set(err, SP_ENOMEM, "out of memory spawning a worker");
   w->pool = p;
   w->pos = pos;
+  w->child_fds[0] = w->child_fds[1] = -1;
   w->serial = ++p->next_serial;
   snprintf(w->name, sizeof(w->name), "w%u", w->serial);
   w->slots.capacity = p->cfg->threads_per_worker;
@@ -716,67 +610,22 @@ int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp
     rc = sp__error_set(err, SP_EIO, "cannot create the worker's socket: %s", strerror(errno));
     goto fail;
   }
-  args = build_args(w, &nargs);
-  env = build_env(w, &nenv);
-  if (args == NULL || env == NULL) {
-    rc = sp__error_set(err, SP_ENOMEM, "out of memory spawning a worker");
-    goto fail;
-  }
-  char **argv = calloc(nargs + 1, sizeof(char *));
-  char **envp = calloc(nenv + 1, sizeof(char *));
-  if (argv == NULL || envp == NULL) {
-    free(argv);
-    free(envp);
-    rc = sp__error_set(err, SP_ENOMEM, "out of memory spawning a worker");
-    goto fail;
-  }
-  memcpy(argv, args, nargs * sizeof(char *));
-  memcpy(envp, env, nenv * sizeof(char *));
-
-  uv_stdio_container_t stdio[4];
-  stdio[0].flags = UV_IGNORE;
-  stdio[1].flags = UV_INHERIT_FD;
-  stdio[1].data.fd = op[1];
-  stdio[2].flags = UV_INHERIT_FD;
-  stdio[2].data.fd = op[1];
-  stdio[3].flags = UV_INHERIT_FD;
-  stdio[3].data.fd = sv[1];
-  uv_process_options_t o;
-  memset(&o, 0, sizeof(o));
-  o.file = rt->worker_path;
-  o.args = argv;
-  o.env = envp;
-  o.exit_cb = proc_exited;
-  o.stdio = stdio;
-  o.stdio_count = 4;
-  /* Own session and process group: signals to the manager's terminal do not hit
-   * workers directly, and a kill of the group also takes the worker's children. */
-  o.flags = UV_PROCESS_DETACHED;
-  int urc = uv_spawn(&rt->loop, &w->proc, &o);
-  free(argv);
-  free(envp);
-  if (urc != 0) {
-    rc = sp__error_set(err, SP_ESTARTUP, "pool '%s': cannot start worker program '%s': %s",
-                       p->cfg->name, rt->worker_path, uv_strerror(urc));
-    goto fail;
-  }
-  w->open_handles++;
-  w->pid = w->proc.pid;
-  close(sv[1]);
-  close(op[1]);
+  /* Both paths take over the child's ends of the socket and the pipe. */
+  int child_sock = sv[1], child_out = op[1];
   sv[1] = op[1] = -1;
+  if (p->cfg->worker_start == SP__START_FORK && !p->fork_unsafe)
+    rc = sp__forkserver_request(p, w, child_sock, child_out, err);
+  else
+    rc = sp__worker_exec(w, child_sock, child_out, err);
+  if (rc != 0) goto fail;
   uv_pipe_open(&w->sock, sv[0]);
   uv_pipe_open(&w->out, op[0]);
   uv_read_start((uv_stream_t *)&w->sock, sock_alloc, sock_read);
   uv_read_start((uv_stream_t *)&w->out, out_alloc, out_read);
-  free_strv(args, nargs);
-  free_strv(env, nenv);
   *out = w;
   return 0;
 
 fail:
-  free_strv(args, nargs);
-  free_strv(env, nenv);
   for (int i = 0; i < 2; i++) {
     if (sv[i] >= 0) close(sv[i]);
     if (op[i] >= 0) close(op[i]);

@@ -6,6 +6,7 @@
 #ifndef SP_CORE_WORKER_H
 #define SP_CORE_WORKER_H
 
+#include "log.h"
 #include "runtime.h"
 
 typedef enum {
@@ -52,8 +53,7 @@ struct sp__worker_s {
   sp__worker_t *dirty_next;
   int dirty;
 
-  char linebuf[1024];
-  size_t linelen;
+  sp__linebuf_t lines; /* output not yet logged */
   char *tail[SP__TAIL_LINES]; /* last output lines, ring */
   unsigned tail_next;
 
@@ -80,10 +80,26 @@ struct sp__worker_s {
   char *failure; /* text of a STARTUP/PROTOCOL error the worker sent before dying */
   char python_version[32];
   int gil_enabled;
+
+  /* Started by the pool's fork server (worker_start: fork) rather than exec'd. */
+  struct sp__forkserver_s *fs; /* NULL once it exited or when exec'd */
+  sp__worker_t *fs_next;       /* in fs's list of workers */
+  int child_fds[2];            /* its socket and output ends until sent to fs, else -1 */
+  int fork_sent;               /* fs was asked to fork it */
+  int exec_started;            /* proc is a live uv handle */
+  char exit_note[160];         /* replaces "exited with code N" when set */
 };
 
 /** Spawns a worker for position pos. 0, or a negative code with err set. */
 int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp_error_t *err);
+
+/** Starts w's program with exec (uv_spawn) on the child's socket and output
+ * pipe ends, which it closes. 0, or a negative code with err set. */
+int sp__worker_exec(sp__worker_t *w, int sock, int out, sp_error_t *err);
+
+/** The worker process exited (exit code or terminating signal): fails its calls
+ * with the reason, once its remaining output was read. Loop thread. */
+void sp__worker_exited(sp__worker_t *w, int64_t status, int sig);
 
 /** Assigns call c to a free slot and queues its frame. Worker must have a free slot. */
 void sp__worker_dispatch(sp__worker_t *w, sp__call_t *c);

@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "forkserver.h"
 #include "protocol.h"
 #include "pyhost.h"
 
@@ -103,7 +104,7 @@ static void usage(FILE *f) {
           "                       [--threads N] [--pool NAME] [--worker-id ID]\n"
           "                       [--profile process|thread] [--python-path DIR]...\n"
           "                       [--adapter-arg ARG]... [--max-frame BYTES]\n"
-          "                       [--thread-safety-check]\n"
+          "                       [--thread-safety-check] [--fork-server]\n"
           "Runs the adapter's tools for a snakepit pool manager over a framed socket.\n");
 }
 
@@ -508,6 +509,7 @@ int main(int argc, char **argv) {
   const char **paths = calloc((size_t)argc + 1, sizeof(char *));
   const char **aargs = calloc((size_t)argc + 1, sizeof(char *));
   size_t npaths = 0, naargs = 0;
+  int fork_server = 0;
   W.fd = -1;
   W.threads = 1;
   W.max_frame = 64u << 20;
@@ -520,7 +522,7 @@ int main(int argc, char **argv) {
       {"pool", required_argument, NULL, 'p'},      {"worker-id", required_argument, NULL, 'w'},
       {"profile", required_argument, NULL, 'P'},   {"python-path", required_argument, NULL, 'y'},
       {"adapter-arg", required_argument, NULL, 'A'}, {"max-frame", required_argument, NULL, 'm'},
-      {"thread-safety-check", no_argument, NULL, 'T'},
+      {"thread-safety-check", no_argument, NULL, 'T'}, {"fork-server", no_argument, NULL, 'F'},
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -536,6 +538,7 @@ int main(int argc, char **argv) {
       case 'A': aargs[naargs++] = optarg; break;
       case 'm': W.max_frame = (size_t)strtoull(optarg, NULL, 10); break;
       case 'T': setenv("SNAKEPIT_THREAD_SAFETY_CHECK", "1", 1); break;
+      case 'F': fork_server = 1; break;
       case 'h': usage(stdout); return 0;
       default: usage(stderr); return 2;
     }
@@ -582,6 +585,12 @@ int main(int argc, char **argv) {
                       .adapter_args = aargs, .adapter_arg_count = naargs,
                       .worker_id = W.worker_id, .pool = pool, .profile = profile,
                       .threads = W.threads};
+  if (fork_server && listen_spec == NULL) {
+    /* Returns only in a forked worker: its socket is fd 3, the rest as above. */
+    W.worker_id = forkserver_run(&po, W.fd);
+    po.worker_id = W.worker_id;
+    W.fd = 3;
+  }
   char *hello = NULL, *failure = NULL;
   if (pyhost_start(&po, &hello, &failure) != 0) {
     const char *f = failure ? failure : "{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"\"}";

@@ -10,6 +10,7 @@
 
 #include "pyhost.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@ struct pyhost_thread_s {
 };
 
 /* Set once by pyhost_start on the main thread, read-only afterwards. */
+static PyObject *g_host_module; /* snakepit_bridge._host */
 static PyObject *g_host;     /* snakepit_bridge._host.Host instance */
 static PyObject *g_invoke;   /* bound Host.invoke */
 static PyObject *g_register; /* bound Host.register_thread */
@@ -197,11 +199,9 @@ static char *build_hello(const pyhost_opts_t *o, const char *manifest) {
   return s;
 }
 
-int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
-  PyObject *mod = NULL, *load = NULL, *args = NULL, *paths = NULL, *manifest = NULL, *ctx = NULL;
-  int rc = SP_ESTARTUP;
-  *hello = *failure = NULL;
-
+/* Starts the interpreter, prepends our paths to sys.path and loads the helpers.
+ * Returns 0 with the GIL held, or fills *failure. */
+static int start_interpreter(const pyhost_opts_t *o, char **failure) {
   PyConfig config;
   PyConfig_InitPythonConfig(&config);
   config.install_signal_handlers = 0; /* the manager signals us; Python must not catch them */
@@ -220,19 +220,19 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
     if (PyStatus_Exception(st)) {
       PyConfig_Clear(&config);
       *failure = json_fallback("RuntimeError", "cannot set the program name");
-      return rc;
+      return SP_ESTARTUP;
     }
   }
   st = Py_InitializeFromConfig(&config);
   PyConfig_Clear(&config);
   if (PyStatus_Exception(st)) {
     *failure = json_fallback("RuntimeError", st.err_msg ? st.err_msg : "Python failed to start");
-    return rc;
+    return SP_ESTARTUP;
   }
   if (load_helpers() != 0) goto fail;
 
   /* Prepend our paths in order: the SDK, the config's python_path, its folder. */
-  paths = PySys_GetObject("path"); /* borrowed */
+  PyObject *paths = PySys_GetObject("path"); /* borrowed */
   if (paths == NULL || !PyList_Check(paths)) goto fail;
   for (size_t i = o->path_count; i-- > 0;) {
     PyObject *p = PyUnicode_DecodeFSDefault(o->paths[i]);
@@ -242,10 +242,51 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
     }
     Py_DECREF(p);
   }
+  g_host_module = PyImport_ImportModule("snakepit_bridge._host");
+  if (g_host_module == NULL) goto fail;
+  return 0;
+fail:
+  *failure = describe_pending(1);
+  return SP_ESTARTUP;
+}
 
-  mod = PyImport_ImportModule("snakepit_bridge._host");
-  if (mod == NULL) goto fail;
-  load = PyObject_GetAttrString(mod, "load");
+int pyhost_preload(const pyhost_opts_t *o, char **failure) {
+  *failure = NULL;
+  int rc = start_interpreter(o, failure);
+  if (rc != 0) return rc;
+  PyObject *r = PyObject_CallMethod(g_host_module, "preload", "sssi", o->adapter, o->pool,
+                                    o->profile, o->threads);
+  if (r == NULL) {
+    *failure = describe_pending(1);
+    return SP_ESTARTUP;
+  }
+  Py_DECREF(r);
+  return 0;
+}
+
+pid_t pyhost_fork(void) {
+  /* The GIL is held (pyhost_preload kept it): PyOS_BeforeFork takes the import
+   * lock, so the child never inherits it or the GIL mid-use; AfterFork_Child
+   * runs os.register_at_fork hooks (random reseeds, for one). */
+  PyOS_BeforeFork();
+  pid_t pid = fork();
+  int saved = errno;
+  if (pid == 0) PyOS_AfterFork_Child();
+  else PyOS_AfterFork_Parent();
+  errno = saved;
+  return pid;
+}
+
+int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
+  PyObject *load = NULL, *args = NULL, *manifest = NULL, *ctx = NULL;
+  int rc = SP_ESTARTUP;
+  *hello = *failure = NULL;
+
+  /* A forked worker inherits the interpreter its fork server started. */
+  if (!Py_IsInitialized() && (rc = start_interpreter(o, failure)) != 0) return rc;
+  rc = SP_ESTARTUP;
+  if (g_host_module == NULL) goto fail;
+  load = PyObject_GetAttrString(g_host_module, "load");
   if (load == NULL) goto fail;
   args = string_list(o->adapter_args, o->adapter_arg_count);
   if (args == NULL) goto fail;
@@ -274,7 +315,6 @@ done:
   Py_XDECREF(ctx);
   Py_XDECREF(args);
   Py_XDECREF(load);
-  Py_XDECREF(mod);
   /* Execution threads attach on their own; the main thread lets go until pyhost_finish. */
   g_main_ts = PyEval_SaveThread();
   return rc;
@@ -416,5 +456,6 @@ int pyhost_finish(void) {
   Py_CLEAR(g_host);
   Py_CLEAR(g_describe);
   Py_CLEAR(g_cancelled);
+  Py_CLEAR(g_host_module);
   return Py_FinalizeEx();
 }

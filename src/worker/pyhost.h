@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "protocol.h"
 
@@ -26,7 +27,23 @@ typedef struct pyhost_opts_s {
 typedef struct pyhost_thread_s pyhost_thread_t;
 
 /**
- * Starts the interpreter and loads the adapter on the calling (main) thread.
+ * Fork-server start: starts the interpreter, sets sys.path and imports the
+ * SDK and the adapter's module (resolving its class without building it).
+ * Returns 0 with the GIL held by the calling thread, or SP_ESTARTUP with
+ * *failure as for pyhost_start (traceback also written to stderr).
+ */
+int pyhost_preload(const pyhost_opts_t *opts, char **failure);
+
+/**
+ * fork() with CPython's before/after hooks, from the thread that holds the GIL
+ * after pyhost_preload. Returns as fork() does; the child keeps the GIL and
+ * continues with pyhost_start, which then only builds the adapter.
+ */
+pid_t pyhost_fork(void);
+
+/**
+ * Starts the interpreter (unless a fork server already did) and loads the
+ * adapter on the calling (main) thread.
  * On success fills *hello (JSON text, caller frees with free()) and returns 0
  * with the GIL released. On failure returns SP_ESTARTUP and fills *failure with
  * JSON {type, message, traceback} (caller frees); the interpreter is left as is.

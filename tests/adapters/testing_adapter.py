@@ -7,6 +7,7 @@ process with ``os._exit``, ``segfault`` crashes it, ``spin`` holds the GIL.
 
 import ctypes
 import os
+import random
 import sys
 import threading
 import time
@@ -94,3 +95,11 @@ class TestingAdapter(ThreadSafeAdapter):
     @tool(description="Process id of the worker")
     def pid(self):
         return os.getpid()
+
+    @tool(description="Who runs this call: pid, parent pid, SNAKEPIT_WORKER_ID and a "
+                      "random.random() draw, after sleeping `delay` seconds")
+    def whoami(self, delay: float = 0.0):
+        time.sleep(delay)
+        return {"pid": os.getpid(), "ppid": os.getppid(),
+                "worker_id": os.environ.get("SNAKEPIT_WORKER_ID", ""),
+                "random": random.random()}

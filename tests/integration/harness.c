@@ -135,3 +135,30 @@ long long h_json_int(const char *json, const char *key) {
   json_decref(o);
   return v;
 }
+
+int h_proc_stat(long pid, char *state, long *ppid) {
+  char path[64], buf[512];
+  snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  /* "PID (COMM) S PPID ...": COMM may hold spaces and parentheses, so parse after the last ')'. */
+  const char *p = strrchr(buf, ')');
+  if (p == NULL || sscanf(p + 1, " %c %ld", state, ppid) != 2) return -1;
+  return 0;
+}
+
+void h_expect_startup_timeout(int size, const char *adapter) {
+  char yaml[2048];
+  h_yaml(yaml, sizeof(yaml), "hang", "process", size, 1, adapter, "    startup_timeout: 1s\n");
+  sp_runtime_t *rt = NULL;
+  sp_error_t err;
+  double t0 = h_now();
+  assert_int_equal(sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "t.yaml", &err), SP_ESTARTUP);
+  double t = h_now() - t0;
+  assert_true(t >= 0.9 && t < 8.0);
+  assert_non_null(strstr(err.message, "startup_timeout"));
+  assert_non_null(strstr(err.message, "'hang'"));
+}

@@ -31,6 +31,12 @@ sp_runtime_t *h_start(const char *yaml);
 sp_runtime_t *h_start_pool(const char *name, const char *profile, int size, int threads,
                            const char *adapter, const char *extra);
 
+/**
+ * Starts pool "hang" (size process workers of adapter, startup_timeout 1s) and
+ * asserts that the start fails after about a second naming startup_timeout.
+ */
+void h_expect_startup_timeout(int size, const char *adapter);
+
 /** Monotonic seconds. */
 double h_now(void);
 
@@ -51,6 +57,12 @@ void h_call_fails(sp_runtime_t *rt, const char *pool, const char *tool, const ch
  */
 double h_concurrent(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
                     int threads, int calls, int *ok, int *failed);
+
+/**
+ * State letter ('R', 'S', 'Z', ...) and parent pid of process pid, read from
+ * /proc/PID/stat. Returns 0, or -1 when there is no such process.
+ */
+int h_proc_stat(long pid, char *state, long *ppid);
 
 /** Integer field of a JSON object text, or fails the test. */
 long long h_json_int(const char *json, const char *key);

@@ -45,17 +45,7 @@ static void missing_adapter_class_fails_start(void **state) {
 
 static void worker_without_hello_hits_startup_timeout(void **state) {
   (void)state;
-  char yaml[2048];
-  h_yaml(yaml, sizeof(yaml), "hang", "process", 1, 1, "hanging_start_adapter.HangingStartAdapter",
-         "    startup_timeout: 1s\n");
-  sp_runtime_t *rt = NULL;
-  sp_error_t err;
-  double t0 = h_now();
-  assert_int_equal(sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "t.yaml", &err), SP_ESTARTUP);
-  double t = h_now() - t0;
-  assert_true(t >= 0.9 && t < 8.0);
-  assert_non_null(strstr(err.message, "startup_timeout"));
-  assert_non_null(strstr(err.message, "'hang'"));
+  h_expect_startup_timeout(1, "hanging_start_adapter.HangingStartAdapter");
 }
 
 static void config_errors(void **state) {

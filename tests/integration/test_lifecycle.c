@@ -272,15 +272,9 @@ static void idempotent_calls_retry_once(void **state) {
 
 static int process_gone(long pid) {
   if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 1;
-  char path[64], buf[512];
-  snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return 1;
-  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  const char *close_paren = strrchr(buf, ')');
-  return close_paren && close_paren[1] == ' ' && close_paren[2] == 'Z'; /* zombie: dead */
+  char state;
+  long ppid;
+  return h_proc_stat(pid, &state, &ppid) != 0 || state == 'Z'; /* zombie: dead */
 }
 
 static pid_t start_cli(const char *config, const char *tool, const char *args) {
@@ -323,12 +317,20 @@ static void no_orphans_after_manager_sigkill(void **state) {
   assert_true(worker > 0 && grandchild > 0);
   assert_false(process_gone(worker));
   assert_false(process_gone(grandchild));
+  /* With worker_start: fork the worker's parent is the pool's fork server. */
+  char st;
+  long server = 0;
+  assert_int_equal(h_proc_stat(worker, &st, &server), 0);
+  if (server == cli) server = 0;
   kill(cli, SIGKILL);
   waitpid(cli, NULL, 0);
   sleep_ms(2000);
   int gone_w = process_gone(worker), gone_g = process_gone(grandchild);
+  int gone_s = server == 0 || process_gone(server);
   if (!gone_g) kill((pid_t)grandchild, SIGKILL); /* leave no litter even on failure */
   if (!gone_w) kill((pid_t)worker, SIGKILL);
+  if (!gone_s) kill((pid_t)server, SIGKILL);
+  assert_true(gone_s);
   assert_true(gone_w);
   assert_true(gone_g);
   unlink(config);
