@@ -311,6 +311,17 @@ static void handle_ctl(sp_runtime_t *rt, sp__ctl_t *ctl) {
   }
 }
 
+void sp__rt_accept_call(sp_runtime_t *rt, sp__call_t *c) {
+  rt->active_calls++;
+  if (rt->phase != SP__PHASE_RUNNING) {
+    sp_error_t e;
+    sp__error_set(&e, SP_ESTOPPED, "pool '%s': the runtime is stopping", c->pool->cfg->name);
+    sp__call_finish(c, SP_ESTOPPED, NULL, 0, &e);
+  } else {
+    sp__pool_submit(c->pool, c);
+  }
+}
+
 static void wakeup_cb(uv_async_t *a) {
   sp_runtime_t *rt = a->data;
   pthread_mutex_lock(&rt->qmu);
@@ -320,15 +331,7 @@ static void wakeup_cb(uv_async_t *a) {
   while (m != NULL) {
     sp__msg_t *next = m->next;
     if (m->kind == SP__MSG_CALL) {
-      sp__call_t *c = (sp__call_t *)m;
-      rt->active_calls++;
-      if (rt->phase != SP__PHASE_RUNNING) {
-        sp_error_t e;
-        sp__error_set(&e, SP_ESTOPPED, "pool '%s': the runtime is stopping", c->pool->cfg->name);
-        sp__call_finish(c, SP_ESTOPPED, NULL, 0, &e);
-      } else {
-        sp__pool_submit(c->pool, c);
-      }
+      sp__rt_accept_call(rt, (sp__call_t *)m);
     } else {
       handle_ctl(rt, (sp__ctl_t *)m);
     }
@@ -336,7 +339,6 @@ static void wakeup_cb(uv_async_t *a) {
   }
   sp__rt_flush(rt);
   sp__rt_arm_deadlines(rt);
-  sp__source_run_kicked(rt);
 }
 
 void sp__rt_post(sp_runtime_t *rt, sp__msg_t *m) {
@@ -649,7 +651,10 @@ int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *tool, const
   c->cb = cb;
   c->ud = userdata;
   c->res = &c->own;
-  sp__rt_post(rt, &c->msg);
+  /* From an event source's run() the call goes straight in (the source's turn
+   * flushes it); everywhere else through the queue. */
+  if (rt->in_source && sp__rt_on_loop_thread(rt)) sp__rt_accept_call(rt, c);
+  else sp__rt_post(rt, &c->msg);
   return 0;
 }
 

@@ -178,8 +178,10 @@ struct sp_runtime_s {
   sp_loop_source_t source;
   int source_on;      /* attached; its handles are open */
   int close_deferred; /* the runtime's handles close once the source is gone */
+  int in_source;      /* inside the source's run(): calls are submitted directly */
   uv_poll_t source_poll;
   uv_timer_t source_timer;
+  uv_check_t source_check; /* runs a kicked source at the end of a loop turn */
   atomic_int source_kicked;
   atomic_int source_attached; /* readable from any thread */
 
@@ -218,12 +220,13 @@ void sp__rt_source_gone(sp_runtime_t *rt);
 void sp__rt_post(sp_runtime_t *rt, sp__msg_t *m);
 /** True on the runtime's loop thread. */
 int sp__rt_on_loop_thread(sp_runtime_t *rt);
+/** Takes a new call in on the loop thread (what the client queue's handler does). */
+void sp__rt_accept_call(sp_runtime_t *rt, sp__call_t *c);
 
 /* source.c (loop thread) */
 void sp__source_attach(sp_runtime_t *rt, const sp_loop_source_t *src);
 void sp__source_detach(sp_runtime_t *rt);
-/** Runs the source if sp_runtime_kick_source() asked for it. */
-void sp__source_run_kicked(sp_runtime_t *rt);
+
 
 /* pool.c */
 int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg, int index);

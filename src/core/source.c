@@ -23,16 +23,21 @@ static void on_timeout(uv_timer_t *t) { run_source(t->data); }
 /* Runs the source and re-arms its timeout. */
 static void run_source(sp_runtime_t *rt) {
   if (!rt->source_on) return;
+  rt->in_source = 1;
   rt->source.run(rt->source.ud);
-  if (!rt->source_on) return;
+  rt->in_source = 0;
   /* Calls the source made go out in this turn, not the next. */
   sp__rt_flush(rt);
+  sp__rt_arm_deadlines(rt);
+  if (!rt->source_on) return;
   long long ms = rt->source.timeout_ms ? rt->source.timeout_ms(rt->source.ud) : -1;
   if (ms < 0) uv_timer_stop(&rt->source_timer);
   else uv_timer_start(&rt->source_timer, on_timeout, (uint64_t)ms, 0);
 }
 
-void sp__source_run_kicked(sp_runtime_t *rt) {
+/* End of every loop turn: run the source if it was kicked during the turn. */
+static void on_check(uv_check_t *h) {
+  sp_runtime_t *rt = h->data;
   if (atomic_exchange_explicit(&rt->source_kicked, 0, memory_order_acq_rel)) run_source(rt);
 }
 
@@ -40,9 +45,11 @@ void sp__source_attach(sp_runtime_t *rt, const sp_loop_source_t *src) {
   rt->source = *src;
   uv_poll_init(&rt->loop, &rt->source_poll, src->fd);
   uv_timer_init(&rt->loop, &rt->source_timer);
-  rt->source_poll.data = rt->source_timer.data = rt;
+  uv_check_init(&rt->loop, &rt->source_check);
+  rt->source_poll.data = rt->source_timer.data = rt->source_check.data = rt;
   rt->source_on = 1;
   uv_poll_start(&rt->source_poll, UV_READABLE, on_readable);
+  uv_check_start(&rt->source_check, on_check);
   run_source(rt); /* it may have work already, and it arms its first timeout */
 }
 
@@ -53,6 +60,7 @@ void sp__source_detach(sp_runtime_t *rt) {
   rt->source_on = 0;
   uv_close((uv_handle_t *)&rt->source_poll, on_closed);
   uv_close((uv_handle_t *)&rt->source_timer, on_closed);
+  uv_close((uv_handle_t *)&rt->source_check, on_closed);
   memset(&rt->source, 0, sizeof(rt->source));
   sp__rt_source_gone(rt);
 }
@@ -82,7 +90,8 @@ int sp_runtime_attach_source(sp_runtime_t *rt, const sp_loop_source_t *src, sp_e
 void sp_runtime_kick_source(sp_runtime_t *rt) {
   if (rt == NULL || !atomic_load(&rt->source_attached)) return;
   if (atomic_exchange_explicit(&rt->source_kicked, 1, memory_order_acq_rel)) return;
-  uv_async_send(&rt->wakeup);
+  /* On the loop thread the check at the end of this turn sees the flag. */
+  if (!sp__rt_on_loop_thread(rt)) uv_async_send(&rt->wakeup);
 }
 
 int sp_runtime_detach_source(sp_runtime_t *rt) {
