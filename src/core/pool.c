@@ -111,7 +111,7 @@ void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
     sp__call_finish(c, SP_EDEGRADED, NULL, 0, &d);
     return;
   }
-  int idx = sp__sched_pick(p->views, (size_t)p->cfg->pool_size, &p->cursor);
+  int idx = sp__sched_pick(p->views, (size_t)p->cfg->pool_size, &p->cursor, sp__call_depth_cap(c));
   if (idx >= 0 && p->queue.len == 0) {
     dispatch(p, idx, c);
     return;
@@ -141,11 +141,20 @@ void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
 
 void sp__pool_pump(sp__pool_t *p) {
   while (p->queue.len > 0) {
-    int idx = sp__sched_pick(p->views, (size_t)p->cfg->pool_size, &p->cursor);
+    int cap = sp__call_depth_cap(CALL_OF(p->queue.head));
+    int idx = sp__sched_pick(p->views, (size_t)p->cfg->pool_size, &p->cursor, cap);
     if (idx < 0) return;
     sp__call_t *c = CALL_OF(sp__fifo_pop(&p->queue));
     dispatch(p, idx, c);
   }
+}
+
+int sp__call_depth_cap(const sp__call_t *c) {
+  const sp__pool_t *p = c->pool;
+  if (p->tool_stats == NULL || c->tool_index < 0 || (size_t)c->tool_index >= p->tool_count)
+    return 0;
+  uint64_t g = p->tool_stats[c->tool_index].gap_ewma_ns;
+  return g == 0 ? 0 : sp__sched_depth(g, p->cfg->pipeline_depth);
 }
 
 const char *sp__call_tool(const sp__call_t *c, int *len) {

@@ -87,6 +87,7 @@ const char *sp__recycle_reason_name(sp__recycle_reason_t r);
 
 /** Per-tool counters. */
 typedef struct sp__tool_stats_s {
+  uint64_t gap_ewma_ns; /* its recent per-call time in a worker; 0 = not measured yet */
   uint64_t calls;
   uint64_t ok;
   uint64_t failed[8]; /* by sp_category_t */
@@ -234,6 +235,8 @@ void sp__pool_free(sp__pool_t *p);
 int sp__pool_spawn_all(sp__pool_t *p, sp_error_t *err);
 /** Submits a NEW call: dispatches, queues or completes it with an error. */
 void sp__pool_submit(sp__pool_t *p, sp__call_t *c);
+/** How many calls c may find queued ahead of it inside a busy worker (see scheduler.h). */
+int sp__call_depth_cap(const sp__call_t *c);
 /** Dispatches queued calls while slots are free. */
 void sp__pool_pump(sp__pool_t *p);
 /** The tool name inside a call's encoded frame (not NUL-terminated; *len bytes). */

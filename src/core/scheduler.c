@@ -15,7 +15,9 @@ void sp__sched_item_init(sp__sched_item_t *it) {
   it->in_fifo = 0;
 }
 
-int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor) {
+/* The ready worker with the most room (free threads plus at most depth_cap of
+ * its pipeline depth), ties round-robin from *cursor. */
+static int pick_most(sp__slots_t *const *workers, size_t n, size_t *cursor, int depth_cap) {
   int best = -1;
   int best_free = 0;
   size_t start = n ? *cursor % n : 0;
@@ -23,12 +25,20 @@ int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor) {
     size_t i = (start + k) % n;
     const sp__slots_t *w = workers[i];
     if (w == NULL || !w->ready) continue;
-    int free_slots = w->capacity + w->depth - w->inflight;
+    int free_slots = w->capacity + (w->depth < depth_cap ? w->depth : depth_cap) - w->inflight;
     if (free_slots > best_free) {
       best_free = free_slots;
       best = (int)i;
     }
   }
+  return best;
+}
+
+int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor, int depth_cap) {
+  /* Free threads first; pipeline room (which differs per worker) only when no
+   * worker has a free thread. */
+  int best = pick_most(workers, n, cursor, 0);
+  if (best < 0 && depth_cap > 0) best = pick_most(workers, n, cursor, depth_cap);
   if (best >= 0) *cursor = ((size_t)best + 1) % n;
   return best;
 }

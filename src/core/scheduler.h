@@ -44,14 +44,15 @@ typedef struct sp__dheap_s {
 void sp__sched_item_init(sp__sched_item_t *it);
 
 /**
- * Picks the ready worker with the most free slots; among equals the first at or
- * after *cursor, so equal workers share load round-robin. When no worker has a
- * free slot, picks the least loaded one that still has pipeline room (depth):
- * the call then waits inside that worker rather than in the manager's queue, so
- * the worker goes straight on to it. Returns the index and advances *cursor past
- * it, or -1 when every ready worker is full.
+ * Picks the ready worker with the most free threads; among equals the first at
+ * or after *cursor, so equal workers share load round-robin. When no worker has
+ * a free thread, picks the one with the most pipeline room, counting at most
+ * depth_cap of each worker's depth (the call's own limit, from its tool's call
+ * length): the call then waits inside that worker rather than in the manager's
+ * queue, so the worker goes straight on to it. Returns the index and advances
+ * *cursor past it, or -1 when every ready worker is full for this call.
  */
-int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor);
+int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor, int depth_cap);
 
 /** How much queued work a call may find ahead of it inside a worker. */
 #define SP__PIPELINE_BUDGET_NS 1000000u
@@ -65,11 +66,13 @@ int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor);
 uint64_t sp__sched_gap_update(uint64_t ewma_ns, uint64_t gap_ns);
 
 /**
- * Pipeline depth for a worker whose calls complete every ewma_ns: as many
- * queued calls as fit in SP__PIPELINE_BUDGET_NS, at most max_depth. Short calls
- * get the whole depth (fewer wake-ups, batched I/O); calls of a millisecond or
- * more get none, so no call waits behind a long one in a busy worker while
- * another worker may free up first. 0 (nothing measured yet) gives max_depth.
+ * Pipeline depth for calls that complete every ewma_ns: as many queued calls
+ * as fit in SP__PIPELINE_BUDGET_NS, at most max_depth. Short calls get the
+ * whole depth (fewer wake-ups, batched I/O); calls of a millisecond or more get
+ * none, so no call waits behind a long one in a busy worker while another
+ * worker may free up first. Used for each worker (from its recent completions;
+ * 0, nothing measured yet, gives max_depth) and for each call (from its tool's
+ * recent completions; a tool not measured yet is not pipelined).
  */
 int sp__sched_depth(uint64_t ewma_ns, int max_depth);
 

@@ -194,8 +194,16 @@ static int take_slot(sp__worker_t *w, uint64_t id, sp__call_t **call) {
   *call = w->slot_calls[slot];
   uint64_t now = sp__now_ns();
   uint64_t from = w->slot_sent_ns[slot] > w->last_done_ns ? w->slot_sent_ns[slot] : w->last_done_ns;
-  w->gap_ewma_ns = sp__sched_gap_update(w->gap_ewma_ns, now > from ? now - from : 0);
+  uint64_t gap = now > from ? now - from : 0;
+  w->gap_ewma_ns = sp__sched_gap_update(w->gap_ewma_ns, gap);
   w->last_done_ns = now;
+  const sp__call_t *c = *call;
+  sp__pool_t *p = w->pool;
+  if (c != NULL && p->tool_stats != NULL && c->tool_index >= 0 &&
+      (size_t)c->tool_index < p->tool_count) {
+    sp__tool_stats_t *ts = &p->tool_stats[c->tool_index];
+    ts->gap_ewma_ns = sp__sched_gap_update(ts->gap_ewma_ns, gap);
+  }
   w->slots.depth = sp__sched_depth(w->gap_ewma_ns, w->pool->cfg->pipeline_depth);
   release_slot(w, slot);
   return 0;

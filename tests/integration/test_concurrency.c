@@ -182,12 +182,15 @@ static void on_landed(sp_result_t *res, void *ud) {
 
 static void short_result_not_held_behind_long_call(void **state) {
   (void)state;
-  /* One process worker that has seen only fast calls pipelines: a no-op and a
-   * 1 s sleep submitted together both go to it, and it batches results while
-   * more calls are queued. The no-op's result must still arrive long before
-   * the sleep ends, and pings keep being answered meanwhile. */
+  /* One process worker whose tools have been fast pipelines: a no-op and a 1 s
+   * sleep (a tool that has so far slept 0 s) submitted together both go to it,
+   * and it batches results while more calls are queued. The no-op's result
+   * must still arrive long before the sleep ends. */
   sp_runtime_t *rt = h_start_pool("pipe", "process", 1, 1, TESTING_ADAPTER, NULL);
-  for (int i = 0; i < 50; i++) free(h_call_ok(rt, "pipe", "noop", "{}"));
+  for (int i = 0; i < 50; i++) {
+    free(h_call_ok(rt, "pipe", "noop", "{}"));
+    free(h_call_ok(rt, "pipe", "sleep", "{\"seconds\": 0}"));
+  }
   landed_t fast = {0}, slow = {0};
   sp_error_t err;
   double t0 = h_now();

@@ -16,12 +16,12 @@ static void picks_most_free_slots(void **state) {
   sp__slots_t a = {4, 3, 1, 0}, b = {4, 1, 1, 0}, c = {1, 0, 1, 0};
   sp__slots_t *ws[] = {&a, &b, &c};
   size_t cur = 0;
-  assert_int_equal(sp__sched_pick(ws, 3, &cur), 1); /* 3 free beats 1 and 1 */
+  assert_int_equal(sp__sched_pick(ws, 3, &cur, 64), 1); /* 3 free beats 1 and 1 */
   b.inflight = 4;
   cur = 0;
-  assert_int_equal(sp__sched_pick(ws, 3, &cur), 0); /* a: 1 free, c: 1 free, a comes first */
+  assert_int_equal(sp__sched_pick(ws, 3, &cur, 64), 0); /* a: 1 free, c: 1 free, a comes first */
   assert_int_equal(cur, 1);
-  assert_int_equal(sp__sched_pick(ws, 3, &cur), 2); /* tie rotates on from the cursor */
+  assert_int_equal(sp__sched_pick(ws, 3, &cur, 64), 2); /* tie rotates on from the cursor */
 }
 
 static void skips_not_ready_and_full(void **state) {
@@ -29,10 +29,10 @@ static void skips_not_ready_and_full(void **state) {
   sp__slots_t a = {8, 0, 0, 0}, b = {1, 1, 1, 0};
   sp__slots_t *ws[] = {&a, &b, NULL};
   size_t cur = 0;
-  assert_int_equal(sp__sched_pick(ws, 3, &cur), -1);
+  assert_int_equal(sp__sched_pick(ws, 3, &cur, 64), -1);
   a.ready = 1;
-  assert_int_equal(sp__sched_pick(ws, 3, &cur), 0);
-  assert_int_equal(sp__sched_pick(ws, 0, &cur), -1);
+  assert_int_equal(sp__sched_pick(ws, 3, &cur, 64), 0);
+  assert_int_equal(sp__sched_pick(ws, 0, &cur, 64), -1);
 }
 
 static void equal_workers_share_round_robin(void **state) {
@@ -41,7 +41,7 @@ static void equal_workers_share_round_robin(void **state) {
   sp__slots_t *ws[] = {&w[0], &w[1], &w[2], &w[3]};
   size_t cur = 0;
   int counts[4] = {0};
-  for (int i = 0; i < 400; i++) counts[sp__sched_pick(ws, 4, &cur)]++;
+  for (int i = 0; i < 400; i++) counts[sp__sched_pick(ws, 4, &cur, 64)]++;
   for (int i = 0; i < 4; i++) assert_int_equal(counts[i], 100);
 }
 
@@ -50,15 +50,39 @@ static void pipeline_room_only_when_all_busy(void **state) {
   sp__slots_t a = {1, 1, 1, 2}, b = {1, 0, 1, 2};
   sp__slots_t *ws[] = {&a, &b};
   size_t cur = 0;
-  assert_int_equal(sp__sched_pick(ws, 2, &cur), 1); /* an idle worker beats pipelining */
+  assert_int_equal(sp__sched_pick(ws, 2, &cur, 64), 1); /* an idle worker beats pipelining */
   b.inflight = 1;
   cur = 0;
-  assert_int_equal(sp__sched_pick(ws, 2, &cur), 0); /* both busy: queue inside a worker */
+  assert_int_equal(sp__sched_pick(ws, 2, &cur, 64), 0); /* both busy: queue inside a worker */
   a.inflight = 3;
   b.inflight = 3;
-  assert_int_equal(sp__sched_pick(ws, 2, &cur), -1); /* threads + depth used up */
+  assert_int_equal(sp__sched_pick(ws, 2, &cur, 64), -1); /* threads + depth used up */
   b.inflight = 2;
-  assert_int_equal(sp__sched_pick(ws, 2, &cur), 1);
+  assert_int_equal(sp__sched_pick(ws, 2, &cur, 64), 1);
+}
+
+static void free_thread_beats_deeper_pipeline(void **state) {
+  (void)state;
+  /* Depths differ per worker (they follow each worker's call length): a busy
+   * worker with room for 8 queued calls must not win over an idle one that
+   * may queue none, nor a thread worker with 1 free thread over one with 2. */
+  sp__slots_t busy = {1, 1, 1, 8}, idle = {1, 0, 1, 0};
+  sp__slots_t *ws[] = {&busy, &idle};
+  size_t cur = 0;
+  for (int i = 0; i < 4; i++) assert_int_equal(sp__sched_pick(ws, 2, &cur, 64), 1);
+  sp__slots_t t1 = {4, 3, 1, 8}, t2 = {4, 2, 1, 0};
+  sp__slots_t *ts[] = {&t1, &t2};
+  assert_int_equal(sp__sched_pick(ts, 2, &cur, 64), 1);
+  /* Every thread busy: the pipeline with room takes it... */
+  idle.inflight = 1;
+  assert_int_equal(sp__sched_pick(ws, 2, &cur, 64), 0);
+  /* ...only as deep as the call's own cap: 1 queued ahead is fine, 2 is not. */
+  assert_int_equal(sp__sched_pick(ws, 2, &cur, 1), 0);
+  busy.inflight = 2;
+  assert_int_equal(sp__sched_pick(ws, 2, &cur, 1), -1);
+  /* A call whose tool is slow (cap 0) is never queued inside a worker. */
+  busy.inflight = 1;
+  assert_int_equal(sp__sched_pick(ws, 2, &cur, 0), -1);
 }
 
 static void depth_follows_call_length(void **state) {
@@ -166,6 +190,7 @@ int main(void) {
       cmocka_unit_test(pipeline_room_only_when_all_busy),
       cmocka_unit_test(heap_matches_model),
       cmocka_unit_test(depth_follows_call_length),
+      cmocka_unit_test(free_thread_beats_deeper_pipeline),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
