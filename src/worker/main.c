@@ -422,6 +422,8 @@ static void handle_frame(const sp__frame_t *f) {
       pthread_mutex_lock(&W.mu);
       W.closed = 1;
       pthread_cond_broadcast(&W.cond);
+      /* A sleeping watcher must wake to read while Python finalises. */
+      pthread_cond_signal(&W.watcher_cond);
       pthread_mutex_unlock(&W.mu);
       return;
     default:
