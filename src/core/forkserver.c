@@ -334,6 +334,7 @@ static sp__forkserver_t *start_server(sp__pool_t *p, sp_error_t *err) {
   }
   fs->open_handles++;
   fs->pid = fs->proc.pid;
+  p->fork_server_starts++;
   fcntl(fs->fd, F_SETFL, fcntl(fs->fd, F_GETFL) | O_NONBLOCK);
   uv_poll_init(&rt->loop, &fs->poll, fs->fd);
   fs->open_handles++;
@@ -358,6 +359,12 @@ int sp__forkserver_request(sp__pool_t *p, sp__worker_t *w, int sock, int out, sp
   fs->workers = w;
   if (fs->ready) send_fork(fs, w);
   return 0;
+}
+
+void sp__forkserver_state(const sp__pool_t *p, int *pid, int *ready) {
+  const sp__forkserver_t *fs = p->fs;
+  *pid = fs && !fs->exited ? fs->pid : 0;
+  *ready = fs && !fs->exited && fs->ready;
 }
 
 void sp__forkserver_forget(sp__worker_t *w) { unlink_worker(w->fs, w); }

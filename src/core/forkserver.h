@@ -28,4 +28,7 @@ void sp__forkserver_kill_early(sp__worker_t *w);
  * after drain_timeout (at most 5 s) plus a second. */
 void sp__forkserver_stop(sp__pool_t *p);
 
+/** The fork server for the stats: pid and whether it is ready; 0 and 0 when there is none. */
+void sp__forkserver_state(const sp__pool_t *p, int *pid, int *ready);
+
 #endif /* SP_CORE_FORKSERVER_H */

@@ -144,6 +144,7 @@ struct sp__pool_s {
   sp__pool_stats_t stats;
   struct sp__forkserver_s *fs; /* worker_start: fork; NULL until needed and after it exits */
   int fork_unsafe;             /* its fork server was not single-threaded: exec from now on */
+  uint64_t fork_server_starts; /* fork servers started for this pool */
 };
 
 struct sp_runtime_s {

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "forkserver.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -78,6 +79,14 @@ static json_t *pool_json(const sp__pool_t *p) {
   json_object_set_new(o, "threads_per_worker", json_integer(c->threads_per_worker));
   json_object_set_new(o, "python_version", json_string(p->python_version ? p->python_version : ""));
   json_object_set_new(o, "gil_enabled", json_boolean(p->gil_enabled));
+  int fs_pid, fs_ready;
+  sp__forkserver_state(p, &fs_pid, &fs_ready);
+  int forking = c->worker_start == SP__START_FORK && !p->fork_unsafe;
+  json_object_set_new(o, "worker_start", json_string(forking ? "fork" : "exec"));
+  json_object_set_new(o, "fork_server",
+                      fs_pid ? json_pack("{s:i, s:b}", "pid", fs_pid, "ready", fs_ready)
+                             : json_null());
+  json_object_set_new(o, "fork_server_starts", json_integer((json_int_t)p->fork_server_starts));
 
   int ready = 0, capacity = 0, busy = 0;
   double gil_ms = 0;

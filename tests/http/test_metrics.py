@@ -19,6 +19,7 @@ REQUIRED = {
     "snakepit_workers": "gauge",
     "snakepit_worker_recycles_total": "counter",
     "snakepit_worker_crashes_total": "counter",
+    "snakepit_fork_server_starts_total": "counter",
     "snakepit_pool_gil_wait_seconds": "gauge",
     "snakepit_worker_gil_wait_seconds_total": "counter",
     "snakepit_worker_rss_bytes": "gauge",
@@ -50,6 +51,7 @@ def test_metrics_are_well_formed_and_complete(server):
     assert promtext.value(fams, "snakepit_pool_idle_slots", pool="tt") + \
         promtext.value(fams, "snakepit_pool_busy_slots", pool="tt") == 4
     assert promtext.value(fams, "snakepit_worker_rss_bytes", pool="tp") > 1 << 20
+    assert promtext.value(fams, "snakepit_fork_server_starts_total", pool="tt") == 1
 
 
 def test_metrics_follow_the_calls(server):

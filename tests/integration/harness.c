@@ -53,6 +53,16 @@ void h_sleep_ms(int ms) {
   nanosleep(&ts, NULL);
 }
 
+json_t *h_pool_stats(sp_runtime_t *rt, const char *pool) {
+  char *text = NULL;
+  sp_error_t err;
+  assert_int_equal(sp_stats_json(rt, pool, &text, &err), 0);
+  json_t *o = json_loads(text, 0, NULL);
+  sp_free(text);
+  assert_non_null(o);
+  return o;
+}
+
 char *h_call_ok(sp_runtime_t *rt, const char *pool, const char *tool, const char *args) {
   sp_result_t res;
   int rc = sp_execute(rt, pool, tool, args, NULL, &res);

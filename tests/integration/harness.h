@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "snakepit.h"
 
@@ -42,6 +43,9 @@ double h_now(void);
 
 /** Sleeps ms milliseconds. */
 void h_sleep_ms(int ms);
+
+/** One pool's statistics, parsed (caller decrefs); fails the test if unavailable. */
+json_t *h_pool_stats(sp_runtime_t *rt, const char *pool);
 
 /** Runs one call; asserts it succeeds and returns the result JSON (caller frees). */
 char *h_call_ok(sp_runtime_t *rt, const char *pool, const char *tool, const char *args);

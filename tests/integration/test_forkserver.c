@@ -20,9 +20,17 @@
 
 #define POOL_SIZE 3
 
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
+
+/* worker_start, the fork server's pid (0 when null) and fork_server_starts of a pool. */
+static void fork_stats(sp_runtime_t *rt, const char *pool, const char **start, long long *pid,
+                       long long *starts) {
+  json_t *o = h_pool_stats(rt, pool);
+  const char *ws = json_string_value(json_object_get(o, "worker_start"));
+  *start = ws && strcmp(ws, "fork") == 0 ? "fork" : ws && strcmp(ws, "exec") == 0 ? "exec" : "?";
+  json_t *fs = json_object_get(o, "fork_server");
+  *pid = json_is_object(fs) ? json_integer_value(json_object_get(fs, "pid")) : 0;
+  *starts = json_integer_value(json_object_get(o, "fork_server_starts"));
+  json_decref(o);
 }
 
 /* Parent pid of a live (not zombie) process, or -1. */
@@ -139,9 +147,9 @@ static void sigkilled_worker_fails_its_call_and_is_replaced(void **state) {
   sp_error_t err;
   assert_int_equal(
       sp_execute_async(rt, "p", "sleep", "{\"seconds\": 30}", NULL, one_done, &o, &err), 0);
-  sleep_ms(300);
+  h_sleep_ms(300);
   assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
-  for (int i = 0; i < 500; i++, sleep_ms(10)) {
+  for (int i = 0; i < 500; i++, h_sleep_ms(10)) {
     pthread_mutex_lock(&o.mu);
     int d = o.done;
     pthread_mutex_unlock(&o.mu);
@@ -178,7 +186,7 @@ static void killed_fork_server_is_replaced(void **state) {
       ok = server2 != server;
     } else {
       assert_int_equal(res.error.category, SP_CAT_WORKER);
-      sleep_ms(100);
+      h_sleep_ms(100);
     }
     sp_result_free(&res);
   }
@@ -186,6 +194,13 @@ static void killed_fork_server_is_replaced(void **state) {
   assert_true(pid2 != pid);
   assert_true(has_arg(server2, "--fork-server"));
   assert_true(parent_of(pid) != server); /* the old worker is gone */
+  /* The stats name the new fork server and count both. */
+  const char *start;
+  long long fs_pid, starts;
+  fork_stats(rt, "p", &start, &fs_pid, &starts);
+  assert_string_equal(start, "fork");
+  assert_int_equal(fs_pid, server2);
+  assert_int_equal(starts, 2);
   sp_runtime_stop(rt, 2000);
 }
 
@@ -200,6 +215,12 @@ static void exec_pool_still_works(void **state) {
   char *r = h_call_ok(rt, "p", "add", "{\"a\": 2, \"b\": 3}");
   assert_string_equal(r, "5");
   free(r);
+  const char *start;
+  long long fs_pid, starts;
+  fork_stats(rt, "p", &start, &fs_pid, &starts);
+  assert_string_equal(start, "exec");
+  assert_int_equal(fs_pid, 0);
+  assert_int_equal(starts, 0);
   sp_runtime_stop(rt, 2000);
 }
 
@@ -226,6 +247,11 @@ static void thread_at_import_falls_back_to_exec(void **state) {
   assert_int_equal(jint(o, "ppid"), getpid());
   json_decref(o);
   free(r);
+  const char *start;
+  long long fs_pid, starts;
+  fork_stats(rt, "tp", &start, &fs_pid, &starts);
+  assert_string_equal(start, "exec"); /* what the pool really does now */
+  assert_int_equal(fs_pid, 0);
   sp_runtime_stop(rt, 2000);
   sp_set_log_handler(NULL, NULL);
   assert_non_null(strstr(g_warning, "pool 'tp'"));

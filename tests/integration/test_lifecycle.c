@@ -21,30 +21,16 @@
 
 #define LIFECYCLE_ADAPTER "lifecycle_adapter.LifecycleAdapter"
 
-static void sleep_ms(int ms) {
-  struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
-static json_t *pool_stats(sp_runtime_t *rt, const char *pool) {
-  char *json = NULL;
-  sp_error_t err;
-  assert_int_equal(sp_stats_json(rt, pool, &json, &err), 0);
-  json_t *o = json_loads(json, 0, NULL);
-  sp_free(json);
-  assert_non_null(o);
-  return o;
-}
 
 static long long recycles(sp_runtime_t *rt, const char *pool, const char *reason) {
-  json_t *o = pool_stats(rt, pool);
+  json_t *o = h_pool_stats(rt, pool);
   long long n = json_integer_value(json_object_get(json_object_get(o, "recycles"), reason));
   json_decref(o);
   return n;
 }
 
 static long long pool_int(sp_runtime_t *rt, const char *pool, const char *key) {
-  json_t *o = pool_stats(rt, pool);
+  json_t *o = h_pool_stats(rt, pool);
   long long n = json_integer_value(json_object_get(o, key));
   json_decref(o);
   return n;
@@ -94,7 +80,7 @@ static void recycle_by_requests_runs_atexit(void **state) {
   char needle[64];
   snprintf(needle, sizeof(needle), "exit %lld\n", first);
   int seen = 0;
-  for (int i = 0; i < 100 && !seen; i++, sleep_ms(50)) seen = count_lines_with(atexit_file, needle);
+  for (int i = 0; i < 100 && !seen; i++, h_sleep_ms(50)) seen = count_lines_with(atexit_file, needle);
   assert_int_equal(seen, 1);
   sp_runtime_stop(rt, 2000);
   assert_true(count_lines_with(atexit_file, "exit ") >= 3); /* stop runs it too */
@@ -121,7 +107,7 @@ static void recycle_by_ttl(void **state) {
   sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, LIFECYCLE_ADAPTER,
                                   "    worker_ttl: 700ms\n    min_lifetime: 100ms\n");
   long long first = call_pid(rt, "p");
-  sleep_ms(2000);
+  h_sleep_ms(2000);
   long long later = call_pid(rt, "p");
   assert_true(later != first);
   assert_true(recycles(rt, "p", "ttl") >= 1);
@@ -136,7 +122,7 @@ static void recycle_by_rss(void **state) {
   char *r = h_call_ok(rt, "p", "allocate", "{\"mb\": 200}");
   free(r);
   long long n = 0;
-  for (int i = 0; i < 60 && n == 0; i++, sleep_ms(100)) n = recycles(rt, "p", "max_rss");
+  for (int i = 0; i < 60 && n == 0; i++, h_sleep_ms(100)) n = recycles(rt, "p", "max_rss");
   assert_int_equal(n, 1);
   assert_true(call_pid(rt, "p") != first);
   sp_runtime_stop(rt, 2000);
@@ -152,7 +138,7 @@ static void stuck_call_recycles_worker(const char *profile, int threads) {
   assert_int_equal(sp_execute(rt, "p", "sleep", "{\"seconds\": 1000000000}", &opts, &res), SP_ETIMEOUT);
   double t0 = h_now();
   long long later = 0;
-  for (int i = 0; i < 100 && (later == 0 || later == first); i++, sleep_ms(100)) {
+  for (int i = 0; i < 100 && (later == 0 || later == first); i++, h_sleep_ms(100)) {
     sp_result_t r2;
     if (sp_execute(rt, "p", "pid", "{}", NULL, &r2) == 0) later = atoll(r2.json);
     sp_result_free(&r2);
@@ -198,7 +184,7 @@ static void tools_see_the_cancelled_flag(void **state) {
   sp_result_t res;
   assert_int_equal(sp_execute(rt, "p", "cooperative", args, &opts, &res), SP_ETIMEOUT);
   int seen = 0;
-  for (int i = 0; i < 100 && !seen; i++, sleep_ms(20)) seen = count_lines_with(path, "cancelled");
+  for (int i = 0; i < 100 && !seen; i++, h_sleep_ms(20)) seen = count_lines_with(path, "cancelled");
   assert_int_equal(seen, 1);
   unlink(path);
   sp_runtime_stop(rt, 2000);
@@ -218,7 +204,7 @@ static void stopped_worker_is_replaced_busy_one_is_not(void **state) {
   /* A stopped process answers nothing: killed after the misses and replaced. */
   assert_int_equal(kill((pid_t)first, SIGSTOP), 0);
   long long kills = 0;
-  for (int i = 0; i < 50 && kills == 0; i++, sleep_ms(100)) kills = pool_int(rt, "p", "ping_kills");
+  for (int i = 0; i < 50 && kills == 0; i++, h_sleep_ms(100)) kills = pool_int(rt, "p", "ping_kills");
   assert_int_equal(kills, 1);
   long long later = call_pid(rt, "p");
   assert_true(later != first);
@@ -237,12 +223,12 @@ static void crash_loop_degrades_then_recovers(void **state) {
   assert_true(h_now() - t0 < 0.5); /* fails fast */
   assert_non_null(strstr(e.message, "degraded"));
   assert_non_null(strstr(e.message, "exited with code 4"));
-  json_t *o = pool_stats(rt, "p");
+  json_t *o = h_pool_stats(rt, "p");
   assert_true(json_is_true(json_object_get(o, "degraded")));
   json_decref(o);
   /* The replacement stays up for min_lifetime: the pool serves again. */
   int ok = 0;
-  for (int i = 0; i < 100 && !ok; i++, sleep_ms(100)) {
+  for (int i = 0; i < 100 && !ok; i++, h_sleep_ms(100)) {
     sp_result_t r;
     ok = sp_execute(rt, "p", "noop", "{}", NULL, &r) == 0;
     sp_result_free(&r);
@@ -307,7 +293,7 @@ static void no_orphans_after_manager_sigkill(void **state) {
   snprintf(args, sizeof(args), "{\"path\": \"%s\"}", pids);
   pid_t cli = start_cli(config, "spawn_grandchild", args);
   long worker = 0, grandchild = 0;
-  for (int i = 0; i < 200; i++, sleep_ms(50)) {
+  for (int i = 0; i < 200; i++, h_sleep_ms(50)) {
     FILE *f = fopen(pids, "r");
     if (f == NULL) continue;
     int n = fscanf(f, "%ld %ld", &worker, &grandchild);
@@ -324,7 +310,7 @@ static void no_orphans_after_manager_sigkill(void **state) {
   if (server == cli) server = 0;
   kill(cli, SIGKILL);
   waitpid(cli, NULL, 0);
-  sleep_ms(2000);
+  h_sleep_ms(2000);
   int gone_w = process_gone(worker), gone_g = process_gone(grandchild);
   int gone_s = server == 0 || process_gone(server);
   if (!gone_g) kill((pid_t)grandchild, SIGKILL); /* leave no litter even on failure */
@@ -352,7 +338,7 @@ static void sigterm_drains_the_call_in_flight(void **state) {
     _exit(127);
   }
   close(pipefd[1]);
-  sleep_ms(1000); /* started and running the call */
+  h_sleep_ms(1000); /* started and running the call */
   kill(cli, SIGTERM);
   int status = 0;
   waitpid(cli, &status, 0);
