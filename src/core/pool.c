@@ -165,6 +165,7 @@ const char *sp__call_tool(const sp__call_t *c, int *len) {
 void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, const sp_error_t *err) {
   sp__pool_t *p = c->pool;
   sp_runtime_t *rt = p->rt;
+  rt->events++;
   sp__dheap_remove(&rt->deadlines, &c->item);
   if (c->state == SP__CALL_QUEUED) sp__fifo_remove(&p->queue, &c->item);
   c->state = SP__CALL_DONE;

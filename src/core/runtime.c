@@ -43,17 +43,29 @@ uint64_t sp__now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-static int spin_us(void) {
-  /* Read once; racing first readers compute the same value. */
-  static atomic_int cached = -1;
-  int value = atomic_load_explicit(&cached, memory_order_relaxed);
+/* A non-negative integer from the environment, or fallback; read once per cache. */
+static int env_us(atomic_int *cached, const char *name, int fallback) {
+  /* Racing first readers compute the same value. */
+  int value = atomic_load_explicit(cached, memory_order_relaxed);
   if (value < 0) {
-    const char *e = getenv("SNAKEPIT_SPIN_US");
-    value = e ? atoi(e) : 50;
+    const char *e = getenv(name);
+    value = e ? atoi(e) : fallback;
     if (value < 0) value = 0;
-    atomic_store_explicit(&cached, value, memory_order_relaxed);
+    atomic_store_explicit(cached, value, memory_order_relaxed);
   }
   return value;
+}
+
+/* How long a lone synchronous caller spins before sleeping. */
+static int spin_us(void) {
+  static atomic_int cached = -1;
+  return env_us(&cached, "SNAKEPIT_SPIN_US", 50);
+}
+
+/* How long the loop keeps polling without sleeping after its last activity. */
+static int loop_spin_us(void) {
+  static atomic_int cached = -1;
+  return env_us(&cached, "SNAKEPIT_LOOP_SPIN_US", 100);
 }
 
 /* Callers waiting for a reply right now, process-wide. */
@@ -155,6 +167,8 @@ static void close_rt_handles(sp_runtime_t *rt) {
         uv_close((uv_handle_t *)&p->slots[k].respawn, noop_close);
     }
   }
+  uv_close((uv_handle_t *)&rt->hot_prep, noop_close);
+  uv_close((uv_handle_t *)&rt->hot_idle, noop_close);
   uv_close((uv_handle_t *)&rt->wakeup, noop_close);
   uv_close((uv_handle_t *)&rt->deadline_timer, noop_close);
   uv_close((uv_handle_t *)&rt->phase_timer, noop_close);
@@ -313,6 +327,7 @@ static void handle_ctl(sp_runtime_t *rt, sp__ctl_t *ctl) {
 
 void sp__rt_accept_call(sp_runtime_t *rt, sp__call_t *c) {
   rt->active_calls++;
+  rt->events++;
   if (rt->phase != SP__PHASE_RUNNING) {
     sp_error_t e;
     sp__error_set(&e, SP_ESTOPPED, "pool '%s': the runtime is stopping", c->pool->cfg->name);
@@ -349,6 +364,36 @@ void sp__rt_post(sp_runtime_t *rt, sp__msg_t *m) {
   rt->qtail = m;
   pthread_mutex_unlock(&rt->qmu);
   uv_async_send(&rt->wakeup);
+}
+
+/*
+ * Before each poll: while calls are in flight and something happened in the
+ * last SNAKEPIT_LOOP_SPIN_US (default 100 us), poll without sleeping (an
+ * active idle handle makes libuv's poll timeout 0). Under load the next reply
+ * or submission then finds the loop thread running: no wake-up of the loop,
+ * and its CPU does not halt, so waking callers and workers there stays cheap
+ * (on a VM a halted vCPU costs a hypervisor round trip to wake). Measured with
+ * 16 synchronous callers on 2 process workers: median 95.9k -> 105k calls/s.
+ * With nothing in flight, or once things go quiet, the loop sleeps as before.
+ */
+static void idle_noop(uv_idle_t *h) { (void)h; }
+
+static void poll_hot_cb(uv_prepare_t *h) {
+  sp_runtime_t *rt = h->data;
+  uint64_t window = (uint64_t)loop_spin_us() * 1000u;
+  if (window == 0) return;
+  uint64_t now = sp__now_ns();
+  if (rt->events != rt->events_seen) {
+    rt->events_seen = rt->events;
+    rt->hot_since_ns = now;
+  }
+  /* Not with an event source attached: an HTTP server keeps this thread busy
+   * already, and polling there only took CPU from the workers (p99 of the HTTP
+   * benchmark 0.6 -> 2.4 ms at the same requests/s). */
+  int want = rt->active_calls > 0 && !rt->source_on && now - rt->hot_since_ns < window;
+  if (want && !rt->hot) uv_idle_start(&rt->hot_idle, idle_noop);
+  else if (!want && rt->hot) uv_idle_stop(&rt->hot_idle);
+  rt->hot = want;
 }
 
 static void loop_main(void *arg) {
@@ -415,7 +460,14 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
   uv_timer_init(&rt->loop, &rt->deadline_timer);
   uv_timer_init(&rt->loop, &rt->phase_timer);
   uv_timer_init(&rt->loop, &rt->maint_timer);
+  uv_prepare_init(&rt->loop, &rt->hot_prep);
+  uv_idle_init(&rt->loop, &rt->hot_idle);
   rt->wakeup.data = rt->deadline_timer.data = rt->phase_timer.data = rt->maint_timer.data = rt;
+  rt->hot_prep.data = rt;
+  uv_prepare_start(&rt->hot_prep, poll_hot_cb);
+  /* Neither keeps the loop alive: it ends when the runtime's handles close. */
+  uv_unref((uv_handle_t *)&rt->hot_prep);
+  uv_unref((uv_handle_t *)&rt->hot_idle);
   rt->pool_count = rt->cfg.pool_count;
   for (size_t i = 0; i < rt->pool_count; i++) {
     if (sp__pool_init(&rt->pools[i], rt, &rt->cfg.pools[i], (int)i) != 0) {

@@ -187,6 +187,14 @@ struct sp_runtime_s {
   atomic_int source_kicked;
   atomic_int source_attached; /* readable from any thread */
 
+  /* Busy-polling after activity (see poll_hot_cb in runtime.c). */
+  uv_prepare_t hot_prep;
+  uv_idle_t hot_idle;
+  uint64_t events;      /* calls taken in or finished, ever */
+  uint64_t events_seen; /* value of events at the last check */
+  uint64_t hot_since_ns; /* when events last moved */
+  int hot;              /* hot_idle is running: the loop polls without sleeping */
+
   /* Startup handshake with the starting thread. */
   _Atomic uint32_t start_done;
   int start_rc;
