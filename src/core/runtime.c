@@ -43,30 +43,21 @@ uint64_t sp__now_ns(void) {
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* A non-negative integer from the environment, or fallback; read once per cache. */
-static int env_us(atomic_int *cached, const char *name, int fallback) {
-  /* Racing first readers compute the same value. */
-  int value = atomic_load_explicit(cached, memory_order_relaxed);
+/* How long a lone synchronous caller spins before sleeping. */
+static int spin_us(void) {
+  /* Read once; racing first readers compute the same value. */
+  static atomic_int cached = -1;
+  int value = atomic_load_explicit(&cached, memory_order_relaxed);
   if (value < 0) {
-    const char *e = getenv(name);
-    value = e ? atoi(e) : fallback;
+    const char *e = getenv("SNAKEPIT_SPIN_US");
+    value = e ? atoi(e) : 50;
     if (value < 0) value = 0;
-    atomic_store_explicit(cached, value, memory_order_relaxed);
+    atomic_store_explicit(&cached, value, memory_order_relaxed);
   }
   return value;
 }
 
-/* How long a lone synchronous caller spins before sleeping. */
-static int spin_us(void) {
-  static atomic_int cached = -1;
-  return env_us(&cached, "SNAKEPIT_SPIN_US", 50);
-}
 
-/* How long the loop keeps polling without sleeping after its last activity. */
-static int loop_spin_us(void) {
-  static atomic_int cached = -1;
-  return env_us(&cached, "SNAKEPIT_LOOP_SPIN_US", 100);
-}
 
 /* Callers waiting for a reply right now, process-wide. */
 static atomic_int g_waiters;
@@ -367,20 +358,24 @@ void sp__rt_post(sp_runtime_t *rt, sp__msg_t *m) {
 }
 
 /*
- * Before each poll: while calls are in flight and something happened in the
- * last SNAKEPIT_LOOP_SPIN_US (default 100 us), poll without sleeping (an
- * active idle handle makes libuv's poll timeout 0). Under load the next reply
- * or submission then finds the loop thread running: no wake-up of the loop,
- * and its CPU does not halt, so waking callers and workers there stays cheap
- * (on a VM a halted vCPU costs a hypervisor round trip to wake). Measured with
- * 16 synchronous callers on 2 process workers: median 95.9k -> 105k calls/s.
- * With nothing in flight, or once things go quiet, the loop sleeps as before.
+ * Before each poll, when SNAKEPIT_LOOP_SPIN_US is set: while calls are in
+ * flight and something happened in the last that many microseconds, poll
+ * without sleeping (an active idle handle makes libuv's poll timeout 0). The
+ * next reply or submission then finds the loop thread running: no wake-up of
+ * the loop, and its CPU does not halt. Off by default because on 2 CPUs it is
+ * a trade (bench/README.md, step 11): with 100 us, 16 synchronous callers on 2
+ * process workers went from 95.9k to 105k calls/s (medians of 5) and a 64-deep
+ * async pipeline on a 1 x 16 thread worker from ~51k to ~110k, but 16
+ * synchronous callers on that thread worker fell from 52k to 28k and the
+ * sequential p50 from ~41 to ~60 us: the polling thread holds a CPU the
+ * workers need. With nothing in flight, or once things go quiet, the loop
+ * sleeps as usual.
  */
 static void idle_noop(uv_idle_t *h) { (void)h; }
 
 static void poll_hot_cb(uv_prepare_t *h) {
   sp_runtime_t *rt = h->data;
-  uint64_t window = (uint64_t)loop_spin_us() * 1000u;
+  uint64_t window = rt->hot_window_ns;
   if (window == 0) return;
   uint64_t now = sp__now_ns();
   if (rt->events != rt->events_seen) {
@@ -464,6 +459,10 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
   uv_idle_init(&rt->loop, &rt->hot_idle);
   rt->wakeup.data = rt->deadline_timer.data = rt->phase_timer.data = rt->maint_timer.data = rt;
   rt->hot_prep.data = rt;
+  /* How long the loop keeps polling after its last activity (see poll_hot_cb);
+   * read per runtime, off unless set. */
+  const char *hot = getenv("SNAKEPIT_LOOP_SPIN_US");
+  rt->hot_window_ns = hot && atoi(hot) > 0 ? (uint64_t)atoi(hot) * 1000u : 0;
   uv_prepare_start(&rt->hot_prep, poll_hot_cb);
   /* Neither keeps the loop alive: it ends when the runtime's handles close. */
   uv_unref((uv_handle_t *)&rt->hot_prep);

@@ -194,6 +194,7 @@ struct sp_runtime_s {
   uint64_t events_seen; /* value of events at the last check */
   uint64_t hot_since_ns; /* when events last moved */
   int hot;              /* hot_idle is running: the loop polls without sleeping */
+  uint64_t hot_window_ns; /* SNAKEPIT_LOOP_SPIN_US at start; 0 = never */
 
   /* Startup handshake with the starting thread. */
   _Atomic uint32_t start_done;

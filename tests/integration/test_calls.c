@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -379,6 +380,45 @@ static void event_source_runs_on_the_loop(void **state) {
   close(s.fds[1]);
 }
 
+static double process_cpu_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void landed(sp_result_t *res, void *ud) {
+  (void)res;
+  atomic_store((atomic_int *)ud, 1);
+}
+
+static void loop_sleeps_when_quiet(void **state) {
+  (void)state;
+  /* With SNAKEPIT_LOOP_SPIN_US the loop thread polls without sleeping for a
+   * moment after a burst of calls; it must not keep a CPU busy while nothing
+   * happens: neither idle nor while one long call is in flight. */
+  setenv("SNAKEPIT_LOOP_SPIN_US", "100", 1); /* read when a runtime starts */
+  sp_runtime_t *qrt = h_start_pool("quiet", "process", 1, 1, TESTING_ADAPTER, NULL);
+  unsetenv("SNAKEPIT_LOOP_SPIN_US");
+  for (int i = 0; i < 200; i++) free(h_call_ok(qrt, "quiet", "noop", "{}"));
+  double c0 = process_cpu_s(), t0 = h_now();
+  h_sleep_ms(500);
+  double idle = (process_cpu_s() - c0) / (h_now() - t0);
+  atomic_int done = 0;
+  sp_error_t err;
+  assert_int_equal(sp_execute_async(qrt, "quiet", "sleep", "{\"seconds\": 1.0}", NULL, landed,
+                                    &done, &err),
+                   0);
+  c0 = process_cpu_s();
+  t0 = h_now();
+  while (!atomic_load(&done)) h_sleep_ms(10);
+  double waiting = (process_cpu_s() - c0) / (h_now() - t0);
+  print_message("CPU of this process: idle %.3f, one long call in flight %.3f (CPUs)\n", idle,
+                waiting);
+  assert_true(idle < 0.2);
+  assert_true(waiting < 0.2);
+  sp_runtime_stop(qrt, 1000);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(results_in_both_profiles),
@@ -394,6 +434,7 @@ int main(void) {
       cmocka_unit_test(worker_output_is_forwarded),
       cmocka_unit_test(misuse_is_rejected),
       cmocka_unit_test(event_source_runs_on_the_loop),
+      cmocka_unit_test(loop_sleeps_when_quiet),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
