@@ -149,12 +149,17 @@ void sp__pool_pump(sp__pool_t *p) {
   }
 }
 
-int sp__call_depth_cap(const sp__call_t *c) {
+sp__tool_stats_t *sp__call_tool_stats(const sp__call_t *c) {
   const sp__pool_t *p = c->pool;
   if (p->tool_stats == NULL || c->tool_index < 0 || (size_t)c->tool_index >= p->tool_count)
-    return 0;
-  uint64_t g = p->tool_stats[c->tool_index].gap_ewma_ns;
-  return g == 0 ? 0 : sp__sched_depth(g, p->cfg->pipeline_depth);
+    return NULL;
+  return &p->tool_stats[c->tool_index];
+}
+
+int sp__call_depth_cap(const sp__call_t *c) {
+  const sp__tool_stats_t *ts = sp__call_tool_stats(c);
+  uint64_t g = ts ? ts->gap_ewma_ns : 0;
+  return g == 0 ? 0 : sp__sched_depth(g, c->pool->cfg->pipeline_depth);
 }
 
 const char *sp__call_tool(const sp__call_t *c, int *len) {
@@ -194,8 +199,8 @@ void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, cons
   p->stats.calls++;
   if (code == 0) p->stats.ok++;
   else p->stats.failed[sp_err_category(code)]++;
-  if (p->tool_stats != NULL && c->tool_index >= 0 && (size_t)c->tool_index < p->tool_count) {
-    sp__tool_stats_t *ts = &p->tool_stats[c->tool_index];
+  sp__tool_stats_t *ts = sp__call_tool_stats(c);
+  if (ts != NULL) {
     ts->calls++;
     if (code == 0) ts->ok++;
     else ts->failed[sp_err_category(code)]++;

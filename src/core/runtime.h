@@ -245,6 +245,8 @@ void sp__pool_free(sp__pool_t *p);
 int sp__pool_spawn_all(sp__pool_t *p, sp_error_t *err);
 /** Submits a NEW call: dispatches, queues or completes it with an error. */
 void sp__pool_submit(sp__pool_t *p, sp__call_t *c);
+/** The counters of c's tool, or NULL while the pool has no manifest. */
+sp__tool_stats_t *sp__call_tool_stats(const sp__call_t *c);
 /** How many calls c may find queued ahead of it inside a busy worker (see scheduler.h). */
 int sp__call_depth_cap(const sp__call_t *c);
 /** Dispatches queued calls while slots are free. */

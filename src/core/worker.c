@@ -140,6 +140,14 @@ static void send_frame(sp__worker_t *w, unsigned type, uint64_t id, const void *
 
 /* ---- calls -------------------------------------------------------------- */
 
+static void release_slot(sp__worker_t *w, uint32_t slot) {
+  w->slot_ids[slot] = 0;
+  w->slot_abandoned_ms[slot] = 0;
+  w->slot_calls[slot] = NULL;
+  w->free_list[w->free_count++] = slot;
+  w->slots.inflight--;
+}
+
 void sp__worker_dispatch(sp__worker_t *w, sp__call_t *c) {
   uint32_t slot = w->free_list[--w->free_count];
   uint64_t id = (++w->seq << 16) | slot;
@@ -147,20 +155,18 @@ void sp__worker_dispatch(sp__worker_t *w, sp__call_t *c) {
   w->slot_calls[slot] = c;
   w->slots.inflight++;
   w->requests++;
-  w->slot_sent_ns[slot] = sp__now_ns();
+  uint64_t now_ns = sp__now_ns();
+  w->slot_sent_ns[slot] = now_ns;
   c->worker = w;
   c->slot = slot;
   c->state = SP__CALL_RUNNING;
   sp__frame_set_id(c->frame, id);
-  int64_t left = c->deadline_ms - sp__now_ms();
+  int64_t left = c->deadline_ms - (int64_t)(now_ns / 1000000u); /* sp__now_ms() */
   uint32_t t = left < 1 ? 1u : left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
   for (int i = 0; i < 4; i++) c->frame[SP__FRAME_HEADER_SIZE + i] = (uint8_t)(t >> (8 * i));
   if (sp__buf_append(&w->wbuf, c->frame, c->frame_len) != 0) {
     /* Undo the slot and fail the call: nothing was sent. */
-    w->slot_ids[slot] = 0;
-    w->slot_calls[slot] = NULL;
-    w->free_list[w->free_count++] = slot;
-    w->slots.inflight--;
+    release_slot(w, slot);
     c->worker = NULL;
     sp_error_t e;
     sp__error_set(&e, SP_ENOMEM, "out of memory queueing the call for worker %s", w->name);
@@ -168,14 +174,6 @@ void sp__worker_dispatch(sp__worker_t *w, sp__call_t *c) {
     return;
   }
   sp__rt_mark_dirty(w->pool->rt, w);
-}
-
-static void release_slot(sp__worker_t *w, uint32_t slot) {
-  w->slot_ids[slot] = 0;
-  w->slot_abandoned_ms[slot] = 0;
-  w->slot_calls[slot] = NULL;
-  w->free_list[w->free_count++] = slot;
-  w->slots.inflight--;
 }
 
 void sp__worker_abandon(sp__worker_t *w, sp__call_t *c) {
@@ -197,13 +195,8 @@ static int take_slot(sp__worker_t *w, uint64_t id, sp__call_t **call) {
   uint64_t gap = now > from ? now - from : 0;
   w->gap_ewma_ns = sp__sched_gap_update(w->gap_ewma_ns, gap);
   w->last_done_ns = now;
-  const sp__call_t *c = *call;
-  sp__pool_t *p = w->pool;
-  if (c != NULL && p->tool_stats != NULL && c->tool_index >= 0 &&
-      (size_t)c->tool_index < p->tool_count) {
-    sp__tool_stats_t *ts = &p->tool_stats[c->tool_index];
-    ts->gap_ewma_ns = sp__sched_gap_update(ts->gap_ewma_ns, gap);
-  }
+  sp__tool_stats_t *ts = *call ? sp__call_tool_stats(*call) : NULL;
+  if (ts != NULL) ts->gap_ewma_ns = sp__sched_gap_update(ts->gap_ewma_ns, gap);
   w->slots.depth = sp__sched_depth(w->gap_ewma_ns, w->pool->cfg->pipeline_depth);
   release_slot(w, slot);
   return 0;
