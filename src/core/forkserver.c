@@ -244,8 +244,7 @@ static void on_ctl(uv_poll_t *h, int status, int events) {
   (void)events;
   sp__forkserver_t *fs = h->data;
   drain(fs);
-  sp__rt_flush(fs->pool->rt);
-  sp__rt_arm_deadlines(fs->pool->rt);
+  sp__rt_settle(fs->pool->rt);
 }
 
 /* ---- exit --------------------------------------------------------------- */
@@ -290,8 +289,7 @@ static void server_exited(uv_process_t *proc, int64_t status, int sig) {
   close_handle(fs, &fs->poll);
   close_handle(fs, &fs->proc);
   uv_timer_start(&fs->timer, on_timer, 100, 0);
-  sp__rt_flush(fs->pool->rt);
-  sp__rt_arm_deadlines(fs->pool->rt);
+  sp__rt_settle(fs->pool->rt);
 }
 
 /* ---- start / stop ------------------------------------------------------- */

@@ -115,6 +115,11 @@ void sp__rt_flush(sp_runtime_t *rt) {
   }
 }
 
+void sp__rt_settle(sp_runtime_t *rt) {
+  sp__rt_flush(rt);
+  sp__rt_arm_deadlines(rt);
+}
+
 static void deadline_cb(uv_timer_t *t) {
   sp_runtime_t *rt = t->data;
   rt->timer_due = -1;
@@ -122,8 +127,7 @@ static void deadline_cb(uv_timer_t *t) {
   sp__sched_item_t *it;
   while ((it = sp__dheap_top(&rt->deadlines)) != NULL && it->due_ms <= now)
     sp__call_expire(CALL_OF(it));
-  sp__rt_flush(rt);
-  sp__rt_arm_deadlines(rt);
+  sp__rt_settle(rt);
 }
 
 void sp__rt_arm_deadlines(sp_runtime_t *rt) {
@@ -266,8 +270,7 @@ static void maint_cb(uv_timer_t *t) {
   sp_runtime_t *rt = t->data;
   int64_t now = sp__now_ms();
   for (size_t i = 0; i < rt->pool_count; i++) sp__pool_maintain(&rt->pools[i], now);
-  sp__rt_flush(rt);
-  sp__rt_arm_deadlines(rt);
+  sp__rt_settle(rt);
 }
 
 void sp__rt_startup_event(sp_runtime_t *rt, const sp_error_t *err) {
@@ -343,8 +346,7 @@ static void wakeup_cb(uv_async_t *a) {
     }
     m = next;
   }
-  sp__rt_flush(rt);
-  sp__rt_arm_deadlines(rt);
+  sp__rt_settle(rt);
 }
 
 void sp__rt_post(sp_runtime_t *rt, sp__msg_t *m) {

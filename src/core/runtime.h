@@ -219,6 +219,8 @@ void sp__rt_arm_deadlines(sp_runtime_t *rt);
 void sp__rt_mark_dirty(sp_runtime_t *rt, sp__worker_t *w);
 /** Writes out every dirty worker's buffer. Loop thread. */
 void sp__rt_flush(sp_runtime_t *rt);
+/** End of a loop-thread callback: flush what it queued and re-arm the deadline timer. */
+void sp__rt_settle(sp_runtime_t *rt);
 /** Called when the calls in flight may have dropped to zero (graceful stop). */
 void sp__rt_check_drained(sp_runtime_t *rt);
 /** Startup progress: a pool became ready or failed (err != NULL). */

@@ -27,8 +27,7 @@ static void run_source(sp_runtime_t *rt) {
   rt->source.run(rt->source.ud);
   rt->in_source = 0;
   /* Calls the source made go out in this turn, not the next. */
-  sp__rt_flush(rt);
-  sp__rt_arm_deadlines(rt);
+  sp__rt_settle(rt);
   if (!rt->source_on) return;
   long long ms = rt->source.timeout_ms ? rt->source.timeout_ms(rt->source.ud) : -1;
   if (ms < 0) uv_timer_stop(&rt->source_timer);

@@ -363,8 +363,7 @@ static void sock_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     uv_read_stop(s);
     sp__worker_kill(w, "it sent a malformed frame");
   }
-  sp__rt_flush(w->pool->rt);
-  sp__rt_arm_deadlines(w->pool->rt);
+  sp__rt_settle(w->pool->rt);
 }
 
 /* ---- exit --------------------------------------------------------------- */
@@ -478,8 +477,7 @@ void sp__worker_exited(sp__worker_t *w, int64_t status, int sig) {
     /* Give the output pipe a moment so the error can quote the last lines. */
     uv_timer_start(&w->timer, finalize_timer, 100, 0);
   }
-  sp__rt_flush(w->pool->rt);
-  sp__rt_arm_deadlines(w->pool->rt);
+  sp__rt_settle(w->pool->rt);
 }
 
 static void on_handle_closed(uv_handle_t *h) {
