@@ -470,7 +470,11 @@ class Host:
             except BaseException as exc:
                 return STATUS_ERROR, _error_payload(exc, _user_traceback(exc.__traceback__))
             try:
-                return STATUS_OK, to_json(result)
+                try:
+                    text = _encode(result)
+                except ValueError:          # non-finite floats: to_json's slow path
+                    text = to_json(result)
+                return STATUS_OK, text
             except (TypeError, ValueError, RecursionError) as exc:
                 return STATUS_ERROR, _error_payload(
                     TypeError(str(exc)), None,

@@ -132,16 +132,24 @@ class ThreadSafeAdapter(BaseAdapter):
     # -- statistics -------------------------------------------------------------
 
     def _sp_begin(self) -> list:
-        # Count one request in; returns the calling thread's [handled, active].
-        name = threading.current_thread().name
+        # Count one request in; returns the calling thread's [handled, active],
+        # looked up by thread name on the thread's first request only.
+        local = self._sp_local
+        try:
+            rec = local.sp_rec
+        except AttributeError:
+            rec = None
         with self._sp_stats_lock:
             self._sp_total += 1
             active = self._sp_active = self._sp_active + 1
             if active > self._sp_peak:
                 self._sp_peak = active
-            rec = self._sp_per_thread.get(name)
             if rec is None:
-                rec = self._sp_per_thread[name] = [0, 0]
+                name = threading.current_thread().name
+                rec = self._sp_per_thread.get(name)
+                if rec is None:
+                    rec = self._sp_per_thread[name] = [0, 0]
+                local.sp_rec = rec
             rec[0] += 1
             rec[1] += 1
         return rec

@@ -47,8 +47,9 @@ _local = threading.local()
 def current():
     """The context of the call running on this thread (a fresh one outside calls).
 
-    The worker resets ``cancelled`` when a call starts and sets it when the call
-    is cancelled; both happen from C, with no Python code running in between.
+    The worker sets ``cancelled`` when the call is cancelled and clears it again
+    before the thread's next call; both happen from C, with no Python code
+    running in between.
     """
     ctx = getattr(_local, "ctx", None)
     if ctx is None:
@@ -58,4 +59,7 @@ def current():
 
 
 def _begin(tool):
-    current().tool = tool
+    try:
+        _local.ctx.tool = tool
+    except AttributeError:
+        current().tool = tool

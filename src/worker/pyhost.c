@@ -28,6 +28,7 @@ struct pyhost_thread_s {
   PyObject *ctx;      /* this thread's snakepit_bridge.context.CallContext */
   pthread_mutex_t mu; /* guards current; taken only while attached (attach -> mu order) */
   uint64_t current;   /* request id running now, 0 when idle */
+  int cancel_sent;    /* pyhost_cancel hit the current call (guarded by mu) */
 };
 
 /* Set once by pyhost_start on the main thread, read-only afterwards. */
@@ -370,7 +371,6 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
   atomic_fetch_add_explicit(&g_gil_wait_ns, now_ns() - t0, memory_order_relaxed);
   pthread_mutex_lock(&t->mu);
   t->current = id;
-  if (t->ctx != NULL && PyObject_SetAttrString(t->ctx, "cancelled", Py_False) != 0) PyErr_Clear();
   pthread_mutex_unlock(&t->mu);
 
   PyObject *argv[2] = {PyUnicode_FromStringAndSize(tool, (Py_ssize_t)tool_len),
@@ -412,9 +412,16 @@ done:
   Py_XDECREF(argv[1]);
   pthread_mutex_lock(&t->mu);
   t->current = 0;
+  int cancelled = t->cancel_sent;
+  t->cancel_sent = 0;
   pthread_mutex_unlock(&t->mu);
-  /* A cancellation that lost the race with completion must not hit the next call. */
-  PyThreadState_SetAsyncExc(t->ident, NULL);
+  if (cancelled) {
+    /* A cancellation that lost the race with completion must not hit the next
+     * call, and the next call starts with ctx.cancelled false. */
+    PyThreadState_SetAsyncExc(t->ident, NULL);
+    if (t->ctx != NULL && PyObject_SetAttrString(t->ctx, "cancelled", Py_False) != 0)
+      PyErr_Clear();
+  }
   PyErr_Clear();
   t->ts = PyEval_SaveThread();
   atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
@@ -434,6 +441,7 @@ int pyhost_cancel(uint64_t id) {
       if (t->ctx != NULL && PyObject_SetAttrString(t->ctx, "cancelled", Py_True) != 0)
         PyErr_Clear();
       PyThreadState_SetAsyncExc(t->ident, g_cancelled);
+      t->cancel_sent = 1;
       found = 1;
     }
     pthread_mutex_unlock(&t->mu);

@@ -79,6 +79,12 @@ class LifecycleAdapter(ThreadSafeAdapter):
         return threading.current_thread().name
 
     @thread_safe_method
+    @tool(description="The cancelled flag of this call's context")
+    def cancelled_flag(self):
+        from snakepit_bridge.context import current
+        return current().cancelled
+
+    @thread_safe_method
     @tool(description="Loop until the call's context says it was cancelled; report it in a file")
     def cooperative(self, path: str):
         from snakepit_bridge.context import current
