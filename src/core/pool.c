@@ -213,7 +213,7 @@ void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, cons
     free(res->json);
     free(c);
   } else {
-    sp__wake_word(&c->done); /* the waiting client frees c */
+    sp__rt_call_done(rt, c); /* the waiting client frees c */
   }
   if (rt->phase == SP__PHASE_DRAINING) sp__rt_check_drained(rt);
 }

@@ -5,12 +5,9 @@
  */
 #include <errno.h>
 #include <jansson.h>
-#include <limits.h>
 #include <signal.h>
-#include <linux/futex.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -29,7 +26,7 @@
 
 #define CALL_OF(it) ((sp__call_t *)((char *)(it) - offsetof(sp__call_t, item)))
 
-/* ---- clocks and waiting ------------------------------------------------- */
+/* ---- clocks ------------------------------------------------------------ */
 
 int64_t sp__now_ms(void) {
   struct timespec ts;
@@ -41,59 +38,6 @@ uint64_t sp__now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* How long a lone synchronous caller spins before sleeping. */
-static int spin_us(void) {
-  /* Read once; racing first readers compute the same value. */
-  static atomic_int cached = -1;
-  int value = atomic_load_explicit(&cached, memory_order_relaxed);
-  if (value < 0) {
-    const char *e = getenv("SNAKEPIT_SPIN_US");
-    value = e ? atoi(e) : 50;
-    if (value < 0) value = 0;
-    atomic_store_explicit(&cached, value, memory_order_relaxed);
-  }
-  return value;
-}
-
-
-
-/* Callers waiting for a reply right now, process-wide. */
-static atomic_int g_waiters;
-
-void sp__wait_word(_Atomic uint32_t *word) {
-  /* A lone caller spins for a few tens of microseconds: that catches a fast
-   * reply without a futex sleep and the wake-up latency of an idle (virtual)
-   * CPU. With other callers waiting too, the CPUs are better left to the
-   * workers, and replies arrive in batches anyway: sleep at once. */
-  int others = atomic_fetch_add_explicit(&g_waiters, 1, memory_order_relaxed);
-  if (others == 0) {
-    uint64_t until = sp__now_ns() + (uint64_t)spin_us() * 1000u;
-    int done = 0;
-    while (!done && atomic_load_explicit(&g_waiters, memory_order_relaxed) == 1) {
-      for (int i = 0; i < 64 && !done; i++) {
-        done = atomic_load_explicit(word, memory_order_acquire) != 0;
-#if defined(__x86_64__) || defined(__i386__)
-        __builtin_ia32_pause();
-#endif
-      }
-      if (sp__now_ns() >= until) break;
-    }
-    if (done) {
-      atomic_fetch_sub_explicit(&g_waiters, 1, memory_order_relaxed);
-      return;
-    }
-  }
-  while (atomic_load_explicit(word, memory_order_acquire) == 0)
-    syscall(SYS_futex, (uint32_t *)word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
-  atomic_fetch_sub_explicit(&g_waiters, 1, memory_order_relaxed);
-}
-
-void sp__wake_word(_Atomic uint32_t *word) {
-  atomic_store_explicit(word, 1, memory_order_release);
-  /* Waking an address whose waiter already left is harmless for futexes. */
-  syscall(SYS_futex, (uint32_t *)word, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
 }
 
 /* ---- loop-thread helpers ------------------------------------------------ */
@@ -113,6 +57,9 @@ void sp__rt_flush(sp_runtime_t *rt) {
     w->dirty_next = NULL;
     sp__worker_flush(w);
   }
+  /* Once stopping, the loop may end (and before_poll stop running) at any
+   * callback: no batching of wake-ups then. */
+  if (rt->phase == SP__PHASE_SHUTDOWN) sp__rt_wake_callers(rt);
 }
 
 void sp__rt_settle(sp_runtime_t *rt) {
@@ -148,6 +95,7 @@ void sp__rt_arm_deadlines(sp_runtime_t *rt) {
 static void noop_close(uv_handle_t *h) { (void)h; }
 
 static void close_rt_handles(sp_runtime_t *rt) {
+  sp__rt_wake_callers(rt);
   /* An attached source keeps being served (a server sends its last responses
    * after the runtime drained); the handles close once it is detached. */
   if (rt->source_on) {
@@ -375,8 +323,10 @@ void sp__rt_post(sp_runtime_t *rt, sp__msg_t *m) {
  */
 static void idle_noop(uv_idle_t *h) { (void)h; }
 
-static void poll_hot_cb(uv_prepare_t *h) {
+static void before_poll(uv_prepare_t *h) {
   sp_runtime_t *rt = h->data;
+  /* The callers of the calls finished in this loop turn, all at once. */
+  sp__rt_wake_callers(rt);
   uint64_t window = rt->hot_window_ns;
   if (window == 0) return;
   uint64_t now = sp__now_ns();
@@ -414,6 +364,7 @@ static void loop_main(void *arg) {
     uv_timer_start(&rt->phase_timer, phase_timeout, (uint64_t)t, 0);
   }
   uv_run(&rt->loop, UV_RUN_DEFAULT);
+  sp__rt_wake_callers(rt); /* calls failed by the last callbacks */
 }
 
 /* ---- start / stop ------------------------------------------------------- */
@@ -465,7 +416,7 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
    * read per runtime, off unless set. */
   const char *hot = getenv("SNAKEPIT_LOOP_SPIN_US");
   rt->hot_window_ns = hot && atoi(hot) > 0 ? (uint64_t)atoi(hot) * 1000u : 0;
-  uv_prepare_start(&rt->hot_prep, poll_hot_cb);
+  uv_prepare_start(&rt->hot_prep, before_poll);
   /* Neither keeps the loop alive: it ends when the runtime's handles close. */
   uv_unref((uv_handle_t *)&rt->hot_prep);
   uv_unref((uv_handle_t *)&rt->hot_idle);
@@ -689,8 +640,9 @@ int sp_execute(sp_runtime_t *rt, const char *pool, const char *tool, const char 
   int rc = make_call(rt, pool, tool, args_json, opts, &c, &res->error);
   if (rc != 0) return rc;
   c->res = res;
+  c->wait_bit = sp__wait_bit();
   sp__rt_post(rt, &c->msg);
-  sp__wait_word(&c->done);
+  sp__wait_call(rt, c);
   free(c);
   return res->error.code;
 }

@@ -50,7 +50,8 @@ typedef struct sp__call_s {
   void *ud;
   sp_result_t *res;    /* where the outcome goes: the caller's (sync) or own (async) */
   sp_result_t own;
-  _Atomic uint32_t done; /* sync: futex word set to 1 by the loop */
+  _Atomic uint32_t done; /* sync: set to 1 by the loop (waiting.c) */
+  int wait_bit;          /* sync: the caller's bit of rt->wake_seq */
   size_t frame_len;
   uint8_t frame[]; /* header + CALL body, id patched at dispatch */
 } sp__call_t;
@@ -169,6 +170,11 @@ struct sp_runtime_s {
   int64_t timer_due; /* due time the deadline timer is armed for, or -1 */
   sp__worker_t *dirty; /* workers with unflushed output */
 
+  /* Sync callers (waiting.c): they sleep on wake_seq, each on its bit. */
+  _Atomic uint32_t wake_seq; /* futex word, bumped by every wake-up */
+  atomic_int sleepers;       /* callers in (or entering) the futex wait */
+  uint32_t wake_bits;        /* loop thread: bits of the calls finished this turn */
+
   int phase; /* SP__PHASE_* */
   atomic_int stopping;
   int graceful_done;
@@ -187,7 +193,7 @@ struct sp_runtime_s {
   atomic_int source_kicked;
   atomic_int source_attached; /* readable from any thread */
 
-  /* Busy-polling after activity (see poll_hot_cb in runtime.c). */
+  /* Busy-polling after activity (see before_poll in runtime.c). */
   uv_prepare_t hot_prep;
   uv_idle_t hot_idle;
   uint64_t events;      /* calls taken in or finished, ever */
@@ -208,10 +214,18 @@ enum { SP__PHASE_STARTING = 0, SP__PHASE_RUNNING, SP__PHASE_DRAINING, SP__PHASE_
 int64_t sp__now_ms(void);
 uint64_t sp__now_ns(void);
 
-/** Blocks until *word != 0 (spinning briefly first). */
+/** Blocks until sp__wake_word(word) (spinning briefly first). waiting.c */
 void sp__wait_word(_Atomic uint32_t *word);
-/** Sets *word to 1 and wakes its waiter. */
+/** Sets *word and wakes its waiter. */
 void sp__wake_word(_Atomic uint32_t *word);
+/** The calling thread's bit of a runtime's wake word, for sp__wait_call. */
+int sp__wait_bit(void);
+/** Blocks until the loop thread finished the sync call c (c->wait_bit set). */
+void sp__wait_call(sp_runtime_t *rt, sp__call_t *c);
+/** Loop thread: marks the sync call c done; its caller wakes at the end of the turn. */
+void sp__rt_call_done(sp_runtime_t *rt, sp__call_t *c);
+/** Loop thread: wakes the callers of every call marked done since the last time. */
+void sp__rt_wake_callers(sp_runtime_t *rt);
 
 /** Re-arms the deadline timer for the earliest deadline. Loop thread. */
 void sp__rt_arm_deadlines(sp_runtime_t *rt);

@@ -166,6 +166,54 @@ static void seed_patterns_under_load(void **state) {
   sp_runtime_stop(rt, 1000);
 }
 
+typedef struct {
+  sp_runtime_t *rt;
+  int index, calls;
+  int ok, wrong;
+} echo_client_t;
+
+static void *echo_client(void *arg) {
+  echo_client_t *c = arg;
+  for (int i = 0; i < c->calls; i++) {
+    char args[64], want[48];
+    snprintf(want, sizeof(want), "\"caller %d call %d\"", c->index, i);
+    snprintf(args, sizeof(args), "{\"value\": %s}", want);
+    sp_result_t res;
+    if (sp_execute(c->rt, "p", "echo", args, NULL, &res) == 0) {
+      c->ok++;
+      if (strcmp(res.json, want) != 0) c->wrong++;
+    }
+    sp_result_free(&res);
+  }
+  return NULL;
+}
+
+static void more_callers_than_wake_bits(void **state) {
+  (void)state;
+  /* Sleeping callers share a runtime's wake word, 32 bits of it: with 48
+   * threads some share a bit. Every caller must still be woken, for its own
+   * result only. */
+  enum { CALLERS = 48, CALLS = 150 };
+  sp_runtime_t *rt = h_start_pool("p", "process", 2, 1, TESTING_ADAPTER, NULL);
+  echo_client_t cl[CALLERS];
+  pthread_t th[CALLERS];
+  double t0 = h_now();
+  for (int i = 0; i < CALLERS; i++) {
+    cl[i] = (echo_client_t){rt, i, CALLS, 0, 0};
+    pthread_create(&th[i], NULL, echo_client, &cl[i]);
+  }
+  int ok = 0, wrong = 0;
+  for (int i = 0; i < CALLERS; i++) {
+    pthread_join(th[i], NULL);
+    ok += cl[i].ok;
+    wrong += cl[i].wrong;
+  }
+  print_message("%d callers x %d calls: %.2f s\n", CALLERS, CALLS, h_now() - t0);
+  assert_int_equal(ok, CALLERS * CALLS);
+  assert_int_equal(wrong, 0);
+  sp_runtime_stop(rt, 1000);
+}
+
 /* Completion time of one async call, recorded on the loop thread. */
 typedef struct {
   _Atomic int done;
@@ -216,6 +264,7 @@ int main(void) {
       cmocka_unit_test(numpy_scales_with_threads),
       cmocka_unit_test(seed_patterns_under_load),
       cmocka_unit_test(short_result_not_held_behind_long_call),
+      cmocka_unit_test(more_callers_than_wake_bits),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
