@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -506,7 +507,24 @@ out:
   return fd;
 }
 
+/*
+ * Tools that work on arrays allocate and free temporaries of 100 KiB to a few
+ * MiB on every call. With glibc's adaptive defaults each call gets them from
+ * mmap, or trims them off the heap when freed, and then faults every page back
+ * in: ~230 page faults per 200x200 matmul call, more with several threads in
+ * one process. Fixed thresholds of 16 MiB keep such blocks in the heap. The
+ * environment's own malloc settings win.
+ */
+static void tune_malloc(void) {
+  if (getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TRIM_THRESHOLD_") ||
+      getenv("GLIBC_TUNABLES"))
+    return;
+  mallopt(M_MMAP_THRESHOLD, 16 << 20);
+  mallopt(M_TRIM_THRESHOLD, 16 << 20);
+}
+
 int main(int argc, char **argv) {
+  tune_malloc();
   const char *adapter = NULL, *listen_spec = NULL, *pool = "standalone", *profile = NULL;
   const char **paths = calloc((size_t)argc + 1, sizeof(char *));
   const char **aargs = calloc((size_t)argc + 1, sizeof(char *));

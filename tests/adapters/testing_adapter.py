@@ -71,6 +71,11 @@ class TestingAdapter(ThreadSafeAdapter):
         return {"checksum": checksum, "size": size, "repeat": repeat,
                 "thread": threading.current_thread().name}
 
+    @tool(description="Minor page faults of this process so far")
+    def page_faults(self):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
     @thread_safe_method
     @tool(description="Pure-Python busy loop for `seconds` (holds the GIL on GIL builds)")
     def spin(self, seconds: float):
