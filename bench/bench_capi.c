@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cpuprobe.h"
 #include "snakepit.h"
 
 /* The tool and arguments every call uses; --tool / --args change them. */
@@ -39,18 +40,6 @@ static const char *ARGS = "{}";
 #define ASYNC_INFLIGHT 64
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t cpu_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -119,38 +108,6 @@ static void first_err_set(first_err_t *f, int code, const char *message) {
   pthread_mutex_unlock(&f->mu);
 }
 
-/* ---- CPU availability --------------------------------------------------- */
-
-typedef struct {
-  uint64_t until;
-  volatile uint64_t sink;
-} spin_arg_t;
-
-static void *spin_thread(void *p) {
-  spin_arg_t *a = p;
-  uint64_t x = 0;
-  while (now_ns() < a->until) {
-    for (int i = 0; i < 1000; i++) x = x * 6364136223846793005u + 1442695040888963407u;
-  }
-  a->sink = x;
-  return NULL;
-}
-
-/* Runs 2 busy threads for `ms` and returns process CPU time / wall time (2.0 = both ran). */
-static double cpu_available(int ms) {
-  spin_arg_t a[2];
-  pthread_t t[2];
-  uint64_t w0 = now_ns(), c0 = cpu_ns();
-  for (int i = 0; i < 2; i++) {
-    a[i].until = w0 + (uint64_t)ms * 1000000u;
-    a[i].sink = 0;
-    pthread_create(&t[i], NULL, spin_thread, &a[i]);
-  }
-  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
-  uint64_t w1 = now_ns(), c1 = cpu_ns();
-  return (double)(c1 - c0) / (double)(w1 - w0);
-}
-
 /* ---- runtimes ----------------------------------------------------------- */
 
 typedef struct {
@@ -197,7 +154,7 @@ typedef struct {
 
 static int run_sequential(const pool_spec_t *ps, long warmup, long calls, seq_result_t *out) {
   memset(out, 0, sizeof(*out));
-  out->cpu_avail = cpu_available(200);
+  out->cpu_avail = bench_cpu_available(200);
   sp_runtime_t *rt = start_pool(ps);
   if (rt == NULL) return -1;
   lat_t lat = {0};
@@ -208,11 +165,11 @@ static int run_sequential(const pool_spec_t *ps, long warmup, long calls, seq_re
                      sp_err_name(res.error.code), res.error.message);
     sp_result_free(&res);
   }
-  uint64_t t_begin = now_ns();
+  uint64_t t_begin = bench_now_ns();
   for (long i = 0; i < calls; i++) {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     int rc = sp_execute(rt, "bench", TOOL, ARGS, NULL, &res);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     if (rc == 0) {
       lat_push(&lat, (float)((double)(t1 - t0) / 1e3));
     } else if (out->errors++ == 0) {
@@ -221,7 +178,7 @@ static int run_sequential(const pool_spec_t *ps, long warmup, long calls, seq_re
     }
     sp_result_free(&res);
   }
-  out->wall_s = (double)(now_ns() - t_begin) / 1e9;
+  out->wall_s = (double)(bench_now_ns() - t_begin) / 1e9;
   out->calls = (long)lat.n;
   out->lat = lat_summary(&lat);
   free(lat.v);
@@ -256,9 +213,9 @@ static void *caller_main(void *p) {
   pthread_barrier_wait(c->start);
   sp_result_t res;
   while (!atomic_load_explicit(c->stop, memory_order_relaxed)) {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = bench_now_ns();
     int rc = sp_execute(c->rt, "bench", TOOL, ARGS, NULL, &res);
-    uint64_t t1 = now_ns();
+    uint64_t t1 = bench_now_ns();
     if (rc == 0) {
       c->ok++;
       lat_push(&c->lat, (float)((double)(t1 - t0) / 1e3));
@@ -282,7 +239,7 @@ static void sync_phase(sp_runtime_t *rt, double seconds, tp_result_t *out, first
     pthread_create(&t[i], NULL, caller_main, &c[i]);
   }
   pthread_barrier_wait(&start);
-  uint64_t w0 = now_ns(), c0 = cpu_ns();
+  uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns();
   sleep_ms((long)(seconds * 1000));
   atomic_store(&stop, 1);
   lat_t all = {0};
@@ -294,7 +251,7 @@ static void sync_phase(sp_runtime_t *rt, double seconds, tp_result_t *out, first
     lat_append(&all, &c[i].lat);
     free(c[i].lat.v);
   }
-  uint64_t w1 = now_ns(), c1 = cpu_ns();
+  uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
   pthread_barrier_destroy(&start);
   out->wall_s = (double)(w1 - w0) / 1e9;
   out->client_cpu = (double)(c1 - c0) / (double)(w1 - w0);
@@ -331,7 +288,7 @@ static void pipe_slot_done(pipe_t *p) {
 static void pipe_cb(sp_result_t *res, void *ud) {
   pipe_slot_t *s = ud;
   pipe_t *p = s->p;
-  uint64_t t1 = now_ns();
+  uint64_t t1 = bench_now_ns();
   if (res->error.code == 0) {
     atomic_fetch_add_explicit(&p->ok, 1, memory_order_relaxed);
     lat_push(&p->lat, (float)((double)(t1 - s->t0) / 1e3));
@@ -341,7 +298,7 @@ static void pipe_cb(sp_result_t *res, void *ud) {
   }
   if (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
     sp_error_t err;
-    s->t0 = now_ns();
+    s->t0 = bench_now_ns();
     if (sp_execute_async(p->rt, "bench", TOOL, ARGS, NULL, pipe_cb, s, &err) == 0) return;
     atomic_fetch_add_explicit(&p->errors, 1, memory_order_relaxed);
     first_err_set(p->ferr, err.code, err.message);
@@ -361,11 +318,11 @@ static void async_phase(sp_runtime_t *rt, double seconds, tp_result_t *out, firs
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
   p->inflight = ASYNC_INFLIGHT;
-  uint64_t w0 = now_ns(), c0 = cpu_ns();
+  uint64_t w0 = bench_now_ns(), c0 = bench_cpu_ns();
   for (int i = 0; i < ASYNC_INFLIGHT; i++) {
     sp_error_t err;
     p->slots[i].p = p;
-    p->slots[i].t0 = now_ns();
+    p->slots[i].t0 = bench_now_ns();
     if (sp_execute_async(rt, "bench", TOOL, ARGS, NULL, pipe_cb, &p->slots[i], &err) != 0) {
       atomic_fetch_add(&p->errors, 1);
       first_err_set(ferr, err.code, err.message);
@@ -377,7 +334,7 @@ static void async_phase(sp_runtime_t *rt, double seconds, tp_result_t *out, firs
   pthread_mutex_lock(&p->mu);
   while (p->inflight > 0) pthread_cond_wait(&p->cv, &p->mu);
   pthread_mutex_unlock(&p->mu); /* orders the callbacks' writes to p->lat before our reads */
-  uint64_t w1 = now_ns(), c1 = cpu_ns();
+  uint64_t w1 = bench_now_ns(), c1 = bench_cpu_ns();
   out->ok = atomic_load(&p->ok);
   out->errors = atomic_load(&p->errors);
   out->wall_s = (double)(w1 - w0) / 1e9;
@@ -396,7 +353,7 @@ static int run_throughput(const pool_spec_t *ps, int async, double warmup_s, dou
   memset(out, 0, sizeof(*out));
   out->pool = ps;
   out->mode = async ? "async" : "sync";
-  out->cpu_avail = cpu_available(200);
+  out->cpu_avail = bench_cpu_available(200);
   sp_runtime_t *rt = start_pool(ps);
   if (rt == NULL) return -1;
   first_err_t ferr = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -492,7 +449,7 @@ int main(int argc, char **argv) {
   long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
   cpu_set_t set;
   int naff = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set) : (int)ncpu;
-  double avail = cpu_available(200);
+  double avail = bench_cpu_available(200);
 
   printf("snakepit C API benchmark (libsnakepit %s), tool '%s' of the showcase adapter\n",
          sp_version(), TOOL);

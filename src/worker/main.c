@@ -3,15 +3,15 @@
  * native execution threads. Socket reads, framing and pings never touch Python,
  * so a worker busy in a long tool still answers.
  *
- * Who reads the socket:
- * - N > 1 (thread profile): a dedicated reader thread; it queues CALLs for the
- *   execution threads.
- * - N = 1 (process profile): the execution thread reads its own socket whenever
- *   it is idle, so a call costs one wake-up instead of two (reader, then
- *   executor). A helper thread watches: when one call has been running for a
- *   check period (2 ms), it takes over reading until the executor is idle again,
- *   so pings, cancellations and pipelined calls still get through during long
- *   tools.
+ * Who reads the socket (leader/follower): an idle execution thread. It reads,
+ * queues what it read, and runs the first call itself, so a call that arrives
+ * at an idle worker costs one wake-up (that thread's) instead of two (a reader
+ * thread's, then an executor's). Other idle threads wait; one of them takes
+ * over reading when the reader leaves to run a call. A watcher thread looks
+ * every check period (2 ms) while every execution thread is busy: when none
+ * has started a call since its last look, it reads until one is idle again,
+ * so pings, cancellations and pipelined calls still get through during long
+ * tools.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -64,10 +64,11 @@ typedef struct worker_s {
   int closed;     /* SHUTDOWN received: no more jobs */
   int entered;    /* execution threads that finished their Python set-up */
 
-  /* One execution thread (see the top of the file). */
-  int solo;
+  /* Reading roles (see the top of the file). */
+  int solo;             /* one execution thread: it may hold back results */
   int role;             /* ROLE_*: who reads the socket now */
-  int busy;             /* the execution thread is running a call */
+  int running;          /* execution threads running a call */
+  int waiting;          /* execution threads waiting in cond for a job or the role */
   uint64_t started;     /* calls started, to tell one long call from many short ones */
   int64_t last_start_ms;
   int watcher_sleeping; /* the watcher waits without a timeout: signal it */
@@ -195,22 +196,10 @@ static void push_job(job_t *j) {
   else W.head = j;
   W.tail = j;
   atomic_fetch_add_explicit(&W.queued, 1, memory_order_relaxed);
-  pthread_cond_signal(&W.cond);
+  /* A waiting thread takes this job, or the reading role if the reader takes
+   * the job itself. */
+  if (W.waiting > 0) pthread_cond_signal(&W.cond);
   pthread_mutex_unlock(&W.mu);
-}
-
-/* Blocks (without Python attached) until a job arrives; NULL once shut down and empty. */
-static job_t *pop_job(void) {
-  pthread_mutex_lock(&W.mu);
-  while (W.head == NULL && !W.closed) pthread_cond_wait(&W.cond, &W.mu);
-  job_t *j = W.head;
-  if (j) {
-    W.head = j->next;
-    if (W.head == NULL) W.tail = NULL;
-    atomic_fetch_sub_explicit(&W.queued, 1, memory_order_relaxed);
-  }
-  pthread_mutex_unlock(&W.mu);
-  return j;
 }
 
 static int64_t mono_ms(void) {
@@ -221,27 +210,30 @@ static int64_t mono_ms(void) {
 
 static int read_frames(int timeout_ms);
 
-/* Takes the first queued job, marking the execution thread busy. W.mu held. */
+/* Takes the first queued job for the calling execution thread. W.mu held. */
 static job_t *take_job_locked(void) {
   job_t *j = W.head;
   W.head = j->next;
   if (W.head == NULL) W.tail = NULL;
   atomic_fetch_sub_explicit(&W.queued, 1, memory_order_relaxed);
-  W.busy = 1;
+  W.running++;
   W.started++;
   W.last_start_ms = mono_ms();
-  if (W.watcher_sleeping) pthread_cond_signal(&W.watcher_cond);
+  if (W.watcher_sleeping && W.running == W.threads) pthread_cond_signal(&W.watcher_cond);
+  /* More jobs, or nobody left reading: hand on to a waiting thread. */
+  if (W.waiting > 0 && (W.head != NULL || W.role == ROLE_NONE)) pthread_cond_signal(&W.cond);
   return j;
 }
 
 /*
- * The lone execution thread's next job: queued ones first; otherwise it takes
- * the reading role and reads (blocking) until a CALL arrives; if the watcher
- * holds the role, it waits for the watcher to queue a job or give the role back.
+ * An execution thread's next job (finished: it just ran one): a queued one
+ * first; otherwise it takes the reading role, if free, and reads (blocking)
+ * until something arrives; otherwise it waits for the reader to queue a job or
+ * leave the role. NULL once SHUTDOWN arrived and the queue is empty.
  */
-static job_t *solo_next_job(void) {
+static job_t *next_job(int finished) {
   pthread_mutex_lock(&W.mu);
-  W.busy = 0;
+  if (finished) W.running--;
   for (;;) {
     if (W.head != NULL) {
       job_t *j = take_job_locked();
@@ -249,11 +241,13 @@ static job_t *solo_next_job(void) {
       return j;
     }
     if (W.closed) break;
-    /* About to wait: nothing may stay held while this thread sleeps. */
-    pthread_mutex_unlock(&W.mu);
-    flush_held();
-    pthread_mutex_lock(&W.mu);
-    if (W.head != NULL || W.closed) continue;
+    if (W.solo) {
+      /* About to wait: nothing may stay held while this thread sleeps. */
+      pthread_mutex_unlock(&W.mu);
+      flush_held();
+      pthread_mutex_lock(&W.mu);
+      if (W.head != NULL || W.closed) continue;
+    }
     if (W.role == ROLE_NONE) {
       W.role = ROLE_EXEC;
       pthread_mutex_unlock(&W.mu);
@@ -262,8 +256,12 @@ static job_t *solo_next_job(void) {
       W.role = ROLE_NONE;
       continue;
     }
+    W.waiting++;
     pthread_cond_wait(&W.cond, &W.mu);
+    W.waiting--;
   }
+  /* Another waiting thread must see the end too. */
+  pthread_cond_broadcast(&W.cond);
   pthread_mutex_unlock(&W.mu);
   flush_held();
   return NULL;
@@ -282,27 +280,29 @@ static void watch_wait(void) {
 }
 
 /*
- * The watcher of a lone execution thread: takes over reading while one call
- * runs longer than WATCH_PERIOD_MS, and for good once SHUTDOWN arrived (the
- * manager may still ping while the adapter closes and Python finalises).
+ * The watcher: takes over reading while every execution thread is busy and
+ * none started a call for WATCH_PERIOD_MS (long calls), and for good once
+ * SHUTDOWN arrived (the manager may still ping while the adapter closes and
+ * Python finalises).
  */
 static void *watcher_main(void *arg) {
   (void)arg;
   pthread_mutex_lock(&W.mu);
   for (;;) {
     int take = 0;
-    if (W.role == ROLE_NONE && W.closed && !W.busy) {
+    int all_busy = W.running == W.threads;
+    if (W.role == ROLE_NONE && W.closed) {
       take = 1;
-    } else if (W.busy && W.role == ROLE_NONE) {
+    } else if (all_busy && W.role == ROLE_NONE) {
       uint64_t seen = W.started;
       watch_wait();
-      take = W.busy && W.started == seen && W.role == ROLE_NONE;
+      take = W.running == W.threads && W.started == seen && W.role == ROLE_NONE;
       if (take) {
         /* A long call: results held before it go out now. */
         pthread_mutex_unlock(&W.mu);
         flush_held();
         pthread_mutex_lock(&W.mu);
-        take = W.busy && W.started == seen && W.role == ROLE_NONE;
+        take = W.running == W.threads && W.started == seen && W.role == ROLE_NONE;
       }
     } else if (mono_ms() - W.last_start_ms < WATCH_LINGER_MS) {
       watch_wait();
@@ -313,9 +313,9 @@ static void *watcher_main(void *arg) {
     }
     if (!take) continue;
     W.role = ROLE_WATCHER;
-    /* Read until the execution thread is idle with nothing queued, then hand
-     * the role back to it. */
-    while (W.busy || W.head != NULL || W.closed) {
+    /* Read until an execution thread is idle with nothing queued, then hand
+     * the role back. */
+    while (W.running == W.threads || W.head != NULL || W.closed) {
       pthread_mutex_unlock(&W.mu);
       read_frames(WATCH_PERIOD_MS);
       pthread_mutex_lock(&W.mu);
@@ -339,7 +339,7 @@ static void *exec_main(void *arg) {
 
   sp__buf_t out = {0};
   job_t *j;
-  while ((j = W.solo ? solo_next_job() : pop_job()) != NULL) {
+  for (int finished = 0; (j = next_job(finished)) != NULL; finished = 1) {
     out.len = 0;
     if (pyhost_invoke(py, j->id, j->data, j->tool_len, j->data + j->tool_len, j->args_len,
                       W.max_frame, &out) == 0) {
@@ -475,12 +475,6 @@ static int read_frames(int timeout_ms) {
     _exit(4);
   }
   return 1;
-}
-
-static void *reader_main(void *arg) {
-  (void)arg;
-  for (;;) read_frames(-1);
-  return NULL;
 }
 
 static int listen_once(const char *spec) {
@@ -634,8 +628,8 @@ int main(int argc, char **argv) {
   send_frame(SP__FRAME_HELLO, 0, 0, hello, strlen(hello));
   free(hello);
 
-  pthread_t reader;
-  if (pthread_create(&reader, NULL, W.solo ? watcher_main : reader_main, NULL) != 0) return 1;
+  pthread_t watcher;
+  if (pthread_create(&watcher, NULL, watcher_main, NULL) != 0) return 1;
 
   /* Execution threads leave once SHUTDOWN closed the queue and it is empty. */
   for (int i = 0; i < W.threads; i++) pthread_join(th[i], NULL);

@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -224,6 +225,45 @@ static void stopped_worker_is_replaced_busy_one_is_not(void **state) {
   sp_runtime_stop(rt, 2000);
 }
 
+/* Outcome of one async call, written on the loop thread. */
+typedef struct {
+  _Atomic int done;
+  int code;
+} outcome_t;
+
+static void on_outcome(sp_result_t *res, void *ud) {
+  outcome_t *o = ud;
+  o->code = res->error.code;
+  atomic_store(&o->done, 1);
+}
+
+static void busy_thread_worker_still_reads(void **state) {
+  (void)state;
+  /* Both execution threads of a thread worker stuck in endless Python loops:
+   * nobody idle reads the socket, so the watcher must, and it must get the
+   * pings answered and the two CANCELs delivered at the calls' deadlines. */
+  sp_runtime_t *rt = h_start_pool("p", "thread", 1, 2, LIFECYCLE_ADAPTER,
+                                  "    ping_interval: 100ms\n    ping_misses: 3\n"
+                                  "    cancel_grace: 5s\n");
+  long long first = call_pid(rt, "p");
+  sp_call_opts_t opts = {.timeout_ms = 1000};
+  outcome_t a = {0}, b = {0};
+  sp_error_t err;
+  assert_int_equal(sp_execute_async(rt, "p", "forever", "{}", &opts, on_outcome, &a, &err), 0);
+  assert_int_equal(sp_execute_async(rt, "p", "forever", "{}", &opts, on_outcome, &b, &err), 0);
+  for (int i = 0; i < 400 && !(atomic_load(&a.done) && atomic_load(&b.done)); i++) h_sleep_ms(10);
+  assert_true(atomic_load(&a.done) && atomic_load(&b.done));
+  assert_int_equal(a.code, SP_ETIMEOUT);
+  assert_int_equal(b.code, SP_ETIMEOUT);
+  /* The loops got the exception: the same worker serves again. */
+  double t0 = h_now();
+  assert_int_equal(call_pid(rt, "p"), first);
+  assert_true(h_now() - t0 < 2.0);
+  assert_int_equal(pool_int(rt, "p", "ping_kills"), 0);
+  assert_int_equal(recycles(rt, "p", "cancel_grace"), 0);
+  sp_runtime_stop(rt, 2000);
+}
+
 static void crash_loop_degrades_then_recovers(void **state) {
   (void)state;
   sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, TESTING_ADAPTER,
@@ -375,6 +415,7 @@ int main(void) {
       cmocka_unit_test(stuck_call_thread),
       cmocka_unit_test(endless_python_loop_is_cancelled),
       cmocka_unit_test(tools_see_the_cancelled_flag),
+      cmocka_unit_test(busy_thread_worker_still_reads),
       cmocka_unit_test(stopped_worker_is_replaced_busy_one_is_not),
       cmocka_unit_test(crash_loop_degrades_then_recovers),
       cmocka_unit_test(idempotent_calls_retry_once),

@@ -134,7 +134,8 @@ def test_load_without_adapter_args_parameter_and_max_workers(testing):
     assert m["adapter"] == TESTING and m["thread_safe"] is True
     names = [t["name"] for t in m["tools"]]
     assert names == sorted(["noop", "echo", "add", "sleep", "fail", "exit_now", "segfault",
-                            "numpy_work", "spin", "write_stderr", "thread_name", "pid", "whoami"])
+                            "numpy_work", "spin", "write_stderr", "thread_name", "pid", "whoami",
+                            "page_faults"])
     add = next(t for t in m["tools"] if t["name"] == "add")
     assert add == {"name": "add", "description": "Add two integers", "supports_streaming": False,
                    "parameters": [{"name": "a", "type": "int", "required": True},
@@ -219,7 +220,7 @@ def test_unknown_tool(testing):
     status, msg = testing.invoke("nope", "{}")
     assert status == 1
     assert msg == ("unknown tool 'nope' (available: add, echo, exit_now, fail, noop, numpy_work, "
-                   "pid, segfault, sleep, spin, thread_name, whoami, write_stderr)")
+                   "page_faults, pid, segfault, sleep, spin, thread_name, whoami, write_stderr)")
 
 
 def test_invalid_json(testing):
