@@ -54,9 +54,9 @@ static void *client(void *arg) {
   return NULL;
 }
 
-/* Calls per second with `clients` threads each making `calls` calls. */
-static double rate(sp_runtime_t *rt, const char *tool, const char *args, int clients, int calls,
-                   int *failed) {
+/* Seconds for `clients` threads each making `calls` calls. */
+static double timed_calls(sp_runtime_t *rt, const char *tool, const char *args, int clients,
+                          int calls, int *failed) {
   pthread_t th[64];
   client_t cl[64];
   double t0 = now_s();
@@ -68,7 +68,7 @@ static double rate(sp_runtime_t *rt, const char *tool, const char *args, int cli
     pthread_join(th[i], NULL);
     *failed += cl[i].failed;
   }
-  return clients * calls / (now_s() - t0);
+  return now_s() - t0;
 }
 
 /*
@@ -90,14 +90,13 @@ static void numpy_bench(int quick) {
   double secs[POOLS] = {0}, calls[POOLS] = {0}, r[POOLS];
   for (int k = 0; k < POOLS; k++) {
     rt[k] = start_pool(profiles[k], sizes[k], threads[k]);
-    rate(rt[k], "matrix_multiply", args, 2, 5, &failed); /* warm-up */
+    timed_calls(rt[k], "matrix_multiply", args, 2, 5, &failed); /* warm-up */
   }
   double cpu_before = bench_cpu_available(200);
   for (int i = 0; i < rounds; i++) {
     for (int k = 0; k < POOLS; k++) {
-      double per_s = rate(rt[k], "matrix_multiply", args, 2, chunk, &failed);
+      secs[k] += timed_calls(rt[k], "matrix_multiply", args, 2, chunk, &failed);
       calls[k] += 2.0 * chunk;
-      secs[k] += 2.0 * chunk / per_s;
     }
   }
   double cpu_after = bench_cpu_available(200);
@@ -116,7 +115,7 @@ static void numpy_bench(int quick) {
 static long pool_rss_kb(const char *profile, int size, int threads) {
   sp_runtime_t *rt = start_pool(profile, size, threads);
   int failed = 0;
-  rate(rt, "matrix_multiply", "{\"size\": 50}", 16, 4, &failed);
+  timed_calls(rt, "matrix_multiply", "{\"size\": 50}", 16, 4, &failed);
   char *json = NULL;
   sp_error_t err;
   long total = 0;

@@ -412,7 +412,7 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
   uv_idle_init(&rt->loop, &rt->hot_idle);
   rt->wakeup.data = rt->deadline_timer.data = rt->phase_timer.data = rt->maint_timer.data = rt;
   rt->hot_prep.data = rt;
-  /* How long the loop keeps polling after its last activity (see poll_hot_cb);
+  /* How long the loop keeps polling after its last activity (see before_poll);
    * read per runtime, off unless set. */
   const char *hot = getenv("SNAKEPIT_LOOP_SPIN_US");
   rt->hot_window_ns = hot && atoi(hot) > 0 ? (uint64_t)atoi(hot) * 1000u : 0;

@@ -210,6 +210,9 @@ static int64_t mono_ms(void) {
 
 static int read_frames(int timeout_ms);
 
+/* Every execution thread is running a call: nobody idle can read. W.mu held. */
+static int all_busy_locked(void) { return W.running == W.threads; }
+
 /* Takes the first queued job for the calling execution thread. W.mu held. */
 static job_t *take_job_locked(void) {
   job_t *j = W.head;
@@ -219,7 +222,7 @@ static job_t *take_job_locked(void) {
   W.running++;
   W.started++;
   W.last_start_ms = mono_ms();
-  if (W.watcher_sleeping && W.running == W.threads) pthread_cond_signal(&W.watcher_cond);
+  if (W.watcher_sleeping && all_busy_locked()) pthread_cond_signal(&W.watcher_cond);
   /* More jobs, or nobody left reading: hand on to a waiting thread. */
   if (W.waiting > 0 && (W.head != NULL || W.role == ROLE_NONE)) pthread_cond_signal(&W.cond);
   return j;
@@ -290,19 +293,18 @@ static void *watcher_main(void *arg) {
   pthread_mutex_lock(&W.mu);
   for (;;) {
     int take = 0;
-    int all_busy = W.running == W.threads;
     if (W.role == ROLE_NONE && W.closed) {
       take = 1;
-    } else if (all_busy && W.role == ROLE_NONE) {
+    } else if (all_busy_locked() && W.role == ROLE_NONE) {
       uint64_t seen = W.started;
       watch_wait();
-      take = W.running == W.threads && W.started == seen && W.role == ROLE_NONE;
+      take = all_busy_locked() && W.started == seen && W.role == ROLE_NONE;
       if (take) {
         /* A long call: results held before it go out now. */
         pthread_mutex_unlock(&W.mu);
         flush_held();
         pthread_mutex_lock(&W.mu);
-        take = W.running == W.threads && W.started == seen && W.role == ROLE_NONE;
+        take = all_busy_locked() && W.started == seen && W.role == ROLE_NONE;
       }
     } else if (mono_ms() - W.last_start_ms < WATCH_LINGER_MS) {
       watch_wait();
@@ -315,7 +317,7 @@ static void *watcher_main(void *arg) {
     W.role = ROLE_WATCHER;
     /* Read until an execution thread is idle with nothing queued, then hand
      * the role back. */
-    while (W.running == W.threads || W.head != NULL || W.closed) {
+    while (all_busy_locked() || W.head != NULL || W.closed) {
       pthread_mutex_unlock(&W.mu);
       read_frames(WATCH_PERIOD_MS);
       pthread_mutex_lock(&W.mu);
