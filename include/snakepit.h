@@ -140,6 +140,61 @@ SP_EXTERN int sp_error_setf(sp_error_t *err, int code, const char *fmt, ...)
 #endif
     ;
 
+/** Element types of arrays (the NumPy dtype of the same name). */
+typedef enum {
+  SP_DTYPE_BOOL = 1,
+  SP_DTYPE_INT8,
+  SP_DTYPE_INT16,
+  SP_DTYPE_INT32,
+  SP_DTYPE_INT64,
+  SP_DTYPE_UINT8,
+  SP_DTYPE_UINT16,
+  SP_DTYPE_UINT32,
+  SP_DTYPE_UINT64,
+  SP_DTYPE_FLOAT16,
+  SP_DTYPE_FLOAT32,
+  SP_DTYPE_FLOAT64,
+  SP_DTYPE_COMPLEX64,
+  SP_DTYPE_COMPLEX128
+} sp_dtype_t;
+
+/** Most dimensions an array may have (NumPy's limit). */
+#define SP_MAX_NDIM 32
+
+/**
+ * An n-dimensional array travelling with a call, or returned by one. Arrays
+ * cross between the host and its workers through shared memory (or as raw
+ * bytes in the frame when they do not fit), never as JSON.
+ *
+ * As a call input (sp_call_opts_t.arrays): `name` is the tool argument it
+ * binds to; `data` points at the first element, `shape` holds `ndim` sizes and
+ * `strides` (bytes per step in each dimension, negative allowed) may be NULL
+ * for C-contiguous data. Everything is borrowed for the duration of the
+ * submitting call only: the data is copied before it returns, except data
+ * allocated with sp_array_alloc(), which the worker reads in place.
+ *
+ * As a result (sp_result_t.arrays): `name` is where the array sat in the
+ * result ("result" for the result itself, "c" for key c, "items/0" for the
+ * first element of list items); `data` is a read-only view of C-contiguous
+ * data, `strides` is NULL, and everything stays valid until sp_result_free().
+ * In the result's JSON each array's place holds {"$array": INDEX}.
+ */
+typedef struct sp_array_s {
+  const char *name;
+  sp_dtype_t dtype;
+  int ndim;              /* 0 (a scalar) .. SP_MAX_NDIM */
+  const int64_t *shape;  /* ndim sizes */
+  const int64_t *strides; /* byte strides, or NULL for C-contiguous */
+  const void *data;
+  size_t nbytes; /* results: size of data; inputs: ignored (computed from shape) */
+  void *reserved_[2];
+} sp_array_t;
+
+/** Bytes per element of dtype, or 0 for a value that is not an sp_dtype_t. */
+SP_EXTERN size_t sp_dtype_size(int dtype);
+/** NumPy name of dtype ("float64"), or "unknown". Static string. */
+SP_EXTERN const char *sp_dtype_name(int dtype);
+
 /**
  * Outcome of one call, filled by sp_execute() (or lent to an sp_done_cb). On
  * success json holds the tool's result as JSON text (NUL-terminated, len bytes)
@@ -152,7 +207,10 @@ typedef struct sp_result_s {
   char *json;
   size_t len;
   sp_error_t error;
-  void *reserved_[6]; /* zero; for fields of later versions */
+  const sp_array_t *arrays; /* the arrays the tool returned, in the order of their
+                               {"$array": INDEX} places in json; read-only views */
+  size_t array_count;
+  void *reserved_[4]; /* zero; for fields of later versions (and the library's own) */
 } sp_result_t;
 
 /**
@@ -166,10 +224,15 @@ typedef struct sp_call_opts_s {
   int idempotent;     /* non-zero: if the worker crashes under the call, retry it once
                          on another worker instead of failing with SP_ECRASHED */
   int64_t timeout_ms; /* queue + run time; 0 = the pool's `timeout` */
+  const sp_array_t *arrays; /* array arguments, bound by name next to the JSON ones
+                               (borrowed until the submitting function returns) */
+  size_t array_count;
+  int arrays_as_lists; /* non-zero: arrays the tool returns become nested JSON lists in
+                          res->json (for JSON-only consumers) instead of res->arrays */
 } sp_call_opts_t;
 
 /** An sp_call_opts_t with every option at its default and size set. */
-#define SP_CALL_OPTS_INIT {sizeof(sp_call_opts_t), 0, 0}
+#define SP_CALL_OPTS_INIT {sizeof(sp_call_opts_t), 0, 0, NULL, 0, 0}
 
 typedef struct sp_runtime_s sp_runtime_t;
 
@@ -362,7 +425,22 @@ SP_EXTERN void sp_runtime_kick_source(sp_runtime_t *rt);
  */
 SP_EXTERN int sp_runtime_detach_source(sp_runtime_t *rt);
 
-/** Releases what sp_execute() put into res (result and error); res may be reused afterwards. */
+/**
+ * Allocates nbytes in the pool's shared input memory, for a caller that fills
+ * an input array in place: an sp_array_t whose data is such a block is read by
+ * the worker where it is, without any copy. *data is the caller's until
+ * sp_array_free(); it must not change while a call that uses it runs, and it
+ * may serve any number of calls. Returns SP_ETOOLARGE when the pool's
+ * max_shared_memory has no room (the message says how to raise it),
+ * SP_ENOPOOL, SP_ESTOPPED. Thread-safe.
+ */
+SP_EXTERN int sp_array_alloc(sp_runtime_t *rt, const char *pool, size_t nbytes, void **data,
+                             sp_error_t *err);
+
+/** Releases a block of sp_array_alloc() (NULL is fine). Thread-safe. */
+SP_EXTERN void sp_array_free(sp_runtime_t *rt, void *data);
+
+/** Releases what sp_execute() put into res (result, arrays and error); res may be reused. */
 SP_EXTERN void sp_result_free(sp_result_t *res);
 
 /** Frees a string this API handed to the caller. NULL is fine. */
