@@ -28,7 +28,20 @@ typedef struct sp_cli_opts_s {
   long timeout_ms;    /* -t MS, 0 = the pool's */
   int quiet;          /* -q */
   const char *url;    /* --url: talk to a running `snakepit serve` instead */
+  /* exec only: */
+  const char **arrays; /* --array NAME=FILE.npy values (argv strings), owned array */
+  int array_count;
+  const char *out_dir; /* --out DIR: returned arrays become DIR/<path>.npy files */
 } sp_cli_opts_t;
+
+/** Array arguments of one exec, loaded from their .npy files. */
+typedef struct sp_cli_inputs_s {
+  sp_array_t *arrays; /* count arrays for sp_call_opts_t.arrays */
+  struct sp_npy_s *npy;
+  char **files; /* the files' bytes, which the arrays point into */
+  char **names;
+  size_t count;
+} sp_cli_inputs_t;
 
 /** Exit code for an SP_E* code. */
 int sp_cli_exit_code(int code);
@@ -44,6 +57,25 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv);
 int sp_cli_serve(const sp_cli_opts_t *o, int argc, char **argv);
 /** exec/tools/stats/pools against o->url; argv[0] is the command. */
 int sp_cli_remote(const sp_cli_opts_t *o, int argc, char **argv);
+
+/* ---- arrays.c: exec --array / --out ---- */
+
+/** Takes exec's --array and --out out of argv[1..*argc) into o (argv is
+ * compacted); returns -1 to go on, or an exit code after printing why. */
+int sp_cli_exec_options(int *argc, char **argv, sp_cli_opts_t *o);
+/** Reads a whole file into *data (free with free()); 0, or -1 with errno. */
+int sp_cli_read_file(const char *path, char **data, size_t *len);
+/** Loads o's --array files as arrays; returns -1 to go on, else the exit code
+ * after printing the file's problem. in is released by sp_cli_inputs_free. */
+int sp_cli_inputs_load(const sp_cli_opts_t *o, sp_cli_inputs_t *in);
+void sp_cli_inputs_free(sp_cli_inputs_t *in);
+/**
+ * Prints a result: with out_dir, writes each array as out_dir/<path>.npy and
+ * prints json with each {"$array": i} replaced by {"$array": FILE, "dtype",
+ * "shape"}; without, prints json. Returns the exit code.
+ */
+int sp_cli_print_result(const char *json, const sp_array_t *arrays, size_t count,
+                        const char *out_dir);
 
 /** String member of a JSON object, or dflt. */
 const char *sp_cli_jstr(const json_t *o, const char *key, const char *dflt);

@@ -23,6 +23,11 @@ static const char usage_text[] =
     "Commands:\n"
     "  exec POOL TOOL [JSON]   call TOOL on POOL with JSON object arguments ('{}' if omitted,\n"
     "                          '-' reads them from stdin) and print the result as JSON\n"
+    "       [--array NAME=FILE.npy]...  also pass FILE.npy as the array argument NAME\n"
+    "       [--out DIR]        write returned arrays as DIR/<path>.npy (path: where the array\n"
+    "                          sat, e.g. result, c, items.0) and print the rest of the result\n"
+    "                          with {\"$array\": FILE, \"dtype\", \"shape\"} in their places;\n"
+    "                          without --out, returned arrays print as nested JSON lists\n"
     "  tools [POOL]            print the tools (name, description, parameters) of POOL or all\n"
     "  stats [POOL]            print pool statistics as JSON\n"
     "  pools                   print the configured pool names\n"
@@ -108,7 +113,7 @@ static char *read_stdin(void) {
   return (char *)b.data;
 }
 
-static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, long timeout_ms) {
+static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, const sp_cli_opts_t *o) {
   char *owned = NULL;
   const char *args = argc == 3 ? argv[2] : "{}";
   if (strcmp(args, "-") == 0) {
@@ -119,14 +124,27 @@ static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, long timeout_ms) {
     }
     args = owned;
   }
-  sp_call_opts_t opts = {.timeout_ms = timeout_ms};
+  sp_cli_inputs_t in;
+  int rc = sp_cli_inputs_load(o, &in);
+  if (rc >= 0) {
+    sp_cli_inputs_free(&in);
+    free(owned);
+    return rc;
+  }
+  sp_call_opts_t opts = SP_CALL_OPTS_INIT;
+  opts.timeout_ms = o->timeout_ms;
+  opts.arrays = in.arrays;
+  opts.array_count = in.count;
+  /* Without a directory to write them to, returned arrays print as JSON lists. */
+  opts.arrays_as_lists = o->out_dir == NULL;
   sp_result_t res;
-  int rc = sp_execute(rt, argv[0], argv[1], args, &opts, &res);
+  rc = sp_execute(rt, argv[0], argv[1], args, &opts, &res);
+  sp_cli_inputs_free(&in);
   free(owned);
   if (rc != 0) return sp_cli_report(&res.error);
-  sp_cli_print_json(res.json);
+  rc = sp_cli_print_result(res.json, res.arrays, res.array_count, o->out_dir);
   sp_result_free(&res);
-  return SP_EXIT_OK;
+  return rc;
 }
 
 static int cmd_tools(sp_runtime_t *rt, int argc, char **argv) {
@@ -244,6 +262,9 @@ int main(int argc, char **argv) {
   /* Options may also follow the command: `snakepit exec -c f.yaml POOL TOOL`. */
   int sub_argc = argc - optind;
   char **sub_argv = argv + optind;
+  /* exec's own --array/--out may stand anywhere after it. */
+  if (strcmp(cmd, "exec") == 0 && (rc = sp_cli_exec_options(&sub_argc, sub_argv, &o)) >= 0)
+    return rc;
   optind = 0; /* 0 makes glibc re-initialise getopt */
   rc = parse_common(sub_argc, sub_argv, &o);
   if (rc >= 0) return rc;
@@ -274,7 +295,9 @@ int main(int argc, char **argv) {
   if (o.url != NULL) {
     /* Hand the command and its arguments (without the options) to the client. */
     cargv[-1] = (char *)cmd;
-    return sp_cli_remote(&o, cargc + 1, cargv - 1);
+    rc = sp_cli_remote(&o, cargc + 1, cargv - 1);
+    free(o.arrays);
+    return rc;
   }
   if (o.quiet) sp_set_log_handler(quiet_log, NULL);
 
@@ -290,7 +313,7 @@ int main(int argc, char **argv) {
   pthread_create(&sig_thread, NULL, signal_main, rt);
   pthread_detach(sig_thread);
   if (strcmp(cmd, "exec") == 0) {
-    rc = cmd_exec(rt, cargc, cargv, o.timeout_ms);
+    rc = cmd_exec(rt, cargc, cargv, &o);
   } else if (strcmp(cmd, "tools") == 0) {
     rc = cmd_tools(rt, cargc, cargv);
   } else if (strcmp(cmd, "stats") == 0) {
@@ -302,5 +325,6 @@ int main(int argc, char **argv) {
     sp_free(json);
   }
   sp_runtime_stop(rt, 5000);
+  free(o.arrays);
   return rc;
 }

@@ -305,3 +305,11 @@ int sp_npy_header_write(sp__buf_t *b, sp_dtype_t dtype, int ndim, const int64_t 
   sp__buf_append(b, "\n", 1);
   return 0;
 }
+
+void sp_npy_file_base(const char *path, char *out, size_t outlen) {
+  size_t n = 0;
+  if (outlen == 0) return;
+  for (; path[n] && n + 1 < outlen; n++) out[n] = path[n] == '/' ? '.' : path[n];
+  out[n] = '\0';
+  if (n == 0 && outlen > 1) strcpy(out, "_");
+}

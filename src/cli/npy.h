@@ -38,6 +38,13 @@ int sp_npy_parse(void *buf, size_t len, sp_npy_t *out, char *msg, size_t msglen)
  */
 int sp_npy_header_write(sp__buf_t *b, sp_dtype_t dtype, int ndim, const int64_t *shape);
 
+/**
+ * The file name (without ".npy") of an array that sat at path in a result:
+ * "/" becomes "." ("items/0" -> "items.0"), "" becomes "_". Writes at most
+ * outlen bytes, NUL-terminated.
+ */
+void sp_npy_file_base(const char *path, char *out, size_t outlen);
+
 /** NumPy name of dtype ("float64"), or NULL when it is not an sp_dtype_t. */
 const char *sp_npy_dtype_name(int dtype);
 

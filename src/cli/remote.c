@@ -14,9 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "buf.h"
 #include "cli.h"
+#include "multipart.h"
+#include "npy.h"
 
 typedef sp__buf_t buf_t;
 
@@ -74,10 +77,17 @@ static int add_segment(CURL *curl, char *url, size_t len, const char *seg) {
   return n < 0 || (size_t)n >= len - used ? -1 : 0;
 }
 
+/* A request body: len bytes of ctype. */
+typedef struct {
+  const char *data;
+  size_t len;
+  const char *ctype;
+} body_t;
+
 /* One request; *status is the HTTP status, or 0 when the server could not be reached. */
-/* POSTs body when it is non-NULL, else GETs. */
-static int request(client_t *c, const char *path_segs[], size_t nseg, const char *body, buf_t *out,
-                   long *status) {
+/* POSTs body when it is non-NULL, else GETs. accept NULL means application/json. */
+static int request(client_t *c, const char *path_segs[], size_t nseg, const body_t *body,
+                   const char *accept, buf_t *out, long *status) {
   char url[2048];
   snprintf(url, sizeof(url), "%.*s/v1/pools", (int)c->base_len, c->base);
   for (size_t i = 0; i < nseg; i++)
@@ -88,8 +98,13 @@ static int request(client_t *c, const char *path_segs[], size_t nseg, const char
   if (c->query != NULL) strncat(url, c->query, sizeof(url) - strlen(url) - 1);
   struct curl_slist *hdrs = NULL;
   char timeout_hdr[64];
-  hdrs = curl_slist_append(hdrs, "Accept: application/json");
-  if (body) hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+  char accept_hdr[160], ctype_hdr[160];
+  snprintf(accept_hdr, sizeof(accept_hdr), "Accept: %s", accept ? accept : "application/json");
+  hdrs = curl_slist_append(hdrs, accept_hdr);
+  if (body) {
+    snprintf(ctype_hdr, sizeof(ctype_hdr), "Content-Type: %s", body->ctype);
+    hdrs = curl_slist_append(hdrs, ctype_hdr);
+  }
   /* No "Expect: 100-continue" round trip for large arguments. */
   if (body) hdrs = curl_slist_append(hdrs, "Expect:");
   if (c->auth[0]) hdrs = curl_slist_append(hdrs, c->auth);
@@ -109,8 +124,8 @@ static int request(client_t *c, const char *path_segs[], size_t nseg, const char
    * that stopped answering, so it leaves the server time to say "timeout". */
   curl_easy_setopt(c->curl, CURLOPT_TIMEOUT_MS, c->timeout_ms > 0 ? c->timeout_ms + 10000 : 0L);
   if (body) {
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body);
-    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)strlen(body));
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDS, body->data);
+    curl_easy_setopt(c->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body->len);
   } else {
     curl_easy_setopt(c->curl, CURLOPT_HTTPGET, 1L);
   }
@@ -164,7 +179,7 @@ static int report_http_error(long status, const buf_t *b) {
 /* GETs /v1/pools[/segs...] into *b; returns -1 on a 2xx, else the exit code. */
 static int get(client_t *c, const char *segs[], size_t n, buf_t *b) {
   long status = 0;
-  int rc = request(c, segs, n, NULL, b, &status);
+  int rc = request(c, segs, n, NULL, NULL, b, &status);
   if (rc >= 0) return rc;
   return status >= 200 && status < 300 ? -1 : report_http_error(status, b);
 }
@@ -181,7 +196,93 @@ static char *read_stdin(void) {
   return TEXT(b) ? TEXT(b) : strdup("");
 }
 
-static int cmd_exec(client_t *c, int argc, char **argv) {
+/* The multipart/form-data body of a call with arrays: the JSON arguments as
+ * part "args", then each --array file as it is (the server checks it and names
+ * the part in its errors). Returns -1 to go on, else the exit code. */
+static int call_body(const sp_cli_opts_t *o, const char *args, buf_t *b, char *ctype,
+                     size_t ctlen) {
+  char boundary[SP__MULTIPART_BOUNDARY_MAX + 1];
+  sp__multipart_new_boundary(boundary);
+  int bad = sp__multipart_part_begin(b, boundary, "args", NULL, "application/json") ||
+            sp__buf_append(b, args, strlen(args)) || sp__multipart_part_end(b);
+  for (int i = 0; i < o->array_count && !bad; i++) {
+    const char *spec = o->arrays[i], *path = strchr(spec, '=') + 1;
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char name[256];
+    snprintf(name, sizeof(name), "%.*s", (int)(path - 1 - spec), spec);
+    char *data = NULL;
+    size_t len = 0;
+    if (sp_cli_read_file(path, &data, &len) != 0) {
+      fprintf(stderr, "snakepit: --array %s: cannot read %s: %s\n", name, path, strerror(errno));
+      return SP_EXIT_USAGE;
+    }
+    bad = sp__multipart_part_begin(b, boundary, name, base, "application/octet-stream") ||
+          sp__buf_append(b, data, len) || sp__multipart_part_end(b);
+    free(data);
+  }
+  if (bad || sp__multipart_finish(b, boundary) != 0) {
+    fprintf(stderr, "snakepit: out of memory building the request\n");
+    return SP_EXIT_WORKER;
+  }
+  snprintf(ctype, ctlen, "multipart/form-data; boundary=%s", boundary);
+  return -1;
+}
+
+/* Prints a 200 answer: JSON, or a multipart result whose .npy parts go to
+ * --out like the local command's arrays. */
+static int print_reply(client_t *c, const sp_cli_opts_t *o, buf_t *b) {
+  char *ct = NULL;
+  curl_easy_getinfo(c->curl, CURLINFO_CONTENT_TYPE, &ct);
+  if (ct == NULL || strncasecmp(ct, "multipart/", 10) != 0) {
+    sp_cli_print_json(TEXT(*b) ? TEXT(*b) : "null");
+    return SP_EXIT_OK;
+  }
+  char subtype[32], boundary[SP__MULTIPART_BOUNDARY_MAX + 1], msg[600] = "";
+  sp__part_t *parts = NULL;
+  size_t n = 0;
+  sp_array_t *arrays = NULL;
+  sp_npy_t *npy = NULL;
+  char *json = NULL;
+  int rc = SP_EXIT_WORKER;
+  if (sp__multipart_content_type(ct, subtype, boundary, msg, sizeof(msg)) != 0 ||
+      sp__multipart_parse(TEXT(*b) ? TEXT(*b) : "", b->len, boundary, &parts, &n, msg,
+                          sizeof(msg)) != 0)
+    goto done;
+  if (n == 0 || strcmp(parts[0].name, "result") != 0) {
+    snprintf(msg, sizeof(msg), "its first part is not 'result'");
+    goto done;
+  }
+  arrays = calloc(n, sizeof(*arrays));
+  npy = calloc(n, sizeof(*npy));
+  json = strndup(parts[0].data, parts[0].len);
+  if (arrays == NULL || npy == NULL || json == NULL) {
+    snprintf(msg, sizeof(msg), "out of memory");
+    goto done;
+  }
+  for (size_t i = 1; i < n; i++) {
+    char why[256];
+    if (sp_npy_parse(parts[i].data, parts[i].len, &npy[i], why, sizeof(why)) != 0 ||
+        npy[i].fortran_order) {
+      snprintf(msg, sizeof(msg), "part '%s': %s", parts[i].name,
+               npy[i].fortran_order ? "Fortran order" : why);
+      goto done;
+    }
+    arrays[i - 1] = (sp_array_t){.name = parts[i].name, .dtype = npy[i].dtype,
+                                 .ndim = npy[i].ndim, .shape = npy[i].shape,
+                                 .data = npy[i].data, .nbytes = npy[i].nbytes};
+  }
+  rc = sp_cli_print_result(json, arrays, n - 1, o->out_dir);
+done:
+  if (rc == SP_EXIT_WORKER && msg[0])
+    fprintf(stderr, "snakepit: the server's multipart reply is malformed: %s\n", msg);
+  free(json);
+  free(npy);
+  free(arrays);
+  free(parts);
+  return rc;
+}
+
+static int cmd_exec(client_t *c, const sp_cli_opts_t *o, int argc, char **argv) {
   if (argc < 3 || argc > 4) {
     fprintf(stderr, "snakepit: exec needs POOL TOOL [JSON]\n");
     return SP_EXIT_USAGE;
@@ -196,18 +297,21 @@ static int cmd_exec(client_t *c, int argc, char **argv) {
     args = owned;
   }
   const char *segs[] = {argv[1], "tools", argv[2]};
-  buf_t b = {0};
+  buf_t b = {0}, req = {0};
+  char ctype[160] = "application/json";
+  body_t body = {args, strlen(args), ctype};
   long status = 0;
-  int rc = request(c, segs, 3, args, &b, &status);
-  if (rc < 0) {
-    if (status == 200) {
-      sp_cli_print_json(TEXT(b) ? TEXT(b) : "null");
-      rc = SP_EXIT_OK;
-    } else {
-      rc = report_http_error(status, &b);
-    }
-  }
+  int rc = o->array_count > 0 ? call_body(o, args, &req, ctype, sizeof(ctype)) : -1;
+  if (rc < 0 && o->array_count > 0) body = (body_t){(const char *)req.data, req.len, ctype};
+  /* Arrays come back as .npy parts only when there is a directory for them;
+   * errors are JSON either way. */
+  if (rc < 0)
+    rc = request(c, segs, 3, &body,
+                 o->out_dir ? "multipart/form-data, application/json" : "application/json", &b,
+                 &status);
+  if (rc < 0) rc = status == 200 ? print_reply(c, o, &b) : report_http_error(status, &b);
   sp__buf_free(&b);
+  sp__buf_free(&req);
   free(owned);
   return rc;
 }
@@ -290,7 +394,7 @@ int sp_cli_remote(const sp_cli_opts_t *o, int argc, char **argv) {
     return SP_EXIT_WORKER;
   }
   int rc =
-      strcmp(argv[0], "exec") == 0 ? cmd_exec(&c, argc, argv) : cmd_get(&c, argv[0], argc, argv);
+      strcmp(argv[0], "exec") == 0 ? cmd_exec(&c, o, argc, argv) : cmd_get(&c, argv[0], argc, argv);
   curl_easy_cleanup(c.curl);
   curl_global_cleanup();
   return rc;

@@ -74,8 +74,11 @@ typedef struct sp__req_s {
   const char *method;
   /* Outcome of the tool call, written on the runtime's loop thread before it
    * resumes the connection (the resume orders these writes before our reads). */
-  char *result; /* owned, free with sp_free */
+  char *result; /* owned, free with result_free */
   size_t result_len;
+  void (*result_free)(void *); /* sp_free for the library's JSON, free for a multipart body */
+  const char *multipart;   /* the client accepts returned arrays as multipart/<this>, or NULL */
+  char result_ctype[128];  /* Content-Type of a multipart result (with its boundary) */
   sp_error_t *error; /* owned copy when the call failed */
 } sp__req_t;
 
@@ -115,6 +118,35 @@ enum MHD_Result sp__http_get(sp__req_t *r);
 enum MHD_Result sp__http_call_start(sp__req_t *r);
 /** Replies with the outcome of the call once the connection was resumed. */
 enum MHD_Result sp__http_call_reply(sp__req_t *r);
+
+/* ---- arrays.c: arrays in calls (multipart bodies of .npy parts) --------- */
+
+/** A call's inputs from a multipart/form-data body; everything points into the body. */
+typedef struct sp__http_inputs_s {
+  struct sp__part_s *parts;
+  size_t nparts;
+  sp_array_t *arrays; /* the .npy parts, bound by part name */
+  struct sp_npy_s *npy;
+  size_t count;
+  char *args; /* the "args" part as text, or NULL */
+} sp__http_inputs_t;
+
+/**
+ * Decodes a multipart/form-data call body: 0 when the request is not
+ * multipart (plain JSON), 1 with in filled, or a negative code with err
+ * naming the part that is wrong (400). in is released by sp__http_inputs_free.
+ */
+int sp__http_inputs_parse(sp__req_t *r, sp__http_inputs_t *in, sp_error_t *err);
+void sp__http_inputs_free(sp__http_inputs_t *in);
+/** "form-data" or "mixed" when the client's Accept takes a multipart reply, else NULL. */
+const char *sp__http_accepts_multipart(sp__req_t *r);
+/**
+ * A multipart/<subtype> body of a result: the part "result" (its JSON) first,
+ * then one .npy part per array in index order, each named by its path. *body
+ * is the caller's (free()); ctype gets the Content-Type. 0, or SP_ENOMEM.
+ */
+int sp__http_result_multipart(const sp_result_t *res, const char *subtype, char **body,
+                              size_t *len, char *ctype, size_t ctypelen);
 
 /* ---- metrics.c: Prometheus text format ------------------------------------ */
 

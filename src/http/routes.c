@@ -247,9 +247,15 @@ static void call_landed(sp__req_t *r) {
 /* Completion of a call, on the runtime's loop thread: keep the outcome. */
 static void on_call_done(sp_result_t *res, void *ud) {
   sp__req_t *r = ud;
-  if (res->error.code == 0) {
+  if (res->error.code == 0 && r->multipart != NULL) {
+    /* The arrays are lent for this callback only: they go into the reply now. */
+    if (sp__http_result_multipart(res, r->multipart, &r->result, &r->result_len, r->result_ctype,
+                                  sizeof(r->result_ctype)) == 0)
+      r->result_free = free;
+  } else if (res->error.code == 0) {
     r->result = res->json;
     r->result_len = res->len ? res->len : strlen(res->json);
+    r->result_free = sp_free;
     res->json = NULL;
   } else if ((r->error = malloc(sizeof(*r->error))) != NULL) {
     sp_error_copy(r->error, &res->error);
@@ -289,17 +295,32 @@ static enum MHD_Result stats_with_reports(sp__req_t *r, const char *pool) {
 enum MHD_Result sp__http_call_start(sp__req_t *r) {
   sp__http_t *s = r->srv;
   sp_error_t err;
-  sp_call_opts_t opts = {.timeout_ms = s->opts.call_timeout_ms};
+  sp_call_opts_t opts = SP_CALL_OPTS_INIT;
+  opts.timeout_ms = s->opts.call_timeout_ms;
   if (call_opts(r, &opts, &err) != 0) return sp__http_reply_sp_error(r, &err);
-  if (r->len > 0 && memchr(r->body, '\0', r->len) != NULL) {
+  /* A multipart/form-data body brings arrays; plain JSON does not. */
+  sp__http_inputs_t in;
+  int multipart = sp__http_inputs_parse(r, &in, &err);
+  if (multipart < 0) {
+    sp__http_inputs_free(&in);
+    return sp__http_reply_sp_error(r, &err);
+  }
+  if (!multipart && r->len > 0 && memchr(r->body, '\0', r->len) != NULL) {
     sp_error_setf(&err, SP_EBADJSON, "the request body contains a NUL byte: not JSON text");
     return sp__http_reply_sp_error(r, &err);
   }
-  /* An empty body means no arguments. */
-  const char *args = r->len > 0 ? r->body : "{}";
+  opts.arrays = in.arrays;
+  opts.array_count = in.count;
+  /* Returned arrays come back as .npy parts only to a client that takes them. */
+  r->multipart = sp__http_accepts_multipart(r);
+  opts.arrays_as_lists = r->multipart == NULL;
+  /* An empty body (or no "args" part) means no arguments. */
+  const char *args = multipart ? (in.args ? in.args : "{}") : r->len > 0 ? r->body : "{}";
   suspend(r);
+  /* The library copies the arrays before it returns, so the body may go after. */
   if (sp_execute_async(s->rt, r->pool, r->tool, args, &opts, on_call_done, r, &err) != 0)
     land_error(r, &err);
+  sp__http_inputs_free(&in);
   return MHD_YES;
 }
 
@@ -307,7 +328,8 @@ enum MHD_Result sp__http_call_reply(sp__req_t *r) {
   if (r->result != NULL) {
     char *body = r->result;
     r->result = NULL;
-    return sp__http_reply(r, MHD_HTTP_OK, "application/json", body, r->result_len, sp_free);
+    return sp__http_reply(r, MHD_HTTP_OK, r->result_ctype[0] ? r->result_ctype : "application/json",
+                          body, r->result_len, r->result_free);
   }
   if (r->error != NULL) return sp__http_reply_sp_error(r, r->error);
   return sp__http_reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "SP_ENOMEM",

@@ -271,7 +271,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
             r->path ? r->path : "?", r->status, (double)(now_ns() - r->start_ns) / 1e6,
             why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
   }
-  sp_free(r->result);
+  if (r->result != NULL) r->result_free(r->result);
   sp_error_free(r->error);
   free(r->error);
   free(r->body);
