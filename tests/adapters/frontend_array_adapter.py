@@ -43,3 +43,9 @@ class FrontendArrayAdapter(ThreadSafeAdapter):
     @tool(description="a + b * scale")
     def axpy(self, a, b, scale: float = 1.0):
         return a + b * scale
+
+    @thread_safe_method
+    @tool(description="The arrays given, under their argument names")
+    def several(self, a, b=None, c=None, d=None, e=None, f=None, g=None, h=None):
+        given = {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f, "g": g, "h": h}
+        return {k: v for k, v in given.items() if v is not None}
