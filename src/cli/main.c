@@ -113,7 +113,8 @@ static char *read_stdin(void) {
   return (char *)b.data;
 }
 
-static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, const sp_cli_opts_t *o) {
+static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, const sp_cli_opts_t *o,
+                    const sp_cli_inputs_t *in) {
   char *owned = NULL;
   const char *args = argc == 3 ? argv[2] : "{}";
   if (strcmp(args, "-") == 0) {
@@ -124,22 +125,14 @@ static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, const sp_cli_opts_t
     }
     args = owned;
   }
-  sp_cli_inputs_t in;
-  int rc = sp_cli_inputs_load(o, &in);
-  if (rc >= 0) {
-    sp_cli_inputs_free(&in);
-    free(owned);
-    return rc;
-  }
   sp_call_opts_t opts = SP_CALL_OPTS_INIT;
   opts.timeout_ms = o->timeout_ms;
-  opts.arrays = in.arrays;
-  opts.array_count = in.count;
+  opts.arrays = in->arrays;
+  opts.array_count = in->count;
   /* Without a directory to write them to, returned arrays print as JSON lists. */
   opts.arrays_as_lists = o->out_dir == NULL;
   sp_result_t res;
-  rc = sp_execute(rt, argv[0], argv[1], args, &opts, &res);
-  sp_cli_inputs_free(&in);
+  int rc = sp_execute(rt, argv[0], argv[1], args, &opts, &res);
   free(owned);
   if (rc != 0) return sp_cli_report(&res.error);
   rc = sp_cli_print_result(res.json, res.arrays, res.array_count, o->out_dir);
@@ -306,14 +299,25 @@ int main(int argc, char **argv) {
   sigaddset(&g_stop_signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &g_stop_signals, NULL); /* inherited by the runtime's threads */
 
+  /* Array files are read and checked before any worker starts. */
+  sp_cli_inputs_t in;
+  if ((rc = sp_cli_inputs_load(&o, &in)) >= 0) {
+    sp_cli_inputs_free(&in);
+    free(o.arrays);
+    return rc;
+  }
   sp_runtime_t *rt = NULL;
   sp_error_t err;
-  if (sp_runtime_start_file(&rt, o.config, &err) != 0) return sp_cli_report(&err);
+  if (sp_runtime_start_file(&rt, o.config, &err) != 0) {
+    sp_cli_inputs_free(&in);
+    free(o.arrays);
+    return sp_cli_report(&err);
+  }
   pthread_t sig_thread;
   pthread_create(&sig_thread, NULL, signal_main, rt);
   pthread_detach(sig_thread);
   if (strcmp(cmd, "exec") == 0) {
-    rc = cmd_exec(rt, cargc, cargv, &o);
+    rc = cmd_exec(rt, cargc, cargv, &o, &in);
   } else if (strcmp(cmd, "tools") == 0) {
     rc = cmd_tools(rt, cargc, cargv);
   } else if (strcmp(cmd, "stats") == 0) {
@@ -325,6 +329,7 @@ int main(int argc, char **argv) {
     sp_free(json);
   }
   sp_runtime_stop(rt, 5000);
+  sp_cli_inputs_free(&in);
   free(o.arrays);
   return rc;
 }
