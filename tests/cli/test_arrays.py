@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from npy_util import same_bits, sample
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("SNAKEPIT_BIN") or str(REPO / "build" / "snakepit")
 ADAPTERS = os.environ.get("SP_TEST_ADAPTERS") or str(REPO / "tests" / "adapters")
@@ -19,25 +21,6 @@ EXIT_OK, EXIT_PYTHON, EXIT_USAGE, EXIT_CONFIG, EXIT_INVALID = range(5)
 # Every dtype the arrays carry, each with values that use its whole range
 # (NaN payloads, infinities, negative zero, extremes).
 DTYPES = ["?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16"]
-
-
-def sample(dtype, shape=(3, 4), seed=0):
-    """An array of dtype whose bytes are random: every bit pattern is fair game."""
-    dt = np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    n = int(np.prod(shape))
-    if dt.kind == "b":
-        return rng.integers(0, 2, size=shape).astype(dt)
-    raw = rng.integers(0, 256, size=n * dt.itemsize, dtype=np.uint8)
-    return raw.view(dt).reshape(shape)
-
-
-def same_bits(got, want):
-    """Equal dtype (as NumPy names it), shape and bytes in C order."""
-    assert got.dtype == want.dtype.newbyteorder("=") or got.dtype.name == want.dtype.name, (got.dtype, want.dtype)
-    assert got.shape == want.shape
-    want_native = np.ascontiguousarray(want.astype(want.dtype.newbyteorder("="), copy=False))
-    assert got.tobytes() == want_native.tobytes()
 
 
 @pytest.fixture(scope="module")

@@ -14,37 +14,27 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import BIN, Server, error_of, pool_yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cli"))
+from npy_util import same_bits, sample  # noqa: E402  (shared with tests/cli)
+
 ADAPTER = "frontend_array_adapter.FrontendArrayAdapter"
 DTYPES = ["?", "i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f2", "f4", "f8", "c8", "c16",
           ">i4", ">f8", ">c8"]
-
-
-def sample(dtype, shape=(3, 4), seed=0):
-    dt = np.dtype(dtype)
-    rng = np.random.default_rng(seed)
-    if dt.kind == "b":
-        return rng.integers(0, 2, size=shape).astype(dt)
-    raw = rng.integers(0, 256, size=int(np.prod(shape)) * dt.itemsize, dtype=np.uint8)
-    return raw.view(dt).reshape(shape)
 
 
 def npy_bytes(a):
     f = io.BytesIO()
     np.save(f, a)
     return f.getvalue()
-
-
-def same_bits(got, want):
-    assert got.dtype.name == want.dtype.name and got.shape == want.shape, (got.dtype, want.dtype)
-    want_native = np.ascontiguousarray(want.astype(want.dtype.newbyteorder("="), copy=False))
-    assert got.tobytes() == want_native.tobytes()
 
 
 def form(parts):
