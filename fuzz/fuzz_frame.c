@@ -46,7 +46,7 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n) {
 /* CALL: the parts tile the body, and encoding them again gives the same bytes. */
 static int check_call(const uint8_t *body, size_t len, uint64_t *hash) {
   sp__call_view_t v;
-  int rc = sp__call_body_parse(body, len, &v);
+  int rc = sp__call_body_parse(body, len, 0, &v);
   if (rc != 0) {
     if (rc != SP_EPROTOCOL) __builtin_trap();
     return rc;
@@ -54,10 +54,10 @@ static int check_call(const uint8_t *body, size_t len, uint64_t *hash) {
   if (v.tool_len == 0 || (const uint8_t *)v.tool != body + SP__CALL_PREFIX_SIZE) __builtin_trap();
   if (SP__CALL_PREFIX_SIZE + v.tool_len + v.args_len != len) __builtin_trap();
   if (v.args != v.tool + v.tool_len) __builtin_trap();
-  size_t size = sp__call_frame_size(v.tool_len, v.args_len);
+  size_t size = sp__call_frame_size(v.tool_len, v.args_len, 0);
   uint8_t *frame = malloc(size);
   if (frame == NULL) return rc;
-  sp__call_frame_write(frame, v.tool, v.tool_len, v.args, v.args_len);
+  sp__call_frame_write(frame, 0, v.tool, v.tool_len, v.args, v.args_len, 0);
   sp__call_frame_dispatch(frame, 1, v.timeout_ms);
   if (memcmp(frame + SP__FRAME_HEADER_SIZE, body, len) != 0) __builtin_trap();
   size_t tl;

@@ -14,6 +14,7 @@
  * tools.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
 #include <netdb.h>
@@ -34,6 +35,7 @@
 #include "forkserver.h"
 #include "protocol.h"
 #include "pyhost.h"
+#include "shm.h"
 
 #ifndef SP_SDK_DIR
 #define SP_SDK_DIR ""
@@ -46,9 +48,11 @@ typedef struct job_s {
   struct job_s *next;
   uint64_t id;
   int kind;        /* JOB_* */
+  unsigned flags;  /* the CALL frame's flags (SP__FLAG_*) */
   size_t tool_len; /* JOB_CALL: tool bytes; JOB_REPORT: 0 */
   size_t args_len;
-  char data[]; /* tool bytes then args bytes (JSON) */
+  size_t arrays_len; /* the CALL's arrays part (table and inline bytes) */
+  char data[];       /* tool bytes, args bytes (JSON), arrays part */
 } job_t;
 
 typedef struct worker_s {
@@ -367,10 +371,17 @@ static void *exec_main(void *arg) {
   job_t *j;
   for (int finished = 0; (j = next_job(finished)) != NULL; finished = 1) {
     out.len = 0;
+    pyhost_call_t call = {.id = j->id,
+                          .flags = j->flags,
+                          .tool = j->data,
+                          .tool_len = j->tool_len,
+                          .args = j->data + j->tool_len,
+                          .args_len = j->args_len,
+                          .arrays = (const uint8_t *)j->data + j->tool_len + j->args_len,
+                          .arrays_len = j->arrays_len};
     int rc = j->kind == JOB_REPORT
                  ? pyhost_report(py, j->id, j->data, j->args_len, W.max_frame, &out)
-                 : pyhost_invoke(py, j->id, j->data, j->tool_len, j->data + j->tool_len,
-                                 j->args_len, W.max_frame, &out);
+                 : pyhost_invoke(py, &call, W.max_frame, &out);
     if (rc == 0) {
       emit_result(&out, W.solo && atomic_load_explicit(&W.queued, memory_order_relaxed) > 0);
     } else {
@@ -387,9 +398,10 @@ static void *exec_main(void *arg) {
 }
 
 /* Queues a job for an execution thread; answers with an ERROR without memory. */
-static void queue_job(uint64_t id, int kind, const char *tool, size_t tool_len, const char *args,
-                      size_t args_len) {
-  job_t *j = malloc(sizeof(*j) + tool_len + args_len);
+static void queue_job(uint64_t id, int kind, unsigned flags, const char *tool, size_t tool_len,
+                      const char *args, size_t args_len, const uint8_t *arrays,
+                      size_t arrays_len) {
+  job_t *j = malloc(sizeof(*j) + tool_len + args_len + arrays_len);
   if (j == NULL) {
     static const char msg[] = "worker out of memory queueing the call";
     send_error(id, SP__ERRKIND_PROTOCOL, SP_ENOMEM, msg, sizeof(msg) - 1);
@@ -397,10 +409,13 @@ static void queue_job(uint64_t id, int kind, const char *tool, size_t tool_len, 
   }
   j->id = id;
   j->kind = kind;
+  j->flags = flags;
   j->tool_len = tool_len;
   j->args_len = args_len;
+  j->arrays_len = arrays_len;
   if (tool_len > 0) memcpy(j->data, tool, tool_len);
   if (args_len > 0) memcpy(j->data + tool_len, args, args_len);
+  if (arrays_len > 0) memcpy(j->data + tool_len + args_len, arrays, arrays_len);
   push_job(j, kind == JOB_REPORT);
 }
 
@@ -408,17 +423,18 @@ static void handle_frame(const sp__frame_t *f) {
   switch (f->type) {
     case SP__FRAME_CALL: {
       sp__call_view_t v;
-      if (sp__call_body_parse(f->body, f->length, &v) != 0) {
+      if (sp__call_body_parse(f->body, f->length, f->flags, &v) != 0) {
         static const char msg[] = "malformed CALL frame";
         send_error(f->id, SP__ERRKIND_PROTOCOL, SP_EPROTOCOL, msg, sizeof(msg) - 1);
         return;
       }
-      queue_job(f->id, JOB_CALL, v.tool, v.tool_len, v.args, v.args_len);
+      queue_job(f->id, JOB_CALL, f->flags, v.tool, v.tool_len, v.args, v.args_len, v.arrays,
+                v.arrays_len);
       return;
     }
     case SP__FRAME_STATS:
       /* The manager asks for this worker's report (JSON arguments in the body). */
-      queue_job(f->id, JOB_REPORT, NULL, 0, (const char *)f->body, f->length);
+      queue_job(f->id, JOB_REPORT, 0, NULL, 0, (const char *)f->body, f->length, NULL, 0);
       return;
     case SP__FRAME_PING: {
       sp__pong_t pong;
@@ -641,6 +657,17 @@ int main(int argc, char **argv) {
     W.worker_id = forkserver_run(&po, W.fd);
     po.worker_id = W.worker_id;
     W.fd = 3;
+  }
+  /* The shared memory for arrays: the pool's input (read-only) and our output. */
+  if (fcntl(SP__FD_IN_SHM, F_GETFD) >= 0 && fcntl(SP__FD_OUT_SHM, F_GETFD) >= 0) {
+    sp_error_t err;
+    sp__shm_t *in = NULL, *out = NULL;
+    if (sp__shm_attach(&in, SP__FD_IN_SHM, 1, &err) != 0 || sp__shm_protect_table(in) != 0 ||
+        sp__shm_attach(&out, SP__FD_OUT_SHM, 1, &err) != 0) {
+      fprintf(stderr, "snakepit-worker: %s\n", err.message);
+      return EXIT_USAGE;
+    }
+    pyhost_set_shm(in, out);
   }
   char *hello = NULL, *failure = NULL;
   if (pyhost_start(&po, &hello, &failure) != 0) {
