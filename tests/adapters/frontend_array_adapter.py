@@ -32,6 +32,11 @@ class FrontendArrayAdapter(ThreadSafeAdapter):
         return {"c": a, "items": [a, b"raw"], "n": 1}
 
     @thread_safe_method
+    @tool(description="Arrays only (no bytes) at nested places of the result")
+    def nested_arrays(self, a):
+        return {"c": a, "items": [a, a * 2], "n": 1}
+
+    @thread_safe_method
     @tool(description="What arrived: dtype, shape, SHA-256 of the C-ordered bytes")
     def digest(self, a, label: str = ""):
         if not isinstance(a, np.ndarray):

@@ -114,8 +114,8 @@ def test_without_out_arrays_print_as_lists(cfg, tmp_path):
     np.save(tmp_path / "a.npy", a)
     doc = ok(run(cfg, "ap", "double", "--array", f"a={tmp_path}/a.npy"))
     assert doc == (a * 2).tolist()
-    doc = ok(run(cfg, "ap", "nested", "--array", f"a={tmp_path}/a.npy"))
-    assert doc["c"] == a.tolist() and doc["items"][0] == a.tolist() and doc["n"] == 1
+    doc = ok(run(cfg, "ap", "nested_arrays", "--array", f"a={tmp_path}/a.npy"))
+    assert doc == {"c": a.tolist(), "items": [a.tolist(), (a * 2).tolist()], "n": 1}
 
 
 def test_bad_files_are_refused_with_their_name(cfg, tmp_path):

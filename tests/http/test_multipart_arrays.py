@@ -166,10 +166,11 @@ def test_multipart_mixed_is_offered_too(srv):
 def test_json_clients_get_lists(srv):
     a = np.arange(6, dtype=np.float32).reshape(2, 3)
     for accept in (None, "application/json", "*/*", "multipart/form-data;q=0"):
-        status, h, body = call(srv, "nested", [("a", "a.npy", None, npy_bytes(a))], accept=accept)
-        assert status == 200 and h["content-type"] == "application/json", (accept, h)
+        status, h, body = call(srv, "nested_arrays", [("a", "a.npy", None, npy_bytes(a))],
+                               accept=accept)
+        assert status == 200 and h["content-type"] == "application/json", (accept, h, body)
         doc = json.loads(body)
-        assert doc["c"] == a.tolist() and doc["items"][0] == a.tolist(), accept
+        assert doc == {"c": a.tolist(), "items": [a.tolist(), (a * 2).tolist()], "n": 1}, accept
     # A plain JSON call is unchanged, also when the client would take multipart.
     status, h, body = srv.request("POST", "/v1/pools/ap/tools/several", '{"a": [1, 2]}',
                                   {"Content-Type": "application/json"})
