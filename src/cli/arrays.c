@@ -222,9 +222,8 @@ int sp_cli_print_result(const char *json, const sp_array_t *arrays, size_t count
     } else {
       json_t *shape = json_array();
       for (int d = 0; d < a->ndim; d++) json_array_append_new(shape, json_integer(a->shape[d]));
-      const char *dt = sp_npy_dtype_name(a->dtype);
       json_array_append_new(descr, json_pack("{s:s, s:s, s:o}", "$array", path, "dtype",
-                                             dt ? dt : "unknown", "shape", shape));
+                                             sp_dtype_name(a->dtype), "shape", shape));
     }
     free(path);
   }

@@ -16,23 +16,19 @@
 #define MAGIC_LEN 6
 
 /*
- * The dtypes of sp_dtype_t with their NumPy kind character and size: the
- * descriptor is byte order + kind + size ("<f8", "|b1"). The table is the
- * format's, so it lives here rather than in the library.
+ * The dtypes of sp_dtype_t with their NumPy kind character: the descriptor is
+ * byte order + kind + size ("<f8", "|b1"); sizes and names are the library's
+ * (sp_dtype_size, sp_dtype_name).
  */
 static const struct {
   sp_dtype_t dtype;
   char kind;
-  unsigned size;
-  const char *name;
 } dtypes[] = {
-    {SP_DTYPE_BOOL, 'b', 1, "bool"},          {SP_DTYPE_INT8, 'i', 1, "int8"},
-    {SP_DTYPE_INT16, 'i', 2, "int16"},        {SP_DTYPE_INT32, 'i', 4, "int32"},
-    {SP_DTYPE_INT64, 'i', 8, "int64"},        {SP_DTYPE_UINT8, 'u', 1, "uint8"},
-    {SP_DTYPE_UINT16, 'u', 2, "uint16"},      {SP_DTYPE_UINT32, 'u', 4, "uint32"},
-    {SP_DTYPE_UINT64, 'u', 8, "uint64"},      {SP_DTYPE_FLOAT16, 'f', 2, "float16"},
-    {SP_DTYPE_FLOAT32, 'f', 4, "float32"},    {SP_DTYPE_FLOAT64, 'f', 8, "float64"},
-    {SP_DTYPE_COMPLEX64, 'c', 8, "complex64"}, {SP_DTYPE_COMPLEX128, 'c', 16, "complex128"},
+    {SP_DTYPE_BOOL, 'b'},      {SP_DTYPE_INT8, 'i'},       {SP_DTYPE_INT16, 'i'},
+    {SP_DTYPE_INT32, 'i'},     {SP_DTYPE_INT64, 'i'},      {SP_DTYPE_UINT8, 'u'},
+    {SP_DTYPE_UINT16, 'u'},    {SP_DTYPE_UINT32, 'u'},     {SP_DTYPE_UINT64, 'u'},
+    {SP_DTYPE_FLOAT16, 'f'},   {SP_DTYPE_FLOAT32, 'f'},    {SP_DTYPE_FLOAT64, 'f'},
+    {SP_DTYPE_COMPLEX64, 'c'}, {SP_DTYPE_COMPLEX128, 'c'},
 };
 #define NDTYPES (sizeof(dtypes) / sizeof(dtypes[0]))
 
@@ -40,16 +36,6 @@ static int find_dtype(int dtype) {
   for (size_t i = 0; i < NDTYPES; i++)
     if ((int)dtypes[i].dtype == dtype) return (int)i;
   return -1;
-}
-
-const char *sp_npy_dtype_name(int dtype) {
-  int i = find_dtype(dtype);
-  return i < 0 ? NULL : dtypes[i].name;
-}
-
-size_t sp_npy_dtype_size(int dtype) {
-  int i = find_dtype(dtype);
-  return i < 0 ? 0 : dtypes[i].size;
 }
 
 static int host_little_endian(void) {
@@ -123,7 +109,7 @@ static int parse_descr(lexer_t *lx, const char *d, sp_dtype_t *dtype, int *swap)
   char *end = NULL;
   long size = kind ? strtol(d + 2, &end, 10) : 0;
   for (size_t i = 0; kind && end && *end == '\0' && end != d + 2 && i < NDTYPES; i++) {
-    if (dtypes[i].kind != kind || dtypes[i].size != (unsigned)size) continue;
+    if (dtypes[i].kind != kind || sp_dtype_size(dtypes[i].dtype) != (size_t)size) continue;
     if (order == '|' && size > 1)
       return fail(lx->msg, lx->msglen,
                   "unsupported .npy dtype '%s': byte order '|' is only for 1-byte types", d);
@@ -252,7 +238,7 @@ int sp_npy_parse(void *buf, size_t len, sp_npy_t *out, char *msg, size_t msglen)
   int swap = 0;
   if (parse_header(&lx, out, &swap) != 0) return SP_EINVAL;
 
-  size_t item = sp_npy_dtype_size(out->dtype), nbytes = item;
+  size_t item = sp_dtype_size(out->dtype), nbytes = item;
   for (int i = 0; i < out->ndim; i++)
     if (__builtin_mul_overflow(nbytes, (size_t)out->shape[i], &nbytes))
       return fail(msg, msglen, "bad .npy header: the shape describes more bytes than fit in memory");
@@ -267,10 +253,10 @@ int sp_npy_parse(void *buf, size_t len, sp_npy_t *out, char *msg, size_t msglen)
   size_t have = len - hstart - hlen;
   if (have < nbytes)
     return fail(msg, msglen, "truncated .npy data: the header describes %zu bytes (%s), the file has %zu",
-                nbytes, sp_npy_dtype_name(out->dtype), have);
+                nbytes, sp_dtype_name(out->dtype), have);
   if (have > nbytes)
     return fail(msg, msglen, "%zu bytes of trailing data after the .npy array (%zu bytes of %s)",
-                have - nbytes, nbytes, sp_npy_dtype_name(out->dtype));
+                have - nbytes, nbytes, sp_dtype_name(out->dtype));
   out->data = b + hstart + hlen;
   out->nbytes = nbytes;
   if (swap)
@@ -283,10 +269,9 @@ int sp_npy_header_write(sp__buf_t *b, sp_dtype_t dtype, int ndim, const int64_t 
   int i = find_dtype(dtype);
   if (i < 0 || ndim < 0 || ndim > SP_MAX_NDIM) return SP_EINVAL;
   char dict[1024];
-  size_t size = dtypes[i].size;
-  int n = snprintf(dict, sizeof(dict), "{'descr': '%c%c%u', 'fortran_order': False, 'shape': (",
-                   size == 1 ? '|' : host_little_endian() ? '<' : '>', dtypes[i].kind,
-                   dtypes[i].size);
+  size_t size = sp_dtype_size(dtype);
+  int n = snprintf(dict, sizeof(dict), "{'descr': '%c%c%zu', 'fortran_order': False, 'shape': (",
+                   size == 1 ? '|' : host_little_endian() ? '<' : '>', dtypes[i].kind, size);
   for (int d = 0; d < ndim; d++)
     n += snprintf(dict + n, sizeof(dict) - (size_t)n, "%s%lld%s", d ? ", " : "", (long long)shape[d],
                   ndim == 1 ? "," : "");

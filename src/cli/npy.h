@@ -45,10 +45,4 @@ int sp_npy_header_write(sp__buf_t *b, sp_dtype_t dtype, int ndim, const int64_t 
  */
 void sp_npy_file_base(const char *path, char *out, size_t outlen);
 
-/** NumPy name of dtype ("float64"), or NULL when it is not an sp_dtype_t. */
-const char *sp_npy_dtype_name(int dtype);
-
-/** Bytes per element of dtype, or 0 when it is not an sp_dtype_t. */
-size_t sp_npy_dtype_size(int dtype);
-
 #endif

@@ -53,7 +53,7 @@ static void roundtrip_every_dtype(void **state) {
   const int ndims[] = {2, 1, 0, 2, 3};
   for (size_t t = 0; t < NALL; t++) {
     for (size_t s = 0; s < sizeof(ndims) / sizeof(ndims[0]); s++) {
-      size_t item = sp_npy_dtype_size(all_dtypes[t]), count = 1;
+      size_t item = sp_dtype_size(all_dtypes[t]), count = 1;
       for (int d = 0; d < ndims[s]; d++) count *= (size_t)shapes[s][d];
       size_t n = item * count;
       uint8_t *data = malloc(n + 1);
@@ -81,7 +81,7 @@ static void roundtrip_every_dtype(void **state) {
 static void big_endian_is_swapped(void **state) {
   (void)state;
   for (size_t t = 0; t < NALL; t++) {
-    size_t item = sp_npy_dtype_size(all_dtypes[t]);
+    size_t item = sp_dtype_size(all_dtypes[t]);
     size_t unit = all_dtypes[t] == SP_DTYPE_COMPLEX64    ? 4
                   : all_dtypes[t] == SP_DTYPE_COMPLEX128 ? 8
                                                          : item;
@@ -242,8 +242,6 @@ static void header_write_refuses_bad_input(void **state) {
   int64_t shape[1] = {1};
   assert_int_equal(sp_npy_header_write(&b, (sp_dtype_t)0, 1, shape), SP_EINVAL);
   assert_int_equal(sp_npy_header_write(&b, SP_DTYPE_INT8, SP_MAX_NDIM + 1, shape), SP_EINVAL);
-  assert_null(sp_npy_dtype_name(99));
-  assert_string_equal(sp_npy_dtype_name(SP_DTYPE_COMPLEX128), "complex128");
   sp__buf_free(&b);
 }
 
