@@ -37,6 +37,11 @@ class FrontendArrayAdapter(ThreadSafeAdapter):
         return {"c": a, "items": [a, a * 2], "n": 1}
 
     @thread_safe_method
+    @tool(description="Two arrays whose paths map to the same file name (a.b and a/b)")
+    def collide(self, a):
+        return {"a.b": a, "a": {"b": a * 2}}
+
+    @thread_safe_method
     @tool(description="What arrived: dtype, shape, SHA-256 of the C-ordered bytes")
     def digest(self, a, label: str = ""):
         if not isinstance(a, np.ndarray):

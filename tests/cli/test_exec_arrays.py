@@ -95,6 +95,17 @@ def test_nested_result_paths(cfg, tmp_path):
     assert np.load(out / "items.1.npy").tobytes() == b"raw"
 
 
+def test_paths_that_map_to_one_file_name_keep_both(cfg, tmp_path):
+    a = np.arange(3, dtype=np.int64)
+    np.save(tmp_path / "a.npy", a)
+    out = tmp_path / "out"
+    doc = ok(run(cfg, "ap", "collide", "--array", f"a={tmp_path}/a.npy", "--out", str(out)))
+    first, second = doc["a.b"]["$array"], doc["a"]["b"]["$array"]
+    assert first != second and {first, second} == {f"{out}/a.b.npy", f"{out}/a.b~1.npy"}
+    same_bits(np.load(first), a)
+    same_bits(np.load(second), a * 2)
+
+
 def test_whole_result_array_and_json_arguments(cfg, tmp_path):
     a = sample("f8", (5,), seed=3)
     b = sample("f8", (5,), seed=4)

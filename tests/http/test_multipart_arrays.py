@@ -79,11 +79,13 @@ def disposition(headers):
     return dict(re.findall(r'(\w+)="([^"]*)"', headers["content-disposition"]))
 
 
-@pytest.fixture(scope="module")
-def srv(tmp_path_factory):
+@pytest.fixture(scope="module", params=["0", "2"], ids=["http-on-loop", "http-2-threads"])
+def srv(request, tmp_path_factory):
+    """Both ways of running HTTP: on the runtime's loop thread and on MHD's own threads."""
     config = ("pools:\n" + pool_yaml("ap", adapter=ADAPTER)
               + pool_yaml("at", "thread", threads=2, adapter=ADAPTER))
-    s = Server(tmp_path_factory.mktemp("arrays"), config, "--max-body", "1MiB", "--insecure")
+    s = Server(tmp_path_factory.mktemp("arrays"), config, "--max-body", "1MiB", "--insecure",
+               "--threads", request.param)
     yield s
     assert s.stop() == 0, s.stderr()
 
