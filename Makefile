@@ -49,11 +49,13 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=un
 
 .PHONY: fuzz
 fuzz:  ## build the fuzzers with clang and run each for FUZZ_SECONDS (default 30)
-	@mkdir -p $(FUZZ_DIR)/corpus-frame $(FUZZ_DIR)/corpus-config
+	@mkdir -p $(FUZZ_DIR)/corpus-frame $(FUZZ_DIR)/corpus-config $(FUZZ_DIR)/corpus-upload
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_frame.c src/core/protocol.c src/core/buf.c src/core/errors.c \
 		-o $(FUZZ_DIR)/fuzz_frame
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_config.c src/core/config.c src/core/config_values.c \
 		src/core/buf.c src/core/errors.c -lyaml -o $(FUZZ_DIR)/fuzz_config
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Isrc/cli -Isrc/http fuzz/fuzz_upload.c src/http/multipart.c \
+		src/cli/npy.c src/core/protocol.c src/core/buf.c src/core/errors.c -o $(FUZZ_DIR)/fuzz_upload
 	@# Seeds (protocol version 2): a CALL (read 3 bytes at a time), a PING, an ERROR
 	@# and a PONG; the test configs for the loader.
 	@printf '\003S\002\002\000\020\000\000\000\001\000\000\000\000\000\000\000\350\003\000\000\004\000\002\000\000\000echo{}' \
@@ -65,7 +67,16 @@ fuzz:  ## build the fuzzers with clang and run each for FUZZ_SECONDS (default 30
 	@printf '\000S\002\010\000\030\000\000\000\000\000\000\000\000\000\000\000123456780000000000000002' \
 		> $(FUZZ_DIR)/corpus-frame/seed-pong
 	@cp tests/configs/*.yaml $(FUZZ_DIR)/corpus-config/
+	@# Upload seeds: a .npy file, and a multipart body with an args part and two .npy parts.
+	@$(PYTHON) -c 'import io, numpy as np; d = "$(FUZZ_DIR)/corpus-upload/"; \
+		f = io.BytesIO(); np.save(f, np.arange(6.0).reshape(2, 3)); a = f.getvalue(); \
+		f = io.BytesIO(); np.save(f, np.asfortranarray(np.ones((2, 2), ">i2"))); b = f.getvalue(); \
+		open(d + "seed-npy", "wb").write(a); \
+		p = lambda n, x: b"--B\r\nContent-Disposition: form-data; name=\"" + n + b"\"\r\n\r\n" + x + b"\r\n"; \
+		open(d + "seed-form", "wb").write(p(b"args", b"{}") + p(b"a", a) + p(b"b", b) + b"--B--\r\n")'
 	$(FUZZ_DIR)/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/frame- \
 		$(FUZZ_DIR)/corpus-frame
 	$(FUZZ_DIR)/fuzz_config -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/config- \
 		$(FUZZ_DIR)/corpus-config
+	$(FUZZ_DIR)/fuzz_upload -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/upload- \
+		$(FUZZ_DIR)/corpus-upload
