@@ -43,7 +43,8 @@ static int host_little_endian(void) {
   return *(const uint8_t *)&one == 1;
 }
 
-static int fail(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *msg, size_t msglen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *msg, size_t msglen, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -118,10 +119,11 @@ static int parse_descr(lexer_t *lx, const char *d, sp_dtype_t *dtype, int *swap)
     *dtype = dtypes[i].dtype;
     return 0;
   }
-  return fail(lx->msg, lx->msglen,
-              "unsupported .npy dtype '%s' (supported: |b1, i1, i2, i4, i8, u1, u2, u4, u8, f2, f4, "
-              "f8, c8, c16 in either byte order)",
-              d);
+  return fail(
+      lx->msg, lx->msglen,
+      "unsupported .npy dtype '%s' (supported: |b1, i1, i2, i4, i8, u1, u2, u4, u8, f2, f4, "
+      "f8, c8, c16 in either byte order)",
+      d);
 }
 
 static int parse_shape(lexer_t *lx, sp_npy_t *out) {
@@ -180,7 +182,8 @@ static int parse_header(lexer_t *lx, sp_npy_t *out, int *swap) {
       seen_shape = 1;
       if (parse_shape(lx, out) != 0) return SP_EINVAL;
     } else {
-      return fail(lx->msg, lx->msglen, "bad .npy header: %s key '%s' (expected descr, fortran_order, shape)",
+      return fail(lx->msg, lx->msglen,
+                  "bad .npy header: %s key '%s' (expected descr, fortran_order, shape)",
                   (strcmp(key, "descr") && strcmp(key, "fortran_order") && strcmp(key, "shape"))
                       ? "unknown"
                       : "repeated",
@@ -195,7 +198,9 @@ static int parse_header(lexer_t *lx, sp_npy_t *out, int *swap) {
   if (lx->p != lx->end) return bad(lx, "text after the dict");
   if (!seen_descr || !seen_order || !seen_shape)
     return fail(lx->msg, lx->msglen, "bad .npy header: missing key '%s'",
-                !seen_descr ? "descr" : !seen_order ? "fortran_order" : "shape");
+                !seen_descr   ? "descr"
+                : !seen_order ? "fortran_order"
+                              : "shape");
   return 0;
 }
 
@@ -231,7 +236,8 @@ int sp_npy_parse(void *buf, size_t len, sp_npy_t *out, char *msg, size_t msglen)
   if (memchr(b + hstart, '\0', hlen) != NULL)
     return fail(msg, msglen, "bad .npy header: it contains a NUL byte");
   char text[4096];
-  if (hlen >= sizeof(text)) return fail(msg, msglen, "bad .npy header: %zu bytes is too long", hlen);
+  if (hlen >= sizeof(text))
+    return fail(msg, msglen, "bad .npy header: %zu bytes is too long", hlen);
   memcpy(text, b + hstart, hlen);
   text[hlen] = '\0';
   lexer_t lx = {text, text, text + hlen, msg, msglen};
@@ -241,7 +247,8 @@ int sp_npy_parse(void *buf, size_t len, sp_npy_t *out, char *msg, size_t msglen)
   size_t item = sp_dtype_size(out->dtype), nbytes = item;
   for (int i = 0; i < out->ndim; i++)
     if (__builtin_mul_overflow(nbytes, (size_t)out->shape[i], &nbytes))
-      return fail(msg, msglen, "bad .npy header: the shape describes more bytes than fit in memory");
+      return fail(msg, msglen,
+                  "bad .npy header: the shape describes more bytes than fit in memory");
   /* Strides of the data as it lies: the last axis varies fastest in C order,
    * the first in Fortran order. */
   int64_t step = (int64_t)item;
@@ -252,7 +259,8 @@ int sp_npy_parse(void *buf, size_t len, sp_npy_t *out, char *msg, size_t msglen)
   }
   size_t have = len - hstart - hlen;
   if (have < nbytes)
-    return fail(msg, msglen, "truncated .npy data: the header describes %zu bytes (%s), the file has %zu",
+    return fail(msg, msglen,
+                "truncated .npy data: the header describes %zu bytes (%s), the file has %zu",
                 nbytes, sp_dtype_name(out->dtype), have);
   if (have > nbytes)
     return fail(msg, msglen, "%zu bytes of trailing data after the .npy array (%zu bytes of %s)",
@@ -260,8 +268,10 @@ int sp_npy_parse(void *buf, size_t len, sp_npy_t *out, char *msg, size_t msglen)
   out->data = b + hstart + hlen;
   out->nbytes = nbytes;
   if (swap)
-    swap_bytes(out->data, nbytes, out->dtype == SP_DTYPE_COMPLEX64 ? 4
-                                  : out->dtype == SP_DTYPE_COMPLEX128 ? 8 : (unsigned)item);
+    swap_bytes(out->data, nbytes,
+               out->dtype == SP_DTYPE_COMPLEX64    ? 4
+               : out->dtype == SP_DTYPE_COMPLEX128 ? 8
+                                                   : (unsigned)item);
   return 0;
 }
 
@@ -271,17 +281,20 @@ int sp_npy_header_write(sp__buf_t *b, sp_dtype_t dtype, int ndim, const int64_t 
   char dict[1024];
   size_t size = sp_dtype_size(dtype);
   int n = snprintf(dict, sizeof(dict), "{'descr': '%c%c%zu', 'fortran_order': False, 'shape': (",
-                   size == 1 ? '|' : host_little_endian() ? '<' : '>', dtypes[i].kind, size);
+                   size == 1              ? '|'
+                   : host_little_endian() ? '<'
+                                          : '>',
+                   dtypes[i].kind, size);
   for (int d = 0; d < ndim; d++)
-    n += snprintf(dict + n, sizeof(dict) - (size_t)n, "%s%lld%s", d ? ", " : "", (long long)shape[d],
-                  ndim == 1 ? "," : "");
+    n += snprintf(dict + n, sizeof(dict) - (size_t)n, "%s%lld%s", d ? ", " : "",
+                  (long long)shape[d], ndim == 1 ? "," : "");
   n += snprintf(dict + n, sizeof(dict) - (size_t)n, "), }");
   /* Pad with spaces and a newline so the data starts 64-byte aligned, as NumPy does. */
   size_t total = MAGIC_LEN + 4 + (size_t)n + 1;
   size_t pad = (64 - total % 64) % 64;
   size_t hlen = (size_t)n + pad + 1;
-  uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hlen & 0xff),
-                     (uint8_t)(hlen >> 8)};
+  uint8_t pre[10] = {
+      0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(hlen & 0xff), (uint8_t)(hlen >> 8)};
   if (sp__buf_reserve(b, sizeof(pre) + hlen) != 0) return SP_ENOMEM;
   sp__buf_append(b, pre, sizeof(pre));
   sp__buf_append(b, dict, (size_t)n);

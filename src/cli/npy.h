@@ -16,9 +16,9 @@ typedef struct sp_npy_s {
   sp_dtype_t dtype;
   int ndim;
   int64_t shape[SP_MAX_NDIM];
-  int fortran_order;             /* the data is in Fortran (column-major) order */
-  int64_t strides[SP_MAX_NDIM];  /* byte strides of the data as it lies (C or Fortran) */
-  void *data;                    /* points into the parsed buffer, host byte order */
+  int fortran_order;            /* the data is in Fortran (column-major) order */
+  int64_t strides[SP_MAX_NDIM]; /* byte strides of the data as it lies (C or Fortran) */
+  void *data;                   /* points into the parsed buffer, host byte order */
   size_t nbytes;
 } sp_npy_t;
 

@@ -67,8 +67,7 @@ int sp__http_inputs_parse(sp__req_t *r, sp__http_inputs_t *in, sp_error_t *err) 
         return part_error(err, "part '%s' is given twice", p->name);
     if (strcmp(p->name, "args") == 0) {
       if (!is_one_of(p->ctype, json_types))
-        return part_error(err, "part 'args': Content-Type %s, expected application/json",
-                          p->ctype);
+        return part_error(err, "part 'args': Content-Type %s, expected application/json", p->ctype);
       args = p;
       continue;
     }
@@ -143,8 +142,8 @@ const char *sp__http_accepts_multipart(sp__req_t *r) {
   return NULL;
 }
 
-int sp__http_result_multipart(const sp_result_t *res, const char *subtype, char **body,
-                              size_t *len, char *ctype, size_t ctypelen) {
+int sp__http_result_multipart(const sp_result_t *res, const char *subtype, char **body, size_t *len,
+                              char *ctype, size_t ctypelen) {
   char boundary[SP__MULTIPART_BOUNDARY_MAX + 1];
   sp__multipart_new_boundary(boundary);
   sp__buf_t b = {0};

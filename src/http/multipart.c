@@ -20,7 +20,8 @@
 
 #define MAX_PART_HEADERS 8192 /* bytes of headers one part may have */
 
-static int fail(char *msg, size_t msglen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *msg, size_t msglen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fail(char *msg, size_t msglen, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -30,9 +31,7 @@ static int fail(char *msg, size_t msglen, const char *fmt, ...) {
 }
 
 /* Boundary characters of RFC 2046 (bchars), space only inside. */
-static int bchar(int c) {
-  return isalnum(c) || strchr("'()+_,-./:=? ", c) != NULL;
-}
+static int bchar(int c) { return isalnum(c) || strchr("'()+_,-./:=? ", c) != NULL; }
 
 /*
  * Reads one `; key=value` parameter at *p (value a token or a quoted string
@@ -103,8 +102,10 @@ int sp__multipart_content_type(const char *value, char subtype[32],
     int ok = n >= 1 && n <= SP__MULTIPART_BOUNDARY_MAX && val[n - 1] != ' ';
     for (size_t i = 0; ok && i < n; i++) ok = bchar((unsigned char)val[i]);
     if (!ok)
-      return fail(msg, msglen, "multipart boundary '%.80s' is not valid (1 to 70 characters of "
-                               "RFC 2046's set)", val);
+      return fail(msg, msglen,
+                  "multipart boundary '%.80s' is not valid (1 to 70 characters of "
+                  "RFC 2046's set)",
+                  val);
     strcpy(boundary, val);
   }
   if (rc < 0) return fail(msg, msglen, "malformed parameters in Content-Type '%.100s'", value);
@@ -126,7 +127,8 @@ static int part_headers(sp__part_t *pt, const char *h, const char *end, size_t i
     h = eol + 2;
     char *colon = strchr(line, ':');
     if (colon == NULL)
-      return fail(msg, msglen, "multipart part %zu: header line without ':' ('%.80s')", index, line);
+      return fail(msg, msglen, "multipart part %zu: header line without ':' ('%.80s')", index,
+                  line);
     *colon = '\0';
     const char *value = colon + 1;
     if (strcasecmp(line, "Content-Type") == 0) {
@@ -224,7 +226,8 @@ void sp__multipart_new_boundary(char boundary[SP__MULTIPART_BOUNDARY_MAX + 1]) {
     static _Atomic uint64_t counter;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t a = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30), b = ++counter ^ (uint64_t)getpid();
+    uint64_t a = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30),
+             b = ++counter ^ (uint64_t)getpid();
     memcpy(r, &a, 8);
     memcpy(r + 8, &b, 8);
   }

@@ -31,8 +31,9 @@ static void build_and_parse(void **state) {
   assert_int_equal(sp__multipart_part_begin(&b, boundary, "result", NULL, "application/json"), 0);
   assert_int_equal(sp__buf_append(&b, "{\"$array\": 0}", 13), 0);
   assert_int_equal(sp__multipart_part_end(&b), 0);
-  assert_int_equal(sp__multipart_part_begin(&b, boundary, "items/0", "items.0.npy",
-                                            "application/octet-stream"), 0);
+  assert_int_equal(
+      sp__multipart_part_begin(&b, boundary, "items/0", "items.0.npy", "application/octet-stream"),
+      0);
   assert_int_equal(sp__buf_append(&b, bin, sizeof(bin)), 0);
   assert_int_equal(sp__multipart_part_end(&b), 0);
   assert_int_equal(sp__multipart_part_begin(&b, boundary, "q\"uote", NULL, "text/plain"), 0);
@@ -49,7 +50,8 @@ static void build_and_parse(void **state) {
   assert_string_equal(got, boundary);
   sp__part_t *parts = NULL;
   size_t n = 0;
-  assert_int_equal(sp__multipart_parse((char *)b.data, b.len, got, &parts, &n, msg, sizeof(msg)), 0);
+  assert_int_equal(sp__multipart_parse((char *)b.data, b.len, got, &parts, &n, msg, sizeof(msg)),
+                   0);
   assert_int_equal(n, 4);
   assert_string_equal(parts[0].name, "result");
   assert_string_equal(parts[0].filename, "");
@@ -86,12 +88,14 @@ static void other_writers(void **state) {
       "epilogue --XyZ\r\n";
   char subtype[32], boundary[SP__MULTIPART_BOUNDARY_MAX + 1], msg[256] = "";
   assert_int_equal(sp__multipart_content_type("Multipart/Mixed ; charset=x; boundary=\"XyZ\"",
-                                               subtype, boundary, msg, sizeof(msg)), 0);
+                                              subtype, boundary, msg, sizeof(msg)),
+                   0);
   assert_string_equal(subtype, "mixed");
   assert_string_equal(boundary, "XyZ");
   sp__part_t *parts = NULL;
   size_t n = 0;
-  assert_int_equal(sp__multipart_parse(body, strlen(body), boundary, &parts, &n, msg, sizeof(msg)), 0);
+  assert_int_equal(sp__multipart_parse(body, strlen(body), boundary, &parts, &n, msg, sizeof(msg)),
+                   0);
   assert_int_equal(n, 2);
   assert_string_equal(parts[0].name, "arr");
   assert_string_equal(parts[0].filename, "a \"b\".npy");
@@ -117,27 +121,32 @@ static void expect_parse_error(const char *body, const char *want) {
 static void every_error(void **state) {
   (void)state;
   char subtype[32], boundary[SP__MULTIPART_BOUNDARY_MAX + 1], msg[256];
-  assert_int_equal(sp__multipart_content_type("application/json", subtype, boundary, msg, sizeof(msg)), -1);
+  assert_int_equal(
+      sp__multipart_content_type("application/json", subtype, boundary, msg, sizeof(msg)), -1);
   assert_non_null(strstr(msg, "is not multipart"));
   assert_int_equal(sp__multipart_content_type(NULL, subtype, boundary, msg, sizeof(msg)), -1);
-  assert_int_equal(sp__multipart_content_type("multipart/form-data", subtype, boundary, msg, sizeof(msg)), -1);
+  assert_int_equal(
+      sp__multipart_content_type("multipart/form-data", subtype, boundary, msg, sizeof(msg)), -1);
   assert_non_null(strstr(msg, "has no boundary parameter"));
-  assert_int_equal(sp__multipart_content_type("multipart/form-data; boundary=a<b", subtype, boundary,
-                                              msg, sizeof(msg)), -1);
+  assert_int_equal(sp__multipart_content_type("multipart/form-data; boundary=a<b", subtype,
+                                              boundary, msg, sizeof(msg)),
+                   -1);
   assert_non_null(strstr(msg, "is not valid"));
   char longb[120] = "multipart/form-data; boundary=";
   memset(longb + strlen(longb), 'x', 71);
   assert_int_equal(sp__multipart_content_type(longb, subtype, boundary, msg, sizeof(msg)), -1);
   assert_non_null(strstr(msg, "is not valid"));
   assert_int_equal(sp__multipart_content_type("multipart/form-data; boundary=\"open", subtype,
-                                              boundary, msg, sizeof(msg)), -1);
+                                              boundary, msg, sizeof(msg)),
+                   -1);
   assert_non_null(strstr(msg, "malformed parameters"));
 
   expect_parse_error("no delimiter here", "without its boundary '--B'");
   expect_parse_error("--Bxx\r\n\r\ndata\r\n--B--", "delimiter not followed by CRLF");
   expect_parse_error("--B\r\nContent-Type: a\r\ndata", "headers not ended by an empty line");
   expect_parse_error("--B\r\n\r\ndata without end", "part 1: no delimiter after its data");
-  expect_parse_error("--B\r\n\r\none\r\n--B\r\nNoColon\r\n\r\ntwo\r\n--B--", "part 2: header line without ':'");
+  expect_parse_error("--B\r\n\r\none\r\n--B\r\nNoColon\r\n\r\ntwo\r\n--B--",
+                     "part 2: header line without ':'");
   expect_parse_error("--B\r\nContent-Disposition: form-data; name=\"x\r\n\r\nd\r\n--B--",
                      "malformed Content-Disposition");
   /* Headers bigger than a part may have. */

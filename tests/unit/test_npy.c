@@ -15,14 +15,14 @@
 #include "npy.h"
 
 static const int all_dtypes[] = {
-    SP_DTYPE_BOOL,    SP_DTYPE_INT8,    SP_DTYPE_INT16,   SP_DTYPE_INT32,     SP_DTYPE_INT64,
-    SP_DTYPE_UINT8,   SP_DTYPE_UINT16,  SP_DTYPE_UINT32,  SP_DTYPE_UINT64,    SP_DTYPE_FLOAT16,
+    SP_DTYPE_BOOL,    SP_DTYPE_INT8,    SP_DTYPE_INT16,     SP_DTYPE_INT32,     SP_DTYPE_INT64,
+    SP_DTYPE_UINT8,   SP_DTYPE_UINT16,  SP_DTYPE_UINT32,    SP_DTYPE_UINT64,    SP_DTYPE_FLOAT16,
     SP_DTYPE_FLOAT32, SP_DTYPE_FLOAT64, SP_DTYPE_COMPLEX64, SP_DTYPE_COMPLEX128};
 #define NALL (sizeof(all_dtypes) / sizeof(all_dtypes[0]))
 
 /* Descriptor characters of each dtype above, for hand-made headers. */
-static const char *kinds[] = {"b1", "i1", "i2", "i4", "i8", "u1", "u2", "u4",
-                              "u8", "f2", "f4", "f8", "c8", "c16"};
+static const char *kinds[] = {"b1", "i1", "i2", "i4", "i8", "u1", "u2",
+                              "u4", "u8", "f2", "f4", "f8", "c8", "c16"};
 
 /* Deterministic bytes covering every bit pattern, including NaN payloads. */
 static void fill(uint8_t *p, size_t n, uint32_t seed) {
@@ -116,8 +116,9 @@ static void versions_2_and_3(void **state) {
   double v[3] = {1.5, -2.25, 1e300};
   for (unsigned major = 2; major <= 3; major++) {
     size_t len;
-    uint8_t *img = make_npy(major, 0, "{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (3L,)}",
-                            v, sizeof(v), &len);
+    uint8_t *img =
+        make_npy(major, 0, "{\"descr\": \"<f8\", \"fortran_order\": False, \"shape\": (3L,)}", v,
+                 sizeof(v), &len);
     sp_npy_t a;
     char msg[256] = "";
     assert_int_equal(sp_npy_parse(img, len, &a, msg, sizeof(msg)), 0);
@@ -134,8 +135,8 @@ static void fortran_order_gives_strides(void **state) {
   int32_t v[24];
   for (int i = 0; i < 24; i++) v[i] = i;
   size_t len;
-  uint8_t *img = make_npy(1, 0, "{'descr': '<i4', 'fortran_order': True, 'shape': (2, 3, 4), }",
-                          v, sizeof(v), &len);
+  uint8_t *img = make_npy(1, 0, "{'descr': '<i4', 'fortran_order': True, 'shape': (2, 3, 4), }", v,
+                          sizeof(v), &len);
   sp_npy_t a;
   char msg[256] = "";
   assert_int_equal(sp_npy_parse(img, len, &a, msg, sizeof(msg)), 0);
@@ -193,7 +194,8 @@ static void every_error(void **state) {
   expect_error(1, 0, ok, 17, "1 bytes of trailing data");
   expect_error(1, 0, "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", 16,
                "object arrays (dtype '|O') are not supported");
-  expect_error(1, 0, "{'descr': [('a', '<i4'), ('b', '<f8')], 'fortran_order': False, 'shape': (2,), }",
+  expect_error(1, 0,
+               "{'descr': [('a', '<i4'), ('b', '<f8')], 'fortran_order': False, 'shape': (2,), }",
                16, "structured dtypes");
   expect_error(1, 0, "{'descr': '<U3', 'fortran_order': False, 'shape': (2,), }", 16,
                "unsupported .npy dtype '<U3'");
@@ -220,8 +222,10 @@ static void every_error(void **state) {
                "expected ',' or ')'");
   expect_error(1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (99999999999999999999,)}",
                16, "dimension too large");
-  expect_error(1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296)}",
-               16, "more bytes than fit in memory");
+  expect_error(
+      1, 0,
+      "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4294967296)}", 16,
+      "more bytes than fit in memory");
   expect_error(1, 0, "'descr': '<f8'", 16, "expected '{'");
   expect_error(1, 0, "{'descr: '<f8'", 16, "expected ':'");
   expect_error(1, 0, "{'descr': '<f8', 'fortran_order': False, 'shape': (2,)} x", 16,
@@ -247,12 +251,9 @@ static void header_write_refuses_bad_input(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(roundtrip_every_dtype),
-      cmocka_unit_test(big_endian_is_swapped),
-      cmocka_unit_test(versions_2_and_3),
-      cmocka_unit_test(fortran_order_gives_strides),
-      cmocka_unit_test(every_error),
-      cmocka_unit_test(header_write_refuses_bad_input),
+      cmocka_unit_test(roundtrip_every_dtype), cmocka_unit_test(big_endian_is_swapped),
+      cmocka_unit_test(versions_2_and_3),      cmocka_unit_test(fortran_order_gives_strides),
+      cmocka_unit_test(every_error),           cmocka_unit_test(header_write_refuses_bad_input),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
