@@ -267,9 +267,12 @@ static int print_reply(client_t *c, const sp_cli_opts_t *o, buf_t *b) {
                npy[i].fortran_order ? "Fortran order" : why);
       goto done;
     }
-    arrays[i - 1] = (sp_array_t){.name = parts[i].name, .dtype = npy[i].dtype,
-                                 .ndim = npy[i].ndim, .shape = npy[i].shape,
-                                 .data = npy[i].data, .nbytes = npy[i].nbytes};
+    arrays[i - 1] = (sp_array_t){.name = parts[i].name,
+                                 .dtype = npy[i].dtype,
+                                 .ndim = npy[i].ndim,
+                                 .shape = npy[i].shape,
+                                 .data = npy[i].data,
+                                 .nbytes = npy[i].nbytes};
   }
   rc = sp_cli_print_result(json, arrays, n - 1, o->out_dir);
 done:

@@ -77,8 +77,8 @@ typedef struct sp__req_s {
   char *result; /* owned, free with result_free */
   size_t result_len;
   void (*result_free)(void *); /* sp_free for the library's JSON, free for a multipart body */
-  const char *multipart;   /* the client accepts returned arrays as multipart/<this>, or NULL */
-  char result_ctype[128];  /* Content-Type of a multipart result (with its boundary) */
+  const char *multipart;       /* the client accepts returned arrays as multipart/<this>, or NULL */
+  char result_ctype[128];      /* Content-Type of a multipart result (with its boundary) */
   sp_error_t *error; /* owned copy when the call failed */
 } sp__req_t;
 
@@ -145,8 +145,8 @@ const char *sp__http_accepts_multipart(sp__req_t *r);
  * then one .npy part per array in index order, each named by its path. *body
  * is the caller's (free()); ctype gets the Content-Type. 0, or SP_ENOMEM.
  */
-int sp__http_result_multipart(const sp_result_t *res, const char *subtype, char **body,
-                              size_t *len, char *ctype, size_t ctypelen);
+int sp__http_result_multipart(const sp_result_t *res, const char *subtype, char **body, size_t *len,
+                              char *ctype, size_t ctypelen);
 
 /* ---- metrics.c: Prometheus text format ------------------------------------ */
 
