@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "snakepit.h"
+#include <snakepit.h>
 
 static double now_s(void) {
   struct timespec ts;

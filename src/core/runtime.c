@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 #include "errors.h"
 #include "forkserver.h"
 #include "log.h"
+#include "paths.h"
 #include "runtime.h"
 #include "worker.h"
 
@@ -22,6 +24,17 @@
 #endif
 #ifndef SP_SDK_DIR
 #define SP_SDK_DIR "python"
+#endif
+/* Where the build put the library, and where the installed worker and SDK lie
+ * relative to the installed library (cmake/SnakepitInstall.cmake). */
+#ifndef SP_LIB_BUILD_DIR
+#define SP_LIB_BUILD_DIR "."
+#endif
+#ifndef SP_REL_WORKER
+#define SP_REL_WORKER "../libexec/snakepit/snakepit-worker"
+#endif
+#ifndef SP_REL_SDK
+#define SP_REL_SDK "../share/snakepit/python"
 #endif
 
 #define CALL_OF(it) ((sp__call_t *)((char *)(it) - offsetof(sp__call_t, item)))
@@ -385,8 +398,12 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
   int rc = 0;
   const char *wp = getenv("SNAKEPIT_WORKER");
   const char *sdk = getenv("SNAKEPIT_SDK_DIR");
-  rt->worker_path = strdup(wp && *wp ? wp : SP_WORKER_PATH);
-  rt->sdk_dir = strdup(sdk && *sdk ? sdk : SP_SDK_DIR);
+  char self[PATH_MAX], found_wp[PATH_MAX], found_sdk[PATH_MAX];
+  sp__self_path((const void *)sp_version, self, sizeof(self));
+  sp__locate(self, SP_LIB_BUILD_DIR, SP_WORKER_PATH, SP_REL_WORKER, found_wp, sizeof(found_wp));
+  sp__locate(self, SP_LIB_BUILD_DIR, SP_SDK_DIR, SP_REL_SDK, found_sdk, sizeof(found_sdk));
+  rt->worker_path = strdup(wp && *wp ? wp : found_wp);
+  rt->sdk_dir = strdup(sdk && *sdk ? sdk : found_sdk);
   rt->timer_due = -1;
   rt->pools = calloc(rt->cfg.pool_count, sizeof(*rt->pools));
   if (!rt->worker_path || !rt->sdk_dir || !rt->pools) {
