@@ -86,29 +86,6 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
   return 0;
 }
 
-/* Appends s to a YAML double-quoted scalar in buf; -1 if it has control characters. */
-static int yaml_quote(char *buf, size_t cap, size_t *len, const char *s) {
-  if (*len + 1 >= cap) return -1;
-  buf[(*len)++] = '"';
-  for (const char *p = s; *p; p++) {
-    if ((unsigned char)*p < 0x20) return -1;
-    if (*len + 3 >= cap) return -1;
-    if (*p == '"' || *p == '\\') buf[(*len)++] = '\\';
-    buf[(*len)++] = *p;
-  }
-  buf[(*len)++] = '"';
-  buf[*len] = '\0';
-  return 0;
-}
-
-static int yaml_add(char *buf, size_t cap, size_t *len, const char *text) {
-  size_t n = strlen(text);
-  if (*len + n >= cap) return -1;
-  memcpy(buf + *len, text, n + 1);
-  *len += n;
-  return 0;
-}
-
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -210,8 +187,8 @@ static int build_yaml(const check_opts_t *c, char *buf, size_t cap) {
            "    startup_timeout: 60s\n    timeout: %ldms\n    max_queue: 100000\n    adapter: ",
            c->thread_profile ? "thread" : "process", c->thread_profile ? 1 : c->threads,
            c->thread_profile ? c->threads : 1, c->timeout_ms > 0 ? c->timeout_ms : 30000);
-  if (yaml_add(buf, cap, &len, line) || yaml_quote(buf, cap, &len, c->adapter)) return -1;
-  if (yaml_add(buf, cap, &len, "\n    python_path: [")) return -1;
+  if (sp_cli_yaml_add(buf, cap, &len, line) || sp_cli_yaml_quote(buf, cap, &len, c->adapter)) return -1;
+  if (sp_cli_yaml_add(buf, cap, &len, "\n    python_path: [")) return -1;
   for (size_t i = 0; i <= c->npaths; i++) {
     char abs[PATH_MAX];
     const char *dir = i < c->npaths ? c->paths[i] : getcwd(cwd, sizeof(cwd));
@@ -219,14 +196,14 @@ static int build_yaml(const check_opts_t *c, char *buf, size_t cap) {
       fprintf(stderr, "snakepit check: --python-path %s: %s\n", dir ? dir : ".", strerror(errno));
       return -2;
     }
-    if ((i && yaml_add(buf, cap, &len, ", ")) || yaml_quote(buf, cap, &len, abs)) return -1;
+    if ((i && sp_cli_yaml_add(buf, cap, &len, ", ")) || sp_cli_yaml_quote(buf, cap, &len, abs)) return -1;
   }
   /* Each checked call pauses 200 us once it counts as running, so calls queued behind
    * it start too: short tools overlap even on a GIL build (see _host.py). */
   snprintf(line, sizeof(line),
            "]\n    adapter_env: {SNAKEPIT_THREAD_SAFETY_STAGGER_US: \"200\"%s}\n",
            c->strict ? ", SNAKEPIT_THREAD_SAFETY_CHECK: strict" : "");
-  return yaml_add(buf, cap, &len, line);
+  return sp_cli_yaml_add(buf, cap, &len, line);
 }
 
 /* Worker output (level 1) only with -v: the report says what the checker saw. */

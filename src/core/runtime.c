@@ -590,6 +590,14 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
     for (size_t i = 0; i < p->tool_count && used < sizeof(names); i++)
       used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
                                p->tool_names[i]);
+    /* The seed's snippets define methods without @tool: say what is missing. */
+    char quoted[160];
+    snprintf(quoted, sizeof(quoted), "\"%s\"", tool);
+    if (p->methods_without_tool != NULL && strstr(p->methods_without_tool, quoted) != NULL)
+      return sp__error_set(err, SP_ENOTOOL,
+                           "'%s' is a method of the adapter of pool '%s' but not a tool: mark it with "
+                           "@tool (from snakepit_bridge import tool) to call it (tools: %s)",
+                           tool, pool, names);
     return sp__error_set(err, SP_ENOTOOL, "unknown tool '%s' in pool '%s' (tools: %s)", tool, pool,
                          names);
   }
