@@ -649,7 +649,14 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv) {
   int clients = 2 * c.threads, want = c.thread_profile ? 1 : c.threads;
   json_t *pids = json_object(); /* every worker process seen: more than `want` means restarts */
   reports = json_object();
+  /* A large adapter takes a while: on a terminal, a line that says how far it got. */
+  int progress = !c.quiet && isatty(STDERR_FILENO);
   for (i = 0; i <= nruns; i++) {
+    if (progress && i > 0 && !runs[i - 1].skipped) {
+      fprintf(stderr, "\r\033[Ksnakepit check: tool %zu/%zu: %s (%d calls)", i, nruns,
+              runs[i - 1].name, runs[i - 1].calls);
+      fflush(stderr);
+    }
     if (i > 0 && !runs[i - 1].skipped) run_tool(&runs[i - 1], clients);
     if (i > 0 && runs[i - 1].skipped) continue;
     json_t *batch = sp_cli_collect_reports(rt, CHECK_POOL, want, "{\"reset\": true}", &err);
@@ -668,6 +675,7 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv) {
     }
     json_decref(batch);
   }
+  if (progress) fputs("\r\033[K", stderr); /* the report replaces the progress line */
   int restarted = (int)json_object_size(pids) > want;
   json_decref(pids);
   merged = sp_cli_merge_reports(reports);

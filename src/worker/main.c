@@ -491,8 +491,46 @@ static void tune_malloc(void) {
   mallopt(M_TRIM_THRESHOLD, 16 << 20);
 }
 
+/*
+ * The process title: a forked worker inherits its fork server's command line, so
+ * `ps` would show every worker of a pool as "--fork-server". The title is written
+ * over the original argv strings (what /proc/PID/cmdline shows), which is why
+ * main() parses a copy of them.
+ */
+static char *g_title_area;
+static size_t g_title_cap;
+
+static void title_init(int argc, char **argv) {
+  if (argc < 1) return;
+  g_title_area = argv[0];
+  /* Only the contiguous run of strings the kernel laid out can be reused. */
+  char *end = argv[0] + strlen(argv[0]) + 1;
+  for (int i = 1; i < argc && argv[i] == end; i++) end = argv[i] + strlen(argv[i]) + 1;
+  g_title_cap = (size_t)(end - argv[0]);
+}
+
+static void title_set(const char *pool, const char *worker_id, const char *profile, int threads,
+                      const char *adapter) {
+  if (g_title_area == NULL || g_title_cap < 2) return;
+  memset(g_title_area, 0, g_title_cap);
+  snprintf(g_title_area, g_title_cap, "snakepit-worker: pool %s worker %s (%s, %d thread%s) %s",
+           pool, worker_id, profile, threads, threads == 1 ? "" : "s", adapter);
+  char comm[16]; /* the short name top and ps -o comm show */
+  snprintf(comm, sizeof(comm), "sp-%s-%s", pool, worker_id);
+  prctl(PR_SET_NAME, comm);
+}
+
+static char **copy_argv(int argc, char **argv) {
+  char **copy = calloc((size_t)argc + 1, sizeof(char *));
+  for (int i = 0; copy != NULL && i < argc; i++)
+    if ((copy[i] = strdup(argv[i])) == NULL) return NULL;
+  return copy;
+}
+
 int main(int argc, char **argv) {
   tune_malloc();
+  title_init(argc, argv);
+  if ((argv = copy_argv(argc, argv)) == NULL) return 1;
   const char *adapter = NULL, *pool = "standalone", *profile = NULL;
   const char **paths = calloc((size_t)argc + 1, sizeof(char *));
   const char **aargs = calloc((size_t)argc + 1, sizeof(char *));
@@ -570,6 +608,7 @@ int main(int argc, char **argv) {
     W.worker_id = forkserver_run(&po, W.fd);
     po.worker_id = W.worker_id;
     W.fd = 3;
+    title_set(pool, W.worker_id, profile, W.threads, adapter);
   }
   char *hello = NULL, *failure = NULL;
   if (pyhost_start(&po, &hello, &failure) != 0) {

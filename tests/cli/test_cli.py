@@ -50,6 +50,29 @@ def run(*args, stdin=None, timeout=RUN_TIMEOUT, env_extra=None):
     return proc
 
 
+def run_on_terminal(*args, stream="stdout", timeout=RUN_TIMEOUT):
+    """Runs the CLI with stdout or stderr on a pseudo-terminal (the other one is
+    discarded); returns (exit code, what the terminal got)."""
+    import pty
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("SNAKEPIT_URL", None)
+    streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: slave}
+    proc = subprocess.Popen([BIN, *args], stdin=subprocess.DEVNULL, env=env, **streams)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: every writer closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout), b"".join(chunks).decode()
+
+
 def ok_json(proc):
     """Asserts a successful run with empty-of-errors stderr and returns the parsed stdout."""
     assert proc.returncode == EXIT_OK, f"rc={proc.returncode}\nstderr:\n{proc.stderr}"

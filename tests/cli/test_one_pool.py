@@ -5,11 +5,8 @@ a method that lacks @tool and for adapter_args nobody receives.
 """
 
 import json
-import os
-import pty
-import subprocess
 
-from test_cli import ADAPTERS, BIN, EXIT_INVALID, EXIT_OK, EXIT_USAGE, ok_json, run
+from test_cli import ADAPTERS, EXIT_INVALID, EXIT_OK, EXIT_USAGE, ok_json, run, run_on_terminal
 
 ONE = ("--adapter", "testing_adapter.TestingAdapter", "--python-path", ADAPTERS)
 
@@ -72,26 +69,6 @@ def test_floats_print_as_python_wrote_them():
     assert json.loads(proc.stdout) == [0.1, 1e-07, 0.30000000000000004, 12345678.9]
 
 
-def run_on_terminal(*args):
-    """Runs the CLI with stdout on a pseudo-terminal; returns (rc, output)."""
-    master, slave = pty.openpty()
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-    proc = subprocess.Popen([BIN, *args], stdout=slave, stderr=subprocess.DEVNULL,
-                            stdin=subprocess.DEVNULL, env=env)
-    os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
-    os.close(master)
-    return proc.wait(30), b"".join(chunks).decode()
-
-
 def test_stats_is_a_table_on_a_terminal_and_json_otherwise():
     rc, out = run_on_terminal("-q", *ONE, "--workers", "1", "stats")
     assert rc == EXIT_OK
@@ -103,3 +80,21 @@ def test_stats_is_a_table_on_a_terminal_and_json_otherwise():
     assert rc == EXIT_OK and json.loads(out)["pools"][0]["name"] == "default"
     piped = ok_json(run("-q", *ONE, "--workers", "1", "stats"))
     assert piped["pools"][0]["name"] == "default"
+
+
+def test_forked_workers_say_which_pool_and_worker_they_are(tmp_path):
+    """ps shows a forked worker by its pool and id, not by its fork server's
+    command line."""
+    (tmp_path / "title.py").write_text(
+        "from snakepit_bridge import BaseAdapter, tool\n"
+        "class T(BaseAdapter):\n"
+        "    @tool(description='the process title as ps sees it')\n"
+        "    def title(self):\n"
+        "        cmdline = open('/proc/self/cmdline', 'rb').read()\n"
+        "        comm = open('/proc/self/comm').read().strip()\n"
+        "        return {'cmdline': cmdline.rstrip(b'\\0').decode(), 'comm': comm}\n")
+    res = ok_json(run("exec", "--adapter", "title.T", "--python-path", str(tmp_path),
+                      "--name", "models", "--workers", "1", "models", "title"))
+    assert res["cmdline"] == "snakepit-worker: pool models worker w1 (process, 1 thread) title.T"
+    assert "--fork-server" not in res["cmdline"]
+    assert res["comm"] == "sp-models-w1"
