@@ -33,8 +33,14 @@ configure:
 build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-build-product: deps-build configure
-	@cmake --build $(BUILD) -j $(JOBS) --target $(PRODUCT)
+# Quiet: the output goes to $(BUILD)/build.log and is shown when the build fails
+# (warnings are shown either way).
+build-product: deps-build
+	@mkdir -p $(BUILD)
+	@echo "Building snakepit in $(BUILD)/ (log: $(BUILD)/build.log) ..."
+	@{ $(MAKE) -s configure && cmake --build $(BUILD) -j $(JOBS) --target $(PRODUCT); } \
+		> $(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
+	@grep -A3 "warning:" $(BUILD)/build.log || true
 
 run: build-product
 	@$(BUILD)/quickstart
