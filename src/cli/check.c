@@ -35,6 +35,8 @@ typedef struct check_opts_s {
   size_t nskip;
   const char *allow[MAX_LIST]; /* --allow LIB */
   size_t nallow;
+  const char *aargs[MAX_LIST]; /* --adapter-arg ARG */
+  size_t naargs;
   int strict, json, verbose, quiet;
   long timeout_ms;
 } check_opts_t;
@@ -58,6 +60,7 @@ static const char check_usage[] =
     "                      parameters get a simple value of their type)\n"
     "  --python-path DIR   add DIR to the adapter's import path (repeatable; the\n"
     "                      current directory is always searched)\n"
+    "  --adapter-arg ARG   pass ARG to the adapter's constructor (repeatable)\n"
     "  --tool NAME         run only this tool (repeatable)\n"
     "  --skip NAME         do not run this tool (repeatable)\n"
     "  --allow LIB         do not count unsafe library LIB as a problem (you lock around it)\n"
@@ -109,6 +112,7 @@ static int parse_check(int argc, char **argv, check_opts_t *c) {
                                        {"tool", required_argument, NULL, 'T'},
                                        {"skip", required_argument, NULL, 'S'},
                                        {"allow", required_argument, NULL, 'A'},
+                                       {"adapter-arg", required_argument, NULL, 'R'},
                                        {"strict", no_argument, NULL, 's'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"verbose", no_argument, NULL, 'v'},
@@ -144,16 +148,20 @@ static int parse_check(int argc, char **argv, check_opts_t *c) {
       case 'y':
       case 'T':
       case 'S':
+      case 'R':
       case 'A': {
         const char **list = ch == 'y'   ? c->paths
                             : ch == 'T' ? c->only
                             : ch == 'S' ? c->skip
+                            : ch == 'R' ? c->aargs
                                         : c->allow;
         size_t *n = ch == 'y'   ? &c->npaths
                     : ch == 'T' ? &c->nonly
                     : ch == 'S' ? &c->nskip
+                    : ch == 'R' ? &c->naargs
                                 : &c->nallow;
-        if (*n >= MAX_LIST - 1) return usage_error("too many --python-path/--tool/--skip/--allow");
+        if (*n >= MAX_LIST - 1)
+          return usage_error("too many --python-path/--tool/--skip/--allow/--adapter-arg");
         list[(*n)++] = optarg;
         break;
       }
@@ -198,6 +206,10 @@ static int build_yaml(const check_opts_t *c, char *buf, size_t cap) {
     }
     if ((i && sp_cli_yaml_add(buf, cap, &len, ", ")) || sp_cli_yaml_quote(buf, cap, &len, abs)) return -1;
   }
+  if (c->naargs && sp_cli_yaml_add(buf, cap, &len, "]\n    adapter_args: [")) return -1;
+  for (size_t i = 0; i < c->naargs; i++)
+    if ((i && sp_cli_yaml_add(buf, cap, &len, ", ")) || sp_cli_yaml_quote(buf, cap, &len, c->aargs[i]))
+      return -1;
   /* Each checked call pauses 200 us once it counts as running, so calls queued behind
    * it start too: short tools overlap even on a GIL build (see _host.py). */
   snprintf(line, sizeof(line),

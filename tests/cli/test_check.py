@@ -235,3 +235,21 @@ def test_progress_on_a_terminal():
     assert steps and steps[-1][0] == steps[-1][1], err
     assert "increment" in {name for _, _, name in steps}
     assert err.endswith("\r\x1b[K"), repr(err[-40:])  # the line is cleared for the report
+
+
+def test_adapter_args_reach_the_constructor(tmp_path):
+    (tmp_path / "needs_args.py").write_text(
+        "from snakepit_bridge.base_adapter_threaded import ThreadSafeAdapter, tool\n"
+        "class A(ThreadSafeAdapter):\n"
+        "    __thread_safe__ = True\n"
+        "    def __init__(self, adapter_args=None):\n"
+        "        super().__init__()\n"
+        "        if adapter_args != ['--mode', 'threaded']:\n"
+        "            raise ValueError(f'got {adapter_args!r}')\n"
+        "    @tool(description='nothing')\n"
+        "    def noop(self):\n        return None\n")
+    proc = check("--python-path", str(tmp_path), "needs_args.A")
+    assert proc.returncode == EXIT_CONFIG and "got []" in proc.stderr, proc.stderr
+    proc = check("--python-path", str(tmp_path), "--adapter-arg=--mode", "--adapter-arg", "threaded",
+                 "needs_args.A")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
