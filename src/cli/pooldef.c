@@ -102,25 +102,31 @@ static int build_yaml(const sp_cli_pool_t *p, char *buf, size_t cap);
 int sp_cli_pool_check(sp_cli_pool_t *p, const char *config) {
   const char *stray = stray_flag(p);
   if (p->adapter == NULL && stray != NULL) {
-    fprintf(stderr, "snakepit: %s describes the pool of --adapter MODULE.CLASS; without "
-                    "--adapter, set it in the configuration file\n", stray);
+    fprintf(stderr,
+            "snakepit: %s describes the pool of --adapter MODULE.CLASS; without "
+            "--adapter, set it in the configuration file\n",
+            stray);
     return -1;
   }
   if (p->adapter != NULL && config != NULL) {
-    fprintf(stderr, "snakepit: -c FILE and --adapter are alternatives: the file defines its "
-                    "pools, --adapter defines one\n");
+    fprintf(stderr,
+            "snakepit: -c FILE and --adapter are alternatives: the file defines its "
+            "pools, --adapter defines one\n");
     return -1;
   }
   if (p->profile && strcmp(p->profile, "process") == 0 && p->threads > 1) {
-    fprintf(stderr, "snakepit: --threads %d needs --profile thread (a process-profile worker "
-                    "runs one call at a time)\n", p->threads);
+    fprintf(stderr,
+            "snakepit: --threads %d needs --profile thread (a process-profile worker "
+            "runs one call at a time)\n",
+            p->threads);
     return -1;
   }
   if (p->adapter == NULL) return 0;
   free(p->yaml);
   if ((p->yaml = malloc(SP_CLI_YAML_CAP)) == NULL || build_yaml(p, p->yaml, SP_CLI_YAML_CAP) != 0) {
-    fprintf(stderr, "snakepit: --adapter, --name, --python-path or --adapter-arg has control "
-                    "characters or is too long\n");
+    fprintf(stderr,
+            "snakepit: --adapter, --name, --python-path or --adapter-arg has control "
+            "characters or is too long\n");
     free(p->yaml);
     p->yaml = NULL;
     return -1;

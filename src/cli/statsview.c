@@ -90,8 +90,10 @@ static long long total_calls(const char *json) {
   long long n = 0;
   size_t i;
   json_t *p;
-  if (!json_is_array(pools)) n = json_integer_value(json_object_get(json_object_get(doc, "calls"), "total"));
-  json_array_foreach(pools, i, p) n += json_integer_value(json_object_get(json_object_get(p, "calls"), "total"));
+  if (!json_is_array(pools))
+    n = json_integer_value(json_object_get(json_object_get(doc, "calls"), "total"));
+  json_array_foreach(pools, i, p) n +=
+      json_integer_value(json_object_get(json_object_get(p, "calls"), "total"));
   json_decref(doc);
   return n;
 }
@@ -156,7 +158,8 @@ int sp_cli_top(const sp_cli_opts_t *g, int argc, char **argv) {
     char rate[64] = "";
     if (last_calls >= 0) {
       double dt = (double)(now.tv_sec - last.tv_sec) + (double)(now.tv_nsec - last.tv_nsec) / 1e9;
-      snprintf(rate, sizeof(rate), "  %.1f calls/s", dt > 0 ? (double)(calls - last_calls) / dt : 0.0);
+      snprintf(rate, sizeof(rate), "  %.1f calls/s",
+               dt > 0 ? (double)(calls - last_calls) / dt : 0.0);
     }
     last_calls = calls;
     last = now;
@@ -164,8 +167,8 @@ int sp_cli_top(const sp_cli_opts_t *g, int argc, char **argv) {
     char stamp[32];
     strftime(stamp, sizeof(stamp), "%H:%M:%S", localtime(&wall));
     if (tty) fputs("\033[H\033[2J", stdout); /* home, clear: redraw in place */
-    printf("snakepit top - %s - %s%s (every %gs, Ctrl-C quits)\n\n%s", o.url, stamp, rate,
-           interval, text);
+    printf("snakepit top - %s - %s%s (every %gs, Ctrl-C quits)\n\n%s", o.url, stamp, rate, interval,
+           text);
     if (!tty) putchar('\n');
     fflush(stdout);
     sp_free(text);

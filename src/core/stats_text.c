@@ -58,7 +58,8 @@ static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
   json_int_t failed = 0;
   const char *cat;
   json_t *v;
-  json_object_foreach(json_object_get((json_t *)calls, "failed"), cat, v) failed += json_integer_value(v);
+  json_object_foreach(json_object_get((json_t *)calls, "failed"), cat, v) failed +=
+      json_integer_value(v);
   char workers[48], busy[48], p50[32], p90[32], p99[32];
   snprintf(workers, sizeof(workers), "%lld/%lld", (long long)jint(p, "ready_workers"),
            (long long)jint(p, "pool_size"));

@@ -17,6 +17,8 @@ def test_adapter_flags_define_one_pool():
     assert (st["name"], st["profile"], st["pool_size"], st["threads_per_worker"]) == \
         ("default", "thread", 1, 3)
     assert "thread_safety" in st  # --thread-safety-check turned the checker on
+    # One call count per worker, the live one (calls_done lagged behind until a ping).
+    assert all("calls_done" not in w and "requests" in w for w in st["workers"])
     res = ok_json(run("exec", *ONE, "--name", "models", "--workers", "1", "models", "add",
                       '{"a": 2, "b": 3}'))
     assert res == 5
