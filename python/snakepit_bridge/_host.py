@@ -407,6 +407,8 @@ class Host:
             "adapter": spec,
             "thread_safe": thread_safe if isinstance(thread_safe, bool) else None,
             "tools": [t.manifest for _, t in sorted(self.tools.items())],
+            # So that calling one says it needs @tool, not just "unknown tool".
+            "methods_without_tool": _methods_without_tool(adapter, self.tools),
         })
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
@@ -578,6 +580,22 @@ def _resolve(adapter_spec: str) -> Any:
     return obj
 
 
+def _methods_without_tool(adapter: Any, tools: Dict[str, Any]) -> List[str]:
+    """Public methods the adapter's own classes define without @tool (the SDK's
+    base classes' helpers, such as acquire_lock, are not meant to be called)."""
+    names = set()
+    for klass in type(adapter).__mro__:
+        if klass is object or klass.__module__.startswith("snakepit_bridge.") and \
+                not klass.__module__.startswith("snakepit_bridge.adapters"):
+            continue
+        for name, raw in vars(klass).items():
+            if name.startswith("_") or name in tools:
+                continue
+            if isinstance(raw, (staticmethod, classmethod)) or inspect.isfunction(raw):
+                names.add(name)
+    return sorted(names)
+
+
 def _construct(cls: Any, adapter_args: List[Any]) -> Any:
     target = cls.__init__ if isinstance(cls, type) else cls
     try:
@@ -586,6 +604,12 @@ def _construct(cls: Any, adapter_args: List[Any]) -> Any:
         params = {}
     if "adapter_args" in params:
         return cls(adapter_args=list(adapter_args or []))
+    if adapter_args:
+        # Dropping them silently would hide a configuration that does nothing.
+        print(f"warning: adapter_args {list(adapter_args)!r} ignored: "
+              f"{getattr(cls, '__qualname__', cls)}.__init__ has no adapter_args parameter "
+              f"(define __init__(self, adapter_args=None) to receive them)",
+              file=sys.stderr, flush=True)
     return cls()
 
 

@@ -62,6 +62,7 @@ void sp__pool_free(sp__pool_t *p) {
   free(p->tool_names);
   free(p->tool_stats);
   free(p->tools_json);
+  free(p->methods_without_tool);
   free(p->python_version);
   free(p->positions);
   free(p->loads);

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "forkserver.h"
 #include "log.h"
 #include "report.h"
+#include "paths.h"
 #include "runtime.h"
 #include "source.h"
 #include "stats.h"
@@ -25,6 +27,17 @@
 #endif
 #ifndef SP_SDK_DIR
 #define SP_SDK_DIR "python"
+#endif
+/* Where the build put the library, and where the installed worker and SDK lie
+ * relative to the installed library (cmake/SnakepitInstall.cmake). */
+#ifndef SP_LIB_BUILD_DIR
+#define SP_LIB_BUILD_DIR "."
+#endif
+#ifndef SP_REL_WORKER
+#define SP_REL_WORKER "../libexec/snakepit/snakepit-worker"
+#endif
+#ifndef SP_REL_SDK
+#define SP_REL_SDK "../share/snakepit/python"
 #endif
 
 /* ---- loop-thread helpers ------------------------------------------------ */
@@ -380,8 +393,12 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
   int rc = 0;
   const char *wp = getenv("SNAKEPIT_WORKER");
   const char *sdk = getenv("SNAKEPIT_SDK_DIR");
-  rt->worker_path = strdup(wp && *wp ? wp : SP_WORKER_PATH);
-  rt->sdk_dir = strdup(sdk && *sdk ? sdk : SP_SDK_DIR);
+  char self[PATH_MAX], found_wp[PATH_MAX], found_sdk[PATH_MAX];
+  sp__self_path((const void *)sp_version, self, sizeof(self));
+  sp__locate(self, SP_LIB_BUILD_DIR, SP_WORKER_PATH, SP_REL_WORKER, found_wp, sizeof(found_wp));
+  sp__locate(self, SP_LIB_BUILD_DIR, SP_SDK_DIR, SP_REL_SDK, found_sdk, sizeof(found_sdk));
+  rt->worker_path = strdup(wp && *wp ? wp : found_wp);
+  rt->sdk_dir = strdup(sdk && *sdk ? sdk : found_sdk);
   rt->timer_due = -1;
   rt->pools = calloc(rt->cfg.pool_count, sizeof(*rt->pools));
   if (!rt->worker_path || !rt->sdk_dir || !rt->pools) {
@@ -567,6 +584,14 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
     for (size_t i = 0; i < p->tool_count && used < sizeof(names); i++)
       used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
                                p->tool_names[i]);
+    /* The seed's snippets define methods without @tool: say what is missing. */
+    char quoted[160];
+    snprintf(quoted, sizeof(quoted), "\"%s\"", tool);
+    if (p->methods_without_tool != NULL && strstr(p->methods_without_tool, quoted) != NULL)
+      return sp__error_set(err, SP_ENOTOOL,
+                           "'%s' is a method of the adapter of pool '%s' but not a tool: mark it with "
+                           "@tool (from snakepit_bridge import tool) to call it (tools: %s)",
+                           tool, pool, names);
     return sp__error_set(err, SP_ENOTOOL, "unknown tool '%s' in pool '%s' (tools: %s)", tool, pool,
                          names);
   }

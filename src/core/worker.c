@@ -338,6 +338,8 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
       }
     }
     w->pool->tool_stats = calloc(n ? n : 1, sizeof(*w->pool->tool_stats));
+    json_t *plain = json_object_get(json_object_get(o, "manifest"), "methods_without_tool");
+    w->pool->methods_without_tool = json_dumps(plain ? plain : json_array(), JSON_COMPACT);
     w->pool->python_version = strdup(w->python_version);
     w->pool->gil_enabled = w->gil_enabled;
   }
