@@ -105,6 +105,9 @@ fuzz:  ## build the fuzzers with clang and run each for FUZZ_SECONDS (default 30
 		> $(FUZZ_DIR)/corpus-frame/seed-error
 	@printf '\000S\002\010\000\030\000\000\000\000\000\000\000\000\000\000\000123456780000000000000002' \
 		> $(FUZZ_DIR)/corpus-frame/seed-pong
+	@# An array table: one inline float64[2] named "a".
+	@printf '\000S\002\003\001\053\000\000\000\001\000\000\000\000\000\000\000\001\000\000\000\001\000\014\001\002\000\000\000\000\000\000\000\000\000\000\000\020\000\000\000\000\000\000\000\002\000\000\000\000\000\000\000a0123456789abcdef' \
+		> $(FUZZ_DIR)/corpus-frame/seed-arrays
 	@cp tests/configs/*.yaml $(FUZZ_DIR)/corpus-config/
 	$(FUZZ_DIR)/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/frame- \
 		$(FUZZ_DIR)/corpus-frame
