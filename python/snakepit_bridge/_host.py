@@ -79,6 +79,8 @@ def _json_default(o: Any) -> Any:
         if col is not None:             # a result's array: it travels in binary
             col.append(o)
             return {"$array": len(col) - 1}
+        if not _arrays.as_lists():
+            raise _arrays.HasArrays()   # encode again, collecting (see Host.invoke)
         if np is not None and isinstance(o, np.ndarray):
             return o.tolist()
     if np is not None:
@@ -146,16 +148,22 @@ def _finite(o: Any, depth: int = 0) -> Any:
 
 
 def to_json(value: Any) -> str:
-    """Serialize a tool result the way :meth:`Host.invoke` does."""
+    """Serialize a value as JSON text the way :meth:`Host.invoke` does for a
+    caller that wants JSON only (NumPy arrays become nested lists)."""
     try:
         return _encode(value)
+    except _arrays.HasArrays:
+        return _arrays.encode_as_lists(to_json, value)
     except ValueError as exc:
         if "Out of range float" not in str(exc):
             raise
         col = _arrays.collecting()
         if col is not None:
             col.clear()                 # the failed attempt's arrays: collected again below
-        return _encode(_finite(value))
+        try:
+            return _encode(_finite(value))
+        except _arrays.HasArrays:
+            return _arrays.encode_as_lists(to_json, value)
 
 
 def _shown(name: Any) -> str:
@@ -513,10 +521,11 @@ class Host:
                 return STATUS_ERROR, _error_payload(exc, _user_traceback(exc.__traceback__))
             try:
                 if lists:
-                    return STATUS_OK, to_json(result)
+                    return STATUS_OK, _arrays.encode_as_lists(to_json, result)
                 try:
-                    text, col = _arrays.encode_collecting(_encode, result)
-                except ValueError:          # non-finite floats: to_json's slow path
+                    return STATUS_OK, _encode(result)
+                except (_arrays.HasArrays, ValueError):
+                    # Arrays in the result, or non-finite floats: the slow path.
                     text, col = _arrays.encode_collecting(to_json, result)
                 if col:
                     return STATUS_OK, text, _arrays.export(result, col, tool)
@@ -532,7 +541,8 @@ class Host:
         except BaseException as exc:
             return STATUS_ERROR, _error_payload(exc)
         finally:
-            _arrays.end_call()
+            if _arrays.used_output:
+                _arrays.end_call()
 
     def shutdown(self) -> None:
         """Call the adapter's ``close()`` and ``cleanup()`` (each at most once,
