@@ -103,8 +103,22 @@ static void dispatch(sp__pool_t *p, int idx, sp__call_t *c) {
     sp__pool_recycle(p, w, SP__RECYCLE_MAX_REQUESTS);
 }
 
+/* How long a worker must have been ready for its death not to be part of a
+ * crash loop, and for a degraded pool to recover: min_lifetime, at least 1 s. */
+static int64_t stay_up_ms(const sp__pool_t *p) {
+  return p->cfg->min_lifetime_ms > 1000 ? p->cfg->min_lifetime_ms : 1000;
+}
+
+static int has_ready_worker(const sp__pool_t *p) {
+  for (int i = 0; i < p->cfg->pool_size; i++)
+    if (p->slots[i].worker && p->slots[i].worker->state == SP__W_READY) return 1;
+  return 0;
+}
+
 void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
-  if (p->degraded) {
+  /* Degraded refuses calls only while no worker could take them: the workers
+   * that are ready serve, whatever their siblings do. */
+  if (p->degraded && !has_ready_worker(p)) {
     sp_error_t d;
     sp__error_set(&d, SP_EDEGRADED, "pool '%s' is degraded (%s); calls fail until a worker stays up",
                   p->cfg->name, p->degraded_reason);
@@ -299,17 +313,23 @@ void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *wh
   if (rt->phase != SP__PHASE_RUNNING && rt->phase != SP__PHASE_DRAINING) return;
   p->stats.crashes++;
   int64_t now = sp__now_ms();
-  p->crash_times[p->crash_next++ % (unsigned)p->cfg->crash_loop_max] = now;
+  /* A crash loop is workers dying soon after they start (a broken adapter, a
+   * tool that kills every worker it reaches). A worker that served for a while
+   * and was then killed from outside is replaced, and says nothing about the
+   * next one. */
+  int soon = w->ready_ms == 0 || now - w->ready_ms < stay_up_ms(p);
+  if (soon) p->crash_times[p->crash_next++ % (unsigned)p->cfg->crash_loop_max] = now;
   int recent = 0;
   for (int i = 0; i < p->cfg->crash_loop_max; i++)
     if (p->crash_times[i] != 0 && now - p->crash_times[i] <= p->cfg->crash_loop_window_ms) recent++;
   if (!p->degraded && recent >= p->cfg->crash_loop_max) {
     p->degraded = 1;
     snprintf(p->degraded_reason, sizeof(p->degraded_reason),
-             "%d worker crashes within %lld ms; last: %.380s", recent,
-             (long long)p->cfg->crash_loop_window_ms, why->message);
+             "%d workers died less than %lld ms after starting, within %lld ms; last: %.340s",
+             recent, (long long)stay_up_ms(p), (long long)p->cfg->crash_loop_window_ms,
+             why->message);
     sp__log(SP__LOG_ERROR, "pool '%s' is degraded: %s", p->cfg->name, p->degraded_reason);
-    sp__pool_fail_queued(p, SP_EDEGRADED, p->degraded_reason);
+    if (!has_ready_worker(p)) sp__pool_fail_queued(p, SP_EDEGRADED, p->degraded_reason);
   }
   int64_t delay = schedule_respawn(s);
   sp__log(SP__LOG_WARN, "%s; replacing it in %lld ms", why->message, (long long)delay);
@@ -419,7 +439,7 @@ void sp__pool_maintain(sp__pool_t *p, int64_t now) {
   }
   if (p->degraded) {
     /* A worker that stayed up for min_lifetime (at least 1 s) ends the crash loop. */
-    int64_t needed = p->cfg->min_lifetime_ms > 1000 ? p->cfg->min_lifetime_ms : 1000;
+    int64_t needed = stay_up_ms(p);
     for (int i = 0; i < p->cfg->pool_size; i++) {
       sp__worker_t *w = p->slots[i].worker;
       if (w && w->state == SP__W_READY && now - w->ready_ms >= needed) {

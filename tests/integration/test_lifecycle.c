@@ -290,6 +290,68 @@ static void crash_loop_degrades_then_recovers(void **state) {
   sp_runtime_stop(rt, 2000);
 }
 
+/* Pid of a ready worker of pool p that has been ready for at least min_ms, or 0. */
+static long ready_worker_pid(sp_runtime_t *rt, const char *pool, long long min_ms) {
+  json_t *o = h_pool_stats(rt, pool), *w;
+  size_t i;
+  long pid = 0;
+  json_array_foreach(json_object_get(o, "workers"), i, w) {
+    const char *st = json_string_value(json_object_get(w, "state"));
+    long long up = json_integer_value(json_object_get(w, "uptime_ms")); /* since its spawn */
+    if (pid == 0 && st && strcmp(st, "ready") == 0 && up >= min_ms)
+      pid = (long)json_integer_value(json_object_get(w, "pid"));
+  }
+  json_decref(o);
+  return pid;
+}
+
+static void external_kills_are_not_a_crash_loop(void **state) {
+  (void)state;
+  /* Workers that served for a while and are then killed from outside, more
+   * often than crash_loop_max allows for crashes: they are replaced, the pool
+   * never degrades, and the ready worker serves every call meanwhile. */
+  sp_runtime_t *rt = h_start_pool("p", "process", 2, 1, TESTING_ADAPTER,
+                                  "    crash_loop_max: 2\n    crash_loop_window: 60s\n"
+                                  "    min_lifetime: 1s\n");
+  for (int kill_no = 0; kill_no < 4; kill_no++) {
+    long pid = 0;
+    for (int i = 0; i < 100 && pid == 0; i++, h_sleep_ms(50)) pid = ready_worker_pid(rt, "p", 1600);
+    assert_true(pid > 0);
+    assert_int_equal(kill((pid_t)pid, SIGKILL), 0);
+    h_sleep_ms(50);
+    for (int i = 0; i < 20; i++) free(h_call_ok(rt, "p", "noop", "{}"));
+  }
+  json_t *o = h_pool_stats(rt, "p");
+  assert_false(json_is_true(json_object_get(o, "degraded")));
+  assert_true(json_integer_value(json_object_get(o, "crashes")) >= 4);
+  json_decref(o);
+  sp_runtime_stop(rt, 2000);
+}
+
+static void crash_loop_spares_ready_workers(void **state) {
+  (void)state;
+  /* Workers dying at once degrade the pool; while it is still degraded (no
+   * replacement has stayed up for min_lifetime yet), a replacement that is
+   * ready takes calls instead of the pool refusing them. */
+  sp_runtime_t *rt = h_start_pool("p", "process", 2, 1, TESTING_ADAPTER,
+                                  "    crash_loop_max: 2\n    crash_loop_window: 60s\n"
+                                  "    min_lifetime: 20s\n");
+  for (int i = 0; i < 2; i++) h_call_fails(rt, "p", "exit_now", "{\"code\": 4}", SP_ECRASHED, NULL);
+  int ready = 0, degraded = 0;
+  for (int i = 0; i < 100 && !ready; i++, h_sleep_ms(50)) {
+    json_t *o = h_pool_stats(rt, "p");
+    ready = json_integer_value(json_object_get(o, "ready_workers")) > 0;
+    degraded = json_is_true(json_object_get(o, "degraded"));
+    json_decref(o);
+  }
+  assert_true(ready && degraded);
+  for (int i = 0; i < 20; i++) free(h_call_ok(rt, "p", "noop", "{}"));
+  json_t *o = h_pool_stats(rt, "p");
+  assert_true(json_is_true(json_object_get(o, "degraded"))); /* still: served all the same */
+  json_decref(o);
+  sp_runtime_stop(rt, 2000);
+}
+
 static void idempotent_calls_retry_once(void **state) {
   (void)state;
   sp_runtime_t *rt = h_start_pool("p", "process", 2, 1, LIFECYCLE_ADAPTER, NULL);
@@ -418,6 +480,8 @@ int main(void) {
       cmocka_unit_test(busy_thread_worker_still_reads),
       cmocka_unit_test(stopped_worker_is_replaced_busy_one_is_not),
       cmocka_unit_test(crash_loop_degrades_then_recovers),
+      cmocka_unit_test(external_kills_are_not_a_crash_loop),
+      cmocka_unit_test(crash_loop_spares_ready_workers),
       cmocka_unit_test(idempotent_calls_retry_once),
       cmocka_unit_test(no_orphans_after_manager_sigkill),
       cmocka_unit_test(sigterm_drains_the_call_in_flight),
