@@ -504,8 +504,8 @@ static int check_depth(const loader_t *ld, const char *text, size_t len) {
     if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
       if (++depth > MAX_DEPTH) {
         rc = sp__error_set(ld->err, SP_ECONFIG,
-                           "%s:%lu: lists and mappings nested more than %d levels deep",
-                           ld->origin, line, MAX_DEPTH);
+                           "%s:%lu: lists and mappings nested more than %d levels deep", ld->origin,
+                           line, MAX_DEPTH);
         break;
       }
     } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {

@@ -11,7 +11,7 @@
 #include "runtime.h"
 #include "worker.h"
 
-#define CALL_OF(it) ((sp__call_t *)((char *)(it) - offsetof(sp__call_t, item)))
+#define CALL_OF(it) ((sp__call_t *)((char *)(it)-offsetof(sp__call_t, item)))
 
 static void respawn_cb(uv_timer_t *t);
 
@@ -120,8 +120,9 @@ void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
    * that are ready serve, whatever their siblings do. */
   if (p->degraded && !has_ready_worker(p)) {
     sp_error_t d;
-    sp__error_set(&d, SP_EDEGRADED, "pool '%s' is degraded (%s); calls fail until a worker stays up",
-                  p->cfg->name, p->degraded_reason);
+    sp__error_set(&d, SP_EDEGRADED,
+                  "pool '%s' is degraded (%s); calls fail until a worker stays up", p->cfg->name,
+                  p->degraded_reason);
     sp__call_finish(c, SP_EDEGRADED, NULL, 0, &d);
     return;
   }
@@ -211,13 +212,17 @@ void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, cons
   }
 
   p->stats.calls++;
-  if (code == 0) p->stats.ok++;
-  else p->stats.failed[sp_err_category(code)]++;
+  if (code == 0)
+    p->stats.ok++;
+  else
+    p->stats.failed[sp_err_category(code)]++;
   sp__tool_stats_t *ts = sp__call_tool_stats(c);
   if (ts != NULL) {
     ts->calls++;
-    if (code == 0) ts->ok++;
-    else ts->failed[sp_err_category(code)]++;
+    if (code == 0)
+      ts->ok++;
+    else
+      ts->failed[sp_err_category(code)]++;
   }
   sp__stats_record_latency(&p->stats, sp__now_ns() - c->start_ns);
   rt->active_calls--;
@@ -245,13 +250,13 @@ void sp__call_expire(sp__call_t *c) {
                     tl, tool, p->cfg->name, (long long)p->cfg->queue_timeout_ms, p->queue.len);
     } else {
       sp__error_set(&e, SP_ETIMEOUT,
-                    "call to tool '%.*s' in pool '%s' timed out while waiting in the queue",
-                    tl, tool, p->cfg->name);
+                    "call to tool '%.*s' in pool '%s' timed out while waiting in the queue", tl,
+                    tool, p->cfg->name);
     }
   } else {
     sp__worker_t *w = c->worker;
-    sp__error_set(&e, SP_ETIMEOUT, "call to tool '%.*s' in pool '%s' timed out on worker %s",
-                  tl, tool, p->cfg->name, w ? w->name : "?");
+    sp__error_set(&e, SP_ETIMEOUT, "call to tool '%.*s' in pool '%s' timed out on worker %s", tl,
+                  tool, p->cfg->name, w ? w->name : "?");
     if (w != NULL) sp__worker_abandon(w, c);
   }
   sp__call_finish(c, e.code, NULL, 0, &e);
@@ -390,8 +395,8 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
   if (c->ping_interval_ms > 0) {
     if (now - w->last_pong_ms > c->ping_interval_ms * c->ping_misses) {
       p->stats.ping_kills++;
-      sp__log(SP__LOG_ERROR, "[%s/%s pid %d] missed %d pings; killing it", c->name, w->name,
-              w->pid, c->ping_misses);
+      sp__log(SP__LOG_ERROR, "[%s/%s pid %d] missed %d pings; killing it", c->name, w->name, w->pid,
+              c->ping_misses);
       sp__worker_kill(w, "it stopped answering pings");
       return;
     }
@@ -403,7 +408,8 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
     return;
   }
   for (int i = 0; i < w->nslots; i++) {
-    if (w->slot_abandoned_ms[i] == 0 || now - w->slot_abandoned_ms[i] < c->cancel_grace_ms) continue;
+    if (w->slot_abandoned_ms[i] == 0 || now - w->slot_abandoned_ms[i] < c->cancel_grace_ms)
+      continue;
     if (w->slots.capacity == 1) {
       /* Nothing else runs on this worker: replace it now. */
       p->stats.recycles[SP__RECYCLE_CANCEL_GRACE]++;

@@ -22,7 +22,6 @@
 
 #define LIFECYCLE_ADAPTER "lifecycle_adapter.LifecycleAdapter"
 
-
 static long long recycles(sp_runtime_t *rt, const char *pool, const char *reason) {
   json_t *o = h_pool_stats(rt, pool);
   long long n = json_integer_value(json_object_get(json_object_get(o, "recycles"), reason));
@@ -66,7 +65,8 @@ static void recycle_by_requests_runs_atexit(void **state) {
   temp_file(atexit_file, sizeof(atexit_file), "atexit");
   snprintf(extra, sizeof(extra),
            "    worker_max_requests: 5\n    recycle_jitter: 0\n    min_lifetime: 0s\n"
-           "    adapter_env: {ATEXIT_FILE: \"%s\"}\n", atexit_file);
+           "    adapter_env: {ATEXIT_FILE: \"%s\"}\n",
+           atexit_file);
   sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, LIFECYCLE_ADAPTER, extra);
   long long first = call_pid(rt, "p");
   for (int i = 0; i < 14; i++) {
@@ -81,7 +81,8 @@ static void recycle_by_requests_runs_atexit(void **state) {
   char needle[64];
   snprintf(needle, sizeof(needle), "exit %lld\n", first);
   int seen = 0;
-  for (int i = 0; i < 100 && !seen; i++, h_sleep_ms(50)) seen = count_lines_with(atexit_file, needle);
+  for (int i = 0; i < 100 && !seen; i++, h_sleep_ms(50))
+    seen = count_lines_with(atexit_file, needle);
   assert_int_equal(seen, 1);
   sp_runtime_stop(rt, 2000);
   assert_true(count_lines_with(atexit_file, "exit ") >= 3); /* stop runs it too */
@@ -136,7 +137,8 @@ static void stuck_call_recycles_worker(const char *profile, int threads) {
   sp_call_opts_t opts = {.timeout_ms = 200};
   sp_result_t res;
   /* time.sleep sits in C, where the cancellation exception cannot land. */
-  assert_int_equal(sp_execute(rt, "p", "sleep", "{\"seconds\": 1000000000}", &opts, &res), SP_ETIMEOUT);
+  assert_int_equal(sp_execute(rt, "p", "sleep", "{\"seconds\": 1000000000}", &opts, &res),
+                   SP_ETIMEOUT);
   double t0 = h_now();
   long long later = 0;
   for (int i = 0; i < 100 && (later == 0 || later == first); i++, h_sleep_ms(100)) {
@@ -162,7 +164,8 @@ static void stuck_call_thread(void **state) {
 
 static void endless_python_loop_is_cancelled(void **state) {
   (void)state;
-  sp_runtime_t *rt = h_start_pool("p", "process", 1, 1, LIFECYCLE_ADAPTER, "    cancel_grace: 5s\n");
+  sp_runtime_t *rt =
+      h_start_pool("p", "process", 1, 1, LIFECYCLE_ADAPTER, "    cancel_grace: 5s\n");
   long long first = call_pid(rt, "p");
   sp_call_opts_t opts = {.timeout_ms = 200};
   sp_result_t res;
@@ -218,7 +221,8 @@ static void stopped_worker_is_replaced_busy_one_is_not(void **state) {
   /* A stopped process answers nothing: killed after the misses and replaced. */
   assert_int_equal(kill((pid_t)first, SIGSTOP), 0);
   long long kills = 0;
-  for (int i = 0; i < 50 && kills == 0; i++, h_sleep_ms(100)) kills = pool_int(rt, "p", "ping_kills");
+  for (int i = 0; i < 50 && kills == 0; i++, h_sleep_ms(100))
+    kills = pool_int(rt, "p", "ping_kills");
   assert_int_equal(kills, 1);
   long long later = call_pid(rt, "p");
   assert_true(later != first);
@@ -361,7 +365,8 @@ static void idempotent_calls_retry_once(void **state) {
   sp_call_opts_t opts = {.idempotent = 1};
   sp_result_t res;
   assert_int_equal(sp_execute(rt, "p", "crash_once", args, &opts, &res), 0);
-  assert_non_null(strstr(res.json, "\"survived\": true") ? res.json : strstr(res.json, "\"survived\":true"));
+  assert_non_null(strstr(res.json, "\"survived\": true") ? res.json
+                                                         : strstr(res.json, "\"survived\":true"));
   sp_result_free(&res);
   assert_int_equal(pool_int(rt, "p", "retries"), 1);
   unlink(marker);
@@ -448,8 +453,8 @@ static void sigterm_drains_the_call_in_flight(void **state) {
   if (cli == 0) {
     dup2(pipefd[1], 1);
     close(pipefd[0]);
-    execl(SP_CLI_PATH, SP_CLI_PATH, "-q", "exec", "-c", config, "p", "sleep",
-          "{\"seconds\": 1.5}", (char *)NULL);
+    execl(SP_CLI_PATH, SP_CLI_PATH, "-q", "exec", "-c", config, "p", "sleep", "{\"seconds\": 1.5}",
+          (char *)NULL);
     _exit(127);
   }
   close(pipefd[1]);

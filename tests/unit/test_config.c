@@ -88,7 +88,8 @@ static void write_file(const char *path, const char *text) {
 /* dir + "/" + name, without doubling the slash when dir is "/". */
 static void join_path(char *buf, size_t cap, const char *dir, const char *name) {
   size_t n = strlen(dir);
-  assert_true(snprintf(buf, cap, "%s%s%s", dir, n > 0 && dir[n - 1] == '/' ? "" : "/", name) < (int)cap);
+  assert_true(snprintf(buf, cap, "%s%s%s", dir, n > 0 && dir[n - 1] == '/' ? "" : "/", name) <
+              (int)cap);
 }
 
 static void temp_path(char *buf, size_t cap, const char *name) {
