@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "errors.h"
+#include "descendants.h"
 #include "forkserver.h"
 #include "protocol.h"
 #include "pyhost.h"
@@ -61,15 +62,15 @@ typedef struct worker_s {
   pthread_mutex_t mu; /* guards the fields below */
   pthread_cond_t cond;
   job_t *head, *tail;
-  int closed;     /* SHUTDOWN received: no more jobs */
-  int entered;    /* execution threads that finished their Python set-up */
+  int closed;  /* SHUTDOWN received: no more jobs */
+  int entered; /* execution threads that finished their Python set-up */
 
   /* Reading roles (see the top of the file). */
-  int solo;             /* one execution thread: it may hold back results */
-  int role;             /* ROLE_*: who reads the socket now */
-  int running;          /* execution threads running a call */
-  int waiting;          /* execution threads waiting in cond for a job or the role */
-  uint64_t started;     /* calls started, to tell one long call from many short ones */
+  int solo;         /* one execution thread: it may hold back results */
+  int role;         /* ROLE_*: who reads the socket now */
+  int running;      /* execution threads running a call */
+  int waiting;      /* execution threads waiting in cond for a job or the role */
+  uint64_t started; /* calls started, to tell one long call from many short ones */
   int64_t last_start_ms;
   int watcher_sleeping; /* the watcher waits without a timeout: signal it */
   pthread_cond_t watcher_cond;
@@ -84,14 +85,22 @@ enum { ROLE_NONE = 0, ROLE_EXEC, ROLE_WATCHER };
 
 static worker_t W;
 static int g_group_leader; /* this worker leads its own process group */
+/* A worker (not a fork server) that ends the children its tools started. A fork
+ * server leaves its workers to their own parent-death signal, so that each
+ * ends its own children first. */
+static volatile sig_atomic_t g_sweep;
 
 /*
- * The manager is gone. When we lead our own process group, take the whole group
- * down so that processes a tool started do not outlive us; kill() is
- * async-signal-safe, so this also serves as the parent-death signal handler.
+ * The manager is gone. When we lead our own process group, take down what our
+ * tools started that left the group (descendants_kill), then the whole group,
+ * so that nothing a tool started outlives us; all of it is async-signal-safe,
+ * so this also serves as the parent-death signal handler.
  */
 static void die_with_group(void) {
-  if (g_group_leader) kill(0, SIGKILL);
+  if (g_group_leader) {
+    if (g_sweep) descendants_kill();
+    kill(0, SIGKILL);
+  }
   _exit(0);
 }
 
@@ -192,8 +201,10 @@ static void send_frame(unsigned type, uint64_t id, int kind, const char *text, s
 static void push_job(job_t *j) {
   pthread_mutex_lock(&W.mu);
   j->next = NULL;
-  if (W.tail) W.tail->next = j;
-  else W.head = j;
+  if (W.tail)
+    W.tail->next = j;
+  else
+    W.head = j;
   W.tail = j;
   atomic_fetch_add_explicit(&W.queued, 1, memory_order_relaxed);
   /* A waiting thread takes this job, or the reading role if the reader takes
@@ -485,8 +496,8 @@ static int listen_once(const char *spec) {
   if (colon == NULL || (size_t)(colon - spec) >= sizeof(host)) return -1;
   memcpy(host, spec, (size_t)(colon - spec));
   host[colon - spec] = '\0';
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE};
+  struct addrinfo hints = {
+      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
   struct addrinfo *ai = NULL;
   if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai) != 0) return -1;
   int lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -532,14 +543,20 @@ int main(int argc, char **argv) {
   W.worker_id = "w1";
   if (paths == NULL || aargs == NULL) return 1;
 
-  static const struct option opts[] = {
-      {"fd", required_argument, NULL, 'f'},        {"listen", required_argument, NULL, 'l'},
-      {"adapter", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
-      {"pool", required_argument, NULL, 'p'},      {"worker-id", required_argument, NULL, 'w'},
-      {"profile", required_argument, NULL, 'P'},   {"python-path", required_argument, NULL, 'y'},
-      {"adapter-arg", required_argument, NULL, 'A'}, {"max-frame", required_argument, NULL, 'm'},
-      {"thread-safety-check", no_argument, NULL, 'T'}, {"fork-server", no_argument, NULL, 'F'},
-      {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {{"fd", required_argument, NULL, 'f'},
+                                       {"listen", required_argument, NULL, 'l'},
+                                       {"adapter", required_argument, NULL, 'a'},
+                                       {"threads", required_argument, NULL, 't'},
+                                       {"pool", required_argument, NULL, 'p'},
+                                       {"worker-id", required_argument, NULL, 'w'},
+                                       {"profile", required_argument, NULL, 'P'},
+                                       {"python-path", required_argument, NULL, 'y'},
+                                       {"adapter-arg", required_argument, NULL, 'A'},
+                                       {"max-frame", required_argument, NULL, 'm'},
+                                       {"thread-safety-check", no_argument, NULL, 'T'},
+                                       {"fork-server", no_argument, NULL, 'F'},
+                                       {"help", no_argument, NULL, 'h'},
+                                       {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
@@ -559,8 +576,8 @@ int main(int argc, char **argv) {
       default: usage(stderr); return 2;
     }
   }
-  if (adapter == NULL || (W.fd < 0 && listen_spec == NULL) || W.threads < 1 ||
-      W.threads > 4096 || W.max_frame < 4096) {
+  if (adapter == NULL || (W.fd < 0 && listen_spec == NULL) || W.threads < 1 || W.threads > 4096 ||
+      W.max_frame < 4096) {
     usage(stderr);
     return 2;
   }
@@ -597,9 +614,14 @@ int main(int argc, char **argv) {
   sp__decoder_init(&W.dec, W.max_frame);
   W.solo = W.threads == 1;
 
-  pyhost_opts_t po = {.adapter = adapter, .paths = paths, .path_count = npaths,
-                      .adapter_args = aargs, .adapter_arg_count = naargs,
-                      .worker_id = W.worker_id, .pool = pool, .profile = profile,
+  pyhost_opts_t po = {.adapter = adapter,
+                      .paths = paths,
+                      .path_count = npaths,
+                      .adapter_args = aargs,
+                      .adapter_arg_count = naargs,
+                      .worker_id = W.worker_id,
+                      .pool = pool,
+                      .profile = profile,
                       .threads = W.threads};
   if (fork_server && listen_spec == NULL) {
     /* Returns only in a forked worker: its socket is fd 3, the rest as above. */
@@ -607,9 +629,14 @@ int main(int argc, char **argv) {
     po.worker_id = W.worker_id;
     W.fd = 3;
   }
+  if (listen_spec == NULL) {
+    descendants_adopt();
+    g_sweep = 1;
+  }
   char *hello = NULL, *failure = NULL;
   if (pyhost_start(&po, &hello, &failure) != 0) {
-    const char *f = failure ? failure : "{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"\"}";
+    const char *f =
+        failure ? failure : "{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"\"}";
     fprintf(stderr, "snakepit-worker: adapter %s failed to load (traceback above)\n", adapter);
     send_frame(SP__FRAME_ERROR, 0, SP__ERRKIND_STARTUP, f, strlen(f));
     return 3;
@@ -636,6 +663,8 @@ int main(int argc, char **argv) {
   /* Execution threads leave once SHUTDOWN closed the queue and it is empty. */
   for (int i = 0; i < W.threads; i++) pthread_join(th[i], NULL);
   int rc = pyhost_finish();
+  /* The manager kills our process group once we are gone; what left it goes now. */
+  if (g_group_leader && g_sweep) descendants_kill();
   free(th);
   free(paths);
   free(aargs);

@@ -64,12 +64,17 @@ class LifecycleAdapter(ThreadSafeAdapter):
         return {"pid": os.getpid(), "survived": True}
 
     @thread_safe_method
-    @tool(description="Start a grandchild `sleep 300`, write both pids to `path`, then sleep")
-    def spawn_grandchild(self, path: str, seconds: float = 60.0):
-        child = subprocess.Popen(["sleep", "300"])
+    @tool(description="Start a grandchild `sleep 300` (in a session of its own if "
+                      "`new_session`), write both pids to `path`, then sleep `seconds`, "
+                      "or end the worker with os._exit(7) if `exit_after`")
+    def spawn_grandchild(self, path: str, seconds: float = 60.0, new_session: bool = False,
+                         exit_after: bool = False):
+        child = subprocess.Popen(["sleep", "300"], start_new_session=new_session)
         with open(path + ".tmp", "w", encoding="utf-8") as f:
             f.write(f"{os.getpid()} {child.pid}\n")
         os.rename(path + ".tmp", path)
+        if exit_after:
+            os._exit(7)
         time.sleep(seconds)
         return {"child": child.pid}
 
