@@ -405,6 +405,20 @@ static void write_config(char *path, size_t cap, const char *tag, const char *ex
   fclose(f);
 }
 
+/* Reads "WORKER CHILD" from path, waiting for it; fails the test if it never comes. */
+static void read_pids(const char *path, long *worker, long *child) {
+  *worker = *child = 0;
+  for (int i = 0; i < 200; i++, h_sleep_ms(50)) {
+    FILE *f = fopen(path, "r");
+    if (f == NULL) continue;
+    int n = fscanf(f, "%ld %ld", worker, child);
+    fclose(f);
+    if (n == 2) break;
+  }
+  assert_true(*worker > 0 && *child > 0);
+  unlink(path);
+}
+
 static void no_orphans_after_manager_sigkill(void **state) {
   (void)state;
   char config[256], pids[256], args[512];
@@ -413,14 +427,7 @@ static void no_orphans_after_manager_sigkill(void **state) {
   snprintf(args, sizeof(args), "{\"path\": \"%s\"}", pids);
   pid_t cli = start_cli(config, "spawn_grandchild", args);
   long worker = 0, grandchild = 0;
-  for (int i = 0; i < 200; i++, h_sleep_ms(50)) {
-    FILE *f = fopen(pids, "r");
-    if (f == NULL) continue;
-    int n = fscanf(f, "%ld %ld", &worker, &grandchild);
-    fclose(f);
-    if (n == 2) break;
-  }
-  assert_true(worker > 0 && grandchild > 0);
+  read_pids(pids, &worker, &grandchild);
   assert_false(process_gone(worker));
   assert_false(process_gone(grandchild));
   /* With worker_start: fork the worker's parent is the pool's fork server. */
@@ -441,20 +448,6 @@ static void no_orphans_after_manager_sigkill(void **state) {
   assert_true(gone_g);
   unlink(config);
   unlink(pids);
-}
-
-/* Reads "WORKER CHILD" from path, waiting for it; fails the test if it never comes. */
-static void read_pids(const char *path, long *worker, long *child) {
-  *worker = *child = 0;
-  for (int i = 0; i < 200; i++, h_sleep_ms(50)) {
-    FILE *f = fopen(path, "r");
-    if (f == NULL) continue;
-    int n = fscanf(f, "%ld %ld", worker, child);
-    fclose(f);
-    if (n == 2) break;
-  }
-  assert_true(*worker > 0 && *child > 0);
-  unlink(path);
 }
 
 /* 1 if pid ends within ms; kills it otherwise, so a failure leaves no litter. */
