@@ -388,6 +388,48 @@ void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reaso
   if (w->slots.inflight == 0) sp__worker_shutdown(w, p->cfg->drain_timeout_ms);
 }
 
+/* worker_max_rss_mb is looked at every RSS_IDLE_PERIOD_MS, and while calls run
+ * every RSS_BUSY_PERIOD_MS (a call can grow by a GiB in a second); a worker
+ * still over it RSS_GRACE_MS after its recycle began, with calls running, is
+ * killed: the recycle waits for the very calls that make it grow. */
+#define RSS_IDLE_PERIOD_MS 500
+#define RSS_BUSY_PERIOD_MS 100
+#define RSS_GRACE_MS 500
+
+/* Enforces worker_max_rss_mb on w, busy or draining. 1 if w was killed. */
+static int enforce_rss(sp__pool_t *p, sp__worker_t *w, int64_t now) {
+  const sp__pool_config_t *c = p->cfg;
+  int busy = w->slots.inflight > 0;
+  if (c->worker_max_rss_mb <= 0 ||
+      now - w->rss_checked_ms < (busy ? RSS_BUSY_PERIOD_MS : RSS_IDLE_PERIOD_MS))
+    return 0;
+  w->rss_checked_ms = now;
+  long kb = sp__worker_rss_kb(w);
+  if (kb <= c->worker_max_rss_mb * 1024) {
+    w->rss_over_ms = 0;
+    return 0;
+  }
+  if (w->rss_over_ms == 0) {
+    w->rss_over_ms = now;
+    sp__log(SP__LOG_WARN, "[%s/%s pid %d] RSS %ld MiB over worker_max_rss_mb %lld", c->name,
+            w->name, w->pid, kb / 1024, (long long)c->worker_max_rss_mb);
+  }
+  if (busy && now - w->rss_over_ms >= RSS_GRACE_MS) {
+    snprintf(w->exit_note, sizeof(w->exit_note),
+             "was killed: its RSS of %ld MiB exceeded worker_max_rss_mb (%lld MiB) while "
+             "calls ran",
+             kb / 1024, (long long)c->worker_max_rss_mb);
+    sp__log(SP__LOG_ERROR, "[%s/%s pid %d] %s", c->name, w->name, w->pid, w->exit_note);
+    if (!w->retiring) p->stats.recycles[SP__RECYCLE_RSS]++;
+    sp__worker_kill(w, "its RSS exceeded worker_max_rss_mb");
+    return 1;
+  }
+  /* Young workers are spared a recycle (min_lifetime), not the limit. */
+  if (w->state == SP__W_READY && (busy || now - w->ready_ms >= c->min_lifetime_ms))
+    sp__pool_recycle(p, w, SP__RECYCLE_RSS);
+  return 0;
+}
+
 /* Checks one live worker: liveness, lifetime limits, calls stuck past cancel_grace. */
 static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
   const sp__pool_config_t *c = p->cfg;
@@ -402,6 +444,7 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
     }
     if (now - w->last_ping_ms >= c->ping_interval_ms) sp__worker_ping(w, now);
   }
+  if (enforce_rss(p, w, now)) return;
   if (w->state == SP__W_DRAINING) {
     if (now - w->drain_started_ms > c->drain_timeout_ms)
       sp__worker_kill(w, "it did not finish draining within drain_timeout");
@@ -424,15 +467,6 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
   if (w->ttl_ms > 0 && now - w->spawned_ms >= w->ttl_ms) {
     sp__pool_recycle(p, w, SP__RECYCLE_TTL);
     return;
-  }
-  if (c->worker_max_rss_mb > 0 && now - w->rss_checked_ms >= 500) {
-    w->rss_checked_ms = now;
-    long kb = sp__worker_rss_kb(w);
-    if (kb > c->worker_max_rss_mb * 1024) {
-      sp__log(SP__LOG_WARN, "[%s/%s pid %d] RSS %ld MiB over worker_max_rss_mb %lld", c->name,
-              w->name, w->pid, kb / 1024, (long long)c->worker_max_rss_mb);
-      sp__pool_recycle(p, w, SP__RECYCLE_RSS);
-    }
   }
 }
 

@@ -130,6 +130,27 @@ static void recycle_by_rss(void **state) {
   sp_runtime_stop(rt, 2000);
 }
 
+static void rss_limit_holds_during_a_call(void **state) {
+  (void)state;
+  /* One call grows far past worker_max_rss_mb: it fails naming the limit soon
+   * after crossing it, instead of running to 600 MiB while its worker drains. */
+  sp_runtime_t *rt =
+      h_start_pool("p", "process", 1, 1, LIFECYCLE_ADAPTER, "    worker_max_rss_mb: 200\n");
+  sp_error_t e;
+  h_call_fails(rt, "p", "grow", "{\"mb\": 600, \"step_mb\": 20, \"pause_ms\": 50}", SP_ECRASHED,
+               &e);
+  assert_non_null(strstr(e.message, "worker_max_rss_mb (200 MiB)"));
+  long mib = 0;
+  const char *at = strstr(e.message, "RSS of ");
+  assert_non_null(at);
+  mib = strtol(at + 7, NULL, 10);
+  assert_true(mib > 200 && mib < 600); /* stopped on the way, not at the end */
+  /* The replacement serves. */
+  free(h_call_ok(rt, "p", "grow", "{\"mb\": 20}"));
+  assert_int_equal(recycles(rt, "p", "max_rss"), 1);
+  sp_runtime_stop(rt, 2000);
+}
+
 static void stuck_call_recycles_worker(const char *profile, int threads) {
   sp_runtime_t *rt = h_start_pool("p", profile, 1, threads, LIFECYCLE_ADAPTER,
                                   "    cancel_grace: 300ms\n    drain_timeout: 1s\n");
@@ -567,6 +588,7 @@ int main(void) {
       cmocka_unit_test(recycling_under_load_fails_nothing),
       cmocka_unit_test(recycle_by_ttl),
       cmocka_unit_test(recycle_by_rss),
+      cmocka_unit_test(rss_limit_holds_during_a_call),
       cmocka_unit_test(stuck_call_process),
       cmocka_unit_test(stuck_call_thread),
       cmocka_unit_test(endless_python_loop_is_cancelled),
