@@ -50,15 +50,20 @@ FUZZ_FLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=un
 .PHONY: fuzz
 fuzz:  ## build the fuzzers with clang and run each for FUZZ_SECONDS (default 30)
 	@mkdir -p $(FUZZ_DIR)/corpus-frame $(FUZZ_DIR)/corpus-config
-	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_frame.c src/core/protocol.c src/core/errors.c \
+	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_frame.c src/core/protocol.c src/core/buf.c src/core/errors.c \
 		-o $(FUZZ_DIR)/fuzz_frame
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_config.c src/core/config.c src/core/config_values.c \
-		src/core/errors.c -lyaml -o $(FUZZ_DIR)/fuzz_config
-	@# Seeds: a CALL (read 3 bytes at a time) and a PING; the test configs for the loader.
-	@printf '\003S\001\002\000\015\000\000\000\001\000\000\000\000\000\000\000\350\003\000\000\004\000echo{}\n' \
+		src/core/buf.c src/core/errors.c -lyaml -o $(FUZZ_DIR)/fuzz_config
+	@# Seeds (protocol version 2): a CALL (read 3 bytes at a time), a PING, an ERROR
+	@# and a PONG; the test configs for the loader.
+	@printf '\003S\002\002\000\020\000\000\000\001\000\000\000\000\000\000\000\350\003\000\000\004\000\002\000\000\000echo{}' \
 		> $(FUZZ_DIR)/corpus-frame/seed-call
-	@printf '\000S\001\007\000\002\000\000\000\007\000\000\000\000\000\000\000hi' \
+	@printf '\000S\002\007\000\010\000\000\000\007\000\000\000\000\000\000\00012345678' \
 		> $(FUZZ_DIR)/corpus-frame/seed-ping
+	@printf '\000S\002\004\000\005\000\000\000\011\000\000\000\000\000\000\000\001\005bad' \
+		> $(FUZZ_DIR)/corpus-frame/seed-error
+	@printf '\000S\002\010\000\030\000\000\000\000\000\000\000\000\000\000\000123456780000000000000002' \
+		> $(FUZZ_DIR)/corpus-frame/seed-pong
 	@cp tests/configs/*.yaml $(FUZZ_DIR)/corpus-config/
 	$(FUZZ_DIR)/fuzz_frame -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$(FUZZ_DIR)/frame- \
 		$(FUZZ_DIR)/corpus-frame

@@ -122,18 +122,23 @@ def main():
         "rss_thread_mib": median([s["thread_1x16_rss_mib"] for s in samples["memory"]]),
         "rss_process_mib": median([s["process_16x1_rss_mib"] for s in samples["memory"]]),
         "startup_8_ms": median([s["process_8_ready_ms_median"] for s in samples["startup"]]),
+        "startup_1_ms": median([s["process_1_ready_ms_median"] for s in samples["startup"]]),
         "cpu_available": [s["machine"]["cpu_available_2_threads"] for s in samples["capi"]],
     }
     if samples["http"]:
         fig["http"] = samples["http"][0]["summary"]
     machine = samples["capi"][0]["machine"]
     cpus = machine.get("cpus_online")
+    # Every target is a ratio to something measured in the same run, so it can be
+    # checked on any machine: absolute figures moved 30-60% between two VMs of
+    # the same kind.
     targets = {
         "sequential p50 within 3x the floor": (ratio(fig["seq_p50_us"], fig["floor_p50_us"]) or 99) <= 3.0,
-        ">= 100k calls/s, 16 callers, 2 process workers": (fig["sync16_process_2x1"] or 0) >= 100000,
+        "16 sync callers on 2 process workers: >= 10x ProcessPoolExecutor(2) with 16 submitters":
+            (ratio(fig["sync16_process_2x1"], fig["peer_16_calls_per_s"]) or 0) >= 10.0,
         "numpy speedup >= 1.8x (when 2 CPUs are available)": (fig["numpy_speedup"] or 0) >= 1.8,
         "thread-pool RSS <= 1/6 of the process pool's": (ratio(fig["rss_thread_mib"], fig["rss_process_mib"]) or 1) <= 1 / 6,
-        "8 process workers ready within 300 ms": (fig["startup_8_ms"] or 1e9) <= 300,
+        "8 process workers ready within 2x the time of 1": (ratio(fig["startup_8_ms"], fig["startup_1_ms"]) or 99) <= 2.0,
     }
 
     os.makedirs(args.out, exist_ok=True)
@@ -163,7 +168,7 @@ def main():
         f"| numpy 200x200 matmul, thread 1x2 | {fmt(fig['numpy_1x2'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {fmt(fig['numpy_speedup'], 'x', 2)} |",
         f"| numpy 200x200 matmul, process 2x1 | {fmt(fig['numpy_2x1'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {r(fig['numpy_2x1'], fig['numpy_1x1'])} |",
         f"| RSS, capacity 16, thread 1x16 | {fmt(fig['rss_thread_mib'], ' MiB')} | process 16x1 {fmt(fig['rss_process_mib'], ' MiB')} | {r(fig['rss_thread_mib'], fig['rss_process_mib'])} |",
-        f"| start-up, 8 process workers ready | {fmt(fig['startup_8_ms'], ' ms')} | target 300 ms | {r(fig['startup_8_ms'], 300.0)} |",
+        f"| start-up, 8 process workers ready | {fmt(fig['startup_8_ms'], ' ms')} | 1 process worker {fmt(fig['startup_1_ms'], ' ms')} | {r(fig['startup_8_ms'], fig['startup_1_ms'])} |",
     ]
     if "http" in fig:
         h = fig["http"]

@@ -51,6 +51,7 @@ static double concurrent_sleeps(sp_runtime_t *rt, const char *pool, int n, doubl
     sp_error_t err;
     if (sp_execute_async(rt, pool, "sleep", args, NULL, on_done, &b, &err) != 0) {
       fprintf(stderr, "async call failed: %s\n", err.message);
+      sp_error_free(&err);
       __atomic_sub_fetch(&b.pending, 1, __ATOMIC_RELEASE);
       b.failed++;
     }
@@ -71,6 +72,7 @@ int main(int argc, char **argv) {
   double t0 = now_s();
   if (sp_runtime_start_file(&rt, config, &err) != 0) {
     fprintf(stderr, "start failed: %s\n%s", err.message, err.traceback);
+    sp_error_free(&err);
     return 1;
   }
   printf("Ready in %.0f ms\n\n", (now_s() - t0) * 1e3);
@@ -103,6 +105,7 @@ int main(int argc, char **argv) {
     printf("\nPool statistics (sp_stats_json):\n%s\n", stats);
     sp_free(stats);
   } else {
+    sp_error_free(&err);
     failures++;
   }
 

@@ -1,12 +1,15 @@
 /*
- * fuzz_frame.c - libFuzzer target for the incremental frame decoder and CALL body
- * parser: arbitrary bytes, cut into arbitrary reads, must decode the same way.
+ * fuzz_frame.c - libFuzzer target for the incremental frame decoder and every
+ * body decoder (CALL, ERROR, PING, PONG): arbitrary bytes, cut into arbitrary
+ * reads, must decode the same way, and each body decoder must stay inside the
+ * body, tile it exactly when it accepts it, and re-encode to the same bytes.
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "errors.h"
 #include "protocol.h"
 
 /* Small, so the fuzzer reaches both the size limit and whole frames quickly. */
@@ -20,6 +23,8 @@ typedef struct {
   uint64_t id;
   uint64_t body_hash;
   int call_rc;
+  int error_rc;
+  int pong_rc;
 } record_t;
 
 typedef struct {
@@ -38,13 +43,78 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n) {
   return h;
 }
 
-/* Checks one frame as the worker and manager would use it, and records it. */
+/* CALL: the parts tile the body, and encoding them again gives the same bytes. */
+static int check_call(const uint8_t *body, size_t len, uint64_t *hash) {
+  sp__call_view_t v;
+  int rc = sp__call_body_parse(body, len, &v);
+  if (rc != 0) {
+    if (rc != SP_EPROTOCOL) __builtin_trap();
+    return rc;
+  }
+  if (v.tool_len == 0 || (const uint8_t *)v.tool != body + SP__CALL_PREFIX_SIZE) __builtin_trap();
+  if (SP__CALL_PREFIX_SIZE + v.tool_len + v.args_len != len) __builtin_trap();
+  if (v.args != v.tool + v.tool_len) __builtin_trap();
+  size_t size = sp__call_frame_size(v.tool_len, v.args_len);
+  uint8_t *frame = malloc(size);
+  if (frame == NULL) return rc;
+  sp__call_frame_write(frame, v.tool, v.tool_len, v.args, v.args_len);
+  sp__call_frame_dispatch(frame, 1, v.timeout_ms);
+  if (memcmp(frame + SP__FRAME_HEADER_SIZE, body, len) != 0) __builtin_trap();
+  size_t tl;
+  if (sp__call_frame_tool(frame, &tl) != (const char *)frame + SP__FRAME_HEADER_SIZE +
+                                             SP__CALL_PREFIX_SIZE ||
+      tl != v.tool_len)
+    __builtin_trap();
+  free(frame);
+  *hash ^= hash_bytes((const uint8_t *)v.tool, v.tool_len) + v.timeout_ms;
+  return 0;
+}
+
+/* ERROR: accepted only with a known kind and code; re-encodes to the same bytes. */
+static int check_error(const uint8_t *body, size_t len) {
+  sp__error_view_t v;
+  int rc = sp__error_body_parse(body, len, &v);
+  if (rc != 0) {
+    if (rc != SP_EPROTOCOL) __builtin_trap();
+    return rc;
+  }
+  if (v.code >= 0 || sp_err_name(v.code)[3] == 'U') __builtin_trap(); /* SP_EUNKNOWN */
+  if ((const uint8_t *)v.text != body + SP__ERROR_PREFIX_SIZE ||
+      v.text_len != len - SP__ERROR_PREFIX_SIZE)
+    __builtin_trap();
+  sp__buf_t b = {0};
+  if (sp__buf_append_error(&b, 1, (sp__error_kind_t)v.kind, v.code, v.text, v.text_len) == 0 &&
+      (b.len != SP__FRAME_HEADER_SIZE + len || memcmp(b.data + SP__FRAME_HEADER_SIZE, body, len)))
+    __builtin_trap();
+  sp__buf_free(&b);
+  return 0;
+}
+
+/* PING and PONG: fixed prefixes; what was read encodes back to the prefix. */
+static int check_pong(const uint8_t *body, size_t len) {
+  sp__pong_t p;
+  int rc = sp__pong_body_parse(body, len, &p);
+  if (rc != 0) {
+    if (rc != SP_EPROTOCOL || len >= SP__PONG_BODY_SIZE) __builtin_trap();
+  } else {
+    sp__buf_t b = {0};
+    if (sp__buf_append_pong(&b, 1, &p) == 0 &&
+        memcmp(b.data + SP__FRAME_HEADER_SIZE, body, SP__PONG_BODY_SIZE) != 0)
+      __builtin_trap();
+    sp__buf_free(&b);
+  }
+  sp__pong_t ping;
+  int prc = sp__ping_body_parse(body, len, &ping);
+  if ((prc == 0) != (len >= SP__PING_BODY_SIZE)) __builtin_trap();
+  return rc;
+}
+
+/*
+ * Checks one frame as the worker and manager would use it, and records it.
+ * Every body decoder runs on every body: a peer can send any bytes under any
+ * type, so none of them may read outside the body whatever it is given.
+ */
 static void take_frame(const sp__decoder_t *d, const sp__frame_t *f, record_t *rec) {
-  uint32_t timeout_ms = 0;
-  const char *tool = NULL;
-  const char *args = NULL;
-  size_t tool_len = 0;
-  size_t args_len = 0;
   if (f->type == 0 || f->type > SP__FRAME_TYPE_MAX || f->length > MAX_BODY) __builtin_trap();
   if (f->body < d->buf || f->body + f->length > d->buf + d->end) __builtin_trap();
   rec->type = f->type;
@@ -52,19 +122,14 @@ static void take_frame(const sp__decoder_t *d, const sp__frame_t *f, record_t *r
   rec->length = f->length;
   rec->id = f->id;
   rec->body_hash = hash_bytes(f->body, f->length);
-  rec->call_rc = 0;
-  if (f->type != SP__FRAME_CALL) return;
-  rec->call_rc =
-      sp__call_body_parse(f->body, f->length, &timeout_ms, &tool, &tool_len, &args, &args_len);
-  if (rec->call_rc != 0) {
-    if (rec->call_rc != SP_EPROTOCOL) __builtin_trap();
-    return;
-  }
-  /* The parts must tile the body exactly: prefix, a non-empty tool name, then args. */
-  if (tool_len == 0 || (const uint8_t *)tool != f->body + SP__CALL_PREFIX_SIZE) __builtin_trap();
-  if (SP__CALL_PREFIX_SIZE + tool_len + args_len != f->length) __builtin_trap();
-  if (args != tool + tool_len) __builtin_trap();
-  rec->body_hash ^= hash_bytes((const uint8_t *)tool, tool_len) + timeout_ms;
+  /* Copied to a buffer of exactly its size, so ASan sees any read past the end. */
+  uint8_t *body = malloc(f->length ? f->length : 1);
+  if (body == NULL) return;
+  memcpy(body, f->body, f->length);
+  rec->call_rc = check_call(body, f->length, &rec->body_hash);
+  rec->error_rc = check_error(body, f->length);
+  rec->pong_rc = check_pong(body, f->length);
+  free(body);
 }
 
 /*
@@ -78,6 +143,7 @@ static void decode(const uint8_t *data, size_t size, unsigned seed, outcome_t *o
   uint32_t state = seed * 2654435761u + 1u;
   size_t pos = 0;
   sp__decoder_init(&d, MAX_BODY);
+  sp__error_clear(&err);
   while (pos < size && out->rc == 0) {
     uint8_t *dst = NULL;
     size_t avail = 0;
@@ -106,9 +172,8 @@ static void decode(const uint8_t *data, size_t size, unsigned seed, outcome_t *o
       if (rc == 0) break;
       if (rc < 0) {
         /* A failure must explain itself, and the stream is not read any further. */
-        if (err.message[0] == '\0' || memchr(err.message, '\0', sizeof(err.message)) == NULL) {
-          __builtin_trap();
-        }
+        if (err.message == NULL || err.message[0] == '\0') __builtin_trap();
+        sp_error_free(&err);
         out->rc = rc;
         break;
       }
@@ -138,7 +203,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const record_t *a = &chunked.frames[i];
     const record_t *b = &whole.frames[i];
     if (a->type != b->type || a->flags != b->flags || a->length != b->length || a->id != b->id ||
-        a->body_hash != b->body_hash || a->call_rc != b->call_rc) {
+        a->body_hash != b->body_hash || a->call_rc != b->call_rc || a->error_rc != b->error_rc ||
+        a->pong_rc != b->pong_rc) {
       __builtin_trap();
     }
   }

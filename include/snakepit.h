@@ -33,9 +33,15 @@ extern "C" {
 #define SP_EXTERN
 #endif
 
+/*
+ * The version: these three lines are its one source of truth (CMake reads them
+ * for the library's version and the package files; sp_version() returns them).
+ */
 #define SP_VERSION_MAJOR 0
-#define SP_VERSION_MINOR 1
+#define SP_VERSION_MINOR 2
 #define SP_VERSION_PATCH 0
+/** The version as one comparable number, e.g. 0x000200 for 0.2.0. */
+#define SP_VERSION_HEX ((SP_VERSION_MAJOR << 16) | (SP_VERSION_MINOR << 8) | SP_VERSION_PATCH)
 
 /*
  * Error codes: X(NAME, value, category, description). The category groups codes
@@ -83,43 +89,159 @@ typedef enum {
 } sp_category_t;
 
 /**
- * Error detail filled by any function that takes an sp_error_t *. Plain value
- * type: the caller owns it (stack is fine), nothing inside needs freeing. Long
- * texts are truncated; a traceback keeps its last lines.
+ * Error detail filled by every function that takes an sp_error_t *.
+ *
+ * The struct is small and caller-owned (the stack is fine); its texts live in
+ * one block the library allocates on failure. Rules:
+ * - A function that takes sp_error_t *err overwrites it without reading what
+ *   was there, so an uninitialised struct is fine. On success it is cleared
+ *   (nothing to free). On failure it owns its texts until sp_error_free(err);
+ *   overwriting a failed error without freeing it leaks its texts.
+ * - message, python_type and traceback are never NULL once a function filled
+ *   the struct ("" when absent). Texts are bounded: message 4 KiB, python_type
+ *   256 bytes, traceback 64 KiB (a long traceback keeps its last lines).
+ * - The struct may grow at its end in later versions; callers never depend on
+ *   sizeof(sp_error_t) beyond allocating one.
  */
 typedef struct sp_error_s {
-  int code;                 /* SP_E* value, 0 when no error */
-  sp_category_t category;   /* derived from code */
-  char message[1024];       /* what happened and where, one or more lines */
-  char python_type[128];    /* e.g. "ValueError" for SP_EPYTHON, else "" */
-  char traceback[8192];     /* Python traceback for SP_EPYTHON, else "" */
+  int code;                /* SP_E* value, 0 when no error */
+  sp_category_t category;  /* derived from code */
+  const char *message;     /* what happened and where, one or more lines */
+  const char *python_type; /* e.g. "ValueError" for SP_EPYTHON, else "" */
+  const char *traceback;   /* Python traceback for SP_EPYTHON, else "" */
+  void *priv_;             /* private: the block the texts live in */
 } sp_error_t;
 
+/** An sp_error_t holding no error (nothing to free). */
+#define SP_ERROR_INIT {0, SP_CAT_NONE, "", "", "", NULL}
+
+/** Releases err's texts and leaves it holding no error. NULL is fine. Any thread. */
+SP_EXTERN void sp_error_free(sp_error_t *err);
+
 /**
- * Outcome of one call. On success json holds the tool's result as JSON text
- * (NUL-terminated, len bytes) and error.code is 0; on failure json is NULL.
- * Release with sp_result_free(); the struct itself is the caller's.
+ * Fills dst (overwritten, as above) with a deep copy of src, so that dst owns
+ * its own texts. Returns src->code, or SP_ENOMEM when the texts could not be
+ * copied (dst then holds SP_ENOMEM). Any thread.
+ */
+SP_EXTERN int sp_error_copy(sp_error_t *dst, const sp_error_t *src);
+
+/**
+ * Fills err (overwritten) with code and copies of the texts (NULL means ""):
+ * for applications and front ends that report their own errors in the same
+ * shape. Returns code. err may be NULL. Any thread.
+ */
+SP_EXTERN int sp_error_set(sp_error_t *err, int code, const char *message,
+                           const char *python_type, const char *traceback);
+
+/** As sp_error_set() with a printf-style message and no Python details. */
+SP_EXTERN int sp_error_setf(sp_error_t *err, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/** Element types of arrays (the NumPy dtype of the same name). */
+typedef enum {
+  SP_DTYPE_BOOL = 1,
+  SP_DTYPE_INT8,
+  SP_DTYPE_INT16,
+  SP_DTYPE_INT32,
+  SP_DTYPE_INT64,
+  SP_DTYPE_UINT8,
+  SP_DTYPE_UINT16,
+  SP_DTYPE_UINT32,
+  SP_DTYPE_UINT64,
+  SP_DTYPE_FLOAT16,
+  SP_DTYPE_FLOAT32,
+  SP_DTYPE_FLOAT64,
+  SP_DTYPE_COMPLEX64,
+  SP_DTYPE_COMPLEX128
+} sp_dtype_t;
+
+/** Most dimensions an array may have (NumPy's limit). */
+#define SP_MAX_NDIM 32
+
+/**
+ * An n-dimensional array travelling with a call, or returned by one. Arrays
+ * cross between the host and its workers through shared memory (or as raw
+ * bytes in the frame when they do not fit), never as JSON.
+ *
+ * As a call input (sp_call_opts_t.arrays): `name` is the tool argument it
+ * binds to; `data` points at the first element, `shape` holds `ndim` sizes and
+ * `strides` (bytes per step in each dimension, negative allowed) may be NULL
+ * for C-contiguous data. Everything is borrowed for the duration of the
+ * submitting call only: the data is copied before it returns, except data
+ * allocated with sp_array_alloc(), which the worker reads in place.
+ *
+ * As a result (sp_result_t.arrays): `name` is where the array sat in the
+ * result ("result" for the result itself, "c" for key c, "items/0" for the
+ * first element of list items); `data` is a read-only view of C-contiguous
+ * data, `strides` is NULL, and everything stays valid until sp_result_free().
+ * In the result's JSON each array's place holds {"$array": INDEX}.
+ */
+typedef struct sp_array_s {
+  const char *name;
+  sp_dtype_t dtype;
+  int ndim;              /* 0 (a scalar) .. SP_MAX_NDIM */
+  const int64_t *shape;  /* ndim sizes */
+  const int64_t *strides; /* byte strides, or NULL for C-contiguous */
+  const void *data;
+  size_t nbytes; /* results: size of data; inputs: ignored (computed from shape) */
+  void *reserved_[2];
+} sp_array_t;
+
+/** Bytes per element of dtype, or 0 for a value that is not an sp_dtype_t. */
+SP_EXTERN size_t sp_dtype_size(int dtype);
+/** NumPy name of dtype ("float64"), or "unknown". Static string. */
+SP_EXTERN const char *sp_dtype_name(int dtype);
+
+/**
+ * Outcome of one call, filled by sp_execute() (or lent to an sp_done_cb). On
+ * success json holds the tool's result as JSON text (NUL-terminated, len bytes)
+ * and error.code is 0; on failure json is NULL and error says why. The struct
+ * is the caller's; everything it points to is released by sp_result_free().
+ * Fields may be added in later versions by using the reserved slots, so a
+ * compiled caller's struct keeps its size.
  */
 typedef struct sp_result_s {
   char *json;
   size_t len;
   sp_error_t error;
+  const sp_array_t *arrays; /* the arrays the tool returned, in the order of their
+                               {"$array": INDEX} places in json; read-only views */
+  size_t array_count;
+  void *reserved_[4]; /* zero; for fields of later versions (and the library's own) */
 } sp_result_t;
 
-/** Per-call options. Zero-initialise and set what you need; NULL means defaults. */
+/**
+ * Per-call options. NULL means defaults. The struct can grow: fields added
+ * after version 0.2 are read only when `size` covers them, so a caller
+ * compiled against an older header keeps working. Start from SP_CALL_OPTS_INIT
+ * (or zero the struct: size 0 means the 0.2 layout) and set what you need.
+ */
 typedef struct sp_call_opts_s {
-  int64_t timeout_ms; /* queue + run time; 0 = the pool's `timeout` */
+  uint32_t size;      /* sizeof(sp_call_opts_t) as compiled by the caller, or 0 */
   int idempotent;     /* non-zero: if the worker crashes under the call, retry it once
                          on another worker instead of failing with SP_ECRASHED */
+  int64_t timeout_ms; /* queue + run time; 0 = the pool's `timeout` */
+  const sp_array_t *arrays; /* array arguments, bound by name next to the JSON ones
+                               (borrowed until the submitting function returns) */
+  size_t array_count;
+  int arrays_as_lists; /* non-zero: arrays the tool returns become nested JSON lists in
+                          res->json (for JSON-only consumers) instead of res->arrays */
 } sp_call_opts_t;
+
+/** An sp_call_opts_t with every option at its default and size set. */
+#define SP_CALL_OPTS_INIT {sizeof(sp_call_opts_t), 0, 0, NULL, 0, 0}
 
 typedef struct sp_runtime_s sp_runtime_t;
 
 /**
  * Completion callback of sp_execute_async(). Runs on the runtime's loop thread:
  * it must not block and must not call sp_execute() (use sp_execute_async()).
- * The result is borrowed for the duration of the callback; take res->json
- * (set res->json = NULL) to keep it, and then free it with sp_free().
+ * The result is borrowed for the duration of the callback: take res->json
+ * (set res->json = NULL) to keep it, and then free it with sp_free(); keep the
+ * error with sp_error_copy(). Whatever is left in res is freed after the callback.
  */
 typedef void (*sp_done_cb)(sp_result_t *res, void *userdata);
 
@@ -139,7 +261,10 @@ SP_EXTERN const char *sp_strerror(int code);
 SP_EXTERN sp_category_t sp_err_category(int code);
 /** Lower-case category name: "validation", "pool", "timeout", "worker", "python", ... */
 SP_EXTERN const char *sp_category_name(sp_category_t cat);
-/** Library version string, e.g. "0.1.0". Static. */
+/**
+ * Version of the library actually loaded, "MAJOR.MINOR.PATCH" (static string);
+ * compare with the SP_VERSION_* macros of the header you compiled against.
+ */
 SP_EXTERN const char *sp_version(void);
 
 /** Sets the process-wide log sink. Thread-safe. */
@@ -209,6 +334,62 @@ SP_EXTERN int sp_tools_json(sp_runtime_t *rt, const char *pool, char **json, sp_
 SP_EXTERN int sp_pools_json(sp_runtime_t *rt, char **json, sp_error_t *err);
 
 /**
+ * Options of sp_worker_reports*(). NULL means defaults; like sp_call_opts_t it
+ * can grow (fields are read only when `size` covers them; 0 = the 0.2 layout).
+ */
+typedef struct sp_report_opts_s {
+  uint32_t size;      /* sizeof(sp_report_opts_t) as compiled by the caller, or 0 */
+  int reset;          /* non-zero: each worker starts its thread-safety findings afresh
+                         after reporting them */
+  int64_t timeout_ms; /* how long to wait for every worker; 0 = 5000 */
+  int with_stats;     /* non-zero: deliver the sp_stats_json() document instead (one pool's,
+                         or {"pools": [...]}), each pool with its "thread_safety" (when
+                         thread_safety_checks is on) and each worker with its "report" */
+} sp_report_opts_t;
+
+/** An sp_report_opts_t with every option at its default and size set. */
+#define SP_REPORT_OPTS_INIT {sizeof(sp_report_opts_t), 0, 0, 0}
+
+/**
+ * Asks every live worker of `pool` (NULL: of every pool) for its own report,
+ * exactly once each (a STATS request the worker answers on an execution thread
+ * as soon as one is free), and delivers all of them together. cb runs exactly
+ * once on the loop thread; on success res->json is
+ *   {"pools": [{"name": P, "workers": {ID: report}, "missing": {ID: why},
+ *               "thread_safety": merged report or null}]}
+ * where each report is {worker_id, pool, pid, python_version, gil_enabled,
+ * profile, threads, thread_safety} as the worker sees itself now, "missing"
+ * names workers that exited or did not answer within the timeout, and
+ * "thread_safety" merges the workers' thread-safety findings (null for pools
+ * that run without thread_safety_checks). A negative return (bad pool, runtime
+ * stopping) means cb never runs; err says why. Thread-safe, and allowed on the
+ * loop thread (completion callbacks, event sources).
+ */
+SP_EXTERN int sp_worker_reports_async(sp_runtime_t *rt, const char *pool,
+                                      const sp_report_opts_t *opts, sp_done_cb cb,
+                                      void *userdata, sp_error_t *err);
+
+/**
+ * sp_worker_reports_async() that waits for the outcome: always fills *res
+ * (release it with sp_result_free()) and returns 0 or res->error.code. Not on
+ * the loop thread (SP_EBADTHREAD). Thread-safe.
+ */
+SP_EXTERN int sp_worker_reports(sp_runtime_t *rt, const char *pool, const sp_report_opts_t *opts,
+                                sp_result_t *res);
+
+/**
+ * Merges thread-safety reports into one, the way sp_worker_reports() merges a
+ * pool's workers: reports_json is a JSON object {key: report}, each report a
+ * worker's "thread_safety" value. Unlocked writes of the same kind, attribute,
+ * file and line are summed (each keeps the key it came from as "worker_id"),
+ * the highest concurrency per method is kept, and warnings, unsafe libraries
+ * and undeclared adapters are united. *merged_json is the caller's (free with
+ * sp_free()). Pure function; any thread.
+ */
+SP_EXTERN int sp_thread_safety_merge(const char *reports_json, char **merged_json,
+                                     sp_error_t *err);
+
+/**
  * An event source served by the runtime's own loop thread (advanced use). A
  * server that makes calls on behalf of its clients, like `snakepit serve`, can
  * do its I/O on the thread that completes those calls, so no request pays a
@@ -244,7 +425,22 @@ SP_EXTERN void sp_runtime_kick_source(sp_runtime_t *rt);
  */
 SP_EXTERN int sp_runtime_detach_source(sp_runtime_t *rt);
 
-/** Releases what sp_execute() put into res; res may be reused afterwards. */
+/**
+ * Allocates nbytes in the pool's shared input memory, for a caller that fills
+ * an input array in place: an sp_array_t whose data is such a block is read by
+ * the worker where it is, without any copy. *data is the caller's until
+ * sp_array_free(); it must not change while a call that uses it runs, and it
+ * may serve any number of calls. Returns SP_ETOOLARGE when the pool's
+ * max_shared_memory has no room (the message says how to raise it),
+ * SP_ENOPOOL, SP_ESTOPPED. Thread-safe.
+ */
+SP_EXTERN int sp_array_alloc(sp_runtime_t *rt, const char *pool, size_t nbytes, void **data,
+                             sp_error_t *err);
+
+/** Releases a block of sp_array_alloc() (NULL is fine). Thread-safe. */
+SP_EXTERN void sp_array_free(sp_runtime_t *rt, void *data);
+
+/** Releases what sp_execute() put into res (result, arrays and error); res may be reused. */
 SP_EXTERN void sp_result_free(sp_result_t *res);
 
 /** Frees a string this API handed to the caller. NULL is fine. */

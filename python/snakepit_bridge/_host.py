@@ -7,6 +7,7 @@ The worker embeds CPython and drives exactly this interface::
     host.manifest()                  # JSON text describing the tools (HELLO frame)
     host.register_thread(name)       # once on each execution thread, GIL held
     host.invoke(tool, args_json)     # -> (status, payload); never raises
+    host.report(args_json)           # this worker's report as JSON text; never raises
     host.shutdown()                  # adapter.close() / cleanup(); never raises
 
 ``invoke`` statuses:
@@ -15,10 +16,12 @@ The worker embeds CPython and drives exactly this interface::
   NumPy scalars Python numbers, sets/tuples lists, generators lists of their
   items; non-finite floats (NaN, +-inf) become ``null`` so the text is always
   standard JSON. The text is ASCII (non-ASCII characters are ``\\u`` escaped).
-* 1 -- validation error (unknown tool, bad JSON, not an object, missing /
-  unknown / mistyped argument); payload is a one-line message.
+* 1 -- the arguments do not fit the tool (not an object, missing / unknown /
+  mistyped argument); payload is a one-line message.
 * 2 -- the tool raised (any BaseException, SystemExit included), or its result
   could not be serialized; payload is JSON ``{"type", "message", "traceback"}``.
+* 3 -- unknown tool; payload is a one-line message.
+* 4 -- the arguments are not valid JSON; payload is a one-line message.
 
 Everything per tool (signature, required names, type checks) is computed once in
 ``load``; ``invoke`` only does dictionary lookups, so it is safe to call from
@@ -53,6 +56,8 @@ logger = logging.getLogger("snakepit_bridge.host")
 STATUS_OK = 0
 STATUS_INVALID = 1
 STATUS_ERROR = 2
+STATUS_NO_TOOL = 3
+STATUS_BAD_JSON = 4
 
 _MISSING = object()
 _EMPTY = inspect.Parameter.empty
@@ -259,12 +264,11 @@ class _Tool:
     """Everything ``invoke`` needs about one tool, computed at load time."""
 
     __slots__ = ("name", "fn", "is_async", "simple", "names", "names_text", "required",
-                 "checks", "var_kw", "posonly", "manifest", "internal")
+                 "checks", "var_kw", "posonly", "manifest")
 
     def __init__(self, name: str, fn: Callable, meta: Dict[str, Any]) -> None:
         self.name = name
         self.fn = fn
-        self.internal = False       # a built-in tool of the host, not the adapter's
         target = inspect.unwrap(fn)
         self.is_async = inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(fn)
         sig = inspect.signature(fn)
@@ -360,17 +364,13 @@ async def _await(aw: Any) -> Any:
 # Host
 # --------------------------------------------------------------------------
 
-#: Built-in tool every host exposes while thread-safety checks are on.
-REPORT_TOOL = "_snakepit_thread_safety_report"
-
-
 class Host:
     """One loaded adapter instance and its tools (see the module docstring).
 
-    With thread-safety checks on (``checks`` is "on" or "strict"), the
-    manifest also lists the built-in tool ``_snakepit_thread_safety_report``,
-    which returns this worker's checker report (``snakepit stats`` and
-    ``snakepit check`` call it).
+    :meth:`report` answers the manager's STATS request: who this worker is,
+    its live GIL state and, with thread-safety checks on (``checks`` is "on"
+    or "strict"), the checker's findings (``snakepit stats`` and ``snakepit
+    check`` merge them over every worker).
     """
 
     def __init__(self, adapter: Any, spec: str, worker_id: str = "", pool: str = "",
@@ -389,12 +389,6 @@ class Host:
         for name, fn, meta in iter_tools(adapter):
             self.tools[name] = _Tool(name, fn, meta)
         self._available = ", ".join(sorted(self.tools)) or "none"
-        if checks:
-            report = _Tool(REPORT_TOOL, self._thread_safety_report, {
-                "description": "Thread-safety checker report of this worker (built in; "
-                               "present while thread_safety_checks is on)"})
-            report.internal = True
-            self.tools[REPORT_TOOL] = report
         thread_safe = getattr(type(adapter), "__thread_safe__", None)
         self._manifest = json.dumps({
             "adapter": spec,
@@ -407,6 +401,31 @@ class Host:
     def manifest(self) -> str:
         """JSON text: adapter spec, thread_safe (bool or null) and tools."""
         return self._manifest
+
+    def report(self, args_json: Any = "{}") -> str:
+        """This worker's report as JSON text (the manager's STATS request).
+
+        ``args_json``: a JSON object; ``{"reset": true}`` starts the checker's
+        next report afresh. Never raises: a failure is reported in the text
+        as ``{"error": ...}``.
+        """
+        try:
+            args = json.loads(args_json) if args_json else {}
+            if not isinstance(args, dict):
+                raise ValueError("report arguments must be a JSON object")
+            reset = bool(args.get("reset", False))
+            gil = getattr(sys, "_is_gil_enabled", None)
+            out: Dict[str, Any] = {
+                "worker_id": self.worker_id, "pool": self.pool, "pid": os.getpid(),
+                "python_version": sys.version.split()[0],
+                "gil_enabled": bool(gil()) if gil is not None else True,
+                "profile": self.profile, "threads": self.threads,
+                "thread_safety": self._thread_safety_report(reset) if self.checks else None,
+            }
+            return to_json(out)
+        except BaseException as exc:
+            return json.dumps({"worker_id": self.worker_id, "pid": os.getpid(),
+                               "error": f"{type(exc).__name__}: {exc}"})
 
     def _thread_safety_report(self, reset: bool = False) -> Dict[str, Any]:
         """The global checker's report plus who this worker is and which
@@ -439,7 +458,7 @@ class Host:
         try:
             t = self.tools.get(tool)
             if t is None:
-                return STATUS_INVALID, f"unknown tool '{_shown(tool)}' (available: {self._available})"
+                return STATUS_NO_TOOL, f"unknown tool '{_shown(tool)}' (available: {self._available})"
             if args_json == "{}" or not args_json:
                 args: Any = {}
             else:
@@ -449,7 +468,7 @@ class Host:
                     else:
                         args = json.loads(args_json)
                 except (ValueError, TypeError) as exc:     # TypeError: not text at all
-                    return STATUS_INVALID, f"arguments are not valid JSON: {exc}"
+                    return STATUS_BAD_JSON, f"arguments are not valid JSON: {exc}"
                 if type(args) is not dict:
                     return STATUS_INVALID, f"arguments must be a JSON object, got {_type_label(args)}"
             if args or t.required:
@@ -460,7 +479,7 @@ class Host:
             try:
                 if t.simple and not _tsc._active:
                     result = t.fn(**args)
-                elif _tsc._active and not t.internal:
+                elif _tsc._active:
                     with _tsc.track_all(tool, self.adapter):
                         if self._stagger:
                             time.sleep(self._stagger)

@@ -2,7 +2,6 @@
  * check.c - `snakepit check ADAPTER`: loads an adapter in a worker with the SDK's
  * thread-safety checks on, runs each tool concurrently and reports what the checker
  * found (unlocked shared-state writes, unsafe libraries, a missing declaration).
- * Also sp_cli_thread_safety_report(), which adds the checker's report to stats.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "clock.h"
 
 #define CHECK_POOL "check"
 #define MAX_LIST 64
@@ -111,11 +111,7 @@ static int yaml_add(char *buf, size_t cap, size_t *len, const char *text) {
   return 0;
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static double now_s(void) { return (double)sp__now_ns() / 1e9; }
 
 /* ---- options and the pool ------------------------------------------------------------ */
 
@@ -597,6 +593,56 @@ static json_t *load_args_file(const char *path) {
   return o;
 }
 
+/*
+ * Every worker's checker report, read and reset: a new object {worker id:
+ * report}, or NULL with err set when no worker answered.
+ */
+static json_t *collect_reports(sp_runtime_t *rt, sp_error_t *err) {
+  sp_report_opts_t opts = SP_REPORT_OPTS_INIT;
+  opts.reset = 1;
+  sp_result_t res;
+  if (sp_worker_reports(rt, CHECK_POOL, &opts, &res) != 0) {
+    sp_error_copy(err, &res.error);
+    sp_result_free(&res);
+    return NULL;
+  }
+  json_t *doc = json_loads(res.json, 0, NULL);
+  sp_result_free(&res);
+  json_t *pool = json_array_get(json_object_get(doc, "pools"), 0);
+  json_t *by_worker = json_object(), *r;
+  const char *wid;
+  json_object_foreach(json_object_get(pool, "workers"), wid, r) {
+    json_t *ts = json_object_get(r, "thread_safety");
+    if (json_is_object(ts)) json_object_set(by_worker, wid, ts);
+  }
+  if (json_object_size(by_worker) == 0) {
+    json_t *missing = json_object_get(pool, "missing");
+    const char *why = "no worker is running";
+    json_object_foreach(missing, wid, r) why = json_string_value(r);
+    sp_error_setf(err, SP_ECRASHED, "no worker reported its findings (%s)", why ? why : "?");
+    json_decref(by_worker);
+    by_worker = NULL;
+  }
+  json_decref(doc);
+  return by_worker;
+}
+
+/* The reports {key: report} merged into one (new reference), or NULL with err set. */
+static json_t *merge_reports(json_t *reports, sp_error_t *err) {
+  char *text = json_dumps(reports, JSON_COMPACT), *merged = NULL;
+  if (text == NULL) {
+    sp_error_setf(err, SP_ENOMEM, "out of memory");
+    return NULL;
+  }
+  int rc = sp_thread_safety_merge(text, &merged, err);
+  free(text);
+  if (rc != 0) return NULL;
+  json_t *out = json_loads(merged, 0, NULL);
+  sp_free(merged);
+  if (out == NULL) sp_error_setf(err, SP_ENOMEM, "out of memory");
+  return out;
+}
+
 int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv) {
   check_opts_t c;
   memset(&c, 0, sizeof(c));
@@ -700,9 +746,10 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv) {
   for (i = 0; i <= nruns; i++) {
     if (i > 0 && !runs[i - 1].skipped) run_tool(&runs[i - 1], clients);
     if (i > 0 && runs[i - 1].skipped) continue;
-    json_t *batch = sp_cli_collect_reports(rt, CHECK_POOL, want, "{\"reset\": true}", &err);
+    json_t *batch = collect_reports(rt, &err);
     if (batch == NULL) {
       fprintf(stderr, "snakepit check: cannot read the checker's report: %s\n", err.message);
+      sp_error_free(&err);
       json_decref(pids);
       goto done;
     }
@@ -718,7 +765,12 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv) {
   }
   int restarted = (int)json_object_size(pids) > want;
   json_decref(pids);
-  merged = sp_cli_merge_reports(reports);
+  merged = merge_reports(reports, &err);
+  if (merged == NULL) {
+    fprintf(stderr, "snakepit check: cannot merge the checker's reports: %s\n", err.message);
+    sp_error_free(&err);
+    goto done;
+  }
   json_object_del(merged, "workers");
   json_t *first = NULL;
   const char *key;

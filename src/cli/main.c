@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "cli.h"
 #include "snakepit.h"
 
@@ -59,12 +60,19 @@ int sp_cli_exit_code(int code) {
   }
 }
 
-int sp_cli_report(const sp_error_t *e) {
+int sp_cli_report(sp_error_t *e) {
   fprintf(stderr, "snakepit: %s error (%s): %s\n", sp_category_name(e->category),
           sp_err_name(e->code), e->message);
   if (e->traceback[0]) fprintf(stderr, "%s%s", e->traceback,
                                e->traceback[strlen(e->traceback) - 1] == '\n' ? "" : "\n");
-  return sp_cli_exit_code(e->code);
+  int rc = sp_cli_exit_code(e->code);
+  sp_error_free(e);
+  return rc;
+}
+
+const char *sp_cli_jstr(const json_t *o, const char *key, const char *dflt) {
+  const char *s = json_string_value(json_object_get(o, key));
+  return s ? s : dflt;
 }
 
 static void quiet_log(int level, const char *line, void *ud) {
@@ -87,24 +95,17 @@ void sp_cli_print_json(const char *text) {
 }
 
 static char *read_stdin(void) {
-  size_t cap = 4096, len = 0;
-  char *buf = malloc(cap);
-  while (buf != NULL) {
-    size_t n = fread(buf + len, 1, cap - len - 1, stdin);
-    len += n;
-    if (n == 0) break;
-    if (cap - len < 2) {
-      char *nb = realloc(buf, cap * 2);
-      if (nb == NULL) {
-        free(buf);
-        return NULL;
-      }
-      buf = nb;
-      cap *= 2;
+  sp__buf_t b = {0};
+  char chunk[4096];
+  size_t n;
+  while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
+    if (sp__buf_append_str(&b, chunk, n) != 0) {
+      sp__buf_free(&b);
+      return NULL;
     }
   }
-  if (buf) buf[len] = '\0';
-  return buf;
+  if (b.data == NULL && sp__buf_append_str(&b, "", 0) != 0) return NULL;
+  return (char *)b.data;
 }
 
 static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, long timeout_ms) {
@@ -158,13 +159,15 @@ static int cmd_tools(sp_runtime_t *rt, int argc, char **argv) {
 }
 
 static int cmd_stats(sp_runtime_t *rt, int argc, char **argv) {
-  sp_error_t err;
-  char *json = NULL;
-  if (sp_stats_json(rt, argc == 1 ? argv[0] : NULL, &json, &err) != 0) return sp_cli_report(&err);
-  /* Pools running with thread_safety_checks also get the checker's report. */
-  sp_cli_thread_safety_report(rt, argc == 1 ? argv[0] : NULL, &json);
-  sp_cli_print_json(json);
-  sp_free(json);
+  /* With every worker's own report: pools running with thread_safety_checks
+   * also get the checker's merged findings. */
+  sp_report_opts_t opts = SP_REPORT_OPTS_INIT;
+  opts.with_stats = 1;
+  sp_result_t res;
+  if (sp_worker_reports(rt, argc == 1 ? argv[0] : NULL, &opts, &res) != 0)
+    return sp_cli_report(&res.error);
+  sp_cli_print_json(res.json);
+  sp_result_free(&res);
   return SP_EXIT_OK;
 }
 

@@ -15,12 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "cli.h"
 
-typedef struct {
-  char *data;
-  size_t len, cap;
-} buf_t;
+typedef sp__buf_t buf_t;
+
+/* A response body as text: buf_append_str keeps it NUL-terminated. */
+#define TEXT(b) ((char *)(b).data)
 
 typedef struct {
   CURL *curl;
@@ -34,18 +35,8 @@ typedef struct {
 static size_t on_data(char *ptr, size_t size, size_t n, void *ud) {
   buf_t *b = ud;
   size_t add = size * n;
-  if (b->len + add + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap * 2 : 4096;
-    while (cap < b->len + add + 1) cap *= 2;
-    char *nd = realloc(b->data, cap);
-    if (nd == NULL) return 0; /* makes curl fail with CURLE_WRITE_ERROR */
-    b->data = nd;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, ptr, add);
-  b->len += add;
-  b->data[b->len] = '\0';
-  return add;
+  /* 0 makes curl fail with CURLE_WRITE_ERROR. */
+  return sp__buf_append_str(b, ptr, add) == 0 ? add : 0;
 }
 
 /* The token comes from the environment (SNAKEPIT_TOKEN, or a file named by
@@ -145,21 +136,15 @@ static int code_of(const char *name) {
 
 /* Prints a non-2xx answer the way the local commands print errors; returns the exit code. */
 static int report_http_error(long status, const buf_t *b) {
-  json_t *doc = b->data ? json_loads(b->data, 0, NULL) : NULL;
+  json_t *doc = TEXT(*b) ? json_loads(TEXT(*b), 0, NULL) : NULL;
   json_t *e = json_object_get(doc, "error");
   const char *code = json_string_value(json_object_get(e, "code"));
   int rc;
   if (code != NULL && code_of(code) != 0) {
     sp_error_t err;
-    memset(&err, 0, sizeof(err));
-    err.code = code_of(code);
-    err.category = sp_err_category(err.code);
-    const char *msg = json_string_value(json_object_get(e, "message"));
-    const char *pt = json_string_value(json_object_get(e, "python_type"));
-    const char *tb = json_string_value(json_object_get(e, "traceback"));
-    snprintf(err.message, sizeof(err.message), "%s", msg ? msg : "");
-    snprintf(err.python_type, sizeof(err.python_type), "%s", pt ? pt : "");
-    snprintf(err.traceback, sizeof(err.traceback), "%s", tb ? tb : "");
+    sp_error_set(&err, code_of(code), json_string_value(json_object_get(e, "message")),
+                 json_string_value(json_object_get(e, "python_type")),
+                 json_string_value(json_object_get(e, "traceback")));
     rc = sp_cli_report(&err);
   } else if (code != NULL) {
     /* The server's own refusals (token, endpoint, body size): a problem with
@@ -169,7 +154,7 @@ static int report_http_error(long status, const buf_t *b) {
     rc = status == 413 ? SP_EXIT_INVALID : SP_EXIT_CONFIG;
   } else {
     fprintf(stderr, "snakepit: unexpected HTTP %ld answer: %.300s\n", status,
-            b->data ? b->data : "(empty)");
+            TEXT(*b) ? TEXT(*b) : "(empty)");
     rc = status >= 500 ? SP_EXIT_WORKER : SP_EXIT_CONFIG;
   }
   json_decref(doc);
@@ -190,10 +175,10 @@ static char *read_stdin(void) {
   size_t n;
   while ((n = fread(chunk, 1, sizeof(chunk), stdin)) > 0)
     if (on_data(chunk, 1, n, &b) != n) {
-      free(b.data);
+      sp__buf_free(&b);
       return NULL;
     }
-  return b.data ? b.data : strdup("");
+  return TEXT(b) ? TEXT(b) : strdup("");
 }
 
 static int cmd_exec(client_t *c, int argc, char **argv) {
@@ -216,13 +201,13 @@ static int cmd_exec(client_t *c, int argc, char **argv) {
   int rc = request(c, segs, 3, args, &b, &status);
   if (rc < 0) {
     if (status == 200) {
-      sp_cli_print_json(b.data ? b.data : "null");
+      sp_cli_print_json(TEXT(b) ? TEXT(b) : "null");
       rc = SP_EXIT_OK;
     } else {
       rc = report_http_error(status, &b);
     }
   }
-  free(b.data);
+  sp__buf_free(&b);
   free(owned);
   return rc;
 }
@@ -241,28 +226,28 @@ static int cmd_get(client_t *c, const char *cmd, int argc, char **argv) {
     rc = get(c, segs, argc == 2 ? 1 : 0, &b);
     c->query = NULL;
     if (rc < 0) {
-      sp_cli_print_json(b.data);
+      sp_cli_print_json(TEXT(b));
       rc = SP_EXIT_OK;
     }
-    free(b.data);
+    sp__buf_free(&b);
     return rc;
   }
   if (strcmp(cmd, "tools") == 0 && argc == 2) {
     const char *segs[] = {argv[1], "tools"};
     if ((rc = get(c, segs, 2, &b)) < 0) {
-      sp_cli_print_json(b.data);
+      sp_cli_print_json(TEXT(b));
       rc = SP_EXIT_OK;
     }
-    free(b.data);
+    sp__buf_free(&b);
     return rc;
   }
   /* pools, and tools of every pool: both start from the list of pools. */
   if ((rc = get(c, NULL, 0, &b)) >= 0) {
-    free(b.data);
+    sp__buf_free(&b);
     return rc;
   }
-  json_t *doc = json_loads(b.data, 0, NULL);
-  free(b.data);
+  json_t *doc = json_loads(TEXT(b), 0, NULL);
+  sp__buf_free(&b);
   json_t *out = strcmp(cmd, "pools") == 0 ? json_array() : json_object();
   json_t *p;
   size_t i;
@@ -278,8 +263,8 @@ static int cmd_get(client_t *c, const char *cmd, int argc, char **argv) {
     const char *segs[] = {name, "tools"};
     if ((rc = get(c, segs, 2, &tb)) >= 0) break;
     rc = SP_EXIT_OK;
-    json_object_set_new(out, name, json_loads(tb.data, 0, NULL));
-    free(tb.data);
+    json_object_set_new(out, name, json_loads(TEXT(tb), 0, NULL));
+    sp__buf_free(&tb);
   }
   if (rc == SP_EXIT_OK) {
     char *s = json_dumps(out, JSON_INDENT(2));

@@ -21,6 +21,7 @@
 
 #include "config_values.h"
 #include "errors.h"
+#include "protocol.h"
 
 /*
  * Sanity limits that are not per-pool settings. They keep a hostile or broken file
@@ -74,7 +75,7 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
     [KEY_WORKER_PROFILE] = {"worker_profile", SP__KIND_PROFILE, FIELD(profile), 0, 0, false},
     [KEY_POOL_SIZE] = {"pool_size", SP__KIND_INT, FIELD(pool_size), 1, 256, false},
     [KEY_THREADS_PER_WORKER] = {"threads_per_worker", SP__KIND_INT, FIELD(threads_per_worker), 1,
-                                1024, false},
+                                SP__THREADS_MAX, false},
     [KEY_ADAPTER] = {"adapter", SP__KIND_ADAPTER, FIELD(adapter), 0, 0, false},
     [KEY_ADAPTER_ARGS] = {"adapter_args", SP__KIND_ARGS, 0, 0, 0, false},
     [KEY_ADAPTER_ENV] = {"adapter_env", SP__KIND_ENV, 0, 0, 0, false},
@@ -107,8 +108,8 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
     [KEY_CRASH_LOOP_MAX] = {"crash_loop_max", SP__KIND_INT, FIELD(crash_loop_max), 1, 1000, false},
     [KEY_CRASH_LOOP_WINDOW] = {"crash_loop_window", SP__KIND_DURATION, FIELD(crash_loop_window_ms),
                                SP__MS_PER_S, 24 * SP__MS_PER_H, false},
-    [KEY_MAX_FRAME_BYTES] = {"max_frame_bytes", SP__KIND_SIZE, FIELD(max_frame_bytes), 4 * SP__KIB,
-                             SP__GIB, false},
+    [KEY_MAX_FRAME_BYTES] = {"max_frame_bytes", SP__KIND_SIZE, FIELD(max_frame_bytes),
+                             SP__MIN_FRAME_BYTES, SP__MAX_FRAME_BYTES, false},
     [KEY_THREAD_SAFETY_CHECKS] = {"thread_safety_checks", SP__KIND_BOOL,
                                   FIELD(thread_safety_checks), 0, 1, false},
     [KEY_PIPELINE_DEPTH] = {"pipeline_depth", SP__KIND_INT, FIELD(pipeline_depth), 0, 64, false},

@@ -1,9 +1,11 @@
 /*
- * errors.h - filling sp_error_t: one formatter used by every module so messages
- * are consistent and always NUL-terminated.
+ * errors.h - filling sp_error_t: the formatters every module uses, so messages
+ * are consistent, bounded and always NUL-terminated.
  */
 #ifndef SP_CORE_ERRORS_H
 #define SP_CORE_ERRORS_H
+
+#include <stddef.h>
 
 #include "snakepit.h"
 
@@ -13,19 +15,29 @@
 #define SP__PRINTF(a, b)
 #endif
 
-/** Sets code/category and formats the message; returns code. err may be NULL. */
-int sp__error_set(sp_error_t *err, int code, const char *fmt, ...) SP__PRINTF(3, 4);
+/* Bounds of an error's texts (documented in snakepit.h). */
+#define SP__ERR_MESSAGE_MAX 4096u
+#define SP__ERR_TYPE_MAX 256u
+#define SP__ERR_TRACEBACK_MAX 65536u
 
-/** Resets err to "no error". err may be NULL. */
-void sp__error_clear(sp_error_t *err);
-
-/** Copies src into dst (either may be NULL). */
-void sp__error_copy(sp_error_t *dst, const sp_error_t *src);
+/** sp_error_setf under its internal name. Returns code; err may be NULL. */
+#define sp__error_set sp_error_setf
 
 /**
- * Copies a possibly long text into a fixed buffer; when it does not fit, keeps the
- * tail (the end of a traceback is the informative part) behind a "...\n" marker.
+ * Fills err from texts with explicit lengths (not NUL-terminated; NULL = "").
+ * A traceback longer than its bound keeps its tail behind a "...\n" marker.
+ * Returns code.
  */
-void sp__copy_tail(char *dst, size_t cap, const char *src, size_t len);
+int sp__error_setn(sp_error_t *err, int code, const char *msg, size_t mlen, const char *type,
+                   size_t tlen, const char *tb, size_t blen);
+
+/** Resets err to "no error" without freeing anything. err may be NULL. */
+void sp__error_clear(sp_error_t *err);
+
+/** Moves src's texts into dst (dst is overwritten, src left holding no error). */
+void sp__error_move(sp_error_t *dst, sp_error_t *src);
+
+/** Whether code is one of the SP_ERRNO_MAP codes. */
+int sp__err_is_known(int code);
 
 #endif /* SP_CORE_ERRORS_H */

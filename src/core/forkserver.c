@@ -23,6 +23,11 @@
 #include "spawn.h"
 #include "worker.h"
 
+/* After the fork server exits, how long its output may take to arrive; after a
+ * stop, how much longer than its workers' drain it may live. */
+#define FS_OUTPUT_DRAIN_MS 100
+#define FS_EXIT_SLACK_MS 1000
+
 struct sp__forkserver_s {
   sp__pool_t *pool;
   uv_process_t proc;
@@ -288,7 +293,7 @@ static void server_exited(uv_process_t *proc, int64_t status, int sig) {
   }
   close_handle(fs, &fs->poll);
   close_handle(fs, &fs->proc);
-  uv_timer_start(&fs->timer, on_timer, 100, 0);
+  uv_timer_start(&fs->timer, on_timer, FS_OUTPUT_DRAIN_MS, 0);
   sp__rt_settle(fs->pool->rt);
 }
 
@@ -385,6 +390,7 @@ void sp__forkserver_stop(sp__pool_t *p) {
   }
   /* End of requests: it leaves once its workers (being stopped now) exited. */
   shutdown(fs->fd, SHUT_WR);
-  int64_t ms = p->cfg->drain_timeout_ms < 5000 ? p->cfg->drain_timeout_ms : 5000;
-  uv_timer_start(&fs->timer, on_timer, (uint64_t)ms + 1000, 0);
+  int64_t ms = p->cfg->drain_timeout_ms < SP__STOP_DRAIN_MAX_MS ? p->cfg->drain_timeout_ms
+                                                           : SP__STOP_DRAIN_MAX_MS;
+  uv_timer_start(&fs->timer, on_timer, (uint64_t)ms + FS_EXIT_SLACK_MS, 0);
 }

@@ -8,18 +8,22 @@
 
 #include "errors.h"
 #include "log.h"
+#include "pool.h"
 #include "runtime.h"
 #include "worker.h"
 
-#define CALL_OF(it) ((sp__call_t *)((char *)(it)-offsetof(sp__call_t, item)))
 
 static void respawn_cb(uv_timer_t *t);
 
-/* Starts the position's replacement after an exponential backoff (100 ms doubling
- * per consecutive failure, at most 5 s); returns the delay chosen. */
-static int64_t schedule_respawn(sp__pool_slot_t *s) {
-  int64_t delay = 100LL << (s->crashes_in_row < 6 ? s->crashes_in_row : 6);
-  if (delay > 5000) delay = 5000;
+/* Respawn backoff: the first delay, doubled per consecutive failure up to the cap. */
+#define RESPAWN_FIRST_MS 100
+#define RESPAWN_MAX_MS 5000
+
+/* Starts the position's replacement after an exponential backoff; returns the
+ * delay chosen. */
+static int64_t schedule_respawn(sp__position_t *s) {
+  int64_t delay = (int64_t)RESPAWN_FIRST_MS << (s->crashes_in_row < 6 ? s->crashes_in_row : 6);
+  if (delay > RESPAWN_MAX_MS) delay = RESPAWN_MAX_MS;
   s->crashes_in_row++;
   uv_timer_start(&s->respawn, respawn_cb, (uint64_t)delay, 0);
   return delay;
@@ -30,12 +34,12 @@ int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg,
   p->rt = rt;
   p->cfg = cfg;
   p->index = index;
-  p->slots = calloc((size_t)cfg->pool_size, sizeof(*p->slots));
-  p->views = calloc((size_t)cfg->pool_size, sizeof(*p->views));
+  p->positions = calloc((size_t)cfg->pool_size, sizeof(*p->positions));
+  p->loads = calloc((size_t)cfg->pool_size, sizeof(*p->loads));
   p->crash_times = calloc((size_t)cfg->crash_loop_max, sizeof(*p->crash_times));
-  if (p->slots == NULL || p->views == NULL || p->crash_times == NULL) return SP_ENOMEM;
+  if (p->positions == NULL || p->loads == NULL || p->crash_times == NULL) return SP_ENOMEM;
   for (int i = 0; i < cfg->pool_size; i++) {
-    sp__pool_slot_t *s = &p->slots[i];
+    sp__position_t *s = &p->positions[i];
     s->pool = p;
     s->index = i;
     uv_timer_init(&rt->loop, &s->respawn);
@@ -50,8 +54,8 @@ void sp__pool_free(sp__pool_t *p) {
   free(p->tool_stats);
   free(p->tools_json);
   free(p->python_version);
-  free(p->slots);
-  free(p->views);
+  free(p->positions);
+  free(p->loads);
   free(p->crash_times);
   memset(p, 0, sizeof(*p));
 }
@@ -62,12 +66,12 @@ int sp__pool_find_tool(const sp__pool_t *p, const char *tool) {
   return -1;
 }
 
-static int spawn_at(sp__pool_t *p, sp__pool_slot_t *s, sp_error_t *err) {
+static int spawn_at(sp__pool_t *p, sp__position_t *s, sp_error_t *err) {
   sp__worker_t *w = NULL;
   int rc = sp__worker_spawn(p, s, &w, err);
   if (rc != 0) return rc;
   s->worker = w;
-  p->views[s->index] = NULL; /* not schedulable until HELLO */
+  p->loads[s->index] = NULL; /* not schedulable until HELLO */
   return 0;
 }
 
@@ -75,9 +79,9 @@ static int spawn_at(sp__pool_t *p, sp__pool_slot_t *s, sp_error_t *err) {
 static int spawn_batch(sp__pool_t *p, sp_error_t *err) {
   int starting = 0;
   for (int i = 0; i < p->next_spawn; i++)
-    if (p->slots[i].worker && p->slots[i].worker->state == SP__W_STARTING) starting++;
+    if (p->positions[i].worker && p->positions[i].worker->state == SP__W_STARTING) starting++;
   while (p->next_spawn < p->cfg->pool_size && starting < p->cfg->startup_batch_size) {
-    int rc = spawn_at(p, &p->slots[p->next_spawn], err);
+    int rc = spawn_at(p, &p->positions[p->next_spawn], err);
     if (rc != 0) return rc;
     p->next_spawn++;
     starting++;
@@ -88,7 +92,7 @@ static int spawn_batch(sp__pool_t *p, sp_error_t *err) {
 int sp__pool_spawn_all(sp__pool_t *p, sp_error_t *err) { return spawn_batch(p, err); }
 
 static void dispatch(sp__pool_t *p, int idx, sp__call_t *c) {
-  sp__worker_t *w = p->slots[idx].worker;
+  sp__worker_t *w = p->positions[idx].worker;
   sp_runtime_t *rt = p->rt;
   if (c->item.heap_idx != SP__NOT_IN_HEAP) sp__dheap_remove(&rt->deadlines, &c->item);
   c->item.due_ms = c->deadline_ms;
@@ -111,7 +115,7 @@ static int64_t stay_up_ms(const sp__pool_t *p) {
 
 static int has_ready_worker(const sp__pool_t *p) {
   for (int i = 0; i < p->cfg->pool_size; i++)
-    if (p->slots[i].worker && p->slots[i].worker->state == SP__W_READY) return 1;
+    if (p->positions[i].worker && p->positions[i].worker->state == SP__W_READY) return 1;
   return 0;
 }
 
@@ -126,7 +130,7 @@ void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
     sp__call_finish(c, SP_EDEGRADED, NULL, 0, &d);
     return;
   }
-  int idx = sp__sched_pick(p->views, (size_t)p->cfg->pool_size, &p->cursor, sp__call_depth_cap(c));
+  int idx = sp__sched_pick(p->loads, (size_t)p->cfg->pool_size, &p->cursor, sp__call_depth_cap(c));
   if (idx >= 0 && p->queue.len == 0) {
     dispatch(p, idx, c);
     return;
@@ -156,116 +160,18 @@ void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
 
 void sp__pool_pump(sp__pool_t *p) {
   while (p->queue.len > 0) {
-    int cap = sp__call_depth_cap(CALL_OF(p->queue.head));
-    int idx = sp__sched_pick(p->views, (size_t)p->cfg->pool_size, &p->cursor, cap);
+    int cap = sp__call_depth_cap(SP__CALL_OF(p->queue.head));
+    int idx = sp__sched_pick(p->loads, (size_t)p->cfg->pool_size, &p->cursor, cap);
     if (idx < 0) return;
-    sp__call_t *c = CALL_OF(sp__fifo_pop(&p->queue));
+    sp__call_t *c = SP__CALL_OF(sp__fifo_pop(&p->queue));
     dispatch(p, idx, c);
   }
-}
-
-sp__tool_stats_t *sp__call_tool_stats(const sp__call_t *c) {
-  const sp__pool_t *p = c->pool;
-  if (p->tool_stats == NULL || c->tool_index < 0 || (size_t)c->tool_index >= p->tool_count)
-    return NULL;
-  return &p->tool_stats[c->tool_index];
-}
-
-int sp__call_depth_cap(const sp__call_t *c) {
-  const sp__tool_stats_t *ts = sp__call_tool_stats(c);
-  uint64_t g = ts ? ts->gap_ewma_ns : 0;
-  return g == 0 ? 0 : sp__sched_depth(g, c->pool->cfg->pipeline_depth);
-}
-
-const char *sp__call_tool(const sp__call_t *c, int *len) {
-  *len = c->frame[SP__FRAME_HEADER_SIZE + 4] | c->frame[SP__FRAME_HEADER_SIZE + 5] << 8;
-  return (const char *)c->frame + SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE;
-}
-
-void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, const sp_error_t *err) {
-  sp__pool_t *p = c->pool;
-  sp_runtime_t *rt = p->rt;
-  rt->events++;
-  sp__dheap_remove(&rt->deadlines, &c->item);
-  if (c->state == SP__CALL_QUEUED) sp__fifo_remove(&p->queue, &c->item);
-  c->state = SP__CALL_DONE;
-
-  sp_result_t *res = c->res;
-  sp__error_clear(&res->error);
-  res->json = NULL;
-  res->len = 0;
-  if (code == 0) {
-    res->json = malloc(len + 1);
-    if (res->json == NULL) {
-      code = sp__error_set(&res->error, SP_ENOMEM, "out of memory copying the result");
-    } else {
-      memcpy(res->json, json, len);
-      res->json[len] = '\0';
-      res->len = len;
-    }
-  } else if (err != NULL) {
-    sp__error_copy(&res->error, err);
-    res->error.code = code;
-    res->error.category = sp_err_category(code);
-  } else {
-    sp__error_set(&res->error, code, "%s", sp_strerror(code));
-  }
-
-  p->stats.calls++;
-  if (code == 0)
-    p->stats.ok++;
-  else
-    p->stats.failed[sp_err_category(code)]++;
-  sp__tool_stats_t *ts = sp__call_tool_stats(c);
-  if (ts != NULL) {
-    ts->calls++;
-    if (code == 0)
-      ts->ok++;
-    else
-      ts->failed[sp_err_category(code)]++;
-  }
-  sp__stats_record_latency(&p->stats, sp__now_ns() - c->start_ns);
-  rt->active_calls--;
-
-  if (c->cb != NULL) {
-    c->cb(res, c->ud);
-    free(res->json);
-    free(c);
-  } else {
-    sp__rt_call_done(rt, c); /* the waiting client frees c */
-  }
-  if (rt->phase == SP__PHASE_DRAINING) sp__rt_check_drained(rt);
-}
-
-void sp__call_expire(sp__call_t *c) {
-  sp__pool_t *p = c->pool;
-  int tl;
-  const char *tool = sp__call_tool(c, &tl);
-  sp_error_t e;
-  if (c->state == SP__CALL_QUEUED) {
-    if (c->item.due_ms < c->deadline_ms) {
-      sp__error_set(&e, SP_EQUEUETIMEOUT,
-                    "call to tool '%.*s' in pool '%s' waited %lld ms (queue_timeout) for a free "
-                    "worker slot; %zu calls queued",
-                    tl, tool, p->cfg->name, (long long)p->cfg->queue_timeout_ms, p->queue.len);
-    } else {
-      sp__error_set(&e, SP_ETIMEOUT,
-                    "call to tool '%.*s' in pool '%s' timed out while waiting in the queue", tl,
-                    tool, p->cfg->name);
-    }
-  } else {
-    sp__worker_t *w = c->worker;
-    sp__error_set(&e, SP_ETIMEOUT, "call to tool '%.*s' in pool '%s' timed out on worker %s", tl,
-                  tool, p->cfg->name, w ? w->name : "?");
-    if (w != NULL) sp__worker_abandon(w, c);
-  }
-  sp__call_finish(c, e.code, NULL, 0, &e);
 }
 
 void sp__pool_fail_queued(sp__pool_t *p, int code, const char *why) {
   sp__fifo_t *q = &p->queue;
   while (q->len > 0) {
-    sp__call_t *c = CALL_OF(q->head);
+    sp__call_t *c = SP__CALL_OF(q->head);
     sp_error_t e;
     sp__error_set(&e, code, "pool '%s': %s", p->cfg->name, why);
     sp__call_finish(c, code, NULL, 0, &e);
@@ -273,13 +179,13 @@ void sp__pool_fail_queued(sp__pool_t *p, int code, const char *why) {
 }
 
 void sp__pool_worker_ready(sp__pool_t *p, sp__worker_t *w) {
-  sp__pool_slot_t *s = w->pos;
+  sp__position_t *s = w->pos;
   if (s == NULL) return;
   s->crashes_in_row = 0;
-  p->views[s->index] = &w->slots;
+  p->loads[s->index] = &w->load;
   sp__log(SP__LOG_DEBUG, "[%s/%s pid %d] ready (Python %s, GIL %s, %d threads)", p->cfg->name,
           w->name, w->pid, w->python_version, w->gil_enabled ? "enabled" : "disabled",
-          w->slots.capacity);
+          w->load.capacity);
   if (!p->ready_once) {
     sp_error_t err;
     if (spawn_batch(p, &err) != 0) {
@@ -287,7 +193,7 @@ void sp__pool_worker_ready(sp__pool_t *p, sp__worker_t *w) {
       return;
     }
     for (int i = 0; i < p->cfg->pool_size; i++)
-      if (p->views[i] == NULL) return;
+      if (p->loads[i] == NULL) return;
     p->ready_once = 1;
     sp__rt_startup_event(p->rt, NULL);
   }
@@ -295,7 +201,7 @@ void sp__pool_worker_ready(sp__pool_t *p, sp__worker_t *w) {
 }
 
 void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *why) {
-  sp__pool_slot_t *s = w->pos;
+  sp__position_t *s = w->pos;
   sp_runtime_t *rt = p->rt;
   if (w->retiring) {
     for (sp__worker_t **pp = &p->retiring; *pp; pp = &(*pp)->retire_next) {
@@ -310,7 +216,7 @@ void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *wh
   if (s == NULL) return;
   w->pos = NULL;
   s->worker = NULL;
-  p->views[s->index] = NULL;
+  p->loads[s->index] = NULL;
   if (rt->phase == SP__PHASE_STARTING) {
     sp__rt_startup_event(rt, why);
     return;
@@ -341,7 +247,7 @@ void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *wh
 }
 
 static void respawn_cb(uv_timer_t *t) {
-  sp__pool_slot_t *s = t->data;
+  sp__position_t *s = t->data;
   sp__pool_t *p = s->pool;
   if (p->rt->phase != SP__PHASE_RUNNING && p->rt->phase != SP__PHASE_DRAINING) return;
   sp_error_t err;
@@ -364,18 +270,18 @@ const char *sp__recycle_reason_name(sp__recycle_reason_t r) {
 }
 
 void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reason) {
-  sp__pool_slot_t *s = w->pos;
+  sp__position_t *s = w->pos;
   if (s == NULL || w->state != SP__W_READY || p->rt->phase != SP__PHASE_RUNNING) return;
   p->stats.recycles[reason]++;
   sp__log(SP__LOG_INFO, "[%s/%s pid %d] recycling (%s) after %llu requests; %d calls to drain",
           p->cfg->name, w->name, w->pid, sp__recycle_reason_name(reason),
-          (unsigned long long)w->requests, w->slots.inflight);
+          (unsigned long long)w->requests, w->load.inflight);
   /* Detach first so the replacement takes the position while w drains. */
   w->pos = NULL;
   s->worker = NULL;
-  p->views[s->index] = NULL;
+  p->loads[s->index] = NULL;
   w->state = SP__W_DRAINING;
-  w->slots.ready = 0;
+  w->load.ready = 0;
   w->drain_started_ms = sp__now_ms();
   w->retiring = 1;
   w->retire_next = p->retiring;
@@ -385,7 +291,7 @@ void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reaso
     int64_t delay = schedule_respawn(s);
     sp__log(SP__LOG_ERROR, "%s; retrying in %lld ms", err.message, (long long)delay);
   }
-  if (w->slots.inflight == 0) sp__worker_shutdown(w, p->cfg->drain_timeout_ms);
+  if (w->load.inflight == 0) sp__worker_shutdown(w, p->cfg->drain_timeout_ms);
 }
 
 /* worker_max_rss_mb is looked at every RSS_IDLE_PERIOD_MS, and while calls run
@@ -399,7 +305,7 @@ void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reaso
 /* Enforces worker_max_rss_mb on w, busy or draining. 1 if w was killed. */
 static int enforce_rss(sp__pool_t *p, sp__worker_t *w, int64_t now) {
   const sp__pool_config_t *c = p->cfg;
-  int busy = w->slots.inflight > 0;
+  int busy = w->load.inflight > 0;
   if (c->worker_max_rss_mb <= 0 ||
       now - w->rss_checked_ms < (busy ? RSS_BUSY_PERIOD_MS : RSS_IDLE_PERIOD_MS))
     return 0;
@@ -451,9 +357,8 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
     return;
   }
   for (int i = 0; i < w->nslots; i++) {
-    if (w->slot_abandoned_ms[i] == 0 || now - w->slot_abandoned_ms[i] < c->cancel_grace_ms)
-      continue;
-    if (w->slots.capacity == 1) {
+    if (w->slot_abandoned_ms[i] == 0 || now - w->slot_abandoned_ms[i] < c->cancel_grace_ms) continue;
+    if (w->load.capacity == 1) {
       /* Nothing else runs on this worker: replace it now. */
       p->stats.recycles[SP__RECYCLE_CANCEL_GRACE]++;
       sp__worker_kill(w, "a cancelled call was still running after cancel_grace");
@@ -472,7 +377,7 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
 
 void sp__pool_maintain(sp__pool_t *p, int64_t now) {
   for (int i = 0; i < p->cfg->pool_size; i++)
-    if (p->slots[i].worker) maintain_worker(p, p->slots[i].worker, now);
+    if (p->positions[i].worker) maintain_worker(p, p->positions[i].worker, now);
   for (sp__worker_t *w = p->retiring, *next; w; w = next) {
     next = w->retire_next;
     maintain_worker(p, w, now);
@@ -481,7 +386,7 @@ void sp__pool_maintain(sp__pool_t *p, int64_t now) {
     /* A worker that stayed up for min_lifetime (at least 1 s) ends the crash loop. */
     int64_t needed = stay_up_ms(p);
     for (int i = 0; i < p->cfg->pool_size; i++) {
-      sp__worker_t *w = p->slots[i].worker;
+      sp__worker_t *w = p->positions[i].worker;
       if (w && w->state == SP__W_READY && now - w->ready_ms >= needed) {
         p->degraded = 0;
         sp__log(SP__LOG_INFO, "pool '%s' recovered: worker %s stayed up", p->cfg->name, w->name);

@@ -1,6 +1,7 @@
 /*
- * protocol.c - frame header encoding, the incremental frame decoder and the byte
- * buffer. Shared by libsnakepit and snakepit-worker; no I/O happens here.
+ * protocol.c - every frame's encoder and decoder and the incremental frame
+ * decoder (layouts in protocol.h). Shared by libsnakepit and snakepit-worker;
+ * no I/O happens here.
  */
 #include "protocol.h"
 
@@ -17,35 +18,15 @@ const char *sp__frame_type_name(unsigned type) {
   return type <= SP__FRAME_TYPE_MAX ? type_names[type] : type_names[0];
 }
 
-static void put_u32(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get_u64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
-  return v;
-}
-
 void sp__frame_header_write(uint8_t *hdr, unsigned type, unsigned flags, uint32_t length,
                             uint64_t id) {
   hdr[0] = SP__FRAME_MAGIC;
   hdr[1] = SP__PROTOCOL_VERSION;
   hdr[2] = (uint8_t)type;
   hdr[3] = (uint8_t)flags;
-  put_u32(hdr + 4, length);
-  put_u64(hdr + 8, id);
+  sp__put_u32(hdr + 4, length);
+  sp__put_u64(hdr + 8, id);
 }
-
-void sp__frame_set_id(uint8_t *hdr, uint64_t id) { put_u64(hdr + 8, id); }
 
 int sp__frame_header_parse(const uint8_t *hdr, size_t max_body, sp__frame_t *out,
                            sp_error_t *err) {
@@ -60,8 +41,8 @@ int sp__frame_header_parse(const uint8_t *hdr, size_t max_body, sp__frame_t *out
     return sp__error_set(err, SP_EPROTOCOL, "bad frame header: unknown frame type %u", hdr[2]);
   out->type = hdr[2];
   out->flags = hdr[3];
-  out->length = get_u32(hdr + 4);
-  out->id = get_u64(hdr + 8);
+  out->length = sp__get_u32(hdr + 4);
+  out->id = sp__get_u64(hdr + 8);
   out->body = NULL;
   if (out->length > max_body)
     return sp__error_set(err, SP_ETOOLARGE,
@@ -70,19 +51,128 @@ int sp__frame_header_parse(const uint8_t *hdr, size_t max_body, sp__frame_t *out
   return 0;
 }
 
-int sp__call_body_parse(const uint8_t *body, size_t len, uint32_t *timeout_ms, const char **tool,
-                        size_t *tool_len, const char **args, size_t *args_len) {
-  if (len < SP__CALL_PREFIX_SIZE) return SP_EPROTOCOL;
-  uint32_t t = get_u32(body);
-  size_t tl = (size_t)body[4] | (size_t)body[5] << 8;
-  if (tl == 0 || SP__CALL_PREFIX_SIZE + tl > len) return SP_EPROTOCOL;
-  *timeout_ms = t;
-  *tool = (const char *)body + SP__CALL_PREFIX_SIZE;
-  *tool_len = tl;
-  *args = *tool + tl;
-  *args_len = len - SP__CALL_PREFIX_SIZE - tl;
+/* Reserves a frame of `body` bytes and writes its header; the body follows at *p. */
+static int start_frame(sp__buf_t *b, unsigned type, uint64_t id, size_t body, uint8_t **p) {
+  if (body > UINT32_MAX || sp__buf_reserve(b, SP__FRAME_HEADER_SIZE + body) != 0)
+    return SP_ENOMEM;
+  sp__frame_header_write(b->data + b->len, type, 0, (uint32_t)body, id);
+  *p = b->data + b->len + SP__FRAME_HEADER_SIZE;
+  b->len += SP__FRAME_HEADER_SIZE + body;
   return 0;
 }
+
+int sp__buf_append_frame(sp__buf_t *b, unsigned type, uint64_t id, const void *body, size_t len) {
+  uint8_t *p;
+  if (start_frame(b, type, id, len, &p) != 0) return SP_ENOMEM;
+  if (len > 0) memcpy(p, body, len);
+  return 0;
+}
+
+int sp__buf_append_text_frame(sp__buf_t *b, unsigned type, uint64_t id, const void *text,
+                              size_t len) {
+  return sp__buf_append_frame(b, type, id, text, len);
+}
+
+/* ---- CALL ---------------------------------------------------------------- */
+
+size_t sp__call_frame_size(size_t tool_len, size_t args_len) {
+  return SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE + tool_len + args_len;
+}
+
+void sp__call_frame_write(uint8_t *frame, const char *tool, size_t tool_len, const char *args,
+                          size_t args_len) {
+  size_t body = SP__CALL_PREFIX_SIZE + tool_len + args_len;
+  sp__frame_header_write(frame, SP__FRAME_CALL, 0, (uint32_t)body, 0);
+  uint8_t *p = frame + SP__FRAME_HEADER_SIZE;
+  sp__put_u32(p, 0);
+  sp__put_u16(p + 4, (uint16_t)tool_len);
+  sp__put_u32(p + 6, (uint32_t)args_len);
+  memcpy(p + SP__CALL_PREFIX_SIZE, tool, tool_len);
+  memcpy(p + SP__CALL_PREFIX_SIZE + tool_len, args, args_len);
+}
+
+void sp__call_frame_dispatch(uint8_t *frame, uint64_t id, uint32_t timeout_ms) {
+  sp__put_u64(frame + 8, id);
+  sp__put_u32(frame + SP__FRAME_HEADER_SIZE, timeout_ms);
+}
+
+const char *sp__call_frame_tool(const uint8_t *frame, size_t *tool_len) {
+  *tool_len = sp__get_u16(frame + SP__FRAME_HEADER_SIZE + 4);
+  return (const char *)frame + SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE;
+}
+
+int sp__call_body_parse(const uint8_t *body, size_t len, sp__call_view_t *out) {
+  if (len < SP__CALL_PREFIX_SIZE) return SP_EPROTOCOL;
+  size_t tl = sp__get_u16(body + 4);
+  size_t al = sp__get_u32(body + 6);
+  if (tl == 0 || SP__CALL_PREFIX_SIZE + tl + al != len) return SP_EPROTOCOL;
+  out->timeout_ms = sp__get_u32(body);
+  out->tool = (const char *)body + SP__CALL_PREFIX_SIZE;
+  out->tool_len = tl;
+  out->args = out->tool + tl;
+  out->args_len = al;
+  return 0;
+}
+
+/* ---- ERROR --------------------------------------------------------------- */
+
+int sp__buf_append_error(sp__buf_t *b, uint64_t id, sp__error_kind_t kind, int code,
+                         const void *text, size_t len) {
+  uint8_t *p;
+  if (start_frame(b, SP__FRAME_ERROR, id, SP__ERROR_PREFIX_SIZE + len, &p) != 0) return SP_ENOMEM;
+  p[0] = (uint8_t)kind;
+  p[1] = (uint8_t)(code < 0 && code > -256 ? -code : -SP_EPROTOCOL);
+  if (len > 0) memcpy(p + SP__ERROR_PREFIX_SIZE, text, len);
+  return 0;
+}
+
+int sp__error_body_parse(const uint8_t *body, size_t len, sp__error_view_t *out) {
+  if (len < SP__ERROR_PREFIX_SIZE) return SP_EPROTOCOL;
+  int kind = body[0], code = -(int)body[1];
+  if (kind < SP__ERRKIND_VALIDATION || kind > SP__ERRKIND_STARTUP || !sp__err_is_known(code))
+    return SP_EPROTOCOL;
+  out->kind = kind;
+  out->code = code;
+  out->text = (const char *)body + SP__ERROR_PREFIX_SIZE;
+  out->text_len = len - SP__ERROR_PREFIX_SIZE;
+  return 0;
+}
+
+/* ---- PING / PONG --------------------------------------------------------- */
+
+int sp__buf_append_ping(sp__buf_t *b, int64_t sent_ms) {
+  uint8_t *p;
+  if (start_frame(b, SP__FRAME_PING, 0, SP__PING_BODY_SIZE, &p) != 0) return SP_ENOMEM;
+  sp__put_u64(p, (uint64_t)sent_ms);
+  return 0;
+}
+
+int sp__ping_body_parse(const uint8_t *body, size_t len, sp__pong_t *out) {
+  memset(out, 0, sizeof(*out));
+  if (len < SP__PING_BODY_SIZE) return SP_EPROTOCOL;
+  out->sent_ms = (int64_t)sp__get_u64(body);
+  return 0;
+}
+
+int sp__buf_append_pong(sp__buf_t *b, uint64_t id, const sp__pong_t *pong) {
+  uint8_t *p;
+  if (start_frame(b, SP__FRAME_PONG, id, SP__PONG_BODY_SIZE, &p) != 0) return SP_ENOMEM;
+  sp__put_u64(p, (uint64_t)pong->sent_ms);
+  sp__put_u64(p + 8, pong->attach_wait_ns);
+  sp__put_u64(p + 16, pong->calls_done);
+  return 0;
+}
+
+int sp__pong_body_parse(const uint8_t *body, size_t len, sp__pong_t *out) {
+  memset(out, 0, sizeof(*out));
+  if (len < SP__PONG_BODY_SIZE) return SP_EPROTOCOL;
+  out->sent_ms = (int64_t)sp__get_u64(body);
+  out->attach_wait_ns = sp__get_u64(body + 8);
+  out->calls_done = sp__get_u64(body + 16);
+  return 0;
+}
+
+/* ---- the incremental decoder ---------------------------------------------- */
 
 void sp__decoder_init(sp__decoder_t *d, size_t max_body) {
   memset(d, 0, sizeof(*d));
@@ -129,53 +219,6 @@ int sp__decoder_next(sp__decoder_t *d, sp__frame_t *f, sp_error_t *err) {
   return 1;
 }
 
-int sp__buf_reserve(sp__buf_t *b, size_t extra) {
-  if (b->cap - b->len >= extra) return 0;
-  size_t ncap = b->cap ? b->cap : 256;
-  while (ncap - b->len < extra) ncap *= 2;
-  uint8_t *nd = realloc(b->data, ncap);
-  if (nd == NULL) return SP_ENOMEM;
-  b->data = nd;
-  b->cap = ncap;
-  return 0;
-}
-
-int sp__buf_append(sp__buf_t *b, const void *p, size_t n) {
-  if (sp__buf_reserve(b, n) != 0) return SP_ENOMEM;
-  if (n > 0) memcpy(b->data + b->len, p, n);
-  b->len += n;
-  return 0;
-}
-
-int sp__buf_append_frame(sp__buf_t *b, unsigned type, unsigned flags, uint64_t id,
-                         const void *body, size_t len) {
-  if (sp__buf_reserve(b, SP__FRAME_HEADER_SIZE + len) != 0) return SP_ENOMEM;
-  sp__frame_header_write(b->data + b->len, type, flags, (uint32_t)len, id);
-  b->len += SP__FRAME_HEADER_SIZE;
-  return sp__buf_append(b, body, len);
-}
-
-int sp__buf_append_kind_frame(sp__buf_t *b, unsigned type, uint64_t id, int kind, const void *text,
-                              size_t len) {
-  size_t body = len + (kind ? 1 : 0);
-  if (sp__buf_reserve(b, SP__FRAME_HEADER_SIZE + body) != 0) return SP_ENOMEM;
-  sp__frame_header_write(b->data + b->len, type, 0, (uint32_t)body, id);
-  b->len += SP__FRAME_HEADER_SIZE;
-  if (kind) b->data[b->len++] = (uint8_t)kind;
-  return sp__buf_append(b, text, len);
-}
-
-void sp__buf_consume(sp__buf_t *b, size_t n) {
-  if (n >= b->len) {
-    b->len = 0;
-    return;
-  }
-  memmove(b->data, b->data + n, b->len - n);
-  b->len -= n;
-}
-
-void sp__buf_free(sp__buf_t *b) {
-  free(b->data);
-  b->data = NULL;
-  b->len = b->cap = 0;
+void sp__decoder_shrink(sp__decoder_t *d, size_t keep) {
+  if (d->start == d->end && d->cap > keep) sp__decoder_free(d);
 }

@@ -1,11 +1,25 @@
 /*
- * protocol.h - the framed wire protocol between the pool manager and its workers,
- * and the growable byte buffer both ends build frames in.
+ * protocol.h - the framed wire protocol between the pool manager and its
+ * workers: every frame's encoder and decoder, and the incremental decoder that
+ * cuts a byte stream into frames. The only place that knows the byte layout;
+ * both programs (libsnakepit and snakepit-worker) link it.
  *
  * Every frame is a 16-byte header followed by `length` body bytes:
  *   u8 magic 'S' | u8 version | u8 type | u8 flags | u32 length | u64 request id
- * (integers little-endian). Many requests are in flight on one connection at
- * once; the request id pairs a RESULT/ERROR with its CALL.
+ * Integers are little-endian everywhere. Many requests are in flight on one
+ * connection at once; the request id pairs a reply with its request.
+ *
+ * Bodies (all lengths in bytes):
+ *   HELLO    W->M  JSON {protocol, pid, python_version, gil_enabled, threads, manifest}
+ *   CALL     M->W  u32 timeout_ms | u16 tool_len | u32 args_len | tool | args JSON
+ *   RESULT   W->M  result JSON
+ *   ERROR    W->M  u8 kind (sp__error_kind_t) | u8 code (-SP_E*) | text (plain or JSON, by kind)
+ *   CHUNK    W->M  reserved for streaming
+ *   CANCEL   M->W  empty: cancel request `id`
+ *   PING     M->W  u64 sent_ms
+ *   PONG     W->M  u64 sent_ms echoed | u64 attach_wait_ns | u64 calls_done
+ *   STATS    M->W  JSON report arguments; W->M the worker's report (JSON)
+ *   SHUTDOWN M->W  empty: finish in-flight calls, run atexit, exit
  */
 #ifndef SP_CORE_PROTOCOL_H
 #define SP_CORE_PROTOCOL_H
@@ -13,36 +27,71 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "snakepit.h"
 
 #define SP__FRAME_MAGIC 0x53u /* 'S' */
-#define SP__PROTOCOL_VERSION 1u
+#define SP__PROTOCOL_VERSION 2u
 #define SP__FRAME_HEADER_SIZE 16u
-/** Body of a CALL before the tool name: u32 timeout_ms, u16 tool length. */
-#define SP__CALL_PREFIX_SIZE 6u
+/** CALL body before the tool name: u32 timeout_ms, u16 tool_len, u32 args_len. */
+#define SP__CALL_PREFIX_SIZE 10u
+/** ERROR body before the text: u8 kind, u8 code. */
+#define SP__ERROR_PREFIX_SIZE 2u
+#define SP__PING_BODY_SIZE 8u
+#define SP__PONG_BODY_SIZE 24u
+
+/* Limits both programs agree on (the config loader enforces them too). */
+#define SP__THREADS_MAX 1024                /* execution threads per worker */
+#define SP__MIN_FRAME_BYTES 4096            /* smallest max_frame_bytes */
+#define SP__MAX_FRAME_BYTES (1024u << 20)   /* largest max_frame_bytes (1 GiB) */
 
 typedef enum {
-  SP__FRAME_HELLO = 1,    /* worker -> manager: JSON {pid, python_version, gil_enabled, threads, manifest} */
-  SP__FRAME_CALL = 2,     /* manager -> worker: u32 timeout_ms, u16 tool_len, tool, args JSON */
-  SP__FRAME_RESULT = 3,   /* worker -> manager: result JSON */
-  SP__FRAME_ERROR = 4,    /* worker -> manager: u8 kind (sp__error_kind_t), then text */
-  SP__FRAME_CHUNK = 5,    /* worker -> manager: one streamed chunk (JSON) */
-  SP__FRAME_CANCEL = 6,   /* manager -> worker: cancel request id */
-  SP__FRAME_PING = 7,     /* manager -> worker: body echoed in PONG */
-  SP__FRAME_PONG = 8,     /* worker -> manager */
-  SP__FRAME_STATS = 9,    /* both ways: request (empty) / reply (JSON) */
-  SP__FRAME_SHUTDOWN = 10 /* manager -> worker: finish in-flight calls, run atexit, exit */
+  SP__FRAME_HELLO = 1,
+  SP__FRAME_CALL = 2,
+  SP__FRAME_RESULT = 3,
+  SP__FRAME_ERROR = 4,
+  SP__FRAME_CHUNK = 5,
+  SP__FRAME_CANCEL = 6,
+  SP__FRAME_PING = 7,
+  SP__FRAME_PONG = 8,
+  SP__FRAME_STATS = 9,
+  SP__FRAME_SHUTDOWN = 10
 } sp__frame_type_t;
 
 #define SP__FRAME_TYPE_MAX 10
 
-/** Kind byte at the start of an ERROR body. */
+/** How an ERROR body's text reads; its code byte says which SP_E* error it is. */
 typedef enum {
-  SP__ERRKIND_VALIDATION = 1, /* text: one-line message */
-  SP__ERRKIND_PYTHON = 2,     /* text: JSON {type, message, traceback} */
-  SP__ERRKIND_PROTOCOL = 3,   /* text: one-line message */
+  SP__ERRKIND_VALIDATION = 1, /* text: one-line message (code NOTOOL, BADARGS, BADJSON) */
+  SP__ERRKIND_PYTHON = 2,     /* text: JSON {type, message, traceback} (code PYTHON) */
+  SP__ERRKIND_PROTOCOL = 3,   /* text: one-line message (code PROTOCOL, TOOLARGE, CANCELLED,
+                                 NOMEM) */
   SP__ERRKIND_STARTUP = 4     /* text: JSON {type, message, traceback}; request id 0 */
 } sp__error_kind_t;
+
+/* ---- little-endian integers -------------------------------------------- */
+
+static inline void sp__put_u16(uint8_t *p, uint16_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+}
+static inline void sp__put_u32(uint8_t *p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void sp__put_u64(uint8_t *p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t sp__get_u16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t sp__get_u32(const uint8_t *p) {
+  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t sp__get_u64(const uint8_t *p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+  return v;
+}
+
+/* ---- frames -------------------------------------------------------------- */
 
 /** A decoded frame; body points into the decoder's buffer until its next use. */
 typedef struct sp__frame_s {
@@ -53,6 +102,103 @@ typedef struct sp__frame_s {
   const uint8_t *body;
 } sp__frame_t;
 
+/** Name of a frame type ("CALL"), or "UNKNOWN". */
+const char *sp__frame_type_name(unsigned type);
+
+/** Writes a header into hdr[SP__FRAME_HEADER_SIZE]. */
+void sp__frame_header_write(uint8_t *hdr, unsigned type, unsigned flags, uint32_t length,
+                            uint64_t id);
+
+/**
+ * Validates and decodes a header. Returns 0, SP_EPROTOCOL for a bad magic,
+ * version or type, or SP_ETOOLARGE when length exceeds max_body; err explains.
+ */
+int sp__frame_header_parse(const uint8_t *hdr, size_t max_body, sp__frame_t *out,
+                           sp_error_t *err);
+
+/** Appends one whole frame (header + body). 0, or SP_ENOMEM. */
+int sp__buf_append_frame(sp__buf_t *b, unsigned type, uint64_t id, const void *body, size_t len);
+
+/* ---- CALL ---------------------------------------------------------------- */
+
+/** Size of a whole encoded CALL frame (header included). */
+size_t sp__call_frame_size(size_t tool_len, size_t args_len);
+
+/**
+ * Encodes a CALL frame into frame[sp__call_frame_size()] with request id 0 and
+ * timeout 0; sp__call_frame_dispatch() fills both when the call is sent.
+ */
+void sp__call_frame_write(uint8_t *frame, const char *tool, size_t tool_len, const char *args,
+                          size_t args_len);
+
+/** Sets an encoded CALL frame's request id and the time its worker has left. */
+void sp__call_frame_dispatch(uint8_t *frame, uint64_t id, uint32_t timeout_ms);
+
+/** The tool name inside an encoded CALL frame (not NUL-terminated). */
+const char *sp__call_frame_tool(const uint8_t *frame, size_t *tool_len);
+
+/** A decoded CALL body; pointers into the body. */
+typedef struct sp__call_view_s {
+  uint32_t timeout_ms;
+  const char *tool;
+  size_t tool_len;
+  const char *args;
+  size_t args_len;
+} sp__call_view_t;
+
+/**
+ * Decodes a CALL body. Returns 0, or SP_EPROTOCOL when the lengths do not tile
+ * the body or the tool name is empty.
+ */
+int sp__call_body_parse(const uint8_t *body, size_t len, sp__call_view_t *out);
+
+/* ---- RESULT and ERROR ---------------------------------------------------- */
+
+/** Appends a frame whose whole body is text (RESULT, HELLO, STATS). 0 or SP_ENOMEM. */
+int sp__buf_append_text_frame(sp__buf_t *b, unsigned type, uint64_t id, const void *text,
+                              size_t len);
+
+/**
+ * Appends an ERROR frame: kind, code (an SP_E* value) and text. 0 or SP_ENOMEM.
+ */
+int sp__buf_append_error(sp__buf_t *b, uint64_t id, sp__error_kind_t kind, int code,
+                         const void *text, size_t len);
+
+/** A decoded ERROR body; text points into the body. */
+typedef struct sp__error_view_s {
+  int kind; /* sp__error_kind_t */
+  int code; /* SP_E* value */
+  const char *text;
+  size_t text_len;
+} sp__error_view_t;
+
+/**
+ * Decodes an ERROR body. Returns 0, or SP_EPROTOCOL for a body shorter than
+ * its prefix, an unknown kind or a code that is not an SP_E* error.
+ */
+int sp__error_body_parse(const uint8_t *body, size_t len, sp__error_view_t *out);
+
+/* ---- PING and PONG ------------------------------------------------------- */
+
+/** Appends a PING carrying the manager's clock. 0 or SP_ENOMEM. */
+int sp__buf_append_ping(sp__buf_t *b, int64_t sent_ms);
+
+/** What a PONG carries. */
+typedef struct sp__pong_s {
+  int64_t sent_ms;         /* the PING's clock, echoed */
+  uint64_t attach_wait_ns; /* total time execution threads waited to attach to Python */
+  uint64_t calls_done;     /* calls the worker completed */
+} sp__pong_t;
+
+/** Decodes a PING body into the PONG that answers it (only sent_ms is set). */
+int sp__ping_body_parse(const uint8_t *body, size_t len, sp__pong_t *out);
+/** Appends the PONG answering request id. 0 or SP_ENOMEM. */
+int sp__buf_append_pong(sp__buf_t *b, uint64_t id, const sp__pong_t *p);
+/** Decodes a PONG body. 0, or SP_EPROTOCOL when it is too short. */
+int sp__pong_body_parse(const uint8_t *body, size_t len, sp__pong_t *out);
+
+/* ---- the incremental decoder ---------------------------------------------- */
+
 /** Incremental decoder: read bytes into it, then take whole frames out. */
 typedef struct sp__decoder_s {
   uint8_t *buf;
@@ -62,36 +208,8 @@ typedef struct sp__decoder_s {
   size_t max_body; /* bodies above this are a protocol error */
 } sp__decoder_t;
 
-/** Growable byte buffer. */
-typedef struct sp__buf_s {
-  uint8_t *data;
-  size_t len;
-  size_t cap;
-} sp__buf_t;
-
-/** Name of a frame type ("CALL"), or "UNKNOWN". */
-const char *sp__frame_type_name(unsigned type);
-
-/** Writes a header into hdr[SP__FRAME_HEADER_SIZE]. */
-void sp__frame_header_write(uint8_t *hdr, unsigned type, unsigned flags, uint32_t length,
-                            uint64_t id);
-
-/** Overwrites the request id of an encoded frame. */
-void sp__frame_set_id(uint8_t *hdr, uint64_t id);
-
-/**
- * Validates and decodes a header. Returns 0, SP_EPROTOCOL for a bad magic,
- * version or type, or SP_ETOOLARGE when length exceeds max_body; err explains.
- */
-int sp__frame_header_parse(const uint8_t *hdr, size_t max_body, sp__frame_t *out,
-                           sp_error_t *err);
-
-/**
- * Splits a CALL body into its parts (pointers into body). Returns SP_EPROTOCOL
- * when the body is shorter than its declared tool name.
- */
-int sp__call_body_parse(const uint8_t *body, size_t len, uint32_t *timeout_ms, const char **tool,
-                        size_t *tool_len, const char **args, size_t *args_len);
+/** The room a reader asks for per read (sp__decoder_space's `want`). */
+#define SP__READ_CHUNK 65536u
 
 void sp__decoder_init(sp__decoder_t *d, size_t max_body);
 void sp__decoder_free(sp__decoder_t *d);
@@ -107,25 +225,15 @@ void sp__decoder_commit(sp__decoder_t *d, size_t n);
 
 /**
  * Takes the next whole frame: returns 1 and fills *f, 0 when more bytes are
- * needed, or a negative code (the stream is unusable afterwards) with err set.
+ * needed, or a negative code (the stream is unusable afterwards) with err set
+ * (release it with sp_error_free).
  */
 int sp__decoder_next(sp__decoder_t *d, sp__frame_t *f, sp_error_t *err);
 
-/** Ensures room for `extra` more bytes. 0 or SP_ENOMEM. */
-int sp__buf_reserve(sp__buf_t *b, size_t extra);
-/** Appends bytes. 0 or SP_ENOMEM. */
-int sp__buf_append(sp__buf_t *b, const void *p, size_t n);
-/** Appends one whole frame (header + body). 0 or SP_ENOMEM. */
-int sp__buf_append_frame(sp__buf_t *b, unsigned type, unsigned flags, uint64_t id,
-                         const void *body, size_t len);
 /**
- * Appends one frame whose body is an optional kind byte (omitted when kind is 0,
- * as in RESULT) followed by text. 0 or SP_ENOMEM.
+ * Gives memory back after a large frame: when nothing is buffered and the
+ * buffer grew past `keep` bytes, it is freed (the next read allocates anew).
  */
-int sp__buf_append_kind_frame(sp__buf_t *b, unsigned type, uint64_t id, int kind, const void *text,
-                              size_t len);
-/** Drops the first n bytes. */
-void sp__buf_consume(sp__buf_t *b, size_t n);
-void sp__buf_free(sp__buf_t *b);
+void sp__decoder_shrink(sp__decoder_t *d, size_t keep);
 
 #endif /* SP_CORE_PROTOCOL_H */

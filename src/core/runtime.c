@@ -8,13 +8,15 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "errors.h"
 #include "forkserver.h"
 #include "log.h"
+#include "report.h"
 #include "runtime.h"
+#include "source.h"
+#include "stats.h"
 #include "worker.h"
 
 #ifndef SP_WORKER_PATH
@@ -23,22 +25,6 @@
 #ifndef SP_SDK_DIR
 #define SP_SDK_DIR "python"
 #endif
-
-#define CALL_OF(it) ((sp__call_t *)((char *)(it) - offsetof(sp__call_t, item)))
-
-/* ---- clocks ------------------------------------------------------------ */
-
-int64_t sp__now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-uint64_t sp__now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 /* ---- loop-thread helpers ------------------------------------------------ */
 
@@ -73,7 +59,7 @@ static void deadline_cb(uv_timer_t *t) {
   int64_t now = sp__now_ms();
   sp__sched_item_t *it;
   while ((it = sp__dheap_top(&rt->deadlines)) != NULL && it->due_ms <= now)
-    sp__call_expire(CALL_OF(it));
+    sp__call_expire(SP__CALL_OF(it));
   sp__rt_settle(rt);
 }
 
@@ -105,9 +91,9 @@ static void close_rt_handles(sp_runtime_t *rt) {
   for (size_t i = 0; i < rt->pool_count; i++) {
     sp__pool_t *p = &rt->pools[i];
     for (int k = 0; k < p->cfg->pool_size; k++) {
-      uv_timer_stop(&p->slots[k].respawn);
-      if (!uv_is_closing((uv_handle_t *)&p->slots[k].respawn))
-        uv_close((uv_handle_t *)&p->slots[k].respawn, noop_close);
+      uv_timer_stop(&p->positions[k].respawn);
+      if (!uv_is_closing((uv_handle_t *)&p->positions[k].respawn))
+        uv_close((uv_handle_t *)&p->positions[k].respawn, noop_close);
     }
   }
   uv_close((uv_handle_t *)&rt->hot_prep, noop_close);
@@ -124,7 +110,8 @@ static void close_rt_handles(sp_runtime_t *rt) {
  * since nobody waits for that call any more.
  */
 static int64_t stop_kill_ms(const sp__pool_t *p, const sp__worker_t *w) {
-  int64_t ms = p->cfg->drain_timeout_ms < 5000 ? p->cfg->drain_timeout_ms : 5000;
+  int64_t ms = p->cfg->drain_timeout_ms < SP__STOP_DRAIN_MAX_MS ? p->cfg->drain_timeout_ms
+                                                             : SP__STOP_DRAIN_MAX_MS;
   int64_t now = sp__now_ms();
   for (int i = 0; i < w->nslots; i++) {
     if (w->slot_abandoned_ms[i] == 0) continue;
@@ -158,8 +145,8 @@ static void shutdown_all(sp_runtime_t *rt, const char *why) {
     sp__pool_t *p = &rt->pools[i];
     sp__pool_fail_queued(p, SP_ESTOPPED, why);
     for (int k = 0; k < p->cfg->pool_size; k++) {
-      uv_timer_stop(&p->slots[k].respawn);
-      if (p->slots[k].worker != NULL) stop_worker(p, p->slots[k].worker, why);
+      uv_timer_stop(&p->positions[k].respawn);
+      if (p->positions[k].worker != NULL) stop_worker(p, p->positions[k].worker, why);
     }
     for (sp__worker_t *w = p->retiring; w; w = w->retire_next) stop_worker(p, w, why);
     sp__forkserver_stop(p); /* it leaves after the workers it forked */
@@ -199,11 +186,11 @@ static void phase_timeout(uv_timer_t *t) {
     for (size_t i = 0; i < rt->pool_count; i++) {
       sp__pool_t *p = &rt->pools[i];
       for (int k = 0; k < p->cfg->pool_size; k++) {
-        if (p->views[k] != NULL) continue;
-        if (missing++ == 0 && p->slots[k].worker) {
+        if (p->loads[k] != NULL) continue;
+        if (missing++ == 0 && p->positions[k].worker) {
           pool = p->cfg->name;
-          wname = p->slots[k].worker->name;
-          sp__worker_tail(p->slots[k].worker, tail, sizeof(tail));
+          wname = p->positions[k].worker->name;
+          sp__worker_tail(p->positions[k].worker, tail, sizeof(tail));
         }
       }
     }
@@ -211,6 +198,7 @@ static void phase_timeout(uv_timer_t *t) {
                   "%d worker(s) not ready within startup_timeout (first: pool '%s' worker %s)%s%s",
                   missing, pool, wname, tail[0] ? "; last output:\n" : "", tail);
     sp__rt_startup_event(rt, &e);
+    sp_error_free(&e);
   }
 }
 
@@ -224,7 +212,7 @@ static void maint_cb(uv_timer_t *t) {
 void sp__rt_startup_event(sp_runtime_t *rt, const sp_error_t *err) {
   if (rt->phase != SP__PHASE_STARTING) return;
   if (err != NULL) {
-    sp__error_copy(&rt->start_err, err);
+    sp_error_copy(&rt->start_err, err);
     rt->start_rc = err->code ? err->code : SP_ESTARTUP;
     shutdown_all(rt, "startup failed");
     sp__wake_word(&rt->start_done);
@@ -234,7 +222,7 @@ void sp__rt_startup_event(sp_runtime_t *rt, const sp_error_t *err) {
     if (!rt->pools[i].ready_once) return;
   uv_timer_stop(&rt->phase_timer);
   rt->phase = SP__PHASE_RUNNING;
-  uv_timer_start(&rt->maint_timer, maint_cb, 100, 100);
+  uv_timer_start(&rt->maint_timer, maint_cb, SP__MAINT_PERIOD_MS, SP__MAINT_PERIOD_MS);
   rt->start_rc = 0;
   sp__wake_word(&rt->start_done);
 }
@@ -289,6 +277,8 @@ static void wakeup_cb(uv_async_t *a) {
     sp__msg_t *next = m->next;
     if (m->kind == SP__MSG_CALL) {
       sp__rt_accept_call(rt, (sp__call_t *)m);
+    } else if (m->kind == SP__MSG_REPORT) {
+      sp__report_accept(rt, m);
     } else {
       handle_ctl(rt, (sp__ctl_t *)m);
     }
@@ -355,7 +345,10 @@ static void loop_main(void *arg) {
   pthread_sigmask(SIG_BLOCK, &pipe_set, NULL);
   for (size_t i = 0; i < rt->pool_count && rt->phase == SP__PHASE_STARTING; i++) {
     sp_error_t err;
-    if (sp__pool_spawn_all(&rt->pools[i], &err) != 0) sp__rt_startup_event(rt, &err);
+    if (sp__pool_spawn_all(&rt->pools[i], &err) != 0) {
+      sp__rt_startup_event(rt, &err);
+      sp_error_free(&err);
+    }
   }
   if (rt->phase == SP__PHASE_STARTING) {
     int64_t t = 0;
@@ -375,6 +368,7 @@ static void rt_free(sp_runtime_t *rt) {
   free(rt->pools);
   sp__dheap_free(&rt->deadlines);
   sp__config_free(&rt->cfg);
+  sp_error_free(&rt->start_err);
   free(rt->worker_path);
   free(rt->sdk_dir);
   pthread_mutex_destroy(&rt->qmu);
@@ -435,7 +429,7 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
   sp__wait_word(&rt->start_done);
   if (rt->start_rc != 0) {
     rc = rt->start_rc;
-    if (err) sp__error_copy(err, &rt->start_err);
+    if (err) sp__error_move(err, &rt->start_err);
     uv_thread_join(&rt->thread);
     uv_loop_close(&rt->loop);
     rt_free(rt);
@@ -523,7 +517,7 @@ int sp_runtime_stop(sp_runtime_t *rt, int graceful_ms) {
 
 /* ---- calls -------------------------------------------------------------- */
 
-static sp__pool_t *find_pool(sp_runtime_t *rt, const char *name, sp_error_t *err) {
+sp__pool_t *sp__rt_find_pool(sp_runtime_t *rt, const char *name, sp_error_t *err) {
   for (size_t i = 0; i < rt->pool_count; i++)
     if (strcmp(rt->pools[i].cfg->name, name) == 0) return &rt->pools[i];
   char names[512] = "";
@@ -564,7 +558,7 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
     return sp__error_set(err, SP_EINVAL, "runtime, pool and tool must not be NULL");
   if (atomic_load_explicit(&rt->stopping, memory_order_relaxed))
     return sp__error_set(err, SP_ESTOPPED, "the runtime is stopping");
-  sp__pool_t *p = *found = find_pool(rt, pool, err);
+  sp__pool_t *p = *found = sp__rt_find_pool(rt, pool, err);
   if (p == NULL) return SP_ENOPOOL;
   int tool_index = sp__pool_find_tool(p, tool);
   if (tool_index < 0) {
@@ -581,13 +575,13 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
   size_t tlen = strlen(tool);
   int rc = check_args(p, tool, args, alen, err);
   if (rc != 0) return rc;
-  size_t body = SP__CALL_PREFIX_SIZE + tlen + alen;
-  if (body > (size_t)p->cfg->max_frame_bytes)
+  size_t frame_len = sp__call_frame_size(tlen, alen);
+  if (frame_len - SP__FRAME_HEADER_SIZE > (size_t)p->cfg->max_frame_bytes)
     return sp__error_set(err, SP_ETOOLARGE,
                          "arguments of %zu bytes for tool '%s' exceed max_frame_bytes (%lld) of "
                          "pool '%s'",
                          alen, tool, (long long)p->cfg->max_frame_bytes, pool);
-  sp__call_t *c = malloc(sizeof(*c) + SP__FRAME_HEADER_SIZE + body);
+  sp__call_t *c = malloc(sizeof(*c) + frame_len);
   if (c == NULL) return sp__error_set(err, SP_ENOMEM, "out of memory building the call");
   memset(c, 0, sizeof(*c));
   c->msg.kind = SP__MSG_CALL;
@@ -596,18 +590,12 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
   c->tool_index = tool_index;
   c->idempotent = opts ? opts->idempotent : 0;
   int64_t timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms : p->cfg->timeout_ms;
+  /* Fields added to sp_call_opts_t after 0.2 are read only when opts->size covers them. */
   c->start_ns = sp__now_ns();
   c->deadline_ms = sp__now_ms() + timeout;
   atomic_init(&c->done, 0);
-  c->frame_len = SP__FRAME_HEADER_SIZE + body;
-  uint8_t *f = c->frame;
-  sp__frame_header_write(f, SP__FRAME_CALL, 0, (uint32_t)body, 0);
-  f += SP__FRAME_HEADER_SIZE;
-  memset(f, 0, 4); /* timeout, filled at dispatch */
-  f[4] = (uint8_t)tlen;
-  f[5] = (uint8_t)(tlen >> 8);
-  memcpy(f + SP__CALL_PREFIX_SIZE, tool, tlen);
-  memcpy(f + SP__CALL_PREFIX_SIZE + tlen, args, alen);
+  c->frame_len = frame_len;
+  sp__call_frame_write(c->frame, tool, tlen, args, alen);
   *out = c;
   return 0;
 }
@@ -630,8 +618,7 @@ int sp__rt_on_loop_thread(sp_runtime_t *rt) {
 int sp_execute(sp_runtime_t *rt, const char *pool, const char *tool, const char *args_json,
                const sp_call_opts_t *opts, sp_result_t *res) {
   if (res == NULL) return SP_EINVAL;
-  res->json = NULL;
-  res->len = 0;
+  memset(res, 0, sizeof(*res));
   sp__error_clear(&res->error);
   if (rt != NULL && sp__rt_on_loop_thread(rt))
     return sp__error_set(&res->error, SP_EBADTHREAD,
@@ -668,6 +655,7 @@ void sp_result_free(sp_result_t *res) {
   free(res->json);
   res->json = NULL;
   res->len = 0;
+  sp_error_free(&res->error);
 }
 
 void sp_free(void *p) { free(p); }
@@ -681,7 +669,7 @@ int sp_stats_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *e
   sp__ctl_t ctl;
   memset(&ctl, 0, sizeof(ctl));
   ctl.msg.kind = SP__MSG_STATS;
-  if (pool != NULL && (ctl.pool = find_pool(rt, pool, err)) == NULL) return SP_ENOPOOL;
+  if (pool != NULL && (ctl.pool = sp__rt_find_pool(rt, pool, err)) == NULL) return SP_ENOPOOL;
   if (sp__rt_on_loop_thread(rt)) {
     /* Already where the state lives (a completion callback, an event source). */
     ctl.json = ctl.pool ? sp__stats_pool_json(ctl.pool) : sp__stats_all_json(rt);
@@ -700,7 +688,7 @@ int sp_tools_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *e
   if (rt == NULL || pool == NULL || json == NULL)
     return sp__error_set(err, SP_EINVAL, "rt, pool and json must not be NULL");
   *json = NULL;
-  sp__pool_t *p = find_pool(rt, pool, err);
+  sp__pool_t *p = sp__rt_find_pool(rt, pool, err);
   if (p == NULL) return SP_ENOPOOL;
   *json = strdup(p->tools_json ? p->tools_json : "[]");
   return *json ? 0 : sp__error_set(err, SP_ENOMEM, "out of memory");

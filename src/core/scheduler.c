@@ -17,13 +17,13 @@ void sp__sched_item_init(sp__sched_item_t *it) {
 
 /* The ready worker with the most room (free threads plus at most depth_cap of
  * its pipeline depth), ties round-robin from *cursor. */
-static int pick_most(sp__slots_t *const *workers, size_t n, size_t *cursor, int depth_cap) {
+static int pick_most(sp__load_t *const *workers, size_t n, size_t *cursor, int depth_cap) {
   int best = -1;
   int best_free = 0;
   size_t start = n ? *cursor % n : 0;
   for (size_t k = 0; k < n; k++) {
     size_t i = (start + k) % n;
-    const sp__slots_t *w = workers[i];
+    const sp__load_t *w = workers[i];
     if (w == NULL || !w->ready) continue;
     int free_slots = w->capacity + (w->depth < depth_cap ? w->depth : depth_cap) - w->inflight;
     if (free_slots > best_free) {
@@ -34,7 +34,7 @@ static int pick_most(sp__slots_t *const *workers, size_t n, size_t *cursor, int 
   return best;
 }
 
-int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor, int depth_cap) {
+int sp__sched_pick(sp__load_t *const *workers, size_t n, size_t *cursor, int depth_cap) {
   /* Free threads first; pipeline room (which differs per worker) only when no
    * worker has a free thread. */
   int best = pick_most(workers, n, cursor, 0);

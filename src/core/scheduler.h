@@ -10,12 +10,12 @@
 #include <stdint.h>
 
 /** The scheduler's view of one worker. */
-typedef struct sp__slots_s {
+typedef struct sp__load_s {
   int capacity; /* 1 per process worker, threads_per_worker per thread worker */
   int inflight; /* slots in use, including calls abandoned by a timeout */
   int ready;    /* accepts new calls (false while starting, draining, dead) */
   int depth;    /* extra calls it may hold queued when every worker is busy */
-} sp__slots_t;
+} sp__load_t;
 
 /** Intrusive link a call carries for the FIFO and the deadline heap. */
 typedef struct sp__sched_item_s {
@@ -52,7 +52,7 @@ void sp__sched_item_init(sp__sched_item_t *it);
  * queue, so the worker goes straight on to it. Returns the index and advances
  * *cursor past it, or -1 when every ready worker is full for this call.
  */
-int sp__sched_pick(sp__slots_t *const *workers, size_t n, size_t *cursor, int depth_cap);
+int sp__sched_pick(sp__load_t *const *workers, size_t n, size_t *cursor, int depth_cap);
 
 /** How much queued work a call may find ahead of it inside a worker. */
 #define SP__PIPELINE_BUDGET_NS 1000000u

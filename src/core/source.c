@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "log.h"
 #include "runtime.h"
+#include "source.h"
 
 static void run_source(sp_runtime_t *rt);
 

@@ -8,6 +8,7 @@
 
 #include "forkserver.h"
 #include "runtime.h"
+#include "stats.h"
 #include "worker.h"
 
 #define NBUCKETS 256
@@ -59,15 +60,15 @@ static json_t *worker_json(const sp__worker_t *w, int64_t now) {
   json_object_set_new(o, "state", json_string(sp__worker_state_name(w->state)));
   json_object_set_new(o, "uptime_ms", json_integer(now - w->spawned_ms));
   json_object_set_new(o, "requests", json_integer((json_int_t)w->requests));
-  json_object_set_new(o, "inflight", json_integer(w->slots.inflight));
-  json_object_set_new(o, "capacity", json_integer(w->slots.capacity));
+  json_object_set_new(o, "inflight", json_integer(w->load.inflight));
+  json_object_set_new(o, "capacity", json_integer(w->load.capacity));
   json_object_set_new(o, "rss_kb", json_integer(sp__worker_rss_kb(w)));
-  json_object_set_new(o, "gil_wait_ms", json_real((double)w->gil_wait_ns / 1e6));
+  json_object_set_new(o, "gil_wait_ms", json_real((double)w->attach_wait_ns / 1e6));
   json_object_set_new(o, "calls_done", json_integer((json_int_t)w->calls_done));
   return o;
 }
 
-static json_t *pool_json(const sp__pool_t *p) {
+json_t *sp__stats_pool(const sp__pool_t *p) {
   const sp__pool_config_t *c = p->cfg;
   const sp__pool_stats_t *s = &p->stats;
   int64_t now = sp__now_ms();
@@ -94,14 +95,14 @@ static json_t *pool_json(const sp__pool_t *p) {
   for (const sp__worker_t *w = p->retiring; w; w = w->retire_next)
     json_array_append_new(workers, worker_json(w, now));
   for (int i = 0; i < c->pool_size; i++) {
-    const sp__worker_t *w = p->slots[i].worker;
+    const sp__worker_t *w = p->positions[i].worker;
     if (w == NULL) continue;
     if (w->state == SP__W_READY) {
       ready++;
-      capacity += w->slots.capacity;
-      busy += w->slots.inflight;
+      capacity += w->load.capacity;
+      busy += w->load.inflight;
     }
-    gil_ms += (double)w->gil_wait_ns / 1e6;
+    gil_ms += (double)w->attach_wait_ns / 1e6;
     json_array_append_new(workers, worker_json(w, now));
   }
   json_object_set_new(o, "gil_wait_ms", json_real(gil_ms));
@@ -182,7 +183,7 @@ static json_t *pool_json(const sp__pool_t *p) {
 }
 
 char *sp__stats_pool_json(const sp__pool_t *p) {
-  json_t *o = pool_json(p);
+  json_t *o = sp__stats_pool(p);
   char *s = json_dumps(o, JSON_COMPACT);
   json_decref(o);
   return s;
@@ -190,7 +191,7 @@ char *sp__stats_pool_json(const sp__pool_t *p) {
 
 char *sp__stats_all_json(const sp_runtime_t *rt) {
   json_t *a = json_array();
-  for (size_t i = 0; i < rt->pool_count; i++) json_array_append_new(a, pool_json(&rt->pools[i]));
+  for (size_t i = 0; i < rt->pool_count; i++) json_array_append_new(a, sp__stats_pool(&rt->pools[i]));
   json_t *o = json_object();
   json_object_set_new(o, "pools", a);
   char *s = json_dumps(o, JSON_COMPACT);

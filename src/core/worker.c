@@ -18,7 +18,14 @@
 #include "errors.h"
 #include "forkserver.h"
 #include "log.h"
+#include "report.h"
 #include "spawn.h"
+
+/* After the exit status, how long the output pipe may take to deliver its last
+ * lines (quoted in the error); after EOF on the socket, how long the process
+ * may take to exit before it is killed. */
+#define OUTPUT_DRAIN_MS 100
+#define CLOSED_SOCKET_GRACE_MS 500
 
 static void on_handle_closed(uv_handle_t *h);
 static void proc_exited(uv_process_t *p, int64_t status, int sig);
@@ -132,10 +139,10 @@ void sp__worker_flush(sp__worker_t *w) {
   }
 }
 
-static void send_frame(sp__worker_t *w, unsigned type, uint64_t id, const void *body,
-                       size_t len) {
-  if (sp__buf_append_frame(&w->wbuf, type, 0, id, body, len) == 0)
-    sp__rt_mark_dirty(w->pool->rt, w);
+int sp__worker_send(sp__worker_t *w, unsigned type, uint64_t id, const void *body, size_t len) {
+  if (sp__buf_append_frame(&w->wbuf, type, id, body, len) != 0) return SP_ENOMEM;
+  sp__rt_mark_dirty(w->pool->rt, w);
+  return 0;
 }
 
 /* ---- calls -------------------------------------------------------------- */
@@ -145,7 +152,7 @@ static void release_slot(sp__worker_t *w, uint32_t slot) {
   w->slot_abandoned_ms[slot] = 0;
   w->slot_calls[slot] = NULL;
   w->free_list[w->free_count++] = slot;
-  w->slots.inflight--;
+  w->load.inflight--;
 }
 
 void sp__worker_dispatch(sp__worker_t *w, sp__call_t *c) {
@@ -153,17 +160,16 @@ void sp__worker_dispatch(sp__worker_t *w, sp__call_t *c) {
   uint64_t id = (++w->seq << 16) | slot;
   w->slot_ids[slot] = id;
   w->slot_calls[slot] = c;
-  w->slots.inflight++;
+  w->load.inflight++;
   w->requests++;
   uint64_t now_ns = sp__now_ns();
   w->slot_sent_ns[slot] = now_ns;
   c->worker = w;
   c->slot = slot;
   c->state = SP__CALL_RUNNING;
-  sp__frame_set_id(c->frame, id);
   int64_t left = c->deadline_ms - (int64_t)(now_ns / 1000000u); /* sp__now_ms() */
-  uint32_t t = left < 1 ? 1u : left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
-  for (int i = 0; i < 4; i++) c->frame[SP__FRAME_HEADER_SIZE + i] = (uint8_t)(t >> (8 * i));
+  sp__call_frame_dispatch(c->frame, id,
+                          left < 1 ? 1u : left > UINT32_MAX ? UINT32_MAX : (uint32_t)left);
   if (sp__buf_append(&w->wbuf, c->frame, c->frame_len) != 0) {
     /* Undo the slot and fail the call: nothing was sent. */
     release_slot(w, slot);
@@ -182,7 +188,7 @@ void sp__worker_abandon(sp__worker_t *w, sp__call_t *c) {
   w->slot_calls[slot] = NULL; /* the slot stays busy until the worker answers */
   w->slot_abandoned_ms[slot] = sp__now_ms();
   c->worker = NULL;
-  send_frame(w, SP__FRAME_CANCEL, id, NULL, 0);
+  sp__worker_send(w, SP__FRAME_CANCEL, id, NULL, 0);
 }
 
 /* Returns the call owning request id (NULL if it was abandoned) and frees its slot. */
@@ -197,28 +203,36 @@ static int take_slot(sp__worker_t *w, uint64_t id, sp__call_t **call) {
   w->last_done_ns = now;
   sp__tool_stats_t *ts = *call ? sp__call_tool_stats(*call) : NULL;
   if (ts != NULL) ts->gap_ewma_ns = sp__sched_gap_update(ts->gap_ewma_ns, gap);
-  w->slots.depth = sp__sched_depth(w->gap_ewma_ns, w->pool->cfg->pipeline_depth);
+  w->load.depth = sp__sched_depth(w->gap_ewma_ns, w->pool->cfg->pipeline_depth);
   release_slot(w, slot);
   return 0;
 }
 
-static void python_error(sp_error_t *e, const sp__call_t *c, const char *json, size_t len) {
+/*
+ * Fills e from a Python exception described as JSON {type, message, traceback}
+ * (an ERROR frame of kind PYTHON or STARTUP), with `what` ("tool 'x' in pool
+ * 'p' raised", ...) in front of the message.
+ */
+static void python_error(sp_error_t *e, int code, const char *what, const char *json, size_t len) {
   json_error_t jerr;
   json_t *o = json_loadb(json, len, 0, &jerr);
   const char *type = o ? json_string_value(json_object_get(o, "type")) : NULL;
   const char *msg = o ? json_string_value(json_object_get(o, "message")) : NULL;
   const char *tb = o ? json_string_value(json_object_get(o, "traceback")) : NULL;
-  int tool_len;
-  const char *tool = sp__call_tool(c, &tool_len);
-  sp__error_set(e, SP_EPYTHON, "tool '%.*s' in pool '%s' raised %s: %s", tool_len, tool,
-                c->pool->cfg->name, type ? type : "an exception", msg ? msg : "");
-  snprintf(e->python_type, sizeof(e->python_type), "%s", type ? type : "");
-  if (tb) sp__copy_tail(e->traceback, sizeof(e->traceback), tb, strlen(tb));
+  char *text = NULL;
+  if (asprintf(&text, "%s %s: %s", what, type ? type : "an exception", msg ? msg : "") < 0)
+    text = NULL;
+  sp_error_set(e, code, text ? text : what, type, tb);
+  free(text);
   json_decref(o);
 }
 
 static void on_result(sp__worker_t *w, const sp__frame_t *f) {
   sp__call_t *c = NULL;
+  if (f->id & SP__REPORT_ID_BIT) {
+    sp__report_reply(w, f->id, f->body, f->length, f->type == SP__FRAME_ERROR);
+    return;
+  }
   if (take_slot(w, f->id, &c) != 0) {
     sp__log(SP__LOG_WARN, "[%s/%s] reply for unknown request %llu ignored", w->pool->cfg->name,
             w->name, (unsigned long long)f->id);
@@ -230,22 +244,26 @@ static void on_result(sp__worker_t *w, const sp__frame_t *f) {
       sp__call_finish(c, 0, (const char *)f->body, f->length, NULL);
     } else {
       sp_error_t e;
-      int kind = f->length > 0 ? f->body[0] : 0;
-      const char *text = f->length > 0 ? (const char *)f->body + 1 : "";
-      int tlen = f->length > 0 ? (int)f->length - 1 : 0;
-      if (kind == SP__ERRKIND_PYTHON) {
-        python_error(&e, c, text, (size_t)tlen);
-      } else if (kind == SP__ERRKIND_VALIDATION) {
-        int code = tlen > 13 && memcmp(text, "unknown tool ", 13) == 0 ? SP_ENOTOOL : SP_EBADARGS;
-        sp__error_set(&e, code, "%.*s", tlen, text);
+      sp__error_view_t v;
+      if (sp__error_body_parse(f->body, f->length, &v) != 0) {
+        sp__error_set(&e, SP_EPROTOCOL, "worker %s: malformed ERROR frame (%u bytes)", w->name,
+                      f->length);
+      } else if (v.kind == SP__ERRKIND_PYTHON) {
+        size_t tool_len;
+        const char *tool = sp__call_tool(c, &tool_len);
+        char what[384];
+        snprintf(what, sizeof(what), "tool '%.*s' in pool '%s' raised", (int)tool_len, tool,
+                 c->pool->cfg->name);
+        python_error(&e, SP_EPYTHON, what, v.text, v.text_len);
+      } else if (v.kind == SP__ERRKIND_VALIDATION) {
+        sp__error_set(&e, v.code, "%.*s", (int)v.text_len, v.text);
       } else {
-        int code = tlen > 10 && memcmp(text, "result of ", 10) == 0 ? SP_ETOOLARGE : SP_EPROTOCOL;
-        sp__error_set(&e, code, "worker %s: %.*s", w->name, tlen, text);
+        sp__error_set(&e, v.code, "worker %s: %.*s", w->name, (int)v.text_len, v.text);
       }
       sp__call_finish(c, e.code, NULL, 0, &e);
     }
   }
-  if (w->state == SP__W_DRAINING && w->slots.inflight == 0) {
+  if (w->state == SP__W_DRAINING && w->load.inflight == 0) {
     int64_t left = w->pool->cfg->drain_timeout_ms - (sp__now_ms() - w->drain_started_ms);
     sp__worker_shutdown(w, left > 0 ? left : 1);
   }
@@ -266,7 +284,7 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
   snprintf(w->python_version, sizeof(w->python_version), "%s", ver ? ver : "?");
   w->gil_enabled = json_is_true(json_object_get(o, "gil_enabled"));
   w->state = SP__W_READY;
-  w->slots.ready = 1;
+  w->load.ready = 1;
   w->ready_ms = w->last_pong_ms = w->last_ping_ms = sp__now_ms();
   if (w->pool->tools_json == NULL) {
     json_t *tools = json_object_get(json_object_get(o, "manifest"), "tools");
@@ -297,33 +315,34 @@ static void on_frame(sp__worker_t *w, const sp__frame_t *f) {
       return;
     case SP__FRAME_ERROR:
       if (f->id == 0) {
-        /* Worker-level failure (adapter import, protocol): remember it for the exit. */
+        /* Worker-level failure (adapter import, protocol): remember it for the
+         * exit, as its kind byte followed by its text. */
+        sp__error_view_t v;
+        if (sp__error_body_parse(f->body, f->length, &v) != 0) return;
         free(w->failure);
-        size_t n = f->length > 0 ? f->length - 1 : 0;
-        w->failure = malloc(n + 2);
+        w->failure = malloc(v.text_len + 2);
         if (w->failure) {
-          w->failure[0] = f->length > 0 ? (char)f->body[0] : 0;
-          memcpy(w->failure + 1, f->body + (f->length > 0), n);
-          w->failure[n + 1] = '\0';
+          w->failure[0] = (char)v.kind;
+          memcpy(w->failure + 1, v.text, v.text_len);
+          w->failure[v.text_len + 1] = '\0';
         }
         return;
       }
       on_result(w, f);
       return;
-    case SP__FRAME_PONG:
+    case SP__FRAME_PONG: {
+      sp__pong_t pong;
       w->last_pong_ms = sp__now_ms();
-      if (f->length >= 24) {
-        uint64_t a = 0, b = 0;
-        for (int i = 7; i >= 0; i--) {
-          a = a << 8 | f->body[8 + i];
-          b = b << 8 | f->body[16 + i];
-        }
-        w->gil_wait_ns = a;
-        w->calls_done = b;
+      if (sp__pong_body_parse(f->body, f->length, &pong) == 0) {
+        w->attach_wait_ns = pong.attach_wait_ns;
+        w->calls_done = pong.calls_done;
       }
       return;
-    case SP__FRAME_CHUNK:
+    }
     case SP__FRAME_STATS:
+      on_result(w, f);
+      return;
+    case SP__FRAME_CHUNK:
       return;
     default:
       sp__log(SP__LOG_WARN, "[%s/%s] unexpected %s frame", w->pool->cfg->name, w->name,
@@ -336,7 +355,7 @@ static void sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   uint8_t *p = NULL;
   size_t avail = 0;
   (void)suggested;
-  if (sp__decoder_space(&w->dec, 65536, &p, &avail) != 0) avail = 0;
+  if (sp__decoder_space(&w->dec, SP__READ_CHUNK, &p, &avail) != 0) avail = 0;
   buf->base = (char *)p;
   buf->len = avail;
 }
@@ -349,7 +368,7 @@ static void sock_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     /* Usually the process is dying and its exit status follows; one that closed
      * its socket but lives on is useless and gets killed. */
     if (!w->exited && !uv_is_active((uv_handle_t *)&w->timer))
-      uv_timer_start(&w->timer, finalize_timer, 500, 0);
+      uv_timer_start(&w->timer, finalize_timer, CLOSED_SOCKET_GRACE_MS, 0);
     return;
   }
   sp__decoder_commit(&w->dec, (size_t)n);
@@ -360,8 +379,12 @@ static void sock_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   if (rc < 0) {
     sp__log(SP__LOG_ERROR, "[%s/%s] %s; killing the worker", w->pool->cfg->name, w->name,
             err.message);
+    sp_error_free(&err);
     uv_read_stop(s);
     sp__worker_kill(w, "it sent a malformed frame");
+  } else {
+    /* After a large result, give the memory back instead of keeping the peak. */
+    sp__decoder_shrink(&w->dec, SP__DECODER_KEEP);
   }
   sp__rt_settle(w->pool->rt);
 }
@@ -382,18 +405,11 @@ static void describe_exit(sp__worker_t *w, sp_error_t *e) {
     snprintf(how, sizeof(how), "exited with code %lld", (long long)w->exit_status);
 
   if (w->state == SP__W_STARTING && w->failure && w->failure[0] == SP__ERRKIND_STARTUP) {
-    json_error_t jerr;
-    json_t *o = json_loads(w->failure + 1, 0, &jerr);
-    const char *type = json_string_value(json_object_get(o, "type"));
-    const char *msg = json_string_value(json_object_get(o, "message"));
-    const char *tb = json_string_value(json_object_get(o, "traceback"));
-    sp__error_set(e, SP_ESTARTUP,
-                  "pool '%s': worker %s failed to start: adapter '%s' could not be loaded: %s: %s",
-                  w->pool->cfg->name, w->name, w->pool->cfg->adapter, type ? type : "Error",
-                  msg ? msg : "");
-    snprintf(e->python_type, sizeof(e->python_type), "%s", type ? type : "");
-    if (tb) sp__copy_tail(e->traceback, sizeof(e->traceback), tb, strlen(tb));
-    json_decref(o);
+    char what[512];
+    snprintf(what, sizeof(what),
+             "pool '%s': worker %s failed to start: adapter '%s' could not be loaded:",
+             w->pool->cfg->name, w->name, w->pool->cfg->adapter);
+    python_error(e, SP_ESTARTUP, what, w->failure + 1, strlen(w->failure + 1));
     return;
   }
   if (w->state == SP__W_STARTING) {
@@ -418,8 +434,8 @@ static void finalize(sp__worker_t *w) {
   describe_exit(w, &e);
   int was_starting = w->state == SP__W_STARTING;
   w->state = SP__W_DEAD;
-  w->slots.ready = 0;
-  if (!was_starting || w->slots.inflight > 0) {
+  w->load.ready = 0;
+  if (!was_starting || w->load.inflight > 0) {
     for (uint32_t s = 0; s < (uint32_t)w->nslots; s++) {
       sp__call_t *c = w->slot_calls[s];
       if (w->slot_ids[s] == 0) continue;
@@ -437,14 +453,16 @@ static void finalize(sp__worker_t *w) {
           continue;
         }
         sp_error_t ce;
-        sp__error_copy(&ce, &e);
+        sp_error_copy(&ce, &e);
         if (ce.code == SP_ESTARTUP) ce.code = SP_ECRASHED;
         ce.category = sp_err_category(ce.code);
         sp__call_finish(c, ce.code, NULL, 0, &ce);
       }
     }
   }
+  sp__report_worker_gone(w, "the worker exited before it answered");
   sp__pool_worker_exited(w->pool, w, &e);
+  sp_error_free(&e);
   close_handle(w, (uv_handle_t *)&w->sock);
   close_handle(w, (uv_handle_t *)&w->out);
   close_handle(w, (uv_handle_t *)&w->timer);
@@ -478,7 +496,7 @@ void sp__worker_exited(sp__worker_t *w, int64_t status, int sig) {
     finalize(w);
   } else {
     /* Give the output pipe a moment so the error can quote the last lines. */
-    uv_timer_start(&w->timer, finalize_timer, 100, 0);
+    uv_timer_start(&w->timer, finalize_timer, OUTPUT_DRAIN_MS, 0);
   }
   sp__rt_settle(w->pool->rt);
 }
@@ -514,17 +532,15 @@ void sp__worker_kill(sp__worker_t *w, const char *reason) {
 }
 
 void sp__worker_ping(sp__worker_t *w, int64_t now) {
-  uint8_t body[8];
-  for (int i = 0; i < 8; i++) body[i] = (uint8_t)((uint64_t)now >> (8 * i));
   w->last_ping_ms = now;
-  send_frame(w, SP__FRAME_PING, 0, body, sizeof(body));
+  if (sp__buf_append_ping(&w->wbuf, now) == 0) sp__rt_mark_dirty(w->pool->rt, w);
 }
 
 void sp__worker_shutdown(sp__worker_t *w, int64_t kill_ms) {
   if (w->exited) return;
   w->state = SP__W_STOPPING;
-  w->slots.ready = 0;
-  send_frame(w, SP__FRAME_SHUTDOWN, 0, NULL, 0);
+  w->load.ready = 0;
+  sp__worker_send(w, SP__FRAME_SHUTDOWN, 0, NULL, 0);
   uv_timer_start(&w->timer, finalize_timer, (uint64_t)(kill_ms > 0 ? kill_ms : 1), 0);
 }
 
@@ -553,7 +569,7 @@ int sp__worker_exec(sp__worker_t *w, int sock, int out, sp_error_t *err) {
   return 0;
 }
 
-int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp_error_t *err) {
+int sp__worker_spawn(sp__pool_t *p, sp__position_t *pos, sp__worker_t **out, sp_error_t *err) {
   sp_runtime_t *rt = p->rt;
   int sv[2] = {-1, -1}, op[2] = {-1, -1};
   int rc = 0;
@@ -566,8 +582,8 @@ int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp
   w->child_fds[0] = w->child_fds[1] = -1;
   w->serial = ++p->next_serial;
   snprintf(w->name, sizeof(w->name), "w%u", w->serial);
-  w->slots.capacity = p->cfg->threads_per_worker;
-  w->slots.depth = p->cfg->pipeline_depth;
+  w->load.capacity = p->cfg->threads_per_worker;
+  w->load.depth = p->cfg->pipeline_depth;
   w->nslots = cap;
   w->slot_calls = calloc((size_t)cap, sizeof(*w->slot_calls));
   w->slot_ids = calloc((size_t)cap, sizeof(*w->slot_ids));

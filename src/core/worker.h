@@ -9,6 +9,9 @@
 #include "log.h"
 #include "runtime.h"
 
+/** Read buffers above this are released once empty (after a large result). */
+#define SP__DECODER_KEEP (1u << 20)
+
 typedef enum {
   SP__W_STARTING = 0, /* spawned, no HELLO yet */
   SP__W_READY,        /* taking calls */
@@ -21,12 +24,12 @@ typedef enum {
 
 struct sp__worker_s {
   sp__pool_t *pool;
-  sp__pool_slot_t *pos; /* position in the pool, NULL once detached */
+  sp__position_t *pos; /* its position in the pool, NULL once detached */
   unsigned serial;      /* w<serial> */
   char name[24];
   sp__worker_state_t state;
-  sp__slots_t slots;
-  int nslots; /* slots.capacity + slots.depth: size of the in-flight tables */
+  sp__load_t load; /* what the scheduler sees */
+  int nslots; /* in-flight table size: threads_per_worker + pipeline_depth */
 
   /* In-flight calls by slot; request id = seq << 16 | slot. */
   sp__call_t **slot_calls; /* NULL entry with a live id: abandoned by a timeout */
@@ -36,7 +39,7 @@ struct sp__worker_s {
   uint64_t seq;
   uint64_t *slot_sent_ns;  /* when each slot's call was dispatched */
   uint64_t last_done_ns;   /* last completion */
-  uint64_t gap_ewma_ns;    /* mean time between completions: sets slots.depth */
+  uint64_t gap_ewma_ns;    /* mean time between completions: sets load.depth */
 
   uv_process_t proc;
   uv_pipe_t sock;
@@ -70,7 +73,7 @@ struct sp__worker_s {
   int retiring;           /* recycled: detached from its position, draining */
   sp__worker_t *retire_next;
   const char *kill_reason; /* why the manager killed it, for the exit message */
-  uint64_t gil_wait_ns;    /* reported in its last PONG */
+  uint64_t attach_wait_ns; /* reported in its last PONG */
   uint64_t calls_done;
   uint64_t requests;
   int exited;
@@ -89,10 +92,12 @@ struct sp__worker_s {
   int fork_sent;               /* fs was asked to fork it */
   int exec_started;            /* proc is a live uv handle */
   char exit_note[160];         /* replaces "exited with code N" when set */
+
+  struct sp__report_ask_s *report_asks; /* STATS requests it has not answered (report.c) */
 };
 
 /** Spawns a worker for position pos. 0, or a negative code with err set. */
-int sp__worker_spawn(sp__pool_t *p, sp__pool_slot_t *pos, sp__worker_t **out, sp_error_t *err);
+int sp__worker_spawn(sp__pool_t *p, sp__position_t *pos, sp__worker_t **out, sp_error_t *err);
 
 /** Starts w's program with exec (uv_spawn) on the child's socket and output
  * pipe ends, which it closes. 0, or a negative code with err set. */
@@ -114,8 +119,11 @@ void sp__worker_shutdown(sp__worker_t *w, int64_t kill_ms);
 /** Kills the process now (SIGKILL to its process group); reason goes into the exit message. */
 void sp__worker_kill(sp__worker_t *w, const char *reason);
 
-/** Sends a PING (liveness probe; the worker's reader thread answers without Python). */
+/** Sends a PING (liveness probe; whichever worker thread reads answers it without Python). */
 void sp__worker_ping(sp__worker_t *w, int64_t now);
+
+/** Queues one frame for w (flushed at the end of the loop turn). 0 or SP_ENOMEM. */
+int sp__worker_send(sp__worker_t *w, unsigned type, uint64_t id, const void *body, size_t len);
 
 /** Writes out queued frames. Loop thread. */
 void sp__worker_flush(sp__worker_t *w);

@@ -117,15 +117,12 @@ enum MHD_Result sp__http_reply_error(sp__req_t *r, unsigned status, const char *
                                      const char *code, const char *message, const char *python_type,
                                      const char *traceback);
 
-/** Replies with a library error, its status chosen by sp__http_status_of(). */
-enum MHD_Result sp__http_reply_sp_error(sp__req_t *r, const sp_error_t *e);
+/** Replies with a library error, its status chosen by sp__http_status_of(); frees e's texts. */
+enum MHD_Result sp__http_reply_sp_error(sp__req_t *r, sp_error_t *e);
 
 /** HTTP status for an SP_E* code: 400 validation, 404 unknown pool/tool, 503, 504, 500, ... */
 unsigned sp__http_status_of(int code);
 
-/** Fills e for code with a printf-style message (the library's sp__error_set is internal). */
-void sp__http_error_set(sp_error_t *e, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 /* ---- guard.c: connection bounds ------------------------------------------ */
 

@@ -52,10 +52,9 @@ static int split(const char *spec, char *host, size_t hlen, char *port, size_t p
 }
 
 static void set_err(sp_error_t *err, int code, const char *fmt, const char *a, const char *b) {
-  err->code = code;
-  err->category = sp_err_category(code);
-  err->python_type[0] = err->traceback[0] = '\0';
-  snprintf(err->message, sizeof(err->message), fmt, a, b);
+  char msg[1024];
+  snprintf(msg, sizeof(msg), fmt, a, b);
+  sp_error_set(err, code, msg, NULL, NULL);
 }
 
 int sp__http_listen(const char *spec, int allow_public, int *fd_out, int *loopback, char *url,

@@ -10,7 +10,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "cli.h" /* sp_cli_thread_safety_report: the same stats as `snakepit stats` */
+#include "clock.h"
 #include "http_internal.h"
 
 #define MAX_TIMEOUT_MS (24LL * 3600 * 1000) /* the config's own bound for `timeout` */
@@ -98,17 +98,14 @@ static enum MHD_Result reply_json(sp__req_t *r, unsigned status, json_t *o) {
 }
 
 /* Library JSON text (freed with sp_free) as a 200, or the error. */
-static enum MHD_Result reply_lib(sp__req_t *r, int rc, char *json, const sp_error_t *err) {
+static enum MHD_Result reply_lib(sp__req_t *r, int rc, char *json, sp_error_t *err) {
   if (rc != 0) return sp__http_reply_sp_error(r, err);
   return sp__http_reply(r, MHD_HTTP_OK, "application/json", json, strlen(json), sp_free);
 }
 
 static enum MHD_Result get_healthz(sp__req_t *r) {
   int draining = atomic_load(&r->srv->draining);
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-  json_int_t uptime = (json_int_t)((now_ms - r->srv->started_ms) / 1000);
+  json_int_t uptime = (json_int_t)((sp__now_ms() - r->srv->started_ms) / 1000);
   return reply_json(r, MHD_HTTP_OK,
                     json_pack("{s:s, s:s, s:I}", "status", draining ? "draining" : "ok", "version",
                               sp_version(), "uptime_s", uptime));
@@ -154,12 +151,15 @@ static enum MHD_Result get_metrics(sp__req_t *r) {
   sp_free(stats);
   if (rc != 0) {
     free(text);
-    sp__http_error_set(&err, rc, "cannot render metrics: %s", sp_strerror(rc));
+    sp_error_setf(&err, rc, "cannot render metrics: %s", sp_strerror(rc));
     return sp__http_reply_sp_error(r, &err);
   }
   return sp__http_reply(r, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
                         free);
 }
+
+static void call_landed(sp__req_t *r);
+static enum MHD_Result stats_with_reports(sp__req_t *r, const char *pool);
 
 enum MHD_Result sp__http_get(sp__req_t *r) {
   sp_error_t err;
@@ -177,13 +177,14 @@ enum MHD_Result sp__http_get(sp__req_t *r) {
     case SP__ROUTE_POOLS:
     case SP__ROUTE_POOL: {
       const char *pool = r->route == SP__ROUTE_POOL ? r->pool : NULL;
-      int rc = sp_stats_json(r->srv->rt, pool, &json, &err);
-      /* ?thread_safety=1 adds the checker's report of pools that run with
-       * thread_safety_checks, as `snakepit stats` does. Asked for, not by
-       * default: collecting it is a call on every worker of such a pool. */
+      /* ?thread_safety=1 adds every worker's own report and the checker's
+       * merged findings of pools that run with thread_safety_checks, as
+       * `snakepit stats` does. Asked for, not by default: it is a request to
+       * every worker, answered when each has a free thread. */
       const char *ts = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "thread_safety");
-      if (rc == 0 && ts != NULL && (!strcmp(ts, "1") || !strcasecmp(ts, "true")))
-        sp_cli_thread_safety_report(r->srv->rt, pool, &json);
+      if (ts != NULL && (!strcmp(ts, "1") || !strcasecmp(ts, "true")))
+        return stats_with_reports(r, pool);
+      int rc = sp_stats_json(r->srv->rt, pool, &json, &err);
       return reply_lib(r, rc, json, &err);
     }
     case SP__ROUTE_TOOLS: {
@@ -210,7 +211,7 @@ static int call_opts(sp__req_t *r, sp_call_opts_t *opts, sp_error_t *err) {
     errno = 0;
     long long ms = strtoll(t, &end, 10);
     if (errno != 0 || end == t || *end != '\0' || ms <= 0 || ms > MAX_TIMEOUT_MS) {
-      sp__http_error_set(err, SP_EINVAL,
+      sp_error_setf(err, SP_EINVAL,
                          "timeout must be a whole number of milliseconds between 1 and %lld, got "
                          "'%.64s' (X-Timeout-Ms header or timeout_ms parameter)",
                          MAX_TIMEOUT_MS, t);
@@ -225,7 +226,7 @@ static int call_opts(sp__req_t *r, sp_call_opts_t *opts, sp_error_t *err) {
     } else if (!strcasecmp(i, "0") || !strcasecmp(i, "false") || !strcasecmp(i, "no")) {
       opts->idempotent = 0;
     } else {
-      sp__http_error_set(err, SP_EINVAL, "idempotent must be true or false, got '%.64s'", i);
+      sp_error_setf(err, SP_EINVAL, "idempotent must be true or false, got '%.64s'", i);
       return SP_EINVAL;
     }
   }
@@ -251,9 +252,38 @@ static void on_call_done(sp_result_t *res, void *ud) {
     r->result_len = res->len ? res->len : strlen(res->json);
     res->json = NULL;
   } else if ((r->error = malloc(sizeof(*r->error))) != NULL) {
-    memcpy(r->error, &res->error, sizeof(*r->error));
+    sp_error_copy(r->error, &res->error);
   }
   call_landed(r);
+}
+
+/*
+ * Suspends the connection before an asynchronous operation is submitted: its
+ * completion may resume the connection before the submitting call returns.
+ */
+static void suspend(sp__req_t *r) {
+  r->state = SP__REQ_WAITING;
+  atomic_fetch_add(&r->srv->pending, 1);
+  MHD_suspend_connection(r->conn);
+}
+
+/* The operation was refused at once: err (its texts taken) is the outcome. */
+static void land_error(sp__req_t *r, sp_error_t *err) {
+  if ((r->error = malloc(sizeof(*r->error))) != NULL) *r->error = *err;
+  else sp_error_free(err);
+  call_landed(r);
+}
+
+/* Stats with every worker's report: collected asynchronously while the
+ * connection is suspended, then replied like a call's result. */
+static enum MHD_Result stats_with_reports(sp__req_t *r, const char *pool) {
+  sp_error_t err;
+  sp_report_opts_t opts = SP_REPORT_OPTS_INIT;
+  opts.with_stats = 1;
+  suspend(r);
+  if (sp_worker_reports_async(r->srv->rt, pool, &opts, on_call_done, r, &err) != 0)
+    land_error(r, &err);
+  return MHD_YES;
 }
 
 enum MHD_Result sp__http_call_start(sp__req_t *r) {
@@ -262,20 +292,14 @@ enum MHD_Result sp__http_call_start(sp__req_t *r) {
   sp_call_opts_t opts = {.timeout_ms = s->opts.call_timeout_ms};
   if (call_opts(r, &opts, &err) != 0) return sp__http_reply_sp_error(r, &err);
   if (r->len > 0 && memchr(r->body, '\0', r->len) != NULL) {
-    sp__http_error_set(&err, SP_EBADJSON, "the request body contains a NUL byte: not JSON text");
+    sp_error_setf(&err, SP_EBADJSON, "the request body contains a NUL byte: not JSON text");
     return sp__http_reply_sp_error(r, &err);
   }
   /* An empty body means no arguments. */
   const char *args = r->len > 0 ? r->body : "{}";
-  /* Suspend before submitting: the completion may resume the connection before
-   * sp_execute_async even returns. */
-  r->state = SP__REQ_WAITING;
-  atomic_fetch_add(&s->pending, 1);
-  MHD_suspend_connection(r->conn);
-  if (sp_execute_async(s->rt, r->pool, r->tool, args, &opts, on_call_done, r, &err) != 0) {
-    if ((r->error = malloc(sizeof(*r->error))) != NULL) memcpy(r->error, &err, sizeof(err));
-    call_landed(r);
-  }
+  suspend(r);
+  if (sp_execute_async(s->rt, r->pool, r->tool, args, &opts, on_call_done, r, &err) != 0)
+    land_error(r, &err);
   return MHD_YES;
 }
 

@@ -24,29 +24,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "http_internal.h"
 
 extern const unsigned char sp__dashboard_html[];
 extern const size_t sp__dashboard_html_len;
 
-static int64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
+static int64_t now_ns(void) { return (int64_t)sp__now_ns(); }
 
 /* ---- errors and replies -------------------------------------------------- */
-
-void sp__http_error_set(sp_error_t *e, int code, const char *fmt, ...) {
-  e->code = code;
-  e->category = sp_err_category(code);
-  e->python_type[0] = '\0';
-  e->traceback[0] = '\0';
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(e->message, sizeof(e->message), fmt, ap);
-  va_end(ap);
-}
 
 unsigned sp__http_status_of(int code) {
   switch (code) {
@@ -147,9 +133,12 @@ enum MHD_Result sp__http_reply_error(sp__req_t *r, unsigned status, const char *
   return sp__http_reply(r, status, "application/json", s, strlen(s), free);
 }
 
-enum MHD_Result sp__http_reply_sp_error(sp__req_t *r, const sp_error_t *e) {
-  return sp__http_reply_error(r, sp__http_status_of(e->code), sp_category_name(e->category),
-                              sp_err_name(e->code), e->message, e->python_type, e->traceback);
+enum MHD_Result sp__http_reply_sp_error(sp__req_t *r, sp_error_t *e) {
+  enum MHD_Result rc =
+      sp__http_reply_error(r, sp__http_status_of(e->code), sp_category_name(e->category),
+                           sp_err_name(e->code), e->message, e->python_type, e->traceback);
+  sp_error_free(e);
+  return rc;
 }
 
 /* ---- authentication ------------------------------------------------------- */
@@ -342,6 +331,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
             why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
   }
   sp_free(r->result);
+  sp_error_free(r->error);
   free(r->error);
   free(r->body);
   free(r->pool);
@@ -462,7 +452,7 @@ int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o,
       &s->guard, MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
   if (s->daemon == NULL) {
     rc = SP_EIO;
-    sp__http_error_set(err, rc, "cannot start the HTTP server (libmicrohttpd refused the options)");
+    sp_error_setf(err, rc, "cannot start the HTTP server (libmicrohttpd refused the options)");
     goto fail;
   }
   s->opts.listen_fd = -1; /* MHD owns it now (and closes it, unless quiesced) */
@@ -471,7 +461,7 @@ int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o,
     sp_loop_source_t src = {
         .fd = di ? di->epoll_fd : -1, .run = source_run, .timeout_ms = source_timeout, .ud = s};
     if (src.fd < 0 || sp_runtime_attach_source(rt, &src, err) != 0) {
-      if (src.fd < 0) sp__http_error_set(err, SP_EIO, "libmicrohttpd gave no epoll descriptor");
+      if (src.fd < 0) sp_error_setf(err, SP_EIO, "libmicrohttpd gave no epoll descriptor");
       MHD_stop_daemon(s->daemon);
       free_server(s);
       return SP_EIO;
@@ -481,7 +471,7 @@ int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o,
   *out = s;
   return 0;
 fail:
-  if (rc == SP_ENOMEM) sp__http_error_set(err, rc, "out of memory starting the HTTP server");
+  if (rc == SP_ENOMEM) sp_error_setf(err, rc, "out of memory starting the HTTP server");
   if (o->listen_fd >= 0) close(o->listen_fd);
   free_server(s);
   return rc;

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "errors.h"
 #include "descendants.h"
 #include "forkserver.h"
@@ -39,12 +40,16 @@
 #define SP_SDK_DIR ""
 #endif
 
+/* What a queued job asks for. */
+enum { JOB_CALL = 0, JOB_REPORT };
+
 typedef struct job_s {
   struct job_s *next;
   uint64_t id;
-  size_t tool_len;
+  int kind;        /* JOB_* */
+  size_t tool_len; /* JOB_CALL: tool bytes; JOB_REPORT: 0 */
   size_t args_len;
-  char data[]; /* tool bytes then args bytes */
+  char data[]; /* tool bytes then args bytes (JSON) */
 } job_t;
 
 typedef struct worker_s {
@@ -82,6 +87,21 @@ enum { ROLE_NONE = 0, ROLE_EXEC, ROLE_WATCHER };
  * call it keeps looking before it sleeps until the next one. */
 #define WATCH_PERIOD_MS 2
 #define WATCH_LINGER_MS 50
+
+/*
+ * Exit codes of snakepit-worker (the manager quotes them when a worker dies):
+ * 0 clean shutdown, 1 could not start its threads, 2 bad command line,
+ * 3 the adapter failed to load, 4 the manager sent a malformed frame or memory
+ * ran out while reading, 5 Python did not finalise cleanly.
+ */
+enum {
+  EXIT_OK = 0,
+  EXIT_THREADS = 1,
+  EXIT_USAGE = 2,
+  EXIT_ADAPTER = 3,
+  EXIT_PROTOCOL = 4,
+  EXIT_FINALIZE = 5
+};
 
 static worker_t W;
 static int g_group_leader; /* this worker leads its own process group */
@@ -151,12 +171,6 @@ static int send_all(const uint8_t *buf, size_t len) {
 #define HOLD_MAX_NS 100000u
 #define HOLD_MAX_BYTES 65536u
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 /* Sends what is held. W.write_mu held. */
 static int flush_held_locked(void) {
   int rc = W.held.len ? write_locked(W.held.data, W.held.len) : 0;
@@ -183,7 +197,7 @@ static void emit_result(const sp__buf_t *out, int more_queued) {
     rc = flush_held_locked();
     if (rc == 0) rc = write_locked(out->data, out->len);
   } else {
-    uint64_t now = mono_ns();
+    uint64_t now = sp__now_ns();
     if (W.held_since_ns == 0) W.held_since_ns = now;
     if (!more_queued || W.held.len >= HOLD_MAX_BYTES || now - W.held_since_ns >= HOLD_MAX_NS)
       rc = flush_held_locked();
@@ -192,31 +206,36 @@ static void emit_result(const sp__buf_t *out, int more_queued) {
   if (rc != 0) die_with_group(); /* manager gone */
 }
 
-static void send_frame(unsigned type, uint64_t id, int kind, const char *text, size_t len) {
+/* Sends an ERROR frame for request id (0: the worker as a whole). */
+static void send_error(uint64_t id, sp__error_kind_t kind, int code, const char *text, size_t len) {
   sp__buf_t b = {0};
-  if (sp__buf_append_kind_frame(&b, type, id, kind, text, len) == 0) send_all(b.data, b.len);
+  if (sp__buf_append_error(&b, id, kind, code, text, len) == 0) send_all(b.data, b.len);
   sp__buf_free(&b);
 }
 
-static void push_job(job_t *j) {
+static void send_text_frame(unsigned type, uint64_t id, const char *text, size_t len) {
+  sp__buf_t b = {0};
+  if (sp__buf_append_text_frame(&b, type, id, text, len) == 0) send_all(b.data, b.len);
+  sp__buf_free(&b);
+}
+
+/* Queues j at the end, or at the front (reports go before queued calls). */
+static void push_job(job_t *j, int front) {
   pthread_mutex_lock(&W.mu);
   j->next = NULL;
-  if (W.tail)
-    W.tail->next = j;
-  else
+  if (front && W.head != NULL) {
+    j->next = W.head;
     W.head = j;
-  W.tail = j;
+  } else {
+    if (W.tail) W.tail->next = j;
+    else W.head = j;
+    W.tail = j;
+  }
   atomic_fetch_add_explicit(&W.queued, 1, memory_order_relaxed);
   /* A waiting thread takes this job, or the reading role if the reader takes
    * the job itself. */
   if (W.waiting > 0) pthread_cond_signal(&W.cond);
   pthread_mutex_unlock(&W.mu);
-}
-
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static int read_frames(int timeout_ms);
@@ -232,7 +251,7 @@ static job_t *take_job_locked(void) {
   atomic_fetch_sub_explicit(&W.queued, 1, memory_order_relaxed);
   W.running++;
   W.started++;
-  W.last_start_ms = mono_ms();
+  W.last_start_ms = sp__now_ms();
   if (W.watcher_sleeping && all_busy_locked()) pthread_cond_signal(&W.watcher_cond);
   /* More jobs, or nobody left reading: hand on to a waiting thread. */
   if (W.waiting > 0 && (W.head != NULL || W.role == ROLE_NONE)) pthread_cond_signal(&W.cond);
@@ -317,7 +336,7 @@ static void *watcher_main(void *arg) {
         pthread_mutex_lock(&W.mu);
         take = all_busy_locked() && W.started == seen && W.role == ROLE_NONE;
       }
-    } else if (mono_ms() - W.last_start_ms < WATCH_LINGER_MS) {
+    } else if (sp__now_ms() - W.last_start_ms < WATCH_LINGER_MS) {
       watch_wait();
     } else {
       W.watcher_sleeping = 1;
@@ -339,6 +358,9 @@ static void *watcher_main(void *arg) {
   return NULL;
 }
 
+/* An execution thread's result buffer is released once it grew past this. */
+#define RESULT_BUF_KEEP (1u << 20)
+
 static void *exec_main(void *arg) {
   int index = (int)(intptr_t)arg;
   char name[96];
@@ -354,59 +376,66 @@ static void *exec_main(void *arg) {
   job_t *j;
   for (int finished = 0; (j = next_job(finished)) != NULL; finished = 1) {
     out.len = 0;
-    if (pyhost_invoke(py, j->id, j->data, j->tool_len, j->data + j->tool_len, j->args_len,
-                      W.max_frame, &out) == 0) {
+    int rc = j->kind == JOB_REPORT
+                 ? pyhost_report(py, j->id, j->data, j->args_len, W.max_frame, &out)
+                 : pyhost_invoke(py, j->id, j->data, j->tool_len, j->data + j->tool_len,
+                                 j->args_len, W.max_frame, &out);
+    if (rc == 0) {
       emit_result(&out, W.solo && atomic_load_explicit(&W.queued, memory_order_relaxed) > 0);
     } else {
       static const char msg[] = "worker out of memory building the result";
-      send_frame(SP__FRAME_ERROR, j->id, SP__ERRKIND_PROTOCOL, msg, sizeof(msg) - 1);
+      send_error(j->id, SP__ERRKIND_PROTOCOL, SP_ENOMEM, msg, sizeof(msg) - 1);
     }
     free(j);
     /* Do not keep a huge result buffer around for the thread's whole life. */
-    if (out.cap > (1u << 20)) sp__buf_free(&out);
+    sp__buf_shrink(&out, RESULT_BUF_KEEP);
   }
   sp__buf_free(&out);
   pyhost_thread_leave(py);
   return NULL;
 }
 
+/* Queues a job for an execution thread; answers with an ERROR without memory. */
+static void queue_job(uint64_t id, int kind, const char *tool, size_t tool_len, const char *args,
+                      size_t args_len) {
+  job_t *j = malloc(sizeof(*j) + tool_len + args_len);
+  if (j == NULL) {
+    static const char msg[] = "worker out of memory queueing the call";
+    send_error(id, SP__ERRKIND_PROTOCOL, SP_ENOMEM, msg, sizeof(msg) - 1);
+    return;
+  }
+  j->id = id;
+  j->kind = kind;
+  j->tool_len = tool_len;
+  j->args_len = args_len;
+  if (tool_len > 0) memcpy(j->data, tool, tool_len);
+  if (args_len > 0) memcpy(j->data + tool_len, args, args_len);
+  push_job(j, kind == JOB_REPORT);
+}
+
 static void handle_frame(const sp__frame_t *f) {
   switch (f->type) {
     case SP__FRAME_CALL: {
-      uint32_t timeout_ms;
-      const char *tool, *args;
-      size_t tool_len, args_len;
-      if (sp__call_body_parse(f->body, f->length, &timeout_ms, &tool, &tool_len, &args,
-                              &args_len) != 0) {
+      sp__call_view_t v;
+      if (sp__call_body_parse(f->body, f->length, &v) != 0) {
         static const char msg[] = "malformed CALL frame";
-        send_frame(SP__FRAME_ERROR, f->id, SP__ERRKIND_PROTOCOL, msg, sizeof(msg) - 1);
+        send_error(f->id, SP__ERRKIND_PROTOCOL, SP_EPROTOCOL, msg, sizeof(msg) - 1);
         return;
       }
-      job_t *j = malloc(sizeof(*j) + tool_len + args_len);
-      if (j == NULL) {
-        static const char msg[] = "worker out of memory queueing the call";
-        send_frame(SP__FRAME_ERROR, f->id, SP__ERRKIND_PROTOCOL, msg, sizeof(msg) - 1);
-        return;
-      }
-      j->id = f->id;
-      j->tool_len = tool_len;
-      j->args_len = args_len;
-      memcpy(j->data, tool, tool_len);
-      memcpy(j->data + tool_len, args, args_len);
-      push_job(j);
+      queue_job(f->id, JOB_CALL, v.tool, v.tool_len, v.args, v.args_len);
       return;
     }
+    case SP__FRAME_STATS:
+      /* The manager asks for this worker's report (JSON arguments in the body). */
+      queue_job(f->id, JOB_REPORT, NULL, 0, (const char *)f->body, f->length);
+      return;
     case SP__FRAME_PING: {
-      /* PONG: the 8-byte PING body echoed, then GIL wait (ns) and calls done. */
-      uint8_t body[24] = {0};
-      uint64_t wait_ns, calls;
-      pyhost_counters(&wait_ns, &calls);
-      memcpy(body, f->body, f->length < 8 ? f->length : 8);
-      for (int i = 0; i < 8; i++) {
-        body[8 + i] = (uint8_t)(wait_ns >> (8 * i));
-        body[16 + i] = (uint8_t)(calls >> (8 * i));
-      }
-      send_frame(SP__FRAME_PONG, f->id, 0, (const char *)body, sizeof(body));
+      sp__pong_t pong;
+      sp__buf_t b = {0};
+      sp__ping_body_parse(f->body, f->length, &pong);
+      pyhost_counters(&pong.attach_wait_ns, &pong.calls_done);
+      if (sp__buf_append_pong(&b, f->id, &pong) == 0) send_all(b.data, b.len);
+      sp__buf_free(&b);
       return;
     }
     case SP__FRAME_CANCEL: {
@@ -425,7 +454,7 @@ static void handle_frame(const sp__frame_t *f) {
       pthread_mutex_unlock(&W.mu);
       if (found != NULL) {
         static const char msg[] = "cancelled before it started";
-        send_frame(SP__FRAME_ERROR, f->id, SP__ERRKIND_PROTOCOL, msg, sizeof(msg) - 1);
+        send_error(f->id, SP__ERRKIND_PROTOCOL, SP_ECANCELLED, msg, sizeof(msg) - 1);
         free(found);
       } else {
         pyhost_cancel(f->id);
@@ -455,12 +484,15 @@ static void handle_frame(const sp__frame_t *f) {
  * Returns 1 when bytes were read, 0 on timeout; EOF and framing errors end the
  * process.
  */
+/* The read buffer is released once empty after it grew past this (a large CALL). */
+#define READ_BUF_KEEP (1u << 20)
+
 static int read_frames(int timeout_ms) {
   uint8_t *p;
   size_t avail;
-  if (sp__decoder_space(&W.dec, 65536, &p, &avail) != 0) {
+  if (sp__decoder_space(&W.dec, SP__READ_CHUNK, &p, &avail) != 0) {
     fprintf(stderr, "snakepit-worker: out of memory reading frames\n");
-    _exit(4);
+    _exit(EXIT_PROTOCOL);
   }
   ssize_t n;
   for (;;) {
@@ -484,9 +516,10 @@ static int read_frames(int timeout_ms) {
   while ((rc = sp__decoder_next(&W.dec, &f, &err)) == 1) handle_frame(&f);
   if (rc < 0) {
     fprintf(stderr, "snakepit-worker: %s; closing the connection\n", err.message);
-    send_frame(SP__FRAME_ERROR, 0, SP__ERRKIND_PROTOCOL, err.message, strlen(err.message));
-    _exit(4);
+    send_error(0, SP__ERRKIND_PROTOCOL, rc, err.message, strlen(err.message));
+    _exit(EXIT_PROTOCOL);
   }
+  sp__decoder_shrink(&W.dec, READ_BUF_KEEP);
   return 1;
 }
 
@@ -573,13 +606,13 @@ int main(int argc, char **argv) {
       case 'T': setenv("SNAKEPIT_THREAD_SAFETY_CHECK", "1", 1); break;
       case 'F': fork_server = 1; break;
       case 'h': usage(stdout); return 0;
-      default: usage(stderr); return 2;
+      default: usage(stderr); return EXIT_USAGE;
     }
   }
-  if (adapter == NULL || (W.fd < 0 && listen_spec == NULL) || W.threads < 1 || W.threads > 4096 ||
-      W.max_frame < 4096) {
+  if (adapter == NULL || (W.fd < 0 && listen_spec == NULL) || W.threads < 1 ||
+      W.threads > SP__THREADS_MAX || W.max_frame < SP__MIN_FRAME_BYTES) {
     usage(stderr);
-    return 2;
+    return EXIT_USAGE;
   }
   if (profile == NULL) profile = W.threads > 1 ? "thread" : "process";
   if (SP_SDK_DIR[0] != '\0') paths[npaths++] = SP_SDK_DIR;
@@ -600,7 +633,7 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   if (listen_spec != NULL && (W.fd = listen_once(listen_spec)) < 0) {
     fprintf(stderr, "snakepit-worker: cannot listen on %s: %s\n", listen_spec, strerror(errno));
-    return 2;
+    return EXIT_USAGE;
   }
 
   pthread_mutex_init(&W.write_mu, NULL);
@@ -638,27 +671,27 @@ int main(int argc, char **argv) {
     const char *f =
         failure ? failure : "{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"\"}";
     fprintf(stderr, "snakepit-worker: adapter %s failed to load (traceback above)\n", adapter);
-    send_frame(SP__FRAME_ERROR, 0, SP__ERRKIND_STARTUP, f, strlen(f));
-    return 3;
+    send_error(0, SP__ERRKIND_STARTUP, SP_ESTARTUP, f, strlen(f));
+    return EXIT_ADAPTER;
   }
 
   pthread_t *th = calloc((size_t)W.threads, sizeof(*th));
-  if (th == NULL) return 1;
+  if (th == NULL) return EXIT_THREADS;
   for (int i = 0; i < W.threads; i++) {
     if (pthread_create(&th[i], NULL, exec_main, (void *)(intptr_t)i) != 0) {
       fprintf(stderr, "snakepit-worker: cannot start execution thread %d\n", i + 1);
-      return 1;
+      return EXIT_THREADS;
     }
   }
   pthread_mutex_lock(&W.mu);
   while (W.entered < W.threads) pthread_cond_wait(&W.cond, &W.mu);
   pthread_mutex_unlock(&W.mu);
 
-  send_frame(SP__FRAME_HELLO, 0, 0, hello, strlen(hello));
+  send_text_frame(SP__FRAME_HELLO, 0, hello, strlen(hello));
   free(hello);
 
   pthread_t watcher;
-  if (pthread_create(&watcher, NULL, watcher_main, NULL) != 0) return 1;
+  if (pthread_create(&watcher, NULL, watcher_main, NULL) != 0) return EXIT_THREADS;
 
   /* Execution threads leave once SHUTDOWN closed the queue and it is empty. */
   for (int i = 0; i < W.threads; i++) pthread_join(th[i], NULL);
@@ -669,5 +702,5 @@ int main(int argc, char **argv) {
   free(paths);
   free(aargs);
   fflush(NULL);
-  _exit(rc == 0 ? 0 : 5);
+  _exit(rc == 0 ? EXIT_OK : EXIT_FINALIZE);
 }

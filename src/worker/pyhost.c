@@ -1,9 +1,10 @@
 /*
  * pyhost.c - embedded CPython for snakepit-worker: interpreter start, adapter
- * loading, per-thread thread states and tool invocation. Every Python C API call
- * of the worker lives here. The rule: a thread is attached (holds the GIL on a
- * GIL build) only between pyhost_attach() and pyhost_detach(), and never blocks
- * on a socket, queue or lock of ours while attached.
+ * loading, per-thread thread states, tool invocation and worker reports. Every
+ * Python C API call of the worker lives here. The rule: an execution thread is
+ * attached (holds the GIL on a GIL build) only inside pyhost_invoke() and
+ * pyhost_report(), between PyEval_RestoreThread and PyEval_SaveThread, and
+ * does not wait on a socket or queue of ours while attached.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -19,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "snakepit.h"
 
 struct pyhost_thread_s {
@@ -35,6 +37,7 @@ struct pyhost_thread_s {
 static PyObject *g_host_module; /* snakepit_bridge._host */
 static PyObject *g_host;     /* snakepit_bridge._host.Host instance */
 static PyObject *g_invoke;   /* bound Host.invoke */
+static PyObject *g_report;   /* bound Host.report */
 static PyObject *g_register; /* bound Host.register_thread */
 static PyObject *g_describe; /* describe(exc) -> JSON {type, message, traceback} */
 static PyObject *g_cancelled;/* context.CallCancelled, raised into cancelled calls */
@@ -43,12 +46,6 @@ static PyThreadState *g_main_ts;
 
 static _Atomic uint64_t g_gil_wait_ns;
 static _Atomic uint64_t g_calls;
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 void pyhost_counters(uint64_t *gil_wait_ns, uint64_t *calls) {
   *gil_wait_ns = atomic_load_explicit(&g_gil_wait_ns, memory_order_relaxed);
@@ -121,18 +118,23 @@ static char *describe_pending(int echo) {
   return out;
 }
 
-static int append_text_frame(sp__buf_t *out, unsigned type, int kind, uint64_t id,
-                             const char *text, size_t len, size_t max_body) {
-  size_t body = len + (kind ? 1 : 0);
-  if (body > max_body) {
+/* Appends an ERROR frame; SP_ENOMEM when out cannot grow. */
+static int append_error(sp__buf_t *out, uint64_t id, sp__error_kind_t kind, int code,
+                        const char *text, size_t len) {
+  return sp__buf_append_error(out, id, kind, code, text, len) == 0 ? 0 : SP_ENOMEM;
+}
+
+/* Appends a RESULT or STATS frame, or an SP_ETOOLARGE error when it exceeds max_body. */
+static int append_reply(sp__buf_t *out, unsigned type, uint64_t id, const char *text, size_t len,
+                        size_t max_body) {
+  if (len > max_body) {
     char msg[160];
     int n = snprintf(msg, sizeof(msg),
                      "result of %zu bytes exceeds the frame size limit of %zu bytes (max_frame_bytes)",
                      len, max_body);
-    return append_text_frame(out, SP__FRAME_ERROR, SP__ERRKIND_PROTOCOL, id, msg, (size_t)n,
-                             (size_t)-1);
+    return append_error(out, id, SP__ERRKIND_PROTOCOL, SP_ETOOLARGE, msg, (size_t)n);
   }
-  return sp__buf_append_kind_frame(out, type, id, kind, text, len);
+  return sp__buf_append_text_frame(out, type, id, text, len) == 0 ? 0 : SP_ENOMEM;
 }
 
 static int gil_enabled(void) {
@@ -295,8 +297,9 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
                                  o->profile, o->threads);
   if (g_host == NULL) goto fail;
   g_invoke = PyObject_GetAttrString(g_host, "invoke");
+  g_report = PyObject_GetAttrString(g_host, "report");
   g_register = PyObject_GetAttrString(g_host, "register_thread");
-  if (g_invoke == NULL || g_register == NULL) goto fail;
+  if (g_invoke == NULL || g_report == NULL || g_register == NULL) goto fail;
   ctx = PyImport_ImportModule("snakepit_bridge.context");
   if (ctx == NULL || (g_cancelled = PyObject_GetAttrString(ctx, "CallCancelled")) == NULL ||
       (g_context_current = PyObject_GetAttrString(ctx, "current")) == NULL)
@@ -363,12 +366,15 @@ void pyhost_thread_leave(pyhost_thread_t *t) {
   free(t);
 }
 
+/* Host.invoke statuses (_host.py: STATUS_*). */
+enum { HOST_OK = 0, HOST_INVALID = 1, HOST_ERROR = 2, HOST_NO_TOOL = 3, HOST_BAD_JSON = 4 };
+
 int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool_len,
                   const char *args, size_t args_len, size_t max_body, sp__buf_t *out) {
   int rc = 0;
-  uint64_t t0 = now_ns();
+  uint64_t t0 = sp__now_ns();
   PyEval_RestoreThread(t->ts);
-  atomic_fetch_add_explicit(&g_gil_wait_ns, now_ns() - t0, memory_order_relaxed);
+  atomic_fetch_add_explicit(&g_gil_wait_ns, sp__now_ns() - t0, memory_order_relaxed);
   pthread_mutex_lock(&t->mu);
   t->current = id;
   pthread_mutex_unlock(&t->mu);
@@ -379,8 +385,7 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
   if (argv[0] == NULL || argv[1] == NULL) {
     PyErr_Clear();
     static const char msg[] = "tool name and arguments must be valid UTF-8";
-    rc = append_text_frame(out, SP__FRAME_ERROR, SP__ERRKIND_VALIDATION, id, msg, sizeof(msg) - 1,
-                           max_body);
+    rc = append_error(out, id, SP__ERRKIND_VALIDATION, SP_EBADJSON, msg, sizeof(msg) - 1);
     goto done;
   }
   r = PyObject_Vectorcall(g_invoke, argv, 2, NULL);
@@ -392,19 +397,21 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
   }
   Py_ssize_t n = 0;
   const char *text = payload ? PyUnicode_AsUTF8AndSize(payload, &n) : NULL;
-  if (text == NULL || status < 0 || status > 2) {
+  if (text == NULL || status < HOST_OK || status > HOST_BAD_JSON) {
     /* Host.invoke never raises by contract; this covers a cancellation landing
      * between its try block and its return. */
     char *desc = describe_pending(0);
-    rc = append_text_frame(out, SP__FRAME_ERROR, SP__ERRKIND_PYTHON, id, desc ? desc : "{}",
-                           desc ? strlen(desc) : 2, max_body);
+    rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, desc ? desc : "{}",
+                      desc ? strlen(desc) : 2);
     free(desc);
-  } else if (status == 0) {
-    rc = append_text_frame(out, SP__FRAME_RESULT, 0, id, text, (size_t)n, max_body);
+  } else if (status == HOST_OK) {
+    rc = append_reply(out, SP__FRAME_RESULT, id, text, (size_t)n, max_body);
+  } else if (status == HOST_ERROR) {
+    rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, text, (size_t)n);
   } else {
-    rc = append_text_frame(out, SP__FRAME_ERROR,
-                           status == 1 ? SP__ERRKIND_VALIDATION : SP__ERRKIND_PYTHON, id, text,
-                           (size_t)n, max_body);
+    int code = status == HOST_NO_TOOL ? SP_ENOTOOL
+               : status == HOST_BAD_JSON ? SP_EBADJSON : SP_EBADARGS;
+    rc = append_error(out, id, SP__ERRKIND_VALIDATION, code, text, (size_t)n);
   }
 done:
   Py_XDECREF(r);
@@ -425,6 +432,30 @@ done:
   PyErr_Clear();
   t->ts = PyEval_SaveThread();
   atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
+  return rc;
+}
+
+int pyhost_report(pyhost_thread_t *t, uint64_t id, const char *args, size_t args_len,
+                  size_t max_body, sp__buf_t *out) {
+  int rc;
+  PyEval_RestoreThread(t->ts);
+  PyObject *a = PyUnicode_FromStringAndSize(args, (Py_ssize_t)args_len);
+  PyObject *r = a ? PyObject_CallOneArg(g_report, a) : NULL;
+  Py_ssize_t n = 0;
+  const char *text = r ? PyUnicode_AsUTF8AndSize(r, &n) : NULL;
+  if (text != NULL) {
+    rc = append_reply(out, SP__FRAME_STATS, id, text, (size_t)n, max_body);
+  } else {
+    /* Host.report never raises by contract; report what happened anyway. */
+    char *desc = describe_pending(0);
+    rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, desc ? desc : "{}",
+                      desc ? strlen(desc) : 2);
+    free(desc);
+  }
+  Py_XDECREF(r);
+  Py_XDECREF(a);
+  PyErr_Clear();
+  t->ts = PyEval_SaveThread();
   return rc;
 }
 
@@ -459,6 +490,7 @@ int pyhost_finish(void) {
     Py_XDECREF(r);
   }
   Py_CLEAR(g_invoke);
+  Py_CLEAR(g_report);
   Py_CLEAR(g_register);
   Py_CLEAR(g_context_current);
   Py_CLEAR(g_host);

@@ -70,6 +70,14 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
                   const char *args, size_t args_len, size_t max_body, sp__buf_t *out);
 
 /**
+ * Builds this worker's report (Host.report with the JSON arguments args, e.g.
+ * {"reset": true}) and appends it to out as a STATS frame for request id.
+ * Attaches to Python only for its duration. Returns 0, or SP_ENOMEM.
+ */
+int pyhost_report(pyhost_thread_t *t, uint64_t id, const char *args, size_t args_len,
+                  size_t max_body, sp__buf_t *out);
+
+/**
  * Cancels request id if an execution thread is running it, by raising
  * CallCancelled in that thread (takes effect in pure-Python code only). Briefly
  * attaches to Python. Safe from any thread. Returns 1 if the call was found.

@@ -1,7 +1,7 @@
 """`snakepit-worker --listen HOST:PORT`: a worker that accepts one TCP
 connection instead of inheriting a socket from a manager, spoken to here with
 the wire protocol of src/core/protocol.h written out by hand (16-byte header:
-magic 'S', version 1, type, flags, u32 body length, u64 request id, all
+magic 'S', version 2, type, flags, u32 body length, u64 request id, all
 little-endian).
 """
 
@@ -19,17 +19,19 @@ from test_cli import ADAPTERS, BIN
 
 WORKER = os.environ.get("SNAKEPIT_WORKER_BIN") or str(Path(BIN).with_name("snakepit-worker"))
 
-HELLO, CALL, RESULT, ERROR, PING, PONG, SHUTDOWN = 1, 2, 3, 4, 7, 8, 10
+HELLO, CALL, RESULT, ERROR, PING, PONG, STATS, SHUTDOWN = 1, 2, 3, 4, 7, 8, 9, 10
+VERSION = 2
+SP_EBADARGS, SP_EPROTOCOL = -5, -14
 HEADER = struct.Struct("<BBBBIQ")
 
 
 def frame(ftype, req_id, body=b""):
-    return HEADER.pack(0x53, 1, ftype, 0, len(body), req_id) + body
+    return HEADER.pack(0x53, VERSION, ftype, 0, len(body), req_id) + body
 
 
 def call_body(tool, args, timeout_ms=5000):
-    t = tool.encode()
-    return struct.pack("<IH", timeout_ms, len(t)) + t + json.dumps(args).encode()
+    t, a = tool.encode(), json.dumps(args).encode()
+    return struct.pack("<IHI", timeout_ms, len(t), len(a)) + t + a
 
 
 def read_exact(sock, n):
@@ -44,7 +46,7 @@ def read_exact(sock, n):
 
 def read_frame(sock):
     magic, version, ftype, _flags, length, req_id = HEADER.unpack(read_exact(sock, HEADER.size))
-    assert (magic, version) == (0x53, 1)
+    assert (magic, version) == (0x53, VERSION)
     return ftype, req_id, read_exact(sock, length)
 
 
@@ -84,7 +86,7 @@ def test_listen_mode_speaks_the_protocol(listening_worker):
     ftype, _, body = read_frame(sock)
     assert ftype == HELLO
     hello = json.loads(body)
-    assert hello["pid"] == proc.pid and hello["worker_id"] == "w7" and hello["protocol"] == 1
+    assert hello["pid"] == proc.pid and hello["worker_id"] == "w7" and hello["protocol"] == VERSION
     assert "add" in {t["name"] for t in hello["manifest"]["tools"]}
 
     # Two calls written at once (pipelined), answered by request id.
@@ -94,7 +96,14 @@ def test_listen_mode_speaks_the_protocol(listening_worker):
     assert replies[41] == (RESULT, b"5")
     etype, ebody = replies[42]
     assert etype == ERROR and ebody[0] == 1  # kind 1: validation
-    assert b"'a'" in ebody[1:]               # the message names the argument
+    assert ebody[1] == -SP_EBADARGS           # its code
+    assert b"'a'" in ebody[2:]               # the message names the argument
+
+    # STATS: the worker's own report, answered by request id.
+    sock.sendall(frame(STATS, 43, b"{}"))
+    ftype, rid, body = read_frame(sock)
+    report = json.loads(body)
+    assert (ftype, rid) == (STATS, 43) and report["worker_id"] == "w7" and report["pid"] == proc.pid
 
     # PING is echoed in PONG with the GIL wait and the calls done so far.
     sock.sendall(frame(PING, 0, b"12345678"))
@@ -113,4 +122,5 @@ def test_listen_mode_rejects_a_bad_frame(listening_worker):
     sock.sendall(b"GET / HTTP/1.1\r\n\r\n")  # not our protocol
     ftype, _, body = read_frame(sock)
     assert ftype == ERROR and body[0] == 3   # kind 3: protocol
+    assert body[1] == -SP_EPROTOCOL
     assert proc.wait(30) == 4

@@ -30,12 +30,13 @@ BUILD_DIR = os.environ.get("SP_BUILD_DIR") or str(Path(BIN).resolve().parent)
 START_TIMEOUT = 30  # seconds for the pools to start and the server to listen
 
 
-def pool_yaml(name, profile="process", threads=None, size=1, extra=""):
-    """One pool entry of the testing adapter (tests/adapters/testing_adapter.py)."""
+def pool_yaml(name, profile="process", threads=None, size=1, extra="",
+              adapter="testing_adapter.TestingAdapter"):
+    """One pool entry of a test adapter (tests/adapters/, by default testing_adapter.py)."""
     lines = [f"  - name: {name}",
              f"    worker_profile: {profile}",
              f"    pool_size: {size}",
-             "    adapter: testing_adapter.TestingAdapter",
+             f"    adapter: {adapter}",
              f"    python_path: [{json.dumps(ADAPTERS)}]",
              "    timeout: 20s"]
     if threads is not None:
@@ -134,14 +135,19 @@ def error_of(status, body, want_status, category, code):
 def server(request, tmp_path_factory):
     """The main server: `tp` process 1x1, `tt` thread 1x4, `sat` (no queue) and
     `qt` (100 ms queue timeout) for overload, `crash` for a worker that exits
-    (with thread_safety_checks, for the checker report in stats).
+    (with thread_safety_checks, for the checker report in stats), `racy` (thread
+    1x4, the racy adapter with thread_safety_checks) and `checked` (process 2x1
+    with thread_safety_checks) for the workers' reports.
     Small limits so the limit tests stay fast: 64 KiB bodies, 2 s read timeout.
     Every test runs against both ways of running HTTP: on the runtime's loop
     thread (--threads 0, the default on small machines) and on MHD's own threads."""
     config = ("pools:\n" + pool_yaml("tp") + pool_yaml("tt", "thread", threads=4)
               + pool_yaml("sat", extra="max_queue: 0\npipeline_depth: 0")
               + pool_yaml("qt", extra="queue_timeout: 100ms\npipeline_depth: 0")
-              + pool_yaml("crash", extra="thread_safety_checks: true"))
+              + pool_yaml("crash", extra="thread_safety_checks: true")
+              + pool_yaml("racy", "thread", threads=4, extra="thread_safety_checks: true",
+                          adapter="racy_adapter.RacyAdapter")
+              + pool_yaml("checked", size=2, extra="thread_safety_checks: true"))
     s = Server(tmp_path_factory.mktemp("serve"), config, "--max-body", "64KiB", "--read-timeout", "2",
                "--threads", request.param)
     yield s

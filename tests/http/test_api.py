@@ -204,7 +204,7 @@ def test_errors_keep_the_connection_alive(server):
 def test_pools_lists_every_pool_with_stats(server):
     doc = server.get_json("/v1/pools")
     names = [p["name"] for p in doc["pools"]]
-    assert names == ["tp", "tt", "sat", "qt", "crash"]
+    assert names == ["tp", "tt", "sat", "qt", "crash", "racy", "checked"]
     tt = doc["pools"][1]
     assert tt["profile"] == "thread" and tt["threads_per_worker"] == 4 and tt["capacity"] == 4
     for key in ("calls", "latency_us", "latency_histogram", "workers", "queue_depth", "tools"):
@@ -240,7 +240,7 @@ def test_healthz_and_readyz(server):
     assert doc["status"] == "ok" and doc["version"]
     doc = server.get_json("/readyz")
     assert doc["ready"] is True
-    assert set(doc["pools"]) == {"tp", "tt", "sat", "qt", "crash"}
+    assert set(doc["pools"]) == {"tp", "tt", "sat", "qt", "crash", "racy", "checked"}
     assert all(p["ready"] and p["ready_workers"] >= 1 for p in doc["pools"].values())
 
 
@@ -265,6 +265,30 @@ def test_dashboard_is_one_self_contained_page(server):
 def test_thread_safety_report_only_when_asked(server):
     assert "thread_safety" not in server.get_json("/v1/pools/crash")
     doc = server.get_json("/v1/pools/crash?thread_safety=1")
-    assert isinstance(doc["thread_safety"], dict), doc.get("thread_safety")
+    assert doc["thread_safety"]["enabled"] is True, doc.get("thread_safety")
+    assert set(doc["thread_safety"]["workers"]) == {w["id"] for w in doc["workers"] if w["state"] == "ready"}
     pools = server.get_json("/v1/pools?thread_safety=true")["pools"]
-    assert [p["name"] for p in pools if "thread_safety" in p] == ["crash"]
+    assert sorted(p["name"] for p in pools if "thread_safety" in p) == ["checked", "crash", "racy"]
+    # Pools without checks still get each worker's own report.
+    tp = next(p for p in pools if p["name"] == "tp")
+    assert all(w["report"]["pid"] == w["pid"] for w in tp["workers"])
+
+
+def test_thread_safety_report_reaches_every_worker_and_names_the_race(server):
+    # Overlapping calls append to the racy adapter's shared list without its lock.
+    with ThreadPoolExecutor(8) as ex:
+        statuses = list(ex.map(lambda i: server.call("racy", "record", {"value": i, "work_ms": 3})[0],
+                               range(32)))
+    assert statuses == [200] * 32
+    doc = server.get_json("/v1/pools/racy?thread_safety=1")
+    ts = doc["thread_safety"]
+    assert ts["enabled"] is True and ts["problems"] >= 1, ts
+    assert "history" in {w["attribute"] for w in ts["unlocked_writes"]}, ts["unlocked_writes"]
+    assert [w["id"] for w in doc["workers"]] == list(ts["workers"])
+    # A process pool of two: both workers, each answering for itself once.
+    doc = server.get_json("/v1/pools/checked?thread_safety=1")
+    ids = [w["id"] for w in doc["workers"]]
+    assert len(ids) == 2 and sorted(doc["thread_safety"]["workers"]) == sorted(ids)
+    pids = {w["report"]["pid"] for w in doc["workers"]}
+    assert pids == {w["pid"] for w in doc["workers"]} and len(pids) == 2
+    assert doc["thread_safety"]["problems"] == 0

@@ -41,7 +41,7 @@ def test_metrics_are_well_formed_and_complete(server):
         assert name in fams, name
         assert fams[name]["type"] == kind, (name, fams[name]["type"])
         assert fams[name]["help"], name
-    pools = {"tp", "tt", "sat", "qt", "crash"}
+    pools = {"tp", "tt", "sat", "qt", "crash", "racy", "checked"}
     assert {l["pool"] for _, l, _ in fams["snakepit_call_duration_seconds"]["samples"]} == pools
     states = {l["state"] for _, l, _ in fams["snakepit_workers"]["samples"]}
     assert {"starting", "ready", "draining", "stopping", "dead"} <= states

@@ -53,13 +53,13 @@ def test_tools_stats_pools(server):
     assert "add" in {t["name"] for t in json.loads(p.stdout)}
     p = cli("tools", "--url", server.url)
     assert p.returncode == EXIT_OK
-    assert set(json.loads(p.stdout)) == {"tp", "tt", "sat", "qt", "crash"}
+    assert set(json.loads(p.stdout)) == {"tp", "tt", "sat", "qt", "crash", "racy", "checked"}
     p = cli("stats", "--url", server.url, "tt")
     assert p.returncode == EXIT_OK and json.loads(p.stdout)["name"] == "tt"
     p = cli("stats", "--url", server.url)
-    assert p.returncode == EXIT_OK and len(json.loads(p.stdout)["pools"]) == 5
+    assert p.returncode == EXIT_OK and len(json.loads(p.stdout)["pools"]) == 7
     p = cli("pools", "--url", server.url)
-    assert p.returncode == EXIT_OK and json.loads(p.stdout) == ["tp", "tt", "sat", "qt", "crash"]
+    assert p.returncode == EXIT_OK and json.loads(p.stdout) == ["tp", "tt", "sat", "qt", "crash", "racy", "checked"]
     # Like the local command, stats includes the thread-safety checker's report.
     p = cli("stats", "--url", server.url, "crash")
     assert p.returncode == EXIT_OK and "thread_safety" in json.loads(p.stdout)

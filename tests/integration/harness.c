@@ -88,7 +88,11 @@ void h_call_fails(sp_runtime_t *rt, const char *pool, const char *tool, const ch
   assert_int_equal(res.error.code, code);
   assert_int_equal(res.error.category, sp_err_category(code));
   assert_true(res.error.message[0] != '\0');
-  if (err) memcpy(err, &res.error, sizeof(*err));
+  /* The texts stay in one slot until the next failing call replaces them. */
+  static sp_error_t last = SP_ERROR_INIT;
+  sp_error_free(&last);
+  last = res.error;
+  if (err) *err = last;
 }
 
 typedef struct {

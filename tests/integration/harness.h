@@ -50,7 +50,8 @@ json_t *h_pool_stats(sp_runtime_t *rt, const char *pool);
 /** Runs one call; asserts it succeeds and returns the result JSON (caller frees). */
 char *h_call_ok(sp_runtime_t *rt, const char *pool, const char *tool, const char *args);
 
-/** Runs one call expected to fail with code; returns it in *err. */
+/** Runs one call expected to fail with code; returns it in *err (its texts stay valid
+ * until the next h_call_fails). Not thread-safe. */
 void h_call_fails(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
                   int code, sp_error_t *err);
 

@@ -2,6 +2,7 @@
 
 import _thread
 import json
+import logging
 import subprocess
 import sys
 import threading
@@ -214,24 +215,24 @@ def test_generators_async_kwargs_and_positional_only(host):
     assert host.invoke("text", '{"s": "a\\ud800b"}') == (0, '"a\\ud800b"')  # lone surrogate stays valid
 
 
-# -- status 1 -----------------------------------------------------------------
+# -- statuses 1 (bad arguments), 3 (unknown tool) and 4 (bad JSON) ------------
 
 def test_unknown_tool(testing):
     status, msg = testing.invoke("nope", "{}")
-    assert status == 1
+    assert status == _host.STATUS_NO_TOOL == 3
     assert msg == ("unknown tool 'nope' (available: add, echo, exit_now, fail, noop, numpy_work, "
                    "page_faults, pid, segfault, sleep, spin, thread_name, whoami, write_stderr)")
 
 
 def test_invalid_json(testing):
     assert testing.invoke("add", '{"a": 1,') == (
-        1, "arguments are not valid JSON: Expecting property name enclosed in double quotes: "
+        4, "arguments are not valid JSON: Expecting property name enclosed in double quotes: "
            "line 1 column 9 (char 8)")
     assert testing.invoke("add", "{\n  'a': 1}") == (
-        1, "arguments are not valid JSON: Expecting property name enclosed in double quotes: "
+        4, "arguments are not valid JSON: Expecting property name enclosed in double quotes: "
            "line 2 column 3 (char 4)")
     status, msg = testing.invoke("noop", "{} trailing")
-    assert status == 1 and msg.startswith("arguments are not valid JSON: Extra data: line 1 column 4")
+    assert status == _host.STATUS_BAD_JSON and msg.startswith("arguments are not valid JSON: Extra data: line 1 column 4")
 
 
 def test_not_an_object(testing):
@@ -329,7 +330,7 @@ def test_invoke_never_raises_on_garbage_input(host):
         assert isinstance(status, int) and isinstance(payload, str)
     assert host.invoke("text", b'{"s": "x"}') == (0, '"x"')
     assert host.invoke("text", 12) == (
-        1, "arguments are not valid JSON: the JSON object must be str, bytes or bytearray, not int")
+        4, "arguments are not valid JSON: the JSON object must be str, bytes or bytearray, not int")
 
 
 # -- threads ------------------------------------------------------------------
@@ -407,10 +408,20 @@ def test_shutdown_calls_close_and_cleanup_once_and_never_raises(host):
     assert host.adapter.closed == 11
 
 
-def test_shutdown_without_hooks():
+def test_shutdown_without_hooks_logs_nothing_and_failing_hooks_are_logged(caplog):
     class Bare:
         pass
-    _host.Host(Bare(), "x.Bare").shutdown()     # no close/cleanup: nothing to do
+
+    class Failing:
+        def close(self):
+            raise RuntimeError("close broke")
+
+    with caplog.at_level(logging.ERROR, logger="snakepit_bridge.host"):
+        assert _host.Host(Bare(), "x.Bare").shutdown() is None     # nothing to call
+        assert caplog.records == []
+        assert _host.Host(Failing(), "x.Failing").shutdown() is None  # logged, not raised
+    assert len(caplog.records) == 1
+    assert "x.Failing.close() failed" in caplog.text and "close broke" in caplog.text
 
 
 def test_to_json_top_level_values():

@@ -83,10 +83,11 @@ def hammer(host, tools, threads=8, rounds=4):
     return out
 
 
-def report(host):
-    status, payload = host.invoke(_host.REPORT_TOOL, "{}")
-    assert status == 0, payload
-    return json.loads(payload)
+def report(host, args="{}"):
+    """The checker's part of the worker's report (the manager's STATS request)."""
+    full = json.loads(host.report(args))
+    assert "error" not in full, full
+    return full["thread_safety"]
 
 
 def writes_by_attr(rep):
@@ -155,17 +156,17 @@ def test_checks_off_installs_nothing(monkeypatch):
     assert type(host.adapter.acquire_lock()) is type(threading.RLock())
     assert not any(isinstance(f, _tsc_imports._MatrixFinder) for f in sys.meta_path)
     names = [t["name"] for t in json.loads(host.manifest())["tools"]]
-    assert _host.REPORT_TOOL not in names
-    assert host.invoke(_host.REPORT_TOOL, "{}")[0] == 1          # unknown tool
+    assert not any(n.startswith("_snakepit") for n in names)
+    full = json.loads(host.report("{}"))
+    assert full["worker_id"] == "w1" and full["thread_safety"] is None   # checks off
     assert host.adapter.get_stats()["thread_safety"] == {"enabled": False}
 
 
-def test_checks_on_manifest_report_tool_and_stats(monkeypatch):
+def test_checks_on_report_and_stats(monkeypatch):
     host = load("snakepit_bridge.adapters.threaded_showcase.ThreadedShowcaseAdapter",
                 threads=4, monkeypatch=monkeypatch)
     tools = {t["name"]: t for t in json.loads(host.manifest())["tools"]}
-    assert tools[_host.REPORT_TOOL]["parameters"] == [
-        {"name": "reset", "type": "bool", "required": False, "default": False}]
+    assert not any(n.startswith("_snakepit") for n in tools)  # reports are not tools
     hammer(host, [("sleep", {"seconds": 0.005})], threads=4, rounds=2)
     stats = json.loads(host.invoke("get_thread_stats", "{}")[1])
     ts = stats["thread_safety"]
@@ -174,10 +175,13 @@ def test_checks_on_manifest_report_tool_and_stats(monkeypatch):
     rep = report(host)
     assert rep["worker_id"] == "w1" and rep["pid"] == os.getpid() and rep["checks"] == "on"
     assert rep["thread_safe"] is True and rep["adapter_class"] == "ThreadedShowcaseAdapter"
-    # The report tool itself is not counted as an adapter method.
-    assert _host.REPORT_TOOL not in rep["methods"]
-    assert host.invoke(_host.REPORT_TOOL, '{"reset": true}')[0] == 0
+    full = json.loads(host.report('{"reset": true}'))
+    assert full["gil_enabled"] is bool(getattr(sys, "_is_gil_enabled", lambda: True)())
+    assert full["threads"] == 4 and full["profile"] == "thread"
     assert report(host)["methods"] == {}
+    # Bad arguments are reported in the text, never raised.
+    assert "error" in json.loads(host.report("[1]"))
+    assert "error" in json.loads(host.report("{not json"))
 
 
 def test_strict_mode_raises_in_the_racing_call(monkeypatch):
@@ -268,7 +272,7 @@ def run(i):
         assert h.invoke("process_data", "{{}}")[0] == 0
 ts = [threading.Thread(target=run, args=(i,)) for i in range(8)]
 [t.start() for t in ts]; [t.join() for t in ts]
-print(h.invoke(_host.REPORT_TOOL, "{{}}")[1])
+print(json.dumps(json.loads(h.report("{{}}"))["thread_safety"]))
 """
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -84,7 +84,7 @@ def test_wrapped_tools_still_run_through_host():
     assert host.invoke("tsm_inner", "{}") == (0, "5")
     assert host.invoke("wrapped", "{}") == (0, "6")
     status, msg = host.invoke("helper", "{}")
-    assert status == 1 and msg.startswith("unknown tool 'helper'")
+    assert status == _host.STATUS_NO_TOOL and msg.startswith("unknown tool 'helper'")
 
 
 class Typed(ThreadSafeAdapter):

@@ -1,12 +1,14 @@
 /*
- * test_protocol.c - frame header encoding, the incremental decoder (byte by byte,
- * many frames per read, bad headers, size limit) and CALL body parsing.
+ * test_protocol.c - the wire protocol (frame headers, the incremental decoder
+ * byte by byte and many frames per read, bad headers, the size limit, every
+ * body's encoder and decoder), the byte buffer, and sp_error_t's owned texts.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "errors.h"
@@ -32,9 +34,6 @@ static void header_roundtrip(void **state) {
   assert_int_equal(f.flags, 3);
   assert_int_equal(f.length, 123456);
   assert_true(f.id == 0x1122334455667788ull);
-  sp__frame_set_id(h, 42);
-  assert_int_equal(sp__frame_header_parse(h, 1 << 20, &f, &err), 0);
-  assert_true(f.id == 42);
 }
 
 static void bad_headers(void **state) {
@@ -67,8 +66,8 @@ static void bad_headers(void **state) {
 static void decoder_byte_by_byte(void **state) {
   (void)state;
   sp__buf_t b = {0};
-  assert_int_equal(sp__buf_append_frame(&b, SP__FRAME_RESULT, 0, 7, "{\"a\":1}", 7), 0);
-  assert_int_equal(sp__buf_append_frame(&b, SP__FRAME_PONG, 0, 8, NULL, 0), 0);
+  assert_int_equal(sp__buf_append_frame(&b, SP__FRAME_RESULT, 7, "{\"a\":1}", 7), 0);
+  assert_int_equal(sp__buf_append_frame(&b, SP__FRAME_PONG, 8, NULL, 0), 0);
   sp__decoder_t d;
   sp__decoder_init(&d, 1024);
   sp__frame_t f;
@@ -101,8 +100,8 @@ static void decoder_many_frames_and_growth(void **state) {
   sp__buf_t b = {0};
   static char big[100000];
   memset(big, 'x', sizeof(big));
-  for (int i = 0; i < 50; i++) sp__buf_append_frame(&b, SP__FRAME_CHUNK, 0, (uint64_t)i, "abc", 3);
-  sp__buf_append_frame(&b, SP__FRAME_RESULT, 0, 99, big, sizeof(big));
+  for (int i = 0; i < 50; i++) sp__buf_append_frame(&b, SP__FRAME_CHUNK, (uint64_t)i, "abc", 3);
+  sp__buf_append_frame(&b, SP__FRAME_RESULT, 99, big, sizeof(big));
   sp__decoder_t d;
   sp__decoder_init(&d, 1 << 20);
   /* Feed in uneven pieces so frames straddle reads and the buffer compacts/grows. */
@@ -138,7 +137,7 @@ static void decoder_rejects_oversized_and_garbage(void **state) {
   sp__decoder_init(&d, 64);
   sp__buf_t b = {0};
   char body[65] = {0};
-  sp__buf_append_frame(&b, SP__FRAME_CALL, 0, 1, body, sizeof(body));
+  sp__buf_append_frame(&b, SP__FRAME_CALL, 1, body, sizeof(body));
   feed(&d, b.data, SP__FRAME_HEADER_SIZE); /* rejected from the header alone */
   sp__frame_t f;
   sp_error_t err;
@@ -152,24 +151,142 @@ static void decoder_rejects_oversized_and_garbage(void **state) {
   sp__buf_free(&b);
 }
 
-static void call_body(void **state) {
+static void call_frame_roundtrip(void **state) {
   (void)state;
-  uint8_t body[64] = {0x10, 0x27, 0, 0, 4, 0, 'p', 'i', 'n', 'g', '{', '}'};
-  uint32_t t;
-  const char *tool, *args;
-  size_t tl, al;
-  assert_int_equal(sp__call_body_parse(body, 12, &t, &tool, &tl, &args, &al), 0);
-  assert_int_equal(t, 10000);
+  uint8_t frame[64];
+  size_t size = sp__call_frame_size(4, 7);
+  assert_int_equal(size, SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE + 11);
+  sp__call_frame_write(frame, "ping", 4, "{\"a\": 1}", 7);
+  sp__call_frame_dispatch(frame, 0xABCD0001u, 10000);
+  size_t tl;
+  assert_memory_equal(sp__call_frame_tool(frame, &tl), "ping", 4);
   assert_int_equal(tl, 4);
-  assert_memory_equal(tool, "ping", 4);
-  assert_int_equal(al, 2);
-  assert_memory_equal(args, "{}", 2);
-  /* Tool name longer than the body, empty tool name, short prefix. */
+  sp__frame_t f;
+  sp_error_t err;
+  assert_int_equal(sp__frame_header_parse(frame, 1024, &f, &err), 0);
+  assert_int_equal(f.type, SP__FRAME_CALL);
+  assert_true(f.id == 0xABCD0001u);
+  assert_int_equal(f.length, size - SP__FRAME_HEADER_SIZE);
+  sp__call_view_t v;
+  assert_int_equal(sp__call_body_parse(frame + SP__FRAME_HEADER_SIZE, f.length, &v), 0);
+  assert_int_equal(v.timeout_ms, 10000);
+  assert_int_equal(v.tool_len, 4);
+  assert_memory_equal(v.tool, "ping", 4);
+  assert_int_equal(v.args_len, 7);
+  assert_memory_equal(v.args, "{\"a\": 1", 7);
+}
+
+static void call_body_rejects_bad_lengths(void **state) {
+  (void)state;
+  uint8_t frame[64];
+  sp__call_frame_write(frame, "ping", 4, "{}", 2);
+  uint8_t *body = frame + SP__FRAME_HEADER_SIZE;
+  size_t len = SP__CALL_PREFIX_SIZE + 6;
+  sp__call_view_t v;
+  assert_int_equal(sp__call_body_parse(body, len, &v), 0);
+  /* The lengths must tile the body exactly: shorter, longer, empty tool, short prefix. */
+  assert_int_equal(sp__call_body_parse(body, len - 1, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, len + 1, &v), SP_EPROTOCOL);
   body[4] = 200;
-  assert_int_equal(sp__call_body_parse(body, 12, &t, &tool, &tl, &args, &al), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, len, &v), SP_EPROTOCOL);
   body[4] = 0;
-  assert_int_equal(sp__call_body_parse(body, 12, &t, &tool, &tl, &args, &al), SP_EPROTOCOL);
-  assert_int_equal(sp__call_body_parse(body, 5, &t, &tool, &tl, &args, &al), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, len, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, SP__CALL_PREFIX_SIZE - 1, &v), SP_EPROTOCOL);
+  body[4] = 4;
+  body[6] = 0xff; /* args length far beyond the body */
+  assert_int_equal(sp__call_body_parse(body, len, &v), SP_EPROTOCOL);
+}
+
+/* Takes the single frame out of b. */
+static void only_frame(const sp__buf_t *b, sp__frame_t *f) {
+  sp_error_t err;
+  assert_int_equal(sp__frame_header_parse(b->data, 1 << 20, f, &err), 0);
+  assert_int_equal(b->len, SP__FRAME_HEADER_SIZE + f->length);
+  f->body = b->data + SP__FRAME_HEADER_SIZE;
+}
+
+static void error_frame_roundtrip(void **state) {
+  (void)state;
+  static const struct {
+    sp__error_kind_t kind;
+    int code;
+  } cases[] = {{SP__ERRKIND_VALIDATION, SP_ENOTOOL}, {SP__ERRKIND_VALIDATION, SP_EBADARGS},
+               {SP__ERRKIND_VALIDATION, SP_EBADJSON}, {SP__ERRKIND_PYTHON, SP_EPYTHON},
+               {SP__ERRKIND_PROTOCOL, SP_ETOOLARGE},  {SP__ERRKIND_PROTOCOL, SP_ECANCELLED},
+               {SP__ERRKIND_STARTUP, SP_ESTARTUP}};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    sp__buf_t b = {0};
+    assert_int_equal(sp__buf_append_error(&b, 77, cases[i].kind, cases[i].code, "why", 3), 0);
+    sp__frame_t f;
+    only_frame(&b, &f);
+    assert_int_equal(f.type, SP__FRAME_ERROR);
+    assert_true(f.id == 77);
+    sp__error_view_t v;
+    assert_int_equal(sp__error_body_parse(f.body, f.length, &v), 0);
+    assert_int_equal(v.kind, cases[i].kind);
+    assert_int_equal(v.code, cases[i].code);
+    assert_int_equal(v.text_len, 3);
+    assert_memory_equal(v.text, "why", 3);
+    sp__buf_free(&b);
+  }
+  sp__error_view_t v;
+  const uint8_t short_body[1] = {SP__ERRKIND_PYTHON};
+  const uint8_t bad_kind[3] = {9, (uint8_t)-SP_EPYTHON, 'x'};
+  const uint8_t bad_code[3] = {SP__ERRKIND_PYTHON, 200, 'x'};
+  const uint8_t zero_code[3] = {SP__ERRKIND_PYTHON, 0, 'x'};
+  assert_int_equal(sp__error_body_parse(short_body, 1, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__error_body_parse(bad_kind, 3, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__error_body_parse(bad_code, 3, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__error_body_parse(zero_code, 3, &v), SP_EPROTOCOL);
+}
+
+static void ping_pong_roundtrip(void **state) {
+  (void)state;
+  sp__buf_t b = {0};
+  assert_int_equal(sp__buf_append_ping(&b, 123456789), 0);
+  sp__frame_t f;
+  only_frame(&b, &f);
+  assert_int_equal(f.type, SP__FRAME_PING);
+  sp__pong_t pong;
+  assert_int_equal(sp__ping_body_parse(f.body, f.length, &pong), 0);
+  assert_true(pong.sent_ms == 123456789);
+  pong.attach_wait_ns = UINT64_C(0x0102030405060708);
+  pong.calls_done = 42;
+  b.len = 0;
+  assert_int_equal(sp__buf_append_pong(&b, 5, &pong), 0);
+  only_frame(&b, &f);
+  assert_int_equal(f.type, SP__FRAME_PONG);
+  sp__pong_t got;
+  assert_int_equal(sp__pong_body_parse(f.body, f.length, &got), 0);
+  assert_true(got.sent_ms == 123456789);
+  assert_true(got.attach_wait_ns == UINT64_C(0x0102030405060708));
+  assert_true(got.calls_done == 42);
+  assert_int_equal(sp__pong_body_parse(f.body, f.length - 1, &got), SP_EPROTOCOL);
+  assert_int_equal(sp__ping_body_parse(f.body, 7, &got), SP_EPROTOCOL);
+  sp__buf_free(&b);
+}
+
+static void decoder_gives_memory_back(void **state) {
+  (void)state;
+  sp__buf_t b = {0};
+  static char big[3 << 20];
+  sp__buf_append_frame(&b, SP__FRAME_RESULT, 1, big, sizeof(big));
+  sp__decoder_t d;
+  sp__decoder_init(&d, 4 << 20);
+  feed(&d, b.data, b.len - 1);
+  sp__frame_t f;
+  sp_error_t err;
+  assert_int_equal(sp__decoder_next(&d, &f, &err), 0);
+  sp__decoder_shrink(&d, 1 << 20); /* a frame is half read: nothing may go */
+  assert_non_null(d.buf);
+  feed(&d, b.data + b.len - 1, 1);
+  assert_int_equal(sp__decoder_next(&d, &f, &err), 1);
+  assert_int_equal(f.length, sizeof(big));
+  sp__decoder_shrink(&d, 1 << 20);
+  assert_null(d.buf);
+  assert_int_equal(d.cap, 0);
+  sp__decoder_free(&d);
+  sp__buf_free(&b);
 }
 
 static void buf_ops(void **state) {
@@ -186,16 +303,56 @@ static void buf_ops(void **state) {
   assert_null(b.data);
 }
 
-static void copy_tail_keeps_end(void **state) {
+static void error_texts_are_owned_and_bounded(void **state) {
   (void)state;
-  char dst[16];
-  sp__copy_tail(dst, sizeof(dst), "short", 5);
-  assert_string_equal(dst, "short");
-  const char *longtext = "Traceback...\nline\nValueError: boom";
-  sp__copy_tail(dst, sizeof(dst), longtext, strlen(longtext));
-  assert_int_equal(strlen(dst), sizeof(dst) - 1);
-  assert_true(strncmp(dst, "...\n", 4) == 0);
-  assert_non_null(strstr(dst, "boom"));
+  sp_error_t e;
+  assert_int_equal(sp_error_setf(&e, SP_EBADARGS, "bad %s %d", "thing", 7), SP_EBADARGS);
+  assert_string_equal(e.message, "bad thing 7");
+  assert_string_equal(e.python_type, "");
+  assert_string_equal(e.traceback, "");
+  assert_int_equal(e.category, SP_CAT_VALIDATION);
+  sp_error_t copy;
+  assert_int_equal(sp_error_copy(&copy, &e), SP_EBADARGS);
+  sp_error_free(&e);
+  assert_int_equal(e.code, 0);
+  assert_string_equal(e.message, "");
+  assert_string_equal(copy.message, "bad thing 7"); /* the copy owns its own texts */
+  sp_error_free(&copy);
+  sp_error_free(&copy); /* freeing twice is harmless */
+
+  /* A long message keeps its beginning; a long traceback its end, behind a marker. */
+  static char longtext[200000];
+  memset(longtext, 'm', sizeof(longtext) - 1);
+  longtext[0] = 'B';
+  longtext[sizeof(longtext) - 2] = 'E';
+  sp_error_set(&e, SP_EPYTHON, longtext, "ValueError", longtext);
+  assert_int_equal(strlen(e.message), SP__ERR_MESSAGE_MAX);
+  assert_int_equal(e.message[0], 'B');
+  assert_string_equal(e.python_type, "ValueError");
+  assert_int_equal(strlen(e.traceback), SP__ERR_TRACEBACK_MAX);
+  assert_true(strncmp(e.traceback, "...\n", 4) == 0);
+  assert_int_equal(e.traceback[SP__ERR_TRACEBACK_MAX - 1], 'E');
+  sp_error_free(&e);
+
+  /* A formatted message longer than the formatter's stack buffer. */
+  sp_error_setf(&e, SP_EIO, "%s", longtext);
+  assert_int_equal(strlen(e.message), SP__ERR_MESSAGE_MAX);
+  sp_error_free(&e);
+
+  sp_error_t init = SP_ERROR_INIT;
+  assert_int_equal(init.code, 0);
+  assert_string_equal(init.message, "");
+  sp_error_free(&init);
+  assert_int_equal(sp_error_setf(NULL, SP_EIO, "nowhere"), SP_EIO);
+}
+
+static void version_is_the_header_s(void **state) {
+  (void)state;
+  char want[32];
+  snprintf(want, sizeof(want), "%d.%d.%d", SP_VERSION_MAJOR, SP_VERSION_MINOR, SP_VERSION_PATCH);
+  assert_string_equal(sp_version(), want);
+  assert_int_equal(SP_VERSION_HEX,
+                   SP_VERSION_MAJOR << 16 | SP_VERSION_MINOR << 8 | SP_VERSION_PATCH);
 }
 
 static void error_table(void **state) {
@@ -214,8 +371,11 @@ int main(void) {
       cmocka_unit_test(header_roundtrip),      cmocka_unit_test(bad_headers),
       cmocka_unit_test(decoder_byte_by_byte),  cmocka_unit_test(decoder_many_frames_and_growth),
       cmocka_unit_test(decoder_rejects_oversized_and_garbage),
-      cmocka_unit_test(call_body),             cmocka_unit_test(buf_ops),
-      cmocka_unit_test(copy_tail_keeps_end),   cmocka_unit_test(error_table),
+      cmocka_unit_test(call_frame_roundtrip),  cmocka_unit_test(call_body_rejects_bad_lengths),
+      cmocka_unit_test(error_frame_roundtrip), cmocka_unit_test(ping_pong_roundtrip),
+      cmocka_unit_test(decoder_gives_memory_back),
+      cmocka_unit_test(buf_ops),               cmocka_unit_test(error_texts_are_owned_and_bounded),
+      cmocka_unit_test(version_is_the_header_s), cmocka_unit_test(error_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,8 +13,8 @@
 
 static void picks_most_free_slots(void **state) {
   (void)state;
-  sp__slots_t a = {4, 3, 1, 0}, b = {4, 1, 1, 0}, c = {1, 0, 1, 0};
-  sp__slots_t *ws[] = {&a, &b, &c};
+  sp__load_t a = {4, 3, 1, 0}, b = {4, 1, 1, 0}, c = {1, 0, 1, 0};
+  sp__load_t *ws[] = {&a, &b, &c};
   size_t cur = 0;
   assert_int_equal(sp__sched_pick(ws, 3, &cur, 64), 1); /* 3 free beats 1 and 1 */
   b.inflight = 4;
@@ -26,8 +26,8 @@ static void picks_most_free_slots(void **state) {
 
 static void skips_not_ready_and_full(void **state) {
   (void)state;
-  sp__slots_t a = {8, 0, 0, 0}, b = {1, 1, 1, 0};
-  sp__slots_t *ws[] = {&a, &b, NULL};
+  sp__load_t a = {8, 0, 0, 0}, b = {1, 1, 1, 0};
+  sp__load_t *ws[] = {&a, &b, NULL};
   size_t cur = 0;
   assert_int_equal(sp__sched_pick(ws, 3, &cur, 64), -1);
   a.ready = 1;
@@ -37,8 +37,8 @@ static void skips_not_ready_and_full(void **state) {
 
 static void equal_workers_share_round_robin(void **state) {
   (void)state;
-  sp__slots_t w[4] = {{1, 0, 1, 0}, {1, 0, 1, 0}, {1, 0, 1, 0}, {1, 0, 1, 0}};
-  sp__slots_t *ws[] = {&w[0], &w[1], &w[2], &w[3]};
+  sp__load_t w[4] = {{1, 0, 1, 0}, {1, 0, 1, 0}, {1, 0, 1, 0}, {1, 0, 1, 0}};
+  sp__load_t *ws[] = {&w[0], &w[1], &w[2], &w[3]};
   size_t cur = 0;
   int counts[4] = {0};
   for (int i = 0; i < 400; i++) counts[sp__sched_pick(ws, 4, &cur, 64)]++;
@@ -47,8 +47,8 @@ static void equal_workers_share_round_robin(void **state) {
 
 static void pipeline_room_only_when_all_busy(void **state) {
   (void)state;
-  sp__slots_t a = {1, 1, 1, 2}, b = {1, 0, 1, 2};
-  sp__slots_t *ws[] = {&a, &b};
+  sp__load_t a = {1, 1, 1, 2}, b = {1, 0, 1, 2};
+  sp__load_t *ws[] = {&a, &b};
   size_t cur = 0;
   assert_int_equal(sp__sched_pick(ws, 2, &cur, 64), 1); /* an idle worker beats pipelining */
   b.inflight = 1;
@@ -66,12 +66,12 @@ static void free_thread_beats_deeper_pipeline(void **state) {
   /* Depths differ per worker (they follow each worker's call length): a busy
    * worker with room for 8 queued calls must not win over an idle one that
    * may queue none, nor a thread worker with 1 free thread over one with 2. */
-  sp__slots_t busy = {1, 1, 1, 8}, idle = {1, 0, 1, 0};
-  sp__slots_t *ws[] = {&busy, &idle};
+  sp__load_t busy = {1, 1, 1, 8}, idle = {1, 0, 1, 0};
+  sp__load_t *ws[] = {&busy, &idle};
   size_t cur = 0;
   for (int i = 0; i < 4; i++) assert_int_equal(sp__sched_pick(ws, 2, &cur, 64), 1);
-  sp__slots_t t1 = {4, 3, 1, 8}, t2 = {4, 2, 1, 0};
-  sp__slots_t *ts[] = {&t1, &t2};
+  sp__load_t t1 = {4, 3, 1, 8}, t2 = {4, 2, 1, 0};
+  sp__load_t *ts[] = {&t1, &t2};
   assert_int_equal(sp__sched_pick(ts, 2, &cur, 64), 1);
   /* Every thread busy: the pipeline with room takes it... */
   idle.inflight = 1;

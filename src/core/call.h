@@ -1,0 +1,86 @@
+/*
+ * call.h - one call's life from sp_execute*() to its completion: the message
+ * header of the client -> loop queue, the call record with its encoded CALL
+ * frame, and completion and expiry (call.c). Loop-thread owned while in flight.
+ */
+#ifndef SP_CORE_CALL_H
+#define SP_CORE_CALL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "protocol.h"
+#include "scheduler.h"
+#include "snakepit.h"
+
+typedef struct sp__worker_s sp__worker_t;
+typedef struct sp__pool_s sp__pool_t;
+typedef struct sp__tool_stats_s sp__tool_stats_t;
+
+/** Header shared by everything that travels the client -> loop queue. */
+typedef struct sp__msg_s {
+  struct sp__msg_s *next;
+  int kind; /* SP__MSG_* */
+} sp__msg_t;
+
+enum {
+  SP__MSG_CALL = 1,
+  SP__MSG_STATS,
+  SP__MSG_STOP,
+  SP__MSG_ATTACH,
+  SP__MSG_DETACH,
+  SP__MSG_REPORT
+};
+
+enum { SP__CALL_NEW = 0, SP__CALL_QUEUED, SP__CALL_RUNNING, SP__CALL_DONE };
+
+/**
+ * One call, from sp_execute*() to its completion. Allocated by the client thread
+ * together with its encoded CALL frame; the loop thread owns it while it is in
+ * flight. Sync calls are freed by the waiting client, async ones by the loop.
+ */
+typedef struct sp__call_s {
+  sp__msg_t msg;
+  sp__sched_item_t item; /* pool FIFO + deadline heap */
+  sp__pool_t *pool;
+  int tool_index;
+  int state;
+  int64_t deadline_ms; /* absolute (sp__now_ms clock) */
+  uint64_t start_ns;
+  sp__worker_t *worker;
+  uint32_t slot; /* index in its worker's in-flight table */
+  int idempotent; /* may be retried once on another worker after a crash */
+  int retried;
+  sp_done_cb cb; /* async completion, or NULL for sync */
+  void *ud;
+  sp_result_t *res;    /* where the outcome goes: the caller's (sync) or own (async) */
+  sp_result_t own;
+  _Atomic uint32_t done; /* sync: set to 1 by the loop (waiting.c) */
+  int wait_bit;          /* sync: the caller's bit of rt->wake_seq */
+  size_t frame_len;
+  uint8_t frame[]; /* header + CALL body, id patched at dispatch */
+} sp__call_t;
+
+/** The call that carries scheduler item it. */
+#define SP__CALL_OF(it) ((sp__call_t *)((char *)(it) - offsetof(sp__call_t, item)))
+
+/** The tool name inside a call's encoded frame (not NUL-terminated; *len bytes). */
+const char *sp__call_tool(const sp__call_t *c, size_t *len);
+/** The counters of c's tool, or NULL while the pool has no manifest. */
+sp__tool_stats_t *sp__call_tool_stats(const sp__call_t *c);
+/** How many calls c may find queued ahead of it inside a busy worker (see scheduler.h). */
+int sp__call_depth_cap(const sp__call_t *c);
+
+/**
+ * Completes a call: success when code == 0 (json/len the result, copied), else
+ * the error, whose texts move into the call's result (err is left empty; NULL
+ * means a bare code). Counts it, then runs the async callback and frees the
+ * call, or marks a sync call done for its waiting caller.
+ */
+void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, sp_error_t *err);
+
+/** The deadline of c passed: fails it with a queue or run timeout. */
+void sp__call_expire(sp__call_t *c);
+
+#endif /* SP_CORE_CALL_H */
