@@ -467,7 +467,10 @@ class Host:
                         args = _decode(args_json)
                     else:
                         args = json.loads(args_json)
-                except (ValueError, TypeError) as exc:     # TypeError: not text at all
+                # TypeError: not text at all. RecursionError: nested deeper than
+                # the interpreter recurses (the manager refuses past 512 levels
+                # first; a frame sent to the worker directly meets this).
+                except (ValueError, TypeError, RecursionError) as exc:
                     return STATUS_BAD_JSON, f"arguments are not valid JSON: {exc}"
                 if type(args) is not dict:
                     return STATUS_INVALID, f"arguments must be a JSON object, got {_type_label(args)}"

@@ -17,6 +17,7 @@
 #include "runtime.h"
 #include "source.h"
 #include "stats.h"
+#include "jsonargs.h"
 #include "worker.h"
 
 #ifndef SP_WORKER_PATH
@@ -543,19 +544,16 @@ sp__pool_t *sp__rt_find_pool(sp_runtime_t *rt, const char *name, sp_error_t *err
   return NULL;
 }
 
+/* The one definition of valid arguments (jsonargs.c), shared with the worker's decoder. */
 static int check_args(const sp__pool_t *p, const char *tool, const char *args, size_t len,
                       sp_error_t *err) {
-  json_error_t jerr;
-  json_t *v = json_loadb(args, len, JSON_DECODE_ANY, &jerr);
-  if (v == NULL)
-    return sp__error_set(err, SP_EBADJSON,
-                         "arguments for tool '%s' in pool '%s' are not valid JSON: %s (line %d, "
-                         "column %d)",
-                         tool, p->cfg->name, jerr.text, jerr.line, jerr.column);
-  int ok = json_is_object(v);
-  const char *kind = json_is_array(v) ? "an array" : json_is_string(v) ? "a string"
-                     : json_is_number(v) ? "a number" : json_is_boolean(v) ? "a boolean" : "null";
-  json_decref(v);
+  char why[256], top;
+  if (sp__json_args_check(args, len, &top, why, sizeof(why)) != 0)
+    return sp__error_set(err, SP_EBADJSON, "arguments for tool '%s' in pool '%s' are not valid JSON: %s",
+                         tool, p->cfg->name, why);
+  int ok = top == '{';
+  const char *kind = top == '[' ? "an array" : top == '"' ? "a string" : top == '0' ? "a number"
+                     : top == 't' || top == 'f' ? "a boolean" : "null";
   if (!ok)
     return sp__error_set(err, SP_EBADARGS,
                          "arguments for tool '%s' in pool '%s' must be a JSON object, got %s", tool,

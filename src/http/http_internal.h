@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "http.h"
+#include "utf8.h" /* src/core: shared with the argument check */
 
 /** What a request path names; indexes the per-route counters. */
 typedef enum {
@@ -141,8 +142,6 @@ void sp__guard_request_done(struct MHD_Connection *mc);
 
 /* ---- policy.c: request checks --------------------------------------------- */
 
-/** 1 if s[0..n) is well-formed UTF-8. */
-int sp__utf8_valid(const unsigned char *s, size_t n);
 /** 0, or -1 with msg set when Content-Length / Transfer-Encoding are ambiguous. */
 int sp__http_check_framing(struct MHD_Connection *c, char *msg, size_t len);
 /** 0, or -1 with msg set for a foreign Host (on loopback) or a cross-origin request. */

@@ -171,3 +171,28 @@ def test_ambiguous_framing_is_400_and_closes(server, framing):
         assert b"HTTP/1.1" not in rest, rest  # the smuggled request was never answered
     finally:
         s.close()
+
+
+# ---- one definition of valid arguments -------------------------------------------
+
+def nested(levels):
+    return '{"value": ' + "[" * levels + "]" * levels + "}"
+
+
+def test_deep_arguments_are_a_400_not_a_python_error(server):
+    for levels in (1001, 1500, 2048):
+        status, _, body = server.request("POST", "/v1/pools/tp/tools/echo", nested(levels))
+        err = error_of(status, body, 400, "validation", "SP_EBADJSON")
+        assert "nested more than 512 levels" in err["message"] and "column" in err["message"]
+    status, _, body = server.request("POST", "/v1/pools/tp/tools/echo", nested(510))
+    assert status == 200, body[:300]
+
+
+def test_integers_python_takes_are_accepted(server):
+    for value in (2 ** 63, 2 ** 64, -(2 ** 70), 10 ** 4299):
+        status, _, body = server.request("POST", "/v1/pools/tp/tools/echo",
+                                         '{"value": %d}' % value)
+        assert status == 200 and json.loads(body) == value, body[:200]
+    status, _, body = server.request("POST", "/v1/pools/tp/tools/echo", '{"value": 1%s}' % ("0" * 4300))
+    err = error_of(status, body, 400, "validation", "SP_EBADJSON")
+    assert "4301 digits" in err["message"]
