@@ -5,7 +5,7 @@ PYTHON ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps deps-bench build run test bench clean format tidy
+.PHONY: all deps deps-bench build run test bench soak clean format tidy
 
 all: build
 
@@ -29,6 +29,12 @@ test: build
 
 bench: deps-bench build
 	$(PYTHON) bench/report.py --build $(BUILD)
+
+# HTTP server under legitimate load and abuse (slowloris, churn, hostile
+# requests) for SOAK_SECONDS; not part of `make test` (scripts/soak_http.py).
+SOAK_SECONDS ?= 180
+soak: build
+	$(PYTHON) scripts/soak_http.py --bin $(BUILD)/snakepit --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(BUILD)
