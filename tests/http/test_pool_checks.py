@@ -19,9 +19,7 @@ def test_pool_checks_catch_pitfall_1_under_concurrent_calls(tmp_path):
     python_path: [{json.dumps(ADAPTERS)}]
     thread_safety_checks: true
 """
-    # Collecting the report is a call on each worker: from MHD's own thread, not the
-    # runtime's loop thread (--threads 0 answers the report with an error).
-    s = Server(tmp_path, config, "--threads", "1")
+    s = Server(tmp_path, config)
     try:
         failures = []
 
