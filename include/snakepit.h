@@ -210,7 +210,8 @@ typedef struct sp_result_s {
   const sp_array_t *arrays; /* the arrays the tool returned, in the order of their
                                {"$array": INDEX} places in json; read-only views */
   size_t array_count;
-  void *reserved_[4]; /* zero; for fields of later versions (and the library's own) */
+  void *priv_;        /* the library's: what the arrays point into */
+  void *reserved_[3]; /* zero; for fields of later versions */
 } sp_result_t;
 
 /**
@@ -229,10 +230,13 @@ typedef struct sp_call_opts_s {
   size_t array_count;
   int arrays_as_lists; /* non-zero: arrays the tool returns become nested JSON lists in
                           res->json (for JSON-only consumers) instead of res->arrays */
+  int arrays_writable; /* non-zero: the tool's array arguments are writable (its own
+                          copies, or sp_array_alloc blocks); needed by DLPack consumers
+                          such as np.from_dlpack. Default: read-only views */
 } sp_call_opts_t;
 
 /** An sp_call_opts_t with every option at its default and size set. */
-#define SP_CALL_OPTS_INIT {sizeof(sp_call_opts_t), 0, 0, NULL, 0, 0}
+#define SP_CALL_OPTS_INIT {sizeof(sp_call_opts_t), 0, 0, NULL, 0, 0, 0}
 
 typedef struct sp_runtime_s sp_runtime_t;
 
@@ -241,7 +245,9 @@ typedef struct sp_runtime_s sp_runtime_t;
  * it must not block and must not call sp_execute() (use sp_execute_async()).
  * The result is borrowed for the duration of the callback: take res->json
  * (set res->json = NULL) to keep it, and then free it with sp_free(); keep the
- * error with sp_error_copy(). Whatever is left in res is freed after the callback.
+ * error with sp_error_copy(); keep everything (arrays too) by copying *res into
+ * a struct of your own and zeroing *res, then sp_result_free() your copy later.
+ * Whatever is left in res is freed after the callback.
  */
 typedef void (*sp_done_cb)(sp_result_t *res, void *userdata);
 
@@ -323,6 +329,18 @@ SP_EXTERN int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *t
  * *json is the caller's; free it with sp_free(). Thread-safe.
  */
 SP_EXTERN int sp_stats_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *err);
+
+/** sp_stats_text() flag: a line per worker (pid, state, calls, running, RSS, uptime). */
+#define SP_STATS_TEXT_WORKERS 1u
+
+/**
+ * Statistics JSON (from sp_stats_json(), or `snakepit serve`'s /v1/pools[/POOL])
+ * as a table for people: per pool its ready workers, threads, busy slots, queue,
+ * calls (ok, failed by category), latency p50/p90/p99 and thread utilisation
+ * since its workers started. *text is the caller's; free it with sp_free().
+ * Needs no runtime; thread-safe.
+ */
+SP_EXTERN int sp_stats_text(const char *stats_json, unsigned flags, char **text, sp_error_t *err);
 
 /**
  * The pool's tool manifest as a JSON array of {name, description, parameters,

@@ -6,16 +6,20 @@ The worker embeds CPython and drives exactly this interface::
     host = load(adapter_spec, adapter_args, worker_id, pool, profile, threads)
     host.manifest()                  # JSON text describing the tools (HELLO frame)
     host.register_thread(name)       # once on each execution thread, GIL held
-    host.invoke(tool, args_json)     # -> (status, payload); never raises
+    host.invoke(tool, args_json[, arrays, lists])
+                                     # -> (status, payload[, arrays]); never raises
     host.report(args_json)           # this worker's report as JSON text; never raises
     host.shutdown()                  # adapter.close() / cleanup(); never raises
 
 ``invoke`` statuses:
 
-* 0 -- ok; payload is the result as JSON text. NumPy arrays become lists,
-  NumPy scalars Python numbers, sets/tuples lists, generators lists of their
-  items; non-finite floats (NaN, +-inf) become ``null`` so the text is always
-  standard JSON. The text is ASCII (non-ASCII characters are ``\\u`` escaped).
+* 0 -- ok; payload is the result as JSON text. Arrays (NumPy ndarrays, bytes,
+  bytearray, memoryview) anywhere in it leave ``{"$array": INDEX}`` and come
+  as a third item, their descriptors (see _arrays.export); with ``lists``
+  true, ndarrays become nested lists instead. NumPy scalars become Python
+  numbers, sets/tuples lists, generators lists of their items; non-finite
+  floats (NaN, +-inf) become ``null`` so the text is always standard JSON. The
+  text is ASCII (non-ASCII characters are ``\\u`` escaped).
 * 1 -- the arguments do not fit the tool (not an object, missing / unknown /
   mistyped argument); payload is a one-line message.
 * 2 -- the tool raised (any BaseException, SystemExit included), or its result
@@ -45,6 +49,7 @@ import types
 import typing
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from . import _arrays
 from . import context as _context
 from . import thread_safety_checker as _tsc
 from .base_adapter import iter_tools
@@ -69,9 +74,14 @@ _EMPTY = inspect.Parameter.empty
 
 def _json_default(o: Any) -> Any:
     np = sys.modules.get("numpy")
-    if np is not None:
-        if isinstance(o, np.ndarray):
+    if _arrays.is_array(o):
+        col = _arrays.collecting()
+        if col is not None:             # a result's array: it travels in binary
+            col.append(o)
+            return {"$array": len(col) - 1}
+        if np is not None and isinstance(o, np.ndarray):
             return o.tolist()
+    if np is not None:
         if isinstance(o, np.generic):
             return o.item()
     if isinstance(o, (set, frozenset, tuple)):
@@ -142,6 +152,9 @@ def to_json(value: Any) -> str:
     except ValueError as exc:
         if "Out of range float" not in str(exc):
             raise
+        col = _arrays.collecting()
+        if col is not None:
+            col.clear()                 # the failed attempt's arrays: collected again below
         return _encode(_finite(value))
 
 
@@ -394,6 +407,8 @@ class Host:
             "adapter": spec,
             "thread_safe": thread_safe if isinstance(thread_safe, bool) else None,
             "tools": [t.manifest for _, t in sorted(self.tools.items())],
+            # So that calling one says it needs @tool, not just "unknown tool".
+            "methods_without_tool": _methods_without_tool(adapter, self.tools),
         })
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
@@ -453,8 +468,10 @@ class Host:
         threading.current_thread().name = str(name)
         _context.current()
 
-    def invoke(self, tool: str, args_json: Any) -> Tuple[int, str]:
-        """Run ``tool`` with the JSON-object arguments. Never raises."""
+    def invoke(self, tool: str, args_json: Any, arrays: Any = None,
+               lists: bool = False) -> Tuple[Any, ...]:
+        """Run ``tool`` with the JSON-object arguments and the array arguments
+        ((name, dtype, shape, buffer) tuples). Never raises."""
         try:
             t = self.tools.get(tool)
             if t is None:
@@ -474,6 +491,12 @@ class Host:
                     return STATUS_BAD_JSON, f"arguments are not valid JSON: {exc}"
                 if type(args) is not dict:
                     return STATUS_INVALID, f"arguments must be a JSON object, got {_type_label(args)}"
+            if arrays:
+                for name, dtype, shape, buf in arrays:
+                    if name in args:
+                        return STATUS_INVALID, (f"argument '{_shown(name)}' of tool '{tool}' is "
+                                                f"given both in JSON and as an array")
+                    args[name] = _arrays.make_input(dtype, shape, buf)
             if args or t.required:
                 err = t.validate(args)
                 if err is not None:
@@ -492,11 +515,17 @@ class Host:
             except BaseException as exc:
                 return STATUS_ERROR, _error_payload(exc, _user_traceback(exc.__traceback__))
             try:
+                if lists:
+                    return STATUS_OK, to_json(result)
                 try:
-                    text = _encode(result)
+                    text, col = _arrays.encode_collecting(_encode, result)
                 except ValueError:          # non-finite floats: to_json's slow path
-                    text = to_json(result)
+                    text, col = _arrays.encode_collecting(to_json, result)
+                if col:
+                    return STATUS_OK, text, _arrays.export(result, col, tool)
                 return STATUS_OK, text
+            except _arrays.UnsharableArray as exc:
+                return STATUS_ERROR, _error_payload(exc, None)
             except (TypeError, ValueError, RecursionError) as exc:
                 return STATUS_ERROR, _error_payload(
                     TypeError(str(exc)), None,
@@ -505,6 +534,8 @@ class Host:
                 return STATUS_ERROR, _error_payload(exc)
         except BaseException as exc:
             return STATUS_ERROR, _error_payload(exc)
+        finally:
+            _arrays.end_call()
 
     def shutdown(self) -> None:
         """Call the adapter's ``close()`` and ``cleanup()`` (each at most once,
@@ -552,6 +583,22 @@ def _resolve(adapter_spec: str) -> Any:
     return obj
 
 
+def _methods_without_tool(adapter: Any, tools: Dict[str, Any]) -> List[str]:
+    """Public methods the adapter's own classes define without @tool (the SDK's
+    base classes' helpers, such as acquire_lock, are not meant to be called)."""
+    names = set()
+    for klass in type(adapter).__mro__:
+        if klass is object or klass.__module__.startswith("snakepit_bridge.") and \
+                not klass.__module__.startswith("snakepit_bridge.adapters"):
+            continue
+        for name, raw in vars(klass).items():
+            if name.startswith("_") or name in tools:
+                continue
+            if isinstance(raw, (staticmethod, classmethod)) or inspect.isfunction(raw):
+                names.add(name)
+    return sorted(names)
+
+
 def _construct(cls: Any, adapter_args: List[Any]) -> Any:
     target = cls.__init__ if isinstance(cls, type) else cls
     try:
@@ -560,6 +607,12 @@ def _construct(cls: Any, adapter_args: List[Any]) -> Any:
         params = {}
     if "adapter_args" in params:
         return cls(adapter_args=list(adapter_args or []))
+    if adapter_args:
+        # Dropping them silently would hide a configuration that does nothing.
+        print(f"warning: adapter_args {list(adapter_args)!r} ignored: "
+              f"{getattr(cls, '__qualname__', cls)}.__init__ has no adapter_args parameter "
+              f"(define __init__(self, adapter_args=None) to receive them)",
+              file=sys.stderr, flush=True)
     return cls()
 
 

@@ -1,4 +1,5 @@
-"""Per-call context for tools: cooperative cancellation.
+"""Per-call context for tools: cooperative cancellation, and output arrays
+allocated in shared memory (``current().output_array(shape, dtype)``).
 
 When a call times out or is cancelled, snakepit raises ``CallCancelled`` inside
 the thread running it (this lands at the next Python bytecode; code stuck in C
@@ -39,6 +40,16 @@ class CallContext:
         """Raise CallCancelled if the current call has been cancelled."""
         if self.cancelled:
             raise CallCancelled(f"call to tool '{self.tool}' was cancelled")
+
+    def output_array(self, shape, dtype="float64"):
+        """A writable NumPy array in this worker's shared output memory.
+
+        Fill it in place and return it (anywhere in the result): it reaches
+        the caller with no copy. Blocks the call does not return are freed
+        when it ends.
+        """
+        from . import _arrays
+        return _arrays.output_array(shape, dtype)
 
 
 _local = threading.local()

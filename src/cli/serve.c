@@ -18,15 +18,17 @@
 #include "http.h"
 
 static const char serve_usage[] =
-    "usage: snakepit serve [-c FILE] [--listen HOST:PORT] [--token-file FILE] [--insecure]\n"
+    "usage: snakepit serve [-c FILE | --adapter MODULE.CLASS [POOL OPTIONS]]\n"
+    "                      [--listen HOST:PORT] [--token-file FILE] [--insecure]\n"
     "                      [--timeout MS] [--max-body SIZE] [--read-timeout SEC]\n"
-    "                      [--threads N] [--max-connections N] [--max-connections-per-client N]\n"
+    "                      [--http-threads N] [--max-connections N] [--max-connections-per-client N]\n"
     "                      [--allow-origin ORIGIN]... [--drain-timeout SEC] [--access-log] [-q]\n"
     "\n"
     "Serves the pools over HTTP/1.1 (keep-alive): POST /v1/pools/POOL/tools/TOOL,\n"
     "GET /v1/pools[/POOL[/tools]], /healthz, /readyz, /metrics, and the dashboard at /.\n"
     "\n"
     "  -c, --config FILE        pools configuration (default: the built-in pools)\n"
+    SP_CLI_POOL_USAGE
     "  -l, --listen HOST:PORT   address to listen on (default 127.0.0.1:8080; port 0 = any free)\n"
     "      --token-file FILE    require 'Authorization: Bearer TOKEN' (the file's content) on\n"
     "                           the API and /metrics; needed to listen on a non-loopback address\n"
@@ -35,7 +37,7 @@ static const char serve_usage[] =
     "      --max-body SIZE      largest request body (default 8MiB; KiB, MiB suffixes)\n"
     "      --read-timeout SEC   time a connection gets to send each complete request, and\n"
     "                           to stay idle or stalled (default 30)\n"
-    "      --threads N          HTTP event-loop threads; 0 runs HTTP on the runtime's own\n"
+    "      --http-threads N     HTTP event-loop threads; 0 runs HTTP on the runtime's own\n"
     "                           loop thread (default: 0 below 4 CPUs, else half the CPUs,\n"
     "                           at most 4)\n"
     "      --max-connections N  open connections at most (default 1024); when full, a new\n"
@@ -54,7 +56,7 @@ static const char serve_usage[] =
 #define SERVE_MAX_ORIGINS 16
 
 typedef struct {
-  const char *config;
+  sp_cli_opts_t cli; /* -c, or --adapter and its pool */
   const char *listen;
   const char *token_file;
   int insecure, quiet, access_log;
@@ -68,19 +70,6 @@ typedef struct {
 static void quiet_log(int level, const char *line, void *ud) {
   (void)ud;
   if (level >= 3) fprintf(stderr, "%s\n", line);
-}
-
-static int parse_long(const char *opt, const char *s, long lo, long hi, long *out) {
-  char *end = NULL;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || end == s || *end != '\0' || v < lo || v > hi) {
-    fprintf(stderr, "snakepit: %s needs a whole number between %ld and %ld, got '%s'\n", opt, lo,
-            hi, s);
-    return -1;
-  }
-  *out = v;
-  return 0;
 }
 
 /* "65536", "512KiB", "8MiB", "1GiB" (KB/MB/GB and K/M/G mean the same powers of 1024). */
@@ -155,36 +144,27 @@ static long fit_connections(long want) {
 }
 
 static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_t *o) {
-  enum {
-    O_TOKEN = 256,
-    O_INSECURE,
-    O_MAXBODY,
-    O_READTO,
-    O_THREADS,
-    O_MAXCONN,
-    O_DRAIN,
-    O_ALOG,
-    O_PERCLIENT,
-    O_ORIGIN
-  };
-  static const struct option longopts[] = {
-      {"config", required_argument, NULL, 'c'},
-      {"listen", required_argument, NULL, 'l'},
-      {"timeout", required_argument, NULL, 't'},
-      {"quiet", no_argument, NULL, 'q'},
-      {"help", no_argument, NULL, 'h'},
-      {"token-file", required_argument, NULL, O_TOKEN},
-      {"insecure", no_argument, NULL, O_INSECURE},
-      {"max-body", required_argument, NULL, O_MAXBODY},
-      {"read-timeout", required_argument, NULL, O_READTO},
-      {"threads", required_argument, NULL, O_THREADS},
-      {"max-connections", required_argument, NULL, O_MAXCONN},
-      {"drain-timeout", required_argument, NULL, O_DRAIN},
-      {"max-connections-per-client", required_argument, NULL, O_PERCLIENT},
-      {"allow-origin", required_argument, NULL, O_ORIGIN},
-      {"access-log", no_argument, NULL, O_ALOG},
-      {NULL, 0, NULL, 0}};
-  *o = (serve_opts_t){.config = g->config,
+  enum { O_TOKEN = 256, O_INSECURE, O_MAXBODY, O_READTO, O_THREADS, O_MAXCONN, O_DRAIN, O_ALOG,
+         O_PERCLIENT, O_ORIGIN };
+  static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
+                                           {"listen", required_argument, NULL, 'l'},
+                                           {"timeout", required_argument, NULL, 't'},
+                                           {"quiet", no_argument, NULL, 'q'},
+                                           {"help", no_argument, NULL, 'h'},
+                                           {"token-file", required_argument, NULL, O_TOKEN},
+                                           {"insecure", no_argument, NULL, O_INSECURE},
+                                           {"max-body", required_argument, NULL, O_MAXBODY},
+                                           {"read-timeout", required_argument, NULL, O_READTO},
+                                           {"http-threads", required_argument, NULL, O_THREADS},
+                                           {"max-connections", required_argument, NULL, O_MAXCONN},
+                                           {"drain-timeout", required_argument, NULL, O_DRAIN},
+                                           {"access-log", no_argument, NULL, O_ALOG},
+                                           {"max-connections-per-client", required_argument, NULL,
+                                            O_PERCLIENT},
+                                           {"allow-origin", required_argument, NULL, O_ORIGIN},
+                                           SP_CLI_POOL_OPTIONS,
+                                           {NULL, 0, NULL, 0}};
+  *o = (serve_opts_t){.cli = *g,
                       .listen = "127.0.0.1:8080",
                       .quiet = g->quiet,
                       .timeout_ms = g->timeout_ms,
@@ -198,26 +178,35 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
   while ((c = getopt_long(argc, argv, "c:l:t:qh", longopts, NULL)) != -1) {
     int bad = 0;
     switch (c) {
-      case 'c': o->config = optarg; break;
+      case 'c': o->cli.config = optarg; break;
       case 'l': o->listen = optarg; break;
-      case 't': bad = parse_long("--timeout", optarg, 1, 86400000, &o->timeout_ms); break;
+      case 't': bad = sp_cli_parse_long("--timeout", optarg, 1, 86400000, &o->timeout_ms); break;
       case 'q': o->quiet = 1; break;
       case 'h': fputs(serve_usage, stdout); return SP_EXIT_OK;
       case O_TOKEN: o->token_file = optarg; break;
       case O_INSECURE: o->insecure = 1; break;
       case O_MAXBODY: bad = parse_size(optarg, &o->max_body); break;
-      case O_READTO: bad = parse_long("--read-timeout", optarg, 1, 3600, &o->read_timeout_s); break;
-      case O_THREADS: bad = parse_long("--threads", optarg, 0, 64, &o->threads); break;
+      case O_READTO: bad = sp_cli_parse_long("--read-timeout", optarg, 1, 3600, &o->read_timeout_s); break;
+      case O_THREADS: bad = sp_cli_parse_long("--http-threads", optarg, 0, 64, &o->threads); break;
       case O_MAXCONN:
-        bad = parse_long("--max-connections", optarg, 1, 65536, &o->max_connections);
+        bad = sp_cli_parse_long("--max-connections", optarg, 1, 65536, &o->max_connections);
         break;
       case O_PERCLIENT:
-        bad = parse_long("--max-connections-per-client", optarg, 1, 65536, &o->max_per_client);
+        bad = sp_cli_parse_long("--max-connections-per-client", optarg, 1, 65536, &o->max_per_client);
         break;
       case O_ORIGIN: bad = add_origin(o, optarg); break;
-      case O_DRAIN: bad = parse_long("--drain-timeout", optarg, 0, 3600, &o->drain_s); break;
+      case O_DRAIN: bad = sp_cli_parse_long("--drain-timeout", optarg, 0, 3600, &o->drain_s); break;
       case O_ALOG: o->access_log = 1; break;
-      default: bad = 1; break;
+      default: {
+        int taken = sp_cli_pool_option(c, optarg, &o->cli.pool);
+        bad = taken <= 0;
+        if (taken < 0) {
+          fprintf(stderr, "\n");
+          fputs(serve_usage, stderr);
+          return SP_EXIT_USAGE;
+        }
+        break;
+      }
     }
     if (bad) {
       fputs(serve_usage, stderr);
@@ -229,6 +218,7 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
             serve_usage);
     return SP_EXIT_USAGE;
   }
+  if (sp_cli_pool_check(&o->cli.pool, o->cli.config) != 0) return SP_EXIT_USAGE;
   return -1;
 }
 
@@ -325,7 +315,7 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
   pthread_sigmask(SIG_BLOCK, &g_signals, NULL);
   signal(SIGPIPE, SIG_IGN);
 
-  if (sp_runtime_start_file(&rt, o.config, &err) != 0) {
+  if (sp_cli_start(&o.cli, &rt, &err) != 0) {
     rc = sp_cli_report(&err);
     goto done;
   }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arrays.h"
 #include "errors.h"
 #include "pool.h"
 #include "runtime.h"
@@ -29,33 +30,20 @@ const char *sp__call_tool(const sp__call_t *c, size_t *len) {
   return sp__call_frame_tool(c->frame, len);
 }
 
-void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, sp_error_t *err) {
+void sp__call_release_inputs(sp__call_t *c) {
+  if (c->inputs == NULL) return;
+  sp__inputs_release(c->pool->input, c->inputs, c->ninputs);
+  free(c->inputs);
+  c->inputs = NULL;
+  c->ninputs = 0;
+}
+
+/* Counts the outcome already in c->res, then hands it over. */
+static void complete(sp__call_t *c, int code) {
   sp__pool_t *p = c->pool;
   sp_runtime_t *rt = p->rt;
-  rt->events++;
-  sp__dheap_remove(&rt->deadlines, &c->item);
-  if (c->state == SP__CALL_QUEUED) sp__fifo_remove(&p->queue, &c->item);
-  c->state = SP__CALL_DONE;
-
   sp_result_t *res = c->res;
-  memset(res, 0, sizeof(*res));
-  sp__error_clear(&res->error);
-  if (code == 0) {
-    res->json = malloc(len + 1);
-    if (res->json == NULL) {
-      code = sp__error_set(&res->error, SP_ENOMEM, "out of memory copying the result");
-    } else {
-      memcpy(res->json, json, len);
-      res->json[len] = '\0';
-      res->len = len;
-    }
-  } else if (err != NULL) {
-    sp__error_move(&res->error, err);
-    res->error.code = code;
-    res->error.category = sp_err_category(code);
-  } else {
-    sp__error_set(&res->error, code, "%s", sp_strerror(code));
-  }
+  sp__call_release_inputs(c); /* the worker has read them (or never will) */
 
   p->stats.calls++;
   if (code == 0) p->stats.ok++;
@@ -77,6 +65,67 @@ void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, sp_e
     sp__rt_call_done(rt, c); /* the waiting client frees c */
   }
   if (rt->phase == SP__PHASE_DRAINING) sp__rt_check_drained(rt);
+}
+
+/* Takes c out of the queue and the deadline heap; its result starts empty. */
+static sp_result_t *settle(sp__call_t *c) {
+  sp__pool_t *p = c->pool;
+  sp_runtime_t *rt = p->rt;
+  rt->events++;
+  sp__dheap_remove(&rt->deadlines, &c->item);
+  if (c->state == SP__CALL_QUEUED) sp__fifo_remove(&p->queue, &c->item);
+  c->state = SP__CALL_DONE;
+  sp_result_t *res = c->res;
+  memset(res, 0, sizeof(*res));
+  sp__error_clear(&res->error);
+  return res;
+}
+
+/* Copies the result JSON into res; the code to complete with. */
+static int take_json(sp_result_t *res, const char *json, size_t len) {
+  res->json = malloc(len + 1);
+  if (res->json == NULL) return sp__error_set(&res->error, SP_ENOMEM, "out of memory copying the result");
+  memcpy(res->json, json, len);
+  res->json[len] = '\0';
+  res->len = len;
+  return 0;
+}
+
+void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, sp_error_t *err) {
+  sp_result_t *res = settle(c);
+  if (code == 0) {
+    code = take_json(res, json, len);
+  } else if (err != NULL) {
+    sp__error_move(&res->error, err);
+    res->error.code = code;
+    res->error.category = sp_err_category(code);
+  } else {
+    sp__error_set(&res->error, code, "%s", sp_strerror(code));
+  }
+  complete(c, code);
+}
+
+int sp__call_succeed(sp__call_t *c, const char *json, size_t len, sp__shm_t *region,
+                     const uint8_t *arrays, size_t arrays_len) {
+  sp_result_t *res = settle(c);
+  int code = take_json(res, json, len);
+  if (code == 0 && arrays != NULL) {
+    code = sp__result_arrays(region, arrays, arrays_len, res);
+    if (code != 0) {
+      sp__result_arrays_discard(region, arrays, arrays_len);
+      free(res->json);
+      res->json = NULL;
+      res->len = 0;
+      size_t tl;
+      const char *tool = sp__call_tool(c, &tl);
+      sp__error_set(&res->error, code, "the arrays of the result of tool '%.*s' in pool '%s' %s",
+                    (int)tl, tool, c->pool->cfg->name,
+                    code == SP_ENOMEM ? "could not be kept: out of memory"
+                                      : "are malformed (protocol error)");
+    }
+  }
+  complete(c, code);
+  return code;
 }
 
 void sp__call_expire(sp__call_t *c) {

@@ -17,6 +17,7 @@
 typedef struct sp__worker_s sp__worker_t;
 typedef struct sp__pool_s sp__pool_t;
 typedef struct sp__tool_stats_s sp__tool_stats_t;
+struct sp__shm_s;
 
 /** Header shared by everything that travels the client -> loop queue. */
 typedef struct sp__msg_s {
@@ -58,6 +59,8 @@ typedef struct sp__call_s {
   sp_result_t own;
   _Atomic uint32_t done; /* sync: set to 1 by the loop (waiting.c) */
   int wait_bit;          /* sync: the caller's bit of rt->wake_seq */
+  uint64_t *inputs; /* blocks of the pool's input region this call owns (its arrays) */
+  size_t ninputs;
   size_t frame_len;
   uint8_t frame[]; /* header + CALL body, id patched at dispatch */
 } sp__call_t;
@@ -79,6 +82,18 @@ int sp__call_depth_cap(const sp__call_t *c);
  * call, or marks a sync call done for its waiting caller.
  */
 void sp__call_finish(sp__call_t *c, int code, const char *json, size_t len, sp_error_t *err);
+
+/**
+ * Completes c with a result: json (copied) and, when arrays is not NULL, the
+ * arrays part of its RESULT frame, whose shared arrays are in region (they
+ * become the caller's views; see arrays.h). Returns the code c completed
+ * with: SP_EPROTOCOL for malformed array descriptors.
+ */
+int sp__call_succeed(sp__call_t *c, const char *json, size_t len, struct sp__shm_s *region,
+                     const uint8_t *arrays, size_t arrays_len);
+
+/** Frees the input blocks c still owns (done when it completes). */
+void sp__call_release_inputs(sp__call_t *c);
 
 /** The deadline of c passed: fails it with a queue or run timeout. */
 void sp__call_expire(sp__call_t *c);

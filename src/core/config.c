@@ -64,6 +64,7 @@ enum {
   KEY_THREAD_SAFETY_CHECKS,
   KEY_PIPELINE_DEPTH,
   KEY_WORKER_START,
+  KEY_MAX_SHARED_MEMORY,
   KEY_COUNT
 };
 
@@ -114,6 +115,8 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
                                   FIELD(thread_safety_checks), 0, 1, false},
     [KEY_PIPELINE_DEPTH] = {"pipeline_depth", SP__KIND_INT, FIELD(pipeline_depth), 0, 64, false},
     [KEY_WORKER_START] = {"worker_start", SP__KIND_START, FIELD(worker_start), 0, 0, false},
+    [KEY_MAX_SHARED_MEMORY] = {"max_shared_memory", SP__KIND_SIZE, FIELD(max_shared_memory),
+                               SP__MIB, 64 * SP__GIB, false},
 };
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */
@@ -704,6 +707,7 @@ void sp__pool_config_defaults(sp__pool_config_t *pc, sp__profile_t profile) {
   pc->crash_loop_max = 5;
   pc->crash_loop_window_ms = 30 * SP__MS_PER_S;
   pc->max_frame_bytes = 64 * SP__MIB;
+  pc->max_shared_memory = 512 * SP__MIB;
   pc->thread_safety_checks = 0;
   pc->pipeline_depth = 8;
   pc->worker_start = SP__START_FORK;

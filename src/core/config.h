@@ -49,6 +49,8 @@ typedef struct sp__pool_config_s {
   int crash_loop_max;          /* crashes within crash_loop_window that mark the pool degraded; default 5; 1..1000 */
   int64_t crash_loop_window_ms;/* default 30s */
   int64_t max_frame_bytes;     /* default 64 MiB; 4 KiB..1 GiB; accepts "64MiB", "512KiB", integers */
+  int64_t max_shared_memory;   /* default 512 MiB; 1 MiB..64 GiB: each region for arrays (the
+                                  pool's input memory, each worker's output memory) */
   int thread_safety_checks;    /* bool, default false */
   int pipeline_depth;          /* calls a busy worker may hold beyond its threads when every
                                   worker is busy; default 2; 0..64 */

@@ -2,8 +2,9 @@
  * forkproto.h - messages on a pool's fork-server control socket, shared by the
  * manager (forkserver.c in core) and snakepit-worker --fork-server. The socket
  * is a SOCK_SEQPACKET socketpair, so every message is one datagram: a fixed
- * header, then `len` bytes of text. FORK carries the child's socket and output
- * pipe as SCM_RIGHTS, in that order.
+ * header, then `len` bytes of text. FORK carries SP__FS_FORK_FDS descriptors
+ * as SCM_RIGHTS, in this order: the child's socket (its fd 3), its output pipe
+ * (1 and 2), the pool's shared input memory (4) and its own output memory (5).
  */
 #ifndef SP_CORE_FORKPROTO_H
 #define SP_CORE_FORKPROTO_H
@@ -26,6 +27,8 @@ typedef struct sp__fs_msg_s {
   int32_t a, b, c;
   uint32_t len; /* bytes of text after the header */
 } sp__fs_msg_t;
+
+#define SP__FS_FORK_FDS 4
 
 /** Largest text a message carries; longer failure JSON is replaced by a short one. */
 #define SP__FS_MAX_TEXT 60000

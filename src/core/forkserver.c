@@ -23,6 +23,8 @@
 #include "spawn.h"
 #include "worker.h"
 
+_Static_assert(SP__CHILD_FDS == SP__FS_FORK_FDS, "a FORK carries every fd of a worker");
+
 /* After the fork server exits, how long its output may take to arrive; after a
  * stop, how much longer than its workers' drain it may live. */
 #define FS_OUTPUT_DRAIN_MS 100
@@ -54,7 +56,7 @@ static void unlink_worker(sp__forkserver_t *fs, sp__worker_t *w) {
   }
   w->fs = NULL;
   w->fs_next = NULL;
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < SP__CHILD_FDS; i++) {
     if (w->child_fds[i] >= 0) close(w->child_fds[i]);
     w->child_fds[i] = -1;
   }
@@ -114,7 +116,7 @@ static void send_fork(sp__forkserver_t *fs, sp__worker_t *w) {
   memcpy(buf, &m, sizeof(m));
   memcpy(buf + sizeof(m), w->name, m.len);
   union {
-    char buf[CMSG_SPACE(2 * sizeof(int))];
+    char buf[CMSG_SPACE(SP__CHILD_FDS * sizeof(int))];
     struct cmsghdr align;
   } cm;
   memset(&cm, 0, sizeof(cm));
@@ -124,8 +126,8 @@ static void send_fork(sp__forkserver_t *fs, sp__worker_t *w) {
   struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
   c->cmsg_level = SOL_SOCKET;
   c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-  memcpy(CMSG_DATA(c), w->child_fds, 2 * sizeof(int));
+  c->cmsg_len = CMSG_LEN(SP__CHILD_FDS * sizeof(int));
+  memcpy(CMSG_DATA(c), w->child_fds, SP__CHILD_FDS * sizeof(int));
   ssize_t n;
   do n = sendmsg(fs->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
@@ -136,7 +138,7 @@ static void send_fork(sp__forkserver_t *fs, sp__worker_t *w) {
     return;
   }
   /* The fork server holds its own copies now; ours would hide the worker's EOF. */
-  for (int i = 0; i < 2; i++) {
+  for (int i = 0; i < SP__CHILD_FDS; i++) {
     close(w->child_fds[i]);
     w->child_fds[i] = -1;
   }
@@ -155,12 +157,14 @@ static void fall_back_to_exec(sp__forkserver_t *fs, int threads) {
   for (sp__worker_t *w = fs->workers, *next; w; w = next) {
     next = w->fs_next;
     if (w->fork_sent) continue;
-    int sock = w->child_fds[0], out = w->child_fds[1];
-    w->child_fds[0] = w->child_fds[1] = -1;
+    int fds[SP__CHILD_FDS];
+    memcpy(fds, w->child_fds, sizeof(fds));
+    for (int i = 0; i < SP__CHILD_FDS; i++) w->child_fds[i] = -1;
     unlink_worker(fs, w);
     sp_error_t err;
-    if (sp__worker_exec(w, sock, out, &err) != 0) {
+    if (sp__worker_exec(w, fds, &err) != 0) {
       snprintf(w->exit_note, sizeof(w->exit_note), "could not be started: %.130s", err.message);
+      sp_error_free(&err);
       sp__worker_exited(w, 0, 0);
     }
   }
@@ -325,7 +329,8 @@ static sp__forkserver_t *start_server(sp__pool_t *p, sp_error_t *err) {
   uv_timer_init(&rt->loop, &fs->timer);
   fs->out.data = fs->timer.data = fs->proc.data = fs->poll.data = fs;
   fs->open_handles = 2;
-  int rc = sp__spawn_worker_process(p, NULL, &fs->proc, server_exited, sv[1], op[1], err);
+  int rc = sp__spawn_worker_process(p, NULL, &fs->proc, server_exited, sv[1], op[1], -1, -1,
+                                    err);
   close(sv[1]);
   close(op[1]);
   if (rc != 0) {
@@ -348,16 +353,15 @@ static sp__forkserver_t *start_server(sp__pool_t *p, sp_error_t *err) {
   return fs;
 }
 
-int sp__forkserver_request(sp__pool_t *p, sp__worker_t *w, int sock, int out, sp_error_t *err) {
+int sp__forkserver_request(sp__pool_t *p, sp__worker_t *w, int fds[SP__CHILD_FDS],
+                           sp_error_t *err) {
   if (p->fs == NULL && (p->fs = start_server(p, err)) == NULL) {
-    close(sock);
-    close(out);
+    for (int i = 0; i < SP__CHILD_FDS; i++) close(fds[i]);
     return err->code;
   }
   sp__forkserver_t *fs = p->fs;
   w->fs = fs;
-  w->child_fds[0] = sock;
-  w->child_fds[1] = out;
+  memcpy(w->child_fds, fds, SP__CHILD_FDS * sizeof(int));
   w->fs_next = fs->workers;
   fs->workers = w;
   if (fs->ready) send_fork(fs, w);

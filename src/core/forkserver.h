@@ -10,12 +10,12 @@ typedef struct sp__forkserver_s sp__forkserver_t;
 
 /**
  * Has pool p's fork server fork worker w, starting the fork server when the
- * pool has none. Takes over sock and out (the child's ends of w's socket and
- * output pipe) in every case. The request waits here until the fork server
+ * pool has none. Takes over fds (the child's ends: SP__CHILD_* of worker.h) in
+ * every case. The request waits here until the fork server
  * imported the adapter's module; w's exit is reported as for an exec'd worker.
  * Returns 0, or a negative code with err set when no fork server could start.
  */
-int sp__forkserver_request(sp__pool_t *p, sp__worker_t *w, int sock, int out, sp_error_t *err);
+int sp__forkserver_request(sp__pool_t *p, sp__worker_t *w, int fds[4], sp_error_t *err);
 
 /** w is being finalised: its fork server forgets it. */
 void sp__forkserver_forget(sp__worker_t *w);

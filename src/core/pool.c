@@ -10,6 +10,7 @@
 #include "log.h"
 #include "pool.h"
 #include "runtime.h"
+#include "shm.h"
 #include "worker.h"
 
 
@@ -29,7 +30,8 @@ static int64_t schedule_respawn(sp__position_t *s) {
   return delay;
 }
 
-int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg, int index) {
+int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg, int index,
+                  sp_error_t *err) {
   memset(p, 0, sizeof(*p));
   p->rt = rt;
   p->cfg = cfg;
@@ -37,7 +39,12 @@ int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg,
   p->positions = calloc((size_t)cfg->pool_size, sizeof(*p->positions));
   p->loads = calloc((size_t)cfg->pool_size, sizeof(*p->loads));
   p->crash_times = calloc((size_t)cfg->crash_loop_max, sizeof(*p->crash_times));
-  if (p->positions == NULL || p->loads == NULL || p->crash_times == NULL) return SP_ENOMEM;
+  if (p->positions == NULL || p->loads == NULL || p->crash_times == NULL)
+    return sp__error_set(err, SP_ENOMEM, "out of memory starting pool '%s'", cfg->name);
+  char name[96];
+  snprintf(name, sizeof(name), "snakepit-%s-in", cfg->name);
+  int rc = sp__shm_create(&p->input, name, (size_t)cfg->max_shared_memory, err);
+  if (rc != 0) return rc;
   for (int i = 0; i < cfg->pool_size; i++) {
     sp__position_t *s = &p->positions[i];
     s->pool = p;
@@ -53,10 +60,12 @@ void sp__pool_free(sp__pool_t *p) {
   free(p->tool_names);
   free(p->tool_stats);
   free(p->tools_json);
+  free(p->methods_without_tool);
   free(p->python_version);
   free(p->positions);
   free(p->loads);
   free(p->crash_times);
+  sp__shm_unref(p->input);
   memset(p, 0, sizeof(*p));
 }
 

@@ -91,6 +91,7 @@ struct sp__pool_s {
   char **tool_names;
   size_t tool_count;
   sp__tool_stats_t *tool_stats; /* tool_count entries, loop-thread owned */
+  char *methods_without_tool;   /* JSON array: the adapter's public methods not marked @tool */
   _Atomic uint64_t rejected[SP__CATEGORY_COUNT]; /* refused on the client thread, by category */
   char *python_version;
   int gil_enabled;
@@ -98,9 +99,12 @@ struct sp__pool_s {
   struct sp__forkserver_s *fs; /* worker_start: fork; NULL until needed and after it exits */
   int fork_unsafe;             /* its fork server was not single-threaded: exec from now on */
   uint64_t fork_server_starts; /* fork servers started for this pool */
+  struct sp__shm_s *input;     /* shared input memory for arrays, mapped by its workers */
 };
 
-int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg, int index);
+/** Sets up pool p (its positions, timers and shared input memory). 0, or an error in err. */
+int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg, int index,
+                  sp_error_t *err);
 void sp__pool_free(sp__pool_t *p);
 int sp__pool_spawn_all(sp__pool_t *p, sp_error_t *err);
 /** Submits a NEW call: dispatches, queues or completes it with an error. */

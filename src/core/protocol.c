@@ -75,20 +75,21 @@ int sp__buf_append_text_frame(sp__buf_t *b, unsigned type, uint64_t id, const vo
 
 /* ---- CALL ---------------------------------------------------------------- */
 
-size_t sp__call_frame_size(size_t tool_len, size_t args_len) {
-  return SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE + tool_len + args_len;
+size_t sp__call_frame_size(size_t tool_len, size_t args_len, size_t extra) {
+  return SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE + tool_len + args_len + extra;
 }
 
-void sp__call_frame_write(uint8_t *frame, const char *tool, size_t tool_len, const char *args,
-                          size_t args_len) {
-  size_t body = SP__CALL_PREFIX_SIZE + tool_len + args_len;
-  sp__frame_header_write(frame, SP__FRAME_CALL, 0, (uint32_t)body, 0);
+uint8_t *sp__call_frame_write(uint8_t *frame, unsigned flags, const char *tool, size_t tool_len,
+                              const char *args, size_t args_len, size_t extra) {
+  size_t body = SP__CALL_PREFIX_SIZE + tool_len + args_len + extra;
+  sp__frame_header_write(frame, SP__FRAME_CALL, flags, (uint32_t)body, 0);
   uint8_t *p = frame + SP__FRAME_HEADER_SIZE;
   sp__put_u32(p, 0);
   sp__put_u16(p + 4, (uint16_t)tool_len);
   sp__put_u32(p + 6, (uint32_t)args_len);
   memcpy(p + SP__CALL_PREFIX_SIZE, tool, tool_len);
   memcpy(p + SP__CALL_PREFIX_SIZE + tool_len, args, args_len);
+  return p + SP__CALL_PREFIX_SIZE + tool_len + args_len;
 }
 
 void sp__call_frame_dispatch(uint8_t *frame, uint64_t id, uint32_t timeout_ms) {
@@ -101,16 +102,174 @@ const char *sp__call_frame_tool(const uint8_t *frame, size_t *tool_len) {
   return (const char *)frame + SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE;
 }
 
-int sp__call_body_parse(const uint8_t *body, size_t len, sp__call_view_t *out) {
+int sp__call_body_parse(const uint8_t *body, size_t len, unsigned flags, sp__call_view_t *out) {
   if (len < SP__CALL_PREFIX_SIZE) return SP_EPROTOCOL;
   size_t tl = sp__get_u16(body + 4);
   size_t al = sp__get_u32(body + 6);
-  if (tl == 0 || SP__CALL_PREFIX_SIZE + tl + al != len) return SP_EPROTOCOL;
+  size_t used = SP__CALL_PREFIX_SIZE + tl + al;
+  if (tl == 0 || used > len) return SP_EPROTOCOL;
+  if (!(flags & SP__FLAG_ARRAYS) && used != len) return SP_EPROTOCOL;
   out->timeout_ms = sp__get_u32(body);
   out->tool = (const char *)body + SP__CALL_PREFIX_SIZE;
   out->tool_len = tl;
   out->args = out->tool + tl;
   out->args_len = al;
+  out->arrays = flags & SP__FLAG_ARRAYS ? body + used : NULL;
+  out->arrays_len = flags & SP__FLAG_ARRAYS ? len - used : 0;
+  return 0;
+}
+
+/* ---- arrays -------------------------------------------------------------- */
+
+#define ARRAY_ENTRY_FIXED 24u /* name_len, dtype, ndim, where, pad, offset, nbytes */
+
+static const struct {
+  const char *name;
+  size_t size;
+} dtypes[] = {
+    [SP_DTYPE_BOOL] = {"bool", 1},         [SP_DTYPE_INT8] = {"int8", 1},
+    [SP_DTYPE_INT16] = {"int16", 2},       [SP_DTYPE_INT32] = {"int32", 4},
+    [SP_DTYPE_INT64] = {"int64", 8},       [SP_DTYPE_UINT8] = {"uint8", 1},
+    [SP_DTYPE_UINT16] = {"uint16", 2},     [SP_DTYPE_UINT32] = {"uint32", 4},
+    [SP_DTYPE_UINT64] = {"uint64", 8},     [SP_DTYPE_FLOAT16] = {"float16", 2},
+    [SP_DTYPE_FLOAT32] = {"float32", 4},   [SP_DTYPE_FLOAT64] = {"float64", 8},
+    [SP_DTYPE_COMPLEX64] = {"complex64", 8}, [SP_DTYPE_COMPLEX128] = {"complex128", 16},
+};
+
+size_t sp_dtype_size(int dtype) {
+  return dtype >= SP_DTYPE_BOOL && dtype <= SP_DTYPE_COMPLEX128 ? dtypes[dtype].size : 0;
+}
+
+const char *sp_dtype_name(int dtype) {
+  return dtype >= SP_DTYPE_BOOL && dtype <= SP_DTYPE_COMPLEX128 ? dtypes[dtype].name : "unknown";
+}
+
+int64_t sp__array_nbytes(int dtype, int ndim, const int64_t *shape) {
+  uint64_t n = sp_dtype_size(dtype);
+  if (n == 0 || ndim < 0 || ndim > SP_MAX_NDIM) return -1;
+  for (int i = 0; i < ndim; i++) {
+    if (shape[i] < 0) return -1;
+    if (shape[i] != 0 && n > (uint64_t)INT64_MAX / (uint64_t)shape[i]) return -1;
+    n *= (uint64_t)shape[i];
+  }
+  return (int64_t)n;
+}
+
+size_t sp__arrays_size(const sp__array_desc_t *d, size_t n) {
+  size_t total = 4;
+  for (size_t i = 0; i < n; i++) {
+    total += ARRAY_ENTRY_FIXED + 8u * (size_t)d[i].ndim + d[i].name_len;
+    if (d[i].where == SP__ARR_INLINE) total += d[i].nbytes;
+  }
+  return total;
+}
+
+void sp__arrays_write(uint8_t *p, sp__array_desc_t *d, size_t n) {
+  sp__put_u32(p, (uint32_t)n);
+  p += 4;
+  uint64_t inline_at = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (d[i].where == SP__ARR_INLINE) {
+      d[i].offset = inline_at;
+      inline_at += d[i].nbytes;
+    }
+    sp__put_u16(p, (uint16_t)d[i].name_len);
+    p[2] = (uint8_t)d[i].dtype;
+    p[3] = (uint8_t)d[i].ndim;
+    p[4] = (uint8_t)d[i].where;
+    p[5] = p[6] = p[7] = 0;
+    sp__put_u64(p + 8, d[i].offset);
+    sp__put_u64(p + 16, d[i].nbytes);
+    p += ARRAY_ENTRY_FIXED;
+    for (int k = 0; k < d[i].ndim; k++, p += 8) sp__put_u64(p, (uint64_t)d[i].shape[k]);
+    memcpy(p, d[i].name, d[i].name_len);
+    p += d[i].name_len;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (d[i].where != SP__ARR_INLINE) continue;
+    if (d[i].nbytes > 0) memcpy(p, d[i].data, d[i].nbytes);
+    p += d[i].nbytes;
+  }
+}
+
+int sp__arrays_parse(const uint8_t *p, size_t len, uint64_t region_size, sp__array_desc_t *out,
+                     size_t max, size_t *n, const uint8_t **inline_base) {
+  *n = 0;
+  if (len < 4) return SP_EPROTOCOL;
+  uint32_t count = sp__get_u32(p);
+  if (count > SP__MAX_ARRAYS || count > max) return SP_EPROTOCOL;
+  size_t at = 4;
+  for (uint32_t i = 0; i < count; i++) {
+    sp__array_desc_t *d = &out[i];
+    if (len - at < ARRAY_ENTRY_FIXED) return SP_EPROTOCOL;
+    const uint8_t *e = p + at;
+    d->name_len = sp__get_u16(e);
+    d->dtype = e[2];
+    d->ndim = e[3];
+    d->where = e[4];
+    d->offset = sp__get_u64(e + 8);
+    d->nbytes = sp__get_u64(e + 16);
+    d->data = NULL;
+    at += ARRAY_ENTRY_FIXED;
+    if (sp_dtype_size(d->dtype) == 0 || d->ndim > SP_MAX_NDIM || d->name_len == 0 ||
+        d->name_len > SP__MAX_ARRAY_NAME || (d->where != SP__ARR_SHARED && d->where != SP__ARR_INLINE))
+      return SP_EPROTOCOL;
+    if ((len - at) / 8 < (size_t)d->ndim) return SP_EPROTOCOL;
+    for (int k = 0; k < d->ndim; k++, at += 8) d->shape[k] = (int64_t)sp__get_u64(p + at);
+    int64_t nb = sp__array_nbytes(d->dtype, d->ndim, d->shape);
+    if (nb < 0 || (uint64_t)nb != d->nbytes) return SP_EPROTOCOL;
+    if (len - at < d->name_len) return SP_EPROTOCOL;
+    d->name = (const char *)p + at;
+    at += d->name_len;
+  }
+  size_t inline_len = len - at;
+  for (uint32_t i = 0; i < count; i++) {
+    const sp__array_desc_t *d = &out[i];
+    if (d->where == SP__ARR_INLINE) {
+      if (d->offset > inline_len || d->nbytes > inline_len - d->offset) return SP_EPROTOCOL;
+    } else if (region_size == 0 || d->offset < SP__SHM_DATA_START || d->offset > region_size ||
+               d->nbytes > region_size - d->offset) {
+      return SP_EPROTOCOL;
+    }
+  }
+  *n = count;
+  *inline_base = p + at;
+  return 0;
+}
+
+/* ---- RESULT -------------------------------------------------------------- */
+
+int sp__buf_append_result_arrays(sp__buf_t *b, uint64_t id, const char *json, size_t json_len,
+                                 sp__array_desc_t *d, size_t n) {
+  size_t arrays = sp__arrays_size(d, n);
+  size_t body = 4 + json_len + arrays;
+  if (body > UINT32_MAX || sp__buf_reserve(b, SP__FRAME_HEADER_SIZE + body) != 0)
+    return SP_ENOMEM;
+  uint8_t *p = b->data + b->len;
+  sp__frame_header_write(p, SP__FRAME_RESULT, SP__FLAG_ARRAYS, (uint32_t)body, id);
+  p += SP__FRAME_HEADER_SIZE;
+  sp__put_u32(p, (uint32_t)json_len);
+  memcpy(p + 4, json, json_len);
+  sp__arrays_write(p + 4 + json_len, d, n);
+  b->len += SP__FRAME_HEADER_SIZE + body;
+  return 0;
+}
+
+int sp__result_body_parse(const uint8_t *body, size_t len, unsigned flags, sp__result_view_t *out) {
+  if (!(flags & SP__FLAG_ARRAYS)) {
+    out->json = (const char *)body;
+    out->json_len = len;
+    out->arrays = NULL;
+    out->arrays_len = 0;
+    return 0;
+  }
+  if (len < 4) return SP_EPROTOCOL;
+  size_t jl = sp__get_u32(body);
+  if (jl > len - 4) return SP_EPROTOCOL;
+  out->json = (const char *)body + 4;
+  out->json_len = jl;
+  out->arrays = body + 4 + jl;
+  out->arrays_len = len - 4 - jl;
   return 0;
 }
 

@@ -12,7 +12,9 @@
  * Bodies (all lengths in bytes):
  *   HELLO    W->M  JSON {protocol, pid, python_version, gil_enabled, threads, manifest}
  *   CALL     M->W  u32 timeout_ms | u16 tool_len | u32 args_len | tool | args JSON
- *   RESULT   W->M  result JSON
+ *                  [| array table | inline array bytes]      (flag ARRAYS)
+ *   RESULT   W->M  result JSON, or with flag ARRAYS:
+ *                  u32 json_len | JSON | array table | inline array bytes
  *   ERROR    W->M  u8 kind (sp__error_kind_t) | u8 code (-SP_E*) | text (plain or JSON, by kind)
  *   CHUNK    W->M  reserved for streaming
  *   CANCEL   M->W  empty: cancel request `id`
@@ -20,6 +22,13 @@
  *   PONG     W->M  u64 sent_ms echoed | u64 attach_wait_ns | u64 calls_done
  *   STATS    M->W  JSON report arguments; W->M the worker's report (JSON)
  *   SHUTDOWN M->W  empty: finish in-flight calls, run atexit, exit
+ *
+ * An array table is u32 count, then per array: u16 name_len | u8 dtype |
+ * u8 ndim | u8 where | 3 zero bytes | u64 offset | u64 nbytes | i64 shape[ndim]
+ * | name. `where` says where its bytes are: in shared memory (the pool's input
+ * region for a CALL, the worker's output region for a RESULT) at `offset`, or
+ * inline, at `offset` from the start of the inline bytes that follow the
+ * table. The same descriptors could travel over a network with inline bytes.
  */
 #ifndef SP_CORE_PROTOCOL_H
 #define SP_CORE_PROTOCOL_H
@@ -40,6 +49,13 @@
 #define SP__PING_BODY_SIZE 8u
 #define SP__PONG_BODY_SIZE 24u
 
+/* The fds a worker process gets from the manager: the socket, the pool's
+ * input memory (read-only) and its own output memory; stdout and stderr are
+ * its output pipe. */
+#define SP__FD_SOCK 3
+#define SP__FD_IN_SHM 4
+#define SP__FD_OUT_SHM 5
+
 /* Limits both programs agree on (the config loader enforces them too). */
 #define SP__THREADS_MAX 1024                /* execution threads per worker */
 #define SP__MIN_FRAME_BYTES 4096            /* smallest max_frame_bytes */
@@ -59,6 +75,14 @@ typedef enum {
 } sp__frame_type_t;
 
 #define SP__FRAME_TYPE_MAX 10
+
+/** Shared memory below this offset holds a region's allocator table (shm.h). */
+#define SP__SHM_DATA_START (64u * 1024u)
+
+/* Frame flags. */
+#define SP__FLAG_ARRAYS 0x01u /* CALL, RESULT: an array table follows the JSON */
+#define SP__FLAG_LISTS 0x02u  /* CALL: return arrays as nested JSON lists instead */
+#define SP__FLAG_WRITABLE 0x04u /* CALL: the tool may write into its array arguments */
 
 /** How an ERROR body's text reads; its code byte says which SP_E* error it is. */
 typedef enum {
@@ -121,15 +145,17 @@ int sp__buf_append_frame(sp__buf_t *b, unsigned type, uint64_t id, const void *b
 
 /* ---- CALL ---------------------------------------------------------------- */
 
-/** Size of a whole encoded CALL frame (header included). */
-size_t sp__call_frame_size(size_t tool_len, size_t args_len);
+/** Size of a whole encoded CALL frame (header included), with `extra` bytes of arrays. */
+size_t sp__call_frame_size(size_t tool_len, size_t args_len, size_t extra);
 
 /**
  * Encodes a CALL frame into frame[sp__call_frame_size()] with request id 0 and
- * timeout 0; sp__call_frame_dispatch() fills both when the call is sent.
+ * timeout 0 (sp__call_frame_dispatch() fills both when the call is sent) and
+ * the given flags; returns where the `extra` bytes (array table and inline
+ * bytes, see sp__array_table_write) go.
  */
-void sp__call_frame_write(uint8_t *frame, const char *tool, size_t tool_len, const char *args,
-                          size_t args_len);
+uint8_t *sp__call_frame_write(uint8_t *frame, unsigned flags, const char *tool, size_t tool_len,
+                              const char *args, size_t args_len, size_t extra);
 
 /** Sets an encoded CALL frame's request id and the time its worker has left. */
 void sp__call_frame_dispatch(uint8_t *frame, uint64_t id, uint32_t timeout_ms);
@@ -144,13 +170,79 @@ typedef struct sp__call_view_s {
   size_t tool_len;
   const char *args;
   size_t args_len;
+  const uint8_t *arrays; /* array table and inline bytes (flag ARRAYS), else NULL */
+  size_t arrays_len;
 } sp__call_view_t;
 
 /**
- * Decodes a CALL body. Returns 0, or SP_EPROTOCOL when the lengths do not tile
- * the body or the tool name is empty.
+ * Decodes a CALL body with its frame flags. Returns 0, or SP_EPROTOCOL when
+ * the lengths do not tile the body (with ARRAYS, the rest is the arrays part),
+ * or the tool name is empty.
  */
-int sp__call_body_parse(const uint8_t *body, size_t len, sp__call_view_t *out);
+int sp__call_body_parse(const uint8_t *body, size_t len, unsigned flags, sp__call_view_t *out);
+
+/* ---- arrays -------------------------------------------------------------- */
+
+/** Where an array's bytes are. */
+typedef enum { SP__ARR_SHARED = 1, SP__ARR_INLINE = 2 } sp__array_where_t;
+
+/** Most arrays one frame carries, and the longest name. */
+#define SP__MAX_ARRAYS 4096
+#define SP__MAX_ARRAY_NAME 1024
+
+/** One array descriptor. */
+typedef struct sp__array_desc_s {
+  const char *name; /* not NUL-terminated */
+  size_t name_len;
+  int dtype; /* sp_dtype_t */
+  int ndim;
+  int where; /* sp__array_where_t */
+  uint64_t offset; /* SHARED: in the region; INLINE: into the inline bytes */
+  uint64_t nbytes;
+  int64_t shape[SP_MAX_NDIM];
+  const void *data; /* encoding only: the bytes of an INLINE array */
+} sp__array_desc_t;
+
+/**
+ * nbytes of an array of dtype and shape, or -1 when the dtype or ndim is bad,
+ * a size is negative, or the product overflows.
+ */
+int64_t sp__array_nbytes(int dtype, int ndim, const int64_t *shape);
+
+/** Bytes the table and inline bytes of these arrays take. */
+size_t sp__arrays_size(const sp__array_desc_t *d, size_t n);
+
+/**
+ * Writes the table and the inline bytes of n arrays at p (sp__arrays_size()
+ * bytes). INLINE descriptors get their offsets assigned here, in order.
+ */
+void sp__arrays_write(uint8_t *p, sp__array_desc_t *d, size_t n);
+
+/**
+ * Decodes an arrays part (table then inline bytes) into out[] (at most max
+ * entries; *n set). Every descriptor is checked: known dtype and where, ndim
+ * at most SP_MAX_NDIM, non-negative sizes whose product matches nbytes, a name
+ * of 1..SP__MAX_ARRAY_NAME bytes, inline bytes inside the part, shared bytes
+ * inside the data area of a region of region_size bytes (0: none allowed).
+ * *inline_base is where the inline bytes start. 0 or SP_EPROTOCOL.
+ */
+int sp__arrays_parse(const uint8_t *p, size_t len, uint64_t region_size, sp__array_desc_t *out,
+                     size_t max, size_t *n, const uint8_t **inline_base);
+
+/** Appends a RESULT frame with arrays: json and the arrays part. 0 or SP_ENOMEM. */
+int sp__buf_append_result_arrays(sp__buf_t *b, uint64_t id, const char *json, size_t json_len,
+                                 sp__array_desc_t *d, size_t n);
+
+/** A RESULT body split into its JSON and its arrays part (NULL without flag ARRAYS). */
+typedef struct sp__result_view_s {
+  const char *json;
+  size_t json_len;
+  const uint8_t *arrays;
+  size_t arrays_len;
+} sp__result_view_t;
+
+/** Decodes a RESULT body with its frame flags. 0, or SP_EPROTOCOL. */
+int sp__result_body_parse(const uint8_t *body, size_t len, unsigned flags, sp__result_view_t *out);
 
 /* ---- RESULT and ERROR ---------------------------------------------------- */
 

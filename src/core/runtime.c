@@ -5,15 +5,18 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "arrays.h"
 #include "errors.h"
 #include "forkserver.h"
 #include "log.h"
 #include "report.h"
+#include "paths.h"
 #include "runtime.h"
 #include "source.h"
 #include "stats.h"
@@ -25,6 +28,17 @@
 #endif
 #ifndef SP_SDK_DIR
 #define SP_SDK_DIR "python"
+#endif
+/* Where the build put the library, and where the installed worker and SDK lie
+ * relative to the installed library (cmake/SnakepitInstall.cmake). */
+#ifndef SP_LIB_BUILD_DIR
+#define SP_LIB_BUILD_DIR "."
+#endif
+#ifndef SP_REL_WORKER
+#define SP_REL_WORKER "../libexec/snakepit/snakepit-worker"
+#endif
+#ifndef SP_REL_SDK
+#define SP_REL_SDK "../share/snakepit/python"
 #endif
 
 /* ---- loop-thread helpers ------------------------------------------------ */
@@ -394,8 +408,12 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
   int rc = 0;
   const char *wp = getenv("SNAKEPIT_WORKER");
   const char *sdk = getenv("SNAKEPIT_SDK_DIR");
-  rt->worker_path = strdup(wp && *wp ? wp : SP_WORKER_PATH);
-  rt->sdk_dir = strdup(sdk && *sdk ? sdk : SP_SDK_DIR);
+  char self[PATH_MAX], found_wp[PATH_MAX], found_sdk[PATH_MAX];
+  sp__self_path((const void *)sp_version, self, sizeof(self));
+  sp__locate(self, SP_LIB_BUILD_DIR, SP_WORKER_PATH, SP_REL_WORKER, found_wp, sizeof(found_wp));
+  sp__locate(self, SP_LIB_BUILD_DIR, SP_SDK_DIR, SP_REL_SDK, found_sdk, sizeof(found_sdk));
+  rt->worker_path = strdup(wp && *wp ? wp : found_wp);
+  rt->sdk_dir = strdup(sdk && *sdk ? sdk : found_sdk);
   rt->timer_due = -1;
   rt->pools = calloc(rt->cfg.pool_count, sizeof(*rt->pools));
   if (!rt->worker_path || !rt->sdk_dir || !rt->pools) {
@@ -431,8 +449,7 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
   uv_unref((uv_handle_t *)&rt->hot_idle);
   rt->pool_count = rt->cfg.pool_count;
   for (size_t i = 0; i < rt->pool_count; i++) {
-    if (sp__pool_init(&rt->pools[i], rt, &rt->cfg.pools[i], (int)i) != 0) {
-      rc = sp__error_set(err, SP_ENOMEM, "out of memory starting the runtime");
+    if ((rc = sp__pool_init(&rt->pools[i], rt, &rt->cfg.pools[i], (int)i, err)) != 0) {
       rt->pool_count = i + 1;
       goto fail_loop;
     }
@@ -579,6 +596,14 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
     for (size_t i = 0; i < p->tool_count && used < sizeof(names); i++)
       used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
                                p->tool_names[i]);
+    /* The seed's snippets define methods without @tool: say what is missing. */
+    char quoted[160];
+    snprintf(quoted, sizeof(quoted), "\"%s\"", tool);
+    if (p->methods_without_tool != NULL && strstr(p->methods_without_tool, quoted) != NULL)
+      return sp__error_set(err, SP_ENOTOOL,
+                           "'%s' is a method of the adapter of pool '%s' but not a tool: mark it with "
+                           "@tool (from snakepit_bridge import tool) to call it (tools: %s)",
+                           tool, pool, names);
     return sp__error_set(err, SP_ENOTOOL, "unknown tool '%s' in pool '%s' (tools: %s)", tool, pool,
                          names);
   }
@@ -587,14 +612,32 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
   size_t tlen = strlen(tool);
   int rc = check_args(p, tool, args, alen, err);
   if (rc != 0) return rc;
-  size_t frame_len = sp__call_frame_size(tlen, alen);
+  size_t frame_len = sp__call_frame_size(tlen, alen, 0);
   if (frame_len - SP__FRAME_HEADER_SIZE > (size_t)p->cfg->max_frame_bytes)
     return sp__error_set(err, SP_ETOOLARGE,
                          "arguments of %zu bytes for tool '%s' exceed max_frame_bytes (%lld) of "
                          "pool '%s'",
                          alen, tool, (long long)p->cfg->max_frame_bytes, pool);
+  /* Fields added to sp_call_opts_t after 0.2 are read only when opts->size covers them. */
+  size_t narrays = opts ? opts->array_count : 0;
+  unsigned flags = (opts && opts->arrays_as_lists ? SP__FLAG_LISTS : 0) |
+                   (opts && opts->arrays_writable ? SP__FLAG_WRITABLE : 0);
+  sp__inputs_t in;
+  memset(&in, 0, sizeof(in));
+  if (narrays > 0) {
+    rc = sp__inputs_prepare(p->input, p->cfg->name, tool, opts->arrays, narrays, args, alen,
+                            frame_len - SP__FRAME_HEADER_SIZE, (size_t)p->cfg->max_frame_bytes,
+                            &in, err);
+    if (rc != 0) return rc;
+    frame_len += in.extra;
+    flags |= SP__FLAG_ARRAYS;
+  }
   sp__call_t *c = malloc(sizeof(*c) + frame_len);
-  if (c == NULL) return sp__error_set(err, SP_ENOMEM, "out of memory building the call");
+  if (c == NULL) {
+    sp__inputs_release(p->input, in.owned, in.nowned);
+    sp__inputs_clear(&in, NULL, NULL);
+    return sp__error_set(err, SP_ENOMEM, "out of memory building the call");
+  }
   memset(c, 0, sizeof(*c));
   c->msg.kind = SP__MSG_CALL;
   sp__sched_item_init(&c->item);
@@ -602,12 +645,15 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
   c->tool_index = tool_index;
   c->idempotent = opts ? opts->idempotent : 0;
   int64_t timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms : p->cfg->timeout_ms;
-  /* Fields added to sp_call_opts_t after 0.2 are read only when opts->size covers them. */
   c->start_ns = sp__now_ns();
   c->deadline_ms = sp__now_ms() + timeout;
   atomic_init(&c->done, 0);
   c->frame_len = frame_len;
-  sp__call_frame_write(c->frame, tool, tlen, args, alen);
+  uint8_t *extra = sp__call_frame_write(c->frame, flags, tool, tlen, args, alen, in.extra);
+  if (narrays > 0) {
+    sp__inputs_encode(&in, extra);
+    sp__inputs_clear(&in, &c->inputs, &c->ninputs);
+  }
   *out = c;
   return 0;
 }
@@ -675,6 +721,42 @@ void sp_result_free(sp_result_t *res) {
   res->json = NULL;
   res->len = 0;
   sp_error_free(&res->error);
+  sp__result_arrays_free(res);
+}
+
+int sp_array_alloc(sp_runtime_t *rt, const char *pool, size_t nbytes, void **data,
+                   sp_error_t *err) {
+  if (data == NULL) return sp__error_set(err, SP_EINVAL, "sp_array_alloc: data is NULL");
+  *data = NULL;
+  if (rt == NULL || pool == NULL)
+    return sp__error_set(err, SP_EINVAL, "sp_array_alloc: rt and pool must not be NULL");
+  if (atomic_load(&rt->stopping)) return sp__error_set(err, SP_ESTOPPED, "the runtime is stopping");
+  sp__pool_t *p = sp__rt_find_pool(rt, pool, err);
+  if (p == NULL) return SP_ENOPOOL;
+  uint64_t off;
+  if (nbytes == 0 || sp__shm_alloc(p->input, nbytes, &off) != 0) {
+    size_t used = 0, largest = 0;
+    sp__shm_usage(p->input, &used, &largest);
+    return sp__error_set(err, nbytes == 0 ? SP_EINVAL : SP_ETOOLARGE,
+                         "cannot allocate %zu bytes in the shared memory of pool '%s' "
+                         "(max_shared_memory %zu bytes, %zu in use, largest free block %zu)%s",
+                         nbytes, pool, p->input->size, used, largest,
+                         nbytes == 0 ? "" : "; raise max_shared_memory of the pool");
+  }
+  *data = p->input->base + off;
+  sp__error_clear(err);
+  return 0;
+}
+
+void sp_array_free(sp_runtime_t *rt, void *data) {
+  if (rt == NULL || data == NULL) return;
+  for (size_t i = 0; i < rt->pool_count; i++) {
+    sp__shm_t *r = rt->pools[i].input;
+    if (r != NULL && (uint8_t *)data >= r->base && (uint8_t *)data < r->base + r->size) {
+      sp__shm_free(r, (uint64_t)((uint8_t *)data - r->base));
+      return;
+    }
+  }
 }
 
 void sp_free(void *p) { free(p); }

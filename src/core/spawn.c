@@ -135,7 +135,8 @@ static char **build_args(const sp__pool_t *p, const char *worker_id, size_t *cou
 }
 
 int sp__spawn_worker_process(sp__pool_t *p, const char *worker_id, uv_process_t *proc,
-                             uv_exit_cb on_exit, int sock, int out, sp_error_t *err) {
+                             uv_exit_cb on_exit, int sock, int out, int in_shm, int out_shm,
+                             sp_error_t *err) {
   sp_runtime_t *rt = p->rt;
   size_t nargs = 0, nenv = 0;
   char **args = build_args(p, worker_id, &nargs);
@@ -151,7 +152,7 @@ int sp__spawn_worker_process(sp__pool_t *p, const char *worker_id, uv_process_t 
   memcpy(argv, args, nargs * sizeof(char *));
   memcpy(envp, env, nenv * sizeof(char *));
 
-  uv_stdio_container_t stdio[4];
+  uv_stdio_container_t stdio[6];
   stdio[0].flags = UV_IGNORE;
   stdio[1].flags = UV_INHERIT_FD;
   stdio[1].data.fd = out;
@@ -159,6 +160,10 @@ int sp__spawn_worker_process(sp__pool_t *p, const char *worker_id, uv_process_t 
   stdio[2].data.fd = out;
   stdio[3].flags = UV_INHERIT_FD;
   stdio[3].data.fd = sock;
+  stdio[4].flags = in_shm >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+  stdio[4].data.fd = in_shm;
+  stdio[5].flags = out_shm >= 0 ? UV_INHERIT_FD : UV_IGNORE;
+  stdio[5].data.fd = out_shm;
   uv_process_options_t o;
   memset(&o, 0, sizeof(o));
   o.file = rt->worker_path;
@@ -166,7 +171,7 @@ int sp__spawn_worker_process(sp__pool_t *p, const char *worker_id, uv_process_t 
   o.env = envp;
   o.exit_cb = on_exit;
   o.stdio = stdio;
-  o.stdio_count = 4;
+  o.stdio_count = in_shm >= 0 ? 6 : 4;
   /* Own session and process group: signals to the manager's terminal do not hit
    * workers directly, and a kill of the group also takes the worker's children. */
   o.flags = UV_PROCESS_DETACHED;

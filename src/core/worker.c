@@ -15,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "arrays.h"
 #include "errors.h"
 #include "forkserver.h"
 #include "log.h"
@@ -147,7 +148,20 @@ int sp__worker_send(sp__worker_t *w, unsigned type, uint64_t id, const void *bod
 
 /* ---- calls -------------------------------------------------------------- */
 
+/* Input blocks of a call abandoned while its worker may still read them. */
+typedef struct sp__slot_inputs_s {
+  uint64_t *offs;
+  size_t n;
+} sp__slot_inputs_t;
+
 static void release_slot(sp__worker_t *w, uint32_t slot) {
+  sp__slot_inputs_t *held = &w->slot_inputs[slot];
+  if (held->offs != NULL) {
+    sp__inputs_release(w->pool->input, held->offs, held->n);
+    free(held->offs);
+    held->offs = NULL;
+    held->n = 0;
+  }
   w->slot_ids[slot] = 0;
   w->slot_abandoned_ms[slot] = 0;
   w->slot_calls[slot] = NULL;
@@ -187,6 +201,11 @@ void sp__worker_abandon(sp__worker_t *w, sp__call_t *c) {
   uint64_t id = w->slot_ids[slot];
   w->slot_calls[slot] = NULL; /* the slot stays busy until the worker answers */
   w->slot_abandoned_ms[slot] = sp__now_ms();
+  /* Its input arrays stay until then too: the tool may still be reading them. */
+  w->slot_inputs[slot].offs = c->inputs;
+  w->slot_inputs[slot].n = c->ninputs;
+  c->inputs = NULL;
+  c->ninputs = 0;
   c->worker = NULL;
   sp__worker_send(w, SP__FRAME_CANCEL, id, NULL, 0);
 }
@@ -227,21 +246,41 @@ static void python_error(sp_error_t *e, int code, const char *what, const char *
   json_decref(o);
 }
 
-static void on_result(sp__worker_t *w, const sp__frame_t *f) {
+/* Returns 0, or -1 when the worker sent a malformed frame (it is being killed). */
+static int on_result(sp__worker_t *w, const sp__frame_t *f) {
   sp__call_t *c = NULL;
   if (f->id & SP__REPORT_ID_BIT) {
     sp__report_reply(w, f->id, f->body, f->length, f->type == SP__FRAME_ERROR);
-    return;
+    return 0;
+  }
+  sp__result_view_t rv = {0};
+  if (f->type == SP__FRAME_RESULT && sp__result_body_parse(f->body, f->length, f->flags, &rv) != 0) {
+    sp__log(SP__LOG_ERROR, "[%s/%s] malformed RESULT frame; killing the worker",
+            w->pool->cfg->name, w->name);
+    sp__worker_kill(w, "it sent a malformed RESULT frame");
+    return -1;
   }
   if (take_slot(w, f->id, &c) != 0) {
     sp__log(SP__LOG_WARN, "[%s/%s] reply for unknown request %llu ignored", w->pool->cfg->name,
             w->name, (unsigned long long)f->id);
-    return;
+    if (rv.arrays != NULL) sp__result_arrays_discard(w->output, rv.arrays, rv.arrays_len);
+    return 0;
   }
+  if (c == NULL && rv.arrays != NULL) {
+    /* Nobody waits for this result any more: its arrays are nobody's. */
+    sp__result_arrays_discard(w->output, rv.arrays, rv.arrays_len);
+  }
+  int rc = 0;
   if (c != NULL) {
     c->worker = NULL;
     if (f->type == SP__FRAME_RESULT) {
-      sp__call_finish(c, 0, (const char *)f->body, f->length, NULL);
+      if (sp__call_succeed(c, rv.json, rv.json_len, w->output, rv.arrays, rv.arrays_len) ==
+          SP_EPROTOCOL) {
+        sp__log(SP__LOG_ERROR, "[%s/%s] malformed array descriptors; killing the worker",
+                w->pool->cfg->name, w->name);
+        sp__worker_kill(w, "it sent malformed array descriptors");
+        rc = -1;
+      }
     } else {
       sp_error_t e;
       sp__error_view_t v;
@@ -268,6 +307,7 @@ static void on_result(sp__worker_t *w, const sp__frame_t *f) {
     sp__worker_shutdown(w, left > 0 ? left : 1);
   }
   sp__pool_pump(w->pool);
+  return rc;
 }
 
 static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
@@ -298,6 +338,8 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
       }
     }
     w->pool->tool_stats = calloc(n ? n : 1, sizeof(*w->pool->tool_stats));
+    json_t *plain = json_object_get(json_object_get(o, "manifest"), "methods_without_tool");
+    w->pool->methods_without_tool = json_dumps(plain ? plain : json_array(), JSON_COMPACT);
     w->pool->python_version = strdup(w->python_version);
     w->pool->gil_enabled = w->gil_enabled;
   }
@@ -305,20 +347,20 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
   sp__pool_worker_ready(w->pool, w);
 }
 
-static void on_frame(sp__worker_t *w, const sp__frame_t *f) {
+/* Handles one frame; -1 when the worker is being killed for it. */
+static int on_frame(sp__worker_t *w, const sp__frame_t *f) {
   switch (f->type) {
     case SP__FRAME_HELLO:
       if (w->state == SP__W_STARTING) on_hello(w, f);
-      return;
+      return 0;
     case SP__FRAME_RESULT:
-      on_result(w, f);
-      return;
+      return on_result(w, f);
     case SP__FRAME_ERROR:
       if (f->id == 0) {
         /* Worker-level failure (adapter import, protocol): remember it for the
          * exit, as its kind byte followed by its text. */
         sp__error_view_t v;
-        if (sp__error_body_parse(f->body, f->length, &v) != 0) return;
+        if (sp__error_body_parse(f->body, f->length, &v) != 0) return 0;
         free(w->failure);
         w->failure = malloc(v.text_len + 2);
         if (w->failure) {
@@ -326,10 +368,9 @@ static void on_frame(sp__worker_t *w, const sp__frame_t *f) {
           memcpy(w->failure + 1, v.text, v.text_len);
           w->failure[v.text_len + 1] = '\0';
         }
-        return;
+        return 0;
       }
-      on_result(w, f);
-      return;
+      return on_result(w, f);
     case SP__FRAME_PONG: {
       sp__pong_t pong;
       w->last_pong_ms = sp__now_ms();
@@ -337,17 +378,17 @@ static void on_frame(sp__worker_t *w, const sp__frame_t *f) {
         w->attach_wait_ns = pong.attach_wait_ns;
         w->calls_done = pong.calls_done;
       }
-      return;
+      return 0;
     }
     case SP__FRAME_STATS:
-      on_result(w, f);
-      return;
+      return on_result(w, f);
     case SP__FRAME_CHUNK:
-      return;
+      return 0;
     default:
       sp__log(SP__LOG_WARN, "[%s/%s] unexpected %s frame", w->pool->cfg->name, w->name,
               sp__frame_type_name(f->type));
   }
+  return 0;
 }
 
 static void sock_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -375,7 +416,13 @@ static void sock_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   sp__frame_t f;
   sp_error_t err;
   int rc;
-  while ((rc = sp__decoder_next(&w->dec, &f, &err)) == 1) on_frame(w, &f);
+  while ((rc = sp__decoder_next(&w->dec, &f, &err)) == 1) {
+    if (on_frame(w, &f) != 0) {
+      uv_read_stop(s);
+      rc = 0;
+      break;
+    }
+  }
   if (rc < 0) {
     sp__log(SP__LOG_ERROR, "[%s/%s] %s; killing the worker", w->pool->cfg->name, w->name,
             err.message);
@@ -513,8 +560,10 @@ static void on_handle_closed(uv_handle_t *h) {
   free(w->slot_ids);
   free(w->slot_abandoned_ms);
   free(w->slot_sent_ns);
+  free(w->slot_inputs);
   free(w->free_list);
   free(w->failure);
+  sp__shm_unref(w->output); /* results still holding its arrays keep it mapped */
   free(w);
   sp__rt_worker_gone(rt);
 }
@@ -558,10 +607,11 @@ long sp__worker_rss_kb(const sp__worker_t *w) {
 
 /* ---- spawn -------------------------------------------------------------- */
 
-int sp__worker_exec(sp__worker_t *w, int sock, int out, sp_error_t *err) {
-  int rc = sp__spawn_worker_process(w->pool, w->name, &w->proc, proc_exited, sock, out, err);
-  close(sock);
-  close(out);
+int sp__worker_exec(sp__worker_t *w, int fds[SP__CHILD_FDS], sp_error_t *err) {
+  int rc = sp__spawn_worker_process(w->pool, w->name, &w->proc, proc_exited, fds[SP__CHILD_SOCK],
+                                    fds[SP__CHILD_OUT], fds[SP__CHILD_IN_SHM],
+                                    fds[SP__CHILD_OUT_SHM], err);
+  for (int i = 0; i < SP__CHILD_FDS; i++) close(fds[i]);
   if (rc != 0) return rc;
   w->exec_started = 1;
   w->open_handles++;
@@ -579,7 +629,7 @@ int sp__worker_spawn(sp__pool_t *p, sp__position_t *pos, sp__worker_t **out, sp_
   if (w == NULL) return sp__error_set(err, SP_ENOMEM, "out of memory spawning a worker");
   w->pool = p;
   w->pos = pos;
-  w->child_fds[0] = w->child_fds[1] = -1;
+  for (int i = 0; i < SP__CHILD_FDS; i++) w->child_fds[i] = -1;
   w->serial = ++p->next_serial;
   snprintf(w->name, sizeof(w->name), "w%u", w->serial);
   w->load.capacity = p->cfg->threads_per_worker;
@@ -590,9 +640,11 @@ int sp__worker_spawn(sp__pool_t *p, sp__position_t *pos, sp__worker_t **out, sp_
   w->free_list = calloc((size_t)cap, sizeof(*w->free_list));
   w->slot_abandoned_ms = calloc((size_t)cap, sizeof(*w->slot_abandoned_ms));
   w->slot_sent_ns = calloc((size_t)cap, sizeof(*w->slot_sent_ns));
+  w->slot_inputs = calloc((size_t)cap, sizeof(*w->slot_inputs));
   if (!w->slot_calls || !w->slot_ids || !w->free_list || !w->slot_abandoned_ms ||
-      !w->slot_sent_ns) {
+      !w->slot_sent_ns || !w->slot_inputs) {
     free(w->slot_calls);
+    free(w->slot_inputs);
     free(w->slot_sent_ns);
     free(w->slot_abandoned_ms);
     free(w->slot_ids);
@@ -624,17 +676,29 @@ int sp__worker_spawn(sp__pool_t *p, sp__position_t *pos, sp__worker_t **out, sp_
   w->sock.data = w->out.data = w->timer.data = w->proc.data = w;
   w->open_handles = 3;
 
+  char shm_name[96];
+  snprintf(shm_name, sizeof(shm_name), "snakepit-%s-%s-out", p->cfg->name, w->name);
+  if ((rc = sp__shm_create(&w->output, shm_name, (size_t)p->cfg->max_shared_memory, err)) != 0)
+    goto fail;
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0 || pipe2(op, O_CLOEXEC) != 0) {
     rc = sp__error_set(err, SP_EIO, "cannot create the worker's socket: %s", strerror(errno));
     goto fail;
   }
-  /* Both paths take over the child's ends of the socket and the pipe. */
-  int child_sock = sv[1], child_out = op[1];
+  /* Both paths take over the child's ends: socket, pipe and its own copies of
+   * the shared memory descriptors. */
+  int fds[SP__CHILD_FDS] = {sv[1], op[1], fcntl(p->input->fd, F_DUPFD_CLOEXEC, 10),
+                            fcntl(w->output->fd, F_DUPFD_CLOEXEC, 10)};
   sv[1] = op[1] = -1;
+  if (fds[SP__CHILD_IN_SHM] < 0 || fds[SP__CHILD_OUT_SHM] < 0) {
+    rc = sp__error_set(err, SP_EIO, "cannot pass shared memory to the worker: %s", strerror(errno));
+    for (int i = 0; i < SP__CHILD_FDS; i++)
+      if (fds[i] >= 0) close(fds[i]);
+    goto fail;
+  }
   if (p->cfg->worker_start == SP__START_FORK && !p->fork_unsafe)
-    rc = sp__forkserver_request(p, w, child_sock, child_out, err);
+    rc = sp__forkserver_request(p, w, fds, err);
   else
-    rc = sp__worker_exec(w, child_sock, child_out, err);
+    rc = sp__worker_exec(w, fds, err);
   if (rc != 0) goto fail;
   uv_pipe_open(&w->sock, sv[0]);
   uv_pipe_open(&w->out, op[0]);

@@ -9,6 +9,10 @@
 #include "log.h"
 #include "runtime.h"
 
+/* What a worker process gets: its socket, its stdout/stderr pipe, the pool's
+ * input memory (read-only) and its own output memory, as fds 3, 1+2, 4, 5. */
+enum { SP__CHILD_SOCK = 0, SP__CHILD_OUT, SP__CHILD_IN_SHM, SP__CHILD_OUT_SHM, SP__CHILD_FDS };
+
 /** Read buffers above this are released once empty (after a large result). */
 #define SP__DECODER_KEEP (1u << 20)
 
@@ -70,6 +74,9 @@ struct sp__worker_s {
   uint64_t max_requests;  /* this worker's recycle threshold after jitter; 0 = none */
   int64_t ttl_ms;         /* this worker's lifetime after jitter; 0 = none */
   int64_t *slot_abandoned_ms; /* when a timed-out call's slot was abandoned, per slot */
+  struct sp__slot_inputs_s *slot_inputs; /* input blocks of abandoned calls, per slot: freed
+                                            when the worker answers (it may still read them) */
+  struct sp__shm_s *output; /* its shared output memory (arrays of results) */
   int retiring;           /* recycled: detached from its position, draining */
   sp__worker_t *retire_next;
   const char *kill_reason; /* why the manager killed it, for the exit message */
@@ -88,7 +95,7 @@ struct sp__worker_s {
   /* Started by the pool's fork server (worker_start: fork) rather than exec'd. */
   struct sp__forkserver_s *fs; /* NULL once it exited or when exec'd */
   sp__worker_t *fs_next;       /* in fs's list of workers */
-  int child_fds[2];            /* its socket and output ends until sent to fs, else -1 */
+  int child_fds[SP__CHILD_FDS]; /* its ends until sent to fs (SP__CHILD_*), else -1 */
   int fork_sent;               /* fs was asked to fork it */
   int exec_started;            /* proc is a live uv handle */
   char exit_note[160];         /* replaces "exited with code N" when set */
@@ -99,9 +106,9 @@ struct sp__worker_s {
 /** Spawns a worker for position pos. 0, or a negative code with err set. */
 int sp__worker_spawn(sp__pool_t *p, sp__position_t *pos, sp__worker_t **out, sp_error_t *err);
 
-/** Starts w's program with exec (uv_spawn) on the child's socket and output
- * pipe ends, which it closes. 0, or a negative code with err set. */
-int sp__worker_exec(sp__worker_t *w, int sock, int out, sp_error_t *err);
+/** Starts w's program with exec (uv_spawn) on the child's fds (SP__CHILD_*),
+ * which it closes. 0, or a negative code with err set. */
+int sp__worker_exec(sp__worker_t *w, int fds[SP__CHILD_FDS], sp_error_t *err);
 
 /** The worker process exited (exit code or terminating signal): fails its calls
  * with the reason, once its remaining output was read. Loop thread. */

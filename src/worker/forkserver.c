@@ -12,6 +12,7 @@
 #include "forkserver.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -71,41 +72,53 @@ static void close_from(int lowest) {
 
 /*
  * In the child: its own session and process group (as the manager's exec'd
- * workers have), the manager's socket on fd 3 and the output pipe on 1 and 2,
- * nothing else open, and death when the fork server dies.
+ * workers have), the manager's socket on fd 3, the output pipe on 1 and 2,
+ * the shared memory on 4 and 5, nothing else open, and death when the fork
+ * server dies.
  */
-static void become_worker(int sock, int out, pid_t server, const char *worker_id) {
+static void become_worker(const int fds[SP__FS_FORK_FDS], pid_t server, const char *worker_id) {
   sigset_t none;
   sigemptyset(&none);
   sigprocmask(SIG_SETMASK, &none, NULL);
   setsid();
-  if (dup2(sock, 3) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0) _exit(6);
-  close_from(4);
+  /* Moved above 5 first, so no dup2 below overwrites one still needed. */
+  int high[SP__FS_FORK_FDS];
+  for (int i = 0; i < SP__FS_FORK_FDS; i++)
+    if ((high[i] = fcntl(fds[i], F_DUPFD, 10)) < 0) _exit(6);
+  if (dup2(high[0], 3) < 0 || dup2(high[1], 1) < 0 || dup2(high[1], 2) < 0 ||
+      dup2(high[2], 4) < 0 || dup2(high[3], 5) < 0)
+    _exit(6);
+  close_from(6);
   /* The SIGTERM handler installed before the fork kills this (new) group. */
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() != server) _exit(0); /* it died before prctl took effect */
   setenv("SNAKEPIT_WORKER_ID", worker_id, 1);
 }
 
-/* Receives one request; returns its byte count (0 at EOF) and up to two fds. */
-static ssize_t recv_request(char *buf, size_t cap, int fds[2]) {
+/* Receives one request; returns its byte count (0 at EOF) and up to
+ * SP__FS_FORK_FDS fds (any more are closed). */
+static ssize_t recv_request(char *buf, size_t cap, int fds[SP__FS_FORK_FDS]) {
   union {
-    char buf[CMSG_SPACE(2 * sizeof(int))];
+    char buf[CMSG_SPACE(8 * sizeof(int))];
     struct cmsghdr align;
   } cm;
   struct iovec iov = {buf, cap};
   struct msghdr mh = {
       .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cm.buf, .msg_controllen = sizeof(cm.buf)};
-  fds[0] = fds[1] = -1;
+  for (int i = 0; i < SP__FS_FORK_FDS; i++) fds[i] = -1;
   ssize_t n;
   do n = recvmsg(g_ctl, &mh, MSG_CMSG_CLOEXEC);
   while (n < 0 && errno == EINTR);
   for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
     if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
     size_t k = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    int got[2] = {-1, -1};
-    memcpy(got, CMSG_DATA(c), (k < 2 ? k : 2) * sizeof(int));
-    for (size_t i = 0; i < k && i < 2; i++) fds[i] = got[i];
+    int got[8];
+    if (k > 8) k = 8;
+    memcpy(got, CMSG_DATA(c), k * sizeof(int));
+    for (size_t i = 0; i < k; i++) {
+      if (i < SP__FS_FORK_FDS && fds[i] < 0) fds[i] = got[i];
+      else close(got[i]);
+    }
   }
   return n;
 }
@@ -166,7 +179,7 @@ char *forkserver_run(const pyhost_opts_t *po, int ctl) {
       reap(&children);
     }
     if (!open || !pf[1].revents) continue;
-    int fds[2];
+    int fds[SP__FS_FORK_FDS];
     ssize_t n = recv_request(buf, sizeof(buf) - 1, fds);
     if (n <= 0) {
       /* The manager closed its side (stop): leave once every worker exited. */
@@ -176,10 +189,11 @@ char *forkserver_run(const pyhost_opts_t *po, int ctl) {
     sp__fs_msg_t m;
     if ((size_t)n < sizeof(m)) continue;
     memcpy(&m, buf, sizeof(m));
-    if (m.type != SP__FS_FORK || fds[0] < 0 || fds[1] < 0 || m.len == 0 ||
-        sizeof(m) + m.len > (size_t)n) {
+    int have = 1;
+    for (int i = 0; i < SP__FS_FORK_FDS; i++) have &= fds[i] >= 0;
+    if (m.type != SP__FS_FORK || !have || m.len == 0 || sizeof(m) + m.len > (size_t)n) {
       if (m.type == SP__FS_FORK) send_msg(SP__FS_FORK_FAILED, m.serial, EINVAL, 0, 0, NULL);
-      for (int i = 0; i < 2; i++)
+      for (int i = 0; i < SP__FS_FORK_FDS; i++)
         if (fds[i] >= 0) close(fds[i]);
       continue;
     }
@@ -189,11 +203,10 @@ char *forkserver_run(const pyhost_opts_t *po, int ctl) {
     if (pid == 0) {
       char *id = strdup(buf + sizeof(m));
       close(sfd);
-      become_worker(fds[0], fds[1], self, id ? id : "w?");
+      become_worker(fds, self, id ? id : "w?");
       return id;
     }
-    close(fds[0]);
-    close(fds[1]);
+    for (int i = 0; i < SP__FS_FORK_FDS; i++) close(fds[i]);
     if (pid < 0) {
       send_msg(SP__FS_FORK_FAILED, m.serial, errno, 0, 0, NULL);
       continue;

@@ -14,9 +14,9 @@
  * tools.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -35,10 +35,7 @@
 #include "forkserver.h"
 #include "protocol.h"
 #include "pyhost.h"
-
-#ifndef SP_SDK_DIR
-#define SP_SDK_DIR ""
-#endif
+#include "shm.h"
 
 /* What a queued job asks for. */
 enum { JOB_CALL = 0, JOB_REPORT };
@@ -47,9 +44,11 @@ typedef struct job_s {
   struct job_s *next;
   uint64_t id;
   int kind;        /* JOB_* */
+  unsigned flags;  /* the CALL frame's flags (SP__FLAG_*) */
   size_t tool_len; /* JOB_CALL: tool bytes; JOB_REPORT: 0 */
   size_t args_len;
-  char data[]; /* tool bytes then args bytes (JSON) */
+  size_t arrays_len; /* the CALL's arrays part (table and inline bytes) */
+  char data[];       /* tool bytes, args bytes (JSON), arrays part */
 } job_t;
 
 typedef struct worker_s {
@@ -131,12 +130,13 @@ static void on_parent_death(int sig) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: snakepit-worker --adapter MODULE.CLASS (--fd N | --listen HOST:PORT)\n"
+          "usage: snakepit-worker --adapter MODULE.CLASS --fd N\n"
           "                       [--threads N] [--pool NAME] [--worker-id ID]\n"
           "                       [--profile process|thread] [--python-path DIR]...\n"
           "                       [--adapter-arg ARG]... [--max-frame BYTES]\n"
           "                       [--thread-safety-check] [--fork-server]\n"
-          "Runs the adapter's tools for a snakepit pool manager over a framed socket.\n");
+          "Runs the adapter's tools for a snakepit pool manager (libsnakepit starts it; it is\n"
+          "not meant to be run by hand) over the socket inherited as fd N.\n");
 }
 
 /* Writes all of buf, retrying on short writes. W.write_mu held. */
@@ -376,10 +376,17 @@ static void *exec_main(void *arg) {
   job_t *j;
   for (int finished = 0; (j = next_job(finished)) != NULL; finished = 1) {
     out.len = 0;
+    pyhost_call_t call = {.id = j->id,
+                          .flags = j->flags,
+                          .tool = j->data,
+                          .tool_len = j->tool_len,
+                          .args = j->data + j->tool_len,
+                          .args_len = j->args_len,
+                          .arrays = (const uint8_t *)j->data + j->tool_len + j->args_len,
+                          .arrays_len = j->arrays_len};
     int rc = j->kind == JOB_REPORT
                  ? pyhost_report(py, j->id, j->data, j->args_len, W.max_frame, &out)
-                 : pyhost_invoke(py, j->id, j->data, j->tool_len, j->data + j->tool_len,
-                                 j->args_len, W.max_frame, &out);
+                 : pyhost_invoke(py, &call, W.max_frame, &out);
     if (rc == 0) {
       emit_result(&out, W.solo && atomic_load_explicit(&W.queued, memory_order_relaxed) > 0);
     } else {
@@ -396,9 +403,10 @@ static void *exec_main(void *arg) {
 }
 
 /* Queues a job for an execution thread; answers with an ERROR without memory. */
-static void queue_job(uint64_t id, int kind, const char *tool, size_t tool_len, const char *args,
-                      size_t args_len) {
-  job_t *j = malloc(sizeof(*j) + tool_len + args_len);
+static void queue_job(uint64_t id, int kind, unsigned flags, const char *tool, size_t tool_len,
+                      const char *args, size_t args_len, const uint8_t *arrays,
+                      size_t arrays_len) {
+  job_t *j = malloc(sizeof(*j) + tool_len + args_len + arrays_len);
   if (j == NULL) {
     static const char msg[] = "worker out of memory queueing the call";
     send_error(id, SP__ERRKIND_PROTOCOL, SP_ENOMEM, msg, sizeof(msg) - 1);
@@ -406,10 +414,13 @@ static void queue_job(uint64_t id, int kind, const char *tool, size_t tool_len, 
   }
   j->id = id;
   j->kind = kind;
+  j->flags = flags;
   j->tool_len = tool_len;
   j->args_len = args_len;
+  j->arrays_len = arrays_len;
   if (tool_len > 0) memcpy(j->data, tool, tool_len);
   if (args_len > 0) memcpy(j->data + tool_len, args, args_len);
+  if (arrays_len > 0) memcpy(j->data + tool_len + args_len, arrays, arrays_len);
   push_job(j, kind == JOB_REPORT);
 }
 
@@ -417,17 +428,18 @@ static void handle_frame(const sp__frame_t *f) {
   switch (f->type) {
     case SP__FRAME_CALL: {
       sp__call_view_t v;
-      if (sp__call_body_parse(f->body, f->length, &v) != 0) {
+      if (sp__call_body_parse(f->body, f->length, f->flags, &v) != 0) {
         static const char msg[] = "malformed CALL frame";
         send_error(f->id, SP__ERRKIND_PROTOCOL, SP_EPROTOCOL, msg, sizeof(msg) - 1);
         return;
       }
-      queue_job(f->id, JOB_CALL, v.tool, v.tool_len, v.args, v.args_len);
+      queue_job(f->id, JOB_CALL, f->flags, v.tool, v.tool_len, v.args, v.args_len, v.arrays,
+                v.arrays_len);
       return;
     }
     case SP__FRAME_STATS:
       /* The manager asks for this worker's report (JSON arguments in the body). */
-      queue_job(f->id, JOB_REPORT, NULL, 0, (const char *)f->body, f->length);
+      queue_job(f->id, JOB_REPORT, 0, NULL, 0, (const char *)f->body, f->length, NULL, 0);
       return;
     case SP__FRAME_PING: {
       sp__pong_t pong;
@@ -523,30 +535,6 @@ static int read_frames(int timeout_ms) {
   return 1;
 }
 
-static int listen_once(const char *spec) {
-  char host[256];
-  const char *colon = strrchr(spec, ':');
-  if (colon == NULL || (size_t)(colon - spec) >= sizeof(host)) return -1;
-  memcpy(host, spec, (size_t)(colon - spec));
-  host[colon - spec] = '\0';
-  struct addrinfo hints = {
-      .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-  struct addrinfo *ai = NULL;
-  if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai) != 0) return -1;
-  int lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  int fd = -1;
-  if (lfd < 0) goto out;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(lfd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(lfd, 1) != 0) goto out;
-  fprintf(stderr, "snakepit-worker: listening on %s\n", spec);
-  fd = accept(lfd, NULL, NULL);
-out:
-  if (lfd >= 0) close(lfd);
-  freeaddrinfo(ai);
-  return fd;
-}
-
 /*
  * Tools that work on arrays allocate and free temporaries of 100 KiB to a few
  * MiB on every call. With glibc's adaptive defaults each call gets them from
@@ -563,9 +551,47 @@ static void tune_malloc(void) {
   mallopt(M_TRIM_THRESHOLD, 16 << 20);
 }
 
+/*
+ * The process title: a forked worker inherits its fork server's command line, so
+ * `ps` would show every worker of a pool as "--fork-server". The title is written
+ * over the original argv strings (what /proc/PID/cmdline shows), which is why
+ * main() parses a copy of them.
+ */
+static char *g_title_area;
+static size_t g_title_cap;
+
+static void title_init(int argc, char **argv) {
+  if (argc < 1) return;
+  g_title_area = argv[0];
+  /* Only the contiguous run of strings the kernel laid out can be reused. */
+  char *end = argv[0] + strlen(argv[0]) + 1;
+  for (int i = 1; i < argc && argv[i] == end; i++) end = argv[i] + strlen(argv[i]) + 1;
+  g_title_cap = (size_t)(end - argv[0]);
+}
+
+static void title_set(const char *pool, const char *worker_id, const char *profile, int threads,
+                      const char *adapter) {
+  if (g_title_area == NULL || g_title_cap < 2) return;
+  memset(g_title_area, 0, g_title_cap);
+  snprintf(g_title_area, g_title_cap, "snakepit-worker: pool %s worker %s (%s, %d thread%s) %s",
+           pool, worker_id, profile, threads, threads == 1 ? "" : "s", adapter);
+  char comm[16]; /* the short name top and ps -o comm show */
+  snprintf(comm, sizeof(comm), "sp-%s-%s", pool, worker_id);
+  prctl(PR_SET_NAME, comm);
+}
+
+static char **copy_argv(int argc, char **argv) {
+  char **copy = calloc((size_t)argc + 1, sizeof(char *));
+  for (int i = 0; copy != NULL && i < argc; i++)
+    if ((copy[i] = strdup(argv[i])) == NULL) return NULL;
+  return copy;
+}
+
 int main(int argc, char **argv) {
   tune_malloc();
-  const char *adapter = NULL, *listen_spec = NULL, *pool = "standalone", *profile = NULL;
+  title_init(argc, argv);
+  if ((argv = copy_argv(argc, argv)) == NULL) return 1;
+  const char *adapter = NULL, *pool = "standalone", *profile = NULL;
   const char **paths = calloc((size_t)argc + 1, sizeof(char *));
   const char **aargs = calloc((size_t)argc + 1, sizeof(char *));
   size_t npaths = 0, naargs = 0;
@@ -576,25 +602,18 @@ int main(int argc, char **argv) {
   W.worker_id = "w1";
   if (paths == NULL || aargs == NULL) return 1;
 
-  static const struct option opts[] = {{"fd", required_argument, NULL, 'f'},
-                                       {"listen", required_argument, NULL, 'l'},
-                                       {"adapter", required_argument, NULL, 'a'},
-                                       {"threads", required_argument, NULL, 't'},
-                                       {"pool", required_argument, NULL, 'p'},
-                                       {"worker-id", required_argument, NULL, 'w'},
-                                       {"profile", required_argument, NULL, 'P'},
-                                       {"python-path", required_argument, NULL, 'y'},
-                                       {"adapter-arg", required_argument, NULL, 'A'},
-                                       {"max-frame", required_argument, NULL, 'm'},
-                                       {"thread-safety-check", no_argument, NULL, 'T'},
-                                       {"fork-server", no_argument, NULL, 'F'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {NULL, 0, NULL, 0}};
+  static const struct option opts[] = {
+      {"fd", required_argument, NULL, 'f'},
+      {"adapter", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
+      {"pool", required_argument, NULL, 'p'},      {"worker-id", required_argument, NULL, 'w'},
+      {"profile", required_argument, NULL, 'P'},   {"python-path", required_argument, NULL, 'y'},
+      {"adapter-arg", required_argument, NULL, 'A'}, {"max-frame", required_argument, NULL, 'm'},
+      {"thread-safety-check", no_argument, NULL, 'T'}, {"fork-server", no_argument, NULL, 'F'},
+      {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
       case 'f': W.fd = atoi(optarg); break;
-      case 'l': listen_spec = optarg; break;
       case 'a': adapter = optarg; break;
       case 't': W.threads = atoi(optarg); break;
       case 'p': pool = optarg; break;
@@ -609,32 +628,25 @@ int main(int argc, char **argv) {
       default: usage(stderr); return EXIT_USAGE;
     }
   }
-  if (adapter == NULL || (W.fd < 0 && listen_spec == NULL) || W.threads < 1 ||
-      W.threads > SP__THREADS_MAX || W.max_frame < SP__MIN_FRAME_BYTES) {
+  if (adapter == NULL || W.fd < 0 || W.threads < 1 || W.threads > SP__THREADS_MAX ||
+      W.max_frame < SP__MIN_FRAME_BYTES) {
     usage(stderr);
     return EXIT_USAGE;
   }
   if (profile == NULL) profile = W.threads > 1 ? "thread" : "process";
-  if (SP_SDK_DIR[0] != '\0') paths[npaths++] = SP_SDK_DIR;
 
   /* Never outlive the manager: die with it, even if the socket EOF is missed. */
-  if (listen_spec == NULL) {
-    g_group_leader = getpgrp() == getpid();
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL); /* a blocked mask survives exec; start clean */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_parent_death;
-    sigaction(SIGTERM, &sa, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1) die_with_group();
-  }
+  g_group_leader = getpgrp() == getpid();
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL); /* a blocked mask survives exec; start clean */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_parent_death;
+  sigaction(SIGTERM, &sa, NULL);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() == 1) die_with_group();
   signal(SIGPIPE, SIG_IGN);
-  if (listen_spec != NULL && (W.fd = listen_once(listen_spec)) < 0) {
-    fprintf(stderr, "snakepit-worker: cannot listen on %s: %s\n", listen_spec, strerror(errno));
-    return EXIT_USAGE;
-  }
 
   pthread_mutex_init(&W.write_mu, NULL);
   pthread_mutex_init(&W.mu, NULL);
@@ -656,16 +668,26 @@ int main(int argc, char **argv) {
                       .pool = pool,
                       .profile = profile,
                       .threads = W.threads};
-  if (fork_server && listen_spec == NULL) {
+  if (fork_server) {
     /* Returns only in a forked worker: its socket is fd 3, the rest as above. */
     W.worker_id = forkserver_run(&po, W.fd);
     po.worker_id = W.worker_id;
     W.fd = 3;
+    title_set(pool, W.worker_id, profile, W.threads, adapter);
   }
-  if (listen_spec == NULL) {
-    descendants_adopt();
-    g_sweep = 1;
+  /* The shared memory for arrays: the pool's input (read-only) and our output. */
+  if (fcntl(SP__FD_IN_SHM, F_GETFD) >= 0 && fcntl(SP__FD_OUT_SHM, F_GETFD) >= 0) {
+    sp_error_t err;
+    sp__shm_t *in = NULL, *out = NULL;
+    if (sp__shm_attach(&in, SP__FD_IN_SHM, 1, &err) != 0 || sp__shm_protect_table(in) != 0 ||
+        sp__shm_attach(&out, SP__FD_OUT_SHM, 1, &err) != 0) {
+      fprintf(stderr, "snakepit-worker: %s\n", err.message);
+      return EXIT_USAGE;
+    }
+    pyhost_set_shm(in, out);
   }
+  descendants_adopt();
+  g_sweep = 1;
   char *hello = NULL, *failure = NULL;
   if (pyhost_start(&po, &hello, &failure) != 0) {
     const char *f =

@@ -11,6 +11,8 @@
 
 #include "pyhost.h"
 
+#include "pyarrays.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -245,6 +247,7 @@ static int start_interpreter(const pyhost_opts_t *o, char **failure) {
     }
     Py_DECREF(p);
   }
+  if (pyarrays_init() != 0) goto fail;
   g_host_module = PyImport_ImportModule("snakepit_bridge._host");
   if (g_host_module == NULL) goto fail;
   return 0;
@@ -369,9 +372,12 @@ void pyhost_thread_leave(pyhost_thread_t *t) {
 /* Host.invoke statuses (_host.py: STATUS_*). */
 enum { HOST_OK = 0, HOST_INVALID = 1, HOST_ERROR = 2, HOST_NO_TOOL = 3, HOST_BAD_JSON = 4 };
 
-int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool_len,
-                  const char *args, size_t args_len, size_t max_body, sp__buf_t *out) {
+void pyhost_set_shm(sp__shm_t *in, sp__shm_t *out) { pyarrays_set_shm(in, out); }
+
+int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body, sp__buf_t *out) {
   int rc = 0;
+  uint64_t id = call->id;
+  char why[256];
   uint64_t t0 = sp__now_ns();
   PyEval_RestoreThread(t->ts);
   atomic_fetch_add_explicit(&g_gil_wait_ns, sp__now_ns() - t0, memory_order_relaxed);
@@ -379,8 +385,12 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
   t->current = id;
   pthread_mutex_unlock(&t->mu);
 
-  PyObject *argv[2] = {PyUnicode_FromStringAndSize(tool, (Py_ssize_t)tool_len),
-                       PyUnicode_FromStringAndSize(args, (Py_ssize_t)args_len)};
+  /* Host.invoke(tool, args_json[, arrays, lists]): the short form when the
+   * call carries no arrays and wants no lists, the common case. */
+  PyObject *argv[4] = {PyUnicode_FromStringAndSize(call->tool, (Py_ssize_t)call->tool_len),
+                       PyUnicode_FromStringAndSize(call->args, (Py_ssize_t)call->args_len), NULL,
+                       NULL};
+  size_t nargs = 2;
   PyObject *r = NULL;
   if (argv[0] == NULL || argv[1] == NULL) {
     PyErr_Clear();
@@ -388,12 +398,29 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
     rc = append_error(out, id, SP__ERRKIND_VALIDATION, SP_EBADJSON, msg, sizeof(msg) - 1);
     goto done;
   }
-  r = PyObject_Vectorcall(g_invoke, argv, 2, NULL);
+  if (call->flags & (SP__FLAG_ARRAYS | SP__FLAG_LISTS)) {
+    if (call->flags & SP__FLAG_ARRAYS) {
+      argv[2] = pyarrays_inputs(call->arrays, call->arrays_len,
+                                (call->flags & SP__FLAG_WRITABLE) != 0, why, sizeof(why));
+      if (argv[2] == NULL) {
+        PyErr_Clear();
+        rc = append_error(out, id, SP__ERRKIND_PROTOCOL, SP_EPROTOCOL, why, strlen(why));
+        goto done;
+      }
+    } else {
+      argv[2] = Py_NewRef(Py_None);
+    }
+    argv[3] = PyBool_FromLong((call->flags & SP__FLAG_LISTS) != 0);
+    nargs = 4;
+  }
+  r = PyObject_Vectorcall(g_invoke, argv, nargs, NULL);
   long status = -1;
-  PyObject *payload = NULL;
-  if (r != NULL && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2) {
+  PyObject *payload = NULL, *arrays = NULL;
+  if (r != NULL && PyTuple_Check(r) && (PyTuple_GET_SIZE(r) == 2 || PyTuple_GET_SIZE(r) == 3)) {
     status = PyLong_AsLong(PyTuple_GET_ITEM(r, 0));
     payload = PyTuple_GET_ITEM(r, 1);
+    if (PyTuple_GET_SIZE(r) == 3 && PyList_Check(PyTuple_GET_ITEM(r, 2)))
+      arrays = PyTuple_GET_ITEM(r, 2);
   }
   Py_ssize_t n = 0;
   const char *text = payload ? PyUnicode_AsUTF8AndSize(payload, &n) : NULL;
@@ -404,6 +431,10 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
     rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, desc ? desc : "{}",
                       desc ? strlen(desc) : 2);
     free(desc);
+  } else if (status == HOST_OK && arrays != NULL && PyList_GET_SIZE(arrays) > 0) {
+    int arc = pyarrays_append_result(out, id, text, (size_t)n, arrays, max_body, why, sizeof(why));
+    if (arc == SP_ENOMEM) rc = SP_ENOMEM;
+    else if (arc != 0) rc = append_error(out, id, SP__ERRKIND_PROTOCOL, arc, why, strlen(why));
   } else if (status == HOST_OK) {
     rc = append_reply(out, SP__FRAME_RESULT, id, text, (size_t)n, max_body);
   } else if (status == HOST_ERROR) {
@@ -415,8 +446,7 @@ int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool
   }
 done:
   Py_XDECREF(r);
-  Py_XDECREF(argv[0]);
-  Py_XDECREF(argv[1]);
+  for (size_t i = 0; i < 4; i++) Py_XDECREF(argv[i]);
   pthread_mutex_lock(&t->mu);
   t->current = 0;
   int cancelled = t->cancel_sent;

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include "protocol.h"
+#include "shm.h"
 
 typedef struct pyhost_opts_s {
   const char *adapter;           /* module.Class */
@@ -60,14 +61,31 @@ pyhost_thread_t *pyhost_thread_enter(const char *name);
 /** Releases the thread's state; the thread must not call Python afterwards. */
 void pyhost_thread_leave(pyhost_thread_t *t);
 
+/** One CALL as the worker received it (pointers into its job). */
+typedef struct pyhost_call_s {
+  uint64_t id;
+  unsigned flags; /* SP__FLAG_* of the CALL frame */
+  const char *tool;
+  size_t tool_len;
+  const char *args;
+  size_t args_len;
+  const uint8_t *arrays; /* the arrays part (flag ARRAYS) */
+  size_t arrays_len;
+} pyhost_call_t;
+
 /**
- * Runs one tool call. The outcome is appended to out as one whole frame (RESULT,
- * or ERROR with its kind byte) for request `id`; results above max_body become
- * a protocol ERROR. Attaches to Python only for the duration of the call.
- * Returns 0, or SP_ENOMEM when out cannot grow.
+ * Gives the embedded host the shared memory for arrays: the pool's input
+ * (read-only) and this worker's output. Before any call; the host keeps both.
  */
-int pyhost_invoke(pyhost_thread_t *t, uint64_t id, const char *tool, size_t tool_len,
-                  const char *args, size_t args_len, size_t max_body, sp__buf_t *out);
+void pyhost_set_shm(sp__shm_t *in, sp__shm_t *out);
+
+/**
+ * Runs one tool call. The outcome is appended to out as one whole frame
+ * (RESULT, with its arrays, or ERROR) for the call's request id; results above
+ * max_body become an SP_ETOOLARGE error. Attaches to Python only for the
+ * duration of the call. Returns 0, or SP_ENOMEM when out cannot grow.
+ */
+int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body, sp__buf_t *out);
 
 /**
  * Builds this worker's report (Host.report with the JSON arguments args, e.g.

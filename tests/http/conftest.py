@@ -51,11 +51,14 @@ class Server:
     def __init__(self, tmp, config, *args, preexec=None):
         self.tmp = Path(tmp)
         self.cfg = self.tmp / "pools.yaml"
-        self.cfg.write_text(config)
+        source = []  # config None: the pool comes from args (--adapter ...)
+        if config is not None:
+            self.cfg.write_text(config)
+            source = ["-c", str(self.cfg)]
         self.log_path = self.tmp / "serve.log"
         self.log = open(self.log_path, "w")
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
-        self.proc = subprocess.Popen([BIN, "serve", "-c", str(self.cfg), "--listen", "127.0.0.1:0", *args],
+        self.proc = subprocess.Popen([BIN, "serve", *source, "--listen", "127.0.0.1:0", *args],
                                      stdout=subprocess.DEVNULL, stderr=self.log, env=env,
                                      preexec_fn=preexec)
         deadline = time.monotonic() + START_TIMEOUT
@@ -140,7 +143,7 @@ def server(request, tmp_path_factory):
     with thread_safety_checks) for the workers' reports.
     Small limits so the limit tests stay fast: 64 KiB bodies, 2 s read timeout.
     Every test runs against both ways of running HTTP: on the runtime's loop
-    thread (--threads 0, the default on small machines) and on MHD's own threads."""
+    thread (--http-threads 0, the default on small machines) and on MHD's own threads."""
     config = ("pools:\n" + pool_yaml("tp") + pool_yaml("tt", "thread", threads=4)
               + pool_yaml("sat", extra="max_queue: 0\npipeline_depth: 0")
               + pool_yaml("qt", extra="queue_timeout: 100ms\npipeline_depth: 0")
@@ -149,7 +152,7 @@ def server(request, tmp_path_factory):
                           adapter="racy_adapter.RacyAdapter")
               + pool_yaml("checked", size=2, extra="thread_safety_checks: true"))
     s = Server(tmp_path_factory.mktemp("serve"), config, "--max-body", "64KiB", "--read-timeout", "2",
-               "--threads", request.param)
+               "--http-threads", request.param)
     yield s
     rc = s.stop()
     assert rc == 0, s.stderr()

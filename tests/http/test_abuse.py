@@ -61,7 +61,7 @@ def few_fds():
 
 @pytest.mark.parametrize("threads", ["0", "1"])
 def test_accepts_again_after_running_out_of_descriptors(tmp_path, threads):
-    s = Server(tmp_path, "pools:\n" + pool_yaml("tp"), "--threads", threads, preexec=few_fds)
+    s = Server(tmp_path, "pools:\n" + pool_yaml("tp"), "--http-threads", threads, preexec=few_fds)
     try:
         for _ in range(2):
             socks = open_many(s.port, 220)
@@ -78,7 +78,7 @@ def test_accepts_again_after_running_out_of_descriptors(tmp_path, threads):
 @pytest.fixture(scope="module", params=["0", "2"], ids=["http-on-loop", "http-2-threads"])
 def guarded(request, tmp_path_factory):
     s = Server(tmp_path_factory.mktemp("guard"), "pools:\n" + pool_yaml("tp"),
-               "--threads", request.param, "--read-timeout", "2",
+               "--http-threads", request.param, "--read-timeout", "2",
                "--max-connections", "120", "--max-connections-per-client", "60")
     yield s
     assert s.stop() == 0, s.stderr()

@@ -160,7 +160,7 @@ def test_bad_options_are_usage_errors(tmp_path):
     rc, err = serve_fails("--token-file", str(tmp_path / "empty"))
     assert rc == 2 and "token" in err
     for opt, val in (("--max-body", "0"), ("--max-body", "2GiB"), ("--read-timeout", "0"),
-                     ("--threads", "x"), ("--drain-timeout", "-1"), ("--timeout", "0")):
+                     ("--http-threads", "x"), ("--drain-timeout", "-1"), ("--timeout", "0")):
         rc, err = serve_fails(opt, val)
         assert rc == 2, (opt, val, err)
     rc, err = serve_fails("extra-arg")

@@ -1,6 +1,8 @@
 /*
  * harness.c - integration test helpers (see harness.h).
  */
+#include <stdatomic.h>
+
 #include "harness.h"
 
 #include <jansson.h>
@@ -175,4 +177,18 @@ void h_expect_startup_timeout(int size, const char *adapter) {
   assert_true(t >= 0.9 && t < 8.0);
   assert_non_null(strstr(err.message, "startup_timeout"));
   assert_non_null(strstr(err.message, "'hang'"));
+}
+
+void h_async_done(sp_result_t *res, void *ud) {
+  h_async_t *a = ud;
+  a->code = res->error.code;
+  a->json = res->json;
+  res->json = NULL;
+  atomic_store(&a->done, 1);
+}
+
+int h_async_wait(h_async_t *a, double timeout_s) {
+  double t0 = h_now();
+  while (!atomic_load(&a->done) && h_now() - t0 < timeout_s) h_sleep_ms(5);
+  return atomic_load(&a->done);
 }

@@ -47,6 +47,19 @@ void h_sleep_ms(int ms);
 /** One pool's statistics, parsed (caller decrefs); fails the test if unavailable. */
 json_t *h_pool_stats(sp_runtime_t *rt, const char *pool);
 
+/** The outcome of an asynchronous operation, filled by h_async_done on the loop thread. */
+typedef struct {
+  _Atomic int done;
+  int code;
+  char *json; /* taken from the result; free with sp_free */
+} h_async_t;
+
+/** sp_done_cb that stores the outcome in the h_async_t passed as userdata. */
+void h_async_done(sp_result_t *res, void *ud);
+
+/** Waits until a is done, at most timeout_s seconds; returns whether it is. */
+int h_async_wait(h_async_t *a, double timeout_s);
+
 /** Runs one call; asserts it succeeds and returns the result JSON (caller frees). */
 char *h_call_ok(sp_runtime_t *rt, const char *pool, const char *tool, const char *args);
 

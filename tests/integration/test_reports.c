@@ -173,24 +173,13 @@ static void racy_adapter_findings_are_reported_and_reset(void **state) {
   json_decref(p);
 }
 
-typedef struct {
-  atomic_int done;
-  int code;
-} async_out_t;
-
-static void on_sleep_done(sp_result_t *res, void *ud) {
-  async_out_t *o = ud;
-  o->code = res->error.code;
-  atomic_store(&o->done, 1);
-}
-
 static void busy_worker_is_missing_within_the_timeout(void **state) {
   (void)state;
   /* Occupy every execution thread of thr for 3 s. */
-  async_out_t outs[4];
+  h_async_t outs[4];
   for (int i = 0; i < 4; i++) {
     atomic_init(&outs[i].done, 0);
-    assert_int_equal(sp_execute_async(rt, "thr", "sleep", "{\"seconds\": 3}", NULL, on_sleep_done,
+    assert_int_equal(sp_execute_async(rt, "thr", "sleep", "{\"seconds\": 3}", NULL, h_async_done,
                                       &outs[i], NULL),
                      0);
   }
@@ -209,27 +198,12 @@ static void busy_worker_is_missing_within_the_timeout(void **state) {
   assert_non_null(why);
   assert_non_null(strstr(why, "within 300 ms"));
   json_decref(p);
-  for (int i = 0; i < 4; i++)
-    while (!atomic_load(&outs[i].done)) h_sleep_ms(20);
+  for (int i = 0; i < 4; i++) assert_true(h_async_wait(&outs[i], 30));
   for (int i = 0; i < 4; i++) assert_int_equal(outs[i].code, 0);
   /* Its late answer is ignored, and the next report is whole again. */
   p = reports_of("thr", NULL);
   assert_int_equal(json_object_size(json_object_get(p, "workers")), 1);
   json_decref(p);
-}
-
-typedef struct {
-  atomic_int done;
-  int code;
-  char *json;
-} report_out_t;
-
-static void on_report(sp_result_t *res, void *ud) {
-  report_out_t *o = ud;
-  o->code = res->error.code;
-  o->json = res->json;
-  res->json = NULL;
-  atomic_store(&o->done, 1);
 }
 
 static void dying_worker_is_missing_at_once(void **state) {
@@ -242,17 +216,17 @@ static void dying_worker_is_missing_at_once(void **state) {
       (int)json_integer_value(json_object_get(w, "pid"));
   json_decref(stats);
   /* Each process worker busy for 5 s, so the report waits; then one dies. */
-  async_out_t outs[3];
+  h_async_t outs[3];
   for (int i = 0; i < 3; i++) {
     atomic_init(&outs[i].done, 0);
-    sp_execute_async(rt, "proc", "sleep", "{\"seconds\": 5}", NULL, on_sleep_done, &outs[i], NULL);
+    sp_execute_async(rt, "proc", "sleep", "{\"seconds\": 5}", NULL, h_async_done, &outs[i], NULL);
   }
   h_sleep_ms(300);
-  report_out_t r = {0};
+  h_async_t r = {0};
   sp_report_opts_t opts = SP_REPORT_OPTS_INIT;
   opts.timeout_ms = 20000;
   double t0 = h_now();
-  assert_int_equal(sp_worker_reports_async(rt, "proc", &opts, on_report, &r, NULL), 0);
+  assert_int_equal(sp_worker_reports_async(rt, "proc", &opts, h_async_done, &r, NULL), 0);
   h_sleep_ms(200);
   assert_int_equal(atomic_load(&r.done), 0);
   for (int i = 0; i < 3; i++) kill(pids[i], SIGKILL);
@@ -267,8 +241,7 @@ static void dying_worker_is_missing_at_once(void **state) {
   json_object_foreach(missing, name, w) assert_non_null(strstr(json_string_value(w), "exited"));
   json_decref(doc);
   sp_free(r.json);
-  for (int i = 0; i < 3; i++)
-    while (!atomic_load(&outs[i].done)) h_sleep_ms(20);
+  for (int i = 0; i < 3; i++) assert_true(h_async_wait(&outs[i], 30));
   for (int i = 0; i < 3; i++) assert_int_equal(outs[i].code, SP_ECRASHED);
   /* The pool comes back; reports reach the replacements. */
   for (int tries = 0; tries < 100; tries++) {
@@ -287,7 +260,7 @@ static void dying_worker_is_missing_at_once(void **state) {
 typedef struct {
   atomic_int done;
   int sync_rc;
-  report_out_t inner;
+  h_async_t inner;
 } nested_t;
 
 static void on_call_then_report(sp_result_t *res, void *ud) {
@@ -297,7 +270,7 @@ static void on_call_then_report(sp_result_t *res, void *ud) {
   n->sync_rc = sp_worker_reports(rt, "thr", NULL, &sync);
   sp_result_free(&sync);
   sp_error_t err;
-  if (sp_worker_reports_async(rt, "thr", NULL, on_report, &n->inner, &err) != 0) {
+  if (sp_worker_reports_async(rt, "thr", NULL, h_async_done, &n->inner, &err) != 0) {
     n->inner.code = err.code;
     sp_error_free(&err);
     atomic_store(&n->inner.done, 1);

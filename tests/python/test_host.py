@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from snakepit_bridge import _host
+from snakepit_bridge import _arrays, _host
 from snakepit_bridge.base_adapter import BaseAdapter, tool
 from snakepit_bridge.base_adapter_threaded import ThreadSafeAdapter, thread_safe_method
 
@@ -195,14 +195,30 @@ def test_ok_results(testing):
 
 
 def test_numpy_and_container_conversion(host):
-    status, payload = host.invoke("ndarray", "{}")
+    # As lists (the caller asked for JSON only): NumPy arrays become nested lists.
+    status, payload = host.invoke("ndarray", "{}", None, True)
     assert status == 0
     assert json.loads(payload) == {"a": [[0, 1, 2], [3, 4, 5]], "f": 1.5, "i": 7, "b": True,
                                    "s": [3], "t": [1, 2], "nested": [[0.5]]}
+    # By default arrays travel in binary: a place-holder in the JSON, a descriptor
+    # (name, dtype, shape, where, bytes, nbytes) beside it. Outside a worker there
+    # is no shared memory, so the bytes are inline.
+    status, payload, arrays = host.invoke("ndarray", "{}")
+    assert status == 0
+    doc = json.loads(payload)
+    assert doc["a"] == {"$array": 0} and doc["nested"] == [{"$array": 1}] and doc["s"] == [3]
+    (name, dtype, shape, where, data, nbytes), second = arrays
+    assert (name, dtype, shape, where, nbytes) == ("a", 4, (2, 3), _arrays.INLINE, 24)
+    assert bytes(memoryview(data)) == np.arange(6, dtype=np.int32).tobytes()
+    assert second[:4] == ("nested/0", 12, (1,), _arrays.INLINE) and second[5] == 8
 
 
 def test_non_finite_floats_become_null(host):
-    assert host.invoke("non_finite", "{}") == (0, '{"nan":null,"arr":[1.0,null]}')
+    assert host.invoke("non_finite", "{}", None, True) == (0, '{"nan":null,"arr":[1.0,null]}')
+    # In binary, inf stays inf.
+    status, payload, arrays = host.invoke("non_finite", "{}")
+    assert (status, payload) == (0, '{"nan":null,"arr":{"$array":0}}')
+    assert np.frombuffer(bytes(memoryview(arrays[0][4])), dtype=np.float64).tolist() == [1.0, np.inf]
 
 
 def test_generators_async_kwargs_and_positional_only(host):

@@ -154,9 +154,9 @@ static void decoder_rejects_oversized_and_garbage(void **state) {
 static void call_frame_roundtrip(void **state) {
   (void)state;
   uint8_t frame[64];
-  size_t size = sp__call_frame_size(4, 7);
+  size_t size = sp__call_frame_size(4, 7, 0);
   assert_int_equal(size, SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE + 11);
-  sp__call_frame_write(frame, "ping", 4, "{\"a\": 1}", 7);
+  sp__call_frame_write(frame, 0, "ping", 4, "{\"a\": 1}", 7, 0);
   sp__call_frame_dispatch(frame, 0xABCD0001u, 10000);
   size_t tl;
   assert_memory_equal(sp__call_frame_tool(frame, &tl), "ping", 4);
@@ -168,7 +168,7 @@ static void call_frame_roundtrip(void **state) {
   assert_true(f.id == 0xABCD0001u);
   assert_int_equal(f.length, size - SP__FRAME_HEADER_SIZE);
   sp__call_view_t v;
-  assert_int_equal(sp__call_body_parse(frame + SP__FRAME_HEADER_SIZE, f.length, &v), 0);
+  assert_int_equal(sp__call_body_parse(frame + SP__FRAME_HEADER_SIZE, f.length, 0, &v), 0);
   assert_int_equal(v.timeout_ms, 10000);
   assert_int_equal(v.tool_len, 4);
   assert_memory_equal(v.tool, "ping", 4);
@@ -179,22 +179,22 @@ static void call_frame_roundtrip(void **state) {
 static void call_body_rejects_bad_lengths(void **state) {
   (void)state;
   uint8_t frame[64];
-  sp__call_frame_write(frame, "ping", 4, "{}", 2);
+  sp__call_frame_write(frame, 0, "ping", 4, "{}", 2, 0);
   uint8_t *body = frame + SP__FRAME_HEADER_SIZE;
   size_t len = SP__CALL_PREFIX_SIZE + 6;
   sp__call_view_t v;
-  assert_int_equal(sp__call_body_parse(body, len, &v), 0);
+  assert_int_equal(sp__call_body_parse(body, len, 0, &v), 0);
   /* The lengths must tile the body exactly: shorter, longer, empty tool, short prefix. */
-  assert_int_equal(sp__call_body_parse(body, len - 1, &v), SP_EPROTOCOL);
-  assert_int_equal(sp__call_body_parse(body, len + 1, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, len - 1, 0, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, len + 1, 0, &v), SP_EPROTOCOL);
   body[4] = 200;
-  assert_int_equal(sp__call_body_parse(body, len, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, len, 0, &v), SP_EPROTOCOL);
   body[4] = 0;
-  assert_int_equal(sp__call_body_parse(body, len, &v), SP_EPROTOCOL);
-  assert_int_equal(sp__call_body_parse(body, SP__CALL_PREFIX_SIZE - 1, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, len, 0, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, SP__CALL_PREFIX_SIZE - 1, 0, &v), SP_EPROTOCOL);
   body[4] = 4;
   body[6] = 0xff; /* args length far beyond the body */
-  assert_int_equal(sp__call_body_parse(body, len, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, len, 0, &v), SP_EPROTOCOL);
 }
 
 /* Takes the single frame out of b. */
