@@ -1,34 +1,81 @@
-# Thin wrapper over CMake: `make run`, `make test`, `make bench`.
+# Thin wrapper over CMake: `make run`, `make test`, `make install`, `make deb`, `make bench`.
 BUILD ?= build
 PYTHON_CONFIG ?= /usr/bin/python3-config
 PYTHON ?= /usr/bin/python3
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX ?= /usr/local
+DESTDIR ?=
+# CMake's nested makes would print every directory they enter and leave.
+MAKEFLAGS += --no-print-directory
+# The programs and library (what `run`, `install` and `deb` need), without the tests.
+PRODUCT = snakepit snakepit-cli snakepit-worker quickstart
 
-.PHONY: all deps deps-bench build run test bench clean format tidy
+.PHONY: all deps deps-build deps-bench configure build build-product run test install deb \
+	bench soak clean format tidy
 
 all: build
 
-# The build configures the tests too, so it needs the test packages (cmocka).
+# Each command installs the Debian packages it needs and no more: `run` and
+# `install` the build set, `test` also the test set (cmocka, pytest, Chromium...).
 deps:
 	@scripts/install-deps.sh test
+deps-build:
+	@scripts/install-deps.sh build
 deps-bench:
 	@scripts/install-deps.sh bench
 
-$(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DPYTHON_CONFIG=$(PYTHON_CONFIG) -DPYTHON=$(PYTHON) $(CMAKE_FLAGS)
+# Re-run every time (cheap), so tests appear once their packages are installed.
+configure:
+	@cmake -S . -B $(BUILD) --log-level=NOTICE -DPYTHON_CONFIG=$(PYTHON_CONFIG) -DPYTHON=$(PYTHON) \
+		$(CMAKE_FLAGS)
 
-build: deps $(BUILD)/CMakeCache.txt
+build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-run: build
-	$(BUILD)/quickstart
+# Quiet: the output goes to $(BUILD)/build.log and is shown when the build fails
+# (warnings are shown either way).
+build-product: deps-build
+	@mkdir -p $(BUILD)
+	@echo "Building snakepit in $(BUILD)/ (log: $(BUILD)/build.log) ..."
+	@{ $(MAKE) -s configure && cmake --build $(BUILD) -j $(JOBS) --target $(PRODUCT); } \
+		> $(BUILD)/build.log 2>&1 || { cat $(BUILD)/build.log; exit 1; }
+	@grep -A3 "warning:" $(BUILD)/build.log || true
+
+run: build-product
+	@$(BUILD)/quickstart
 
 test: build
-	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 1
+	cd $(BUILD) && ctest --output-on-failure --no-tests=error --timeout 300 -j 1
+
+# Header, library (with its SONAME links), pkg-config file, CMake package,
+# snakepit, libexec/snakepit/snakepit-worker, the Python SDK, docs, examples.
+install: build-product
+	DESTDIR="$(DESTDIR)" cmake --install $(BUILD) --prefix "$(PREFIX)"
+	@# A library new to a system folder is found once the linker cache knows it.
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" -eq 0 ] && command -v ldconfig >/dev/null; then \
+		ldconfig; fi
+
+# The Debian package (build-deb/snakepit_VERSION_ARCH.deb): prefix /usr, the SDK in
+# Debian's dist-packages, dependencies from dpkg-shlibdeps.
+DEB_BUILD ?= $(BUILD)-deb
+deb: deps-build
+	@scripts/install-deps.sh deb
+	@cmake -S . -B $(DEB_BUILD) --log-level=NOTICE -DPYTHON_CONFIG=$(PYTHON_CONFIG) \
+		-DCMAKE_INSTALL_PREFIX=/usr -DSP_INSTALL_PYTHONDIR=lib/python3/dist-packages \
+		-DSP_PC_RELOCATABLE=OFF -DBUILD_TESTING=OFF $(CMAKE_FLAGS)
+	@cmake --build $(DEB_BUILD) -j $(JOBS)
+	@cd $(DEB_BUILD) && cpack -G DEB >/dev/null
+	@ls $(DEB_BUILD)/*.deb
 
 bench: deps-bench build
 	$(PYTHON) bench/report.py --build $(BUILD)
+
+# HTTP server under legitimate load and abuse (slowloris, churn, hostile
+# requests) for SOAK_SECONDS; not part of `make test` (scripts/soak_http.py).
+SOAK_SECONDS ?= 180
+soak: build
+	$(PYTHON) scripts/soak_http.py --bin $(BUILD)/snakepit --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(BUILD)
@@ -66,6 +113,9 @@ fuzz:  ## build the fuzzers with clang and run each for FUZZ_SECONDS (default 30
 		> $(FUZZ_DIR)/corpus-frame/seed-error
 	@printf '\000S\002\010\000\030\000\000\000\000\000\000\000\000\000\000\000123456780000000000000002' \
 		> $(FUZZ_DIR)/corpus-frame/seed-pong
+	@# An array table: one inline float64[2] named "a".
+	@printf '\000S\002\003\001\053\000\000\000\001\000\000\000\000\000\000\000\001\000\000\000\001\000\014\001\002\000\000\000\000\000\000\000\000\000\000\000\020\000\000\000\000\000\000\000\002\000\000\000\000\000\000\000a0123456789abcdef' \
+		> $(FUZZ_DIR)/corpus-frame/seed-arrays
 	@cp tests/configs/*.yaml $(FUZZ_DIR)/corpus-config/
 	@# Upload seeds: a .npy file, and a multipart body with an args part and two .npy parts.
 	@$(PYTHON) -c 'import io, numpy as np; d = "$(FUZZ_DIR)/corpus-upload/"; \

@@ -72,7 +72,8 @@ def main():
     b = args.build
     started = time.time()
 
-    samples = {k: [] for k in ("floor", "capi", "peer", "numpy", "memory", "startup", "http")}
+    samples = {k: [] for k in ("floor", "capi", "peer", "numpy", "memory", "startup", "http",
+                               "arrays", "peer_arrays")}
     for i in range(runs):
         print(f"run {i + 1}/{runs}: floor, C API, peer, numpy, memory, startup", flush=True)
         samples["floor"].append(run_json([os.path.join(b, "bench", "bench_floor"),
@@ -82,6 +83,10 @@ def main():
         samples["numpy"].append(run_json([os.path.join(b, "bench", "bench_suite"), "numpy"] + q))
         samples["memory"].append(run_json([os.path.join(b, "bench", "bench_suite"), "memory"]))
         samples["startup"].append(run_json([os.path.join(b, "bench", "bench_suite"), "startup"] + q))
+        samples["arrays"].append(run_json([os.path.join(b, "bench", "bench_arrays"),
+                                           os.path.join(ROOT, "tests", "adapters")] + q))
+        samples["peer_arrays"].append(run_json(["/usr/bin/python3",
+                                                os.path.join(HERE, "peer_ppe_arrays.py")] + q))
 
     # HTTP: wrk against `snakepit serve` and uWSGI, interleaved rounds with their own
     # medians (bench/http/bench_http.py); skipped in quick mode (CI has no wrk/uWSGI).
@@ -125,6 +130,17 @@ def main():
         "startup_1_ms": median([s["process_1_ready_ms_median"] for s in samples["startup"]]),
         "cpu_available": [s["machine"]["cpu_available_2_threads"] for s in samples["capi"]],
     }
+    def echo_point(s, nbytes, key):
+        return next(p[key] for p in s["echo"] if p["bytes"] == nbytes)
+    for label, nbytes in (("4kb", 4096), ("1mb", 1 << 20), ("8mb", 8 << 20), ("64mb", 64 << 20)):
+        fig[f"arrays_{label}_ms"] = median([echo_point(s, nbytes, "ours_ms") for s in samples["arrays"]])
+        fig[f"arrays_{label}_floor_ms"] = median([echo_point(s, nbytes, "floor_ms") for s in samples["arrays"]])
+    fig["arrays_json_8mb_ms"] = median([s["json_8mb_ms"] for s in samples["arrays"]])
+    fig["arrays_double_8mb_ms"] = median([s["double_8mb_ms"] for s in samples["arrays"]])
+    fig["arrays_double_into_8mb_ms"] = median([s["double_into_8mb_ms"] for s in samples["arrays"]])
+    fig["arrays_noop_p50_us"] = median([s["noop_p50_us"] for s in samples["arrays"]])
+    fig["ppe1_8mb_ms"] = median([s["ppe1_8mb_ms"] for s in samples["peer_arrays"]])
+    fig["ppe1_64mb_ms"] = median([s["ppe1_64mb_ms"] for s in samples["peer_arrays"]])
     if samples["http"]:
         fig["http"] = samples["http"][0]["summary"]
     machine = samples["capi"][0]["machine"]
@@ -139,6 +155,9 @@ def main():
         "numpy speedup >= 1.8x (when 2 CPUs are available)": (fig["numpy_speedup"] or 0) >= 1.8,
         "thread-pool RSS <= 1/6 of the process pool's": (ratio(fig["rss_thread_mib"], fig["rss_process_mib"]) or 1) <= 1 / 6,
         "8 process workers ready within 2x the time of 1": (ratio(fig["startup_8_ms"], fig["startup_1_ms"]) or 99) <= 2.0,
+        "8 MB array in and out within 3x two memcpys": (ratio(fig["arrays_8mb_ms"], fig["arrays_8mb_floor_ms"]) or 99) <= 3.0,
+        "8 MB array >= 100x faster than the JSON path": (ratio(fig["arrays_json_8mb_ms"], fig["arrays_8mb_ms"]) or 0) >= 100,
+        "8 MB array >= 20x faster than ProcessPoolExecutor(1)": (ratio(fig["ppe1_8mb_ms"], fig["arrays_8mb_ms"]) or 0) >= 20,
     }
 
     os.makedirs(args.out, exist_ok=True)
@@ -170,6 +189,16 @@ def main():
         f"| RSS, capacity 16, thread 1x16 | {fmt(fig['rss_thread_mib'], ' MiB')} | process 16x1 {fmt(fig['rss_process_mib'], ' MiB')} | {r(fig['rss_thread_mib'], fig['rss_process_mib'])} |",
         f"| start-up, 8 process workers ready | {fmt(fig['startup_8_ms'], ' ms')} | 1 process worker {fmt(fig['startup_1_ms'], ' ms')} | {r(fig['startup_8_ms'], fig['startup_1_ms'])} |",
     ]
+    for label, size in (("4kb", "4 KB"), ("1mb", "1 MB"), ("8mb", "8 MB"), ("64mb", "64 MB")):
+        lines.append(f"| float64 array {size} in and out (echo), process 1x1 | {fmt(fig[f'arrays_{label}_ms'], ' ms', 3)} "
+                     f"| floor: two memcpys {fmt(fig[f'arrays_{label}_floor_ms'], ' ms', 3)} "
+                     f"| {r(fig[f'arrays_{label}_ms'], fig[f'arrays_{label}_floor_ms'])} |")
+    lines += [
+        f"| 8 MB array in and out | {fmt(fig['arrays_8mb_ms'], ' ms', 2)} | the JSON path (list in, list out) {fmt(fig['arrays_json_8mb_ms'], ' ms', 1)} | {r(fig['arrays_8mb_ms'], fig['arrays_json_8mb_ms'])} |",
+        f"| 8 MB array in and out | {fmt(fig['arrays_8mb_ms'], ' ms', 2)} | ProcessPoolExecutor(1), ndarray pickled {fmt(fig['ppe1_8mb_ms'], ' ms', 1)} | {r(fig['arrays_8mb_ms'], fig['ppe1_8mb_ms'])} |",
+        f"| 8 MB a * 2 into output_array (shared) | {fmt(fig['arrays_double_into_8mb_ms'], ' ms', 2)} | a * 2 allocated by NumPy, then copied {fmt(fig['arrays_double_8mb_ms'], ' ms', 2)} | {r(fig['arrays_double_into_8mb_ms'], fig['arrays_double_8mb_ms'])} |",
+        f"| no-op call, no arrays, p50 (array pool) | {fmt(fig['arrays_noop_p50_us'], ' us')} | sequential no-op p50 above {fmt(fig['seq_p50_us'], ' us')} | {r(fig['arrays_noop_p50_us'], fig['seq_p50_us'])} |",
+    ]
     if "http" in fig:
         h = fig["http"]
         ours = max((n for n in h if n.startswith("snakepit")), key=lambda n: h[n]["rps"])
@@ -184,7 +213,8 @@ def main():
     with open(os.path.join(args.out, "latest.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
-    errors = sum(s.get("errors", 0) for s in samples["capi"]) + sum(s.get("failed", 0) for s in samples["numpy"])
+    errors = (sum(s.get("errors", 0) for s in samples["capi"]) + sum(s.get("failed", 0) for s in samples["numpy"])
+              + sum(s.get("failed", 0) for s in samples["arrays"]))
     return 1 if errors else 0
 
 

@@ -1,14 +1,16 @@
 /*
  * quickstart.c - the C API in one page: start the built-in pools (or a YAML
  * config given as argv[1]), call tools in both profiles, run calls concurrently,
- * print results and pool statistics, stop. `make run` runs this program.
+ * print results and a summary of the pool statistics, stop. `make run` runs this
+ * program; `examples/Makefile` and `examples/CMakeLists.txt` build it against an
+ * installed snakepit.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "snakepit.h"
+#include <snakepit.h>
 
 static double now_s(void) {
   struct timespec ts;
@@ -100,14 +102,19 @@ int main(int argc, char **argv) {
   printf("\nThread statistics reported by the adapter (get_thread_stats):\n");
   failures += show(rt, "hpc_pool", "get_thread_stats", "{}") != 0;
 
-  char *stats = NULL;
-  if (sp_stats_json(rt, NULL, &stats, &err) == 0) {
-    printf("\nPool statistics (sp_stats_json):\n%s\n", stats);
-    sp_free(stats);
+  /* sp_stats_json() is the statistics for programs; sp_stats_text() renders them
+   * for people (`snakepit stats` prints the same table). */
+  char *stats = NULL, *table = NULL;
+  if (sp_stats_json(rt, NULL, &stats, &err) == 0 && sp_stats_text(stats, 0, &table, &err) == 0) {
+    printf("\nPool statistics (sp_stats_json + sp_stats_text; UTIL: share of thread time in calls):\n%s",
+           table);
   } else {
+    fprintf(stderr, "statistics: %s\n", err.message);
     sp_error_free(&err);
     failures++;
   }
+  sp_free(table);
+  sp_free(stats);
 
   sp_runtime_stop(rt, 5000);
   printf("\n%s\n", failures ? "quickstart: FAILED" : "quickstart: OK");

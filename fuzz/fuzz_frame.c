@@ -1,6 +1,6 @@
 /*
  * fuzz_frame.c - libFuzzer target for the incremental frame decoder and every
- * body decoder (CALL, ERROR, PING, PONG): arbitrary bytes, cut into arbitrary
+ * body decoder (CALL, ERROR, PING, PONG, array tables): arbitrary bytes, cut into arbitrary
  * reads, must decode the same way, and each body decoder must stay inside the
  * body, tile it exactly when it accepts it, and re-encode to the same bytes.
  */
@@ -25,6 +25,7 @@ typedef struct {
   int call_rc;
   int error_rc;
   int pong_rc;
+  int arrays_rc;
 } record_t;
 
 typedef struct {
@@ -90,6 +91,40 @@ static int check_error(const uint8_t *body, size_t len) {
   return 0;
 }
 
+/* An arrays part (CALL and RESULT with flag ARRAYS): every accepted descriptor
+ * is consistent and inside the part or the region. */
+#define FUZZ_REGION (UINT64_C(1) << 30)
+
+static int check_arrays(const uint8_t *body, size_t len) {
+  static sp__array_desc_t d[64];
+  size_t n = 0;
+  const uint8_t *inline_base = NULL;
+  int rc = sp__arrays_parse(body, len, FUZZ_REGION, d, 64, &n, &inline_base);
+  if (rc != 0) {
+    if (rc != SP_EPROTOCOL || n != 0) __builtin_trap();
+    return rc;
+  }
+  if (inline_base < body || inline_base > body + len) __builtin_trap();
+  size_t inline_len = (size_t)(body + len - inline_base);
+  for (size_t i = 0; i < n; i++) {
+    if (sp__array_nbytes(d[i].dtype, d[i].ndim, d[i].shape) != (int64_t)d[i].nbytes) __builtin_trap();
+    if ((const uint8_t *)d[i].name < body || (const uint8_t *)d[i].name + d[i].name_len > inline_base)
+      __builtin_trap();
+    if (d[i].where == SP__ARR_INLINE) {
+      if (d[i].offset + d[i].nbytes > inline_len) __builtin_trap();
+      if (d[i].nbytes > 0) (void)hash_bytes(inline_base + d[i].offset, (size_t)d[i].nbytes);
+    } else if (d[i].offset < SP__SHM_DATA_START || d[i].offset + d[i].nbytes > FUZZ_REGION) {
+      __builtin_trap();
+    }
+  }
+  /* The same part as a RESULT: its JSON length prefix must stay inside. */
+  sp__result_view_t v;
+  if (sp__result_body_parse(body, len, SP__FLAG_ARRAYS, &v) == 0 &&
+      ((const uint8_t *)v.json + v.json_len != v.arrays || v.arrays + v.arrays_len != body + len))
+    __builtin_trap();
+  return 0;
+}
+
 /* PING and PONG: fixed prefixes; what was read encodes back to the prefix. */
 static int check_pong(const uint8_t *body, size_t len) {
   sp__pong_t p;
@@ -129,6 +164,7 @@ static void take_frame(const sp__decoder_t *d, const sp__frame_t *f, record_t *r
   rec->call_rc = check_call(body, f->length, &rec->body_hash);
   rec->error_rc = check_error(body, f->length);
   rec->pong_rc = check_pong(body, f->length);
+  rec->arrays_rc = check_arrays(body, f->length);
   free(body);
 }
 
@@ -204,7 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const record_t *b = &whole.frames[i];
     if (a->type != b->type || a->flags != b->flags || a->length != b->length || a->id != b->id ||
         a->body_hash != b->body_hash || a->call_rc != b->call_rc || a->error_rc != b->error_rc ||
-        a->pong_rc != b->pong_rc) {
+        a->pong_rc != b->pong_rc || a->arrays_rc != b->arrays_rc) {
       __builtin_trap();
     }
   }

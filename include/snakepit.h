@@ -330,6 +330,18 @@ SP_EXTERN int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *t
  */
 SP_EXTERN int sp_stats_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *err);
 
+/** sp_stats_text() flag: a line per worker (pid, state, calls, running, RSS, uptime). */
+#define SP_STATS_TEXT_WORKERS 1u
+
+/**
+ * Statistics JSON (from sp_stats_json(), or `snakepit serve`'s /v1/pools[/POOL])
+ * as a table for people: per pool its ready workers, threads, busy slots, queue,
+ * calls (ok, failed by category), latency p50/p90/p99 and thread utilisation
+ * since its workers started. *text is the caller's; free it with sp_free().
+ * Needs no runtime; thread-safe.
+ */
+SP_EXTERN int sp_stats_text(const char *stats_json, unsigned flags, char **text, sp_error_t *err);
+
 /**
  * The pool's tool manifest as a JSON array of {name, description, parameters,
  * supports_streaming}. *json is the caller's; free it with sp_free(). Thread-safe.

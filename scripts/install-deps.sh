@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # Installs the Debian packages snakepit needs to build, test and benchmark, when
-# any is missing. Usage: scripts/install-deps.sh [build|test|bench]
+# any is missing. Usage: scripts/install-deps.sh [build|test|bench|deb]
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libyaml-dev libjansson-dev
             python3-dev python3-numpy libmicrohttpd-dev libcurl4-openssl-dev)
 test_pkgs=(libcmocka-dev python3-pytest python3-pandas chromium python3-prometheus-client)
 bench_pkgs=(wrk uwsgi uwsgi-plugin-python3)
+deb_pkgs=(dpkg-dev)   # dpkg-shlibdeps, for the Debian package's dependencies
 
 want=("${build_pkgs[@]}")
 case "${1:-build}" in
   build) ;;
   test) want+=("${test_pkgs[@]}") ;;
   bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|bench]" >&2; exit 2 ;;
+  deb) want+=("${deb_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|bench|deb]" >&2; exit 2 ;;
 esac
 
 missing=()

@@ -18,4 +18,4 @@ from .thread_safety_checker import ThreadSafetyChecker, ThreadSafetyError
 
 __all__ = ["BaseAdapter", "ThreadSafeAdapter", "ThreadSafetyChecker",
            "ThreadSafetyError", "thread_safe_method", "tool"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -68,6 +68,12 @@ class UnsharableArray(TypeError):
     """A result holds an array whose dtype cannot travel (object, strings, ...)."""
 
 
+class HasArrays(Exception):
+    """Raised by the JSON encoder's default hook when it meets an array and
+    nothing collects them: the result is then encoded again, collecting.
+    Results without arrays (nearly all) so pay nothing for arrays."""
+
+
 # --------------------------------------------------------------------------
 # inputs
 # --------------------------------------------------------------------------
@@ -120,10 +126,17 @@ def output_array(shape: Any, dtype: Any = "float64") -> Any:
     got = _shm.alloc(nbytes) if _shm is not None and nbytes > 0 else None
     if got is None:
         return np.zeros(shape, dtype=dt)
+    global used_output
+    used_output = True
     off, mv = got
     arr = np.frombuffer(mv, dtype=dt).reshape(shape)
     _call_blocks()[arr.__array_interface__["data"][0]] = off
     return arr
+
+
+#: Set once output_array was used in this process: only then do calls look
+#: for blocks to free when they end.
+used_output = False
 
 
 def end_call() -> None:
@@ -140,9 +153,22 @@ def end_call() -> None:
 # --------------------------------------------------------------------------
 
 def collecting() -> Optional[List[Any]]:
-    """The list the JSON encoder appends arrays to on this thread, or None
-    (outside :func:`encode_collecting`: arrays then become lists)."""
+    """The list the JSON encoder appends arrays to on this thread, or None."""
     return getattr(_local, "collected", None)
+
+
+def as_lists() -> bool:
+    """Whether arrays become nested lists on this thread (see :func:`encode_as_lists`)."""
+    return getattr(_local, "lists", False)
+
+
+def encode_as_lists(encode: Any, result: Any) -> str:
+    """encode(result), with ndarrays turned into nested lists."""
+    _local.lists = True
+    try:
+        return encode(result)
+    finally:
+        _local.lists = False
 
 
 def encode_collecting(encode: Any, result: Any) -> Tuple[str, List[Any]]:

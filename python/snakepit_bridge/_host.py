@@ -79,6 +79,8 @@ def _json_default(o: Any) -> Any:
         if col is not None:             # a result's array: it travels in binary
             col.append(o)
             return {"$array": len(col) - 1}
+        if not _arrays.as_lists():
+            raise _arrays.HasArrays()   # encode again, collecting (see Host.invoke)
         if np is not None and isinstance(o, np.ndarray):
             return o.tolist()
     if np is not None:
@@ -146,16 +148,22 @@ def _finite(o: Any, depth: int = 0) -> Any:
 
 
 def to_json(value: Any) -> str:
-    """Serialize a tool result the way :meth:`Host.invoke` does."""
+    """Serialize a value as JSON text the way :meth:`Host.invoke` does for a
+    caller that wants JSON only (NumPy arrays become nested lists)."""
     try:
         return _encode(value)
+    except _arrays.HasArrays:
+        return _arrays.encode_as_lists(to_json, value)
     except ValueError as exc:
         if "Out of range float" not in str(exc):
             raise
         col = _arrays.collecting()
         if col is not None:
             col.clear()                 # the failed attempt's arrays: collected again below
-        return _encode(_finite(value))
+        try:
+            return _encode(_finite(value))
+        except _arrays.HasArrays:
+            return _arrays.encode_as_lists(to_json, value)
 
 
 def _shown(name: Any) -> str:
@@ -407,6 +415,8 @@ class Host:
             "adapter": spec,
             "thread_safe": thread_safe if isinstance(thread_safe, bool) else None,
             "tools": [t.manifest for _, t in sorted(self.tools.items())],
+            # So that calling one says it needs @tool, not just "unknown tool".
+            "methods_without_tool": _methods_without_tool(adapter, self.tools),
         })
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
@@ -482,7 +492,10 @@ class Host:
                         args = _decode(args_json)
                     else:
                         args = json.loads(args_json)
-                except (ValueError, TypeError) as exc:     # TypeError: not text at all
+                # TypeError: not text at all. RecursionError: nested deeper than
+                # the interpreter recurses (the manager refuses past 512 levels
+                # first; a frame sent to the worker directly meets this).
+                except (ValueError, TypeError, RecursionError) as exc:
                     return STATUS_BAD_JSON, f"arguments are not valid JSON: {exc}"
                 if type(args) is not dict:
                     return STATUS_INVALID, f"arguments must be a JSON object, got {_type_label(args)}"
@@ -511,10 +524,11 @@ class Host:
                 return STATUS_ERROR, _error_payload(exc, _user_traceback(exc.__traceback__))
             try:
                 if lists:
-                    return STATUS_OK, to_json(result)
+                    return STATUS_OK, _arrays.encode_as_lists(to_json, result)
                 try:
-                    text, col = _arrays.encode_collecting(_encode, result)
-                except ValueError:          # non-finite floats: to_json's slow path
+                    return STATUS_OK, _encode(result)
+                except (_arrays.HasArrays, ValueError):
+                    # Arrays in the result, or non-finite floats: the slow path.
                     text, col = _arrays.encode_collecting(to_json, result)
                 if col:
                     return STATUS_OK, text, _arrays.export(result, col, tool)
@@ -530,7 +544,8 @@ class Host:
         except BaseException as exc:
             return STATUS_ERROR, _error_payload(exc)
         finally:
-            _arrays.end_call()
+            if _arrays.used_output:
+                _arrays.end_call()
 
     def shutdown(self) -> None:
         """Call the adapter's ``close()`` and ``cleanup()`` (each at most once,
@@ -578,6 +593,22 @@ def _resolve(adapter_spec: str) -> Any:
     return obj
 
 
+def _methods_without_tool(adapter: Any, tools: Dict[str, Any]) -> List[str]:
+    """Public methods the adapter's own classes define without @tool (the SDK's
+    base classes' helpers, such as acquire_lock, are not meant to be called)."""
+    names = set()
+    for klass in type(adapter).__mro__:
+        if klass is object or klass.__module__.startswith("snakepit_bridge.") and \
+                not klass.__module__.startswith("snakepit_bridge.adapters"):
+            continue
+        for name, raw in vars(klass).items():
+            if name.startswith("_") or name in tools:
+                continue
+            if isinstance(raw, (staticmethod, classmethod)) or inspect.isfunction(raw):
+                names.add(name)
+    return sorted(names)
+
+
 def _construct(cls: Any, adapter_args: List[Any]) -> Any:
     target = cls.__init__ if isinstance(cls, type) else cls
     try:
@@ -586,6 +617,12 @@ def _construct(cls: Any, adapter_args: List[Any]) -> Any:
         params = {}
     if "adapter_args" in params:
         return cls(adapter_args=list(adapter_args or []))
+    if adapter_args:
+        # Dropping them silently would hide a configuration that does nothing.
+        print(f"warning: adapter_args {list(adapter_args)!r} ignored: "
+              f"{getattr(cls, '__qualname__', cls)}.__init__ has no adapter_args parameter "
+              f"(define __init__(self, adapter_args=None) to receive them)",
+              file=sys.stderr, flush=True)
     return cls()
 
 
@@ -598,21 +635,24 @@ def _checking_mode() -> Optional[str]:
     return None
 
 
+# With checks on, every call pauses this long once it counts as running. On a
+# GIL build, microsecond-long calls otherwise run one after the other and the
+# write detector never sees two of them overlap; with the pause, calls queued
+# behind it start too, as on a free-threaded build. Checks are a debugging mode,
+# so they catch races by default; SNAKEPIT_THREAD_SAFETY_STAGGER_US changes the
+# pause (0: none).
+DEFAULT_STAGGER_US = 200.0
+
+
 def _stagger_seconds() -> float:
-    # SNAKEPIT_THREAD_SAFETY_STAGGER_US: with checks on, every call sleeps this
-    # long right after it is registered as running, before the tool starts.
-    # Calls queued behind it then start too, so even microsecond-long tools
-    # overlap (on a GIL build they otherwise run one after the other) and the
-    # write detector sees the races a free-threaded build would hit.
-    # `snakepit check` sets it; pools leave it unset.
     value = os.environ.get("SNAKEPIT_THREAD_SAFETY_STAGGER_US", "").strip()
     if not value:
-        return 0.0
+        return DEFAULT_STAGGER_US / 1e6
     try:
         return max(0.0, min(float(value), 1e6)) / 1e6
     except ValueError:
         logger.warning("ignoring SNAKEPIT_THREAD_SAFETY_STAGGER_US=%r", value)
-        return 0.0
+        return DEFAULT_STAGGER_US / 1e6
 
 
 class _Preloaded:

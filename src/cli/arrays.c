@@ -174,29 +174,52 @@ static int write_npy(const char *path, const sp_array_t *a) {
   return ok ? 0 : -1;
 }
 
-/* Replaces each {"$array": INDEX} in v by descr[INDEX]; returns the new v. */
-static json_t *replace_places(json_t *v, json_t *descr) {
-  if (json_is_object(v)) {
-    json_t *idx = json_object_get(v, "$array");
-    if (json_object_size(v) == 1 && json_is_integer(idx)) {
-      json_t *d = json_array_get(descr, (size_t)json_integer_value(idx));
-      if (d != NULL) {
-        json_decref(v);
-        return json_incref(d);
+/* Length of an {"$array": INDEX} place at p (INDEX < count, any spacing), or 0. */
+static size_t array_place(const char *p, size_t count, size_t *index) {
+  const char *s = p + 1;
+  s += strspn(s, " \t\r\n");
+  if (strncmp(s, "\"$array\"", 8) != 0) return 0;
+  s += 8;
+  s += strspn(s, " \t\r\n");
+  if (*s++ != ':') return 0;
+  s += strspn(s, " \t\r\n");
+  size_t digits = strspn(s, "0123456789");
+  if (digits == 0 || digits > 18) return 0;
+  *index = strtoull(s, NULL, 10);
+  s += digits;
+  s += strspn(s, " \t\r\n");
+  return *s == '}' && *index < count ? (size_t)(s + 1 - p) : 0;
+}
+
+/*
+ * Copies result JSON text with each {"$array": INDEX} place replaced by
+ * descr[INDEX]. The text is edited, not re-encoded, so every other value
+ * (numbers above all) prints exactly as the tool wrote it. 0 or -1.
+ */
+static int replace_places(const char *json, json_t *descr, sp__buf_t *out) {
+  int in_string = 0;
+  for (const char *p = json; *p; p++) {
+    size_t index, n;
+    if (in_string) {
+      if (*p == '\\' && p[1]) {
+        if (sp__buf_append(out, p, 2) != 0) return -1;
+        p++;
+        continue;
       }
+      in_string = *p != '"';
+    } else if (*p == '"') {
+      in_string = 1;
+    } else if (*p == '{' && (n = array_place(p, json_array_size(descr), &index)) > 0) {
+      char *d = json_dumps(json_array_get(descr, index), JSON_COMPACT);
+      int bad = d == NULL || sp__buf_append(out, d, strlen(d)) != 0;
+      free(d);
+      if (bad) return -1;
+      p += n - 1;
+      continue;
     }
-    const char *k;
-    json_t *m;
-    void *tmp;
-    json_object_foreach_safe(v, tmp, k, m) {
-      json_t *r = replace_places(json_incref(m), descr);
-      json_object_set_new(v, k, r);
-    }
-  } else if (json_is_array(v)) {
-    for (size_t i = 0; i < json_array_size(v); i++)
-      json_array_set_new(v, i, replace_places(json_incref(json_array_get(v, i)), descr));
+    if (sp__buf_append(out, p, 1) != 0) return -1;
   }
-  return v;
+  return sp__buf_append_str(out, "", 0);
 }
 
 int sp_cli_print_result(const char *json, const sp_array_t *arrays, size_t count,
@@ -227,14 +250,13 @@ int sp_cli_print_result(const char *json, const sp_array_t *arrays, size_t count
     }
     free(path);
   }
-  if (rc == SP_EXIT_OK) {
-    json_t *doc = json_loads(json, JSON_DECODE_ANY, NULL);
-    doc = replace_places(doc, descr);
-    char *s = doc ? json_dumps(doc, JSON_INDENT(2) | JSON_ENCODE_ANY) : NULL;
-    puts(s ? s : json);
-    free(s);
-    json_decref(doc);
+  sp__buf_t text = {0};
+  if (rc == SP_EXIT_OK && replace_places(json, descr, &text) != 0) {
+    fprintf(stderr, "snakepit: out of memory printing the result\n");
+    rc = SP_EXIT_WORKER;
   }
+  if (rc == SP_EXIT_OK) sp_cli_print_json((const char *)text.data);
+  sp__buf_free(&text);
   json_decref(descr);
   json_decref(taken);
   return rc;

@@ -35,6 +35,8 @@ typedef struct check_opts_s {
   size_t nskip;
   const char *allow[MAX_LIST]; /* --allow LIB */
   size_t nallow;
+  const char *aargs[MAX_LIST]; /* --adapter-arg ARG */
+  size_t naargs;
   int strict, json, verbose, quiet;
   long timeout_ms;
 } check_opts_t;
@@ -58,6 +60,7 @@ static const char check_usage[] =
     "                      parameters get a simple value of their type)\n"
     "  --python-path DIR   add DIR to the adapter's import path (repeatable; the\n"
     "                      current directory is always searched)\n"
+    "  --adapter-arg ARG   pass ARG to the adapter's constructor (repeatable)\n"
     "  --tool NAME         run only this tool (repeatable)\n"
     "  --skip NAME         do not run this tool (repeatable)\n"
     "  --allow LIB         do not count unsafe library LIB as a problem (you lock around it)\n"
@@ -66,8 +69,10 @@ static const char check_usage[] =
     "  -v, --verbose       show the worker's output (warnings as they happen)\n"
     "  -t, --timeout MS    per-call timeout (default 30000)\n"
     "\n"
-    "Exit codes: 0 no problem found, 8 problems found, 3 the adapter failed to load,\n"
-    "            2 usage, 6 the worker failed while checking.\n";
+    "Exit codes: 0 no problem found and every tool exercised, 8 problems found,\n"
+    "            9 no problem found but some tools could not be exercised (their\n"
+    "            arguments were rejected: give them with --args, or --skip them),\n"
+    "            3 the adapter failed to load, 2 usage, 6 the worker failed while checking.\n";
 
 /* ---- small helpers -------------------------------------------------------------- */
 
@@ -86,31 +91,7 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
   return 0;
 }
 
-/* Appends s to a YAML double-quoted scalar in buf; -1 if it has control characters. */
-static int yaml_quote(char *buf, size_t cap, size_t *len, const char *s) {
-  if (*len + 1 >= cap) return -1;
-  buf[(*len)++] = '"';
-  for (const char *p = s; *p; p++) {
-    if ((unsigned char)*p < 0x20) return -1;
-    if (*len + 3 >= cap) return -1;
-    if (*p == '"' || *p == '\\') buf[(*len)++] = '\\';
-    buf[(*len)++] = *p;
-  }
-  buf[(*len)++] = '"';
-  buf[*len] = '\0';
-  return 0;
-}
-
-static int yaml_add(char *buf, size_t cap, size_t *len, const char *text) {
-  size_t n = strlen(text);
-  if (*len + n >= cap) return -1;
-  memcpy(buf + *len, text, n + 1);
-  *len += n;
-  return 0;
-}
-
 static double now_s(void) { return (double)sp__now_ns() / 1e9; }
-
 
 /* ---- options and the pool ------------------------------------------------------------ */
 
@@ -128,6 +109,7 @@ static int parse_check(int argc, char **argv, check_opts_t *c) {
                                        {"tool", required_argument, NULL, 'T'},
                                        {"skip", required_argument, NULL, 'S'},
                                        {"allow", required_argument, NULL, 'A'},
+                                       {"adapter-arg", required_argument, NULL, 'R'},
                                        {"strict", no_argument, NULL, 's'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"verbose", no_argument, NULL, 'v'},
@@ -163,16 +145,20 @@ static int parse_check(int argc, char **argv, check_opts_t *c) {
       case 'y':
       case 'T':
       case 'S':
+      case 'R':
       case 'A': {
         const char **list = ch == 'y'   ? c->paths
                             : ch == 'T' ? c->only
                             : ch == 'S' ? c->skip
+                            : ch == 'R' ? c->aargs
                                         : c->allow;
         size_t *n = ch == 'y'   ? &c->npaths
                     : ch == 'T' ? &c->nonly
                     : ch == 'S' ? &c->nskip
+                    : ch == 'R' ? &c->naargs
                                 : &c->nallow;
-        if (*n >= MAX_LIST - 1) return usage_error("too many --python-path/--tool/--skip/--allow");
+        if (*n >= MAX_LIST - 1)
+          return usage_error("too many --python-path/--tool/--skip/--allow/--adapter-arg");
         list[(*n)++] = optarg;
         break;
       }
@@ -206,8 +192,8 @@ static int build_yaml(const check_opts_t *c, char *buf, size_t cap) {
            "    startup_timeout: 60s\n    timeout: %ldms\n    max_queue: 100000\n    adapter: ",
            c->thread_profile ? "thread" : "process", c->thread_profile ? 1 : c->threads,
            c->thread_profile ? c->threads : 1, c->timeout_ms > 0 ? c->timeout_ms : 30000);
-  if (yaml_add(buf, cap, &len, line) || yaml_quote(buf, cap, &len, c->adapter)) return -1;
-  if (yaml_add(buf, cap, &len, "\n    python_path: [")) return -1;
+  if (sp_cli_yaml_add(buf, cap, &len, line) || sp_cli_yaml_quote(buf, cap, &len, c->adapter)) return -1;
+  if (sp_cli_yaml_add(buf, cap, &len, "\n    python_path: [")) return -1;
   for (size_t i = 0; i <= c->npaths; i++) {
     char abs[PATH_MAX];
     const char *dir = i < c->npaths ? c->paths[i] : getcwd(cwd, sizeof(cwd));
@@ -215,14 +201,18 @@ static int build_yaml(const check_opts_t *c, char *buf, size_t cap) {
       fprintf(stderr, "snakepit check: --python-path %s: %s\n", dir ? dir : ".", strerror(errno));
       return -2;
     }
-    if ((i && yaml_add(buf, cap, &len, ", ")) || yaml_quote(buf, cap, &len, abs)) return -1;
+    if ((i && sp_cli_yaml_add(buf, cap, &len, ", ")) || sp_cli_yaml_quote(buf, cap, &len, abs)) return -1;
   }
+  if (c->naargs && sp_cli_yaml_add(buf, cap, &len, "]\n    adapter_args: [")) return -1;
+  for (size_t i = 0; i < c->naargs; i++)
+    if ((i && sp_cli_yaml_add(buf, cap, &len, ", ")) || sp_cli_yaml_quote(buf, cap, &len, c->aargs[i]))
+      return -1;
   /* Each checked call pauses 200 us once it counts as running, so calls queued behind
    * it start too: short tools overlap even on a GIL build (see _host.py). */
   snprintf(line, sizeof(line),
            "]\n    adapter_env: {SNAKEPIT_THREAD_SAFETY_STAGGER_US: \"200\"%s}\n",
            c->strict ? ", SNAKEPIT_THREAD_SAFETY_CHECK: strict" : "");
-  return yaml_add(buf, cap, &len, line);
+  return sp_cli_yaml_add(buf, cap, &len, line);
 }
 
 /* Worker output (level 1) only with -v: the report says what the checker saw. */
@@ -382,7 +372,8 @@ static void print_text(const check_opts_t *c, json_t *rep) {
   if (json_array_size(libs) == 0) printf("  none listed in the matrix\n");
   json_array_foreach(libs, i, t) {
     const char *status = sp_cli_jstr(t, "status", "?");
-    printf("  %-16s %-12s %s\n", sp_cli_jstr(t, "library", "?"), status, sp_cli_jstr(t, "reason", ""));
+    printf("  %-16s %-12s %s\n", sp_cli_jstr(t, "library", "?"), status,
+           sp_cli_jstr(t, "reason", ""));
     if (strcmp(status, "safe") != 0)
       printf("  %-16s %-12s workaround: %s\n", "", "", sp_cli_jstr(t, "workaround", ""));
     const char *at = sp_cli_jstr(t, "imported_at", NULL);
@@ -408,8 +399,27 @@ static void print_text(const check_opts_t *c, json_t *rep) {
     json_array_foreach(notes, i, t) print_indented(json_string_value(t), "  - ");
   }
   long long problems = json_integer_value(json_object_get(rep, "problems"));
-  printf("\nResult: %s", problems ? "" : "no thread-safety problems found\n");
-  if (problems) printf("%lld problem%s found\n", problems, problems == 1 ? "" : "s");
+  json_t *unexercised = json_object_get(rep, "not_exercised");
+  size_t n_un = json_array_size(unexercised);
+  if (n_un > 0) {
+    printf("\nNot exercised (%zu): these tools never ran, so nothing is known about them\n", n_un);
+    json_array_foreach(unexercised, i, t) {
+      const char *why = sp_cli_jstr(t, "reason", "");
+      const char *nl = strchr(why, '\n');
+      printf("  %-28s %.*s\n", sp_cli_jstr(t, "name", "?"), nl ? (int)(nl - why) : (int)strlen(why),
+             why);
+    }
+    printf("  Give their arguments with --args FILE, or leave them out with --skip NAME.\n");
+  }
+  if (problems)
+    printf("\nResult: %lld problem%s found\n", problems, problems == 1 ? "" : "s");
+  else if (n_un > 0)
+    printf(
+        "\nResult: incomplete: no thread-safety problems found in the tools exercised, "
+        "but %zu tool%s could not be exercised\n",
+        n_un, n_un == 1 ? "" : "s");
+  else
+    printf("\nResult: no thread-safety problems found\n");
 }
 
 /* Turns the merged checker report and the tool runs into the check report. */
@@ -444,6 +454,8 @@ static json_t *build_report(const check_opts_t *c, json_t *merged, json_t *first
   }
 
   json_t *conc = json_object_get(merged, "concurrent_accesses");
+  /* A tool that never ran was not checked: the result must not read as clean. */
+  json_t *unexercised = json_array();
   for (size_t i = 0; i < nruns; i++) {
     tool_run_t *t = &runs[i];
     json_t *o = json_object();
@@ -454,6 +466,7 @@ static json_t *build_report(const check_opts_t *c, json_t *merged, json_t *first
                t->alone_error);
       json_object_set_new(o, "skipped", json_string(why));
       json_array_append_new(tools, o);
+      json_array_append_new(unexercised, json_pack("{s:s, s:s}", "name", t->name, "reason", why));
       continue;
     }
     json_t *peak = json_object_get(conc, t->name);
@@ -530,6 +543,7 @@ static json_t *build_report(const check_opts_t *c, json_t *merged, json_t *first
     json_array_append_new(
         notes, json_string("in-place changes of lists/dicts/sets are not tracked on this Python"));
   json_object_set_new(rep, "problems", json_integer((json_int_t)json_array_size(findings)));
+  json_object_set_new(rep, "not_exercised", unexercised);
   json_object_set_new(rep, "findings", findings);
   json_object_set_new(rep, "notes", notes);
   json_object_set(rep, "checker", merged);
@@ -718,7 +732,14 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv) {
   int clients = 2 * c.threads, want = c.thread_profile ? 1 : c.threads;
   json_t *pids = json_object(); /* every worker process seen: more than `want` means restarts */
   reports = json_object();
+  /* A large adapter takes a while: on a terminal, a line that says how far it got. */
+  int progress = !c.quiet && isatty(STDERR_FILENO);
   for (i = 0; i <= nruns; i++) {
+    if (progress && i > 0 && !runs[i - 1].skipped) {
+      fprintf(stderr, "\r\033[Ksnakepit check: tool %zu/%zu: %s (%d calls)", i, nruns,
+              runs[i - 1].name, runs[i - 1].calls);
+      fflush(stderr);
+    }
     if (i > 0 && !runs[i - 1].skipped) run_tool(&runs[i - 1], clients);
     if (i > 0 && runs[i - 1].skipped) continue;
     json_t *batch = collect_reports(rt, &err);
@@ -738,6 +759,7 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv) {
     }
     json_decref(batch);
   }
+  if (progress) fputs("\r\033[K", stderr); /* the report replaces the progress line */
   int restarted = (int)json_object_size(pids) > want;
   json_decref(pids);
   merged = merge_reports(reports, &err);
@@ -757,7 +779,9 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv) {
     json_array_append_new(json_object_get(rep, "notes"),
                           json_string("a worker restarted during the check (it crashed or was "
                                       "killed); the findings of the call that killed it are lost"));
-  exit_code = json_integer_value(json_object_get(rep, "problems")) ? SP_EXIT_FINDINGS : SP_EXIT_OK;
+  exit_code = json_integer_value(json_object_get(rep, "problems"))     ? SP_EXIT_FINDINGS
+              : json_array_size(json_object_get(rep, "not_exercised")) ? SP_EXIT_INCOMPLETE
+                                                                       : SP_EXIT_OK;
   json_object_set_new(rep, "exit_code", json_integer(exit_code));
   if (c.json) {
     char *s = json_dumps(rep, JSON_INDENT(2));

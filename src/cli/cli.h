@@ -19,8 +19,62 @@ enum {
   SP_EXIT_TIMEOUT = 5, /* deadline passed */
   SP_EXIT_WORKER = 6,  /* worker crashed, protocol or internal error */
   SP_EXIT_BUSY = 7,    /* pool saturated or stopping */
-  SP_EXIT_FINDINGS = 8 /* `check` found thread-safety problems */
+  SP_EXIT_FINDINGS = 8,  /* `check` found thread-safety problems */
+  SP_EXIT_INCOMPLETE = 9 /* `check` found none, but could not exercise some tools */
 };
+
+#define SP_CLI_MAX_LIST 64
+/* Where `snakepit serve` listens unless told otherwise (src/cli/serve.c). */
+#define SP_CLI_DEFAULT_URL "http://127.0.0.1:8080"
+#define SP_CLI_YAML_CAP 16384
+
+/** One pool described on the command line (--adapter ...) instead of by a file. */
+typedef struct sp_cli_pool_s {
+  const char *adapter; /* --adapter MODULE.CLASS; NULL: no command-line pool */
+  const char *name;    /* --name; NULL: "default" */
+  const char *profile; /* --profile thread|process; NULL: thread if --threads > 1 */
+  int workers;         /* --workers, 0 = the config default */
+  int threads;         /* --threads, 0 = the config default */
+  int thread_safety_check;
+  const char *paths[SP_CLI_MAX_LIST]; /* --python-path */
+  size_t npaths;
+  const char *args[SP_CLI_MAX_LIST]; /* --adapter-arg */
+  size_t nargs;
+  char *yaml; /* built by sp_cli_pool_check() */
+} sp_cli_pool_t;
+
+/* getopt values of the pool options; SP_CLI_POOL_OPTIONS lists them for a struct option[]. */
+enum {
+  SP_CLI_OPT_ADAPTER = 1000,
+  SP_CLI_OPT_NAME,
+  SP_CLI_OPT_PROFILE,
+  SP_CLI_OPT_WORKERS,
+  SP_CLI_OPT_THREADS,
+  SP_CLI_OPT_TSCHECK,
+  SP_CLI_OPT_PYPATH,
+  SP_CLI_OPT_ADAPTER_ARG
+};
+#define SP_CLI_POOL_OPTIONS                                                 \
+  {"adapter", required_argument, NULL, SP_CLI_OPT_ADAPTER},                 \
+      {"name", required_argument, NULL, SP_CLI_OPT_NAME},                   \
+      {"profile", required_argument, NULL, SP_CLI_OPT_PROFILE},             \
+      {"workers", required_argument, NULL, SP_CLI_OPT_WORKERS},             \
+      {"threads", required_argument, NULL, SP_CLI_OPT_THREADS},             \
+      {"thread-safety-check", no_argument, NULL, SP_CLI_OPT_TSCHECK},       \
+      {"python-path", required_argument, NULL, SP_CLI_OPT_PYPATH},          \
+      {"adapter-arg", required_argument, NULL, SP_CLI_OPT_ADAPTER_ARG}
+
+/** Usage text of the pool options. */
+#define SP_CLI_POOL_USAGE                                                                  \
+  "  --adapter MODULE.CLASS   one pool running this adapter, instead of -c FILE\n"        \
+  "    --name NAME            its name (default: default)\n"                              \
+  "    --profile P            thread or process (default: process, thread if --threads > 1)\n" \
+  "    --workers N            worker processes (default 2)\n"                             \
+  "    --threads N            calls at once per worker, thread profile (default 4)\n"     \
+  "    --thread-safety-check  run the SDK's thread-safety checker on every call\n"        \
+  "    --python-path DIR      add DIR to the adapter's import path (repeatable; the\n"    \
+  "                           current directory is always searched)\n"                    \
+  "    --adapter-arg ARG      pass ARG to the adapter's constructor (repeatable)\n"
 
 /** Options given before or after the command. */
 typedef struct sp_cli_opts_s {
@@ -28,6 +82,9 @@ typedef struct sp_cli_opts_s {
   long timeout_ms;    /* -t MS, 0 = the pool's */
   int quiet;          /* -q */
   const char *url;    /* --url: talk to a running `snakepit serve` instead */
+  int json;           /* --json: JSON output even on a terminal */
+  int local;          /* --local: start the built-in pools even if a server runs */
+  sp_cli_pool_t pool; /* --adapter ... */
   /* exec only: */
   const char **arrays; /* --array NAME=FILE.npy values (argv strings), owned array */
   int array_count;
@@ -43,6 +100,23 @@ typedef struct sp_cli_inputs_s {
   size_t count;
 } sp_cli_inputs_t;
 
+/* pooldef.c: the command-line pool. */
+
+/** Takes getopt's ch/optarg if it is a pool option: 1 taken, 0 not ours, -1 bad (printed). */
+int sp_cli_pool_option(int ch, const char *arg, sp_cli_pool_t *p);
+/** Checks the pool options against -c and each other and builds p->yaml; -1 if bad (printed). */
+int sp_cli_pool_check(sp_cli_pool_t *p, const char *config);
+/** The command-line pool's name. */
+const char *sp_cli_pool_name(const sp_cli_pool_t *p);
+/** Starts the runtime: the --adapter pool, else -c FILE, else the built-in pools. */
+int sp_cli_start(const sp_cli_opts_t *o, sp_runtime_t **rt, sp_error_t *err);
+/** Parses a whole number lo..hi for option opt; -1 (printed) if it is not one. */
+int sp_cli_parse_long(const char *opt, const char *s, long lo, long hi, long *out);
+/** Appends text to buf (cap bytes, *len used); -1 if it does not fit. */
+int sp_cli_yaml_add(char *buf, size_t cap, size_t *len, const char *text);
+/** Appends s as a YAML double-quoted scalar; -1 if it has control characters or does not fit. */
+int sp_cli_yaml_quote(char *buf, size_t cap, size_t *len, const char *s);
+
 /** Exit code for an SP_E* code. */
 int sp_cli_exit_code(int code);
 /** Prints an error (category, code, message, traceback) to stderr and frees its
@@ -53,6 +127,16 @@ void sp_cli_print_json(const char *text);
 
 /** `snakepit check ADAPTER [...]`: argv[0] is "check". */
 int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv);
+/** Prints stats JSON: a table on a terminal, the JSON when piped or as_json. */
+void sp_cli_print_stats(int as_json, const char *json);
+/** `snakepit top [...]`: argv[0] is "top". */
+int sp_cli_top(const sp_cli_opts_t *o, int argc, char **argv);
+/** GETs the stats of pool (NULL: all) from o->url into *json (free()); -1 ok, else exit code. */
+int sp_cli_remote_stats(const sp_cli_opts_t *o, const char *pool, char **json);
+/** 1 if a snakepit server answers /healthz at url (within half a second). */
+int sp_cli_server_answers(const char *url);
+/** SNAKEPIT_URL, else the address `snakepit serve` listens on by default. */
+const char *sp_cli_default_url(void);
 /** `snakepit serve [...]`: argv[0] is "serve". */
 int sp_cli_serve(const sp_cli_opts_t *o, int argc, char **argv);
 /** exec/tools/stats/pools against o->url; argv[0] is the command. */

@@ -18,7 +18,8 @@
 #include "snakepit.h"
 
 static const char usage_text[] =
-    "usage: snakepit [-c FILE | --url URL] [--timeout MS] [-q] COMMAND [ARGS]\n"
+    "usage: snakepit [-c FILE | --adapter MODULE.CLASS [POOL OPTIONS] | --url URL | --local]\n"
+    "                [--timeout MS] [-q] [--json] COMMAND [ARGS]\n"
     "\n"
     "Commands:\n"
     "  exec POOL TOOL [JSON]   call TOOL on POOL with JSON object arguments ('{}' if omitted,\n"
@@ -29,23 +30,32 @@ static const char usage_text[] =
     "                          with {\"$array\": FILE, \"dtype\", \"shape\"} in their places;\n"
     "                          without --out, returned arrays print as nested JSON lists\n"
     "  tools [POOL]            print the tools (name, description, parameters) of POOL or all\n"
-    "  stats [POOL]            print pool statistics as JSON\n"
-    "  pools                   print the configured pool names\n"
+    "  stats [POOL]            pool statistics: a table on a terminal, JSON when piped or\n"
+    "                          with --json\n"
+    "  pools                   print the pool names\n"
     "  serve [OPTIONS]         serve the pools over HTTP: JSON API, /metrics, live dashboard\n"
     "                          (options: snakepit serve --help)\n"
+    "  top [--url URL]         a running server's statistics, refreshed live in the terminal\n"
+    "                          (options: snakepit top --help)\n"
     "  check ADAPTER [OPTIONS] load ADAPTER (module.Class) with thread-safety checks, run\n"
     "                          its tools concurrently and report races; exit 8 if any\n"
     "                          (options: snakepit check --help)\n"
     "  version                 print the version\n"
     "\n"
-    "Options:\n"
-    "  -c, --config FILE   pools configuration (YAML); default: built-in pools\n"
-    "                      hpc_pool (thread profile, 2 workers x 4 threads) and\n"
-    "                      default (process profile, 2 workers)\n"
+    "Which pools exec/tools/stats/pools use:\n"
+    "  -c, --config FILE   pools of a configuration file (YAML), started for this command\n"
+    SP_CLI_POOL_USAGE
+    "      --url URL       the pools of a running `snakepit serve` (bearer token from\n"
+    "                      SNAKEPIT_TOKEN or SNAKEPIT_TOKEN_FILE)\n"
+    "      --local         the built-in pools, started for this command: hpc_pool (thread\n"
+    "                      profile, 2 workers x 4 threads) and default (process, 2 workers)\n"
+    "  With none of these: the server at SNAKEPIT_URL if set, else a server answering at\n"
+    "  " SP_CLI_DEFAULT_URL ", else the built-in pools (--local).\n"
+    "\n"
+    "Other options:\n"
     "  -t, --timeout MS    per-call timeout in milliseconds (default: the pool's timeout)\n"
     "  -q, --quiet         do not forward worker output and runtime notices to stderr\n"
-    "      --url URL       run exec/tools/stats/pools against a running `snakepit serve`\n"
-    "                      (bearer token from SNAKEPIT_TOKEN or SNAKEPIT_TOKEN_FILE)\n"
+    "      --json          stats as JSON also on a terminal\n"
     "  -h, --help          show this help\n"
     "\n"
     "Exit codes: 0 ok, 1 the tool raised, 2 usage, 3 config/startup error,\n"
@@ -85,18 +95,9 @@ static void quiet_log(int level, const char *line, void *ud) {
   if (level >= 3) fprintf(stderr, "%s\n", line);
 }
 
-/* Pretty-prints JSON text to stdout (falls back to the raw text). */
-void sp_cli_print_json(const char *text) {
-  json_error_t jerr;
-  json_t *v = json_loads(text, JSON_DECODE_ANY, &jerr);
-  if (v == NULL) {
-    puts(text);
-    return;
-  }
-  char *s = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-  puts(s ? s : text);
-  free(s);
-  json_decref(v);
+const char *sp_cli_default_url(void) {
+  const char *env = getenv("SNAKEPIT_URL");
+  return env && *env ? env : SP_CLI_DEFAULT_URL;
 }
 
 static char *read_stdin(void) {
@@ -169,7 +170,7 @@ static int cmd_tools(sp_runtime_t *rt, int argc, char **argv) {
   return SP_EXIT_OK;
 }
 
-static int cmd_stats(sp_runtime_t *rt, int argc, char **argv) {
+static int cmd_stats(sp_runtime_t *rt, int argc, char **argv, int as_json) {
   /* With every worker's own report: pools running with thread_safety_checks
    * also get the checker's merged findings. */
   sp_report_opts_t opts = SP_REPORT_OPTS_INIT;
@@ -177,7 +178,7 @@ static int cmd_stats(sp_runtime_t *rt, int argc, char **argv) {
   sp_result_t res;
   if (sp_worker_reports(rt, argc == 1 ? argv[0] : NULL, &opts, &res) != 0)
     return sp_cli_report(&res.error);
-  sp_cli_print_json(res.json);
+  sp_cli_print_stats(as_json, res.json);
   sp_result_free(&res);
   return SP_EXIT_OK;
 }
@@ -213,7 +214,10 @@ static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
                                        {"timeout", required_argument, NULL, 't'},
                                        {"quiet", no_argument, NULL, 'q'},
                                        {"url", required_argument, NULL, 'u'},
+                                       {"local", no_argument, NULL, 'L'},
+                                       {"json", no_argument, NULL, 'j'},
                                        {"help", no_argument, NULL, 'h'},
+                                       SP_CLI_POOL_OPTIONS,
                                        {NULL, 0, NULL, 0}};
   int c;
   /* '+' stops at the first non-option so a command's own arguments (JSON) stay. */
@@ -232,11 +236,48 @@ static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
       }
       case 'q': o->quiet = 1; break;
       case 'u': o->url = optarg; break;
+      case 'L': o->local = 1; break;
+      case 'j': o->json = 1; break;
       case 'h': fputs(usage_text, stdout); return SP_EXIT_OK;
-      default: fputs(usage_text, stderr); return SP_EXIT_USAGE;
+      default: {
+        int taken = sp_cli_pool_option(c, optarg, &o->pool);
+        if (taken < 0) return SP_EXIT_USAGE;
+        if (taken == 0) {
+          fputs(usage_text, stderr);
+          return SP_EXIT_USAGE;
+        }
+      }
     }
   }
   return -1;
+}
+
+/*
+ * Local pools or a running server: --url, -c, --adapter and --local say so; else
+ * SNAKEPIT_URL names a server; else a server answering on the default address is
+ * used (so `stats` shows its live figures); else the built-in pools start here.
+ */
+static int choose_mode(sp_cli_opts_t *o) {
+  if (sp_cli_pool_check(&o->pool, o->config) != 0) return -1;
+  const char *local = o->config ? "-c FILE" : o->pool.adapter ? "--adapter" : o->local ? "--local" : NULL;
+  if (o->url != NULL && local != NULL) {
+    fprintf(stderr, "snakepit: --url and %s are alternatives: a running server's pools, or "
+                    "pools started by this command\n", local);
+    return -1;
+  }
+  if (o->url != NULL || local != NULL) return 0;
+  const char *env = getenv("SNAKEPIT_URL");
+  if (env && *env) {
+    o->url = env;
+    return 0;
+  }
+  if (sp_cli_server_answers(SP_CLI_DEFAULT_URL)) {
+    o->url = SP_CLI_DEFAULT_URL;
+    if (!o->quiet)
+      fprintf(stderr, "snakepit: using the server at %s (--local starts pools of its own)\n",
+              o->url);
+  }
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -251,6 +292,7 @@ int main(int argc, char **argv) {
   /* check and serve parse their own options. */
   if (strcmp(cmd, "check") == 0) return sp_cli_check(&o, argc - optind, argv + optind);
   if (strcmp(cmd, "serve") == 0) return sp_cli_serve(&o, argc - optind, argv + optind);
+  if (strcmp(cmd, "top") == 0) return sp_cli_top(&o, argc - optind, argv + optind);
 
   /* Options may also follow the command: `snakepit exec -c f.yaml POOL TOOL`. */
   int sub_argc = argc - optind;
@@ -285,6 +327,7 @@ int main(int argc, char **argv) {
             usage_text);
     return SP_EXIT_USAGE;
   }
+  if (choose_mode(&o) != 0) return SP_EXIT_USAGE;
   if (o.url != NULL) {
     /* Hand the command and its arguments (without the options) to the client. */
     cargv[-1] = (char *)cmd;
@@ -308,7 +351,7 @@ int main(int argc, char **argv) {
   }
   sp_runtime_t *rt = NULL;
   sp_error_t err;
-  if (sp_runtime_start_file(&rt, o.config, &err) != 0) {
+  if (sp_cli_start(&o, &rt, &err) != 0) {
     sp_cli_inputs_free(&in);
     free(o.arrays);
     return sp_cli_report(&err);
@@ -321,7 +364,7 @@ int main(int argc, char **argv) {
   } else if (strcmp(cmd, "tools") == 0) {
     rc = cmd_tools(rt, cargc, cargv);
   } else if (strcmp(cmd, "stats") == 0) {
-    rc = cmd_stats(rt, cargc, cargv);
+    rc = cmd_stats(rt, cargc, cargv, o.json);
   } else {
     char *json = NULL;
     rc = sp_pools_json(rt, &json, &err) == 0 ? (sp_cli_print_json(json), SP_EXIT_OK)

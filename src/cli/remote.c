@@ -33,6 +33,7 @@ typedef struct {
   char auth[4200]; /* "Authorization: Bearer ..." or "" */
   long timeout_ms;
   const char *query; /* appended to the next URL, e.g. "?thread_safety=1", or NULL */
+  int json;          /* --json */
 } client_t;
 
 static size_t on_data(char *ptr, size_t size, size_t n, void *ud) {
@@ -333,7 +334,7 @@ static int cmd_get(client_t *c, const char *cmd, int argc, char **argv) {
     rc = get(c, segs, argc == 2 ? 1 : 0, &b);
     c->query = NULL;
     if (rc < 0) {
-      sp_cli_print_json(TEXT(b));
+      sp_cli_print_stats(c->json, TEXT(b));
       rc = SP_EXIT_OK;
     }
     sp__buf_free(&b);
@@ -383,22 +384,77 @@ static int cmd_get(client_t *c, const char *cmd, int argc, char **argv) {
   return rc;
 }
 
-int sp_cli_remote(const sp_cli_opts_t *o, int argc, char **argv) {
-  client_t c = {.base = o->url, .timeout_ms = o->timeout_ms};
-  if (strncmp(o->url, "http://", 7) != 0 && strncmp(o->url, "https://", 8) != 0) {
-    fprintf(stderr, "snakepit: --url must start with http:// or https://, got '%s'\n", o->url);
+/* Sets up a client for url; returns -1, or an exit code (printed). */
+static int client_open(client_t *c, const char *url, long timeout_ms) {
+  *c = (client_t){.base = url, .timeout_ms = timeout_ms};
+  if (strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0) {
+    fprintf(stderr, "snakepit: --url must start with http:// or https://, got '%s'\n", url);
     return SP_EXIT_USAGE;
   }
-  c.base_len = strlen(o->url);
-  while (c.base_len > 0 && o->url[c.base_len - 1] == '/') c.base_len--;
-  if (load_token(&c) != 0) return SP_EXIT_USAGE;
-  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || (c.curl = curl_easy_init()) == NULL) {
+  c->base_len = strlen(url);
+  while (c->base_len > 0 && url[c->base_len - 1] == '/') c->base_len--;
+  if (load_token(c) != 0) return SP_EXIT_USAGE;
+  if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 || (c->curl = curl_easy_init()) == NULL) {
     fprintf(stderr, "snakepit: cannot initialise libcurl\n");
     return SP_EXIT_WORKER;
   }
-  int rc =
-      strcmp(argv[0], "exec") == 0 ? cmd_exec(&c, o, argc, argv) : cmd_get(&c, argv[0], argc, argv);
-  curl_easy_cleanup(c.curl);
+  return -1;
+}
+
+static void client_close(client_t *c) {
+  curl_easy_cleanup(c->curl);
   curl_global_cleanup();
+}
+
+int sp_cli_remote(const sp_cli_opts_t *o, int argc, char **argv) {
+  client_t c;
+  int rc = client_open(&c, o->url, o->timeout_ms);
+  if (rc >= 0) return rc;
+  c.json = o->json;
+  rc = strcmp(argv[0], "exec") == 0 ? cmd_exec(&c, o, argc, argv) : cmd_get(&c, argv[0], argc, argv);
+  client_close(&c);
   return rc;
+}
+
+int sp_cli_remote_stats(const sp_cli_opts_t *o, const char *pool, char **json) {
+  client_t c;
+  buf_t b = {0};
+  *json = NULL;
+  int rc = client_open(&c, o->url, o->timeout_ms);
+  if (rc >= 0) return rc;
+  const char *segs[] = {pool};
+  if ((rc = get(&c, segs, pool ? 1 : 0, &b)) < 0) {
+    *json = TEXT(b);
+    b.data = NULL;
+  }
+  sp__buf_free(&b);
+  client_close(&c);
+  return rc;
+}
+
+int sp_cli_server_answers(const char *url) {
+  client_t c;
+  if (client_open(&c, url, 0) >= 0) return 0;
+  char probe[512];
+  buf_t b = {0};
+  snprintf(probe, sizeof(probe), "%.*s/healthz", (int)c.base_len, c.base);
+  curl_easy_setopt(c.curl, CURLOPT_URL, probe);
+  curl_easy_setopt(c.curl, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(c.curl, CURLOPT_WRITEDATA, &b);
+  curl_easy_setopt(c.curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c.curl, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
+  /* Loopback answers in microseconds; nobody listening is refused at once. */
+  curl_easy_setopt(c.curl, CURLOPT_TIMEOUT_MS, 500L);
+  long status = 0;
+  int ok = curl_easy_perform(c.curl) == CURLE_OK &&
+           curl_easy_getinfo(c.curl, CURLINFO_RESPONSE_CODE, &status) == CURLE_OK &&
+           status == 200 && b.data != NULL;
+  /* Some other program on the port is not a snakepit server. */
+  json_t *doc = ok ? json_loads(TEXT(b), 0, NULL) : NULL;
+  ok = doc != NULL && json_is_string(json_object_get(doc, "version")) &&
+       json_is_string(json_object_get(doc, "status"));
+  json_decref(doc);
+  sp__buf_free(&b);
+  client_close(&c);
+  return ok;
 }

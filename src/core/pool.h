@@ -91,6 +91,7 @@ struct sp__pool_s {
   char **tool_names;
   size_t tool_count;
   sp__tool_stats_t *tool_stats; /* tool_count entries, loop-thread owned */
+  char *methods_without_tool;   /* JSON array: the adapter's public methods not marked @tool */
   _Atomic uint64_t rejected[SP__CATEGORY_COUNT]; /* refused on the client thread, by category */
   char *python_version;
   int gil_enabled;

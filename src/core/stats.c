@@ -64,7 +64,6 @@ static json_t *worker_json(const sp__worker_t *w, int64_t now) {
   json_object_set_new(o, "capacity", json_integer(w->load.capacity));
   json_object_set_new(o, "rss_kb", json_integer(sp__worker_rss_kb(w)));
   json_object_set_new(o, "gil_wait_ms", json_real((double)w->attach_wait_ns / 1e6));
-  json_object_set_new(o, "calls_done", json_integer((json_int_t)w->calls_done));
   return o;
 }
 
@@ -182,9 +181,13 @@ json_t *sp__stats_pool(const sp__pool_t *p) {
   return o;
 }
 
+/* 15 significant digits: 0.1 prints as 0.1, not 0.10000000000000001 (17 digits
+ * would round-trip every double, but these are measurements, not keys). */
+#define STATS_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
 char *sp__stats_pool_json(const sp__pool_t *p) {
   json_t *o = sp__stats_pool(p);
-  char *s = json_dumps(o, JSON_COMPACT);
+  char *s = json_dumps(o, STATS_DUMP_FLAGS);
   json_decref(o);
   return s;
 }
@@ -194,7 +197,7 @@ char *sp__stats_all_json(const sp_runtime_t *rt) {
   for (size_t i = 0; i < rt->pool_count; i++) json_array_append_new(a, sp__stats_pool(&rt->pools[i]));
   json_t *o = json_object();
   json_object_set_new(o, "pools", a);
-  char *s = json_dumps(o, JSON_COMPACT);
+  char *s = json_dumps(o, STATS_DUMP_FLAGS);
   json_decref(o);
   return s;
 }

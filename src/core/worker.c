@@ -338,6 +338,8 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
       }
     }
     w->pool->tool_stats = calloc(n ? n : 1, sizeof(*w->pool->tool_stats));
+    json_t *plain = json_object_get(json_object_get(o, "manifest"), "methods_without_tool");
+    w->pool->methods_without_tool = json_dumps(plain ? plain : json_array(), JSON_COMPACT);
     w->pool->python_version = strdup(w->python_version);
     w->pool->gil_enabled = w->gil_enabled;
   }
@@ -531,6 +533,9 @@ void sp__worker_exited(sp__worker_t *w, int64_t status, int sig) {
   w->exited = 1;
   w->exit_status = status;
   w->term_signal = sig;
+  /* The worker led its own process group: whatever its tools started there
+   * ends with it, whether it exited, crashed or was killed from outside. */
+  if (w->pid > 0) kill(-w->pid, SIGKILL);
   sp__log(w->state == SP__W_STOPPING ? SP__LOG_DEBUG : SP__LOG_WARN,
           "[%s/%s pid %d] exited (code %lld, signal %d)", w->pool->cfg->name, w->name, w->pid,
           (long long)status, sig);

@@ -35,6 +35,12 @@ static const char *const json_types[] = {"", "application/json", "text/plain", N
 static const char *const npy_types[] = {"", "application/octet-stream", "application/x-npy",
                                         "application/npy", NULL};
 
+int sp__http_is_multipart_call(sp__req_t *r) {
+  const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
+  size_t n = ct ? strcspn(ct, "; \t") : 0;
+  return n == 19 && strncasecmp(ct, "multipart/form-data", 19) == 0;
+}
+
 int sp__http_inputs_parse(sp__req_t *r, sp__http_inputs_t *in, sp_error_t *err) {
   memset(in, 0, sizeof(*in));
   const char *ct = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");

@@ -17,7 +17,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <malloc.h>
-#include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -32,14 +31,11 @@
 
 #include "clock.h"
 #include "errors.h"
+#include "descendants.h"
 #include "forkserver.h"
 #include "protocol.h"
 #include "pyhost.h"
 #include "shm.h"
-
-#ifndef SP_SDK_DIR
-#define SP_SDK_DIR ""
-#endif
 
 /* What a queued job asks for. */
 enum { JOB_CALL = 0, JOB_REPORT };
@@ -70,15 +66,15 @@ typedef struct worker_s {
   pthread_mutex_t mu; /* guards the fields below */
   pthread_cond_t cond;
   job_t *head, *tail;
-  int closed;     /* SHUTDOWN received: no more jobs */
-  int entered;    /* execution threads that finished their Python set-up */
+  int closed;  /* SHUTDOWN received: no more jobs */
+  int entered; /* execution threads that finished their Python set-up */
 
   /* Reading roles (see the top of the file). */
-  int solo;             /* one execution thread: it may hold back results */
-  int role;             /* ROLE_*: who reads the socket now */
-  int running;          /* execution threads running a call */
-  int waiting;          /* execution threads waiting in cond for a job or the role */
-  uint64_t started;     /* calls started, to tell one long call from many short ones */
+  int solo;         /* one execution thread: it may hold back results */
+  int role;         /* ROLE_*: who reads the socket now */
+  int running;      /* execution threads running a call */
+  int waiting;      /* execution threads waiting in cond for a job or the role */
+  uint64_t started; /* calls started, to tell one long call from many short ones */
   int64_t last_start_ms;
   int watcher_sleeping; /* the watcher waits without a timeout: signal it */
   pthread_cond_t watcher_cond;
@@ -108,14 +104,22 @@ enum {
 
 static worker_t W;
 static int g_group_leader; /* this worker leads its own process group */
+/* A worker (not a fork server) that ends the children its tools started. A fork
+ * server leaves its workers to their own parent-death signal, so that each
+ * ends its own children first. */
+static volatile sig_atomic_t g_sweep;
 
 /*
- * The manager is gone. When we lead our own process group, take the whole group
- * down so that processes a tool started do not outlive us; kill() is
- * async-signal-safe, so this also serves as the parent-death signal handler.
+ * The manager is gone. When we lead our own process group, take down what our
+ * tools started that left the group (descendants_kill), then the whole group,
+ * so that nothing a tool started outlives us; all of it is async-signal-safe,
+ * so this also serves as the parent-death signal handler.
  */
 static void die_with_group(void) {
-  if (g_group_leader) kill(0, SIGKILL);
+  if (g_group_leader) {
+    if (g_sweep) descendants_kill();
+    kill(0, SIGKILL);
+  }
   _exit(0);
 }
 
@@ -126,12 +130,13 @@ static void on_parent_death(int sig) {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: snakepit-worker --adapter MODULE.CLASS (--fd N | --listen HOST:PORT)\n"
+          "usage: snakepit-worker --adapter MODULE.CLASS --fd N\n"
           "                       [--threads N] [--pool NAME] [--worker-id ID]\n"
           "                       [--profile process|thread] [--python-path DIR]...\n"
           "                       [--adapter-arg ARG]... [--max-frame BYTES]\n"
           "                       [--thread-safety-check] [--fork-server]\n"
-          "Runs the adapter's tools for a snakepit pool manager over a framed socket.\n");
+          "Runs the adapter's tools for a snakepit pool manager (libsnakepit starts it; it is\n"
+          "not meant to be run by hand) over the socket inherited as fd N.\n");
 }
 
 /* Writes all of buf, retrying on short writes. W.write_mu held. */
@@ -530,30 +535,6 @@ static int read_frames(int timeout_ms) {
   return 1;
 }
 
-static int listen_once(const char *spec) {
-  char host[256];
-  const char *colon = strrchr(spec, ':');
-  if (colon == NULL || (size_t)(colon - spec) >= sizeof(host)) return -1;
-  memcpy(host, spec, (size_t)(colon - spec));
-  host[colon - spec] = '\0';
-  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                           .ai_flags = AI_PASSIVE};
-  struct addrinfo *ai = NULL;
-  if (getaddrinfo(host[0] ? host : NULL, colon + 1, &hints, &ai) != 0) return -1;
-  int lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  int one = 1;
-  int fd = -1;
-  if (lfd < 0) goto out;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  if (bind(lfd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(lfd, 1) != 0) goto out;
-  fprintf(stderr, "snakepit-worker: listening on %s\n", spec);
-  fd = accept(lfd, NULL, NULL);
-out:
-  if (lfd >= 0) close(lfd);
-  freeaddrinfo(ai);
-  return fd;
-}
-
 /*
  * Tools that work on arrays allocate and free temporaries of 100 KiB to a few
  * MiB on every call. With glibc's adaptive defaults each call gets them from
@@ -570,9 +551,47 @@ static void tune_malloc(void) {
   mallopt(M_TRIM_THRESHOLD, 16 << 20);
 }
 
+/*
+ * The process title: a forked worker inherits its fork server's command line, so
+ * `ps` would show every worker of a pool as "--fork-server". The title is written
+ * over the original argv strings (what /proc/PID/cmdline shows), which is why
+ * main() parses a copy of them.
+ */
+static char *g_title_area;
+static size_t g_title_cap;
+
+static void title_init(int argc, char **argv) {
+  if (argc < 1) return;
+  g_title_area = argv[0];
+  /* Only the contiguous run of strings the kernel laid out can be reused. */
+  char *end = argv[0] + strlen(argv[0]) + 1;
+  for (int i = 1; i < argc && argv[i] == end; i++) end = argv[i] + strlen(argv[i]) + 1;
+  g_title_cap = (size_t)(end - argv[0]);
+}
+
+static void title_set(const char *pool, const char *worker_id, const char *profile, int threads,
+                      const char *adapter) {
+  if (g_title_area == NULL || g_title_cap < 2) return;
+  memset(g_title_area, 0, g_title_cap);
+  snprintf(g_title_area, g_title_cap, "snakepit-worker: pool %s worker %s (%s, %d thread%s) %s",
+           pool, worker_id, profile, threads, threads == 1 ? "" : "s", adapter);
+  char comm[16]; /* the short name top and ps -o comm show */
+  snprintf(comm, sizeof(comm), "sp-%s-%s", pool, worker_id);
+  prctl(PR_SET_NAME, comm);
+}
+
+static char **copy_argv(int argc, char **argv) {
+  char **copy = calloc((size_t)argc + 1, sizeof(char *));
+  for (int i = 0; copy != NULL && i < argc; i++)
+    if ((copy[i] = strdup(argv[i])) == NULL) return NULL;
+  return copy;
+}
+
 int main(int argc, char **argv) {
   tune_malloc();
-  const char *adapter = NULL, *listen_spec = NULL, *pool = "standalone", *profile = NULL;
+  title_init(argc, argv);
+  if ((argv = copy_argv(argc, argv)) == NULL) return 1;
+  const char *adapter = NULL, *pool = "standalone", *profile = NULL;
   const char **paths = calloc((size_t)argc + 1, sizeof(char *));
   const char **aargs = calloc((size_t)argc + 1, sizeof(char *));
   size_t npaths = 0, naargs = 0;
@@ -584,7 +603,7 @@ int main(int argc, char **argv) {
   if (paths == NULL || aargs == NULL) return 1;
 
   static const struct option opts[] = {
-      {"fd", required_argument, NULL, 'f'},        {"listen", required_argument, NULL, 'l'},
+      {"fd", required_argument, NULL, 'f'},
       {"adapter", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
       {"pool", required_argument, NULL, 'p'},      {"worker-id", required_argument, NULL, 'w'},
       {"profile", required_argument, NULL, 'P'},   {"python-path", required_argument, NULL, 'y'},
@@ -595,7 +614,6 @@ int main(int argc, char **argv) {
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     switch (c) {
       case 'f': W.fd = atoi(optarg); break;
-      case 'l': listen_spec = optarg; break;
       case 'a': adapter = optarg; break;
       case 't': W.threads = atoi(optarg); break;
       case 'p': pool = optarg; break;
@@ -610,32 +628,25 @@ int main(int argc, char **argv) {
       default: usage(stderr); return EXIT_USAGE;
     }
   }
-  if (adapter == NULL || (W.fd < 0 && listen_spec == NULL) || W.threads < 1 ||
-      W.threads > SP__THREADS_MAX || W.max_frame < SP__MIN_FRAME_BYTES) {
+  if (adapter == NULL || W.fd < 0 || W.threads < 1 || W.threads > SP__THREADS_MAX ||
+      W.max_frame < SP__MIN_FRAME_BYTES) {
     usage(stderr);
     return EXIT_USAGE;
   }
   if (profile == NULL) profile = W.threads > 1 ? "thread" : "process";
-  if (SP_SDK_DIR[0] != '\0') paths[npaths++] = SP_SDK_DIR;
 
   /* Never outlive the manager: die with it, even if the socket EOF is missed. */
-  if (listen_spec == NULL) {
-    g_group_leader = getpgrp() == getpid();
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL); /* a blocked mask survives exec; start clean */
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_parent_death;
-    sigaction(SIGTERM, &sa, NULL);
-    prctl(PR_SET_PDEATHSIG, SIGTERM);
-    if (getppid() == 1) die_with_group();
-  }
+  g_group_leader = getpgrp() == getpid();
+  sigset_t none;
+  sigemptyset(&none);
+  sigprocmask(SIG_SETMASK, &none, NULL); /* a blocked mask survives exec; start clean */
+  struct sigaction sa;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_parent_death;
+  sigaction(SIGTERM, &sa, NULL);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() == 1) die_with_group();
   signal(SIGPIPE, SIG_IGN);
-  if (listen_spec != NULL && (W.fd = listen_once(listen_spec)) < 0) {
-    fprintf(stderr, "snakepit-worker: cannot listen on %s: %s\n", listen_spec, strerror(errno));
-    return EXIT_USAGE;
-  }
 
   pthread_mutex_init(&W.write_mu, NULL);
   pthread_mutex_init(&W.mu, NULL);
@@ -648,15 +659,21 @@ int main(int argc, char **argv) {
   sp__decoder_init(&W.dec, W.max_frame);
   W.solo = W.threads == 1;
 
-  pyhost_opts_t po = {.adapter = adapter, .paths = paths, .path_count = npaths,
-                      .adapter_args = aargs, .adapter_arg_count = naargs,
-                      .worker_id = W.worker_id, .pool = pool, .profile = profile,
+  pyhost_opts_t po = {.adapter = adapter,
+                      .paths = paths,
+                      .path_count = npaths,
+                      .adapter_args = aargs,
+                      .adapter_arg_count = naargs,
+                      .worker_id = W.worker_id,
+                      .pool = pool,
+                      .profile = profile,
                       .threads = W.threads};
-  if (fork_server && listen_spec == NULL) {
+  if (fork_server) {
     /* Returns only in a forked worker: its socket is fd 3, the rest as above. */
     W.worker_id = forkserver_run(&po, W.fd);
     po.worker_id = W.worker_id;
     W.fd = 3;
+    title_set(pool, W.worker_id, profile, W.threads, adapter);
   }
   /* The shared memory for arrays: the pool's input (read-only) and our output. */
   if (fcntl(SP__FD_IN_SHM, F_GETFD) >= 0 && fcntl(SP__FD_OUT_SHM, F_GETFD) >= 0) {
@@ -669,9 +686,12 @@ int main(int argc, char **argv) {
     }
     pyhost_set_shm(in, out);
   }
+  descendants_adopt();
+  g_sweep = 1;
   char *hello = NULL, *failure = NULL;
   if (pyhost_start(&po, &hello, &failure) != 0) {
-    const char *f = failure ? failure : "{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"\"}";
+    const char *f =
+        failure ? failure : "{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"\"}";
     fprintf(stderr, "snakepit-worker: adapter %s failed to load (traceback above)\n", adapter);
     send_error(0, SP__ERRKIND_STARTUP, SP_ESTARTUP, f, strlen(f));
     return EXIT_ADAPTER;
@@ -698,6 +718,8 @@ int main(int argc, char **argv) {
   /* Execution threads leave once SHUTDOWN closed the queue and it is empty. */
   for (int i = 0; i < W.threads; i++) pthread_join(th[i], NULL);
   int rc = pyhost_finish();
+  /* The manager kills our process group once we are gone; what left it goes now. */
+  if (g_group_leader && g_sweep) descendants_kill();
   free(th);
   free(paths);
   free(aargs);

@@ -30,6 +30,11 @@ class ArrayAdapter(ThreadSafeAdapter):
     __thread_safe__ = True
 
     @thread_safe_method
+    @tool(description="Do nothing (per-call overhead without arrays)")
+    def noop(self):
+        return None
+
+    @thread_safe_method
     @tool(description="Return the array unchanged")
     def echo(self, a):
         return a

@@ -42,6 +42,11 @@ class FrontendArrayAdapter(ThreadSafeAdapter):
         return {"a.b": a, "a": {"b": a * 2}}
 
     @thread_safe_method
+    @tool(description="An array among values JSON must keep exactly")
+    def mixed(self, a):
+        return {"a": a, "big": 2 ** 70, "x": 0.1, "s": '{"$array": 0} \\ "q"', "d": {"$arrayx": 0}}
+
+    @thread_safe_method
     @tool(description="What arrived: dtype, shape, SHA-256 of the C-ordered bytes")
     def digest(self, a, label: str = ""):
         if not isinstance(a, np.ndarray):

@@ -11,6 +11,7 @@ correct_adapter.py. Run like tests/cli/test_cli.py (SNAKEPIT_BIN, SP_TEST_ADAPTE
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("SNAKEPIT_BIN") or str(REPO / "build" / "snakepit")
 ADAPTERS = os.environ.get("SP_TEST_ADAPTERS") or str(REPO / "tests" / "adapters")
 
-EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_FINDINGS = 0, 2, 3, 8
+EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 2, 3, 8, 9
 
 
 def check(*args, timeout=60, cwd=None):
@@ -93,6 +94,25 @@ def test_correct_adapter_is_clean():
     assert all(t["failed"] == 0 for t in tools.values())
     proc = check("--python-path", ADAPTERS, "correct_adapter.CorrectAdapter")
     assert proc.returncode == EXIT_OK and "Result: no thread-safety problems found" in proc.stdout
+
+
+def test_tools_that_could_not_run_make_the_check_incomplete(tmp_path):
+    # The generated argument (factor=0) is refused: `scale` never runs, so the
+    # check cannot call the adapter clean.
+    rep = check_json("correct_adapter.PickyAdapter", rc=EXIT_INCOMPLETE)
+    assert rep["problems"] == 0
+    (un,) = rep["not_exercised"]
+    assert un["name"] == "scale" and "factor must be above 100" in un["reason"]
+    proc = check("--python-path", ADAPTERS, "correct_adapter.PickyAdapter")
+    assert proc.returncode == EXIT_INCOMPLETE
+    assert "Not exercised (1)" in proc.stdout and "scale" in proc.stdout
+    assert "Result: incomplete" in proc.stdout and "no thread-safety problems found\n" not in proc.stdout
+    # Given working arguments, or left out on purpose, the check passes.
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"scale": {"factor": 500}}))
+    rep = check_json("correct_adapter.PickyAdapter", "--args", str(args), rc=EXIT_OK)
+    assert rep["not_exercised"] == [] and {t["name"] for t in rep["tools"]} >= {"scale"}
+    check_json("correct_adapter.PickyAdapter", "--skip", "scale", rc=EXIT_OK)
 
 
 def test_import_inside_a_tool_is_reported():
@@ -221,3 +241,34 @@ def test_stats_includes_the_checkers_report(tmp_path):
     proc = subprocess.run([BIN, "-q", "-c", str(cfg), "stats"], capture_output=True, text=True, timeout=60)
     pools = {p["name"]: p for p in json.loads(proc.stdout)["pools"]}
     assert "thread_safety" in pools["checked"] and "thread_safety" not in pools["plain"]
+
+
+def test_progress_on_a_terminal():
+    """On a terminal, check says which tool it is running (one line, redrawn);
+    piped, stderr stays empty (test_racy_adapter_text_report)."""
+    from test_cli import run_on_terminal
+    rc, err = run_on_terminal("check", "--python-path", ADAPTERS, "racy_adapter.RacyAdapter",
+                              stream="stderr", timeout=60)
+    assert rc == EXIT_FINDINGS
+    steps = re.findall(r"snakepit check: tool (\d+)/(\d+): (\w+)", err)
+    assert steps and steps[-1][0] == steps[-1][1], err
+    assert "increment" in {name for _, _, name in steps}
+    assert err.endswith("\r\x1b[K"), repr(err[-40:])  # the line is cleared for the report
+
+
+def test_adapter_args_reach_the_constructor(tmp_path):
+    (tmp_path / "needs_args.py").write_text(
+        "from snakepit_bridge.base_adapter_threaded import ThreadSafeAdapter, tool\n"
+        "class A(ThreadSafeAdapter):\n"
+        "    __thread_safe__ = True\n"
+        "    def __init__(self, adapter_args=None):\n"
+        "        super().__init__()\n"
+        "        if adapter_args != ['--mode', 'threaded']:\n"
+        "            raise ValueError(f'got {adapter_args!r}')\n"
+        "    @tool(description='nothing')\n"
+        "    def noop(self):\n        return None\n")
+    proc = check("--python-path", str(tmp_path), "needs_args.A")
+    assert proc.returncode == EXIT_CONFIG and "got []" in proc.stderr, proc.stderr
+    proc = check("--python-path", str(tmp_path), "--adapter-arg=--mode", "--adapter-arg", "threaded",
+                 "needs_args.A")
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -31,14 +31,46 @@ EXIT_OK, EXIT_PYTHON, EXIT_USAGE, EXIT_CONFIG, EXIT_INVALID, EXIT_TIMEOUT, EXIT_
 RUN_TIMEOUT = 30  # seconds, per CLI run
 
 
-def run(*args, stdin=None, timeout=RUN_TIMEOUT):
-    """Runs the CLI; returns the CompletedProcess (text mode) plus .elapsed seconds."""
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+POOL_SOURCES = ("-c", "--config", "--url", "--adapter", "--local")
+
+
+def run(*args, stdin=None, timeout=RUN_TIMEOUT, env_extra=None):
+    """Runs the CLI; returns the CompletedProcess (text mode) plus .elapsed seconds.
+    Commands that would use the built-in pools get --local, so a server someone
+    runs on the default address cannot answer in their place."""
+    if args and args[0] in ("exec", "tools", "stats", "pools") and not any(
+            a in POOL_SOURCES for a in args):
+        args = ("--local",) + args
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env_extra or {}))
+    env.pop("SNAKEPIT_URL", None)
     t0 = time.monotonic()
     proc = subprocess.run([BIN, *args], input=stdin if stdin is not None else "",
                           capture_output=True, text=True, timeout=timeout, env=env)
     proc.elapsed = time.monotonic() - t0
     return proc
+
+
+def run_on_terminal(*args, stream="stdout", timeout=RUN_TIMEOUT):
+    """Runs the CLI with stdout or stderr on a pseudo-terminal (the other one is
+    discarded); returns (exit code, what the terminal got)."""
+    import pty
+    master, slave = pty.openpty()
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    env.pop("SNAKEPIT_URL", None)
+    streams = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, stream: slave}
+    proc = subprocess.Popen([BIN, *args], stdin=subprocess.DEVNULL, env=env, **streams)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: every writer closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return proc.wait(timeout), b"".join(chunks).decode()
 
 
 def ok_json(proc):
@@ -592,7 +624,7 @@ def test_worker_ignores_another_python_first_on_path(tmp_path):
     stdlib.mkdir(parents=True)
     (stdlib / "os.py").write_text("raise ImportError('wrong standard library')\n")
     env = dict(os.environ, PATH=f"{fake / 'bin'}:{os.environ.get('PATH', '')}")
-    proc = subprocess.run([BIN, "-q", "exec", "hpc_pool", "compute_intensive", '{"data": [1, 2]}'],
+    proc = subprocess.run([BIN, "-q", "--local", "exec", "hpc_pool", "compute_intensive", '{"data": [1, 2]}'],
                           capture_output=True, text=True, timeout=RUN_TIMEOUT, env=env)
     assert proc.returncode == EXIT_OK, proc.stderr
     assert json.loads(proc.stdout)["count"] == 2

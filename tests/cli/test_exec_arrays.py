@@ -106,6 +106,18 @@ def test_paths_that_map_to_one_file_name_keep_both(cfg, tmp_path):
     same_bits(np.load(second), a * 2)
 
 
+def test_other_values_print_exactly(cfg, tmp_path):
+    """Only the array's place changes: big integers, decimals and strings that
+    look like places print as the tool wrote them."""
+    np.save(tmp_path / "a.npy", np.zeros(2))
+    out = tmp_path / "out"
+    p = run(cfg, "ap", "mixed", "--array", f"a={tmp_path}/a.npy", "--out", str(out))
+    doc = ok(p)
+    assert doc == {"a": {"$array": f"{out}/a.npy", "dtype": "float64", "shape": [2]},
+                   "big": 2 ** 70, "x": 0.1, "s": '{"$array": 0} \\ "q"', "d": {"$arrayx": 0}}
+    assert str(2 ** 70) in p.stdout and "0.1" in p.stdout
+
+
 def test_whole_result_array_and_json_arguments(cfg, tmp_path):
     a = sample("f8", (5,), seed=3)
     b = sample("f8", (5,), seed=4)

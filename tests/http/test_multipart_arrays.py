@@ -85,7 +85,7 @@ def srv(request, tmp_path_factory):
     config = ("pools:\n" + pool_yaml("ap", adapter=ADAPTER)
               + pool_yaml("at", "thread", threads=2, adapter=ADAPTER))
     s = Server(tmp_path_factory.mktemp("arrays"), config, "--max-body", "1MiB", "--insecure",
-               "--threads", request.param)
+               "--http-threads", request.param)
     yield s
     assert s.stop() == 0, s.stderr()
 
@@ -202,17 +202,33 @@ def test_bad_parts_are_400_naming_the_part(srv):
     for body, ct, want in [
         (good_body[:-10], ctype, "no delimiter after its data"),
         (good_body, "multipart/form-data", "has no boundary parameter"),
-        (good_body, ctype.replace("form-data", "mixed"), "multipart/mixed is not accepted"),
         (b"garbage", ctype, "without its boundary"),
     ]:
         status, _, rbody = srv.request("POST", "/v1/pools/ap/tools/echo", body,
                                        {"Content-Type": ct, "Accept": "multipart/form-data"})
         err = error_of(status, rbody, 400, "validation", "SP_EINVAL")
         assert want in err["message"], (want, err)
+    # Only form-data is a call's multipart type, as only JSON is its other one.
+    status, _, rbody = srv.request("POST", "/v1/pools/ap/tools/echo", good_body,
+                                   {"Content-Type": ctype.replace("form-data", "mixed")})
+    error_of(status, rbody, 415, "http", "UNSUPPORTED_MEDIA_TYPE")
     # Still serving.
     a = np.arange(3.0)
     doc, arrays = arrays_of(*call(srv, "echo", [("a", None, None, npy_bytes(a))]))
     same_bits(arrays[0][1], a)
+
+
+def test_cross_site_multipart_is_refused(srv):
+    """multipart/form-data is what a page's form can send without a preflight:
+    the origin checks refuse it from other sites before the call runs."""
+    good = npy_bytes(np.zeros(2))
+    for headers in ({"Origin": "http://evil.example"}, {"Origin": "null"},
+                    {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "no-cors"}):
+        status, _, body = call(srv, "echo", [("a", None, None, good)], extra=headers)
+        error_of(status, body, 403, "http", "FORBIDDEN_ORIGIN")
+    status, _, body = call(srv, "echo", [("a", None, None, good)],
+                           extra={"Origin": f"http://127.0.0.1:{srv.port}"})
+    assert status == 200, body
 
 
 def test_body_limit_applies_to_arrays(srv):
@@ -224,7 +240,7 @@ def test_body_limit_applies_to_arrays(srv):
     body, ctype = form([("a", "a.npy", None, npy_bytes(np.zeros(200_000)))])  # 1.6 MB
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     try:
-        s.sendall(f"POST /v1/pools/ap/tools/echo HTTP/1.1\r\nHost: t\r\nContent-Type: {ctype}\r\n"
+        s.sendall(f"POST /v1/pools/ap/tools/echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {ctype}\r\n"
                   f"Content-Length: {len(body)}\r\n\r\n".encode())
         resp = http.client.HTTPResponse(s)
         resp.begin()

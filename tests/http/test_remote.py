@@ -101,3 +101,43 @@ def test_token_from_the_environment(token_server):
     p = cli("pools", "--url", token_server.url,
             env={"SNAKEPIT_TOKEN_FILE": str(token_server.tmp / "token")})
     assert p.returncode == EXIT_OK and json.loads(p.stdout) == ["tp"], p.stderr
+
+
+def test_snakepit_url_makes_the_commands_talk_to_the_server(server):
+    """With SNAKEPIT_URL set, stats shows the server's live figures instead of a
+    freshly started pool's zeros."""
+    assert server.call("tp", "noop")[0] == 200
+    p = cli("stats", "tp", env={"SNAKEPIT_URL": server.url})
+    assert p.returncode == EXIT_OK, p.stderr
+    assert json.loads(p.stdout)["calls"]["ok"] >= 1
+    p = cli("pools", env={"SNAKEPIT_URL": server.url})
+    assert p.returncode == EXIT_OK and json.loads(p.stdout) == ["tp", "tt", "sat", "qt", "crash", "racy", "checked"]
+    # -c FILE still starts pools of its own, whatever SNAKEPIT_URL says.
+    p = cli("pools", "-c", str(server.cfg), env={"SNAKEPIT_URL": "http://127.0.0.1:1"})
+    assert p.returncode == EXIT_OK and json.loads(p.stdout)[0] == "tp"
+
+
+def test_top_refreshes_the_table(server):
+    server.call("tp", "noop")
+    p = cli("top", "--url", server.url, "-n", "2", "--interval", "0.2")
+    assert p.returncode == EXIT_OK, p.stderr
+    assert p.stdout.count("snakepit top - " + server.url) == 2
+    assert "calls/s" in p.stdout and "POOL" in p.stdout
+    assert any(line.split()[:2] == ["tp", "process"] for line in p.stdout.splitlines())
+    p = cli("top", "--url", server.url, "--interval", "0")
+    assert p.returncode == EXIT_USAGE
+
+
+def test_serve_one_pool_from_flags(tmp_path):
+    """The seed's one-command threaded server: no configuration file."""
+    from conftest import ADAPTERS
+    s = Server(tmp_path, None, "--adapter", "testing_adapter.TestingAdapter", "--python-path",
+               ADAPTERS, "--profile", "thread", "--workers", "1", "--threads", "3",
+               "--thread-safety-check")
+    try:
+        st = s.get_json("/v1/pools/default")
+        assert (st["profile"], st["pool_size"], st["threads_per_worker"]) == ("thread", 1, 3)
+        status, _, body = s.call("default", "add", {"a": 1, "b": 2})
+        assert status == 200 and json.loads(body) == 3
+    finally:
+        assert s.stop() == 0, s.stderr()

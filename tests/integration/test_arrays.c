@@ -491,6 +491,40 @@ static void dead_worker_leaks_nothing_and_results_stay_valid(void **state) {
   assert_int_equal(mappings_of("snakepit-leak-"), 0);
 }
 
+/* A worker that sends malformed array descriptors: a protocol error, and it is replaced. */
+static void malformed_descriptors_from_a_worker(void **state) {
+  (void)state;
+  char path[4096];
+  snprintf(path, sizeof(path), "%s/../integration/lying_worker.py", SP_TEST_ADAPTERS);
+  setenv("SNAKEPIT_WORKER", path, 1);
+  sp_runtime_t *r = h_start_pool("liar", "process", 1, 1, ARRAY_ADAPTER,
+                                 "    worker_start: exec\n");
+  unsetenv("SNAKEPIT_WORKER");
+  json_t *before = h_pool_stats(r, "liar");
+  json_int_t pid = json_integer_value(
+      json_object_get(json_array_get(json_object_get(before, "workers"), 0), "pid"));
+  json_decref(before);
+  sp_result_t res;
+  assert_int_equal(sp_execute(r, "liar", "bad", "{}", NULL, &res), SP_EPROTOCOL);
+  assert_non_null(strstr(res.error.message, "malformed"));
+  assert_null(res.arrays);
+  sp_result_free(&res);
+  /* Killed and replaced: a new process in its place. */
+  json_int_t now = pid;
+  for (int i = 0; i < 100 && (now == pid || now == 0); i++) {
+    h_sleep_ms(50);
+    json_t *s = h_pool_stats(r, "liar");
+    json_t *w = json_array_get(json_object_get(s, "workers"), 0);
+    const char *st = json_string_value(json_object_get(w, "state"));
+    now = st != NULL && strcmp(st, "ready") == 0
+              ? json_integer_value(json_object_get(w, "pid"))
+              : 0;
+    json_decref(s);
+  }
+  assert_true(now != pid && now != 0);
+  sp_runtime_stop(r, 1000);
+}
+
 /* A 1 GiB array, when max_shared_memory allows it. */
 static void one_gib_array(void **state) {
   (void)state;
@@ -528,6 +562,7 @@ int main(void) {
       cmocka_unit_test(sixteen_callers_get_their_own_data),
       cmocka_unit_test(limits_and_fallbacks),
       cmocka_unit_test(dead_worker_leaks_nothing_and_results_stay_valid),
+      cmocka_unit_test(malformed_descriptors_from_a_worker),
       cmocka_unit_test(one_gib_array),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -1,0 +1,143 @@
+/*
+ * stats_text.c - the statistics JSON (sp_stats_json(), or `snakepit serve`'s
+ * /v1/pools) as a table a person reads: per pool its workers, calls, latency
+ * quantiles and how busy its threads have been; optionally a line per worker.
+ * The JSON stays the interface for programs; this is for terminals and logs.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "snakepit.h"
+
+static json_int_t jint(const json_t *o, const char *key) {
+  return json_integer_value(json_object_get(o, key));
+}
+
+/* Microseconds as "850 us", "12.4 ms", "1.02 s". */
+static void fmt_us(char *buf, size_t cap, json_int_t us) {
+  if (us < 1000)
+    snprintf(buf, cap, "%lld us", (long long)us);
+  else if (us < 1000000)
+    snprintf(buf, cap, "%.3g ms", (double)us / 1e3);
+  else
+    snprintf(buf, cap, "%.3g s", (double)us / 1e6);
+}
+
+static void fmt_kib(char *buf, size_t cap, json_int_t kib) {
+  if (kib < 10240)
+    snprintf(buf, cap, "%lld KiB", (long long)kib);
+  else
+    snprintf(buf, cap, "%.1f MiB", (double)kib / 1024.0);
+}
+
+/*
+ * Thread utilisation since the workers started: the pool's summed call time over
+ * its threads times the oldest worker's uptime. Call time is measured by the
+ * caller, so it includes time queued; the figure is capped at 100%.
+ */
+static double utilisation(const json_t *pool) {
+  json_int_t sum_us = jint(json_object_get(pool, "latency_histogram"), "sum_us");
+  json_int_t up_ms = 0;
+  size_t i;
+  json_t *w;
+  json_array_foreach(json_object_get(pool, "workers"), i, w) {
+    if (jint(w, "uptime_ms") > up_ms) up_ms = jint(w, "uptime_ms");
+  }
+  double slots = (double)(jint(pool, "pool_size") * jint(pool, "threads_per_worker"));
+  if (up_ms <= 0 || slots <= 0) return 0;
+  double u = (double)sum_us / (slots * (double)up_ms * 1000.0);
+  return u > 1 ? 1 : u;
+}
+
+static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
+  const json_t *calls = json_object_get(p, "calls");
+  const json_t *lat = json_object_get(p, "latency_us");
+  json_int_t failed = 0;
+  const char *cat;
+  json_t *v;
+  json_object_foreach(json_object_get((json_t *)calls, "failed"), cat, v) failed +=
+      json_integer_value(v);
+  char workers[48], busy[48], p50[32], p90[32], p99[32];
+  snprintf(workers, sizeof(workers), "%lld/%lld", (long long)jint(p, "ready_workers"),
+           (long long)jint(p, "pool_size"));
+  snprintf(busy, sizeof(busy), "%lld/%lld", (long long)jint(p, "busy_slots"),
+           (long long)jint(p, "capacity"));
+  fmt_us(p50, sizeof(p50), jint(lat, "p50"));
+  fmt_us(p90, sizeof(p90), jint(lat, "p90"));
+  fmt_us(p99, sizeof(p99), jint(lat, "p99"));
+  if (jint(json_object_get(p, "latency_histogram"), "count") == 0) /* no call measured yet */
+    strcpy(p50, "-"), strcpy(p90, "-"), strcpy(p99, "-");
+  const char *name = json_string_value(json_object_get(p, "name"));
+  const char *profile = json_string_value(json_object_get(p, "profile"));
+  fprintf(f, "%-16s %-8s %7s %7lld %7s %6lld %8lld %8lld %7lld %9s %9s %9s %5.0f%%\n",
+          name ? name : "?", profile ? profile : "?", workers,
+          (long long)jint(p, "threads_per_worker"), busy, (long long)jint(p, "queue_depth"),
+          (long long)jint(calls, "total"), (long long)jint(calls, "ok"), (long long)failed, p50,
+          p90, p99, 100.0 * utilisation(p));
+  if (failed > 0) {
+    fprintf(f, "  failed:");
+    json_object_foreach(json_object_get((json_t *)calls, "failed"), cat, v) {
+      if (json_integer_value(v) > 0) fprintf(f, " %s %lld", cat, (long long)json_integer_value(v));
+    }
+    fputc('\n', f);
+  }
+  if (json_is_true(json_object_get(p, "degraded"))) {
+    const char *why = json_string_value(json_object_get(p, "degraded_reason"));
+    fprintf(f, "  DEGRADED: %s\n", why ? why : "crash loop");
+  }
+  if (!(flags & SP_STATS_TEXT_WORKERS)) return;
+  size_t i;
+  json_t *w;
+  json_array_foreach(json_object_get(p, "workers"), i, w) {
+    char rss[32], up[32];
+    fmt_kib(rss, sizeof(rss), jint(w, "rss_kb"));
+    fmt_us(up, sizeof(up), jint(w, "uptime_ms") * 1000);
+    const char *id = json_string_value(json_object_get(w, "id"));
+    const char *state = json_string_value(json_object_get(w, "state"));
+    fprintf(f, "  %-6s pid %-8lld %-9s calls %-8lld running %lld/%-4lld rss %-10s up %s\n",
+            id ? id : "?", (long long)jint(w, "pid"), state ? state : "?",
+            (long long)jint(w, "requests"), (long long)jint(w, "inflight"),
+            (long long)jint(w, "capacity"), rss, up);
+  }
+}
+
+int sp_stats_text(const char *stats_json, unsigned flags, char **text, sp_error_t *err) {
+  *text = NULL;
+  json_error_t jerr;
+  json_t *doc = stats_json ? json_loads(stats_json, 0, &jerr) : NULL;
+  if (doc == NULL) return sp__error_set(err, SP_EINVAL, "statistics are not JSON");
+  json_t *pools = json_object_get(doc, "pools");
+  if (!json_is_array(pools) && json_object_get(doc, "name") == NULL) {
+    json_decref(doc);
+    return sp__error_set(err, SP_EINVAL, "statistics have neither \"pools\" nor a pool \"name\"");
+  }
+  size_t len = 0;
+  FILE *f = open_memstream(text, &len);
+  if (f == NULL) {
+    json_decref(doc);
+    return sp__error_set(err, SP_ENOMEM, "out of memory formatting statistics");
+  }
+  fprintf(f, "%-16s %-8s %7s %7s %7s %6s %8s %8s %7s %9s %9s %9s %6s\n", "POOL", "PROFILE",
+          "WORKERS", "THREADS", "BUSY", "QUEUE", "CALLS", "OK", "FAILED", "P50", "P90", "P99",
+          "UTIL");
+  if (json_is_array(pools)) {
+    size_t i;
+    json_t *p;
+    json_array_foreach(pools, i, p) pool_rows(f, p, flags);
+  } else {
+    pool_rows(f, doc, flags);
+  }
+  int bad = ferror(f);
+  fclose(f);
+  json_decref(doc);
+  if (bad) {
+    free(*text);
+    *text = NULL;
+    return sp__error_set(err, SP_ENOMEM, "out of memory formatting statistics");
+  }
+  sp__error_clear(err);
+  return 0;
+}
