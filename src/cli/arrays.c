@@ -13,6 +13,7 @@
 
 #include "cli.h"
 #include "npy.h"
+#include "utf8.h"
 
 /* Takes "--array X", "--array=X", "--out X" and "--out=X" out of argv[1..]. */
 int sp_cli_exec_options(int *argc, char **argv, sp_cli_opts_t *o) {
@@ -103,6 +104,10 @@ int sp_cli_inputs_load(const sp_cli_opts_t *o, sp_cli_inputs_t *in) {
   for (size_t i = 0; i < n; i++) {
     const char *spec = o->arrays[i], *eq = strchr(spec, '='), *path = eq + 1;
     if ((in->names[i] = strndup(spec, (size_t)(eq - spec))) == NULL) return SP_EXIT_WORKER;
+    if (!sp__utf8_valid((const unsigned char *)in->names[i], strlen(in->names[i]))) {
+      fprintf(stderr, "snakepit: --array: the name before '=' is not valid UTF-8\n");
+      return SP_EXIT_USAGE;
+    }
     for (size_t j = 0; j < i; j++)
       if (strcmp(in->names[j], in->names[i]) == 0) {
         fprintf(stderr, "snakepit: --array %s is given twice\n", in->names[i]);

@@ -14,6 +14,7 @@
 #include "http_internal.h"
 #include "multipart.h"
 #include "npy.h"
+#include "utf8.h"
 
 static int part_error(sp_error_t *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int part_error(sp_error_t *err, const char *fmt, ...) {
@@ -68,6 +69,9 @@ int sp__http_inputs_parse(sp__req_t *r, sp__http_inputs_t *in, sp_error_t *err) 
                         "multipart part %zu has no name (Content-Disposition: form-data; "
                         "name=\"ARGUMENT\")",
                         i + 1);
+    /* Part names are argument names: text the worker makes Python names of. */
+    if (!sp__utf8_valid((const unsigned char *)p->name, strlen(p->name)))
+      return part_error(err, "multipart part %zu: its name is not valid UTF-8", i + 1);
     for (size_t j = 0; j < i; j++)
       if (strcmp(in->parts[j].name, p->name) == 0)
         return part_error(err, "part '%s' is given twice", p->name);
@@ -95,6 +99,8 @@ int sp__http_inputs_parse(sp__req_t *r, sp__http_inputs_t *in, sp_error_t *err) 
                                            .data = a->data};
   }
   if (args != NULL) {
+    if (memchr(args->data, '\0', args->len) != NULL)
+      return part_error(err, "part 'args' contains a NUL byte: not JSON text");
     if ((in->args = strndup(args->data, args->len)) == NULL)
       return sp_error_setf(err, SP_ENOMEM, "out of memory reading the multipart body");
     /* The JSON itself is the library's to judge; only a name given twice is ours. */

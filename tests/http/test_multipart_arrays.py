@@ -192,6 +192,8 @@ def test_bad_parts_are_400_naming_the_part(srv):
         ([("a", None, None, good), ("a", None, None, good)], "part 'a' is given twice"),
         ([("args", None, None, b'{"a": 1}'), ("a", None, None, good)],
          "argument 'a' is given both in part 'args' and as a .npy part"),
+        ([("args", None, None, b'{"label": "x"}\x00junk'), ("a", None, None, good)],
+         "part 'args' contains a NUL byte"),
     ]
     for parts, want in cases:
         status, _, body = call(srv, "echo", parts)
@@ -208,6 +210,13 @@ def test_bad_parts_are_400_naming_the_part(srv):
                                        {"Content-Type": ct, "Accept": "multipart/form-data"})
         err = error_of(status, rbody, 400, "validation", "SP_EINVAL")
         assert want in err["message"], (want, err)
+    # A part name that is not UTF-8 (argument names are text).
+    raw = (b'--B\r\nContent-Disposition: form-data; name="\xff\xfe"\r\n\r\n' + good
+           + b"\r\n--B--\r\n")
+    status, _, rbody = srv.request("POST", "/v1/pools/ap/tools/echo", raw,
+                                   {"Content-Type": "multipart/form-data; boundary=B"})
+    err = error_of(status, rbody, 400, "validation", "SP_EINVAL")
+    assert "multipart part 1: its name is not valid UTF-8" in err["message"]
     # Only form-data is a call's multipart type, as only JSON is its other one.
     status, _, rbody = srv.request("POST", "/v1/pools/ap/tools/echo", good_body,
                                    {"Content-Type": ctype.replace("form-data", "mixed")})
