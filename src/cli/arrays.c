@@ -157,9 +157,12 @@ static char *out_path(const char *dir, const char *name, size_t index, json_t *t
   sp_npy_file_base(name, base, n);
   if (json_object_get(taken, base) != NULL) sprintf(base + strlen(base), "~%zu", index);
   json_object_set_new(taken, base, json_true());
-  size_t len = strlen(dir) + strlen(base) + 6;
+  /* "out/" and "out" name the same directory: one slash before the file. */
+  int dl = (int)strlen(dir);
+  while (dl > 1 && dir[dl - 1] == '/') dl--;
+  size_t len = (size_t)dl + strlen(base) + 6;
   char *path = malloc(len);
-  if (path) snprintf(path, len, "%s/%s.npy", dir, base);
+  if (path) snprintf(path, len, "%.*s%s%s.npy", dl, dir, dir[dl - 1] == '/' ? "" : "/", base);
   free(base);
   return path;
 }

@@ -84,7 +84,7 @@ def test_nested_result_paths(cfg, tmp_path):
     a = np.arange(6, dtype=np.float64).reshape(2, 3) / 7
     np.save(tmp_path / "a.npy", a)
     out = tmp_path / "out"
-    doc = ok(run(cfg, "ap", "nested", "--out", str(out), "--array", f"a={tmp_path}/a.npy"))
+    doc = ok(run(cfg, "ap", "nested", "--out", f"{out}//", "--array", f"a={tmp_path}/a.npy"))
     assert doc["n"] == 1
     assert doc["c"] == {"$array": f"{out}/c.npy", "dtype": "float64", "shape": [2, 3]}
     assert doc["items"][0] == {"$array": f"{out}/items.0.npy", "dtype": "float64", "shape": [2, 3]}
