@@ -126,6 +126,14 @@ def test_every_dtype_round_trips_bit_exact(srv, pool):
         same_bits(arrays[0][1], a)
 
 
+def test_empty_and_zero_dimensional_arrays(srv):
+    for a in (np.zeros((0, 3)), np.zeros(0, dtype=np.int8), np.float32(2.5).reshape(()),
+              np.array(7, dtype=">i8"), np.zeros((2, 0, 4), dtype=np.complex64)):
+        doc, arrays = arrays_of(*call(srv, "echo", [("a", "a.npy", None, npy_bytes(a))]))
+        assert doc == {"$array": 0}
+        same_bits(arrays[0][1], a)
+
+
 def test_fortran_order_and_json_args(srv):
     a = np.asfortranarray(sample("f8", (3, 5), seed=1))
     a[~np.isfinite(a)] = 0.25
