@@ -329,7 +329,7 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
   if (w->pool->tools_json == NULL) {
     json_t *tools = json_object_get(json_object_get(o, "manifest"), "tools");
     size_t n = json_array_size(tools);
-    w->pool->tools_json = json_dumps(tools ? tools : json_array(), JSON_COMPACT);
+    w->pool->tools_json = tools ? json_dumps(tools, JSON_COMPACT) : strdup("[]");
     w->pool->tool_names = calloc(n ? n : 1, sizeof(char *));
     if (w->pool->tool_names != NULL) {
       for (size_t i = 0; i < n; i++) {
@@ -339,7 +339,7 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
     }
     w->pool->tool_stats = calloc(n ? n : 1, sizeof(*w->pool->tool_stats));
     json_t *plain = json_object_get(json_object_get(o, "manifest"), "methods_without_tool");
-    w->pool->methods_without_tool = json_dumps(plain ? plain : json_array(), JSON_COMPACT);
+    w->pool->methods_without_tool = plain ? json_dumps(plain, JSON_COMPACT) : strdup("[]");
     w->pool->python_version = strdup(w->python_version);
     w->pool->gil_enabled = w->gil_enabled;
   }

@@ -200,6 +200,7 @@ static void busy_worker_is_missing_within_the_timeout(void **state) {
   json_decref(p);
   for (int i = 0; i < 4; i++) assert_true(h_async_wait(&outs[i], 30));
   for (int i = 0; i < 4; i++) assert_int_equal(outs[i].code, 0);
+  for (int i = 0; i < 4; i++) sp_free(outs[i].json);
   /* Its late answer is ignored, and the next report is whole again. */
   p = reports_of("thr", NULL);
   assert_int_equal(json_object_size(json_object_get(p, "workers")), 1);

@@ -45,21 +45,26 @@ static void bad_headers(void **state) {
   h[0] = 'X';
   assert_int_equal(sp__frame_header_parse(h, 100, &f, &err), SP_EPROTOCOL);
   assert_non_null(strstr(err.message, "magic"));
+  sp_error_free(&err);
 
   sp__frame_header_write(h, SP__FRAME_CALL, 0, 10, 1);
   h[1] = 9;
   assert_int_equal(sp__frame_header_parse(h, 100, &f, &err), SP_EPROTOCOL);
   assert_non_null(strstr(err.message, "version"));
+  sp_error_free(&err);
 
   sp__frame_header_write(h, 0, 0, 10, 1);
   assert_int_equal(sp__frame_header_parse(h, 100, &f, &err), SP_EPROTOCOL);
+  sp_error_free(&err);
   sp__frame_header_write(h, SP__FRAME_TYPE_MAX + 1, 0, 10, 1);
   assert_int_equal(sp__frame_header_parse(h, 100, &f, &err), SP_EPROTOCOL);
   assert_non_null(strstr(err.message, "unknown frame type"));
+  sp_error_free(&err);
 
   sp__frame_header_write(h, SP__FRAME_CALL, 0, 101, 1);
   assert_int_equal(sp__frame_header_parse(h, 100, &f, &err), SP_ETOOLARGE);
   assert_non_null(strstr(err.message, "101 bytes"));
+  sp_error_free(&err);
   assert_int_equal(err.category, SP_CAT_PROTOCOL);
 }
 
@@ -142,11 +147,13 @@ static void decoder_rejects_oversized_and_garbage(void **state) {
   sp__frame_t f;
   sp_error_t err;
   assert_int_equal(sp__decoder_next(&d, &f, &err), SP_ETOOLARGE);
+  sp_error_free(&err);
   sp__decoder_free(&d);
 
   sp__decoder_init(&d, 64);
   feed(&d, (const uint8_t *)"GET / HTTP/1.1\r\n\r\n", 18);
   assert_int_equal(sp__decoder_next(&d, &f, &err), SP_EPROTOCOL);
+  sp_error_free(&err);
   sp__decoder_free(&d);
   sp__buf_free(&b);
 }
