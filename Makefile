@@ -1,11 +1,14 @@
-# Thin wrapper over CMake: `make run`, `make test`, `make bench`.
+# Thin wrapper over CMake: `make run`, `make test`, `make test-ft`, `make bench`.
 BUILD ?= build
 PYTHON_CONFIG ?= /usr/bin/python3-config
-PYTHON ?= /usr/bin/python3
+# The interpreter beside the -config script (python3.14t-config -> python3.14t).
+PYTHON ?= $(patsubst %-config,%,$(PYTHON_CONFIG))
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# Where `make test-ft` builds: its own folder, so both builds live side by side.
+FT_BUILD ?= build-ft
 
-.PHONY: all deps deps-bench build run test bench clean format tidy
+.PHONY: all deps deps-bench build run test test-ft bench clean format tidy FORCE
 
 all: build
 
@@ -15,8 +18,17 @@ deps:
 deps-bench:
 	@scripts/install-deps.sh bench
 
-$(BUILD)/CMakeCache.txt:
-	cmake -S . -B $(BUILD) -DPYTHON_CONFIG=$(PYTHON_CONFIG) -DPYTHON=$(PYTHON) $(CMAKE_FLAGS)
+# The build folder remembers the arguments it was configured with; other ones
+# (another Python, other CMAKE_FLAGS) re-configure it from scratch, so no cached
+# setting of the previous configuration survives.
+CONFIGURE_ARGS = -DPYTHON_CONFIG=$(PYTHON_CONFIG) -DPYTHON=$(PYTHON) $(CMAKE_FLAGS)
+
+$(BUILD)/configure-args: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CONFIGURE_ARGS)' | cmp -s - $@ || echo '$(CONFIGURE_ARGS)' > $@
+
+$(BUILD)/CMakeCache.txt: $(BUILD)/configure-args
+	cmake --fresh -S . -B $(BUILD) $(CONFIGURE_ARGS)
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -26,6 +38,16 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --timeout 300 -j 1
+
+# The free-threaded suite: PYTHON_CONFIG must name a free-threaded Python's
+# -config script (python3.14t-config). Builds into FT_BUILD and runs the tests
+# labelled free-threaded (tests/CMakeLists.txt): integration tests of both
+# profiles, the SDK and CLI suites under that Python, pure-Python parallelism.
+test-ft: deps
+	@$(PYTHON) -c 'import sys, sysconfig; sys.exit(0 if sysconfig.get_config_var("Py_GIL_DISABLED") else 1)' \
+	  || { echo "make test-ft: $(PYTHON) is not a free-threaded Python; set PYTHON_CONFIG to its python3.Xt-config" >&2; exit 2; }
+	$(MAKE) build BUILD=$(FT_BUILD)
+	cd $(FT_BUILD) && ctest -L free-threaded --output-on-failure --timeout 300 -j 1
 
 bench: deps-bench build
 	$(PYTHON) bench/report.py --build $(BUILD)

@@ -29,7 +29,7 @@ typedef enum {
   SP__FRAME_CHUNK = 5,    /* worker -> manager: one streamed chunk (JSON) */
   SP__FRAME_CANCEL = 6,   /* manager -> worker: cancel request id */
   SP__FRAME_PING = 7,     /* manager -> worker: body echoed in PONG */
-  SP__FRAME_PONG = 8,     /* worker -> manager */
+  SP__FRAME_PONG = 8,     /* worker -> manager: PING body, attach wait ns, calls, GIL on (1 byte) */
   SP__FRAME_STATS = 9,    /* both ways: request (empty) / reply (JSON) */
   SP__FRAME_SHUTDOWN = 10 /* manager -> worker: finish in-flight calls, run atexit, exit */
 } sp__frame_type_t;

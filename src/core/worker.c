@@ -252,6 +252,17 @@ static void on_result(sp__worker_t *w, const sp__frame_t *f) {
   sp__pool_pump(w->pool);
 }
 
+/* A free-threaded worker runs with the GIL after all: CPython turns it back on
+ * when code imports an extension module that does not declare free-threading
+ * support, and from then on its threads no longer run Python in parallel. */
+static void gil_came_back(sp__worker_t *w, const char *when) {
+  w->pool->gil_reenabled++;
+  sp__log(SP__LOG_WARN,
+          "[%s/%s pid %d] the GIL is enabled again (%s): an extension module without "
+          "free-threading support was imported; this worker's threads no longer run Python "
+          "in parallel", w->pool->cfg->name, w->name, w->pid, when);
+}
+
 static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
   json_error_t jerr;
   json_t *o = json_loadb((const char *)f->body, f->length, 0, &jerr);
@@ -265,6 +276,8 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
   const char *ver = json_string_value(json_object_get(o, "python_version"));
   snprintf(w->python_version, sizeof(w->python_version), "%s", ver ? ver : "?");
   w->gil_enabled = json_is_true(json_object_get(o, "gil_enabled"));
+  w->free_threaded = json_is_true(json_object_get(o, "free_threaded_build"));
+  if (w->free_threaded && w->gil_enabled) gil_came_back(w, "when the adapter loaded");
   w->state = SP__W_READY;
   w->slots.ready = 1;
   w->ready_ms = w->last_pong_ms = w->last_ping_ms = sp__now_ms();
@@ -282,6 +295,7 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
     w->pool->tool_stats = calloc(n ? n : 1, sizeof(*w->pool->tool_stats));
     w->pool->python_version = strdup(w->python_version);
     w->pool->gil_enabled = w->gil_enabled;
+    w->pool->free_threaded = w->free_threaded;
   }
   json_decref(o);
   sp__pool_worker_ready(w->pool, w);
@@ -318,8 +332,13 @@ static void on_frame(sp__worker_t *w, const sp__frame_t *f) {
           a = a << 8 | f->body[8 + i];
           b = b << 8 | f->body[16 + i];
         }
-        w->gil_wait_ns = a;
+        w->attach_wait_ns = a;
         w->calls_done = b;
+      }
+      if (f->length >= 25) { /* the GIL state now: it can come back on at run time */
+        int on = f->body[24] != 0;
+        if (on && !w->gil_enabled) gil_came_back(w, "at run time");
+        w->gil_enabled = on;
       }
       return;
     case SP__FRAME_CHUNK:

@@ -69,7 +69,7 @@ struct sp__worker_s {
   int retiring;           /* recycled: detached from its position, draining */
   sp__worker_t *retire_next;
   const char *kill_reason; /* why the manager killed it, for the exit message */
-  uint64_t gil_wait_ns;    /* reported in its last PONG */
+  uint64_t attach_wait_ns; /* reported in its last PONG */
   uint64_t calls_done;
   uint64_t requests;
   int exited;
@@ -79,7 +79,8 @@ struct sp__worker_s {
   int finalized;
   char *failure; /* text of a STARTUP/PROTOCOL error the worker sent before dying */
   char python_version[32];
-  int gil_enabled;
+  int gil_enabled;        /* from HELLO, then from every PONG */
+  int free_threaded;      /* a free-threaded (PEP 703) build of Python */
 
   /* Started by the pool's fork server (worker_start: fork) rather than exec'd. */
   struct sp__forkserver_s *fs; /* NULL once it exited or when exec'd */

@@ -386,8 +386,9 @@ static void handle_frame(const sp__frame_t *f) {
       return;
     }
     case SP__FRAME_PING: {
-      /* PONG: the 8-byte PING body echoed, then GIL wait (ns) and calls done. */
-      uint8_t body[24] = {0};
+      /* PONG: the 8-byte PING body echoed, then attach wait (ns) and calls
+       * done, then 1 byte: the GIL is on now. */
+      uint8_t body[25] = {0};
       uint64_t wait_ns, calls;
       pyhost_counters(&wait_ns, &calls);
       memcpy(body, f->body, f->length < 8 ? f->length : 8);
@@ -395,6 +396,7 @@ static void handle_frame(const sp__frame_t *f) {
         body[8 + i] = (uint8_t)(wait_ns >> (8 * i));
         body[16 + i] = (uint8_t)(calls >> (8 * i));
       }
+      body[24] = (uint8_t)pyhost_gil_enabled();
       send_frame(SP__FRAME_PONG, f->id, 0, (const char *)body, sizeof(body));
       return;
     }

@@ -189,7 +189,7 @@ static void stats_json(void **state) {
   assert_true(json_integer_value(json_object_get(w, "pid")) > 0);
   assert_true(json_integer_value(json_object_get(w, "rss_kb")) > 1000);
   assert_true(json_integer_value(json_object_get(w, "requests")) >= 1);
-  assert_true(json_is_real(json_object_get(w, "gil_wait_ms")));
+  assert_true(json_is_real(json_object_get(w, "attach_wait_ms")));
   /* Per-tool counters, the cumulative histogram, and refusals counted before dispatch
    * (earlier tests sent unknown tools and bad JSON to this pool). */
   json_t *noop = json_object_get(json_object_get(o, "tools"), "noop");
