@@ -42,6 +42,7 @@ import types
 import typing
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from . import _doctor
 from . import context as _context
 from . import thread_safety_checker as _tsc
 from .base_adapter import iter_tools
@@ -362,6 +363,8 @@ async def _await(aw: Any) -> Any:
 
 #: Built-in tool every host exposes while thread-safety checks are on.
 REPORT_TOOL = "_snakepit_thread_safety_report"
+#: Built-in tool of every host, not in the manifest: facts for `snakepit doctor`.
+DOCTOR_TOOL = "_snakepit_doctor"
 
 
 class Host:
@@ -401,6 +404,13 @@ class Host:
             "thread_safe": thread_safe if isinstance(thread_safe, bool) else None,
             "tools": [t.manifest for _, t in sorted(self.tools.items())],
         })
+        # After the manifest: callable by name (`snakepit doctor`), never listed.
+        self._gil_after_load = _doctor.gil_enabled()
+        doctor = _Tool(DOCTOR_TOOL, lambda: _doctor.facts(self._baseline_modules,
+                                                          self._gil_after_load),
+                       {"description": "Facts about this worker's Python (built in)"})
+        doctor.internal = True
+        self.tools[DOCTOR_TOOL] = doctor
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
 

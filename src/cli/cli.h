@@ -49,6 +49,8 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv);
  * left as they are. Returns 0, or SP_EINVAL/SP_ENOMEM with *json untouched.
  */
 int sp_cli_thread_safety_report(sp_runtime_t *rt, const char *pool, char **json);
+/** `snakepit doctor [POOL...] [--json]`: argv[0] is "doctor". */
+int sp_cli_doctor(const sp_cli_opts_t *o, int argc, char **argv);
 /** `snakepit serve [...]`: argv[0] is "serve". */
 int sp_cli_serve(const sp_cli_opts_t *o, int argc, char **argv);
 /** exec/tools/stats/pools against o->url; argv[0] is the command. */

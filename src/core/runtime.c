@@ -567,7 +567,9 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
   sp__pool_t *p = *found = find_pool(rt, pool, err);
   if (p == NULL) return SP_ENOPOOL;
   int tool_index = sp__pool_find_tool(p, tool);
-  if (tool_index < 0) {
+  /* Names starting with _snakepit_ are the SDK's built-in tools (the facts of
+   * `snakepit doctor`): every worker answers them, no manifest lists them. */
+  if (tool_index < 0 && strncmp(tool, "_snakepit_", 10) != 0) {
     char names[768] = "";
     size_t used = 0;
     for (size_t i = 0; i < p->tool_count && used < sizeof(names); i++)

@@ -96,11 +96,14 @@ def test_listen_mode_speaks_the_protocol(listening_worker):
     assert etype == ERROR and ebody[0] == 1  # kind 1: validation
     assert b"'a'" in ebody[1:]               # the message names the argument
 
-    # PING is echoed in PONG with the GIL wait and the calls done so far.
+    # PING is echoed in PONG with the attach wait, the calls done so far and
+    # whether the GIL is on now (as HELLO said: nothing turned it on since).
     sock.sendall(frame(PING, 0, b"12345678"))
     ftype, _, body = read_frame(sock)
-    assert ftype == PONG and body[:8] == b"12345678"
+    assert ftype == PONG and body[:8] == b"12345678" and len(body) == 25
     assert struct.unpack("<Q", body[16:24])[0] == 2
+    assert body[24] == int(hello["gil_enabled"])
+    assert hello["gil_enabled"] is not hello["free_threaded_build"]
 
     # SHUTDOWN: the worker finishes and exits cleanly.
     sock.sendall(frame(SHUTDOWN, 0))
