@@ -91,8 +91,12 @@ class TestingAdapter(ThreadSafeAdapter):
                       "runs in parallel only on a free-threaded build")
     def crunch(self, n: int):
         acc = 0
+        # A local, not the constant in the loop: on a free-threaded build every
+        # thread's load of a shared constant (an int above 256) touches its
+        # reference count, and two threads doing so run at half speed.
+        modulus = 1_000_003
         for i in range(n):
-            acc = (acc * 31 + i) % 1_000_003
+            acc = (acc * 31 + i) % modulus
         return acc
 
     @tool(description="Whether module `name` can be imported in this worker")
