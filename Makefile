@@ -49,8 +49,11 @@ test-ft: deps
 	$(MAKE) build BUILD=$(FT_BUILD)
 	cd $(FT_BUILD) && ctest -L free-threaded --output-on-failure --timeout 300 -j 1
 
+# FT_CONFIG=/path/to/python3.14t-config (or SNAKEPIT_FT_CONFIG) adds pure-Python
+# scaling on that free-threaded Python, built into FT_BUILD.
 bench: deps-bench build
-	$(PYTHON) bench/report.py --build $(BUILD)
+	$(PYTHON) bench/report.py --build $(BUILD) \
+	  $(if $(FT_CONFIG),--ft-config $(FT_CONFIG) --ft-build $(FT_BUILD))
 
 clean:
 	rm -rf $(BUILD)
