@@ -12,6 +12,7 @@ import importlib.util
 import json
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -110,7 +111,8 @@ def test_import_inside_a_tool_is_reported():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pandas") is None,
-                    reason="pandas is not installed (Debian: python3-pandas)")
+                    reason=f"pandas is not installed for Python {sys.version.split()[0]} "
+                           f"({sys.executable}); Debian: python3-pandas, for /usr/bin/python3")
 def test_pandas_pitfall_3():
     rep = check_json("racy_pandas_adapter.RacyPandasAdapter", rc=EXIT_FINDINGS)
     (lib,) = by_kind(rep, "unsafe_library")

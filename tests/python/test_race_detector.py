@@ -252,7 +252,8 @@ def test_import_hook_ignores_missing_and_unlisted_modules():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pandas") is None,
-                    reason="pandas is not installed (Debian: python3-pandas)")
+                    reason=f"pandas is not installed for Python {sys.version.split()[0]} "
+                           f"({sys.executable}); Debian: python3-pandas, for /usr/bin/python3")
 def test_seed_pitfall_3_pandas():
     # A fresh interpreter, so the import hook sees pandas being imported.
     code = f"""
