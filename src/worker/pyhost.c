@@ -70,18 +70,11 @@ void pyhost_counters(uint64_t *attach_wait_ns, uint64_t *calls) {
 
 int pyhost_gil_enabled(void) { return atomic_load_explicit(&g_gil_enabled, memory_order_relaxed); }
 
-/* Re-reads the GIL state. Attached. */
+/* Re-reads the GIL state. Attached; g_is_gil_enabled was set by pyhost_start
+ * before any execution thread existed. */
 static void refresh_gil_state(void) {
 #ifdef Py_GIL_DISABLED
-  if (g_is_gil_enabled == NULL) {
-    PyObject *sys = PyImport_ImportModule("sys");
-    g_is_gil_enabled = sys ? PyObject_GetAttrString(sys, "_is_gil_enabled") : NULL;
-    Py_XDECREF(sys);
-    if (g_is_gil_enabled == NULL) {
-      PyErr_Clear();
-      return;
-    }
-  }
+  if (g_is_gil_enabled == NULL) return;
   PyObject *r = PyObject_CallNoArgs(g_is_gil_enabled);
   if (r != NULL) atomic_store_explicit(&g_gil_enabled, r == Py_True, memory_order_relaxed);
   Py_XDECREF(r);
@@ -334,6 +327,10 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
     goto fail;
   manifest = PyObject_CallMethod(g_host, "manifest", NULL);
   if (manifest == NULL) goto fail;
+#ifdef Py_GIL_DISABLED
+  g_is_gil_enabled = PySys_GetObject("_is_gil_enabled"); /* borrowed from sys */
+  Py_XINCREF(g_is_gil_enabled);
+#endif
   refresh_gil_state(); /* the adapter's imports may have turned the GIL on */
   const char *m = PyUnicode_AsUTF8(manifest);
   if (m == NULL) goto fail;
