@@ -7,6 +7,7 @@ process with ``os._exit``, ``segfault`` crashes it, ``spin`` holds the GIL. NumP
 """
 
 import ctypes
+import gc
 import os
 import random
 import sys
@@ -98,6 +99,10 @@ class TestingAdapter(ThreadSafeAdapter):
         for i in range(n):
             acc = (acc * 31 + i) % modulus
         return acc
+
+    @tool(description="gc.collect(): on a free-threaded build, a stop-the-world pause")
+    def collect(self) -> int:
+        return gc.collect()
 
     @tool(description="Whether module `name` can be imported in this worker")
     def has_module(self, name: str) -> bool:
