@@ -7,8 +7,10 @@ little-endian).
 
 import json
 import os
+import re
 import socket
 import struct
+import sysconfig
 import subprocess
 import time
 from pathlib import Path
@@ -117,3 +119,18 @@ def test_listen_mode_rejects_a_bad_frame(listening_worker):
     ftype, _, body = read_frame(sock)
     assert ftype == ERROR and body[0] == 3   # kind 3: protocol
     assert proc.wait(30) == 4
+
+
+def test_worker_finds_libpython_without_library_path():
+    # A Python installed outside the loader's paths (/opt/python3.14t) is found
+    # through the worker's RUNPATH: no LD_LIBRARY_PATH needed.
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    proc = subprocess.run([WORKER, "--help"], capture_output=True, text=True, timeout=30, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: snakepit-worker" in proc.stdout
+    libdir = sysconfig.get_config_var("LIBDIR")     # the embedded Python's (this one's)
+    if not libdir.startswith(("/usr/lib", "/lib")):    # outside the loader's default paths
+        dynamic = subprocess.run(["readelf", "-d", WORKER], capture_output=True, text=True,
+                                 check=True).stdout
+        runpath = re.search(r"\(RUNPATH\).*\[(.*)\]", dynamic)
+        assert runpath and libdir in runpath.group(1).split(":"), dynamic
