@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -435,6 +436,7 @@ class Host:
             "profile": self.profile, "threads": self.threads, "checks": self.checks,
             "python_version": sys.version.split()[0],
             "gil_enabled": bool(gil()) if gil is not None else True,
+            "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
             "imported_libraries": _tsc.loaded_libraries(exclude=self._baseline_modules),
         })
         return report
