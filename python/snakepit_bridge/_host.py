@@ -42,6 +42,7 @@ import logging
 import math
 import os
 import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -50,6 +51,7 @@ import typing
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _arrays
+from . import _doctor
 from . import context as _context
 from . import thread_safety_checker as _tsc
 from .base_adapter import iter_tools
@@ -418,6 +420,8 @@ class Host:
             # So that calling one says it needs @tool, not just "unknown tool".
             "methods_without_tool": _methods_without_tool(adapter, self.tools),
         })
+        # The GIL as the adapter's imports left it (`snakepit doctor` reports it).
+        self._gil_after_load = _doctor.gil_enabled()
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
 
@@ -444,6 +448,8 @@ class Host:
                 "gil_enabled": bool(gil()) if gil is not None else True,
                 "profile": self.profile, "threads": self.threads,
                 "thread_safety": self._thread_safety_report(reset) if self.checks else None,
+                # Facts about this worker's Python, for `snakepit doctor`.
+                "environment": _doctor.facts(self._baseline_modules, self._gil_after_load),
             }
             return to_json(out)
         except BaseException as exc:
@@ -467,6 +473,7 @@ class Host:
             "profile": self.profile, "threads": self.threads, "checks": self.checks,
             "python_version": sys.version.split()[0],
             "gil_enabled": bool(gil()) if gil is not None else True,
+            "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
             "imported_libraries": _tsc.loaded_libraries(exclude=self._baseline_modules),
         })
         return report

@@ -124,6 +124,8 @@ int sp_cli_remote_stats(const sp_cli_opts_t *o, const char *pool, char **json);
 int sp_cli_server_answers(const char *url);
 /** SNAKEPIT_URL, else the address `snakepit serve` listens on by default. */
 const char *sp_cli_default_url(void);
+/** `snakepit doctor [POOL...] [--json]`: argv[0] is "doctor". */
+int sp_cli_doctor(const sp_cli_opts_t *o, int argc, char **argv);
 /** `snakepit serve [...]`: argv[0] is "serve". */
 int sp_cli_serve(const sp_cli_opts_t *o, int argc, char **argv);
 /** exec/tools/stats/pools against o->url; argv[0] is the command. */

@@ -94,7 +94,9 @@ struct sp__pool_s {
   char *methods_without_tool;   /* JSON array: the adapter's public methods not marked @tool */
   _Atomic uint64_t rejected[SP__CATEGORY_COUNT]; /* refused on the client thread, by category */
   char *python_version;
-  int gil_enabled;
+  int gil_enabled;             /* of the first worker; stats use the live workers' */
+  int free_threaded;
+  uint64_t gil_reenabled;      /* free-threaded workers found running with the GIL */
   sp__pool_stats_t stats;
   struct sp__forkserver_s *fs; /* worker_start: fork; NULL until needed and after it exits */
   int fork_unsafe;             /* its fork server was not single-threaded: exec from now on */

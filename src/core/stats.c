@@ -63,7 +63,8 @@ static json_t *worker_json(const sp__worker_t *w, int64_t now) {
   json_object_set_new(o, "inflight", json_integer(w->load.inflight));
   json_object_set_new(o, "capacity", json_integer(w->load.capacity));
   json_object_set_new(o, "rss_kb", json_integer(sp__worker_rss_kb(w)));
-  json_object_set_new(o, "gil_wait_ms", json_real((double)w->attach_wait_ns / 1e6));
+  json_object_set_new(o, "attach_wait_ms", json_real((double)w->attach_wait_ns / 1e6));
+  json_object_set_new(o, "gil_enabled", json_boolean(w->gil_enabled));
   return o;
 }
 
@@ -78,7 +79,7 @@ json_t *sp__stats_pool(const sp__pool_t *p) {
   json_object_set_new(o, "pool_size", json_integer(c->pool_size));
   json_object_set_new(o, "threads_per_worker", json_integer(c->threads_per_worker));
   json_object_set_new(o, "python_version", json_string(p->python_version ? p->python_version : ""));
-  json_object_set_new(o, "gil_enabled", json_boolean(p->gil_enabled));
+  json_object_set_new(o, "free_threaded_build", json_boolean(p->free_threaded));
   int fs_pid, fs_ready;
   sp__forkserver_state(p, &fs_pid, &fs_ready);
   int forking = c->worker_start == SP__START_FORK && !p->fork_unsafe;
@@ -88,8 +89,8 @@ json_t *sp__stats_pool(const sp__pool_t *p) {
                              : json_null());
   json_object_set_new(o, "fork_server_starts", json_integer((json_int_t)p->fork_server_starts));
 
-  int ready = 0, capacity = 0, busy = 0;
-  double gil_ms = 0;
+  int ready = 0, capacity = 0, busy = 0, gil_on = 0;
+  double attach_ms = 0;
   json_t *workers = json_array();
   for (const sp__worker_t *w = p->retiring; w; w = w->retire_next)
     json_array_append_new(workers, worker_json(w, now));
@@ -100,11 +101,17 @@ json_t *sp__stats_pool(const sp__pool_t *p) {
       ready++;
       capacity += w->load.capacity;
       busy += w->load.inflight;
+      gil_on += w->gil_enabled;
     }
-    gil_ms += (double)w->attach_wait_ns / 1e6;
+    attach_ms += (double)w->attach_wait_ns / 1e6;
     json_array_append_new(workers, worker_json(w, now));
   }
-  json_object_set_new(o, "gil_wait_ms", json_real(gil_ms));
+  json_object_set_new(o, "attach_wait_ms", json_real(attach_ms));
+  /* Any ready worker with the GIL on means calls of this pool may not run
+   * Python in parallel; with none ready, what the first HELLO said. */
+  json_object_set_new(o, "gil_enabled", json_boolean(ready ? gil_on > 0 : p->gil_enabled));
+  json_object_set_new(o, "gil_enabled_workers", json_integer(gil_on));
+  json_object_set_new(o, "gil_reenabled", json_integer((json_int_t)p->gil_reenabled));
   json_object_set_new(o, "ready_workers", json_integer(ready));
   json_object_set_new(o, "capacity", json_integer(capacity));
   /* Calls beyond the threads wait inside their worker (pipeline_depth). */

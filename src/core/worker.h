@@ -90,7 +90,8 @@ struct sp__worker_s {
   int finalized;
   char *failure; /* text of a STARTUP/PROTOCOL error the worker sent before dying */
   char python_version[32];
-  int gil_enabled;
+  int gil_enabled;        /* from HELLO, then from every PONG */
+  int free_threaded;      /* a free-threaded (PEP 703) build of Python */
 
   /* Started by the pool's fork server (worker_start: fork) rather than exec'd. */
   struct sp__forkserver_s *fs; /* NULL once it exited or when exec'd */

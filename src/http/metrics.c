@@ -107,9 +107,18 @@ static const struct {
      "Calls allowed to wait before new ones are refused.", 1},
     {"degraded", NULL, "snakepit_pool_degraded", "gauge",
      "1 while the pool is in a crash loop and fails calls at once.", 1},
-    {"gil_wait_ms", NULL, "snakepit_pool_gil_wait_seconds", "gauge",
-     "Time the pool's live workers spent waiting for the GIL (drops when a worker is replaced).",
+    {"attach_wait_ms", NULL, "snakepit_pool_attach_wait_seconds", "gauge",
+     "Time the pool's live workers' threads waited to attach to Python before calls: for the "
+     "GIL on a GIL build, for stop-the-world pauses on a free-threaded one (drops when a worker "
+     "is replaced).",
      1e-3},
+    {"gil_enabled_workers", NULL, "snakepit_pool_gil_enabled_workers", "gauge",
+     "Ready workers whose Python runs with the GIL (on a free-threaded build: turned back on).",
+     1},
+    {"gil_reenabled", NULL, "snakepit_pool_gil_reenabled_total", "counter",
+     "Free-threaded workers found running with the GIL: an extension module without "
+     "free-threading support was imported.",
+     1},
     {"rejected_before_dispatch", "calls", "snakepit_calls_rejected_total", "counter",
      "Calls refused before reaching a worker (bad arguments, unknown tool, saturated).", 1},
     {"crashes", NULL, "snakepit_worker_crashes_total", "counter",
@@ -230,8 +239,11 @@ static void write_workers(FILE *f, json_t *pools) {
       {"requests", "snakepit_worker_requests_total", "counter", "Calls sent to the worker.", 1},
       {"uptime_ms", "snakepit_worker_uptime_seconds", "gauge", "Time since the worker started.",
        1e-3},
-      {"gil_wait_ms", "snakepit_worker_gil_wait_seconds_total", "counter",
-       "Time the worker's threads spent waiting for the GIL.", 1e-3},
+      {"attach_wait_ms", "snakepit_worker_attach_wait_seconds_total", "counter",
+       "Time the worker's threads waited to attach to Python (the GIL, or a stop-the-world "
+       "pause on a free-threaded build).", 1e-3},
+      {"gil_enabled", "snakepit_worker_gil_enabled", "gauge",
+       "1 while the worker's Python runs with the GIL.", 1},
   };
   char pid[24];
   for (size_t k = 0; k < sizeof(per_worker) / sizeof(per_worker[0]); k++) {

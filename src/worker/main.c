@@ -446,6 +446,7 @@ static void handle_frame(const sp__frame_t *f) {
       sp__buf_t b = {0};
       sp__ping_body_parse(f->body, f->length, &pong);
       pyhost_counters(&pong.attach_wait_ns, &pong.calls_done);
+      pong.gil_enabled = pyhost_gil_enabled();
       if (sp__buf_append_pong(&b, f->id, &pong) == 0) send_all(b.data, b.len);
       sp__buf_free(&b);
       return;

@@ -104,9 +104,18 @@ int pyhost_cancel(uint64_t id);
 
 /**
  * Totals since start, readable from any thread: nanoseconds execution threads
- * spent waiting to attach (for the GIL, on a GIL build) and calls completed.
+ * spent waiting to attach to the interpreter before a call (on a GIL build:
+ * waiting for the GIL; on a free-threaded build: for a stop-the-world pause to
+ * end, or for the GIL once it was turned back on) and calls completed.
  */
-void pyhost_counters(uint64_t *gil_wait_ns, uint64_t *calls);
+void pyhost_counters(uint64_t *attach_wait_ns, uint64_t *calls);
+
+/**
+ * 1 while the interpreter runs with the GIL, 0 while it runs without (a
+ * free-threaded build, until something turns the GIL on). Refreshed after the
+ * adapter loads and after every call; readable from any thread without Python.
+ */
+int pyhost_gil_enabled(void);
 
 /**
  * Runs the adapter's shutdown hook and finalises the interpreter (atexit

@@ -20,8 +20,11 @@ REQUIRED = {
     "snakepit_worker_recycles_total": "counter",
     "snakepit_worker_crashes_total": "counter",
     "snakepit_fork_server_starts_total": "counter",
-    "snakepit_pool_gil_wait_seconds": "gauge",
-    "snakepit_worker_gil_wait_seconds_total": "counter",
+    "snakepit_pool_attach_wait_seconds": "gauge",
+    "snakepit_pool_gil_enabled_workers": "gauge",
+    "snakepit_pool_gil_reenabled_total": "counter",
+    "snakepit_worker_attach_wait_seconds_total": "counter",
+    "snakepit_worker_gil_enabled": "gauge",
     "snakepit_worker_rss_bytes": "gauge",
     "snakepit_http_requests_total": "counter",
 }

@@ -82,6 +82,25 @@ double h_concurrent(sp_runtime_t *rt, const char *pool, const char *tool, const 
  */
 int h_proc_stat(long pid, char *state, long *ppid);
 
+/** Starts thread-profile pools "one" (1 worker x 1 thread) and "two" (1 x 2), testing adapter. */
+sp_runtime_t *h_start_one_and_two(void);
+
+/** Best (shortest) wall time, over `trials`, of 2 concurrent calls of tool; asserts both succeed. */
+double h_best_pair(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                   int trials);
+
+/**
+ * CPUs this process really gets right now: CPU time / wall time of 2 busy
+ * threads over 0.3 s (2.0: both ran all the time; lower on a shared machine).
+ */
+double h_available_cpus(void);
+
+/**
+ * Skips the running test, printing why, when the workers of `pool` (testing
+ * adapter) cannot import `module` (NumPy on a free-threaded 3.14t, say).
+ */
+void h_skip_without_module(sp_runtime_t *rt, const char *pool, const char *module);
+
 /** Integer field of a JSON object text, or fails the test. */
 long long h_json_int(const char *json, const char *key);
 
