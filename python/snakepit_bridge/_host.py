@@ -3,6 +3,7 @@
 The worker embeds CPython and drives exactly this interface::
 
     preload(adapter_spec, pool, profile, threads)   # optional: import only (fork server)
+    preload_instance(adapter_args)   # optional (preload): build the adapter once, gc.freeze()
     host = load(adapter_spec, adapter_args, worker_id, pool, profile, threads)
     host.manifest()                  # JSON text describing the tools (HELLO frame)
     host.register_thread(name)       # once on each execution thread, GIL held
@@ -35,6 +36,7 @@ is read-only after ``load`` (shutdown is guarded by a lock).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
 import json
@@ -54,7 +56,7 @@ from . import context as _context
 from . import thread_safety_checker as _tsc
 from .base_adapter import iter_tools
 
-__all__ = ["preload", "load", "Host"]
+__all__ = ["preload", "preload_instance", "load", "Host"]
 
 logger = logging.getLogger("snakepit_bridge.host")
 
@@ -659,6 +661,7 @@ class _Preloaded:
         self.mode = mode
         self.checker = checker
         self.baseline = baseline
+        self.instance: Any = None       # built by preload_instance (preload)
 
 
 _preloaded: Optional[_Preloaded] = None
@@ -699,6 +702,34 @@ def preload(adapter_spec: str, pool: str, profile: str, threads: int) -> _Preloa
     return _preloaded
 
 
+def _build(pre: _Preloaded, adapter_args: List[Any]) -> Any:
+    if pre.checker is not None and isinstance(pre.cls, type):
+        _tsc.watch_adapter_class(pre.cls)
+    adapter = _construct(pre.cls, adapter_args)
+    init = getattr(adapter, "initialize", None)
+    if callable(init):
+        init()
+    return adapter
+
+
+def preload_instance(adapter_args: list) -> None:
+    """Build the adapter once in the fork server (``preload``), after :func:`preload`.
+
+    Every worker forked afterwards shares this instance, and everything it
+    holds (model weights, NumPy buffers), copy-on-write: only pages a worker
+    writes become its own. ``gc.freeze()`` moves every object built so far to
+    the collector's permanent generation, so collections in the workers never
+    write to them (which would copy the pages they live on). Constructor
+    errors propagate to the caller.
+    """
+    pre = _preloaded
+    if pre is None:
+        raise RuntimeError("preload_instance() needs preload() first")
+    pre.instance = _build(pre, adapter_args)
+    gc.collect()
+    gc.freeze()
+
+
 def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
          profile: str, threads: int) -> Host:
     """Import ``adapter_spec`` ("pkg.module.Class"), build and initialize it.
@@ -707,7 +738,11 @@ def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
     that name, else no arguments; ``initialize()`` runs next if defined.
     Import and construction errors propagate to the caller. When
     :func:`preload` already resolved this spec (a forked worker), its result
-    is used once instead of importing again.
+    is used once instead of importing again, and with preload the instance
+    :func:`preload_instance` built there too. The adapter's ``post_fork()``,
+    if it defines one, runs next in every worker (with preload or without), so
+    per-worker resources have one place whatever the pool's settings; an
+    exception from it fails the worker's start like a constructor error.
 
     The worker identity is exported as ``SNAKEPIT_THREADS``,
     ``SNAKEPIT_WORKER_ID``, ``SNAKEPIT_POOL`` and ``SNAKEPIT_PROFILE`` before
@@ -727,12 +762,12 @@ def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
         pre = preload(adapter_spec, pool, profile, threads)
         _preloaded = None
     threads = int(threads) if threads else 1
-    if pre.checker is not None and isinstance(pre.cls, type):
-        _tsc.watch_adapter_class(pre.cls)
-    adapter = _construct(pre.cls, adapter_args)
-    init = getattr(adapter, "initialize", None)
-    if callable(init):
-        init()
+    adapter = pre.instance if pre.instance is not None else _build(pre, adapter_args)
+    # Per-worker setup (RNG seeds, sockets, files, GPU contexts): with preload
+    # the constructor ran once in the fork server, so this is its place.
+    post_fork = getattr(adapter, "post_fork", None)
+    if callable(post_fork):
+        post_fork()
     if pre.checker is not None:
         pre.checker.check_library_safety()      # imported before the hook was in place
     return Host(adapter, adapter_spec, worker_id, pool, profile, threads,

@@ -63,6 +63,7 @@ enum {
   KEY_PIPELINE_DEPTH,
   KEY_WORKER_START,
   KEY_MAX_SHARED_MEMORY,
+  KEY_PRELOAD,
   KEY_COUNT
 };
 
@@ -115,6 +116,7 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
     [KEY_WORKER_START] = {"worker_start", SP__KIND_START, FIELD(worker_start), 0, 0, false},
     [KEY_MAX_SHARED_MEMORY] = {"max_shared_memory", SP__KIND_SIZE, FIELD(max_shared_memory),
                                SP__MIB, 64 * SP__GIB, false},
+    [KEY_PRELOAD] = {"preload", SP__KIND_PRELOAD, FIELD(preload), 0, 0, false},
 };
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */
@@ -221,6 +223,7 @@ static int read_scalar(const loader_t *ld, const sp__key_spec_t *spec, const yam
     case SP__KIND_ADAPTER: return store_copy(ld, (char **)(void *)field, text);
     case SP__KIND_PROFILE: pc->profile = (sp__profile_t)v.integer; return 0;
     case SP__KIND_START: pc->worker_start = (sp__worker_start_t)v.integer; return 0;
+    case SP__KIND_PRELOAD: pc->preload = (sp__preload_t)v.integer; return 0;
     case SP__KIND_INT:
     case SP__KIND_BOOL: *(int *)(void *)field = (int)v.integer; return 0;
     case SP__KIND_I64:
@@ -392,6 +395,12 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
                 "must be 1 when worker_profile is \"process\", got %d (use worker_profile: "
                 "thread for multi-threaded workers)",
                 pc->threads_per_worker);
+  }
+  if (pc->preload != SP__PRELOAD_OFF && pc->worker_start == SP__START_EXEC) {
+    return fail(ld, seen[KEY_PRELOAD], "preload",
+                "needs worker_start: fork (the fork server builds the adapter once and forks "
+                "every worker from it), but worker_start is \"exec\" (line %lu)",
+                line_of(seen[KEY_WORKER_START]));
   }
   if (pc->adapter == NULL) return store_copy(ld, &pc->adapter, SP__DEFAULT_ADAPTER);
   return 0;

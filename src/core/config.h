@@ -15,6 +15,13 @@ typedef enum { SP__PROFILE_PROCESS = 0, SP__PROFILE_THREAD = 1 } sp__profile_t;
 /** How workers start: forked from the pool's fork server, or each exec'd afresh. */
 typedef enum { SP__START_FORK = 0, SP__START_EXEC = 1 } sp__worker_start_t;
 
+/** Whether the fork server builds the adapter once for every worker (preload). */
+typedef enum {
+  SP__PRELOAD_OFF = 0, /* each worker builds its own adapter after the fork */
+  SP__PRELOAD_ON = 1,  /* asked for: an adapter that cannot be preloaded is a startup error */
+  SP__PRELOAD_AUTO = 2 /* tried: an adapter that cannot be preloaded falls back, with a warning */
+} sp__preload_t;
+
 /** Showcase adapter used by the built-in default pools and when `adapter` is absent. */
 #define SP__DEFAULT_ADAPTER "snakepit_bridge.adapters.threaded_showcase.ThreadedShowcaseAdapter"
 
@@ -55,6 +62,7 @@ typedef struct sp__pool_config_s {
   int pipeline_depth;          /* calls a busy worker may hold beyond its threads when every
                                   worker is busy; default 2; 0..64 */
   sp__worker_start_t worker_start; /* worker_start: fork | exec (default fork) */
+  sp__preload_t preload;           /* preload: false | true | auto (default false); needs fork */
 } sp__pool_config_t;
 
 /** A whole configuration. */

@@ -213,6 +213,14 @@ bool sp__value_parse(const sp__key_spec_t *spec, const char *text, sp__value_t *
       }
       out->fraction = d;
       return true;
+    case SP__KIND_PRELOAD:
+      if (strcmp(text, "auto") == 0) {
+        out->integer = 2;
+        return true;
+      }
+      if (!parse_bool(text, &b)) return false;
+      out->integer = b;
+      return true;
     case SP__KIND_BOOL:
       if (!parse_bool(text, &b)) return false;
       out->integer = b;
@@ -263,6 +271,7 @@ void sp__value_describe(const sp__key_spec_t *spec, char *buf, size_t cap) {
       break;
     case SP__KIND_PROFILE: snprintf(buf, cap, "must be \"process\" or \"thread\""); break;
     case SP__KIND_START: snprintf(buf, cap, "must be \"fork\" or \"exec\""); break;
+    case SP__KIND_PRELOAD: snprintf(buf, cap, "must be true, false or \"auto\""); break;
     case SP__KIND_INT:
     case SP__KIND_I64:
       snprintf(buf, cap, "must be an integer between %lld and %lld", (long long)spec->min,

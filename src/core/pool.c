@@ -9,6 +9,7 @@
 #include "errors.h"
 #include "log.h"
 #include "pool.h"
+#include "procmem.h"
 #include "runtime.h"
 #include "shm.h"
 #include "worker.h"
@@ -19,7 +20,7 @@ static void respawn_cb(uv_timer_t *t);
 /* Respawn backoff: the first delay, doubled per consecutive failure up to the cap. */
 #define RESPAWN_FIRST_MS 100
 #define RESPAWN_MAX_MS 5000
-/* How often a worker's RSS is read for worker_max_rss_mb. */
+/* How often a worker's memory is read for worker_max_rss_mb. */
 #define RSS_CHECK_MS 500
 
 /* Starts the position's replacement after an exponential backoff; returns the
@@ -322,10 +323,18 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
   }
   if (c->worker_max_rss_mb > 0 && now - w->rss_checked_ms >= RSS_CHECK_MS) {
     w->rss_checked_ms = now;
-    long kb = sp__worker_rss_kb(w);
+    /* What the worker owns (USS): pages it shares with its fork server and the
+     * other workers, a preloaded model's above all, would not come back if it
+     * were replaced, so they do not count against it. RSS where USS is unknown. */
+    sp__procmem_t m;
+    sp__procmem_read(w->pid, &m);
+    long kb = m.uss_kb >= 0 ? m.uss_kb : m.rss_kb;
     if (kb > c->worker_max_rss_mb * 1024) {
-      sp__log(SP__LOG_WARN, "[%s/%s pid %d] RSS %ld MiB over worker_max_rss_mb %lld", c->name,
-              w->name, w->pid, kb / 1024, (long long)c->worker_max_rss_mb);
+      sp__log(SP__LOG_WARN,
+              "[%s/%s pid %d] private memory (USS) %ld MiB over worker_max_rss_mb %lld (RSS %ld "
+              "MiB)",
+              c->name, w->name, w->pid, kb / 1024, (long long)c->worker_max_rss_mb,
+              m.rss_kb / 1024);
       sp__pool_recycle(p, w, SP__RECYCLE_RSS);
     }
   }

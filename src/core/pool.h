@@ -98,6 +98,8 @@ struct sp__pool_s {
   sp__pool_stats_t stats;
   struct sp__forkserver_s *fs; /* worker_start: fork; NULL until needed and after it exits */
   int fork_unsafe;             /* its fork server was not single-threaded: exec from now on */
+  int preload_off;             /* preload: auto met an adapter that cannot be preloaded */
+  char preload_note[256];      /* why, for the stats */
   uint64_t fork_server_starts; /* fork servers started for this pool */
   struct sp__shm_s *input;     /* shared input memory for arrays, mapped by its workers */
 };

@@ -106,6 +106,7 @@ static char **build_args(const sp__pool_t *p, const char *worker_id, size_t *cou
     a[n++] = strdup(worker_id);
   } else {
     a[n++] = strdup("--fork-server");
+    if (cfg->preload != SP__PRELOAD_OFF && !p->preload_off) a[n++] = strdup("--preload");
   }
   a[n++] = strdup("--profile");
   a[n++] = strdup(cfg->profile == SP__PROFILE_THREAD ? "thread" : "process");

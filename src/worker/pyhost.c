@@ -270,6 +270,19 @@ int pyhost_preload(const pyhost_opts_t *o, char **failure) {
   return 0;
 }
 
+int pyhost_preload_adapter(const pyhost_opts_t *o, char **failure) {
+  *failure = NULL;
+  PyObject *args = string_list(o->adapter_args, o->adapter_arg_count);
+  PyObject *r = args ? PyObject_CallMethod(g_host_module, "preload_instance", "O", args) : NULL;
+  Py_XDECREF(args);
+  if (r == NULL) {
+    *failure = describe_pending(1);
+    return SP_ESTARTUP;
+  }
+  Py_DECREF(r);
+  return 0;
+}
+
 pid_t pyhost_fork(void) {
   /* The GIL is held (pyhost_preload kept it): PyOS_BeforeFork takes the import
    * lock, so the child never inherits it or the GIL mid-use; AfterFork_Child
