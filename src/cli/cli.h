@@ -35,6 +35,7 @@ typedef struct sp_cli_pool_s {
   int workers;         /* --workers, 0 = the config default */
   int threads;         /* --threads, 0 = the config default */
   int thread_safety_check;
+  int preload; /* --preload: preload: true */
   const char *paths[SP_CLI_MAX_LIST]; /* --python-path */
   size_t npaths;
   const char *args[SP_CLI_MAX_LIST]; /* --adapter-arg */
@@ -51,7 +52,8 @@ enum {
   SP_CLI_OPT_THREADS,
   SP_CLI_OPT_TSCHECK,
   SP_CLI_OPT_PYPATH,
-  SP_CLI_OPT_ADAPTER_ARG
+  SP_CLI_OPT_ADAPTER_ARG,
+  SP_CLI_OPT_PRELOAD
 };
 #define SP_CLI_POOL_OPTIONS                                                 \
   {"adapter", required_argument, NULL, SP_CLI_OPT_ADAPTER},                 \
@@ -61,7 +63,8 @@ enum {
       {"threads", required_argument, NULL, SP_CLI_OPT_THREADS},             \
       {"thread-safety-check", no_argument, NULL, SP_CLI_OPT_TSCHECK},       \
       {"python-path", required_argument, NULL, SP_CLI_OPT_PYPATH},          \
-      {"adapter-arg", required_argument, NULL, SP_CLI_OPT_ADAPTER_ARG}
+      {"adapter-arg", required_argument, NULL, SP_CLI_OPT_ADAPTER_ARG},     \
+      {"preload", no_argument, NULL, SP_CLI_OPT_PRELOAD}
 
 /** Usage text of the pool options. */
 #define SP_CLI_POOL_USAGE                                                                  \
@@ -73,7 +76,9 @@ enum {
   "    --thread-safety-check  run the SDK's thread-safety checker on every call\n"        \
   "    --python-path DIR      add DIR to the adapter's import path (repeatable; the\n"    \
   "                           current directory is always searched)\n"                    \
-  "    --adapter-arg ARG      pass ARG to the adapter's constructor (repeatable)\n"
+  "    --adapter-arg ARG      pass ARG to the adapter's constructor (repeatable)\n"     \
+  "    --preload              build the adapter once in the fork server; workers share\n" \
+  "                           its memory (a model's weights) copy-on-write\n"
 
 /** Options given before or after the command. */
 typedef struct sp_cli_opts_s {

@@ -69,6 +69,7 @@ int sp_cli_pool_option(int ch, const char *arg, sp_cli_pool_t *p) {
     case SP_CLI_OPT_WORKERS: return whole("--workers", arg, 1, 256, &p->workers) ? -1 : 1;
     case SP_CLI_OPT_THREADS: return whole("--threads", arg, 1, 1024, &p->threads) ? -1 : 1;
     case SP_CLI_OPT_TSCHECK: p->thread_safety_check = 1; return 1;
+    case SP_CLI_OPT_PRELOAD: p->preload = 1; return 1;
     case SP_CLI_OPT_PYPATH:
     case SP_CLI_OPT_ADAPTER_ARG: {
       const char **list = ch == SP_CLI_OPT_PYPATH ? p->paths : p->args;
@@ -92,6 +93,7 @@ static const char *stray_flag(const sp_cli_pool_t *p) {
   if (p->workers) return "--workers";
   if (p->threads) return "--threads";
   if (p->thread_safety_check) return "--thread-safety-check";
+  if (p->preload) return "--preload";
   if (p->npaths) return "--python-path";
   if (p->nargs) return "--adapter-arg";
   return NULL;
@@ -155,6 +157,7 @@ static int build_yaml(const sp_cli_pool_t *p, char *buf, size_t cap) {
   if (p->threads && sp_cli_yaml_add(buf, cap, &len, line)) return -1;
   if (p->thread_safety_check && sp_cli_yaml_add(buf, cap, &len, "    thread_safety_checks: true\n"))
     return -1;
+  if (p->preload && sp_cli_yaml_add(buf, cap, &len, "    preload: true\n")) return -1;
   for (int list = 0; list < 2; list++) {
     size_t n = list ? p->nargs : p->npaths;
     if (n == 0) continue;

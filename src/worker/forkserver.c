@@ -1,8 +1,9 @@
 /*
  * forkserver.c - snakepit-worker --fork-server: imports the adapter's module
- * once, then forks a worker for every request of the manager. A forked child
- * returns from forkserver_run and goes on as an ordinary worker (builds the
- * adapter, starts its threads, says HELLO); the fork server itself never
+ * once (with --preload also builds the adapter), then forks a worker for every
+ * request of the manager. A forked child returns from forkserver_run and goes
+ * on as an ordinary worker (builds the adapter or takes the preloaded one,
+ * starts its threads, says HELLO); the fork server itself never
  * returns. It stays single-threaded, the only state in which fork() is safe,
  * and reaps its children, reporting every exit to the manager.
  */

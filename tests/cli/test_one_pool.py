@@ -114,3 +114,25 @@ def test_example_config_shows_every_key():
     missing = [k for k in keys if not re.search(rf"^\s*#?\s*-?\s*{k}:", example, re.M)]
     assert missing == []
     assert ok_json(run("pools", "-c", str(repo / "examples/pools.yaml"))) == ["hpc_pool", "default"]
+
+
+MODEL = ("--adapter", "model_adapter.ModelAdapter", "--python-path", ADAPTERS,
+         "--adapter-arg", "32", "--workers", "3")
+
+
+def test_preload_flag_shares_the_model():
+    st = ok_json(run("stats", "--json", *MODEL, "--preload", "default"))
+    assert st["preload"] == "on"
+    for w in st["workers"]:
+        # The 32 MiB model is resident in every worker but owned by none.
+        assert w["rss_kb"] > 32 * 1024 and 0 <= w["uss_kb"] < 8 * 1024, w
+        assert w["pss_kb"] < w["rss_kb"]
+    alone = ok_json(run("stats", "--json", *MODEL, "default"))
+    assert alone["preload"] == "off"
+    assert all(w["uss_kb"] > 32 * 1024 for w in alone["workers"])
+    assert st["memory"]["pss_kb"] * 3 < alone["memory"]["pss_kb"] * 2
+    code, text = run_on_terminal("stats", *MODEL, "--preload")
+    assert code == EXIT_OK
+    assert "preload: on" in text and "uss" in text, text
+    proc = run("--preload", "pools")
+    assert proc.returncode == EXIT_USAGE and "--adapter" in proc.stderr
