@@ -32,7 +32,8 @@ typedef struct sp_cli_pool_s {
   const char *adapter; /* --adapter MODULE.CLASS; NULL: no command-line pool */
   const char *name;    /* --name; NULL: "default" */
   const char *profile; /* --profile thread|process; NULL: thread if --threads > 1 */
-  int workers;         /* --workers, 0 = the config default */
+  int workers;         /* --workers, 0 = the config default; with a range, its maximum */
+  int min_workers;     /* --workers MIN..MAX: MIN; 0 = a fixed size */
   int threads;         /* --threads, 0 = the config default */
   int thread_safety_check;
   int preload; /* --preload: preload: true */
@@ -71,7 +72,8 @@ enum {
   "  --adapter MODULE.CLASS   one pool running this adapter, instead of -c FILE\n"        \
   "    --name NAME            its name (default: default)\n"                              \
   "    --profile P            thread or process (default: process, thread if --threads > 1)\n" \
-  "    --workers N            worker processes (default 2)\n"                             \
+  "    --workers N            worker processes (default 2); MIN..MAX: as many as the\n"   \
+  "                           load needs between the two (e.g. 1..4)\n"                 \
   "    --threads N            calls at once per worker, thread profile (default 4)\n"     \
   "    --thread-safety-check  run the SDK's thread-safety checker on every call\n"        \
   "    --python-path DIR      add DIR to the adapter's import path (repeatable; the\n"    \

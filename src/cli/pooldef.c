@@ -66,7 +66,25 @@ int sp_cli_pool_option(int ch, const char *arg, sp_cli_pool_t *p) {
       }
       p->profile = arg;
       return 1;
-    case SP_CLI_OPT_WORKERS: return whole("--workers", arg, 1, 256, &p->workers) ? -1 : 1;
+    case SP_CLI_OPT_WORKERS: {
+      /* MIN..MAX: a pool that sizes itself; the configuration checks the bounds. */
+      const char *dots = strstr(arg, "..");
+      long lo, hi;
+      if (dots == NULL) return whole("--workers", arg, 1, 256, &p->workers) ? -1 : 1;
+      char head[24];
+      size_t n = (size_t)(dots - arg);
+      snprintf(head, sizeof(head), "%.*s", (int)(n < sizeof(head) ? n : sizeof(head) - 1), arg);
+      if (sp_cli_parse_long("--workers MIN..MAX", head, 1, 256, &lo) != 0 ||
+          sp_cli_parse_long("--workers MIN..MAX", dots + 2, 1, 256, &hi) != 0)
+        return -1;
+      if (lo > hi) {
+        fprintf(stderr, "snakepit: --workers %s has its minimum above its maximum\n", arg);
+        return -1;
+      }
+      p->workers = (int)hi;
+      p->min_workers = (int)lo;
+      return 1;
+    }
     case SP_CLI_OPT_THREADS: return whole("--threads", arg, 1, 1024, &p->threads) ? -1 : 1;
     case SP_CLI_OPT_TSCHECK: p->thread_safety_check = 1; return 1;
     case SP_CLI_OPT_PRELOAD: p->preload = 1; return 1;
@@ -151,7 +169,10 @@ static int build_yaml(const sp_cli_pool_t *p, char *buf, size_t cap) {
     return -1;
   snprintf(line, sizeof(line), "\n    worker_profile: %s\n", profile);
   if (sp_cli_yaml_add(buf, cap, &len, line)) return -1;
-  if (p->workers) snprintf(line, sizeof(line), "    pool_size: %d\n", p->workers);
+  if (p->workers && p->min_workers)
+    snprintf(line, sizeof(line), "    pool_size: %d..%d\n", p->min_workers, p->workers);
+  else if (p->workers)
+    snprintf(line, sizeof(line), "    pool_size: %d\n", p->workers);
   if (p->workers && sp_cli_yaml_add(buf, cap, &len, line)) return -1;
   if (p->threads) snprintf(line, sizeof(line), "    threads_per_worker: %d\n", p->threads);
   if (p->threads && sp_cli_yaml_add(buf, cap, &len, line)) return -1;

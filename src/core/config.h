@@ -29,7 +29,11 @@ typedef enum {
 typedef struct sp__pool_config_s {
   char *name;                  /* required; [A-Za-z0-9_.-]{1,64}, unique */
   sp__profile_t profile;       /* worker_profile: process | thread (default process) */
-  int pool_size;               /* default 2; 1..256 */
+  int pool_size;               /* default 2; 1..256; with a range, its maximum (positions) */
+  int min_workers;             /* = pool_size for a fixed pool; a range "MIN..MAX" or
+                                  min_workers/max_workers scales between the two */
+  int64_t scale_up_wait_ms;    /* grow when a call waited this long for a worker; 50ms */
+  int64_t scale_down_idle_ms;  /* shrink by a worker idle this long; default 60s */
   int threads_per_worker;      /* default 1 (process; must be 1) / 4 (thread); 1..1024 */
   char *adapter;               /* module.Class; default SP__DEFAULT_ADAPTER */
   char **adapter_args;         /* list of strings passed to the worker; may be empty */

@@ -88,7 +88,16 @@ json_t *sp__stats_pool(const sp__pool_t *p) {
   json_object_set_new(o, "name", json_string(c->name));
   json_object_set_new(o, "profile", json_string(c->profile == SP__PROFILE_THREAD ? "thread" : "process"));
   json_object_set_new(o, "adapter", json_string(c->adapter));
-  json_object_set_new(o, "pool_size", json_integer(c->pool_size));
+  /* pool_size is the size the pool has now (between min_workers and
+   * max_workers, the same three numbers for a fixed pool). */
+  int current = 0;
+  for (int i = 0; i < c->pool_size; i++) current += p->positions[i].worker != NULL;
+  json_object_set_new(o, "pool_size", json_integer(p->desired));
+  json_object_set_new(o, "min_workers", json_integer(c->min_workers));
+  json_object_set_new(o, "max_workers", json_integer(c->pool_size));
+  json_object_set_new(o, "workers_current", json_integer(current));
+  json_object_set_new(o, "scale_ups", json_integer((json_int_t)p->scale_ups));
+  json_object_set_new(o, "scale_downs", json_integer((json_int_t)p->scale_downs));
   json_object_set_new(o, "threads_per_worker", json_integer(c->threads_per_worker));
   json_object_set_new(o, "python_version", json_string(p->python_version ? p->python_version : ""));
   json_object_set_new(o, "gil_enabled", json_boolean(p->gil_enabled));

@@ -86,6 +86,12 @@ static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
     }
     fputc('\n', f);
   }
+  if (jint(p, "min_workers") != jint(p, "max_workers")) {
+    fprintf(f, "  scaling: %lld..%lld workers, %lld wanted, %lld running; %lld added, %lld removed\n",
+            (long long)jint(p, "min_workers"), (long long)jint(p, "max_workers"),
+            (long long)jint(p, "pool_size"), (long long)jint(p, "workers_current"),
+            (long long)jint(p, "scale_ups"), (long long)jint(p, "scale_downs"));
+  }
   const char *preload = json_string_value(json_object_get(p, "preload"));
   if (preload != NULL && strcmp(preload, "off") != 0) {
     char pss[32];

@@ -91,7 +91,16 @@ static const struct {
   const char *key, *sub, *name, *type, *help;
   double scale;
 } pool_series[] = {
-    {"pool_size", NULL, "snakepit_pool_size", "gauge", "Configured worker processes.", 1},
+    {"pool_size", NULL, "snakepit_pool_size", "gauge",
+     "Workers the pool wants now (its desired size; fixed pools: the configured size).", 1},
+    {"workers_current", NULL, "snakepit_pool_workers_current", "gauge",
+     "Worker processes the pool has now, starting or ready.", 1},
+    {"min_workers", NULL, "snakepit_pool_min_workers", "gauge", "Smallest size of the pool.", 1},
+    {"max_workers", NULL, "snakepit_pool_max_workers", "gauge", "Largest size of the pool.", 1},
+    {"scale_ups", NULL, "snakepit_pool_scale_ups_total", "counter",
+     "Workers added because calls waited for one (pool_size: MIN..MAX).", 1},
+    {"scale_downs", NULL, "snakepit_pool_scale_downs_total", "counter",
+     "Workers removed after scale_down_idle without a call.", 1},
     {"threads_per_worker", NULL, "snakepit_pool_threads_per_worker", "gauge",
      "Execution threads per worker.", 1},
     {"ready_workers", NULL, "snakepit_pool_ready_workers", "gauge", "Workers ready for calls.", 1},

@@ -136,3 +136,14 @@ def test_preload_flag_shares_the_model():
     assert "preload: on" in text and "uss" in text, text
     proc = run("--preload", "pools")
     assert proc.returncode == EXIT_USAGE and "--adapter" in proc.stderr
+
+
+def test_workers_range_sizes_itself():
+    st = ok_json(run("stats", "--json", *ONE, "--workers", "1..3", "default"))
+    assert (st["min_workers"], st["max_workers"], st["pool_size"], st["workers_current"]) == \
+        (1, 3, 1, 1)
+    code, text = run_on_terminal("stats", *ONE, "--workers", "1..3")
+    assert code == EXIT_OK and "scaling: 1..3 workers" in text, text
+    for bad, words in (("3..1", "minimum above its maximum"), ("1..300", "between 1 and 256")):
+        proc = run(*ONE, "--workers", bad, "pools")
+        assert proc.returncode == EXIT_USAGE and words in proc.stderr, proc.stderr

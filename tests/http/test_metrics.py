@@ -27,6 +27,11 @@ REQUIRED = {
     "snakepit_worker_uss_bytes": "gauge",
     "snakepit_pool_pss_bytes": "gauge",
     "snakepit_pool_uss_bytes": "gauge",
+    "snakepit_pool_workers_current": "gauge",
+    "snakepit_pool_min_workers": "gauge",
+    "snakepit_pool_max_workers": "gauge",
+    "snakepit_pool_scale_ups_total": "counter",
+    "snakepit_pool_scale_downs_total": "counter",
     "snakepit_http_requests_total": "counter",
 }
 
@@ -62,6 +67,12 @@ def test_metrics_are_well_formed_and_complete(server):
                 rss = promtext.value(fams, "snakepit_worker_rss_bytes", **labels)
                 assert 0 < v < rss, (name, labels, v, rss)
     assert promtext.value(fams, "snakepit_pool_pss_bytes", pool="tp") > 1 << 20
+    # A fixed pool: current = desired = min = max, never scaled.
+    size = promtext.value(fams, "snakepit_pool_size", pool="tt")
+    for name in ("snakepit_pool_workers_current", "snakepit_pool_min_workers",
+                 "snakepit_pool_max_workers"):
+        assert promtext.value(fams, name, pool="tt") == size, name
+    assert promtext.value(fams, "snakepit_pool_scale_ups_total", pool="tt") == 0
     assert promtext.value(fams, "snakepit_fork_server_starts_total", pool="tt") == 1
 
 
