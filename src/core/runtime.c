@@ -200,7 +200,7 @@ static void phase_timeout(uv_timer_t *t) {
     for (size_t i = 0; i < rt->pool_count; i++) {
       sp__pool_t *p = &rt->pools[i];
       for (int k = 0; k < p->cfg->pool_size; k++) {
-        if (p->loads[k] != NULL) continue;
+        if (p->loads[k] != NULL || !p->positions[k].active) continue;
         if (missing++ == 0 && p->positions[k].worker) {
           pool = p->cfg->name;
           wname = p->positions[k].worker->name;
