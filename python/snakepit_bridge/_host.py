@@ -4,6 +4,7 @@ The worker embeds CPython and drives exactly this interface::
 
     preload(adapter_spec, pool, profile, threads)   # optional: import only (fork server)
     preload_instance(adapter_args)   # optional (preload): build the adapter once, gc.freeze()
+    choose_profile(adapter_spec, pool)   # worker_profile: auto, in a probe process
     host = load(adapter_spec, adapter_args, worker_id, pool, profile, threads)
     host.manifest()                  # JSON text describing the tools (HELLO frame)
     host.register_thread(name)       # once on each execution thread, GIL held
@@ -56,7 +57,7 @@ from . import context as _context
 from . import thread_safety_checker as _tsc
 from .base_adapter import iter_tools
 
-__all__ = ["preload", "preload_instance", "load", "Host"]
+__all__ = ["preload", "preload_instance", "choose_profile", "decide_profile", "load", "Host"]
 
 logger = logging.getLogger("snakepit_bridge.host")
 
@@ -700,6 +701,51 @@ def preload(adapter_spec: str, pool: str, profile: str, threads: int) -> _Preloa
                 f"without this declaration.") from None
     _preloaded = _Preloaded(adapter_spec, cls, mode, checker, baseline)
     return _preloaded
+
+
+def _gil_enabled() -> bool:
+    check = getattr(sys, "_is_gil_enabled", None)
+    return bool(check()) if callable(check) else True
+
+
+def decide_profile(cls: Any, gil_enabled: bool, libraries: List[Dict[str, Any]]) -> Tuple[str, str]:
+    """``worker_profile: auto``: ``("thread", why)`` when the interpreter runs
+    without the GIL, ``cls`` declares ``__thread_safe__ = True`` and none of
+    ``libraries`` (entries of :func:`thread_safety_checker.loaded_libraries`:
+    what the adapter's module imported) is flagged unsafe by the compatibility
+    table; ``("process", why)`` otherwise. ``why`` is one sentence."""
+    name = getattr(cls, "__qualname__", str(cls))
+    if gil_enabled:
+        build = "a free-threaded build with the GIL re-enabled" \
+            if sysconfig_free_threaded() else "a build with the GIL"
+        return "process", (f"Python {sys.version.split()[0]} is {build}: threads would take turns, "
+                           f"processes run in parallel")
+    if getattr(cls, "__thread_safe__", None) is not True:
+        return "process", f"{name} does not declare __thread_safe__ = True"
+    unsafe = [lib for lib in libraries if lib.get("status") == "unsafe"]
+    if unsafe:
+        names = ", ".join(f"{lib['library']} ({lib.get('reason') or 'not thread-safe'})"
+                          for lib in unsafe)
+        return "process", f"{name} imports a library flagged thread-unsafe: {names}"
+    return "thread", (f"Python {sys.version.split()[0]} runs without the GIL, {name} declares "
+                      f"__thread_safe__ = True and imports no library flagged thread-unsafe")
+
+
+def sysconfig_free_threaded() -> bool:
+    import sysconfig
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def choose_profile(adapter_spec: str, pool: str) -> str:
+    """Import the adapter's module (as a fork server would) and decide
+    ``worker_profile: auto`` for it; returns JSON ``{profile, reason,
+    gil_enabled, free_threaded_build}``. Import errors propagate."""
+    pre = preload(adapter_spec, pool, "process", 1)
+    libraries = _tsc.loaded_libraries(exclude=pre.baseline)
+    gil = _gil_enabled()
+    profile, reason = decide_profile(pre.cls, gil, libraries)
+    return json.dumps({"profile": profile, "reason": reason, "gil_enabled": gil,
+                       "free_threaded_build": sysconfig_free_threaded()})
 
 
 def _build(pre: _Preloaded, adapter_args: List[Any]) -> Any:

@@ -71,7 +71,9 @@ enum {
 #define SP_CLI_POOL_USAGE                                                                  \
   "  --adapter MODULE.CLASS   one pool running this adapter, instead of -c FILE\n"        \
   "    --name NAME            its name (default: default)\n"                              \
-  "    --profile P            thread or process (default: process, thread if --threads > 1)\n" \
+  "    --profile P            thread, process or auto (default: process, thread if\n"  \
+  "                           --threads > 1); auto: thread on a free-threaded Python\n"  \
+  "                           for an adapter declaring __thread_safe__ = True\n"         \
   "    --workers N            worker processes (default 2); MIN..MAX: as many as the\n"   \
   "                           load needs between the two (e.g. 1..4)\n"                 \
   "    --threads N            calls at once per worker, thread profile (default 4)\n"     \

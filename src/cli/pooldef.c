@@ -60,8 +60,8 @@ int sp_cli_pool_option(int ch, const char *arg, sp_cli_pool_t *p) {
     case SP_CLI_OPT_ADAPTER: p->adapter = arg; return 1;
     case SP_CLI_OPT_NAME: p->name = arg; return 1;
     case SP_CLI_OPT_PROFILE:
-      if (strcmp(arg, "thread") != 0 && strcmp(arg, "process") != 0) {
-        fprintf(stderr, "snakepit: --profile must be thread or process, got '%s'\n", arg);
+      if (strcmp(arg, "thread") != 0 && strcmp(arg, "process") != 0 && strcmp(arg, "auto") != 0) {
+        fprintf(stderr, "snakepit: --profile must be thread, process or auto, got '%s'\n", arg);
         return -1;
       }
       p->profile = arg;

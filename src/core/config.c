@@ -460,7 +460,10 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
                 "missing in pool entry %zu (expected a name matching [A-Za-z0-9_.-]{1,%d})",
                 index + 1, SP__CONFIG_MAX_NAME_LEN);
   }
-  if (seen[KEY_THREADS_PER_WORKER] == NULL) {
+  if (pc->profile == SP__PROFILE_AUTO) {
+    /* Decided when the pool starts; 0 = the chosen profile's default. */
+    if (seen[KEY_THREADS_PER_WORKER] == NULL) pc->threads_per_worker = 0;
+  } else if (seen[KEY_THREADS_PER_WORKER] == NULL) {
     pc->threads_per_worker = pc->profile == SP__PROFILE_THREAD ? 4 : 1;
   } else if (pc->profile == SP__PROFILE_PROCESS && pc->threads_per_worker > 1) {
     return fail(ld, seen[KEY_THREADS_PER_WORKER], "threads_per_worker",
@@ -851,6 +854,7 @@ void sp__config_free(sp__config_t *cfg) {
     sp__pool_config_t *pc = &cfg->pools[i];
     free(pc->name);
     free(pc->adapter);
+    free(pc->profile_reason);
     free_strings(pc->adapter_args, pc->adapter_args_count);
     free_strings(pc->env_keys, pc->env_count);
     free_strings(pc->env_values, pc->env_count);

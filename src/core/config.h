@@ -10,7 +10,9 @@
 
 #include "snakepit.h"
 
-typedef enum { SP__PROFILE_PROCESS = 0, SP__PROFILE_THREAD = 1 } sp__profile_t;
+/** AUTO lives only between loading and starting: the runtime resolves it to one of
+ * the others (profile.c) before the pool starts. */
+typedef enum { SP__PROFILE_PROCESS = 0, SP__PROFILE_THREAD = 1, SP__PROFILE_AUTO = 2 } sp__profile_t;
 
 /** How workers start: forked from the pool's fork server, or each exec'd afresh. */
 typedef enum { SP__START_FORK = 0, SP__START_EXEC = 1 } sp__worker_start_t;
@@ -28,7 +30,9 @@ typedef enum {
 /** One `pools:` entry. Every string is owned by the config (freed by sp__config_free). */
 typedef struct sp__pool_config_s {
   char *name;                  /* required; [A-Za-z0-9_.-]{1,64}, unique */
-  sp__profile_t profile;       /* worker_profile: process | thread (default process) */
+  sp__profile_t profile;       /* worker_profile: process | thread | auto (default process) */
+  int profile_auto;            /* worker_profile: auto; profile holds what was chosen */
+  char *profile_reason;        /* auto: why it chose profile (one sentence); owned */
   int pool_size;               /* default 2; 1..256; with a range, its maximum (positions) */
   int min_workers;             /* = pool_size for a fixed pool; a range "MIN..MAX" or
                                   min_workers/max_workers scales between the two */

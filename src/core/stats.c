@@ -88,6 +88,10 @@ json_t *sp__stats_pool(const sp__pool_t *p) {
   json_object_set_new(o, "name", json_string(c->name));
   json_object_set_new(o, "profile", json_string(c->profile == SP__PROFILE_THREAD ? "thread" : "process"));
   json_object_set_new(o, "adapter", json_string(c->adapter));
+  if (c->profile_auto) {
+    json_object_set_new(o, "profile_auto", json_true());
+    json_object_set_new(o, "profile_reason", json_string(c->profile_reason ? c->profile_reason : ""));
+  }
   /* pool_size is the size the pool has now (between min_workers and
    * max_workers, the same three numbers for a fixed pool). */
   int current = 0;

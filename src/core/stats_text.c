@@ -86,6 +86,11 @@ static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
     }
     fputc('\n', f);
   }
+  if (json_is_true(json_object_get(p, "profile_auto"))) {
+    const char *why = json_string_value(json_object_get(p, "profile_reason"));
+    fprintf(f, "  worker_profile auto chose %s: %s\n",
+            json_string_value(json_object_get(p, "profile")), why ? why : "");
+  }
   if (jint(p, "min_workers") != jint(p, "max_workers")) {
     fprintf(f, "  scaling: %lld..%lld workers, %lld wanted, %lld running; %lld added, %lld removed\n",
             (long long)jint(p, "min_workers"), (long long)jint(p, "max_workers"),

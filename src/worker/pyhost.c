@@ -270,6 +270,22 @@ int pyhost_preload(const pyhost_opts_t *o, char **failure) {
   return 0;
 }
 
+int pyhost_choose_profile(const pyhost_opts_t *o, char **json, char **failure) {
+  *json = *failure = NULL;
+  int rc = start_interpreter(o, failure);
+  if (rc != 0) return rc;
+  PyObject *r = PyObject_CallMethod(g_host_module, "choose_profile", "ss", o->adapter, o->pool);
+  const char *s = r ? PyUnicode_AsUTF8(r) : NULL;
+  if (s == NULL) {
+    Py_XDECREF(r);
+    *failure = describe_pending(1);
+    return SP_ESTARTUP;
+  }
+  *json = strdup(s);
+  Py_DECREF(r);
+  return *json ? 0 : SP_ENOMEM;
+}
+
 int pyhost_preload_adapter(const pyhost_opts_t *o, char **failure) {
   *failure = NULL;
   PyObject *args = string_list(o->adapter_args, o->adapter_arg_count);

@@ -37,6 +37,14 @@ typedef struct pyhost_thread_s pyhost_thread_t;
 int pyhost_preload(const pyhost_opts_t *opts, char **failure);
 
 /**
+ * worker_profile: auto, in a probe process: starts the interpreter, imports
+ * the adapter's module and decides the profile (_host.choose_profile). Returns
+ * 0 with *json (JSON {profile, reason, ...}; caller frees), or SP_ESTARTUP
+ * with *failure as for pyhost_start.
+ */
+int pyhost_choose_profile(const pyhost_opts_t *opts, char **json, char **failure);
+
+/**
  * Fork server with preload, after pyhost_preload: builds the adapter instance
  * (constructor, initialize()) that every forked worker then shares, and
  * freezes the garbage collector's view of everything built so far. Returns 0

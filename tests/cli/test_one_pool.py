@@ -31,7 +31,7 @@ def test_adapter_flag_errors_are_usage_errors(tmp_path):
                         (("-c", str(cfg), *ONE, "pools"), "alternatives"),
                         (("--url", "http://127.0.0.1:1", "-c", str(cfg), "pools"), "alternatives"),
                         ((*ONE, "--profile", "process", "--threads", "4", "pools"), "thread"),
-                        ((*ONE, "--profile", "fibre", "pools"), "thread or process"),
+                        ((*ONE, "--profile", "fibre", "pools"), "thread, process or auto"),
                         ((*ONE, "--workers", "0", "pools"), "--workers")):
         proc = run(*args)
         assert proc.returncode == EXIT_USAGE, (args, proc.stderr)
@@ -147,3 +147,21 @@ def test_workers_range_sizes_itself():
     for bad, words in (("3..1", "minimum above its maximum"), ("1..300", "between 1 and 256")):
         proc = run(*ONE, "--workers", bad, "pools")
         assert proc.returncode == EXIT_USAGE and words in proc.stderr, proc.stderr
+
+
+def test_profile_auto_chooses_and_says_why():
+    proc = run("stats", "--json", *ONE, "--profile", "auto", "--workers", "1", "default")
+    st = ok_json(proc)
+    gil = st["gil_enabled"]
+    assert st["profile_auto"] is True and st["profile_reason"]
+    if gil:  # this interpreter has the GIL: processes are the only way to run in parallel
+        assert (st["profile"], st["threads_per_worker"]) == ("process", 1)
+        assert "GIL" in st["profile_reason"]
+    assert "worker_profile auto chose " + st["profile"] in proc.stderr, proc.stderr
+    code, text = run_on_terminal("stats", *ONE, "--profile", "auto", "--workers", "1")
+    assert code == EXIT_OK and "worker_profile auto chose" in text, text
+    # An adapter that cannot be imported: a startup error with its traceback.
+    proc = run("pools", "--adapter", "broken_adapter.BrokenAdapter", "--python-path", ADAPTERS,
+               "--profile", "auto")
+    assert proc.returncode == 3, proc.stderr
+    assert "worker_profile auto" in proc.stderr and "snakepit_nonexistent_module_xyz" in proc.stderr
