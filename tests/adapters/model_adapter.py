@@ -65,3 +65,15 @@ class BadPostForkAdapter(ModelAdapter):
 
     def post_fork(self):
         raise RuntimeError("no GPU context for worker " + os.environ.get("SNAKEPIT_WORKER_ID", "?"))
+
+
+class FirstWorkerOnlyAdapter(ModelAdapter):
+    """post_fork() works in w1 only: its replacements fail to start."""
+
+    def __init__(self, adapter_args=None):
+        super().__init__(adapter_args or ["1"])
+
+    def post_fork(self):
+        if os.environ.get("SNAKEPIT_WORKER_ID") != "w1":
+            raise RuntimeError("no GPU context for worker " + os.environ["SNAKEPIT_WORKER_ID"])
+        super().post_fork()

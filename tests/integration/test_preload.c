@@ -251,6 +251,29 @@ static void raising_post_fork_fails_the_start(void **state) {
                      want);
 }
 
+/* Replacements whose post_fork() raises: the crash-loop guard marks the pool
+ * degraded and calls fail fast naming the hook's error. */
+static void raising_post_fork_in_replacements_trips_the_crash_loop_guard(void **state) {
+  (void)state;
+  sp_runtime_t *rt = h_start_pool("m", "process", 1, 1, "model_adapter.FirstWorkerOnlyAdapter",
+                                  "    preload: true\n    crash_loop_max: 3\n");
+  json_t *a = call_json(rt, "m", "info", "{}");
+  kill((pid_t)jint(a, "pid"), SIGKILL);
+  json_decref(a);
+  int degraded = 0;
+  for (int i = 0; i < 100 && !degraded; i++) {
+    h_sleep_ms(50);
+    json_t *st = h_pool_stats(rt, "m");
+    degraded = json_is_true(json_object_get(st, "degraded"));
+    json_decref(st);
+  }
+  assert_true(degraded);
+  sp_error_t err;
+  h_call_fails(rt, "m", "info", "{}", SP_EDEGRADED, &err);
+  assert_non_null(strstr(err.message, "no GPU context for worker w"));
+  sp_runtime_stop(rt, 2000);
+}
+
 static void bad_preload_values_are_config_errors(void **state) {
   (void)state;
   const char *exec[] = {"preload.yaml:", "key 'preload'", "worker_start: fork", "\"exec\"", NULL};
@@ -269,6 +292,7 @@ int main(void) {
       cmocka_unit_test(auto_falls_back_for_a_thread_in_the_constructor),
       cmocka_unit_test(explicit_preload_fails_for_a_thread_or_a_socket),
       cmocka_unit_test(raising_post_fork_fails_the_start),
+      cmocka_unit_test(raising_post_fork_in_replacements_trips_the_crash_loop_guard),
       cmocka_unit_test(bad_preload_values_are_config_errors),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
