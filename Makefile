@@ -12,7 +12,7 @@ MAKEFLAGS += --no-print-directory
 PRODUCT = snakepit snakepit-cli snakepit-worker quickstart
 
 .PHONY: all deps deps-build deps-bench configure build build-product run test install deb \
-	bench clean format tidy
+	bench soak clean format tidy
 
 all: build
 
@@ -70,6 +70,12 @@ deb: deps-build
 
 bench: deps-bench build
 	$(PYTHON) bench/report.py --build $(BUILD)
+
+# HTTP server under legitimate load and abuse (slowloris, churn, hostile
+# requests) for SOAK_SECONDS; not part of `make test` (scripts/soak_http.py).
+SOAK_SECONDS ?= 180
+soak: build
+	$(PYTHON) scripts/soak_http.py --bin $(BUILD)/snakepit --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(BUILD)

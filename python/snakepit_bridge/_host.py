@@ -495,7 +495,10 @@ class Host:
                         args = _decode(args_json)
                     else:
                         args = json.loads(args_json)
-                except (ValueError, TypeError) as exc:     # TypeError: not text at all
+                # TypeError: not text at all. RecursionError: nested deeper than
+                # the interpreter recurses (the manager refuses past 512 levels
+                # first; a frame sent to the worker directly meets this).
+                except (ValueError, TypeError, RecursionError) as exc:
                     return STATUS_BAD_JSON, f"arguments are not valid JSON: {exc}"
                 if type(args) is not dict:
                     return STATUS_INVALID, f"arguments must be a JSON object, got {_type_label(args)}"
@@ -635,21 +638,24 @@ def _checking_mode() -> Optional[str]:
     return None
 
 
+# With checks on, every call pauses this long once it counts as running. On a
+# GIL build, microsecond-long calls otherwise run one after the other and the
+# write detector never sees two of them overlap; with the pause, calls queued
+# behind it start too, as on a free-threaded build. Checks are a debugging mode,
+# so they catch races by default; SNAKEPIT_THREAD_SAFETY_STAGGER_US changes the
+# pause (0: none).
+DEFAULT_STAGGER_US = 200.0
+
+
 def _stagger_seconds() -> float:
-    # SNAKEPIT_THREAD_SAFETY_STAGGER_US: with checks on, every call sleeps this
-    # long right after it is registered as running, before the tool starts.
-    # Calls queued behind it then start too, so even microsecond-long tools
-    # overlap (on a GIL build they otherwise run one after the other) and the
-    # write detector sees the races a free-threaded build would hit.
-    # `snakepit check` sets it; pools leave it unset.
     value = os.environ.get("SNAKEPIT_THREAD_SAFETY_STAGGER_US", "").strip()
     if not value:
-        return 0.0
+        return DEFAULT_STAGGER_US / 1e6
     try:
         return max(0.0, min(float(value), 1e6)) / 1e6
     except ValueError:
         logger.warning("ignoring SNAKEPIT_THREAD_SAFETY_STAGGER_US=%r", value)
-        return 0.0
+        return DEFAULT_STAGGER_US / 1e6
 
 
 class _Preloaded:

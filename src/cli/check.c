@@ -69,8 +69,10 @@ static const char check_usage[] =
     "  -v, --verbose       show the worker's output (warnings as they happen)\n"
     "  -t, --timeout MS    per-call timeout (default 30000)\n"
     "\n"
-    "Exit codes: 0 no problem found, 8 problems found, 3 the adapter failed to load,\n"
-    "            2 usage, 6 the worker failed while checking.\n";
+    "Exit codes: 0 no problem found and every tool exercised, 8 problems found,\n"
+    "            9 no problem found but some tools could not be exercised (their\n"
+    "            arguments were rejected: give them with --args, or --skip them),\n"
+    "            3 the adapter failed to load, 2 usage, 6 the worker failed while checking.\n";
 
 /* ---- small helpers -------------------------------------------------------------- */
 
@@ -90,7 +92,6 @@ static int parse_int(const char *s, int lo, int hi, int *out) {
 }
 
 static double now_s(void) { return (double)sp__now_ns() / 1e9; }
-
 
 /* ---- options and the pool ------------------------------------------------------------ */
 
@@ -371,7 +372,8 @@ static void print_text(const check_opts_t *c, json_t *rep) {
   if (json_array_size(libs) == 0) printf("  none listed in the matrix\n");
   json_array_foreach(libs, i, t) {
     const char *status = sp_cli_jstr(t, "status", "?");
-    printf("  %-16s %-12s %s\n", sp_cli_jstr(t, "library", "?"), status, sp_cli_jstr(t, "reason", ""));
+    printf("  %-16s %-12s %s\n", sp_cli_jstr(t, "library", "?"), status,
+           sp_cli_jstr(t, "reason", ""));
     if (strcmp(status, "safe") != 0)
       printf("  %-16s %-12s workaround: %s\n", "", "", sp_cli_jstr(t, "workaround", ""));
     const char *at = sp_cli_jstr(t, "imported_at", NULL);
@@ -397,8 +399,27 @@ static void print_text(const check_opts_t *c, json_t *rep) {
     json_array_foreach(notes, i, t) print_indented(json_string_value(t), "  - ");
   }
   long long problems = json_integer_value(json_object_get(rep, "problems"));
-  printf("\nResult: %s", problems ? "" : "no thread-safety problems found\n");
-  if (problems) printf("%lld problem%s found\n", problems, problems == 1 ? "" : "s");
+  json_t *unexercised = json_object_get(rep, "not_exercised");
+  size_t n_un = json_array_size(unexercised);
+  if (n_un > 0) {
+    printf("\nNot exercised (%zu): these tools never ran, so nothing is known about them\n", n_un);
+    json_array_foreach(unexercised, i, t) {
+      const char *why = sp_cli_jstr(t, "reason", "");
+      const char *nl = strchr(why, '\n');
+      printf("  %-28s %.*s\n", sp_cli_jstr(t, "name", "?"), nl ? (int)(nl - why) : (int)strlen(why),
+             why);
+    }
+    printf("  Give their arguments with --args FILE, or leave them out with --skip NAME.\n");
+  }
+  if (problems)
+    printf("\nResult: %lld problem%s found\n", problems, problems == 1 ? "" : "s");
+  else if (n_un > 0)
+    printf(
+        "\nResult: incomplete: no thread-safety problems found in the tools exercised, "
+        "but %zu tool%s could not be exercised\n",
+        n_un, n_un == 1 ? "" : "s");
+  else
+    printf("\nResult: no thread-safety problems found\n");
 }
 
 /* Turns the merged checker report and the tool runs into the check report. */
@@ -433,6 +454,8 @@ static json_t *build_report(const check_opts_t *c, json_t *merged, json_t *first
   }
 
   json_t *conc = json_object_get(merged, "concurrent_accesses");
+  /* A tool that never ran was not checked: the result must not read as clean. */
+  json_t *unexercised = json_array();
   for (size_t i = 0; i < nruns; i++) {
     tool_run_t *t = &runs[i];
     json_t *o = json_object();
@@ -443,6 +466,7 @@ static json_t *build_report(const check_opts_t *c, json_t *merged, json_t *first
                t->alone_error);
       json_object_set_new(o, "skipped", json_string(why));
       json_array_append_new(tools, o);
+      json_array_append_new(unexercised, json_pack("{s:s, s:s}", "name", t->name, "reason", why));
       continue;
     }
     json_t *peak = json_object_get(conc, t->name);
@@ -519,6 +543,7 @@ static json_t *build_report(const check_opts_t *c, json_t *merged, json_t *first
     json_array_append_new(
         notes, json_string("in-place changes of lists/dicts/sets are not tracked on this Python"));
   json_object_set_new(rep, "problems", json_integer((json_int_t)json_array_size(findings)));
+  json_object_set_new(rep, "not_exercised", unexercised);
   json_object_set_new(rep, "findings", findings);
   json_object_set_new(rep, "notes", notes);
   json_object_set(rep, "checker", merged);
@@ -754,7 +779,9 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv) {
     json_array_append_new(json_object_get(rep, "notes"),
                           json_string("a worker restarted during the check (it crashed or was "
                                       "killed); the findings of the call that killed it are lost"));
-  exit_code = json_integer_value(json_object_get(rep, "problems")) ? SP_EXIT_FINDINGS : SP_EXIT_OK;
+  exit_code = json_integer_value(json_object_get(rep, "problems"))     ? SP_EXIT_FINDINGS
+              : json_array_size(json_object_get(rep, "not_exercised")) ? SP_EXIT_INCOMPLETE
+                                                                       : SP_EXIT_OK;
   json_object_set_new(rep, "exit_code", json_integer(exit_code));
   if (c.json) {
     char *s = json_dumps(rep, JSON_INDENT(2));

@@ -19,7 +19,8 @@ enum {
   SP_EXIT_TIMEOUT = 5, /* deadline passed */
   SP_EXIT_WORKER = 6,  /* worker crashed, protocol or internal error */
   SP_EXIT_BUSY = 7,    /* pool saturated or stopping */
-  SP_EXIT_FINDINGS = 8 /* `check` found thread-safety problems */
+  SP_EXIT_FINDINGS = 8,  /* `check` found thread-safety problems */
+  SP_EXIT_INCOMPLETE = 9 /* `check` found none, but could not exercise some tools */
 };
 
 #define SP_CLI_MAX_LIST 64

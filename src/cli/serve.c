@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -20,8 +21,8 @@ static const char serve_usage[] =
     "usage: snakepit serve [-c FILE | --adapter MODULE.CLASS [POOL OPTIONS]]\n"
     "                      [--listen HOST:PORT] [--token-file FILE] [--insecure]\n"
     "                      [--timeout MS] [--max-body SIZE] [--read-timeout SEC]\n"
-    "                      [--http-threads N] [--max-connections N] [--drain-timeout SEC]\n"
-    "                      [--access-log] [-q]\n"
+    "                      [--http-threads N] [--max-connections N] [--max-connections-per-client N]\n"
+    "                      [--allow-origin ORIGIN]... [--drain-timeout SEC] [--access-log] [-q]\n"
     "\n"
     "Serves the pools over HTTP/1.1 (keep-alive): POST /v1/pools/POOL/tools/TOOL,\n"
     "GET /v1/pools[/POOL[/tools]], /healthz, /readyz, /metrics, and the dashboard at /.\n"
@@ -34,16 +35,25 @@ static const char serve_usage[] =
     "      --insecure           allow a non-loopback address without a token\n"
     "  -t, --timeout MS         per-call timeout when a request sets none (default: the pool's)\n"
     "      --max-body SIZE      largest request body (default 8MiB; KiB, MiB suffixes)\n"
-    "      --read-timeout SEC   close connections idle or stalled this long (default 30)\n"
+    "      --read-timeout SEC   time a connection gets to send each complete request, and\n"
+    "                           to stay idle or stalled (default 30)\n"
     "      --http-threads N     HTTP event-loop threads; 0 runs HTTP on the runtime's own\n"
     "                           loop thread (default: 0 below 4 CPUs, else half the CPUs,\n"
     "                           at most 4)\n"
-    "      --max-connections N  open connections at most (default 1024)\n"
+    "      --max-connections N  open connections at most (default 1024); when full, a new\n"
+    "                           connection displaces the oldest one still sending its request\n"
+    "      --max-connections-per-client N\n"
+    "                           open connections of one client address at most (default:\n"
+    "                           half of --max-connections)\n"
+    "      --allow-origin ORIGIN  let browser pages from ORIGIN (http://host:port) call the\n"
+    "                           API; other cross-origin requests are refused (repeatable)\n"
     "      --drain-timeout SEC  on SIGTERM, time calls in flight get to finish (default 30)\n"
     "      --access-log         log every request to stderr\n"
     "  -q, --quiet              do not forward worker output to stderr\n"
     "\n"
     "SIGINT/SIGTERM stop gracefully; a second signal exits at once.\n";
+
+#define SERVE_MAX_ORIGINS 16
 
 typedef struct {
   sp_cli_opts_t cli; /* -c, or --adapter and its pool */
@@ -52,7 +62,9 @@ typedef struct {
   int insecure, quiet, access_log;
   long timeout_ms;
   unsigned long long max_body;
-  long read_timeout_s, threads, max_connections, drain_s;
+  long read_timeout_s, threads, max_connections, max_per_client, drain_s;
+  const char *origins[SERVE_MAX_ORIGINS];
+  size_t n_origins;
 } serve_opts_t;
 
 static void quiet_log(int level, const char *line, void *ud) {
@@ -90,8 +102,50 @@ bad:
   return -1;
 }
 
+/* An origin is a scheme and an authority, exactly as a browser sends it. */
+static int add_origin(serve_opts_t *o, const char *origin) {
+  size_t n = strlen(origin);
+  int scheme = strncmp(origin, "http://", 7) == 0 || strncmp(origin, "https://", 8) == 0;
+  if (!scheme || strchr(strchr(origin, ':') + 3, '/') != NULL || n > 200 || origin[n - 1] == '/') {
+    fprintf(stderr,
+            "snakepit: --allow-origin '%s': expected SCHEME://HOST[:PORT] with no path, "
+            "e.g. http://localhost:3000\n",
+            origin);
+    return -1;
+  }
+  if (o->n_origins == SERVE_MAX_ORIGINS) {
+    fprintf(stderr, "snakepit: --allow-origin given more than %d times\n", SERVE_MAX_ORIGINS);
+    return -1;
+  }
+  o->origins[o->n_origins++] = origin;
+  return 0;
+}
+
+/* Each connection is a file descriptor: raise the soft limit as far as the hard
+ * one allows, and keep the connection limit below it (with room for the
+ * workers' sockets and pipes), so accept() never runs out of descriptors. */
+#define FD_RESERVE 64
+
+static long fit_connections(long want) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || (rlim_t)want + FD_RESERVE <= rl.rlim_cur) return want;
+  long fit = rl.rlim_cur > 2 * FD_RESERVE ? (long)rl.rlim_cur - FD_RESERVE : (long)rl.rlim_cur / 2;
+  fprintf(stderr,
+          "snakepit: warning: %ld connections need more file descriptors than the limit of %llu; "
+          "serving at most %ld\n",
+          want, (unsigned long long)rl.rlim_cur, fit);
+  return fit;
+}
+
 static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_t *o) {
-  enum { O_TOKEN = 256, O_INSECURE, O_MAXBODY, O_READTO, O_THREADS, O_MAXCONN, O_DRAIN, O_ALOG };
+  enum { O_TOKEN = 256, O_INSECURE, O_MAXBODY, O_READTO, O_THREADS, O_MAXCONN, O_DRAIN, O_ALOG,
+         O_PERCLIENT, O_ORIGIN };
   static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
                                            {"listen", required_argument, NULL, 'l'},
                                            {"timeout", required_argument, NULL, 't'},
@@ -105,6 +159,9 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
                                            {"max-connections", required_argument, NULL, O_MAXCONN},
                                            {"drain-timeout", required_argument, NULL, O_DRAIN},
                                            {"access-log", no_argument, NULL, O_ALOG},
+                                           {"max-connections-per-client", required_argument, NULL,
+                                            O_PERCLIENT},
+                                           {"allow-origin", required_argument, NULL, O_ORIGIN},
                                            SP_CLI_POOL_OPTIONS,
                                            {NULL, 0, NULL, 0}};
   *o = (serve_opts_t){.cli = *g,
@@ -134,6 +191,10 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
       case O_MAXCONN:
         bad = sp_cli_parse_long("--max-connections", optarg, 1, 65536, &o->max_connections);
         break;
+      case O_PERCLIENT:
+        bad = sp_cli_parse_long("--max-connections-per-client", optarg, 1, 65536, &o->max_per_client);
+        break;
+      case O_ORIGIN: bad = add_origin(o, optarg); break;
       case O_DRAIN: bad = sp_cli_parse_long("--drain-timeout", optarg, 0, 3600, &o->drain_s); break;
       case O_ALOG: o->access_log = 1; break;
       default: {
@@ -265,14 +326,20 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     o.threads = cpus >= 8 ? 4 : cpus >= 4 ? cpus / 2 : 0;
   }
-  sp__http_opts_t ho = {.listen_fd = fd,
-                        .token = token,
-                        .max_body = (size_t)o.max_body,
-                        .read_timeout_s = (unsigned)o.read_timeout_s,
-                        .threads = (unsigned)o.threads,
-                        .max_connections = (unsigned)o.max_connections,
-                        .call_timeout_ms = o.timeout_ms,
-                        .access_log = o.access_log};
+  sp__http_opts_t ho = {
+      .listen_fd = fd,
+      .token = token,
+      .max_body = (size_t)o.max_body,
+      .read_timeout_s = (unsigned)o.read_timeout_s,
+      .threads = (unsigned)o.threads,
+      .max_connections = (unsigned)fit_connections(o.max_connections),
+      .max_per_client =
+          (unsigned)(o.max_per_client ? o.max_per_client : (o.max_connections + 1) / 2),
+      .loopback = loopback,
+      .allowed_origins = o.origins,
+      .n_allowed_origins = o.n_origins,
+      .call_timeout_ms = o.timeout_ms,
+      .access_log = o.access_log};
   fd = -1; /* the server owns it now, also when it fails to start */
   if (sp__http_start(&srv, rt, &ho, &err) != 0) {
     fprintf(stderr, "snakepit: %s\n", err.message);
@@ -288,12 +355,12 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
   }
   pthread_t force;
   if (pthread_create(&force, NULL, force_exit_main, NULL) == 0) pthread_detach(force);
-  fprintf(stderr, "snakepit: %s received: draining (up to %lds; again to exit at once)\n",
-          strsignal(sig), o.drain_s);
   /* Stop accepting, let the runtime finish what it has (new calls get 503), wait
    * for every answer to be handed to MHD, then stop MHD and only then the
    * runtime, which must not be called while being stopped. */
   sp__http_quiesce(srv);
+  fprintf(stderr, "snakepit: %s received: draining (up to %lds; again to exit at once)\n",
+          strsignal(sig), o.drain_s);
   sp_runtime_drain(rt, (int)(o.drain_s * 1000));
   if (sp__http_wait_idle(srv, 5000) != 0)
     fprintf(stderr, "snakepit: closing connections still open after the drain\n");

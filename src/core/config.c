@@ -32,7 +32,9 @@
 /* Workers of one pool, its hard bound (pool_size, max_workers). */
 #define SP__MAX_WORKERS 256
 #define MAX_LIST_ITEMS 1024
-#define MAX_FILE_BYTES (16 * 1024 * 1024)
+/* A pools file is a few KiB; these bounds keep a hostile one cheap to refuse. */
+#define MAX_FILE_BYTES (1024 * 1024)
+#define MAX_DEPTH 64 /* mappings and sequences inside each other; a config needs 4 */
 
 /* Indexes into pool_keys; the few the loader needs by name after reading an entry. */
 enum {
@@ -568,6 +570,44 @@ static int syntax_error(const loader_t *ld, const yaml_parser_t *parser, const c
                        problem);
 }
 
+/* libyaml's scanner does work in proportion to the flow nesting for every
+ * token, so deep nesting costs quadratic time (100,000 levels: half a minute)
+ * before the document exists. Walking its events first stops at the first
+ * level too deep, having done bounded work. */
+static int check_depth(const loader_t *ld, const char *text, size_t len) {
+  yaml_parser_t parser;
+  yaml_event_t ev;
+  int depth = 0, rc = 0;
+  if (len > MAX_FILE_BYTES)
+    return sp__error_set(ld->err, SP_ECONFIG, "%s: config of %zu bytes is larger than %d KiB",
+                         ld->origin, len, MAX_FILE_BYTES / 1024);
+  if (!yaml_parser_initialize(&parser)) return nomem(ld->err);
+  yaml_parser_set_input_string(&parser, (const unsigned char *)(text != NULL ? text : ""), len);
+  for (;;) {
+    if (!yaml_parser_parse(&parser, &ev)) {
+      rc = syntax_error(ld, &parser, text, len);
+      break;
+    }
+    yaml_event_type_t type = ev.type;
+    unsigned long line = (unsigned long)ev.start_mark.line + 1UL;
+    yaml_event_delete(&ev);
+    if (type == YAML_SEQUENCE_START_EVENT || type == YAML_MAPPING_START_EVENT) {
+      if (++depth > MAX_DEPTH) {
+        rc = sp__error_set(ld->err, SP_ECONFIG,
+                           "%s:%lu: lists and mappings nested more than %d levels deep", ld->origin,
+                           line, MAX_DEPTH);
+        break;
+      }
+    } else if (type == YAML_SEQUENCE_END_EVENT || type == YAML_MAPPING_END_EVENT) {
+      depth--;
+    } else if (type == YAML_STREAM_END_EVENT) {
+      break;
+    }
+  }
+  yaml_parser_delete(&parser);
+  return rc;
+}
+
 /* Parses text into cfg, whose origin and base_dir are already set. */
 static int load_text(sp__config_t *cfg, const char *text, size_t len, sp_error_t *err) {
   yaml_parser_t parser;
@@ -578,7 +618,8 @@ static int load_text(sp__config_t *cfg, const char *text, size_t len, sp_error_t
   bool extra_ready = false;
   loader_t ld = {&doc, cfg->origin, cfg->base_dir, err};
   const yaml_node_t *root = NULL;
-  int rc = 0;
+  int rc = check_depth(&ld, text, len);
+  if (rc != 0) return rc;
   if (!yaml_parser_initialize(&parser)) {
     rc = nomem(err);
     goto cleanup;
@@ -695,8 +736,8 @@ static int read_file(const char *path, char **out, size_t *out_len, sp_error_t *
       size_t new_cap = cap == 0 ? 4096 : cap * 2;
       char *bigger = NULL;
       if (cap >= MAX_FILE_BYTES) {
-        rc = sp__error_set(err, SP_ECONFIG, "cannot read config '%s': larger than %d MiB", path,
-                           MAX_FILE_BYTES / (1024 * 1024));
+        rc = sp__error_set(err, SP_ECONFIG, "cannot read config '%s': larger than %d KiB", path,
+                           MAX_FILE_BYTES / 1024);
         goto cleanup;
       }
       bigger = realloc(buf, new_cap);

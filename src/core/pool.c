@@ -21,8 +21,6 @@ static void respawn_cb(uv_timer_t *t);
 /* Respawn backoff: the first delay, doubled per consecutive failure up to the cap. */
 #define RESPAWN_FIRST_MS 100
 #define RESPAWN_MAX_MS 5000
-/* How often a worker's memory is read for worker_max_rss_mb. */
-#define RSS_CHECK_MS 500
 
 /* Starts the position's replacement after an exponential backoff; returns the
  * delay chosen. */
@@ -123,11 +121,26 @@ static void dispatch(sp__pool_t *p, int idx, sp__call_t *c) {
     sp__pool_recycle(p, w, SP__RECYCLE_MAX_REQUESTS);
 }
 
+/* How long a worker must have been ready for its death not to be part of a
+ * crash loop, and for a degraded pool to recover: min_lifetime, at least 1 s. */
+static int64_t stay_up_ms(const sp__pool_t *p) {
+  return p->cfg->min_lifetime_ms > 1000 ? p->cfg->min_lifetime_ms : 1000;
+}
+
+static int has_ready_worker(const sp__pool_t *p) {
+  for (int i = 0; i < p->cfg->pool_size; i++)
+    if (p->positions[i].worker && p->positions[i].worker->state == SP__W_READY) return 1;
+  return 0;
+}
+
 void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
-  if (p->degraded) {
+  /* Degraded refuses calls only while no worker could take them: the workers
+   * that are ready serve, whatever their siblings do. */
+  if (p->degraded && !has_ready_worker(p)) {
     sp_error_t d;
-    sp__error_set(&d, SP_EDEGRADED, "pool '%s' is degraded (%s); calls fail until a worker stays up",
-                  p->cfg->name, p->degraded_reason);
+    sp__error_set(&d, SP_EDEGRADED,
+                  "pool '%s' is degraded (%s); calls fail until a worker stays up", p->cfg->name,
+                  p->degraded_reason);
     sp__call_finish(c, SP_EDEGRADED, NULL, 0, &d);
     return;
   }
@@ -229,17 +242,23 @@ void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *wh
   if (rt->phase != SP__PHASE_RUNNING && rt->phase != SP__PHASE_DRAINING) return;
   p->stats.crashes++;
   int64_t now = sp__now_ms();
-  p->crash_times[p->crash_next++ % (unsigned)p->cfg->crash_loop_max] = now;
+  /* A crash loop is workers dying soon after they start (a broken adapter, a
+   * tool that kills every worker it reaches). A worker that served for a while
+   * and was then killed from outside is replaced, and says nothing about the
+   * next one. */
+  int soon = w->ready_ms == 0 || now - w->ready_ms < stay_up_ms(p);
+  if (soon) p->crash_times[p->crash_next++ % (unsigned)p->cfg->crash_loop_max] = now;
   int recent = 0;
   for (int i = 0; i < p->cfg->crash_loop_max; i++)
     if (p->crash_times[i] != 0 && now - p->crash_times[i] <= p->cfg->crash_loop_window_ms) recent++;
   if (!p->degraded && recent >= p->cfg->crash_loop_max) {
     p->degraded = 1;
     snprintf(p->degraded_reason, sizeof(p->degraded_reason),
-             "%d worker crashes within %lld ms; last: %.380s", recent,
-             (long long)p->cfg->crash_loop_window_ms, why->message);
+             "%d workers died less than %lld ms after starting, within %lld ms; last: %.340s",
+             recent, (long long)stay_up_ms(p), (long long)p->cfg->crash_loop_window_ms,
+             why->message);
     sp__log(SP__LOG_ERROR, "pool '%s' is degraded: %s", p->cfg->name, p->degraded_reason);
-    sp__pool_fail_queued(p, SP_EDEGRADED, p->degraded_reason);
+    if (!has_ready_worker(p)) sp__pool_fail_queued(p, SP_EDEGRADED, p->degraded_reason);
   }
   int64_t delay = schedule_respawn(s);
   sp__log(SP__LOG_WARN, "%s; replacing it in %lld ms", why->message, (long long)delay);
@@ -326,6 +345,56 @@ void sp__pool_shrink(sp__pool_t *p, sp__worker_t *w) {
   if (w->load.inflight == 0) sp__worker_shutdown(w, p->cfg->drain_timeout_ms);
 }
 
+/* worker_max_rss_mb is looked at every RSS_IDLE_PERIOD_MS, and while calls run
+ * every RSS_BUSY_PERIOD_MS (a call can grow by a GiB in a second); a worker
+ * still over it RSS_GRACE_MS after its recycle began, with calls running, is
+ * killed: the recycle waits for the very calls that make it grow. */
+#define RSS_IDLE_PERIOD_MS 500
+#define RSS_BUSY_PERIOD_MS 100
+#define RSS_GRACE_MS 500
+
+/* Enforces worker_max_rss_mb on w, busy or draining. 1 if w was killed. */
+static int enforce_rss(sp__pool_t *p, sp__worker_t *w, int64_t now) {
+  const sp__pool_config_t *c = p->cfg;
+  int busy = w->load.inflight > 0;
+  if (c->worker_max_rss_mb <= 0 ||
+      now - w->rss_checked_ms < (busy ? RSS_BUSY_PERIOD_MS : RSS_IDLE_PERIOD_MS))
+    return 0;
+  w->rss_checked_ms = now;
+  /* What the worker owns (USS): pages it shares with its fork server and the
+   * other workers, a preloaded model's above all, would not come back if it
+   * were replaced, so they do not count against it. RSS where USS is unknown. */
+  sp__procmem_t m;
+  sp__procmem_read(w->pid, &m);
+  long kb = m.uss_kb >= 0 ? m.uss_kb : m.rss_kb;
+  if (kb <= c->worker_max_rss_mb * 1024) {
+    w->rss_over_ms = 0;
+    return 0;
+  }
+  if (w->rss_over_ms == 0) {
+    w->rss_over_ms = now;
+    sp__log(SP__LOG_WARN,
+            "[%s/%s pid %d] USS (private memory) %ld MiB over worker_max_rss_mb %lld (RSS %ld "
+            "MiB)",
+            c->name, w->name, w->pid, kb / 1024, (long long)c->worker_max_rss_mb,
+            m.rss_kb / 1024);
+  }
+  if (busy && now - w->rss_over_ms >= RSS_GRACE_MS) {
+    snprintf(w->exit_note, sizeof(w->exit_note),
+             "was killed: its USS (private memory) of %ld MiB exceeded worker_max_rss_mb "
+             "(%lld MiB) while calls ran",
+             kb / 1024, (long long)c->worker_max_rss_mb);
+    sp__log(SP__LOG_ERROR, "[%s/%s pid %d] %s", c->name, w->name, w->pid, w->exit_note);
+    if (!w->retiring) p->stats.recycles[SP__RECYCLE_RSS]++;
+    sp__worker_kill(w, "its USS (private memory) exceeded worker_max_rss_mb");
+    return 1;
+  }
+  /* Young workers are spared a recycle (min_lifetime), not the limit. */
+  if (w->state == SP__W_READY && (busy || now - w->ready_ms >= c->min_lifetime_ms))
+    sp__pool_recycle(p, w, SP__RECYCLE_RSS);
+  return 0;
+}
+
 /* Checks one live worker: liveness, lifetime limits, calls stuck past cancel_grace. */
 static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
   const sp__pool_config_t *c = p->cfg;
@@ -333,13 +402,14 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
   if (c->ping_interval_ms > 0) {
     if (now - w->last_pong_ms > c->ping_interval_ms * c->ping_misses) {
       p->stats.ping_kills++;
-      sp__log(SP__LOG_ERROR, "[%s/%s pid %d] missed %d pings; killing it", c->name, w->name,
-              w->pid, c->ping_misses);
+      sp__log(SP__LOG_ERROR, "[%s/%s pid %d] missed %d pings; killing it", c->name, w->name, w->pid,
+              c->ping_misses);
       sp__worker_kill(w, "it stopped answering pings");
       return;
     }
     if (now - w->last_ping_ms >= c->ping_interval_ms) sp__worker_ping(w, now);
   }
+  if (enforce_rss(p, w, now)) return;
   if (w->state == SP__W_DRAINING) {
     if (now - w->drain_started_ms > c->drain_timeout_ms)
       sp__worker_kill(w, "it did not finish draining within drain_timeout");
@@ -362,23 +432,6 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
     sp__pool_recycle(p, w, SP__RECYCLE_TTL);
     return;
   }
-  if (c->worker_max_rss_mb > 0 && now - w->rss_checked_ms >= RSS_CHECK_MS) {
-    w->rss_checked_ms = now;
-    /* What the worker owns (USS): pages it shares with its fork server and the
-     * other workers, a preloaded model's above all, would not come back if it
-     * were replaced, so they do not count against it. RSS where USS is unknown. */
-    sp__procmem_t m;
-    sp__procmem_read(w->pid, &m);
-    long kb = m.uss_kb >= 0 ? m.uss_kb : m.rss_kb;
-    if (kb > c->worker_max_rss_mb * 1024) {
-      sp__log(SP__LOG_WARN,
-              "[%s/%s pid %d] private memory (USS) %ld MiB over worker_max_rss_mb %lld (RSS %ld "
-              "MiB)",
-              c->name, w->name, w->pid, kb / 1024, (long long)c->worker_max_rss_mb,
-              m.rss_kb / 1024);
-      sp__pool_recycle(p, w, SP__RECYCLE_RSS);
-    }
-  }
 }
 
 void sp__pool_maintain(sp__pool_t *p, int64_t now) {
@@ -395,7 +448,7 @@ void sp__pool_maintain(sp__pool_t *p, int64_t now) {
   }
   if (p->degraded) {
     /* A worker that stayed up for min_lifetime (at least 1 s) ends the crash loop. */
-    int64_t needed = p->cfg->min_lifetime_ms > 1000 ? p->cfg->min_lifetime_ms : 1000;
+    int64_t needed = stay_up_ms(p);
     for (int i = 0; i < p->cfg->pool_size; i++) {
       sp__worker_t *w = p->positions[i].worker;
       if (w && w->state == SP__W_READY && now - w->ready_ms >= needed) {

@@ -379,5 +379,34 @@ int sp__decoder_next(sp__decoder_t *d, sp__frame_t *f, sp_error_t *err) {
 }
 
 void sp__decoder_shrink(sp__decoder_t *d, size_t keep) {
-  if (d->start == d->end && d->cap > keep) sp__decoder_free(d);
+  if (d->cap <= keep) return;
+  size_t have = d->end - d->start;
+  if (have == 0) {
+    sp__decoder_free(d);
+    return;
+  }
+  /* The start of the next frame came in with the end of a large one (the peer
+   * writes back to back): move it to a buffer of its own size, unless the
+   * frame it starts is itself larger than keep. */
+  size_t need = have;
+  if (have >= SP__FRAME_HEADER_SIZE) {
+    sp__frame_t f;
+    sp_error_t err = SP_ERROR_INIT;
+    if (sp__frame_header_parse(d->buf + d->start, d->max_body, &f, &err) != 0) {
+      sp_error_free(&err);
+      return; /* the next read reports it */
+    }
+    need = SP__FRAME_HEADER_SIZE + (size_t)f.length;
+  }
+  if (need > keep) return;
+  size_t cap = 4096;
+  while (cap < need) cap *= 2;
+  uint8_t *nb = malloc(cap);
+  if (nb == NULL) return;
+  memcpy(nb, d->buf + d->start, have);
+  free(d->buf);
+  d->buf = nb;
+  d->cap = cap;
+  d->start = 0;
+  d->end = have;
 }

@@ -293,7 +293,10 @@ int sp_worker_reports_async(sp_runtime_t *rt, const char *pool, const sp_report_
   if (rc != 0) return rc;
   op->cb = cb;
   op->ud = userdata;
-  sp__rt_post(rt, &op->msg);
+  if (sp__rt_post(rt, &op->msg) != 0) {
+    free(op);
+    return sp__error_set(err, SP_ESTOPPED, "the runtime is stopping");
+  }
   sp__error_clear(err);
   return 0;
 }
@@ -313,7 +316,10 @@ int sp_worker_reports(sp_runtime_t *rt, const char *pool, const sp_report_opts_t
   atomic_init(&done, 0);
   op->res = res;
   op->done = &done;
-  sp__rt_post(rt, &op->msg);
+  if (sp__rt_post(rt, &op->msg) != 0) {
+    free(op);
+    return sp__error_set(&res->error, SP_ESTOPPED, "the runtime is stopping");
+  }
   sp__wait_word(&done);
   return res->error.code;
 }

@@ -21,6 +21,7 @@
 #include "runtime.h"
 #include "source.h"
 #include "stats.h"
+#include "jsonargs.h"
 #include "worker.h"
 
 #ifndef SP_WORKER_PATH
@@ -95,6 +96,8 @@ void sp__rt_arm_deadlines(sp_runtime_t *rt) {
 
 static void noop_close(uv_handle_t *h) { (void)h; }
 
+static void wakeup_cb(uv_async_t *a);
+
 static void close_rt_handles(sp_runtime_t *rt) {
   sp__rt_wake_callers(rt);
   /* An attached source keeps being served (a server sends its last responses
@@ -103,6 +106,13 @@ static void close_rt_handles(sp_runtime_t *rt) {
     rt->close_deferred = 1;
     return;
   }
+  /* A caller that saw the runtime running may post after its wake-up handle
+   * closed: close the queue, so such a post fails at once, and answer what
+   * already is in it (calls fail with SP_ESTOPPED). */
+  pthread_mutex_lock(&rt->qmu);
+  rt->qclosed = 1;
+  pthread_mutex_unlock(&rt->qmu);
+  wakeup_cb(&rt->wakeup);
   for (size_t i = 0; i < rt->pool_count; i++) {
     sp__pool_t *p = &rt->pools[i];
     for (int k = 0; k < p->cfg->pool_size; k++) {
@@ -302,14 +312,19 @@ static void wakeup_cb(uv_async_t *a) {
   sp__rt_settle(rt);
 }
 
-void sp__rt_post(sp_runtime_t *rt, sp__msg_t *m) {
+int sp__rt_post(sp_runtime_t *rt, sp__msg_t *m) {
   m->next = NULL;
   pthread_mutex_lock(&rt->qmu);
+  if (rt->qclosed) {
+    pthread_mutex_unlock(&rt->qmu);
+    return SP_ESTOPPED;
+  }
   if (rt->qtail) rt->qtail->next = m;
   else rt->qhead = m;
   rt->qtail = m;
   pthread_mutex_unlock(&rt->qmu);
   uv_async_send(&rt->wakeup);
+  return 0;
 }
 
 /*
@@ -515,7 +530,7 @@ int sp_runtime_drain(sp_runtime_t *rt, int graceful_ms) {
   ctl->msg.kind = SP__MSG_STOP;
   ctl->graceful_ms = graceful_ms;
   ctl->owned = 1;
-  sp__rt_post(rt, &ctl->msg);
+  if (sp__rt_post(rt, &ctl->msg) != 0) free(ctl); /* already stopped */
   return 0;
 }
 
@@ -528,7 +543,7 @@ int sp_runtime_stop(sp_runtime_t *rt, int graceful_ms) {
   memset(&ctl, 0, sizeof(ctl));
   ctl.msg.kind = SP__MSG_STOP;
   ctl.graceful_ms = graceful_ms;
-  sp__rt_post(rt, &ctl.msg);
+  (void)sp__rt_post(rt, &ctl.msg); /* refused: the loop thread is ending already */
   uv_thread_join(&rt->thread);
   uv_loop_close(&rt->loop);
   rt_free(rt);
@@ -549,19 +564,16 @@ sp__pool_t *sp__rt_find_pool(sp_runtime_t *rt, const char *name, sp_error_t *err
   return NULL;
 }
 
+/* The one definition of valid arguments (jsonargs.c), shared with the worker's decoder. */
 static int check_args(const sp__pool_t *p, const char *tool, const char *args, size_t len,
                       sp_error_t *err) {
-  json_error_t jerr;
-  json_t *v = json_loadb(args, len, JSON_DECODE_ANY, &jerr);
-  if (v == NULL)
-    return sp__error_set(err, SP_EBADJSON,
-                         "arguments for tool '%s' in pool '%s' are not valid JSON: %s (line %d, "
-                         "column %d)",
-                         tool, p->cfg->name, jerr.text, jerr.line, jerr.column);
-  int ok = json_is_object(v);
-  const char *kind = json_is_array(v) ? "an array" : json_is_string(v) ? "a string"
-                     : json_is_number(v) ? "a number" : json_is_boolean(v) ? "a boolean" : "null";
-  json_decref(v);
+  char why[256], top;
+  if (sp__json_args_check(args, len, &top, why, sizeof(why)) != 0)
+    return sp__error_set(err, SP_EBADJSON, "arguments for tool '%s' in pool '%s' are not valid JSON: %s",
+                         tool, p->cfg->name, why);
+  int ok = top == '{';
+  const char *kind = top == '[' ? "an array" : top == '"' ? "a string" : top == '0' ? "a number"
+                     : top == 't' || top == 'f' ? "a boolean" : "null";
   if (!ok)
     return sp__error_set(err, SP_EBADARGS,
                          "arguments for tool '%s' in pool '%s' must be a JSON object, got %s", tool,
@@ -677,7 +689,10 @@ int sp_execute(sp_runtime_t *rt, const char *pool, const char *tool, const char 
   if (rc != 0) return rc;
   c->res = res;
   c->wait_bit = sp__wait_bit();
-  sp__rt_post(rt, &c->msg);
+  if (sp__rt_post(rt, &c->msg) != 0) {
+    free(c);
+    return sp__error_set(&res->error, SP_ESTOPPED, "the runtime is stopping");
+  }
   sp__wait_call(rt, c);
   free(c);
   return res->error.code;
@@ -694,8 +709,12 @@ int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *tool, const
   c->res = &c->own;
   /* From an event source's run() the call goes straight in (the source's turn
    * flushes it); everywhere else through the queue. */
-  if (rt->in_source && sp__rt_on_loop_thread(rt)) sp__rt_accept_call(rt, c);
-  else sp__rt_post(rt, &c->msg);
+  if (rt->in_source && sp__rt_on_loop_thread(rt)) {
+    sp__rt_accept_call(rt, c);
+  } else if (sp__rt_post(rt, &c->msg) != 0) {
+    free(c); /* not accepted: its callback never runs */
+    return sp__error_set(err, SP_ESTOPPED, "the runtime is stopping");
+  }
   return 0;
 }
 
@@ -760,7 +779,8 @@ int sp_stats_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *e
     ctl.json = ctl.pool ? sp__stats_pool_json(ctl.pool) : sp__stats_all_json(rt);
     ctl.rc = ctl.json ? 0 : SP_ENOMEM;
   } else {
-    sp__rt_post(rt, &ctl.msg);
+    if (sp__rt_post(rt, &ctl.msg) != 0)
+      return sp__error_set(err, SP_ESTOPPED, "the runtime is stopping");
     sp__wait_word(&ctl.done);
   }
   if (ctl.rc != 0) return sp__error_set(err, ctl.rc, "cannot build statistics: %s", sp_strerror(ctl.rc));

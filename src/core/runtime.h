@@ -57,6 +57,7 @@ struct sp_runtime_s {
 
   pthread_mutex_t qmu; /* guards qhead/qtail */
   sp__msg_t *qhead, *qtail;
+  int qclosed; /* under qmu: the loop thread reads the queue no more */
 
   sp__dheap_t deadlines;
   int64_t timer_due; /* due time the deadline timer is armed for, or -1 */
@@ -124,8 +125,12 @@ void sp__rt_startup_event(sp_runtime_t *rt, const sp_error_t *err);
 void sp__rt_worker_gone(sp_runtime_t *rt);
 /** The event source was detached: close the runtime's handles if that waited for it. */
 void sp__rt_source_gone(sp_runtime_t *rt);
-/** Posts a message to the loop thread. Any thread. */
-void sp__rt_post(sp_runtime_t *rt, sp__msg_t *m);
+/**
+ * Posts a message to the loop thread. Any thread. 0, or SP_ESTOPPED once the
+ * loop thread takes no more messages (it stopped): the message is then still
+ * the caller's, and nothing will answer it.
+ */
+int sp__rt_post(sp_runtime_t *rt, sp__msg_t *m);
 /** The pool named `name`, or NULL with err naming the pools there are. Any thread. */
 sp__pool_t *sp__rt_find_pool(sp_runtime_t *rt, const char *name, sp_error_t *err);
 /** True on the runtime's loop thread. */

@@ -71,8 +71,7 @@ static void source_ctl(sp_runtime_t *rt, int kind, const sp_loop_source_t *src) 
   memset(&ctl, 0, sizeof(ctl));
   ctl.msg.kind = kind;
   ctl.src = src;
-  sp__rt_post(rt, &ctl.msg);
-  sp__wait_word(&ctl.done);
+  if (sp__rt_post(rt, &ctl.msg) == 0) sp__wait_word(&ctl.done); /* else: stopped, nothing to do */
 }
 
 int sp_runtime_attach_source(sp_runtime_t *rt, const sp_loop_source_t *src, sp_error_t *err) {

@@ -533,6 +533,9 @@ void sp__worker_exited(sp__worker_t *w, int64_t status, int sig) {
   w->exited = 1;
   w->exit_status = status;
   w->term_signal = sig;
+  /* The worker led its own process group: whatever its tools started there
+   * ends with it, whether it exited, crashed or was killed from outside. */
+  if (w->pid > 0) kill(-w->pid, SIGKILL);
   sp__log(w->state == SP__W_STOPPING ? SP__LOG_DEBUG : SP__LOG_WARN,
           "[%s/%s pid %d] exited (code %lld, signal %d)", w->pool->cfg->name, w->name, w->pid,
           (long long)status, sig);

@@ -70,6 +70,7 @@ struct sp__worker_s {
   int64_t last_pong_ms;   /* when the last PONG came back (or ready_ms) */
   int64_t drain_started_ms;
   int64_t rss_checked_ms;
+  int64_t rss_over_ms; /* since when its RSS is over worker_max_rss_mb, or 0 */
   uint64_t max_requests;  /* this worker's recycle threshold after jitter; 0 = none */
   int64_t ttl_ms;         /* this worker's lifetime after jitter; 0 = none */
   int64_t *slot_abandoned_ms; /* when a timed-out call's slot was abandoned, per slot */

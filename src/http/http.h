@@ -19,7 +19,11 @@ typedef struct sp__http_opts_s {
   size_t max_body;          /* largest request body in bytes; larger ones get 413 */
   unsigned read_timeout_s;  /* a connection idle (or a client this slow) for this long closes */
   unsigned threads;         /* 0: on the runtime's loop thread; N: N threads of its own */
-  unsigned max_connections; /* open connections beyond this are refused */
+  unsigned max_connections; /* open connections at most (the guard keeps to it, see guard.c) */
+  unsigned max_per_client;  /* open connections of one client address at most; 0 = no own limit */
+  int loopback;             /* listening on loopback: Host must name a loopback address */
+  const char *const *allowed_origins; /* browser origins allowed to call; copied */
+  size_t n_allowed_origins;
   int64_t call_timeout_ms;  /* per-call timeout when a request sets none; 0 = the pool's */
   int access_log;           /* one line per request on stderr */
 } sp__http_opts_t;

@@ -7,11 +7,13 @@
 #define SP_HTTP_INTERNAL_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 
 #include "http.h"
+#include "utf8.h" /* src/core: shared with the argument check */
 
 /** What a request path names; indexes the per-route counters. */
 typedef enum {
@@ -30,6 +32,24 @@ typedef enum {
 /** Statuses are counted per route; 100..599 index [status - 100]. */
 #define SP__HTTP_NSTATUS 500
 
+/** One open connection as the guard sees it (guard.c). */
+typedef struct sp__conn_s sp__conn_t;
+
+/** Bounds on connections: total, per client address, time to deliver a request. */
+typedef struct {
+  pthread_mutex_t mu; /* the list; MHD's threads and the reaper */
+  pthread_cond_t cv;
+  pthread_t thread;
+  sp__conn_t *head, *tail;
+  unsigned count; /* connections not shut down by the guard */
+  unsigned max_total, max_per_client;
+  int64_t request_ns;
+  int stop, running;
+  _Atomic uint64_t timed_out; /* request not complete in time */
+  _Atomic uint64_t evicted;   /* displaced by a newer connection */
+  _Atomic uint64_t refused;   /* turned away on arrival */
+} sp__guard_t;
+
 struct sp__http_s {
   sp_runtime_t *rt;
   struct MHD_Daemon *daemon;
@@ -39,11 +59,13 @@ struct sp__http_s {
   struct MHD_Response *dashboard; /* built once, shared by every GET / */
   int64_t started_ms;
   atomic_int draining;
-  int quiesced; /* on the thread that runs MHD */
+  atomic_int quiesced; /* set by the thread that runs MHD once the socket is closed */
   int on_loop;  /* MHD runs as an event source of the runtime's loop thread */
   atomic_long active;  /* requests between their first callback and completion */
   atomic_long pending; /* tool calls handed to the runtime and not yet answered */
   _Atomic uint64_t counts[SP__ROUTE_COUNT][SP__HTTP_NSTATUS];
+  char **origins; /* owned copies of opts.allowed_origins */
+  sp__guard_t guard;
 };
 
 /** Where a request is: reading its body, waiting for its call, or answered. */
@@ -72,6 +94,8 @@ typedef struct sp__req_s {
   int64_t start_ns;
   char *path; /* copy for the access log, else NULL */
   const char *method;
+  int preflight;           /* an allowed origin's OPTIONS request */
+  const char *cors_origin; /* an allowed Origin to echo in Access-Control-Allow-Origin */
   /* Outcome of the tool call, written on the runtime's loop thread before it
    * resumes the connection (the resume orders these writes before our reads). */
   char *result; /* owned, free with sp_free */
@@ -100,6 +124,33 @@ enum MHD_Result sp__http_reply_sp_error(sp__req_t *r, sp_error_t *e);
 /** HTTP status for an SP_E* code: 400 validation, 404 unknown pool/tool, 503, 504, 500, ... */
 unsigned sp__http_status_of(int code);
 
+
+/* ---- guard.c: connection bounds ------------------------------------------ */
+
+/** Starts the reaper. max_per_client 0 means max_total. 0, or SP_ENOMEM. */
+int sp__guard_start(sp__guard_t *g, unsigned max_total, unsigned max_per_client,
+                    unsigned request_timeout_s);
+/** Stops the reaper; after MHD stopped (its close notices touch the guard). */
+void sp__guard_stop(sp__guard_t *g);
+/** MHD_OPTION_NOTIFY_CONNECTION callback; cls is the guard. */
+void sp__guard_notify(void *cls, struct MHD_Connection *mc, void **socket_context,
+                      enum MHD_ConnectionNotificationCode toe);
+/** The connection's request is fully read: its clock stops. */
+void sp__guard_request_read(struct MHD_Connection *mc);
+/** Its response was sent: it waits for the next request, and the clock runs again. */
+void sp__guard_request_done(struct MHD_Connection *mc);
+
+/* ---- policy.c: request checks --------------------------------------------- */
+
+/** 0, or -1 with msg set when Content-Length / Transfer-Encoding are ambiguous. */
+int sp__http_check_framing(struct MHD_Connection *c, char *msg, size_t len);
+/** 0, or -1 with msg set for a foreign Host (on loopback) or a cross-origin request. */
+int sp__http_check_origin(const sp__http_t *s, struct MHD_Connection *c, const char *method,
+                          int dashboard, char *msg, size_t len);
+/** 1 if origin was allowed with --allow-origin. */
+int sp__http_origin_allowed(const sp__http_t *s, const char *origin);
+/** 0, or -1 with msg set when a call's body is not declared application/json. */
+int sp__http_check_json_type(struct MHD_Connection *c, char *msg, size_t len);
 
 /* ---- routes.c: endpoints -------------------------------------------------- */
 

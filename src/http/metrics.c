@@ -126,8 +126,7 @@ static const struct {
     {"restarts", NULL, "snakepit_worker_restarts_total", "counter",
      "Workers started to replace others.", 1},
     {"fork_server_starts", NULL, "snakepit_fork_server_starts_total", "counter",
-     "Fork servers started for the pool (more than one: a fork server died and was replaced).",
-     1},
+     "Fork servers started for the pool (more than one: a fork server died and was replaced).", 1},
     {"pss_kb", "memory", "snakepit_pool_pss_bytes", "gauge",
      "Proportional memory of the pool's processes, fork server included: shared pages split "
      "among the processes that map them, so this adds up across pools.",
@@ -288,6 +287,18 @@ static void write_http(FILE *f, const sp__http_t *s) {
   family(f, "snakepit_http_requests_in_flight", "gauge", "HTTP requests being read or answered.");
   sample(f, "snakepit_http_requests_in_flight", NULL, 0,
          (double)atomic_load(&((sp__http_t *)s)->active));
+  sp__guard_t *g = &((sp__http_t *)s)->guard;
+  family(f, "snakepit_http_connections_shed_total", "counter",
+         "Connections the server closed to keep its limits, by reason.");
+  const struct {
+    const char *reason;
+    _Atomic uint64_t *n;
+  } shed[] = {
+      {"request_timeout", &g->timed_out}, {"displaced", &g->evicted}, {"refused", &g->refused}};
+  for (size_t k = 0; k < sizeof(shed) / sizeof(shed[0]); k++) {
+    label_t l[] = {{"reason", shed[k].reason}};
+    sample(f, "snakepit_http_connections_shed_total", l, 1, (double)atomic_load(shed[k].n));
+  }
   family(f, "snakepit_http_draining", "gauge", "1 once the server stopped accepting connections.");
   sample(f, "snakepit_http_draining", NULL, 0, atomic_load(&((sp__http_t *)s)->draining));
 }

@@ -53,6 +53,15 @@ unsigned sp__http_status_of(int code) {
                                                     : MHD_HTTP_INTERNAL_SERVER_ERROR;
 }
 
+/* What a browser needs told about a local API: never sniff a type, never frame
+ * or embed it, never send its address on as a referrer. */
+static void add_security_headers(struct MHD_Response *resp) {
+  MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+  MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+  MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+  MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+}
+
 enum MHD_Result sp__http_reply(sp__req_t *r, unsigned status, const char *ctype, char *body,
                                size_t len, void (*free_fn)(void *)) {
   struct MHD_Response *resp =
@@ -63,6 +72,11 @@ enum MHD_Result sp__http_reply(sp__req_t *r, unsigned status, const char *ctype,
     return MHD_NO; /* MHD closes the connection */
   }
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+  add_security_headers(resp);
+  if (r->cors_origin != NULL) {
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, r->cors_origin);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+  }
   /* Statistics change every moment; a POST answer is never cached anyway. */
   if (r->route != SP__ROUTE_DASHBOARD && r->route != SP__ROUTE_CALL)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
@@ -70,6 +84,13 @@ enum MHD_Result sp__http_reply(sp__req_t *r, unsigned status, const char *ctype,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
   if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, sp__http_route_methods(r->route));
+  else if (status == MHD_HTTP_NO_CONTENT && r->cors_origin != NULL) { /* a preflight */
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_METHODS,
+                            sp__http_route_methods(r->route));
+    MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                            "Authorization, Content-Type, X-Timeout-Ms, X-Idempotent");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_MAX_AGE, "600");
+  }
   if (status == MHD_HTTP_UNAUTHORIZED)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"snakepit\"");
   if (status == MHD_HTTP_SERVICE_UNAVAILABLE) {
@@ -85,9 +106,23 @@ enum MHD_Result sp__http_reply(sp__req_t *r, unsigned status, const char *ctype,
   return rc;
 }
 
+/* JSON text must be UTF-8, and an error may quote what a client sent (a path
+ * of raw bytes): bytes that are not UTF-8 become '?', so the error still goes out. */
+static const char *utf8_or_copy(const char *s, char *buf, size_t len) {
+  if (s == NULL || sp__utf8_valid((const unsigned char *)s, strlen(s))) return s;
+  size_t n = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p && n + 1 < len; p++)
+    buf[n++] = *p < 0x80 ? (char)*p : '?';
+  buf[n] = '\0';
+  return buf;
+}
+
 enum MHD_Result sp__http_reply_error(sp__req_t *r, unsigned status, const char *category,
                                      const char *code, const char *message, const char *python_type,
                                      const char *traceback) {
+  char mbuf[1024], tbuf[8192]; /* a message, a Python traceback */
+  message = utf8_or_copy(message, mbuf, sizeof(mbuf));
+  traceback = utf8_or_copy(traceback, tbuf, sizeof(tbuf));
   json_t *o = json_pack("{s:{s:s, s:s, s:s, s:s?, s:s?}}", "error", "category", category, "code",
                         code, "message", message ? message : "", "python_type",
                         python_type && *python_type ? python_type : NULL, "traceback",
@@ -157,9 +192,27 @@ static void refuse(sp__req_t *r, unsigned status, const char *code, const char *
  * and the method. Only an oversized body is refused at once, so that it is never
  * read (MHD then closes the connection after the 413). */
 static enum MHD_Result on_headers(sp__req_t *r, const char *url, const char *method) {
+  char msg[400];
+  /* Answered at once, so MHD closes the connection: with its framing in doubt
+   * nothing after these headers can be trusted to be the next request. */
+  if (sp__http_check_framing(r->conn, msg, sizeof(msg)) != 0)
+    return sp__http_reply_error(r, MHD_HTTP_BAD_REQUEST, "http", "BAD_FRAMING", msg, NULL, NULL);
   if (sp__http_route(r, url) != 0) return MHD_NO;
   int want_post = r->route == SP__ROUTE_CALL;
-  if (!authorized(r))
+  if (sp__http_check_origin(r->srv, r->conn, method, r->route == SP__ROUTE_DASHBOARD, msg,
+                            sizeof(msg)) != 0)
+    return sp__http_reply_error(r, MHD_HTTP_FORBIDDEN, "http", "FORBIDDEN_ORIGIN", msg, NULL, NULL);
+  const char *origin = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Origin");
+  if (origin != NULL && sp__http_origin_allowed(r->srv, origin)) r->cors_origin = origin;
+  /* A preflight carries no credentials; it only asks which methods may follow. */
+  if (r->cors_origin != NULL && r->route != SP__ROUTE_UNKNOWN &&
+      strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0) {
+    r->preflight = 1;
+    return MHD_YES;
+  }
+  if (!sp__utf8_valid((const unsigned char *)url, strlen(url)))
+    refuse(r, MHD_HTTP_BAD_REQUEST, "BAD_PATH", "the path is not valid UTF-8 once decoded");
+  else if (!authorized(r))
     refuse(r, MHD_HTTP_UNAUTHORIZED, "UNAUTHORIZED",
            "missing or wrong bearer token (Authorization: Bearer TOKEN)");
   else if (r->route == SP__ROUTE_UNKNOWN)
@@ -169,13 +222,16 @@ static enum MHD_Result on_headers(sp__req_t *r, const char *url, const char *met
            "method %.32s not allowed on %.300s (allowed: %s)", method, url,
            sp__http_route_methods(r->route));
   if (!want_post || r->refuse_status != 0) return MHD_YES;
+  if (sp__http_check_json_type(r->conn, msg, sizeof(msg)) != 0) {
+    refuse(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "%s", msg);
+    return MHD_YES;
+  }
   const char *cl = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
   if (cl != NULL) {
     char *end = NULL;
     errno = 0;
     unsigned long long n = strtoull(cl, &end, 10);
     if (errno == 0 && end != cl && n > r->srv->opts.max_body) {
-      char msg[256];
       snprintf(msg, sizeof(msg), "request body of %llu bytes exceeds the limit of %zu bytes", n,
                r->srv->opts.max_body);
       return sp__http_reply_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "http", "PAYLOAD_TOO_LARGE", msg,
@@ -233,6 +289,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   }
   switch (r->state) {
     case SP__REQ_READING:
+      sp__guard_request_read(conn);
+      if (r->preflight) return sp__http_reply(r, MHD_HTTP_NO_CONTENT, "text/plain", "", 0, NULL);
       if (r->refuse_status != 0)
         return sp__http_reply_error(r, r->refuse_status, "http", r->refuse_code, r->refuse_msg,
                                     NULL, NULL);
@@ -255,6 +313,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **ctx,
   sp__req_t *r = *ctx;
   if (r == NULL) return;
   *ctx = NULL;
+  sp__guard_request_done(conn);
   if (r->status >= 100 && r->status < 100 + SP__HTTP_NSTATUS)
     atomic_fetch_add_explicit(&s->counts[r->route][r->status - 100], 1, memory_order_relaxed);
   if (s->opts.access_log) {
@@ -297,23 +356,50 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
  * connections fail at once instead of waiting in the kernel's backlog. On the
  * thread that runs MHD (the runtime's loop thread when MHD has none). */
 static void quiesce_now(sp__http_t *h) {
-  if (h->quiesced) return;
-  h->quiesced = 1;
+  if (atomic_load(&h->quiesced)) return;
   MHD_socket fd = MHD_quiesce_daemon(h->daemon);
   if (fd != MHD_INVALID_SOCKET) close(fd);
+  atomic_store(&h->quiesced, 1);
 }
 
 /* MHD as an event source of the runtime's loop thread. */
+static unsigned connections(struct MHD_Daemon *d) {
+  const union MHD_DaemonInfo *i = MHD_get_daemon_info(d, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+  return i ? i->num_connections : 0;
+}
+
+/* MHD takes its listening socket out of its epoll set while it is at its
+ * connection limit or out of file descriptors, and puts it back only at the
+ * start of its next run. A run that closed the last connections would leave
+ * nothing to make the epoll set readable and no timeout to wait for: so a run
+ * that closed connections is followed at once by another, which re-arms it. */
 static void source_run(void *ud) {
   sp__http_t *h = ud;
   if (atomic_load_explicit(&h->draining, memory_order_relaxed)) quiesce_now(h);
+  unsigned before = connections(h->daemon);
   MHD_run(h->daemon);
+  if (connections(h->daemon) < before) MHD_run(h->daemon);
 }
 
 static long long source_timeout(void *ud) {
   sp__http_t *h = ud;
   MHD_UNSIGNED_LONG_LONG ms = 0;
   return MHD_get_timeout(h->daemon, &ms) == MHD_YES ? (long long)ms : -1;
+}
+
+/* Connections MHD may hold past --max-connections: the guard sheds down to the
+ * limit, but the connections it shuts down take a moment to be closed. */
+#define GUARD_HEADROOM 64
+
+/* Everything but the daemon (stopped first: its close notices touch the guard). */
+static void free_server(sp__http_t *s) {
+  if (s == NULL) return;
+  sp__guard_stop(&s->guard);
+  if (s->dashboard) MHD_destroy_response(s->dashboard);
+  for (size_t i = 0; s->origins && i < s->opts.n_allowed_origins; i++) free(s->origins[i]);
+  free(s->origins);
+  free(s->token);
+  free(s);
 }
 
 int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o, sp_error_t *err) {
@@ -338,7 +424,18 @@ int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o,
   /* Everything the page needs is inline; forbid any other origin outright. */
   MHD_add_response_header(s->dashboard, "Content-Security-Policy",
                           "default-src 'none'; script-src 'unsafe-inline'; "
-                          "style-src 'unsafe-inline'; connect-src 'self'; img-src data:");
+                          "style-src 'unsafe-inline'; connect-src 'self'; img-src data:; "
+                          "frame-ancestors 'none'; base-uri 'none'; form-action 'none'");
+  add_security_headers(s->dashboard);
+  s->opts.allowed_origins = NULL;
+  if (o->n_allowed_origins > 0) {
+    if ((s->origins = calloc(o->n_allowed_origins, sizeof(char *))) == NULL) goto fail;
+    for (size_t i = 0; i < o->n_allowed_origins; i++)
+      if ((s->origins[i] = strdup(o->allowed_origins[i])) == NULL) goto fail;
+    s->opts.allowed_origins = (const char *const *)s->origins;
+  }
+  unsigned max_conn = o->max_connections ? o->max_connections : 1024;
+  if (sp__guard_start(&s->guard, max_conn, o->max_per_client, o->read_timeout_s) != 0) goto fail;
   /* A pool of event loops only with more than one thread (MHD warns about a
    * pool of size 0 or 1 and then runs one loop anyway). */
   unsigned threads = o->threads;
@@ -350,9 +447,9 @@ int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o,
   s->daemon = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, s,
       MHD_OPTION_LISTEN_SOCKET, (MHD_socket)o->listen_fd, MHD_OPTION_CONNECTION_TIMEOUT,
-      o->read_timeout_s, MHD_OPTION_CONNECTION_LIMIT,
-      o->max_connections ? o->max_connections : 1024, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
+      o->read_timeout_s, MHD_OPTION_CONNECTION_LIMIT, max_conn + GUARD_HEADROOM,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, sp__guard_notify,
+      &s->guard, MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_ARRAY, pool, MHD_OPTION_END);
   if (s->daemon == NULL) {
     rc = SP_EIO;
     sp_error_setf(err, rc, "cannot start the HTTP server (libmicrohttpd refused the options)");
@@ -361,16 +458,12 @@ int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o,
   s->opts.listen_fd = -1; /* MHD owns it now (and closes it, unless quiesced) */
   if (threads == 0) {
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_EPOLL_FD);
-    sp_loop_source_t src = {.fd = di ? di->epoll_fd : -1,
-                            .run = source_run,
-                            .timeout_ms = source_timeout,
-                            .ud = s};
+    sp_loop_source_t src = {
+        .fd = di ? di->epoll_fd : -1, .run = source_run, .timeout_ms = source_timeout, .ud = s};
     if (src.fd < 0 || sp_runtime_attach_source(rt, &src, err) != 0) {
       if (src.fd < 0) sp_error_setf(err, SP_EIO, "libmicrohttpd gave no epoll descriptor");
       MHD_stop_daemon(s->daemon);
-      MHD_destroy_response(s->dashboard);
-      free(s->token);
-      free(s);
+      free_server(s);
       return SP_EIO;
     }
     s->on_loop = 1;
@@ -380,18 +473,20 @@ int sp__http_start(sp__http_t **out, sp_runtime_t *rt, const sp__http_opts_t *o,
 fail:
   if (rc == SP_ENOMEM) sp_error_setf(err, rc, "out of memory starting the HTTP server");
   if (o->listen_fd >= 0) close(o->listen_fd);
-  if (s) {
-    if (s->dashboard) MHD_destroy_response(s->dashboard);
-    free(s->token);
-    free(s);
-  }
+  free_server(s);
   return rc;
 }
 
 void sp__http_quiesce(sp__http_t *h) {
   if (h == NULL || atomic_exchange(&h->draining, 1)) return;
-  if (h->on_loop) sp_runtime_kick_source(h->rt); /* the loop thread quiesces */
-  else quiesce_now(h);
+  if (!h->on_loop) {
+    quiesce_now(h);
+    return;
+  }
+  /* The loop thread quiesces; once this returns, new connections are refused. */
+  sp_runtime_kick_source(h->rt);
+  struct timespec tick = {0, 1000000};
+  for (int i = 0; i < 5000 && !atomic_load(&h->quiesced); i++) nanosleep(&tick, NULL);
 }
 
 int sp__http_wait_idle(sp__http_t *h, int timeout_ms) {
@@ -411,8 +506,6 @@ int sp__http_wait_idle(sp__http_t *h, int timeout_ms) {
 void sp__http_destroy(sp__http_t *h) {
   if (h == NULL) return;
   if (h->on_loop) sp_runtime_detach_source(h->rt); /* MHD runs on no thread from here */
-  if (h->daemon) MHD_stop_daemon(h->daemon); /* closes the listening socket unless quiesced */
-  MHD_destroy_response(h->dashboard);
-  free(h->token);
-  free(h);
+  if (h->daemon) MHD_stop_daemon(h->daemon);       /* closes the listening socket unless quiesced */
+  free_server(h);
 }

@@ -31,6 +31,7 @@
 
 #include "clock.h"
 #include "errors.h"
+#include "descendants.h"
 #include "forkserver.h"
 #include "protocol.h"
 #include "pyhost.h"
@@ -65,15 +66,15 @@ typedef struct worker_s {
   pthread_mutex_t mu; /* guards the fields below */
   pthread_cond_t cond;
   job_t *head, *tail;
-  int closed;     /* SHUTDOWN received: no more jobs */
-  int entered;    /* execution threads that finished their Python set-up */
+  int closed;  /* SHUTDOWN received: no more jobs */
+  int entered; /* execution threads that finished their Python set-up */
 
   /* Reading roles (see the top of the file). */
-  int solo;             /* one execution thread: it may hold back results */
-  int role;             /* ROLE_*: who reads the socket now */
-  int running;          /* execution threads running a call */
-  int waiting;          /* execution threads waiting in cond for a job or the role */
-  uint64_t started;     /* calls started, to tell one long call from many short ones */
+  int solo;         /* one execution thread: it may hold back results */
+  int role;         /* ROLE_*: who reads the socket now */
+  int running;      /* execution threads running a call */
+  int waiting;      /* execution threads waiting in cond for a job or the role */
+  uint64_t started; /* calls started, to tell one long call from many short ones */
   int64_t last_start_ms;
   int watcher_sleeping; /* the watcher waits without a timeout: signal it */
   pthread_cond_t watcher_cond;
@@ -103,14 +104,22 @@ enum {
 
 static worker_t W;
 static int g_group_leader; /* this worker leads its own process group */
+/* A worker (not a fork server) that ends the children its tools started. A fork
+ * server leaves its workers to their own parent-death signal, so that each
+ * ends its own children first. */
+static volatile sig_atomic_t g_sweep;
 
 /*
- * The manager is gone. When we lead our own process group, take the whole group
- * down so that processes a tool started do not outlive us; kill() is
- * async-signal-safe, so this also serves as the parent-death signal handler.
+ * The manager is gone. When we lead our own process group, take down what our
+ * tools started that left the group (descendants_kill), then the whole group,
+ * so that nothing a tool started outlives us; all of it is async-signal-safe,
+ * so this also serves as the parent-death signal handler.
  */
 static void die_with_group(void) {
-  if (g_group_leader) kill(0, SIGKILL);
+  if (g_group_leader) {
+    if (g_sweep) descendants_kill();
+    kill(0, SIGKILL);
+  }
   _exit(0);
 }
 
@@ -654,10 +663,16 @@ int main(int argc, char **argv) {
   sp__decoder_init(&W.dec, W.max_frame);
   W.solo = W.threads == 1;
 
-  pyhost_opts_t po = {.adapter = adapter, .paths = paths, .path_count = npaths,
-                      .adapter_args = aargs, .adapter_arg_count = naargs,
-                      .worker_id = W.worker_id, .pool = pool, .profile = profile,
-                      .threads = W.threads, .preload = preload};
+  pyhost_opts_t po = {.adapter = adapter,
+                      .paths = paths,
+                      .path_count = npaths,
+                      .adapter_args = aargs,
+                      .adapter_arg_count = naargs,
+                      .worker_id = W.worker_id,
+                      .pool = pool,
+                      .profile = profile,
+                      .threads = W.threads,
+                      .preload = preload};
   if (choose) {
     /* worker_profile: auto: the manager reads the decision from stdout. */
     char *json = NULL, *failure = NULL;
@@ -687,9 +702,12 @@ int main(int argc, char **argv) {
     }
     pyhost_set_shm(in, out);
   }
+  descendants_adopt();
+  g_sweep = 1;
   char *hello = NULL, *failure = NULL;
   if (pyhost_start(&po, &hello, &failure) != 0) {
-    const char *f = failure ? failure : "{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"\"}";
+    const char *f =
+        failure ? failure : "{\"type\":\"MemoryError\",\"message\":\"\",\"traceback\":\"\"}";
     fprintf(stderr, "snakepit-worker: adapter %s failed to load (traceback above)\n", adapter);
     send_error(0, SP__ERRKIND_STARTUP, SP_ESTARTUP, f, strlen(f));
     return EXIT_ADAPTER;
@@ -716,6 +734,8 @@ int main(int argc, char **argv) {
   /* Execution threads leave once SHUTDOWN closed the queue and it is empty. */
   for (int i = 0; i < W.threads; i++) pthread_join(th[i], NULL);
   int rc = pyhost_finish();
+  /* The manager kills our process group once we are gone; what left it goes now. */
+  if (g_group_leader && g_sweep) descendants_kill();
   free(th);
   free(paths);
   free(aargs);

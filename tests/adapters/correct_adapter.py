@@ -72,3 +72,15 @@ class CorrectAdapter(ThreadSafeAdapter):
         with self._stats_lock:
             hits = dict(self.hits)
         return {"total_predictions": total, "log": log, "hits": hits}
+
+
+class PickyAdapter(CorrectAdapter):
+    """CorrectAdapter plus a tool whose generated arguments are always refused,
+    so `snakepit check` cannot exercise it without --args."""
+
+    @thread_safe_method
+    @tool(description="Scale by a factor that must be above 100")
+    def scale(self, factor: int) -> dict:
+        if factor <= 100:
+            raise ValueError(f"factor must be above 100, got {factor}")
+        return {"scaled": factor * 2}

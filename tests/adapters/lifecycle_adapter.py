@@ -55,6 +55,18 @@ class LifecycleAdapter(ThreadSafeAdapter):
         return {"held_mb": sum(len(b) for b in self._hoard) // (1024 * 1024)}
 
     @thread_safe_method
+    @tool(description="Grow to `mb` MiB within this call, `step_mb` at a time, `pause_ms` apart")
+    def grow(self, mb: int, step_mb: int = 20, pause_ms: float = 20.0):
+        blocks = []
+        for _ in range(0, mb, step_mb):
+            block = bytearray(step_mb * 1024 * 1024)
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            blocks.append(block)
+            time.sleep(pause_ms / 1000.0)
+        return {"grew_mb": len(blocks) * step_mb}
+
+    @thread_safe_method
     @tool(description="Crash with os._exit(9) unless `marker` exists; create it first")
     def crash_once(self, marker: str):
         if not os.path.exists(marker):
@@ -64,12 +76,17 @@ class LifecycleAdapter(ThreadSafeAdapter):
         return {"pid": os.getpid(), "survived": True}
 
     @thread_safe_method
-    @tool(description="Start a grandchild `sleep 300`, write both pids to `path`, then sleep")
-    def spawn_grandchild(self, path: str, seconds: float = 60.0):
-        child = subprocess.Popen(["sleep", "300"])
+    @tool(description="Start a grandchild `sleep 300` (in a session of its own if "
+                      "`new_session`), write both pids to `path`, then sleep `seconds`, "
+                      "or end the worker with os._exit(7) if `exit_after`")
+    def spawn_grandchild(self, path: str, seconds: float = 60.0, new_session: bool = False,
+                         exit_after: bool = False):
+        child = subprocess.Popen(["sleep", "300"], start_new_session=new_session)
         with open(path + ".tmp", "w", encoding="utf-8") as f:
             f.write(f"{os.getpid()} {child.pid}\n")
         os.rename(path + ".tmp", path)
+        if exit_after:
+            os._exit(7)
         time.sleep(seconds)
         return {"child": child.pid}
 

@@ -5,7 +5,7 @@ checker's tests (tests/python/test_race_detector.py, tests/cli/test_check.py).
 Pitfall 1 verbatim (``self.counter += 1`` without the lock) and appends to a
 shared list without the lock. The tools are microseconds long: on a GIL build
 their calls overlap only because the checks stagger call starts
-(``SNAKEPIT_THREAD_SAFETY_STAGGER_US``, which ``snakepit check`` sets). The
+(200 us by default with checks on; ``SNAKEPIT_THREAD_SAFETY_STAGGER_US``). The
 lines the checker must name carry a ``# RACE`` marker; the tests find them by
 that marker.
 

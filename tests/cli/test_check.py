@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("SNAKEPIT_BIN") or str(REPO / "build" / "snakepit")
 ADAPTERS = os.environ.get("SP_TEST_ADAPTERS") or str(REPO / "tests" / "adapters")
 
-EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_FINDINGS = 0, 2, 3, 8
+EXIT_OK, EXIT_USAGE, EXIT_CONFIG, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 2, 3, 8, 9
 
 
 def check(*args, timeout=60, cwd=None):
@@ -94,6 +94,25 @@ def test_correct_adapter_is_clean():
     assert all(t["failed"] == 0 for t in tools.values())
     proc = check("--python-path", ADAPTERS, "correct_adapter.CorrectAdapter")
     assert proc.returncode == EXIT_OK and "Result: no thread-safety problems found" in proc.stdout
+
+
+def test_tools_that_could_not_run_make_the_check_incomplete(tmp_path):
+    # The generated argument (factor=0) is refused: `scale` never runs, so the
+    # check cannot call the adapter clean.
+    rep = check_json("correct_adapter.PickyAdapter", rc=EXIT_INCOMPLETE)
+    assert rep["problems"] == 0
+    (un,) = rep["not_exercised"]
+    assert un["name"] == "scale" and "factor must be above 100" in un["reason"]
+    proc = check("--python-path", ADAPTERS, "correct_adapter.PickyAdapter")
+    assert proc.returncode == EXIT_INCOMPLETE
+    assert "Not exercised (1)" in proc.stdout and "scale" in proc.stdout
+    assert "Result: incomplete" in proc.stdout and "no thread-safety problems found\n" not in proc.stdout
+    # Given working arguments, or left out on purpose, the check passes.
+    args = tmp_path / "args.json"
+    args.write_text(json.dumps({"scale": {"factor": 500}}))
+    rep = check_json("correct_adapter.PickyAdapter", "--args", str(args), rc=EXIT_OK)
+    assert rep["not_exercised"] == [] and {t["name"] for t in rep["tools"]} >= {"scale"}
+    check_json("correct_adapter.PickyAdapter", "--skip", "scale", rc=EXIT_OK)
 
 
 def test_import_inside_a_tool_is_reported():

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ def pool_yaml(name, profile="process", threads=None, size=1, extra="",
 class Server:
     """A running `snakepit serve`; stderr goes to a file the tests can read."""
 
-    def __init__(self, tmp, config, *args):
+    def __init__(self, tmp, config, *args, preexec=None):
         self.tmp = Path(tmp)
         self.cfg = self.tmp / "pools.yaml"
         source = []  # config None: the pool comes from args (--adapter ...)
@@ -58,7 +59,8 @@ class Server:
         self.log = open(self.log_path, "w")
         env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
         self.proc = subprocess.Popen([BIN, "serve", *source, "--listen", "127.0.0.1:0", *args],
-                                     stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+                                     stdout=subprocess.DEVNULL, stderr=self.log, env=env,
+                                     preexec_fn=preexec)
         deadline = time.monotonic() + START_TIMEOUT
         self.url = None
         while time.monotonic() < deadline:
@@ -109,8 +111,12 @@ class Server:
 
 
 def send(conn, method, path, body=None, headers=None):
-    """A request on an open http.client connection: (status, headers dict lower-cased, body)."""
-    conn.request(method, path, body=body, headers=headers or {})
+    """A request on an open http.client connection: (status, headers dict lower-cased, body).
+    A POST body is declared JSON unless headers name a Content-Type, as an API client does."""
+    headers = dict(headers or {})
+    if method == "POST" and body and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/json"
+    conn.request(method, path, body=body, headers=headers)
     resp = conn.getresponse()
     data = resp.read()
     return resp.status, {k.lower(): v for k, v in resp.getheaders()}, data
@@ -150,3 +156,31 @@ def server(request, tmp_path_factory):
     yield s
     rc = s.stop()
     assert rc == 0, s.stderr()
+
+
+def raw(server, data, timeout=10):
+    """Sends raw bytes on a new socket; returns the socket (caller closes)."""
+    s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+    s.sendall(data)
+    return s
+
+
+def read_response(s):
+    """Reads one response (headers + Content-Length body); returns (status, headers, body)."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    head, _, body = buf.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    status = int(lines[0].split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
+    n = int(headers.get("content-length", "0"))
+    while len(body) < n:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return status, headers, body

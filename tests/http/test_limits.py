@@ -10,35 +10,7 @@ import time
 
 import pytest
 
-from conftest import BIN, Server, error_of, pool_yaml
-
-
-def raw(server, data, timeout=10):
-    """Sends raw bytes on a new socket; returns the socket (caller closes)."""
-    s = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
-    s.sendall(data)
-    return s
-
-
-def read_response(s):
-    """Reads one response (headers + Content-Length body); returns (status, headers, body)."""
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        buf += chunk
-    head, _, body = buf.partition(b"\r\n\r\n")
-    lines = head.decode().split("\r\n")
-    status = int(lines[0].split()[1])
-    headers = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:])}
-    n = int(headers.get("content-length", "0"))
-    while len(body) < n:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        body += chunk
-    return status, headers, body
+from conftest import BIN, Server, error_of, pool_yaml, raw, read_response
 
 
 # ---- body size --------------------------------------------------------------
@@ -50,7 +22,7 @@ def test_body_at_the_limit_is_accepted(server):
 
 
 def test_declared_oversized_body_is_413_before_it_is_sent(server):
-    s = raw(server, b"POST /v1/pools/tp/tools/echo HTTP/1.1\r\nHost: t\r\n"
+    s = raw(server, b"POST /v1/pools/tp/tools/echo HTTP/1.1\r\nHost: localhost\r\n"
                     b"Content-Type: application/json\r\nContent-Length: 70000\r\n\r\n")
     try:
         status, headers, body = read_response(s)  # answered without sending a byte of body
@@ -63,7 +35,8 @@ def test_declared_oversized_body_is_413_before_it_is_sent(server):
 
 def test_chunked_oversized_body_is_413(server):
     chunk = b"a" * 30000
-    req = (b"POST /v1/pools/tp/tools/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    req = (b"POST /v1/pools/tp/tools/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+           b"Content-Type: application/json\r\n\r\n"
            + (b"%x\r\n" % len(chunk) + chunk + b"\r\n") * 3 + b"0\r\n\r\n")
     s = raw(server, req)
     try:
@@ -75,7 +48,8 @@ def test_chunked_oversized_body_is_413(server):
 
 def test_chunked_body_within_the_limit_works(server):
     payload = json.dumps({"value": "chunky"}).encode()
-    req = (b"POST /v1/pools/tp/tools/echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    req = (b"POST /v1/pools/tp/tools/echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\n"
+           b"Content-Type: application/json\r\n\r\n"
            + b"%x\r\n" % 5 + payload[:5] + b"\r\n" + b"%x\r\n" % (len(payload) - 5) + payload[5:]
            + b"\r\n0\r\n\r\n")
     s = raw(server, req)
@@ -102,7 +76,8 @@ def _closed_after(s, limit):
 
 def test_stalled_request_is_closed_after_the_read_timeout(server):
     # Headers promise 10 bytes of body; only one arrives. --read-timeout is 2 s.
-    s = raw(server, b"POST /v1/pools/tp/tools/echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n{")
+    s = raw(server, b"POST /v1/pools/tp/tools/echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n"
+                    b"Content-Type: application/json\r\n\r\n{")
     try:
         elapsed = _closed_after(s, 10)
     finally:
@@ -111,7 +86,7 @@ def test_stalled_request_is_closed_after_the_read_timeout(server):
 
 
 def test_half_sent_headers_are_closed_after_the_read_timeout(server):
-    s = raw(server, b"GET /healthz HTTP/1.1\r\nHost: t\r\n")
+    s = raw(server, b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
     try:
         elapsed = _closed_after(s, 10)
     finally:

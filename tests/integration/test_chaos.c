@@ -34,8 +34,10 @@ static void *caller(void *arg) {
     sp_result_t res;
     int rc = sp_execute(rt, pool, "sleep", args, &opts, &res);
     if (h_now() - t0 > CALL_TIMEOUT_MS / 1000.0 + 1.0) atomic_fetch_add(&late_calls, 1);
-    if (rc == 0) atomic_fetch_add(&ok_calls, 1);
-    else atomic_fetch_add(&by_cat[res.error.category], 1);
+    if (rc == 0)
+      atomic_fetch_add(&ok_calls, 1);
+    else
+      atomic_fetch_add(&by_cat[res.error.category], 1);
     sp_result_free(&res);
   }
   return NULL;
@@ -84,15 +86,16 @@ static long long sum_field(const char *key, const char *sub) {
 static void chaos(void **state) {
   (void)state;
   char yaml[4096];
-  snprintf(yaml, sizeof(yaml),
-           "pools:\n"
-           "  - name: proc\n    worker_profile: process\n    pool_size: 3\n"
-           "    adapter: lifecycle_adapter.LifecycleAdapter\n    python_path: [\"%s\"]\n"
-           "    worker_max_requests: 200\n    min_lifetime: 0s\n    crash_loop_max: 100\n"
-           "  - name: thr\n    worker_profile: thread\n    pool_size: 2\n    threads_per_worker: 4\n"
-           "    adapter: lifecycle_adapter.LifecycleAdapter\n    python_path: [\"%s\"]\n"
-           "    worker_max_requests: 200\n    min_lifetime: 0s\n    crash_loop_max: 100\n",
-           SP_TEST_ADAPTERS, SP_TEST_ADAPTERS);
+  snprintf(
+      yaml, sizeof(yaml),
+      "pools:\n"
+      "  - name: proc\n    worker_profile: process\n    pool_size: 3\n"
+      "    adapter: lifecycle_adapter.LifecycleAdapter\n    python_path: [\"%s\"]\n"
+      "    worker_max_requests: 200\n    min_lifetime: 0s\n    crash_loop_max: 100\n"
+      "  - name: thr\n    worker_profile: thread\n    pool_size: 2\n    threads_per_worker: 4\n"
+      "    adapter: lifecycle_adapter.LifecycleAdapter\n    python_path: [\"%s\"]\n"
+      "    worker_max_requests: 200\n    min_lifetime: 0s\n    crash_loop_max: 100\n",
+      SP_TEST_ADAPTERS, SP_TEST_ADAPTERS);
   rt = h_start(yaml);
   pthread_t th[16];
   for (int i = 0; i < 16; i++) pthread_create(&th[i], NULL, caller, (void *)(uintptr_t)(i + 1));
@@ -119,17 +122,18 @@ static void chaos(void **state) {
   long long recycled = sum_field("recycles", "*"), crashes = sum_field("crashes", NULL);
   int failed = 0;
   for (int c = 0; c < 8; c++) failed += atomic_load(&by_cat[c]);
-  printf("chaos: %d calls ok, %d failed (worker %d, timeout %d, pool %d, other %d), "
-         "%d kills, %lld crashes seen, %lld recycles, %d late\n",
-         atomic_load(&ok_calls), failed, atomic_load(&by_cat[SP_CAT_WORKER]),
-         atomic_load(&by_cat[SP_CAT_TIMEOUT]), atomic_load(&by_cat[SP_CAT_POOL]),
-         failed - atomic_load(&by_cat[SP_CAT_WORKER]) - atomic_load(&by_cat[SP_CAT_TIMEOUT]) -
-             atomic_load(&by_cat[SP_CAT_POOL]),
-         kills, crashes, recycled, atomic_load(&late_calls));
-  assert_int_equal(atomic_load(&late_calls), 0);  /* nothing hung past its timeout */
-  assert_int_equal(ready, 5);                      /* full capacity again */
+  printf(
+      "chaos: %d calls ok, %d failed (worker %d, timeout %d, pool %d, other %d), "
+      "%d kills, %lld crashes seen, %lld recycles, %d late\n",
+      atomic_load(&ok_calls), failed, atomic_load(&by_cat[SP_CAT_WORKER]),
+      atomic_load(&by_cat[SP_CAT_TIMEOUT]), atomic_load(&by_cat[SP_CAT_POOL]),
+      failed - atomic_load(&by_cat[SP_CAT_WORKER]) - atomic_load(&by_cat[SP_CAT_TIMEOUT]) -
+          atomic_load(&by_cat[SP_CAT_POOL]),
+      kills, crashes, recycled, atomic_load(&late_calls));
+  assert_int_equal(atomic_load(&late_calls), 0); /* nothing hung past its timeout */
+  assert_int_equal(ready, 5);                    /* full capacity again */
   assert_true(kills >= 6);
-  assert_true(crashes >= kills - 1);               /* a kill may hit a worker as it exits */
+  assert_true(crashes >= kills - 1); /* a kill may hit a worker as it exits */
   assert_true(recycled >= 5);
   assert_true(atomic_load(&ok_calls) > 20 * failed); /* failures are the killed calls only */
   /* Only the kinds of failure chaos can cause: crashed workers (and timeouts). */
@@ -140,7 +144,126 @@ static void chaos(void **state) {
   assert_int_equal(sp_runtime_stop(rt, 2000), 0);
 }
 
+/* ---- calls racing a drain ------------------------------------------------------ */
+
+#define RACE_ROUNDS 3
+#define RACE_THREADS 48
+#define RACE_SYNC_THREADS 8 /* the others call asynchronously, as fast as they can */
+
+typedef struct {
+  sp_runtime_t *rt;
+  char *args; /* large, so that each call spends a while between its checks and its post */
+  atomic_int next_id;
+  atomic_long accepted; /* async calls sp_execute_async took */
+  atomic_long answered; /* their callbacks */
+  atomic_int finished;  /* threads that saw SP_ESTOPPED and left */
+} race_t;
+
+static void race_done(sp_result_t *res, void *ud) {
+  (void)res;
+  atomic_fetch_add(&((race_t *)ud)->answered, 1);
+}
+
+/* Calls, sync or async, until the runtime says it is stopping. */
+static void *race_caller(void *arg) {
+  race_t *x = arg;
+  sp_call_opts_t opts = {.timeout_ms = 2000};
+  int sync = atomic_fetch_add(&x->next_id, 1) < RACE_SYNC_THREADS;
+  for (;;) {
+    int rc;
+    if (sync) {
+      sp_result_t res;
+      rc = sp_execute(x->rt, "p", "echo", x->args, &opts, &res);
+      sp_result_free(&res);
+    } else {
+      sp_error_t err = SP_ERROR_INIT;
+      rc = sp_execute_async(x->rt, "p", "echo", x->args, &opts, race_done, x, &err);
+      if (rc == 0) atomic_fetch_add(&x->accepted, 1);
+      sp_error_free(&err);
+    }
+    if (rc == SP_ESTOPPED) break;
+  }
+  atomic_fetch_add(&x->finished, 1);
+  return NULL;
+}
+
+static void calls_racing_a_drain_all_end(void **state) {
+  (void)state;
+  /* Callers that saw the runtime running may reach it after it stopped: each
+   * call still ends (sync callers return, async callbacks run), at the latest
+   * with SP_ESTOPPED, instead of waiting forever in a queue nobody reads. */
+  char args[64 * 1024];
+  size_t n = (size_t)snprintf(args, sizeof(args), "{\"value\": [0");
+  while (n < sizeof(args) - 16) n += (size_t)snprintf(args + n, sizeof(args) - n, ",%zu", n);
+  snprintf(args + n, sizeof(args) - n, "]}");
+  for (int round = 0; round < RACE_ROUNDS; round++) {
+    race_t x = {.rt = h_start_pool("p", "thread", 1, 4, TESTING_ADAPTER, NULL), .args = args};
+    pthread_t th[RACE_THREADS];
+    for (int i = 0; i < RACE_THREADS; i++)
+      assert_int_equal(pthread_create(&th[i], NULL, race_caller, &x), 0);
+    h_sleep_ms(50 + 20 * round);
+    assert_int_equal(sp_runtime_drain(x.rt, 2000), 0);
+    for (int i = 0; i < 200 && atomic_load(&x.finished) < RACE_THREADS; i++) h_sleep_ms(50);
+    assert_int_equal(atomic_load(&x.finished), RACE_THREADS);
+    for (int i = 0; i < RACE_THREADS; i++) pthread_join(th[i], NULL);
+    for (int i = 0; i < 100 && atomic_load(&x.answered) < atomic_load(&x.accepted); i++)
+      h_sleep_ms(50);
+    assert_int_equal(atomic_load(&x.answered), atomic_load(&x.accepted));
+    sp_runtime_stop(x.rt, 2000);
+  }
+}
+
+/* A caller that passed the runtime's checks before a drain began and posts
+ * only after the loop thread finished: its call must still end. A large
+ * argument keeps it between its checks and its post (parsing 48 MiB of JSON)
+ * for longer than the drain and the workers' exit take. */
+typedef struct {
+  sp_runtime_t *rt;
+  const char *args;
+  atomic_int started, rc, done;
+} slow_caller_t;
+
+static void *slow_caller(void *arg) {
+  slow_caller_t *s = arg;
+  sp_result_t res;
+  atomic_store(&s->started, 1);
+  sp_call_opts_t opts = {.timeout_ms = 2000};
+  atomic_store(&s->rc, sp_execute(s->rt, "p", "echo", s->args, &opts, &res));
+  sp_result_free(&res);
+  atomic_store(&s->done, 1);
+  return NULL;
+}
+
+static void call_posted_after_the_loop_ended_still_ends(void **state) {
+  (void)state;
+  size_t cap = 48u << 20;
+  char *args = malloc(cap);
+  assert_non_null(args);
+  size_t n = (size_t)snprintf(args, cap, "{\"value\": [0");
+  while (n < cap - 8) {
+    memcpy(args + n, ",0", 2);
+    n += 2;
+  }
+  memcpy(args + n, "]}", 3);
+  slow_caller_t s = {.rt = h_start_pool("p", "thread", 1, 2, TESTING_ADAPTER,
+                                        "    max_frame_bytes: 64MiB\n    drain_timeout: 1s\n"),
+                     .args = args};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, slow_caller, &s), 0);
+  while (!atomic_load(&s.started)) h_sleep_ms(1);
+  h_sleep_ms(5);
+  assert_int_equal(sp_runtime_drain(s.rt, 0), 0);
+  for (int i = 0; i < 200 && !atomic_load(&s.done); i++) h_sleep_ms(50);
+  assert_true(atomic_load(&s.done)); /* not waiting forever */
+  assert_int_equal(atomic_load(&s.rc), SP_ESTOPPED);
+  pthread_join(th, NULL);
+  sp_runtime_stop(s.rt, 1000);
+  free(args);
+}
+
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(chaos)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(chaos),
+                                     cmocka_unit_test(calls_racing_a_drain_all_end),
+                                     cmocka_unit_test(call_posted_after_the_loop_ended_still_ends)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

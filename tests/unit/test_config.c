@@ -88,7 +88,8 @@ static void write_file(const char *path, const char *text) {
 /* dir + "/" + name, without doubling the slash when dir is "/". */
 static void join_path(char *buf, size_t cap, const char *dir, const char *name) {
   size_t n = strlen(dir);
-  assert_true(snprintf(buf, cap, "%s%s%s", dir, n > 0 && dir[n - 1] == '/' ? "" : "/", name) < (int)cap);
+  assert_true(snprintf(buf, cap, "%s%s%s", dir, n > 0 && dir[n - 1] == '/' ? "" : "/", name) <
+              (int)cap);
 }
 
 static void temp_path(char *buf, size_t cap, const char *name) {
@@ -571,6 +572,57 @@ static void test_syntax_errors(void **state) {
                "YAML syntax error:", NULL);
 }
 
+/* Text of n opening brackets then n closing ones, after a valid start. */
+static char *nested(size_t n, char open, char close) {
+  const char *head = "pools:\n  - name: p\n    adapter_args: ";
+  size_t h = strlen(head);
+  char *t = malloc(h + 2 * n + 2);
+  assert_non_null(t);
+  memcpy(t, head, h);
+  memset(t + h, open, n);
+  memset(t + h + n, close, n);
+  strcpy(t + h + 2 * n, "\n");
+  return t;
+}
+
+static void test_nesting_and_size_bounds(void **state) {
+  (void)state;
+  /* Deep flow nesting is refused after bounded work, with its line. */
+  char *deep = nested(20000, '[', ']');
+  expect_error(deep, 3, "nested more than 64 levels deep", NULL);
+  free(deep);
+  deep = nested(20000, '{', '}');
+  expect_error(deep, 3, "nested more than 64 levels deep", NULL);
+  free(deep);
+  /* Block nesting counts the same. */
+  char block[8192] = "pools:\n  - name: p\n    env:\n";
+  for (int i = 0; i < 70; i++) {
+    size_t n = strlen(block);
+    snprintf(block + n, sizeof(block) - n, "%*sk%d:\n", 6 + 2 * i, "", i);
+  }
+  expect_error(block, 65, "nested more than 64 levels deep", NULL);
+  /* 64 levels are still read (and then judged on their content). */
+  deep = nested(61, '[', ']');
+  expect_error(deep, 3, "adapter_args", NULL);
+  free(deep);
+  /* Text past 1 MiB is refused before it is parsed. */
+  size_t big = (1u << 20) + 1;
+  char *text = malloc(big + 1);
+  assert_non_null(text);
+  memset(text, '#', big);
+  text[big] = '\0';
+  sp__config_t cfg;
+  sp_error_t err;
+  assert_int_equal(sp__config_load_string(&cfg, text, big, ORIGIN, &err), SP_ECONFIG);
+  assert_non_null(strstr(err.message, "larger than 1024 KiB"));
+  char path[PATH_MAX + 32];
+  temp_path(path, sizeof(path), "big.yaml");
+  write_file(path, text);
+  assert_int_equal(sp__config_load_file(&cfg, path, &err), SP_ECONFIG);
+  assert_non_null(strstr(err.message, "larger than 1024 KiB"));
+  free(text);
+}
+
 static void test_missing_file(void **state) {
   sp__config_t cfg;
   sp_error_t err;
@@ -841,7 +893,7 @@ static int make_temp_dir(void **state) {
 }
 
 static int remove_temp_dir(void **state) {
-  static const char *const files[] = {"empty.yaml", "bad.yaml", "paths.yaml"};
+  static const char *const files[] = {"empty.yaml", "bad.yaml", "paths.yaml", "big.yaml"};
   char path[PATH_MAX + 32];
   (void)state;
   for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
@@ -867,6 +919,7 @@ int main(void) {
       cmocka_unit_test(test_profiles),
       cmocka_unit_test(test_syntax_errors),
       cmocka_unit_test(test_missing_file),
+      cmocka_unit_test(test_nesting_and_size_bounds),
       cmocka_unit_test(test_empty_file),
       cmocka_unit_test(test_file_errors_name_the_file),
       cmocka_unit_test(test_python_path_resolution),

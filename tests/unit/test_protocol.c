@@ -285,6 +285,20 @@ static void decoder_gives_memory_back(void **state) {
   sp__decoder_shrink(&d, 1 << 20);
   assert_null(d.buf);
   assert_int_equal(d.cap, 0);
+  /* A large frame read together with the start of a small one behind it: the
+   * small one's bytes move to a small buffer and it still decodes. */
+  size_t big_len = b.len;
+  sp__buf_append_frame(&b, SP__FRAME_RESULT, 2, "{\"ok\": 1}", 9);
+  feed(&d, b.data, big_len + 5);
+  assert_int_equal(sp__decoder_next(&d, &f, &err), 1);
+  assert_int_equal(f.length, sizeof(big));
+  assert_true(d.cap > (1u << 20));
+  sp__decoder_shrink(&d, 1 << 20);
+  assert_true(d.cap <= 4096);
+  feed(&d, b.data + big_len + 5, b.len - big_len - 5);
+  assert_int_equal(sp__decoder_next(&d, &f, &err), 1);
+  assert_int_equal(f.length, 9);
+  assert_memory_equal(f.body, "{\"ok\": 1}", 9);
   sp__decoder_free(&d);
   sp__buf_free(&b);
 }
