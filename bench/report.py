@@ -211,7 +211,6 @@ def main():
         f"| 8 MB array in and out | {fmt(fig['arrays_8mb_ms'], ' ms', 2)} | the JSON path (list in, list out) {fmt(fig['arrays_json_8mb_ms'], ' ms', 1)} | {r(fig['arrays_8mb_ms'], fig['arrays_json_8mb_ms'])} |",
         f"| 8 MB array in and out | {fmt(fig['arrays_8mb_ms'], ' ms', 2)} | ProcessPoolExecutor(1), ndarray pickled {fmt(fig['ppe1_8mb_ms'], ' ms', 1)} | {r(fig['arrays_8mb_ms'], fig['ppe1_8mb_ms'])} |",
         f"| 8 MB a * 2 into output_array (shared) | {fmt(fig['arrays_double_into_8mb_ms'], ' ms', 2)} | a * 2 allocated by NumPy, then copied {fmt(fig['arrays_double_8mb_ms'], ' ms', 2)} | {r(fig['arrays_double_into_8mb_ms'], fig['arrays_double_8mb_ms'])} |",
-        f"| no-op call, no arrays, p50 (array pool) | {fmt(fig['arrays_noop_p50_us'], ' us')} | sequential no-op p50 above {fmt(fig['seq_p50_us'], ' us')} | {r(fig['arrays_noop_p50_us'], fig['seq_p50_us'])} |",
     ]
     m = f"{fig['model_mib']} MB model"
     lines += [
