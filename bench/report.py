@@ -88,7 +88,7 @@ def main():
     started = time.time()
 
     samples = {k: [] for k in ("floor", "capi", "peer", "numpy", "memory", "startup", "http",
-                               "arrays", "peer_arrays", "purepy_gil", "purepy_ft")}
+                               "arrays", "peer_arrays", "purepy_gil", "purepy_ft", "preload")}
     for i in range(runs):
         print(f"run {i + 1}/{runs}: floor, C API, peer, numpy, memory, startup", flush=True)
         samples["floor"].append(run_json([os.path.join(b, "bench", "bench_floor"),
@@ -102,6 +102,8 @@ def main():
                                            os.path.join(ROOT, "tests", "adapters")] + q))
         samples["peer_arrays"].append(run_json(["/usr/bin/python3",
                                                 os.path.join(HERE, "peer_ppe_arrays.py")] + q))
+        samples["preload"].append(run_json([os.path.join(b, "bench", "bench_preload"),
+                                            os.path.join(ROOT, "tests", "adapters")] + q))
         if args.ft_config:
             print(f"run {i + 1}/{runs}: pure-Python scaling, GIL build and free-threaded", flush=True)
             samples["purepy_gil"].append(run_json([os.path.join(b, "bench", "bench_suite"),
@@ -162,6 +164,14 @@ def main():
     fig["arrays_noop_p50_us"] = median([s["noop_p50_us"] for s in samples["arrays"]])
     fig["ppe1_8mb_ms"] = median([s["ppe1_8mb_ms"] for s in samples["peer_arrays"]])
     fig["ppe1_64mb_ms"] = median([s["ppe1_64mb_ms"] for s in samples["peer_arrays"]])
+    def preload_point(s, workers, preload, key):
+        return next(r[key] for r in s["runs"] if r["workers"] == workers and r["preload"] == preload)
+    for workers in (1, 8):
+        for preload, tag in ((True, "preload"), (False, "own")):
+            for key in ("pss_mib", "ready_ms"):
+                fig[f"{tag}_{workers}_{key}"] = median([preload_point(s, workers, preload, key)
+                                                        for s in samples["preload"]])
+    fig["model_mib"] = samples["preload"][0]["model_mib"]
     if samples["http"]:
         fig["http"] = samples["http"][0]["summary"]
     for build in ("gil", "ft"):
@@ -188,6 +198,10 @@ def main():
         "8 MB array in and out within 3x two memcpys": (ratio(fig["arrays_8mb_ms"], fig["arrays_8mb_floor_ms"]) or 99) <= 3.0,
         "8 MB array >= 100x faster than the JSON path": (ratio(fig["arrays_json_8mb_ms"], fig["arrays_8mb_ms"]) or 0) >= 100,
         "8 MB array >= 20x faster than ProcessPoolExecutor(1)": (ratio(fig["ppe1_8mb_ms"], fig["arrays_8mb_ms"]) or 0) >= 20,
+        "preload: PSS of 8 process workers sharing a model (200 MB) <= 1.5x that of 1":
+            (ratio(fig["preload_8_pss_mib"], fig["preload_1_pss_mib"]) or 99) <= 1.5,
+        "preload: 8 workers ready no later than 8 workers without preload":
+            (ratio(fig["preload_8_ready_ms"], fig["own_8_ready_ms"]) or 99) <= 1.0,
     }
     if "purepy_ft" in fig:
         targets["pure-Python speedup >= 1.8x on 1x2 threads, free-threaded (when 2 CPUs are "
@@ -231,6 +245,12 @@ def main():
         f"| 8 MB array in and out | {fmt(fig['arrays_8mb_ms'], ' ms', 2)} | ProcessPoolExecutor(1), ndarray pickled {fmt(fig['ppe1_8mb_ms'], ' ms', 1)} | {r(fig['arrays_8mb_ms'], fig['ppe1_8mb_ms'])} |",
         f"| 8 MB a * 2 into output_array (shared) | {fmt(fig['arrays_double_into_8mb_ms'], ' ms', 2)} | a * 2 allocated by NumPy, then copied {fmt(fig['arrays_double_8mb_ms'], ' ms', 2)} | {r(fig['arrays_double_into_8mb_ms'], fig['arrays_double_8mb_ms'])} |",
     ]
+    m = f"{fig['model_mib']} MB model"
+    lines += [
+        f"| PSS, process 8x1, {m}, preload | {fmt(fig['preload_8_pss_mib'], ' MiB')} | process 1x1, preload {fmt(fig['preload_1_pss_mib'], ' MiB')} | {r(fig['preload_8_pss_mib'], fig['preload_1_pss_mib'])} |",
+        f"| PSS, process 8x1, {m}, no preload | {fmt(fig['own_8_pss_mib'], ' MiB')} | process 1x1, no preload {fmt(fig['own_1_pss_mib'], ' MiB')} | {r(fig['own_8_pss_mib'], fig['own_1_pss_mib'])} |",
+        f"| 8 workers ready, {m}, preload | {fmt(fig['preload_8_ready_ms'], ' ms')} | no preload {fmt(fig['own_8_ready_ms'], ' ms')} | {r(fig['preload_8_ready_ms'], fig['own_8_ready_ms'])} |",
+    ]
     if "http" in fig:
         h = fig["http"]
         ours = max((n for n in h if n.startswith("snakepit")), key=lambda n: h[n]["rps"])
@@ -253,7 +273,7 @@ def main():
         f.write("\n".join(lines))
     print("\n".join(lines))
     errors = (sum(s.get("errors", 0) for s in samples["capi"])
-              + sum(s.get("failed", 0) for k in ("numpy", "purepy_gil", "purepy_ft", "arrays")
+              + sum(s.get("failed", 0) for k in ("numpy", "purepy_gil", "purepy_ft", "arrays", "preload")
                     for s in samples[k]))
     return 1 if errors else 0
 

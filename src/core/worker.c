@@ -610,18 +610,6 @@ void sp__worker_shutdown(sp__worker_t *w, int64_t kill_ms) {
   uv_timer_start(&w->timer, finalize_timer, (uint64_t)(kill_ms > 0 ? kill_ms : 1), 0);
 }
 
-long sp__worker_rss_kb(const sp__worker_t *w) {
-  char path[64];
-  long pages = -1, rss = -1;
-  if (w->pid <= 0 || w->exited) return -1;
-  snprintf(path, sizeof(path), "/proc/%d/statm", w->pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return -1;
-  if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = -1;
-  fclose(f);
-  return rss < 0 ? -1 : rss * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 /* ---- spawn -------------------------------------------------------------- */
 
 int sp__worker_exec(sp__worker_t *w, int fds[SP__CHILD_FDS], sp_error_t *err) {

@@ -136,9 +136,6 @@ int sp__worker_send(sp__worker_t *w, unsigned type, uint64_t id, const void *bod
 /** Writes out queued frames. Loop thread. */
 void sp__worker_flush(sp__worker_t *w);
 
-/** Resident set size of the worker process in KiB, or -1. */
-long sp__worker_rss_kb(const sp__worker_t *w);
-
 /** Name of a worker state. */
 const char *sp__worker_state_name(sp__worker_state_t s);
 

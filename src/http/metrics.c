@@ -91,7 +91,16 @@ static const struct {
   const char *key, *sub, *name, *type, *help;
   double scale;
 } pool_series[] = {
-    {"pool_size", NULL, "snakepit_pool_size", "gauge", "Configured worker processes.", 1},
+    {"pool_size", NULL, "snakepit_pool_size", "gauge",
+     "Workers the pool wants now (its desired size; fixed pools: the configured size).", 1},
+    {"workers_current", NULL, "snakepit_pool_workers_current", "gauge",
+     "Worker processes the pool has now, starting or ready.", 1},
+    {"min_workers", NULL, "snakepit_pool_min_workers", "gauge", "Smallest size of the pool.", 1},
+    {"max_workers", NULL, "snakepit_pool_max_workers", "gauge", "Largest size of the pool.", 1},
+    {"scale_ups", NULL, "snakepit_pool_scale_ups_total", "counter",
+     "Workers added because calls waited for one (pool_size: MIN..MAX).", 1},
+    {"scale_downs", NULL, "snakepit_pool_scale_downs_total", "counter",
+     "Workers removed after scale_down_idle without a call.", 1},
     {"threads_per_worker", NULL, "snakepit_pool_threads_per_worker", "gauge",
      "Execution threads per worker.", 1},
     {"ready_workers", NULL, "snakepit_pool_ready_workers", "gauge", "Workers ready for calls.", 1},
@@ -127,6 +136,13 @@ static const struct {
      "Workers started to replace others.", 1},
     {"fork_server_starts", NULL, "snakepit_fork_server_starts_total", "counter",
      "Fork servers started for the pool (more than one: a fork server died and was replaced).", 1},
+    {"pss_kb", "memory", "snakepit_pool_pss_bytes", "gauge",
+     "Proportional memory of the pool's processes, fork server included: shared pages split "
+     "among the processes that map them, so this adds up across pools.",
+     1024},
+    {"uss_kb", "memory", "snakepit_pool_uss_bytes", "gauge",
+     "Memory only the pool's processes use, each page counted once per process that owns it.",
+     1024},
     {"ping_kills", NULL, "snakepit_worker_ping_kills_total", "counter",
      "Workers killed for missing liveness pings.", 1},
     {"retries", NULL, "snakepit_call_retries_total", "counter",
@@ -232,7 +248,14 @@ static void write_workers(FILE *f, json_t *pools) {
     const char *key, *name, *type, *help;
     double scale;
   } per_worker[] = {
-      {"rss_kb", "snakepit_worker_rss_bytes", "gauge", "Resident memory of the worker process.",
+      {"rss_kb", "snakepit_worker_rss_bytes", "gauge",
+       "Resident memory of the worker process, pages shared with other processes included.",
+       1024},
+      {"pss_kb", "snakepit_worker_pss_bytes", "gauge",
+       "Proportional memory of the worker: each shared page divided by the processes mapping it.",
+       1024},
+      {"uss_kb", "snakepit_worker_uss_bytes", "gauge",
+       "Memory only the worker maps (what its exit frees); worker_max_rss_mb compares this.",
        1024},
       {"inflight", "snakepit_worker_inflight_calls", "gauge", "Calls the worker is running.", 1},
       {"capacity", "snakepit_worker_capacity_slots", "gauge", "Calls the worker runs at once.", 1},

@@ -294,6 +294,35 @@ int pyhost_preload(const pyhost_opts_t *o, char **failure) {
   return 0;
 }
 
+int pyhost_choose_profile(const pyhost_opts_t *o, char **json, char **failure) {
+  *json = *failure = NULL;
+  int rc = start_interpreter(o, failure);
+  if (rc != 0) return rc;
+  PyObject *r = PyObject_CallMethod(g_host_module, "choose_profile", "ss", o->adapter, o->pool);
+  const char *s = r ? PyUnicode_AsUTF8(r) : NULL;
+  if (s == NULL) {
+    Py_XDECREF(r);
+    *failure = describe_pending(1);
+    return SP_ESTARTUP;
+  }
+  *json = strdup(s);
+  Py_DECREF(r);
+  return *json ? 0 : SP_ENOMEM;
+}
+
+int pyhost_preload_adapter(const pyhost_opts_t *o, char **failure) {
+  *failure = NULL;
+  PyObject *args = string_list(o->adapter_args, o->adapter_arg_count);
+  PyObject *r = args ? PyObject_CallMethod(g_host_module, "preload_instance", "O", args) : NULL;
+  Py_XDECREF(args);
+  if (r == NULL) {
+    *failure = describe_pending(1);
+    return SP_ESTARTUP;
+  }
+  Py_DECREF(r);
+  return 0;
+}
+
 pid_t pyhost_fork(void) {
   /* The GIL is held (pyhost_preload kept it): PyOS_BeforeFork takes the import
    * lock, so the child never inherits it or the GIL mid-use; AfterFork_Child

@@ -14,16 +14,18 @@
 
 void h_yaml(char *buf, size_t cap, const char *name, const char *profile, int size, int threads,
             const char *adapter, const char *extra) {
+  char sized[32] = "";
+  if (size > 0) snprintf(sized, sizeof(sized), "    pool_size: %d\n", size);
   snprintf(buf, cap,
            "pools:\n"
            "  - name: %s\n"
            "    worker_profile: %s\n"
-           "    pool_size: %d\n"
+           "%s"
            "    threads_per_worker: %d\n"
            "    adapter: %s\n"
            "    python_path: [\"%s\"]\n"
            "%s",
-           name, profile, size, threads, adapter, SP_TEST_ADAPTERS, extra ? extra : "");
+           name, profile, sized, threads, adapter, SP_TEST_ADAPTERS, extra ? extra : "");
 }
 
 sp_runtime_t *h_start(const char *yaml) {

@@ -19,7 +19,7 @@
 
 /**
  * Writes a one-pool config into buf: pool `name`, profile "process"/"thread",
- * size workers x threads, adapter, the test adapters on python_path, then
+ * size workers (0: no pool_size line) x threads, adapter, the test adapters on python_path, then
  * `extra` (more "    key: value\n" lines, may be NULL).
  */
 void h_yaml(char *buf, size_t cap, const char *name, const char *profile, int size, int threads,

@@ -141,9 +141,9 @@ static void rss_limit_holds_during_a_call(void **state) {
                &e);
   assert_non_null(strstr(e.message, "worker_max_rss_mb (200 MiB)"));
   long mib = 0;
-  const char *at = strstr(e.message, "RSS of ");
+  const char *at = strstr(e.message, "USS (private memory) of ");
   assert_non_null(at);
-  mib = strtol(at + 7, NULL, 10);
+  mib = strtol(at + 24, NULL, 10);
   assert_true(mib > 200 && mib < 600); /* stopped on the way, not at the end */
   /* The replacement serves. */
   free(h_call_ok(rt, "p", "grow", "{\"mb\": 20}"));
