@@ -1,7 +1,9 @@
-# Thin wrapper over CMake: `make run`, `make test`, `make install`, `make deb`, `make bench`.
+# Thin wrapper over CMake: `make run`, `make test`, `make test-ft`, `make install`, `make deb`,
+# `make bench`.
 BUILD ?= build
 PYTHON_CONFIG ?= /usr/bin/python3-config
-PYTHON ?= /usr/bin/python3
+# The interpreter beside the -config script (python3.14t-config -> python3.14t).
+PYTHON ?= $(patsubst %-config,%,$(PYTHON_CONFIG))
 CMAKE_FLAGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
@@ -11,8 +13,10 @@ MAKEFLAGS += --no-print-directory
 # The programs and library (what `run`, `install` and `deb` need), without the tests.
 PRODUCT = snakepit snakepit-cli snakepit-worker quickstart
 
-.PHONY: all deps deps-build deps-bench configure build build-product run test install deb \
-	bench soak clean format tidy
+.PHONY: all deps deps-build deps-bench configure build build-product run test test-ft install \
+	deb bench soak clean format tidy
+# Where `make test-ft` builds: its own folder, so both builds live side by side.
+FT_BUILD ?= build-ft
 
 all: build
 
@@ -26,9 +30,18 @@ deps-bench:
 	@scripts/install-deps.sh bench
 
 # Re-run every time (cheap), so tests appear once their packages are installed.
+# The build folder remembers the arguments it was configured with; other ones
+# (another Python, other CMAKE_FLAGS) re-configure it from scratch, so no cached
+# setting of the previous configuration survives.
+CONFIGURE_ARGS = -DPYTHON_CONFIG=$(PYTHON_CONFIG) -DPYTHON=$(PYTHON) $(CMAKE_FLAGS)
 configure:
-	@cmake -S . -B $(BUILD) --log-level=NOTICE -DPYTHON_CONFIG=$(PYTHON_CONFIG) -DPYTHON=$(PYTHON) \
-		$(CMAKE_FLAGS)
+	@mkdir -p $(BUILD)
+	@if echo '$(CONFIGURE_ARGS)' | cmp -s - $(BUILD)/configure-args; then \
+		cmake -S . -B $(BUILD) --log-level=NOTICE $(CONFIGURE_ARGS); \
+	else \
+		cmake --fresh -S . -B $(BUILD) --log-level=NOTICE $(CONFIGURE_ARGS) && \
+		echo '$(CONFIGURE_ARGS)' > $(BUILD)/configure-args; \
+	fi
 
 build: deps configure
 	cmake --build $(BUILD) -j $(JOBS)
@@ -47,6 +60,16 @@ run: build-product
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error --timeout 300 -j 1
+
+# The free-threaded suite: PYTHON_CONFIG must name a free-threaded Python's
+# -config script (python3.14t-config). Builds into FT_BUILD and runs the tests
+# labelled free-threaded (tests/CMakeLists.txt): integration tests of both
+# profiles, the SDK and CLI suites under that Python, pure-Python parallelism.
+test-ft: deps
+	@$(PYTHON) -c 'import sys, sysconfig; sys.exit(0 if sysconfig.get_config_var("Py_GIL_DISABLED") else 1)' \
+	  || { echo "make test-ft: $(PYTHON) is not a free-threaded Python; set PYTHON_CONFIG to its python3.Xt-config" >&2; exit 2; }
+	$(MAKE) build BUILD=$(FT_BUILD)
+	cd $(FT_BUILD) && ctest -L free-threaded --output-on-failure --no-tests=error --timeout 300 -j 1
 
 # Header, library (with its SONAME links), pkg-config file, CMake package,
 # snakepit, libexec/snakepit/snakepit-worker, the Python SDK, docs, examples.
@@ -68,8 +91,21 @@ deb: deps-build
 	@cd $(DEB_BUILD) && cpack -G DEB >/dev/null
 	@ls $(DEB_BUILD)/*.deb
 
+# The free-threaded suite: PYTHON_CONFIG must name a free-threaded Python's
+# -config script (python3.14t-config). Builds into FT_BUILD and runs the tests
+# labelled free-threaded (tests/CMakeLists.txt): integration tests of both
+# profiles, the SDK and CLI suites under that Python, pure-Python parallelism.
+test-ft: deps
+	@$(PYTHON) -c 'import sys, sysconfig; sys.exit(0 if sysconfig.get_config_var("Py_GIL_DISABLED") else 1)' \
+	  || { echo "make test-ft: $(PYTHON) is not a free-threaded Python; set PYTHON_CONFIG to its python3.Xt-config" >&2; exit 2; }
+	$(MAKE) build BUILD=$(FT_BUILD)
+	cd $(FT_BUILD) && ctest -L free-threaded --output-on-failure --timeout 300 -j 1
+
+# FT_CONFIG=/path/to/python3.14t-config (or SNAKEPIT_FT_CONFIG) adds pure-Python
+# scaling on that free-threaded Python, built into FT_BUILD.
 bench: deps-bench build
-	$(PYTHON) bench/report.py --build $(BUILD)
+	$(PYTHON) bench/report.py --build $(BUILD) \
+	  $(if $(FT_CONFIG),--ft-config $(FT_CONFIG) --ft-build $(FT_BUILD))
 
 # HTTP server under legitimate load and abuse (slowloris, churn, hostile
 # requests) for SOAK_SECONDS; not part of `make test` (scripts/soak_http.py).

@@ -1,8 +1,9 @@
 /*
  * bench_suite.c - the benchmark figures beyond call overhead: NumPy scaling
  * across threads, memory of a thread pool vs a process pool of the same
- * capacity, and pool start-up time. Prints one JSON object.
- * Usage: bench_suite numpy|memory|startup [--quick]
+ * capacity, pool start-up time, and pure-Python CPU scaling across threads (which
+ * needs a free-threaded Python to scale). Prints one JSON object.
+ * Usage: bench_suite numpy|memory|startup|purepy [--quick]
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -79,36 +80,73 @@ static double timed_calls(sp_runtime_t *rt, const char *tool, const char *args, 
  * alike instead of on whichever was measured then. Each pool's rate is its
  * calls over its own measured time. A CPU probe runs before and after.
  */
-static void numpy_bench(int quick) {
-  enum { POOLS = 3 };
-  const char *args = "{\"size\": 200}";
-  int rounds = quick ? 1 : 6, chunk = quick ? 20 : 40, failed = 0;
-  const char *names[POOLS] = {"thread_1x1", "thread_1x2", "process_2x1"};
-  const char *profiles[POOLS] = {"thread", "thread", "process"};
-  int sizes[POOLS] = {1, 1, 2}, threads[POOLS] = {1, 2, 1};
-  sp_runtime_t *rt[POOLS];
-  double secs[POOLS] = {0}, calls[POOLS] = {0}, r[POOLS];
-  for (int k = 0; k < POOLS; k++) {
-    rt[k] = start_pool(profiles[k], sizes[k], threads[k]);
-    timed_calls(rt[k], "matrix_multiply", args, 2, 5, &failed); /* warm-up */
+typedef struct {
+  const char *name, *profile;
+  int size, threads;
+} bench_pool_t;
+
+/*
+ * Calls/s of 2 callers of `tool` against each of the pools, measured
+ * round-robin in chunks (see above), with a CPU probe before and after.
+ * Returns the failed calls.
+ */
+static int round_robin(const bench_pool_t *pools, int n, const char *tool, const char *args,
+                       int rounds, int chunk, double *rate, double cpu[2]) {
+  sp_runtime_t *rt[8];
+  double secs[8] = {0}, calls[8] = {0};
+  int failed = 0;
+  for (int k = 0; k < n; k++) {
+    rt[k] = start_pool(pools[k].profile, pools[k].size, pools[k].threads);
+    timed_calls(rt[k], tool, args, 2, 5, &failed); /* warm-up */
   }
-  double cpu_before = bench_cpu_available(200);
+  cpu[0] = bench_cpu_available(200);
   for (int i = 0; i < rounds; i++) {
-    for (int k = 0; k < POOLS; k++) {
-      secs[k] += timed_calls(rt[k], "matrix_multiply", args, 2, chunk, &failed);
+    for (int k = 0; k < n; k++) {
+      secs[k] += timed_calls(rt[k], tool, args, 2, chunk, &failed);
       calls[k] += 2.0 * chunk;
     }
   }
-  double cpu_after = bench_cpu_available(200);
-  for (int k = 0; k < POOLS; k++) {
-    r[k] = calls[k] / secs[k];
+  cpu[1] = bench_cpu_available(200);
+  for (int k = 0; k < n; k++) {
+    rate[k] = calls[k] / secs[k];
     sp_runtime_stop(rt[k], 2000);
   }
+  return failed;
+}
+
+static void numpy_bench(int quick) {
+  static const bench_pool_t pools[] = {{"thread_1x1", "thread", 1, 1},
+                                       {"thread_1x2", "thread", 1, 2},
+                                       {"process_2x1", "process", 2, 1}};
+  double r[3], cpu[2];
+  int rounds = quick ? 1 : 6;
+  int failed = round_robin(pools, 3, "matrix_multiply", "{\"size\": 200}", rounds, quick ? 20 : 40,
+                           r, cpu);
   printf("{\"matmul_200_calls_per_s\": {\"%s\": %.1f, \"%s\": %.1f, \"%s\": %.1f}, "
          "\"thread_speedup_2_vs_1\": %.3f, \"cpu_avail\": [%.2f, %.2f], \"rounds\": %d, "
          "\"failed\": %d}\n",
-         names[0], r[0], names[1], r[1], names[2], r[2], r[1] / r[0], cpu_before, cpu_after, rounds,
-         failed);
+         pools[0].name, r[0], pools[1].name, r[1], pools[2].name, r[2], r[1] / r[0], cpu[0], cpu[1],
+         rounds, failed);
+}
+
+/*
+ * Pure-Python CPU scaling: 2 callers of the showcase's stress_test (a
+ * pure-Python loop, ~15 ms per call) against thread 1x1 and 1x2 pools. On a GIL
+ * build the two threads of 1x2 take turns (about 1.0x); on a free-threaded one
+ * they run at once (up to 2x with 2 CPUs free).
+ */
+static void purepy_bench(int quick) {
+  static const bench_pool_t pools[] = {{"thread_1x1", "thread", 1, 1},
+                                       {"thread_1x2", "thread", 1, 2}};
+  double r[2], cpu[2];
+  int rounds = quick ? 1 : 6;
+  int failed = round_robin(pools, 2, "stress_test", "{\"iterations\": 200000}", rounds,
+                           quick ? 4 : 10, r, cpu);
+  printf("{\"stress_test_calls_per_s\": {\"%s\": %.1f, \"%s\": %.1f}, "
+         "\"thread_speedup_2_vs_1\": %.3f, \"cpu_avail\": [%.2f, %.2f], \"python\": \"%s\", "
+         "\"rounds\": %d, \"failed\": %d}\n",
+         pools[0].name, r[0], pools[1].name, r[1], r[1] / r[0], cpu[0], cpu[1], SP_BENCH_PYTHON,
+         rounds, failed);
 }
 
 /* Sum of the workers' RSS (KiB) after every slot ran a call. */
@@ -174,9 +212,10 @@ int main(int argc, char **argv) {
   if (strcmp(argv[1], "numpy") == 0) numpy_bench(quick);
   else if (strcmp(argv[1], "memory") == 0) memory_bench();
   else if (strcmp(argv[1], "startup") == 0) startup_bench(quick);
+  else if (strcmp(argv[1], "purepy") == 0) purepy_bench(quick);
   else goto usage;
   return 0;
 usage:
-  fprintf(stderr, "usage: bench_suite numpy|memory|startup [--quick]\n");
+  fprintf(stderr, "usage: bench_suite numpy|memory|startup|purepy [--quick]\n");
   return 2;
 }

@@ -5,7 +5,13 @@ Each figure is the median of several runs (1 with --quick) and is shown with its
 ratio to its floor or peer, next to the CPUs the machine has and the CPU time
 the run really got (these VMs are shared: a second CPU comes and goes).
 
+With a free-threaded Python (--ft-config PATH, or SNAKEPIT_FT_CONFIG, naming its
+python3.14t-config), the report adds pure-Python CPU scaling: thread 1x1 vs 1x2
+on that build (built into --ft-build, default build-ft) next to the same on the
+GIL build, each with the CPU the run really got.
+
 Usage: /usr/bin/python3 bench/report.py [--quick] [--runs N] [--build DIR]
+                                        [--ft-config PATH] [--ft-build DIR]
 """
 import argparse
 import json
@@ -66,14 +72,23 @@ def main():
     ap.add_argument("--runs", type=int, default=None, help="runs per figure (default 3, quick 1)")
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
+    ap.add_argument("--ft-config", default=os.environ.get("SNAKEPIT_FT_CONFIG") or None,
+                    help="python3.14t-config of a free-threaded Python: adds pure-Python scaling")
+    ap.add_argument("--ft-build", default=os.path.join(ROOT, "build-ft"))
     args = ap.parse_args()
+    if args.ft_config:
+        # The free-threaded build of the same sources, in its own folder.
+        print(f"building against {args.ft_config} in {args.ft_build}", flush=True)
+        subprocess.run(["make", "-C", ROOT, "build", f"BUILD={args.ft_build}",
+                        f"PYTHON_CONFIG={args.ft_config}"], check=True,
+                       stdout=subprocess.DEVNULL)
     runs = args.runs or (1 if args.quick else 3)
     q = ["--quick"] if args.quick else []
     b = args.build
     started = time.time()
 
     samples = {k: [] for k in ("floor", "capi", "peer", "numpy", "memory", "startup", "http",
-                               "arrays", "peer_arrays")}
+                               "arrays", "peer_arrays", "purepy_gil", "purepy_ft", "preload")}
     for i in range(runs):
         print(f"run {i + 1}/{runs}: floor, C API, peer, numpy, memory, startup", flush=True)
         samples["floor"].append(run_json([os.path.join(b, "bench", "bench_floor"),
@@ -87,6 +102,14 @@ def main():
                                            os.path.join(ROOT, "tests", "adapters")] + q))
         samples["peer_arrays"].append(run_json(["/usr/bin/python3",
                                                 os.path.join(HERE, "peer_ppe_arrays.py")] + q))
+        samples["preload"].append(run_json([os.path.join(b, "bench", "bench_preload"),
+                                            os.path.join(ROOT, "tests", "adapters")] + q))
+        if args.ft_config:
+            print(f"run {i + 1}/{runs}: pure-Python scaling, GIL build and free-threaded", flush=True)
+            samples["purepy_gil"].append(run_json([os.path.join(b, "bench", "bench_suite"),
+                                                   "purepy"] + q))
+            samples["purepy_ft"].append(run_json([os.path.join(args.ft_build, "bench",
+                                                               "bench_suite"), "purepy"] + q))
 
     # HTTP: wrk against `snakepit serve` and uWSGI, interleaved rounds with their own
     # medians (bench/http/bench_http.py); skipped in quick mode (CI has no wrk/uWSGI).
@@ -141,8 +164,25 @@ def main():
     fig["arrays_noop_p50_us"] = median([s["noop_p50_us"] for s in samples["arrays"]])
     fig["ppe1_8mb_ms"] = median([s["ppe1_8mb_ms"] for s in samples["peer_arrays"]])
     fig["ppe1_64mb_ms"] = median([s["ppe1_64mb_ms"] for s in samples["peer_arrays"]])
+    def preload_point(s, workers, preload, key):
+        return next(r[key] for r in s["runs"] if r["workers"] == workers and r["preload"] == preload)
+    for workers in (1, 8):
+        for preload, tag in ((True, "preload"), (False, "own")):
+            for key in ("pss_mib", "ready_ms"):
+                fig[f"{tag}_{workers}_{key}"] = median([preload_point(s, workers, preload, key)
+                                                        for s in samples["preload"]])
+    fig["model_mib"] = samples["preload"][0]["model_mib"]
     if samples["http"]:
         fig["http"] = samples["http"][0]["summary"]
+    for build in ("gil", "ft"):
+        got = samples[f"purepy_{build}"]
+        if got:
+            fig[f"purepy_{build}"] = {
+                "1x1": median([s["stress_test_calls_per_s"]["thread_1x1"] for s in got]),
+                "1x2": median([s["stress_test_calls_per_s"]["thread_1x2"] for s in got]),
+                "speedup": median([s["thread_speedup_2_vs_1"] for s in got]),
+                "cpu_avail": [c for s in got for c in s["cpu_avail"]],
+            }
     machine = samples["capi"][0]["machine"]
     cpus = machine.get("cpus_online")
     # Every target is a ratio to something measured in the same run, so it can be
@@ -158,7 +198,14 @@ def main():
         "8 MB array in and out within 3x two memcpys": (ratio(fig["arrays_8mb_ms"], fig["arrays_8mb_floor_ms"]) or 99) <= 3.0,
         "8 MB array >= 100x faster than the JSON path": (ratio(fig["arrays_json_8mb_ms"], fig["arrays_8mb_ms"]) or 0) >= 100,
         "8 MB array >= 20x faster than ProcessPoolExecutor(1)": (ratio(fig["ppe1_8mb_ms"], fig["arrays_8mb_ms"]) or 0) >= 20,
+        "preload: PSS of 8 process workers sharing a model (200 MB) <= 1.5x that of 1":
+            (ratio(fig["preload_8_pss_mib"], fig["preload_1_pss_mib"]) or 99) <= 1.5,
+        "preload: 8 workers ready no later than 8 workers without preload":
+            (ratio(fig["preload_8_ready_ms"], fig["own_8_ready_ms"]) or 99) <= 1.0,
     }
+    if "purepy_ft" in fig:
+        targets["pure-Python speedup >= 1.8x on 1x2 threads, free-threaded (when 2 CPUs are "
+                "available)"] = (fig["purepy_ft"]["speedup"] or 0) >= 1.8
 
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "latest.json"), "w", encoding="utf-8") as f:
@@ -198,6 +245,12 @@ def main():
         f"| 8 MB array in and out | {fmt(fig['arrays_8mb_ms'], ' ms', 2)} | ProcessPoolExecutor(1), ndarray pickled {fmt(fig['ppe1_8mb_ms'], ' ms', 1)} | {r(fig['arrays_8mb_ms'], fig['ppe1_8mb_ms'])} |",
         f"| 8 MB a * 2 into output_array (shared) | {fmt(fig['arrays_double_into_8mb_ms'], ' ms', 2)} | a * 2 allocated by NumPy, then copied {fmt(fig['arrays_double_8mb_ms'], ' ms', 2)} | {r(fig['arrays_double_into_8mb_ms'], fig['arrays_double_8mb_ms'])} |",
     ]
+    m = f"{fig['model_mib']} MB model"
+    lines += [
+        f"| PSS, process 8x1, {m}, preload | {fmt(fig['preload_8_pss_mib'], ' MiB')} | process 1x1, preload {fmt(fig['preload_1_pss_mib'], ' MiB')} | {r(fig['preload_8_pss_mib'], fig['preload_1_pss_mib'])} |",
+        f"| PSS, process 8x1, {m}, no preload | {fmt(fig['own_8_pss_mib'], ' MiB')} | process 1x1, no preload {fmt(fig['own_1_pss_mib'], ' MiB')} | {r(fig['own_8_pss_mib'], fig['own_1_pss_mib'])} |",
+        f"| 8 workers ready, {m}, preload | {fmt(fig['preload_8_ready_ms'], ' ms')} | no preload {fmt(fig['own_8_ready_ms'], ' ms')} | {r(fig['preload_8_ready_ms'], fig['own_8_ready_ms'])} |",
+    ]
     if "http" in fig:
         h = fig["http"]
         ours = max((n for n in h if n.startswith("snakepit")), key=lambda n: h[n]["rps"])
@@ -206,14 +259,22 @@ def main():
                          f"(p99 {fmt(h[ours]['p99_us'], ' us', 0)}) | {peer} --processes 2 "
                          f"{fmt(h[peer]['rps'], ' req/s', 0)} (p99 {fmt(h[peer]['p99_us'], ' us', 0)}) "
                          f"| {r(h[ours]['rps'], h[peer]['rps'])} |")
+    for build, label in (("purepy_gil", "GIL build"), ("purepy_ft", "free-threaded 3.14t")):
+        if build in fig:
+            p = fig[build]
+            cpu = ", ".join(f"{c:.2f}" for c in p["cpu_avail"])
+            lines.append(f"| pure-Python CPU (stress_test), thread 1x2, {label} | "
+                         f"{fmt(p['1x2'], ' calls/s')} | thread 1x1 {fmt(p['1x1'], ' calls/s')} "
+                         f"(CPUs available: {cpu}) | {fmt(p['speedup'], 'x', 2)} |")
     lines += ["", "## Targets", ""]
     lines += [f"- {'met' if ok else 'NOT met'}: {name}" for name, ok in targets.items()]
     lines += ["", f"Total benchmark time: {time.time() - started:.0f} s. Raw samples: latest.json.", ""]
     with open(os.path.join(args.out, "latest.md"), "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))
-    errors = (sum(s.get("errors", 0) for s in samples["capi"]) + sum(s.get("failed", 0) for s in samples["numpy"])
-              + sum(s.get("failed", 0) for s in samples["arrays"]))
+    errors = (sum(s.get("errors", 0) for s in samples["capi"])
+              + sum(s.get("failed", 0) for k in ("numpy", "purepy_gil", "purepy_ft", "arrays", "preload")
+                    for s in samples[k]))
     return 1 if errors else 0
 
 

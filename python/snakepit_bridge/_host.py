@@ -3,6 +3,8 @@
 The worker embeds CPython and drives exactly this interface::
 
     preload(adapter_spec, pool, profile, threads)   # optional: import only (fork server)
+    preload_instance(adapter_args)   # optional (preload): build the adapter once, gc.freeze()
+    choose_profile(adapter_spec, pool)   # worker_profile: auto, in a probe process
     host = load(adapter_spec, adapter_args, worker_id, pool, profile, threads)
     host.manifest()                  # JSON text describing the tools (HELLO frame)
     host.register_thread(name)       # once on each execution thread, GIL held
@@ -35,6 +37,7 @@ is read-only after ``load`` (shutdown is guarded by a lock).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import inspect
 import json
@@ -42,6 +45,7 @@ import logging
 import math
 import os
 import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -50,11 +54,12 @@ import typing
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _arrays
+from . import _doctor
 from . import context as _context
 from . import thread_safety_checker as _tsc
 from .base_adapter import iter_tools
 
-__all__ = ["preload", "load", "Host"]
+__all__ = ["preload", "preload_instance", "choose_profile", "decide_profile", "load", "Host"]
 
 logger = logging.getLogger("snakepit_bridge.host")
 
@@ -418,6 +423,8 @@ class Host:
             # So that calling one says it needs @tool, not just "unknown tool".
             "methods_without_tool": _methods_without_tool(adapter, self.tools),
         })
+        # The GIL as the adapter's imports left it (`snakepit doctor` reports it).
+        self._gil_after_load = _doctor.gil_enabled()
         self._shutdown_lock = threading.Lock()
         self._shut_down = False
 
@@ -444,6 +451,8 @@ class Host:
                 "gil_enabled": bool(gil()) if gil is not None else True,
                 "profile": self.profile, "threads": self.threads,
                 "thread_safety": self._thread_safety_report(reset) if self.checks else None,
+                # Facts about this worker's Python, for `snakepit doctor`.
+                "environment": _doctor.facts(self._baseline_modules, self._gil_after_load),
             }
             return to_json(out)
         except BaseException as exc:
@@ -467,6 +476,7 @@ class Host:
             "profile": self.profile, "threads": self.threads, "checks": self.checks,
             "python_version": sys.version.split()[0],
             "gil_enabled": bool(gil()) if gil is not None else True,
+            "free_threaded_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
             "imported_libraries": _tsc.loaded_libraries(exclude=self._baseline_modules),
         })
         return report
@@ -665,6 +675,7 @@ class _Preloaded:
         self.mode = mode
         self.checker = checker
         self.baseline = baseline
+        self.instance: Any = None       # built by preload_instance (preload)
 
 
 _preloaded: Optional[_Preloaded] = None
@@ -705,6 +716,79 @@ def preload(adapter_spec: str, pool: str, profile: str, threads: int) -> _Preloa
     return _preloaded
 
 
+def _gil_enabled() -> bool:
+    check = getattr(sys, "_is_gil_enabled", None)
+    return bool(check()) if callable(check) else True
+
+
+def decide_profile(cls: Any, gil_enabled: bool, libraries: List[Dict[str, Any]]) -> Tuple[str, str]:
+    """``worker_profile: auto``: ``("thread", why)`` when the interpreter runs
+    without the GIL, ``cls`` declares ``__thread_safe__ = True`` and none of
+    ``libraries`` (entries of :func:`thread_safety_checker.loaded_libraries`:
+    what the adapter's module imported) is flagged unsafe by the compatibility
+    table; ``("process", why)`` otherwise. ``why`` is one sentence."""
+    name = getattr(cls, "__qualname__", str(cls))
+    if gil_enabled:
+        build = "a free-threaded build with the GIL re-enabled" \
+            if sysconfig_free_threaded() else "a build with the GIL"
+        return "process", (f"Python {sys.version.split()[0]} is {build}: threads would take turns, "
+                           f"processes run in parallel")
+    if getattr(cls, "__thread_safe__", None) is not True:
+        return "process", f"{name} does not declare __thread_safe__ = True"
+    unsafe = [lib for lib in libraries if lib.get("status") == "unsafe"]
+    if unsafe:
+        names = ", ".join(f"{lib['library']} ({lib.get('reason') or 'not thread-safe'})"
+                          for lib in unsafe)
+        return "process", f"{name} imports a library flagged thread-unsafe: {names}"
+    return "thread", (f"Python {sys.version.split()[0]} runs without the GIL, {name} declares "
+                      f"__thread_safe__ = True and imports no library flagged thread-unsafe")
+
+
+def sysconfig_free_threaded() -> bool:
+    import sysconfig
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+
+
+def choose_profile(adapter_spec: str, pool: str) -> str:
+    """Import the adapter's module (as a fork server would) and decide
+    ``worker_profile: auto`` for it; returns JSON ``{profile, reason,
+    gil_enabled, free_threaded_build}``. Import errors propagate."""
+    pre = preload(adapter_spec, pool, "process", 1)
+    libraries = _tsc.loaded_libraries(exclude=pre.baseline)
+    gil = _gil_enabled()
+    profile, reason = decide_profile(pre.cls, gil, libraries)
+    return json.dumps({"profile": profile, "reason": reason, "gil_enabled": gil,
+                       "free_threaded_build": sysconfig_free_threaded()})
+
+
+def _build(pre: _Preloaded, adapter_args: List[Any]) -> Any:
+    if pre.checker is not None and isinstance(pre.cls, type):
+        _tsc.watch_adapter_class(pre.cls)
+    adapter = _construct(pre.cls, adapter_args)
+    init = getattr(adapter, "initialize", None)
+    if callable(init):
+        init()
+    return adapter
+
+
+def preload_instance(adapter_args: list) -> None:
+    """Build the adapter once in the fork server (``preload``), after :func:`preload`.
+
+    Every worker forked afterwards shares this instance, and everything it
+    holds (model weights, NumPy buffers), copy-on-write: only pages a worker
+    writes become its own. ``gc.freeze()`` moves every object built so far to
+    the collector's permanent generation, so collections in the workers never
+    write to them (which would copy the pages they live on). Constructor
+    errors propagate to the caller.
+    """
+    pre = _preloaded
+    if pre is None:
+        raise RuntimeError("preload_instance() needs preload() first")
+    pre.instance = _build(pre, adapter_args)
+    gc.collect()
+    gc.freeze()
+
+
 def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
          profile: str, threads: int) -> Host:
     """Import ``adapter_spec`` ("pkg.module.Class"), build and initialize it.
@@ -713,7 +797,11 @@ def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
     that name, else no arguments; ``initialize()`` runs next if defined.
     Import and construction errors propagate to the caller. When
     :func:`preload` already resolved this spec (a forked worker), its result
-    is used once instead of importing again.
+    is used once instead of importing again, and with preload the instance
+    :func:`preload_instance` built there too. The adapter's ``post_fork()``,
+    if it defines one, runs next in every worker (with preload or without), so
+    per-worker resources have one place whatever the pool's settings; an
+    exception from it fails the worker's start like a constructor error.
 
     The worker identity is exported as ``SNAKEPIT_THREADS``,
     ``SNAKEPIT_WORKER_ID``, ``SNAKEPIT_POOL`` and ``SNAKEPIT_PROFILE`` before
@@ -733,12 +821,12 @@ def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
         pre = preload(adapter_spec, pool, profile, threads)
         _preloaded = None
     threads = int(threads) if threads else 1
-    if pre.checker is not None and isinstance(pre.cls, type):
-        _tsc.watch_adapter_class(pre.cls)
-    adapter = _construct(pre.cls, adapter_args)
-    init = getattr(adapter, "initialize", None)
-    if callable(init):
-        init()
+    adapter = pre.instance if pre.instance is not None else _build(pre, adapter_args)
+    # Per-worker setup (RNG seeds, sockets, files, GPU contexts): with preload
+    # the constructor ran once in the fork server, so this is its place.
+    post_fork = getattr(adapter, "post_fork", None)
+    if callable(post_fork):
+        post_fork()
     if pre.checker is not None:
         pre.checker.check_library_safety()      # imported before the hook was in place
     return Host(adapter, adapter_spec, worker_id, pool, profile, threads,

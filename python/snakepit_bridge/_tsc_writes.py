@@ -10,7 +10,11 @@ What it watches, on a *watched* adapter class (see :func:`watch_class`):
   attribute (``self.results.append(x)``, ``self.cache[k] = v``): a container
   assigned while checks are on is stored as a tracking subclass, but only when
   nothing else refers to it (a fresh ``[]``, ``{}``, ``set()``, comprehension
-  or call result), so no alias ever sees a different object;
+  or call result), so no alias ever sees a different object. "Nothing else"
+  is read from the reference count; on interpreters whose local-variable loads
+  borrow references (CPython 3.14's ``LOAD_FAST_BORROW``), a container held by
+  a local variable shows no extra reference, so the instruction that produced
+  the stored value is looked at as well (see :func:`_value_source`);
 * which locks the writing thread holds: ``threading.Lock`` / ``RLock`` objects
   stored in an attribute of the adapter (its ``acquire_lock()`` lock included)
   or in a global of the adapter's module are wrapped in an owner-tracking proxy
@@ -27,6 +31,7 @@ when no checker is active, so an adapter costs nothing once checks are off.
 
 from __future__ import annotations
 
+import dis
 import sys
 import threading
 import types
@@ -271,10 +276,61 @@ def _tracked_copy(value: Any, owner: Any, attr: str) -> Any:
 # --------------------------------------------------------------------------
 
 #: References a fresh value has inside _on_set (measured by _calibrate);
-#: 0 disables container tracking (an interpreter that borrows references,
-#: where an alias cannot be told from a fresh object).
+#: 0 disables container tracking (an interpreter where an alias cannot be told
+#: from a fresh object at all).
 _FRESH_REFS = 0
 _FRESH_REFS_IN_DICT = 0
+#: Local-variable loads borrow references here (CPython 3.14+): a value held by
+#: a local has no more references than a fresh one, so _value_source decides.
+_BORROWED_LOCALS = False
+
+# Instructions that push a local variable (a borrowed reference on 3.14);
+# LOAD_FAST_AND_CLEAR moves the reference out of the variable instead.
+_LOCAL_LOADS = frozenset(n for n in dis.opmap if "LOAD_FAST" in n and not n.startswith("STORE")
+                         and n != "LOAD_FAST_AND_CLEAR")
+# Of those, the ones that push two locals (value and owner of a STORE_ATTR).
+_LOCAL_PAIR_LOADS = frozenset(n for n in _LOCAL_LOADS if n.count("LOAD_FAST") == 2)
+# One instruction that pushes the owner of the STORE_ATTR and pops nothing.
+_OWNER_LOADS = frozenset(n for n in ("LOAD_FAST", "LOAD_FAST_BORROW", "LOAD_FAST_CHECK",
+                                     "LOAD_DEREF", "LOAD_NAME") if n in dis.opmap)
+_sources: Dict[Tuple[Any, int], str] = {}
+
+
+def _classify_store(code: Any, offset: int) -> str:
+    """Where the value stored by the STORE_ATTR at ``offset`` comes from:
+    "local" (a local variable: an alias), "owned" (anything else: the stack
+    holds its own reference, so the reference count tells), or "unknown"
+    (another instruction, or paths that merge: do not track)."""
+    instrs = list(dis.get_instructions(code))
+    at = next((i for i, ins in enumerate(instrs) if ins.offset == offset), -1)
+    if at < 2 or instrs[at].opname != "STORE_ATTR":
+        return "unknown"
+    owner = instrs[at - 1]
+    if owner.is_jump_target:
+        return "unknown"
+    if owner.opname in _LOCAL_PAIR_LOADS:
+        return "local"
+    global_owner = owner.opname == "LOAD_GLOBAL" and not (owner.arg or 0) & 1  # no NULL pushed
+    if owner.opname not in _OWNER_LOADS and not global_owner:
+        return "unknown"
+    return "local" if instrs[at - 2].opname in _LOCAL_LOADS else "owned"
+
+
+def _value_source(frame: Any) -> str:
+    """_classify_store for the instruction ``frame`` is executing, cached."""
+    key = (frame.f_code, frame.f_lasti)
+    source = _sources.get(key)
+    if source is None:
+        source = _sources[key] = _classify_store(*key)
+    return source
+
+
+def _fresh(value: Any, frame: Any) -> bool:
+    """Whether nothing but the assignment running in ``frame`` refers to
+    ``value``. Called from _on_set; _calibrate counts at the same depth."""
+    if not _FRESH_REFS or _getrefcount(value) > _FRESH_REFS:
+        return False
+    return not _BORROWED_LOCALS or _value_source(frame) == "owned"
 
 
 def _on_set(obj: Any, name: str, value: Any) -> Any:
@@ -282,7 +338,7 @@ def _on_set(obj: Any, name: str, value: Any) -> Any:
     Returns the value to store (a tracking lock or container, or ``value``)."""
     t = type(value)
     if t in _TRACKING:
-        if _FRESH_REFS and _getrefcount(value) <= _FRESH_REFS and not name.startswith("_sp_"):
+        if not name.startswith("_sp_") and _fresh(value, sys._getframe(2)):
             value = _tracked_copy(value, obj, name)
     elif t is _LOCK_TYPE or t is _RLOCK_TYPE:
         if not name.startswith("_sp_") or name == "_sp_lock":
@@ -301,13 +357,20 @@ def _on_set(obj: Any, name: str, value: Any) -> Any:
 
 
 _calibration_refs = 0
+_calibration_source = ""
 
 
 def _calibrating_set(obj: Any, name: str, value: Any) -> Any:
     # Same frame depth and argument passing as _on_set.
-    global _calibration_refs
-    _calibration_refs = _getrefcount(value)
+    global _calibration_refs, _calibration_source
+    _calibration_refs = _refs_one_frame_down(value)
+    _calibration_source = _classify_store(sys._getframe(2).f_code, sys._getframe(2).f_lasti)
     return value
+
+
+def _refs_one_frame_down(value: Any) -> int:
+    # _fresh reads the count one call deeper than _on_set; so does this.
+    return _getrefcount(value)
 
 
 _MISSING = object()
@@ -429,7 +492,7 @@ def watch_module_locks(module: Any) -> None:
 def _calibrate() -> None:
     """Measure how many references a fresh value has inside the hook, and
     check that an aliased one has more; otherwise leave tracking off."""
-    global _FRESH_REFS, _FRESH_REFS_IN_DICT, _hook_body
+    global _FRESH_REFS, _FRESH_REFS_IN_DICT, _BORROWED_LOCALS, _hook_body
 
     class Probe:
         pass
@@ -441,19 +504,28 @@ def _calibrate() -> None:
 
     Probe.__setattr__ = probe_setattr
     p = Probe()
+    holder = types.SimpleNamespace(v=[])
     _hook_body = _calibrating_set
     try:
         p.x = []
-        fresh = _calibration_refs
+        fresh, fresh_src = _calibration_refs, _calibration_source
         alias = []
         p.x = alias
-        aliased = _calibration_refs
+        aliased, alias_src = _calibration_refs, _calibration_source
         p.x = [i for i in range(3)]
-        comp = _calibration_refs
+        comp, comp_src = _calibration_refs, _calibration_source
+        p.x = holder.v
+        held = _calibration_refs
     finally:
         _hook_body = _on_set
     if aliased > fresh and comp <= fresh:
         _FRESH_REFS = fresh
+    elif (aliased == fresh and comp <= fresh and held > fresh
+          and (fresh_src, alias_src, comp_src) == ("owned", "local", "owned")):
+        # Borrowed local loads: the count still tells a value held elsewhere
+        # (an attribute, a global, a container), the instruction tells a local.
+        _FRESH_REFS = fresh
+        _BORROWED_LOCALS = True
     space = {"fresh": [], "alias": alias}
     f_refs = _getrefcount(space["fresh"])
     a_refs = _getrefcount(space["alias"])

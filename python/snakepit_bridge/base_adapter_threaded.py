@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import thread_safety_checker as _tsc
 from .base_adapter import BaseAdapter, tool
@@ -74,12 +74,12 @@ class ThreadSafeAdapter(BaseAdapter):
         self = super().__new__(cls)
         self._sp_lock = threading.RLock()
         self._sp_local = threading.local()
-        self._sp_stats_lock = threading.Lock()
-        self._sp_total = 0
-        self._sp_active = 0
-        self._sp_peak = 0
-        self._sp_failed = 0
-        self._sp_per_thread: Dict[str, list] = {}
+        # One record per thread, [handled, active, failed, peak seen], written
+        # only by its thread; statistics add them up. No lock on the call path:
+        # a CallCancelled raised into a call right after a lock's acquire would
+        # leave that lock held (a `with` block is entered only after the
+        # acquire returns), and every later call would wait on it.
+        self._sp_records: List[Tuple[str, list]] = []
         self._sp_started = time.time()
         self._sp_max_workers = threads_from_env()
         return self
@@ -132,34 +132,24 @@ class ThreadSafeAdapter(BaseAdapter):
     # -- statistics -------------------------------------------------------------
 
     def _sp_begin(self) -> list:
-        # Count one request in; returns the calling thread's [handled, active],
-        # looked up by thread name on the thread's first request only.
-        local = self._sp_local
+        # Count one request in; returns the calling thread's record, made on
+        # its first request (list.append is atomic, also without the GIL).
         try:
-            rec = local.sp_rec
+            rec = self._sp_local.sp_rec
         except AttributeError:
-            rec = None
-        with self._sp_stats_lock:
-            self._sp_total += 1
-            active = self._sp_active = self._sp_active + 1
-            if active > self._sp_peak:
-                self._sp_peak = active
-            if rec is None:
-                name = threading.current_thread().name
-                rec = self._sp_per_thread.get(name)
-                if rec is None:
-                    rec = self._sp_per_thread[name] = [0, 0]
-                local.sp_rec = rec
-            rec[0] += 1
-            rec[1] += 1
+            rec = self._sp_local.sp_rec = [0, 0, 0, 0]
+            self._sp_records.append((threading.current_thread().name, rec))
+        rec[0] += 1
+        rec[1] += 1
+        active = sum(r[1] for _, r in self._sp_records)
+        if active > rec[3]:
+            rec[3] = active
         return rec
 
     def _sp_end(self, rec: list, failed: bool) -> None:
-        with self._sp_stats_lock:
-            self._sp_active -= 1
-            rec[1] -= 1
-            if failed:
-                self._sp_failed += 1
+        rec[1] -= 1
+        if failed:
+            rec[2] += 1
 
     def track_request(self) -> _RequestTracker:
         """Context manager counting one request (total, active, per thread)."""
@@ -174,10 +164,16 @@ class ThreadSafeAdapter(BaseAdapter):
         :func:`~snakepit_bridge.thread_safety_checker.stats_report`), else
         ``{"enabled": False}``.
         """
-        with self._sp_stats_lock:
-            total, active, peak, failed = self._sp_total, self._sp_active, self._sp_peak, self._sp_failed
-            per = {name: {"requests_handled": v[0], "active": v[1]}
-                   for name, v in self._sp_per_thread.items()}
+        records = list(self._sp_records)
+        total = sum(r[0] for _, r in records)
+        active = sum(r[1] for _, r in records)
+        failed = sum(r[2] for _, r in records)
+        peak = max((r[3] for _, r in records), default=0)
+        per: Dict[str, Dict[str, int]] = {}
+        for name, r in records:         # threads that shared a name share a line
+            line = per.setdefault(name, {"requests_handled": 0, "active": 0})
+            line["requests_handled"] += r[0]
+            line["active"] += r[1]
         gil = getattr(sys, "_is_gil_enabled", None)
         return {
             "total_requests": total,

@@ -437,6 +437,7 @@ static json_t *build_report(const check_opts_t *c, json_t *merged, json_t *first
   json_t *worker = json_object();
   json_object_set(worker, "python_version", json_object_get(first_worker, "python_version"));
   json_object_set(worker, "gil_enabled", json_object_get(first_worker, "gil_enabled"));
+  json_object_set(worker, "free_threaded_build", json_object_get(first_worker, "free_threaded_build"));
   json_object_set_new(rep, "worker", worker);
 
   json_t *decl = json_object_get(first_worker, "thread_safe");
@@ -542,6 +543,12 @@ static json_t *build_report(const check_opts_t *c, json_t *merged, json_t *first
   if (!json_is_true(json_object_get(first_worker, "container_tracking")))
     json_array_append_new(
         notes, json_string("in-place changes of lists/dicts/sets are not tracked on this Python"));
+  if (json_is_true(json_object_get(first_worker, "free_threaded_build")) &&
+      json_is_true(json_object_get(first_worker, "gil_enabled")))
+    json_array_append_new(
+        notes, json_string("the GIL is on although this Python is free-threaded: an extension "
+                           "module without free-threading support was imported, so calls did "
+                           "not run Python in parallel here; without it, races show up more"));
   json_object_set_new(rep, "problems", json_integer((json_int_t)json_array_size(findings)));
   json_object_set_new(rep, "not_exercised", unexercised);
   json_object_set_new(rep, "findings", findings);

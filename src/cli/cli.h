@@ -33,9 +33,11 @@ typedef struct sp_cli_pool_s {
   const char *adapter; /* --adapter MODULE.CLASS; NULL: no command-line pool */
   const char *name;    /* --name; NULL: "default" */
   const char *profile; /* --profile thread|process; NULL: thread if --threads > 1 */
-  int workers;         /* --workers, 0 = the config default */
+  int workers;         /* --workers, 0 = the config default; with a range, its maximum */
+  int min_workers;     /* --workers MIN..MAX: MIN; 0 = a fixed size */
   int threads;         /* --threads, 0 = the config default */
   int thread_safety_check;
+  int preload; /* --preload: preload: true */
   const char *paths[SP_CLI_MAX_LIST]; /* --python-path */
   size_t npaths;
   const char *args[SP_CLI_MAX_LIST]; /* --adapter-arg */
@@ -52,7 +54,8 @@ enum {
   SP_CLI_OPT_THREADS,
   SP_CLI_OPT_TSCHECK,
   SP_CLI_OPT_PYPATH,
-  SP_CLI_OPT_ADAPTER_ARG
+  SP_CLI_OPT_ADAPTER_ARG,
+  SP_CLI_OPT_PRELOAD
 };
 #define SP_CLI_POOL_OPTIONS                                                 \
   {"adapter", required_argument, NULL, SP_CLI_OPT_ADAPTER},                 \
@@ -62,19 +65,25 @@ enum {
       {"threads", required_argument, NULL, SP_CLI_OPT_THREADS},             \
       {"thread-safety-check", no_argument, NULL, SP_CLI_OPT_TSCHECK},       \
       {"python-path", required_argument, NULL, SP_CLI_OPT_PYPATH},          \
-      {"adapter-arg", required_argument, NULL, SP_CLI_OPT_ADAPTER_ARG}
+      {"adapter-arg", required_argument, NULL, SP_CLI_OPT_ADAPTER_ARG},     \
+      {"preload", no_argument, NULL, SP_CLI_OPT_PRELOAD}
 
 /** Usage text of the pool options. */
 #define SP_CLI_POOL_USAGE                                                                  \
   "  --adapter MODULE.CLASS   one pool running this adapter, instead of -c FILE\n"        \
   "    --name NAME            its name (default: default)\n"                              \
-  "    --profile P            thread or process (default: process, thread if --threads > 1)\n" \
-  "    --workers N            worker processes (default 2)\n"                             \
+  "    --profile P            thread, process or auto (default: process, thread if\n"  \
+  "                           --threads > 1); auto: thread on a free-threaded Python\n"  \
+  "                           for an adapter declaring __thread_safe__ = True\n"         \
+  "    --workers N            worker processes (default 2); MIN..MAX: as many as the\n"   \
+  "                           load needs between the two (e.g. 1..4)\n"                 \
   "    --threads N            calls at once per worker, thread profile (default 4)\n"     \
   "    --thread-safety-check  run the SDK's thread-safety checker on every call\n"        \
   "    --python-path DIR      add DIR to the adapter's import path (repeatable; the\n"    \
   "                           current directory is always searched)\n"                    \
-  "    --adapter-arg ARG      pass ARG to the adapter's constructor (repeatable)\n"
+  "    --adapter-arg ARG      pass ARG to the adapter's constructor (repeatable)\n"     \
+  "    --preload              build the adapter once in the fork server; workers share\n" \
+  "                           its memory (a model's weights) copy-on-write\n"
 
 /** Options given before or after the command. */
 typedef struct sp_cli_opts_s {
@@ -137,6 +146,8 @@ int sp_cli_remote_stats(const sp_cli_opts_t *o, const char *pool, char **json);
 int sp_cli_server_answers(const char *url);
 /** SNAKEPIT_URL, else the address `snakepit serve` listens on by default. */
 const char *sp_cli_default_url(void);
+/** `snakepit doctor [POOL...] [--json]`: argv[0] is "doctor". */
+int sp_cli_doctor(const sp_cli_opts_t *o, int argc, char **argv);
 /** `snakepit serve [...]`: argv[0] is "serve". */
 int sp_cli_serve(const sp_cli_opts_t *o, int argc, char **argv);
 /** exec/tools/stats/pools against o->url; argv[0] is the command. */

@@ -40,6 +40,9 @@ static const char usage_text[] =
     "  check ADAPTER [OPTIONS] load ADAPTER (module.Class) with thread-safety checks, run\n"
     "                          its tools concurrently and report races; exit 8 if any\n"
     "                          (options: snakepit check --help)\n"
+    "  doctor [POOL...]        start the pools and tell whether they can run as configured:\n"
+    "                          Python build, GIL, NumPy/BLAS threads, flagged libraries,\n"
+    "                          CPUs, /dev/shm, open-file limit (options: doctor --help)\n"
     "  version                 print the version\n"
     "\n"
     "Which pools exec/tools/stats/pools use:\n"
@@ -293,6 +296,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "check") == 0) return sp_cli_check(&o, argc - optind, argv + optind);
   if (strcmp(cmd, "serve") == 0) return sp_cli_serve(&o, argc - optind, argv + optind);
   if (strcmp(cmd, "top") == 0) return sp_cli_top(&o, argc - optind, argv + optind);
+  if (strcmp(cmd, "doctor") == 0) return sp_cli_doctor(&o, argc - optind, argv + optind);
 
   /* Options may also follow the command: `snakepit exec -c f.yaml POOL TOOL`. */
   int sub_argc = argc - optind;

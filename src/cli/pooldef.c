@@ -60,15 +60,34 @@ int sp_cli_pool_option(int ch, const char *arg, sp_cli_pool_t *p) {
     case SP_CLI_OPT_ADAPTER: p->adapter = arg; return 1;
     case SP_CLI_OPT_NAME: p->name = arg; return 1;
     case SP_CLI_OPT_PROFILE:
-      if (strcmp(arg, "thread") != 0 && strcmp(arg, "process") != 0) {
-        fprintf(stderr, "snakepit: --profile must be thread or process, got '%s'\n", arg);
+      if (strcmp(arg, "thread") != 0 && strcmp(arg, "process") != 0 && strcmp(arg, "auto") != 0) {
+        fprintf(stderr, "snakepit: --profile must be thread, process or auto, got '%s'\n", arg);
         return -1;
       }
       p->profile = arg;
       return 1;
-    case SP_CLI_OPT_WORKERS: return whole("--workers", arg, 1, 256, &p->workers) ? -1 : 1;
+    case SP_CLI_OPT_WORKERS: {
+      /* MIN..MAX: a pool that sizes itself; the configuration checks the bounds. */
+      const char *dots = strstr(arg, "..");
+      long lo, hi;
+      if (dots == NULL) return whole("--workers", arg, 1, 256, &p->workers) ? -1 : 1;
+      char head[24];
+      size_t n = (size_t)(dots - arg);
+      snprintf(head, sizeof(head), "%.*s", (int)(n < sizeof(head) ? n : sizeof(head) - 1), arg);
+      if (sp_cli_parse_long("--workers MIN..MAX", head, 1, 256, &lo) != 0 ||
+          sp_cli_parse_long("--workers MIN..MAX", dots + 2, 1, 256, &hi) != 0)
+        return -1;
+      if (lo > hi) {
+        fprintf(stderr, "snakepit: --workers %s has its minimum above its maximum\n", arg);
+        return -1;
+      }
+      p->workers = (int)hi;
+      p->min_workers = (int)lo;
+      return 1;
+    }
     case SP_CLI_OPT_THREADS: return whole("--threads", arg, 1, 1024, &p->threads) ? -1 : 1;
     case SP_CLI_OPT_TSCHECK: p->thread_safety_check = 1; return 1;
+    case SP_CLI_OPT_PRELOAD: p->preload = 1; return 1;
     case SP_CLI_OPT_PYPATH:
     case SP_CLI_OPT_ADAPTER_ARG: {
       const char **list = ch == SP_CLI_OPT_PYPATH ? p->paths : p->args;
@@ -92,6 +111,7 @@ static const char *stray_flag(const sp_cli_pool_t *p) {
   if (p->workers) return "--workers";
   if (p->threads) return "--threads";
   if (p->thread_safety_check) return "--thread-safety-check";
+  if (p->preload) return "--preload";
   if (p->npaths) return "--python-path";
   if (p->nargs) return "--adapter-arg";
   return NULL;
@@ -149,12 +169,16 @@ static int build_yaml(const sp_cli_pool_t *p, char *buf, size_t cap) {
     return -1;
   snprintf(line, sizeof(line), "\n    worker_profile: %s\n", profile);
   if (sp_cli_yaml_add(buf, cap, &len, line)) return -1;
-  if (p->workers) snprintf(line, sizeof(line), "    pool_size: %d\n", p->workers);
+  if (p->workers && p->min_workers)
+    snprintf(line, sizeof(line), "    pool_size: %d..%d\n", p->min_workers, p->workers);
+  else if (p->workers)
+    snprintf(line, sizeof(line), "    pool_size: %d\n", p->workers);
   if (p->workers && sp_cli_yaml_add(buf, cap, &len, line)) return -1;
   if (p->threads) snprintf(line, sizeof(line), "    threads_per_worker: %d\n", p->threads);
   if (p->threads && sp_cli_yaml_add(buf, cap, &len, line)) return -1;
   if (p->thread_safety_check && sp_cli_yaml_add(buf, cap, &len, "    thread_safety_checks: true\n"))
     return -1;
+  if (p->preload && sp_cli_yaml_add(buf, cap, &len, "    preload: true\n")) return -1;
   for (int list = 0; list < 2; list++) {
     size_t n = list ? p->nargs : p->npaths;
     if (n == 0) continue;

@@ -29,6 +29,8 @@
  * anything a real deployment writes.
  */
 #define MAX_POOLS 256
+/* Workers of one pool, its hard bound (pool_size, max_workers). */
+#define SP__MAX_WORKERS 256
 #define MAX_LIST_ITEMS 1024
 /* A pools file is a few KiB; these bounds keep a hostile one cheap to refuse. */
 #define MAX_FILE_BYTES (1024 * 1024)
@@ -65,6 +67,11 @@ enum {
   KEY_PIPELINE_DEPTH,
   KEY_WORKER_START,
   KEY_MAX_SHARED_MEMORY,
+  KEY_PRELOAD,
+  KEY_MIN_WORKERS,
+  KEY_MAX_WORKERS,
+  KEY_SCALE_UP_WAIT,
+  KEY_SCALE_DOWN_IDLE,
   KEY_COUNT
 };
 
@@ -74,7 +81,7 @@ enum {
 static const sp__key_spec_t pool_keys[KEY_COUNT] = {
     [KEY_NAME] = {"name", SP__KIND_NAME, FIELD(name), 0, 0, false},
     [KEY_WORKER_PROFILE] = {"worker_profile", SP__KIND_PROFILE, FIELD(profile), 0, 0, false},
-    [KEY_POOL_SIZE] = {"pool_size", SP__KIND_INT, FIELD(pool_size), 1, 256, false},
+    [KEY_POOL_SIZE] = {"pool_size", SP__KIND_INT, FIELD(pool_size), 1, SP__MAX_WORKERS, false},
     [KEY_THREADS_PER_WORKER] = {"threads_per_worker", SP__KIND_INT, FIELD(threads_per_worker), 1,
                                 SP__THREADS_MAX, false},
     [KEY_ADAPTER] = {"adapter", SP__KIND_ADAPTER, FIELD(adapter), 0, 0, false},
@@ -117,6 +124,14 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
     [KEY_WORKER_START] = {"worker_start", SP__KIND_START, FIELD(worker_start), 0, 0, false},
     [KEY_MAX_SHARED_MEMORY] = {"max_shared_memory", SP__KIND_SIZE, FIELD(max_shared_memory),
                                SP__MIB, 64 * SP__GIB, false},
+    [KEY_PRELOAD] = {"preload", SP__KIND_PRELOAD, FIELD(preload), 0, 0, false},
+    [KEY_MIN_WORKERS] = {"min_workers", SP__KIND_INT, FIELD(min_workers), 1, SP__MAX_WORKERS,
+                         false},
+    [KEY_MAX_WORKERS] = {"max_workers", SP__KIND_INT, FIELD(pool_size), 1, SP__MAX_WORKERS, false},
+    [KEY_SCALE_UP_WAIT] = {"scale_up_wait", SP__KIND_DURATION, FIELD(scale_up_wait_ms), 1,
+                           SP__MS_PER_M, false},
+    [KEY_SCALE_DOWN_IDLE] = {"scale_down_idle", SP__KIND_DURATION, FIELD(scale_down_idle_ms), 100,
+                             24 * SP__MS_PER_H, false},
 };
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */
@@ -223,6 +238,7 @@ static int read_scalar(const loader_t *ld, const sp__key_spec_t *spec, const yam
     case SP__KIND_ADAPTER: return store_copy(ld, (char **)(void *)field, text);
     case SP__KIND_PROFILE: pc->profile = (sp__profile_t)v.integer; return 0;
     case SP__KIND_START: pc->worker_start = (sp__worker_start_t)v.integer; return 0;
+    case SP__KIND_PRELOAD: pc->preload = (sp__preload_t)v.integer; return 0;
     case SP__KIND_INT:
     case SP__KIND_BOOL: *(int *)(void *)field = (int)v.integer; return 0;
     case SP__KIND_I64:
@@ -346,6 +362,60 @@ static const yaml_node_t *mapping_key(const loader_t *ld, const yaml_node_t *map
   return NULL;
 }
 
+/* pool_size: MIN..MAX, a pool that sizes itself between the two. */
+static int read_range(const loader_t *ld, const yaml_node_t *key, const char *text,
+                      sp__pool_config_t *pc) {
+  static const sp__key_spec_t bound = {"pool_size", SP__KIND_INT, 0, 0, INT64_C(1) << 40, false};
+  const char *dots = strstr(text, "..");
+  char lo[32];
+  size_t n = (size_t)(dots - text);
+  sp__value_t a, b;
+  if (n == 0 || n >= sizeof(lo)) goto bad;
+  memcpy(lo, text, n);
+  lo[n] = '\0';
+  if (!sp__value_parse(&bound, lo, &a) || !sp__value_parse(&bound, dots + 2, &b)) goto bad;
+  if (a.integer < 1)
+    return fail(ld, key, "pool_size", "the range %s must start at 1 worker or more", text);
+  if (b.integer > SP__MAX_WORKERS)
+    return fail(ld, key, "pool_size", "the range %s goes above the limit of %d workers per pool",
+                text, SP__MAX_WORKERS);
+  if (a.integer > b.integer)
+    return fail(ld, key, "pool_size",
+                "the range %s has its minimum above its maximum (write MIN..MAX, e.g. 1..4)", text);
+  pc->min_workers = (int)a.integer;
+  pc->pool_size = (int)b.integer;
+  return 0;
+bad:
+  return fail(ld, key, "pool_size",
+              "must be a number of workers between 1 and %d, or a range MIN..MAX such as 1..4, "
+              "got \"%s\"",
+              SP__MAX_WORKERS, text);
+}
+
+/* The pool's size: fixed (pool_size: N), a range (pool_size: MIN..MAX), or
+ * min_workers / max_workers (each defaults to the other end's pool_size). */
+static int check_workers(const loader_t *ld, const yaml_node_t *const *seen, int ranged,
+                         sp__pool_config_t *pc) {
+  const yaml_node_t *min = seen[KEY_MIN_WORKERS], *max = seen[KEY_MAX_WORKERS];
+  if (seen[KEY_POOL_SIZE] != NULL && (min != NULL || max != NULL)) {
+    return fail(ld, min != NULL ? min : max, min != NULL ? "min_workers" : "max_workers",
+                "is set together with pool_size (line %lu); use pool_size: MIN..MAX or "
+                "min_workers and max_workers",
+                line_of(seen[KEY_POOL_SIZE]));
+  }
+  if (ranged) return 0;
+  if (min == NULL) {
+    pc->min_workers = pc->pool_size; /* fixed, or max_workers alone: a fixed pool of that size */
+    return 0;
+  }
+  if (max == NULL) pc->pool_size = pc->min_workers > 2 ? pc->min_workers : 2;
+  if (pc->min_workers > pc->pool_size) {
+    return fail(ld, min, "min_workers", "is %d, above max_workers %d (line %lu)",
+                pc->min_workers, pc->pool_size, line_of(max));
+  }
+  return 0;
+}
+
 /*
  * One `pools:` entry. Profile-dependent defaults (threads_per_worker) and the
  * process/threads rule are applied after the whole entry is read, because YAML
@@ -355,7 +425,7 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
                      sp__pool_config_t *pc) {
   const yaml_node_t *seen[KEY_COUNT] = {NULL};
   char shown[96];
-  int rc = 0;
+  int rc = 0, ranged = 0;
   if (entry == NULL || entry->type != YAML_MAPPING_NODE) {
     return fail(ld, entry, "pools", "entry %zu must be a mapping of pool settings, got %s",
                 index + 1, describe_node(entry, shown, sizeof(shown)));
@@ -379,7 +449,12 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
                   line_of(seen[k]));
     }
     seen[k] = key;
-    rc = read_value(ld, &pool_keys[k], key, value, pc);
+    if (k == KEY_POOL_SIZE && scalar_text(value) != NULL && strstr(scalar_text(value), "..")) {
+      rc = read_range(ld, key, scalar_text(value), pc);
+      ranged = 1;
+    } else {
+      rc = read_value(ld, &pool_keys[k], key, value, pc);
+    }
     if (rc != 0) return rc;
   }
   if (seen[KEY_NAME] == NULL) {
@@ -387,13 +462,24 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
                 "missing in pool entry %zu (expected a name matching [A-Za-z0-9_.-]{1,%d})",
                 index + 1, SP__CONFIG_MAX_NAME_LEN);
   }
-  if (seen[KEY_THREADS_PER_WORKER] == NULL) {
+  if (pc->profile == SP__PROFILE_AUTO) {
+    /* Decided when the pool starts; 0 = the chosen profile's default. */
+    if (seen[KEY_THREADS_PER_WORKER] == NULL) pc->threads_per_worker = 0;
+  } else if (seen[KEY_THREADS_PER_WORKER] == NULL) {
     pc->threads_per_worker = pc->profile == SP__PROFILE_THREAD ? 4 : 1;
   } else if (pc->profile == SP__PROFILE_PROCESS && pc->threads_per_worker > 1) {
     return fail(ld, seen[KEY_THREADS_PER_WORKER], "threads_per_worker",
                 "must be 1 when worker_profile is \"process\", got %d (use worker_profile: "
                 "thread for multi-threaded workers)",
                 pc->threads_per_worker);
+  }
+  rc = check_workers(ld, seen, ranged, pc);
+  if (rc != 0) return rc;
+  if (pc->preload != SP__PRELOAD_OFF && pc->worker_start == SP__START_EXEC) {
+    return fail(ld, seen[KEY_PRELOAD], "preload",
+                "needs worker_start: fork (the fork server builds the adapter once and forks "
+                "every worker from it), but worker_start is \"exec\" (line %lu)",
+                line_of(seen[KEY_WORKER_START]));
   }
   if (pc->adapter == NULL) return store_copy(ld, &pc->adapter, SP__DEFAULT_ADAPTER);
   return 0;
@@ -689,6 +775,9 @@ void sp__pool_config_defaults(sp__pool_config_t *pc, sp__profile_t profile) {
   memset(pc, 0, sizeof(*pc));
   pc->profile = profile;
   pc->pool_size = 2;
+  pc->min_workers = 2;
+  pc->scale_up_wait_ms = 50;
+  pc->scale_down_idle_ms = 60 * SP__MS_PER_S;
   pc->threads_per_worker = profile == SP__PROFILE_THREAD ? 4 : 1;
   pc->worker_ttl_ms = 0;
   pc->worker_max_requests = 0;
@@ -806,6 +895,7 @@ void sp__config_free(sp__config_t *cfg) {
     sp__pool_config_t *pc = &cfg->pools[i];
     free(pc->name);
     free(pc->adapter);
+    free(pc->profile_reason);
     free_strings(pc->adapter_args, pc->adapter_args_count);
     free_strings(pc->env_keys, pc->env_count);
     free_strings(pc->env_values, pc->env_count);

@@ -10,10 +10,19 @@
 
 #include "snakepit.h"
 
-typedef enum { SP__PROFILE_PROCESS = 0, SP__PROFILE_THREAD = 1 } sp__profile_t;
+/** AUTO lives only between loading and starting: the runtime resolves it to one of
+ * the others (profile.c) before the pool starts. */
+typedef enum { SP__PROFILE_PROCESS = 0, SP__PROFILE_THREAD = 1, SP__PROFILE_AUTO = 2 } sp__profile_t;
 
 /** How workers start: forked from the pool's fork server, or each exec'd afresh. */
 typedef enum { SP__START_FORK = 0, SP__START_EXEC = 1 } sp__worker_start_t;
+
+/** Whether the fork server builds the adapter once for every worker (preload). */
+typedef enum {
+  SP__PRELOAD_OFF = 0, /* each worker builds its own adapter after the fork */
+  SP__PRELOAD_ON = 1,  /* asked for: an adapter that cannot be preloaded is a startup error */
+  SP__PRELOAD_AUTO = 2 /* tried: an adapter that cannot be preloaded falls back, with a warning */
+} sp__preload_t;
 
 /** Showcase adapter used by the built-in default pools and when `adapter` is absent. */
 #define SP__DEFAULT_ADAPTER "snakepit_bridge.adapters.threaded_showcase.ThreadedShowcaseAdapter"
@@ -21,8 +30,14 @@ typedef enum { SP__START_FORK = 0, SP__START_EXEC = 1 } sp__worker_start_t;
 /** One `pools:` entry. Every string is owned by the config (freed by sp__config_free). */
 typedef struct sp__pool_config_s {
   char *name;                  /* required; [A-Za-z0-9_.-]{1,64}, unique */
-  sp__profile_t profile;       /* worker_profile: process | thread (default process) */
-  int pool_size;               /* default 2; 1..256 */
+  sp__profile_t profile;       /* worker_profile: process | thread | auto (default process) */
+  int profile_auto;            /* worker_profile: auto; profile holds what was chosen */
+  char *profile_reason;        /* auto: why it chose profile (one sentence); owned */
+  int pool_size;               /* default 2; 1..256; with a range, its maximum (positions) */
+  int min_workers;             /* = pool_size for a fixed pool; a range "MIN..MAX" or
+                                  min_workers/max_workers scales between the two */
+  int64_t scale_up_wait_ms;    /* grow when a call waited this long for a worker; 50ms */
+  int64_t scale_down_idle_ms;  /* shrink by a worker idle this long; default 60s */
   int threads_per_worker;      /* default 1 (process; must be 1) / 4 (thread); 1..1024 */
   char *adapter;               /* module.Class; default SP__DEFAULT_ADAPTER */
   char **adapter_args;         /* list of strings passed to the worker; may be empty */
@@ -55,6 +70,7 @@ typedef struct sp__pool_config_s {
   int pipeline_depth;          /* calls a busy worker may hold beyond its threads when every
                                   worker is busy; default 2; 0..64 */
   sp__worker_start_t worker_start; /* worker_start: fork | exec (default fork) */
+  sp__preload_t preload;           /* preload: false | true | auto (default false); needs fork */
 } sp__pool_config_t;
 
 /** A whole configuration. */

@@ -168,12 +168,13 @@ bool sp__value_env_name_valid(const char *s) {
 }
 
 /* Words of the two-valued keys, indexed by their enum value. */
-static const char *const k_profiles[2] = {[SP__PROFILE_PROCESS] = "process",
-                                          [SP__PROFILE_THREAD] = "thread"};
+static const char *const k_profiles[3] = {[SP__PROFILE_PROCESS] = "process",
+                                          [SP__PROFILE_THREAD] = "thread",
+                                          [SP__PROFILE_AUTO] = "auto"};
 static const char *const k_starts[2] = {[SP__START_FORK] = "fork", [SP__START_EXEC] = "exec"};
 
-static bool parse_choice(const char *text, const char *const words[2], int64_t *out) {
-  for (int i = 0; i < 2; i++) {
+static bool parse_choice(const char *text, const char *const *words, int count, int64_t *out) {
+  for (int i = 0; i < count; i++) {
     if (strcmp(text, words[i]) == 0) {
       *out = i;
       return true;
@@ -189,8 +190,8 @@ bool sp__value_parse(const sp__key_spec_t *spec, const char *text, sp__value_t *
   switch (spec->kind) {
     case SP__KIND_NAME: return valid_name(text);
     case SP__KIND_ADAPTER: return valid_adapter(text);
-    case SP__KIND_PROFILE: return parse_choice(text, k_profiles, &out->integer);
-    case SP__KIND_START: return parse_choice(text, k_starts, &out->integer);
+    case SP__KIND_PROFILE: return parse_choice(text, k_profiles, 3, &out->integer);
+    case SP__KIND_START: return parse_choice(text, k_starts, 2, &out->integer);
     case SP__KIND_INT:
     case SP__KIND_I64:
       if (!parse_int(text, &n)) return false;
@@ -212,6 +213,14 @@ bool sp__value_parse(const sp__key_spec_t *spec, const char *text, sp__value_t *
         return false;
       }
       out->fraction = d;
+      return true;
+    case SP__KIND_PRELOAD:
+      if (strcmp(text, "auto") == 0) {
+        out->integer = 2;
+        return true;
+      }
+      if (!parse_bool(text, &b)) return false;
+      out->integer = b;
       return true;
     case SP__KIND_BOOL:
       if (!parse_bool(text, &b)) return false;
@@ -261,8 +270,11 @@ void sp__value_describe(const sp__key_spec_t *spec, char *buf, size_t cap) {
       snprintf(buf, cap, "must be 1 to %d characters from A-Z a-z 0-9 _ . -",
                SP__CONFIG_MAX_NAME_LEN);
       break;
-    case SP__KIND_PROFILE: snprintf(buf, cap, "must be \"process\" or \"thread\""); break;
+    case SP__KIND_PROFILE:
+      snprintf(buf, cap, "must be \"process\", \"thread\" or \"auto\"");
+      break;
     case SP__KIND_START: snprintf(buf, cap, "must be \"fork\" or \"exec\""); break;
+    case SP__KIND_PRELOAD: snprintf(buf, cap, "must be true, false or \"auto\""); break;
     case SP__KIND_INT:
     case SP__KIND_I64:
       snprintf(buf, cap, "must be an integer between %lld and %lld", (long long)spec->min,

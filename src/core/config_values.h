@@ -25,6 +25,7 @@ typedef enum {
   SP__KIND_NAME,     /* pool name */
   SP__KIND_PROFILE,  /* "process" | "thread" */
   SP__KIND_START,    /* "fork" | "exec" (worker_start) */
+  SP__KIND_PRELOAD,  /* a bool or "auto" (preload): 0, 1, 2 */
   SP__KIND_INT,      /* plain integer stored as int */
   SP__KIND_I64,      /* plain integer stored as int64_t */
   SP__KIND_DURATION, /* "500ms", "30s", "5m", "2h", bare seconds; milliseconds */

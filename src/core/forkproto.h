@@ -18,7 +18,9 @@ enum {
   SP__FS_FORK,        /* M->F: fork worker `serial`; text = its worker id; two fds attached */
   SP__FS_FORKED,      /* F->M: worker `serial` runs as pid a */
   SP__FS_FORK_FAILED, /* F->M: worker `serial` could not be forked; a = errno */
-  SP__FS_EXITED       /* F->M: child pid a exited with code b, or was killed by signal c */
+  SP__FS_EXITED,      /* F->M: child pid a exited with code b, or was killed by signal c */
+  SP__FS_NO_PRELOAD   /* F->M: preload: the adapter cannot be shared; text = JSON
+                         {type, message, traceback} saying why; it exits */
 };
 
 typedef struct sp__fs_msg_s {

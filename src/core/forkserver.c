@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,14 +146,12 @@ static void send_fork(sp__forkserver_t *fs, sp__worker_t *w) {
   w->fork_sent = 1;
 }
 
-/* The fork server was not single-threaded: this pool execs its workers from now on. */
-static void fall_back_to_exec(sp__forkserver_t *fs, int threads) {
+static void fail_queued(sp__forkserver_t *fs, const char *json, size_t len);
+
+/* This fork server will not fork: its queued workers start another way, with
+ * exec or (use_exec 0) from the pool's next fork server. */
+static void restart_queued(sp__forkserver_t *fs, int use_exec) {
   sp__pool_t *p = fs->pool;
-  sp__log(SP__LOG_WARN,
-          "pool '%s': %d threads run in its fork server after importing the adapter module "
-          "(forking is only safe single-threaded); its workers start with exec instead",
-          p->cfg->name, threads);
-  p->fork_unsafe = 1;
   detach(fs);
   for (sp__worker_t *w = fs->workers, *next; w; w = next) {
     next = w->fs_next;
@@ -162,12 +161,40 @@ static void fall_back_to_exec(sp__forkserver_t *fs, int threads) {
     for (int i = 0; i < SP__CHILD_FDS; i++) w->child_fds[i] = -1;
     unlink_worker(fs, w);
     sp_error_t err;
-    if (sp__worker_exec(w, fds, &err) != 0) {
+    int rc = use_exec ? sp__worker_exec(w, fds, &err) : sp__forkserver_request(p, w, fds, &err);
+    if (rc != 0) {
       snprintf(w->exit_note, sizeof(w->exit_note), "could not be started: %.130s", err.message);
       sp_error_free(&err);
       sp__worker_exited(w, 0, 0);
     }
   }
+}
+
+/* The fork server was not single-threaded: this pool execs its workers from now on. */
+static void fall_back_to_exec(sp__forkserver_t *fs, int threads) {
+  sp__pool_t *p = fs->pool;
+  if (p->cfg->preload == SP__PRELOAD_ON) {
+    char json[400];
+    snprintf(json, sizeof(json),
+             "{\"type\":\"PreloadError\",\"message\":\"adapter %.100s cannot be preloaded: "
+             "%d threads run after importing its module (forking is only safe "
+             "single-threaded)\",\"traceback\":\"\"}",
+             p->cfg->adapter, threads);
+    fail_queued(fs, json, strlen(json));
+    return;
+  }
+  sp__log(SP__LOG_WARN,
+          "pool '%s': %d threads run in its fork server after importing the adapter module "
+          "(forking is only safe single-threaded); its workers start with exec instead",
+          p->cfg->name, threads);
+  p->fork_unsafe = 1;
+  if (p->cfg->preload != SP__PRELOAD_OFF) {
+    p->preload_off = 1;
+    snprintf(p->preload_note, sizeof(p->preload_note),
+             "%d threads run after importing the adapter module; workers start with exec",
+             threads);
+  }
+  restart_queued(fs, 1);
 }
 
 /* The adapter module failed to import: every queued worker fails with its error. */
@@ -188,6 +215,30 @@ static void fail_queued(sp__forkserver_t *fs, const char *json, size_t len) {
   }
 }
 
+/*
+ * The adapter cannot be preloaded (text: JSON saying why). Asked for with
+ * preload: true, that is the pool's startup error; with auto, the pool goes on
+ * without it: a fork server that only imports replaces this one.
+ */
+static void preload_refused(sp__forkserver_t *fs, const char *json, size_t len) {
+  sp__pool_t *p = fs->pool;
+  if (p->cfg->preload == SP__PRELOAD_ON) {
+    fail_queued(fs, json, len);
+    return;
+  }
+  json_t *doc = json_loadb(json, len, 0, NULL);
+  const char *msg = json_string_value(json_object_get(doc, "message"));
+  snprintf(p->preload_note, sizeof(p->preload_note), "%s",
+           msg ? msg : "the adapter cannot be preloaded");
+  json_decref(doc);
+  sp__log(SP__LOG_WARN,
+          "pool '%s': %s; preload: auto falls back to building the adapter in each worker",
+          p->cfg->name, p->preload_note);
+  p->preload_off = 1;
+  fs->stopping = 1; /* its exit is expected */
+  restart_queued(fs, 0);
+}
+
 static sp__worker_t *find_worker(sp__forkserver_t *fs, uint32_t serial, int pid) {
   for (sp__worker_t *w = fs->workers; w; w = w->fs_next)
     if (pid > 0 ? w->pid == pid : w->serial == serial) return w;
@@ -206,6 +257,7 @@ static void on_message(sp__forkserver_t *fs, const sp__fs_msg_t *m, const char *
       return;
     case SP__FS_UNSAFE: fall_back_to_exec(fs, m->a); return;
     case SP__FS_FAILED: fail_queued(fs, text, m->len); return;
+    case SP__FS_NO_PRELOAD: preload_refused(fs, text, m->len); return;
     case SP__FS_FORKED:
       if ((w = find_worker(fs, m->serial, 0)) == NULL) return;
       if (w->pid <= 0) w->pid = m->a;

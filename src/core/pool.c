@@ -9,6 +9,8 @@
 #include "errors.h"
 #include "log.h"
 #include "pool.h"
+#include "autoscale.h"
+#include "procmem.h"
 #include "runtime.h"
 #include "shm.h"
 #include "worker.h"
@@ -33,6 +35,7 @@ static int64_t schedule_respawn(sp__position_t *s) {
 int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg, int index,
                   sp_error_t *err) {
   memset(p, 0, sizeof(*p));
+  p->desired = cfg->min_workers;
   p->rt = rt;
   p->cfg = cfg;
   p->index = index;
@@ -49,6 +52,7 @@ int sp__pool_init(sp__pool_t *p, sp_runtime_t *rt, const sp__pool_config_t *cfg,
     sp__position_t *s = &p->positions[i];
     s->pool = p;
     s->index = i;
+    s->active = i < cfg->min_workers; /* a range starts at its minimum */
     uv_timer_init(&rt->loop, &s->respawn);
     s->respawn.data = s;
   }
@@ -89,7 +93,7 @@ static int spawn_batch(sp__pool_t *p, sp_error_t *err) {
   int starting = 0;
   for (int i = 0; i < p->next_spawn; i++)
     if (p->positions[i].worker && p->positions[i].worker->state == SP__W_STARTING) starting++;
-  while (p->next_spawn < p->cfg->pool_size && starting < p->cfg->startup_batch_size) {
+  while (p->next_spawn < p->cfg->min_workers && starting < p->cfg->startup_batch_size) {
     int rc = spawn_at(p, &p->positions[p->next_spawn], err);
     if (rc != 0) return rc;
     p->next_spawn++;
@@ -112,6 +116,7 @@ static void dispatch(sp__pool_t *p, int idx, sp__call_t *c) {
     return;
   }
   sp__worker_dispatch(w, c);
+  p->positions[idx].busy_ms = sp__now_ms();
   if (w->max_requests > 0 && w->requests >= w->max_requests)
     sp__pool_recycle(p, w, SP__RECYCLE_MAX_REQUESTS);
 }
@@ -173,6 +178,10 @@ void sp__pool_pump(sp__pool_t *p) {
     int idx = sp__sched_pick(p->loads, (size_t)p->cfg->pool_size, &p->cursor, cap);
     if (idx < 0) return;
     sp__call_t *c = SP__CALL_OF(sp__fifo_pop(&p->queue));
+    /* Scaling's measure; calls queued before the last growth waited for it. */
+    int64_t start_ms = (int64_t)(c->start_ns / 1000000u);
+    int64_t waited = sp__now_ms() - start_ms;
+    if (start_ms >= p->last_scale_up_ms && waited > p->wait_window_ms) p->wait_window_ms = waited;
     dispatch(p, idx, c);
   }
 }
@@ -201,7 +210,7 @@ void sp__pool_worker_ready(sp__pool_t *p, sp__worker_t *w) {
       sp__rt_startup_event(p->rt, &err);
       return;
     }
-    for (int i = 0; i < p->cfg->pool_size; i++)
+    for (int i = 0; i < p->cfg->min_workers; i++)
       if (p->loads[i] == NULL) return;
     p->ready_once = 1;
     sp__rt_startup_event(p->rt, NULL);
@@ -259,6 +268,7 @@ static void respawn_cb(uv_timer_t *t) {
   sp__position_t *s = t->data;
   sp__pool_t *p = s->pool;
   if (p->rt->phase != SP__PHASE_RUNNING && p->rt->phase != SP__PHASE_DRAINING) return;
+  if (!s->active) return; /* scaled down meanwhile */
   sp_error_t err;
   if (spawn_at(p, s, &err) != 0) {
     int64_t delay = schedule_respawn(s);
@@ -278,14 +288,10 @@ const char *sp__recycle_reason_name(sp__recycle_reason_t r) {
   }
 }
 
-void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reason) {
+/* w leaves its position: it gets no new calls and drains like a stopping worker
+ * (SHUTDOWN once its last call is answered). */
+static void retire(sp__pool_t *p, sp__worker_t *w) {
   sp__position_t *s = w->pos;
-  if (s == NULL || w->state != SP__W_READY || p->rt->phase != SP__PHASE_RUNNING) return;
-  p->stats.recycles[reason]++;
-  sp__log(SP__LOG_INFO, "[%s/%s pid %d] recycling (%s) after %llu requests; %d calls to drain",
-          p->cfg->name, w->name, w->pid, sp__recycle_reason_name(reason),
-          (unsigned long long)w->requests, w->load.inflight);
-  /* Detach first so the replacement takes the position while w drains. */
   w->pos = NULL;
   s->worker = NULL;
   p->loads[s->index] = NULL;
@@ -295,11 +301,47 @@ void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reaso
   w->retiring = 1;
   w->retire_next = p->retiring;
   p->retiring = w;
+}
+
+void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reason) {
+  sp__position_t *s = w->pos;
+  if (s == NULL || w->state != SP__W_READY || p->rt->phase != SP__PHASE_RUNNING) return;
+  p->stats.recycles[reason]++;
+  sp__log(SP__LOG_INFO, "[%s/%s pid %d] recycling (%s) after %llu requests; %d calls to drain",
+          p->cfg->name, w->name, w->pid, sp__recycle_reason_name(reason),
+          (unsigned long long)w->requests, w->load.inflight);
+  /* Detach first so the replacement takes the position while w drains. */
+  retire(p, w);
   sp_error_t err;
   if (spawn_at(p, s, &err) != 0) {
     int64_t delay = schedule_respawn(s);
     sp__log(SP__LOG_ERROR, "%s; retrying in %lld ms", err.message, (long long)delay);
   }
+  if (w->load.inflight == 0) sp__worker_shutdown(w, p->cfg->drain_timeout_ms);
+}
+
+int sp__pool_grow(sp__pool_t *p, sp_error_t *err) {
+  for (int i = 0; i < p->cfg->pool_size; i++) {
+    sp__position_t *s = &p->positions[i];
+    if (s->active || s->worker != NULL) continue;
+    s->active = 1;
+    s->crashes_in_row = 0;
+    s->busy_ms = sp__now_ms();
+    p->desired++;
+    int rc = spawn_at(p, s, err);
+    if (rc != 0) schedule_respawn(s);
+    return rc;
+  }
+  return sp__error_set(err, SP_EINVAL, "pool '%s' has no free position", p->cfg->name);
+}
+
+void sp__pool_shrink(sp__pool_t *p, sp__worker_t *w) {
+  sp__position_t *s = w->pos;
+  if (s == NULL || w->state != SP__W_READY) return;
+  s->active = 0;
+  uv_timer_stop(&s->respawn);
+  p->desired--;
+  retire(p, w);
   if (w->load.inflight == 0) sp__worker_shutdown(w, p->cfg->drain_timeout_ms);
 }
 
@@ -319,24 +361,32 @@ static int enforce_rss(sp__pool_t *p, sp__worker_t *w, int64_t now) {
       now - w->rss_checked_ms < (busy ? RSS_BUSY_PERIOD_MS : RSS_IDLE_PERIOD_MS))
     return 0;
   w->rss_checked_ms = now;
-  long kb = sp__worker_rss_kb(w);
+  /* What the worker owns (USS): pages it shares with its fork server and the
+   * other workers, a preloaded model's above all, would not come back if it
+   * were replaced, so they do not count against it. RSS where USS is unknown. */
+  sp__procmem_t m;
+  sp__procmem_read(w->pid, &m);
+  long kb = m.uss_kb >= 0 ? m.uss_kb : m.rss_kb;
   if (kb <= c->worker_max_rss_mb * 1024) {
     w->rss_over_ms = 0;
     return 0;
   }
   if (w->rss_over_ms == 0) {
     w->rss_over_ms = now;
-    sp__log(SP__LOG_WARN, "[%s/%s pid %d] RSS %ld MiB over worker_max_rss_mb %lld", c->name,
-            w->name, w->pid, kb / 1024, (long long)c->worker_max_rss_mb);
+    sp__log(SP__LOG_WARN,
+            "[%s/%s pid %d] USS (private memory) %ld MiB over worker_max_rss_mb %lld (RSS %ld "
+            "MiB)",
+            c->name, w->name, w->pid, kb / 1024, (long long)c->worker_max_rss_mb,
+            m.rss_kb / 1024);
   }
   if (busy && now - w->rss_over_ms >= RSS_GRACE_MS) {
     snprintf(w->exit_note, sizeof(w->exit_note),
-             "was killed: its RSS of %ld MiB exceeded worker_max_rss_mb (%lld MiB) while "
-             "calls ran",
+             "was killed: its USS (private memory) of %ld MiB exceeded worker_max_rss_mb "
+             "(%lld MiB) while calls ran",
              kb / 1024, (long long)c->worker_max_rss_mb);
     sp__log(SP__LOG_ERROR, "[%s/%s pid %d] %s", c->name, w->name, w->pid, w->exit_note);
     if (!w->retiring) p->stats.recycles[SP__RECYCLE_RSS]++;
-    sp__worker_kill(w, "its RSS exceeded worker_max_rss_mb");
+    sp__worker_kill(w, "its USS (private memory) exceeded worker_max_rss_mb");
     return 1;
   }
   /* Young workers are spared a recycle (min_lifetime), not the limit. */
@@ -385,8 +435,13 @@ static void maintain_worker(sp__pool_t *p, sp__worker_t *w, int64_t now) {
 }
 
 void sp__pool_maintain(sp__pool_t *p, int64_t now) {
-  for (int i = 0; i < p->cfg->pool_size; i++)
-    if (p->positions[i].worker) maintain_worker(p, p->positions[i].worker, now);
+  for (int i = 0; i < p->cfg->pool_size; i++) {
+    sp__worker_t *w = p->positions[i].worker;
+    if (w == NULL) continue;
+    if (w->load.inflight > 0) p->positions[i].busy_ms = now;
+    maintain_worker(p, w, now);
+  }
+  sp__autoscale_tick(p, now);
   for (sp__worker_t *w = p->retiring, *next; w; w = next) {
     next = w->retire_next;
     maintain_worker(p, w, now);

@@ -65,6 +65,8 @@ typedef struct sp__position_s {
   sp__worker_t *worker;
   uv_timer_t respawn;
   int crashes_in_row;
+  int active;       /* part of the pool's current size: a worker runs or is on its way */
+  int64_t busy_ms;  /* last time its worker was seen with a call (scaling down) */
   sp__pool_t *pool;
   int index;
 } sp__position_t;
@@ -94,11 +96,20 @@ struct sp__pool_s {
   char *methods_without_tool;   /* JSON array: the adapter's public methods not marked @tool */
   _Atomic uint64_t rejected[SP__CATEGORY_COUNT]; /* refused on the client thread, by category */
   char *python_version;
-  int gil_enabled;
+  int gil_enabled;             /* of the first worker; stats use the live workers' */
+  int free_threaded;
+  uint64_t gil_reenabled;      /* free-threaded workers found running with the GIL */
   sp__pool_stats_t stats;
   struct sp__forkserver_s *fs; /* worker_start: fork; NULL until needed and after it exits */
   int fork_unsafe;             /* its fork server was not single-threaded: exec from now on */
+  int preload_off;             /* preload: auto met an adapter that cannot be preloaded */
+  char preload_note[256];      /* why, for the stats */
   uint64_t fork_server_starts; /* fork servers started for this pool */
+  /* Sizing between min_workers and pool_size (autoscale.c). */
+  int desired;                 /* active positions */
+  int64_t wait_window_ms;      /* longest queue wait of a call dispatched since the last tick */
+  int64_t last_scale_up_ms;
+  uint64_t scale_ups, scale_downs; /* workers added and removed by scaling */
   struct sp__shm_s *input;     /* shared input memory for arrays, mapped by its workers */
 };
 
@@ -115,6 +126,10 @@ void sp__pool_pump(sp__pool_t *p);
 void sp__pool_fail_queued(sp__pool_t *p, int code, const char *why);
 /** Recycles w: a replacement starts first, w drains and exits. */
 void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reason);
+/** Scaling: adds a worker at a free position (forked when the pool forks). 0 or an error. */
+int sp__pool_grow(sp__pool_t *p, sp_error_t *err);
+/** Scaling: w (ready, idle) leaves the pool; it drains and exits as a recycled worker does. */
+void sp__pool_shrink(sp__pool_t *p, sp__worker_t *w);
 /** Periodic checks of every worker of the pool. */
 void sp__pool_maintain(sp__pool_t *p, int64_t now);
 /** Worker hooks. */

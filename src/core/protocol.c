@@ -319,6 +319,7 @@ int sp__buf_append_pong(sp__buf_t *b, uint64_t id, const sp__pong_t *pong) {
   sp__put_u64(p, (uint64_t)pong->sent_ms);
   sp__put_u64(p + 8, pong->attach_wait_ns);
   sp__put_u64(p + 16, pong->calls_done);
+  p[24] = (uint8_t)(pong->gil_enabled != 0);
   return 0;
 }
 
@@ -328,6 +329,7 @@ int sp__pong_body_parse(const uint8_t *body, size_t len, sp__pong_t *out) {
   out->sent_ms = (int64_t)sp__get_u64(body);
   out->attach_wait_ns = sp__get_u64(body + 8);
   out->calls_done = sp__get_u64(body + 16);
+  out->gil_enabled = body[24] != 0;
   return 0;
 }
 

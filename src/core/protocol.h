@@ -19,7 +19,7 @@
  *   CHUNK    W->M  reserved for streaming
  *   CANCEL   M->W  empty: cancel request `id`
  *   PING     M->W  u64 sent_ms
- *   PONG     W->M  u64 sent_ms echoed | u64 attach_wait_ns | u64 calls_done
+ *   PONG     W->M  u64 sent_ms echoed | u64 attach_wait_ns | u64 calls_done | u8 gil_enabled
  *   STATS    M->W  JSON report arguments; W->M the worker's report (JSON)
  *   SHUTDOWN M->W  empty: finish in-flight calls, run atexit, exit
  *
@@ -47,7 +47,7 @@
 /** ERROR body before the text: u8 kind, u8 code. */
 #define SP__ERROR_PREFIX_SIZE 2u
 #define SP__PING_BODY_SIZE 8u
-#define SP__PONG_BODY_SIZE 24u
+#define SP__PONG_BODY_SIZE 25u
 
 /* The fds a worker process gets from the manager: the socket, the pool's
  * input memory (read-only) and its own output memory; stdout and stderr are
@@ -280,6 +280,7 @@ typedef struct sp__pong_s {
   int64_t sent_ms;         /* the PING's clock, echoed */
   uint64_t attach_wait_ns; /* total time execution threads waited to attach to Python */
   uint64_t calls_done;     /* calls the worker completed */
+  int gil_enabled;         /* the worker's GIL state now (it can come back on at run time) */
 } sp__pong_t;
 
 /** Decodes a PING body into the PONG that answers it (only sent_ms is set). */

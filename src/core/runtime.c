@@ -17,6 +17,7 @@
 #include "log.h"
 #include "report.h"
 #include "paths.h"
+#include "profile.h"
 #include "runtime.h"
 #include "source.h"
 #include "stats.h"
@@ -210,7 +211,7 @@ static void phase_timeout(uv_timer_t *t) {
     for (size_t i = 0; i < rt->pool_count; i++) {
       sp__pool_t *p = &rt->pools[i];
       for (int k = 0; k < p->cfg->pool_size; k++) {
-        if (p->loads[k] != NULL) continue;
+        if (p->loads[k] != NULL || !p->positions[k].active) continue;
         if (missing++ == 0 && p->positions[k].worker) {
           pool = p->cfg->name;
           wname = p->positions[k].worker->name;
@@ -426,6 +427,8 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
                        rt->worker_path, strerror(errno));
     goto fail_noloop;
   }
+  for (size_t i = 0; i < rt->cfg.pool_count; i++)
+    if ((rc = sp__profile_resolve(rt, &rt->cfg.pools[i], err)) != 0) goto fail_noloop;
   int urc = uv_loop_init(&rt->loop);
   if (urc != 0) {
     rc = sp__error_set(err, SP_EIO, "cannot create the event loop: %s", uv_strerror(urc));

@@ -1,14 +1,22 @@
 /*
  * spawn.c - starting a snakepit-worker process for a pool: its command line,
  * its environment, and uv_spawn in its own session. Used for exec'd workers
- * and for the pool's fork server, which takes the same pool-level options.
+ * and for the pool's fork server, which takes the same pool-level options,
+ * and (sp__spawn_probe) for a short-lived run that answers one question.
  */
 #include "spawn.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include "clock.h"
 #include "errors.h"
 
 extern char **environ;
@@ -82,11 +90,13 @@ static void free_strv(char **v, size_t n) {
   free(v);
 }
 
-/* A worker's command line; without worker_id, the pool's fork server's. */
-static char **build_args(const sp__pool_t *p, const char *worker_id, size_t *count) {
+/* A worker's command line; without worker_id, the pool's fork server's; flag
+ * (may be NULL) is one more option at its end. */
+static char **build_args(const sp__pool_t *p, const char *worker_id, const char *flag,
+                         size_t *count) {
   const sp__pool_config_t *cfg = p->cfg;
   const sp_runtime_t *rt = p->rt;
-  size_t cap = 20 + 2 * (cfg->python_path_count + cfg->adapter_args_count);
+  size_t cap = 22 + 2 * (cfg->python_path_count + cfg->adapter_args_count);
   char **a = calloc(cap, sizeof(char *));
   size_t n = 0;
   if (a == NULL) return NULL;
@@ -106,6 +116,7 @@ static char **build_args(const sp__pool_t *p, const char *worker_id, size_t *cou
     a[n++] = strdup(worker_id);
   } else {
     a[n++] = strdup("--fork-server");
+    if (cfg->preload != SP__PRELOAD_OFF && !p->preload_off) a[n++] = strdup("--preload");
   }
   a[n++] = strdup("--profile");
   a[n++] = strdup(cfg->profile == SP__PROFILE_THREAD ? "thread" : "process");
@@ -124,6 +135,7 @@ static char **build_args(const sp__pool_t *p, const char *worker_id, size_t *cou
     a[n++] = strdup("--adapter-arg");
     a[n++] = strdup(cfg->adapter_args[i]);
   }
+  if (flag != NULL) a[n++] = strdup(flag);
   for (size_t i = 0; i < n; i++) {
     if (a[i] == NULL) {
       free_strv(a, n);
@@ -139,7 +151,7 @@ int sp__spawn_worker_process(sp__pool_t *p, const char *worker_id, uv_process_t 
                              sp_error_t *err) {
   sp_runtime_t *rt = p->rt;
   size_t nargs = 0, nenv = 0;
-  char **args = build_args(p, worker_id, &nargs);
+  char **args = build_args(p, worker_id, NULL, &nargs);
   char **env = build_env(p, worker_id ? worker_id : "fork-server", &nenv);
   /* uv_spawn wants NULL-terminated vectors; ours have room for the NULL. */
   char **argv = calloc(nargs + 1, sizeof(char *));
@@ -180,6 +192,97 @@ int sp__spawn_worker_process(sp__pool_t *p, const char *worker_id, uv_process_t 
     rc = sp__error_set(err, SP_ESTARTUP, "pool '%s': cannot start worker program '%s': %s",
                        p->cfg->name, rt->worker_path, uv_strerror(urc));
 out:
+  free(argv);
+  free(envp);
+  free_strv(args, nargs);
+  free_strv(env, nenv);
+  return rc;
+}
+
+/* Reads fd into *buf (grown as needed, at most 1 MiB kept); 0 at EOF, 1 more to come. */
+static int read_some(int fd, char **buf, size_t *len, size_t *cap) {
+  if (*cap - *len < 4096) {
+    size_t ncap = *cap ? *cap * 2 : 8192;
+    if (ncap > (1u << 20)) ncap = 1u << 20;
+    char *nb = ncap > *cap ? realloc(*buf, ncap) : *buf;
+    if (nb == NULL) return 0;
+    *buf = nb;
+    *cap = ncap;
+    if (*cap - *len < 2) *len = 0; /* full: keep the latest output */
+  }
+  ssize_t n = read(fd, *buf + *len, *cap - *len - 1);
+  if (n < 0 && errno == EINTR) return 1;
+  if (n <= 0) return 0;
+  *len += (size_t)n;
+  (*buf)[*len] = '\0';
+  return 1;
+}
+
+int sp__spawn_probe(sp_runtime_t *rt, const sp__pool_config_t *cfg, const char *flag,
+                    char **out, char **diag, int *status, sp_error_t *err) {
+  sp__pool_t tmp;
+  memset(&tmp, 0, sizeof(tmp));
+  tmp.rt = rt;
+  tmp.cfg = cfg;
+  size_t nargs = 0, nenv = 0;
+  char **args = build_args(&tmp, "probe", flag, &nargs);
+  char **env = build_env(&tmp, "probe", &nenv);
+  char **argv = calloc(nargs + 1, sizeof(char *)), **envp = calloc(nenv + 1, sizeof(char *));
+  int po[2] = {-1, -1}, pe[2] = {-1, -1}, rc = 0;
+  size_t olen = 0, ocap = 0, elen = 0, ecap = 0;
+  *out = *diag = NULL;
+  *status = -1;
+  if (args == NULL || env == NULL || argv == NULL || envp == NULL || pipe2(po, O_CLOEXEC) != 0 ||
+      pipe2(pe, O_CLOEXEC) != 0) {
+    rc = sp__error_set(err, SP_ENOMEM, "pool '%s': cannot start the worker program: %s",
+                       cfg->name, strerror(errno));
+    goto out;
+  }
+  memcpy(argv, args, nargs * sizeof(char *));
+  memcpy(envp, env, nenv * sizeof(char *));
+  /* Only async-signal-safe calls between fork and exec: the caller may have threads. */
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_RDONLY);
+    if (null < 0 || dup2(null, 0) < 0 || dup2(po[1], 1) < 0 || dup2(pe[1], 2) < 0) _exit(127);
+    execve(rt->worker_path, argv, envp);
+    _exit(127);
+  }
+  int src = pid < 0 ? errno : 0;
+  close(po[1]);
+  close(pe[1]);
+  po[1] = pe[1] = -1;
+  if (src != 0) {
+    rc = sp__error_set(err, SP_ESTARTUP, "pool '%s': cannot start worker program '%s': %s",
+                       cfg->name, rt->worker_path, strerror(src));
+    goto out;
+  }
+  int64_t deadline = sp__now_ms() + cfg->startup_timeout_ms;
+  int open_o = 1, open_e = 1;
+  while (open_o || open_e) {
+    int64_t left = deadline - sp__now_ms();
+    struct pollfd pf[2] = {{open_o ? po[0] : -1, POLLIN, 0}, {open_e ? pe[0] : -1, POLLIN, 0}};
+    if (left <= 0 || poll(pf, 2, (int)left) == 0) {
+      kill(pid, SIGKILL);
+      waitpid(pid, NULL, 0);
+      rc = sp__error_set(err, SP_ESTARTUP,
+                         "pool '%s': importing adapter %s to choose its profile took longer than "
+                         "startup_timeout (%lld ms)",
+                         cfg->name, cfg->adapter, (long long)cfg->startup_timeout_ms);
+      goto out;
+    }
+    if (pf[0].revents && !read_some(po[0], out, &olen, &ocap)) open_o = 0;
+    if (pf[1].revents && !read_some(pe[0], diag, &elen, &ecap)) open_e = 0;
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+out:
+  for (int i = 0; i < 2; i++) {
+    if (po[i] >= 0) close(po[i]);
+    if (pe[i] >= 0) close(pe[i]);
+  }
   free(argv);
   free(envp);
   free_strv(args, nargs);

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "forkserver.h"
+#include "procmem.h"
 #include "runtime.h"
 #include "stats.h"
 #include "worker.h"
@@ -53,7 +54,19 @@ static uint64_t quantile(const sp__pool_stats_t *s, double q) {
   return bucket_value(NBUCKETS - 1);
 }
 
-static json_t *worker_json(const sp__worker_t *w, int64_t now) {
+/* Sets rss_kb, pss_kb and uss_kb of o from pid's memory; adds them to sum. */
+static void memory_json(json_t *o, int pid, sp__procmem_t *sum) {
+  sp__procmem_t m;
+  sp__procmem_read(pid, &m);
+  json_object_set_new(o, "rss_kb", json_integer(m.rss_kb));
+  json_object_set_new(o, "pss_kb", json_integer(m.pss_kb));
+  json_object_set_new(o, "uss_kb", json_integer(m.uss_kb));
+  if (m.rss_kb > 0) sum->rss_kb += m.rss_kb;
+  if (m.pss_kb > 0) sum->pss_kb += m.pss_kb;
+  if (m.uss_kb > 0) sum->uss_kb += m.uss_kb;
+}
+
+static json_t *worker_json(const sp__worker_t *w, int64_t now, sp__procmem_t *sum) {
   json_t *o = json_object();
   json_object_set_new(o, "id", json_string(w->name));
   json_object_set_new(o, "pid", json_integer(w->pid));
@@ -62,8 +75,9 @@ static json_t *worker_json(const sp__worker_t *w, int64_t now) {
   json_object_set_new(o, "requests", json_integer((json_int_t)w->requests));
   json_object_set_new(o, "inflight", json_integer(w->load.inflight));
   json_object_set_new(o, "capacity", json_integer(w->load.capacity));
-  json_object_set_new(o, "rss_kb", json_integer(sp__worker_rss_kb(w)));
-  json_object_set_new(o, "gil_wait_ms", json_real((double)w->attach_wait_ns / 1e6));
+  memory_json(o, w->exited ? 0 : w->pid, sum);
+  json_object_set_new(o, "attach_wait_ms", json_real((double)w->attach_wait_ns / 1e6));
+  json_object_set_new(o, "gil_enabled", json_boolean(w->gil_enabled));
   return o;
 }
 
@@ -75,24 +89,48 @@ json_t *sp__stats_pool(const sp__pool_t *p) {
   json_object_set_new(o, "name", json_string(c->name));
   json_object_set_new(o, "profile", json_string(c->profile == SP__PROFILE_THREAD ? "thread" : "process"));
   json_object_set_new(o, "adapter", json_string(c->adapter));
-  json_object_set_new(o, "pool_size", json_integer(c->pool_size));
+  if (c->profile_auto) {
+    json_object_set_new(o, "profile_auto", json_true());
+    json_object_set_new(o, "profile_reason", json_string(c->profile_reason ? c->profile_reason : ""));
+  }
+  /* pool_size is the size the pool has now (between min_workers and
+   * max_workers, the same three numbers for a fixed pool). */
+  int current = 0;
+  for (int i = 0; i < c->pool_size; i++) current += p->positions[i].worker != NULL;
+  json_object_set_new(o, "pool_size", json_integer(p->desired));
+  json_object_set_new(o, "min_workers", json_integer(c->min_workers));
+  json_object_set_new(o, "max_workers", json_integer(c->pool_size));
+  json_object_set_new(o, "workers_current", json_integer(current));
+  json_object_set_new(o, "scale_ups", json_integer((json_int_t)p->scale_ups));
+  json_object_set_new(o, "scale_downs", json_integer((json_int_t)p->scale_downs));
   json_object_set_new(o, "threads_per_worker", json_integer(c->threads_per_worker));
   json_object_set_new(o, "python_version", json_string(p->python_version ? p->python_version : ""));
-  json_object_set_new(o, "gil_enabled", json_boolean(p->gil_enabled));
+  json_object_set_new(o, "free_threaded_build", json_boolean(p->free_threaded));
   int fs_pid, fs_ready;
   sp__forkserver_state(p, &fs_pid, &fs_ready);
   int forking = c->worker_start == SP__START_FORK && !p->fork_unsafe;
   json_object_set_new(o, "worker_start", json_string(forking ? "fork" : "exec"));
-  json_object_set_new(o, "fork_server",
-                      fs_pid ? json_pack("{s:i, s:b}", "pid", fs_pid, "ready", fs_ready)
-                             : json_null());
+  /* Memory of the pool's processes together, fork server included (with
+   * preload it holds the adapter every worker shares). */
+  sp__procmem_t mem = {0, 0, 0};
+  json_t *fsj = json_null();
+  if (fs_pid) {
+    fsj = json_pack("{s:i, s:b}", "pid", fs_pid, "ready", fs_ready);
+    memory_json(fsj, fs_pid, &mem);
+  }
+  json_object_set_new(o, "fork_server", fsj);
+  json_object_set_new(o, "preload",
+                      json_string(c->preload == SP__PRELOAD_OFF ? "off"
+                                  : !forking || p->preload_off ? "fallback"
+                                                               : "on"));
+  if (p->preload_off) json_object_set_new(o, "preload_note", json_string(p->preload_note));
   json_object_set_new(o, "fork_server_starts", json_integer((json_int_t)p->fork_server_starts));
 
-  int ready = 0, capacity = 0, busy = 0;
-  double gil_ms = 0;
+  int ready = 0, capacity = 0, busy = 0, gil_on = 0;
+  double attach_ms = 0;
   json_t *workers = json_array();
   for (const sp__worker_t *w = p->retiring; w; w = w->retire_next)
-    json_array_append_new(workers, worker_json(w, now));
+    json_array_append_new(workers, worker_json(w, now, &mem));
   for (int i = 0; i < c->pool_size; i++) {
     const sp__worker_t *w = p->positions[i].worker;
     if (w == NULL) continue;
@@ -100,11 +138,20 @@ json_t *sp__stats_pool(const sp__pool_t *p) {
       ready++;
       capacity += w->load.capacity;
       busy += w->load.inflight;
+      gil_on += w->gil_enabled;
     }
-    gil_ms += (double)w->attach_wait_ns / 1e6;
-    json_array_append_new(workers, worker_json(w, now));
+    attach_ms += (double)w->attach_wait_ns / 1e6;
+    json_array_append_new(workers, worker_json(w, now, &mem));
   }
-  json_object_set_new(o, "gil_wait_ms", json_real(gil_ms));
+  json_object_set_new(o, "attach_wait_ms", json_real(attach_ms));
+  /* Any ready worker with the GIL on means calls of this pool may not run
+   * Python in parallel; with none ready, what the first HELLO said. */
+  json_object_set_new(o, "gil_enabled", json_boolean(ready ? gil_on > 0 : p->gil_enabled));
+  json_object_set_new(o, "gil_enabled_workers", json_integer(gil_on));
+  json_object_set_new(o, "gil_reenabled", json_integer((json_int_t)p->gil_reenabled));
+  json_object_set_new(o, "memory", json_pack("{s:I, s:I, s:I}", "rss_kb", (json_int_t)mem.rss_kb,
+                                             "pss_kb", (json_int_t)mem.pss_kb, "uss_kb",
+                                             (json_int_t)mem.uss_kb));
   json_object_set_new(o, "ready_workers", json_integer(ready));
   json_object_set_new(o, "capacity", json_integer(capacity));
   /* Calls beyond the threads wait inside their worker (pipeline_depth). */

@@ -27,7 +27,9 @@ static void fmt_us(char *buf, size_t cap, json_int_t us) {
 }
 
 static void fmt_kib(char *buf, size_t cap, json_int_t kib) {
-  if (kib < 10240)
+  if (kib < 0)
+    snprintf(buf, cap, "-");
+  else if (kib < 10240)
     snprintf(buf, cap, "%lld KiB", (long long)kib);
   else
     snprintf(buf, cap, "%.1f MiB", (double)kib / 1024.0);
@@ -84,6 +86,25 @@ static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
     }
     fputc('\n', f);
   }
+  if (json_is_true(json_object_get(p, "profile_auto"))) {
+    const char *why = json_string_value(json_object_get(p, "profile_reason"));
+    fprintf(f, "  worker_profile auto chose %s: %s\n",
+            json_string_value(json_object_get(p, "profile")), why ? why : "");
+  }
+  if (jint(p, "min_workers") != jint(p, "max_workers")) {
+    fprintf(f, "  scaling: %lld..%lld workers, %lld wanted, %lld running; %lld added, %lld removed\n",
+            (long long)jint(p, "min_workers"), (long long)jint(p, "max_workers"),
+            (long long)jint(p, "pool_size"), (long long)jint(p, "workers_current"),
+            (long long)jint(p, "scale_ups"), (long long)jint(p, "scale_downs"));
+  }
+  const char *preload = json_string_value(json_object_get(p, "preload"));
+  if (preload != NULL && strcmp(preload, "off") != 0) {
+    char pss[32];
+    fmt_kib(pss, sizeof(pss), jint(json_object_get(p, "memory"), "pss_kb"));
+    const char *note = json_string_value(json_object_get(p, "preload_note"));
+    fprintf(f, "  preload: %s, memory %s PSS (fork server and workers)%s%s\n", preload, pss,
+            note ? ": " : "", note ? note : "");
+  }
   if (json_is_true(json_object_get(p, "degraded"))) {
     const char *why = json_string_value(json_object_get(p, "degraded_reason"));
     fprintf(f, "  DEGRADED: %s\n", why ? why : "crash loop");
@@ -92,15 +113,19 @@ static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
   size_t i;
   json_t *w;
   json_array_foreach(json_object_get(p, "workers"), i, w) {
-    char rss[32], up[32];
+    char rss[32], pss[32], uss[32], up[32];
     fmt_kib(rss, sizeof(rss), jint(w, "rss_kb"));
+    fmt_kib(pss, sizeof(pss), jint(w, "pss_kb"));
+    fmt_kib(uss, sizeof(uss), jint(w, "uss_kb"));
     fmt_us(up, sizeof(up), jint(w, "uptime_ms") * 1000);
     const char *id = json_string_value(json_object_get(w, "id"));
     const char *state = json_string_value(json_object_get(w, "state"));
-    fprintf(f, "  %-6s pid %-8lld %-9s calls %-8lld running %lld/%-4lld rss %-10s up %s\n",
+    fprintf(f,
+            "  %-6s pid %-8lld %-9s calls %-8lld running %lld/%-4lld rss %-10s pss %-10s uss "
+            "%-10s up %s\n",
             id ? id : "?", (long long)jint(w, "pid"), state ? state : "?",
             (long long)jint(w, "requests"), (long long)jint(w, "inflight"),
-            (long long)jint(w, "capacity"), rss, up);
+            (long long)jint(w, "capacity"), rss, pss, uss, up);
   }
 }
 

@@ -310,6 +310,17 @@ static int on_result(sp__worker_t *w, const sp__frame_t *f) {
   return rc;
 }
 
+/* A free-threaded worker runs with the GIL after all: CPython turns it back on
+ * when code imports an extension module that does not declare free-threading
+ * support, and from then on its threads no longer run Python in parallel. */
+static void gil_came_back(sp__worker_t *w, const char *when) {
+  w->pool->gil_reenabled++;
+  sp__log(SP__LOG_WARN,
+          "[%s/%s pid %d] the GIL is enabled again (%s): an extension module without "
+          "free-threading support was imported; this worker's threads no longer run Python "
+          "in parallel", w->pool->cfg->name, w->name, w->pid, when);
+}
+
 static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
   json_error_t jerr;
   json_t *o = json_loadb((const char *)f->body, f->length, 0, &jerr);
@@ -323,6 +334,8 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
   const char *ver = json_string_value(json_object_get(o, "python_version"));
   snprintf(w->python_version, sizeof(w->python_version), "%s", ver ? ver : "?");
   w->gil_enabled = json_is_true(json_object_get(o, "gil_enabled"));
+  w->free_threaded = json_is_true(json_object_get(o, "free_threaded_build"));
+  if (w->free_threaded && w->gil_enabled) gil_came_back(w, "when the adapter loaded");
   w->state = SP__W_READY;
   w->load.ready = 1;
   w->ready_ms = w->last_pong_ms = w->last_ping_ms = sp__now_ms();
@@ -342,6 +355,7 @@ static void on_hello(sp__worker_t *w, const sp__frame_t *f) {
     w->pool->methods_without_tool = plain ? json_dumps(plain, JSON_COMPACT) : strdup("[]");
     w->pool->python_version = strdup(w->python_version);
     w->pool->gil_enabled = w->gil_enabled;
+    w->pool->free_threaded = w->free_threaded;
   }
   json_decref(o);
   sp__pool_worker_ready(w->pool, w);
@@ -377,6 +391,9 @@ static int on_frame(sp__worker_t *w, const sp__frame_t *f) {
       if (sp__pong_body_parse(f->body, f->length, &pong) == 0) {
         w->attach_wait_ns = pong.attach_wait_ns;
         w->calls_done = pong.calls_done;
+        /* The GIL state now: it can come back on at run time. */
+        if (pong.gil_enabled && !w->gil_enabled) gil_came_back(w, "at run time");
+        w->gil_enabled = pong.gil_enabled;
       }
       return 0;
     }
@@ -591,18 +608,6 @@ void sp__worker_shutdown(sp__worker_t *w, int64_t kill_ms) {
   w->load.ready = 0;
   sp__worker_send(w, SP__FRAME_SHUTDOWN, 0, NULL, 0);
   uv_timer_start(&w->timer, finalize_timer, (uint64_t)(kill_ms > 0 ? kill_ms : 1), 0);
-}
-
-long sp__worker_rss_kb(const sp__worker_t *w) {
-  char path[64];
-  long pages = -1, rss = -1;
-  if (w->pid <= 0 || w->exited) return -1;
-  snprintf(path, sizeof(path), "/proc/%d/statm", w->pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return -1;
-  if (fscanf(f, "%ld %ld", &pages, &rss) != 2) rss = -1;
-  fclose(f);
-  return rss < 0 ? -1 : rss * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
 /* ---- spawn -------------------------------------------------------------- */

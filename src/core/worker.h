@@ -90,7 +90,8 @@ struct sp__worker_s {
   int finalized;
   char *failure; /* text of a STARTUP/PROTOCOL error the worker sent before dying */
   char python_version[32];
-  int gil_enabled;
+  int gil_enabled;        /* from HELLO, then from every PONG */
+  int free_threaded;      /* a free-threaded (PEP 703) build of Python */
 
   /* Started by the pool's fork server (worker_start: fork) rather than exec'd. */
   struct sp__forkserver_s *fs; /* NULL once it exited or when exec'd */
@@ -134,9 +135,6 @@ int sp__worker_send(sp__worker_t *w, unsigned type, uint64_t id, const void *bod
 
 /** Writes out queued frames. Loop thread. */
 void sp__worker_flush(sp__worker_t *w);
-
-/** Resident set size of the worker process in KiB, or -1. */
-long sp__worker_rss_kb(const sp__worker_t *w);
 
 /** Name of a worker state. */
 const char *sp__worker_state_name(sp__worker_state_t s);

@@ -91,7 +91,16 @@ static const struct {
   const char *key, *sub, *name, *type, *help;
   double scale;
 } pool_series[] = {
-    {"pool_size", NULL, "snakepit_pool_size", "gauge", "Configured worker processes.", 1},
+    {"pool_size", NULL, "snakepit_pool_size", "gauge",
+     "Workers the pool wants now (its desired size; fixed pools: the configured size).", 1},
+    {"workers_current", NULL, "snakepit_pool_workers_current", "gauge",
+     "Worker processes the pool has now, starting or ready.", 1},
+    {"min_workers", NULL, "snakepit_pool_min_workers", "gauge", "Smallest size of the pool.", 1},
+    {"max_workers", NULL, "snakepit_pool_max_workers", "gauge", "Largest size of the pool.", 1},
+    {"scale_ups", NULL, "snakepit_pool_scale_ups_total", "counter",
+     "Workers added because calls waited for one (pool_size: MIN..MAX).", 1},
+    {"scale_downs", NULL, "snakepit_pool_scale_downs_total", "counter",
+     "Workers removed after scale_down_idle without a call.", 1},
     {"threads_per_worker", NULL, "snakepit_pool_threads_per_worker", "gauge",
      "Execution threads per worker.", 1},
     {"ready_workers", NULL, "snakepit_pool_ready_workers", "gauge", "Workers ready for calls.", 1},
@@ -107,9 +116,18 @@ static const struct {
      "Calls allowed to wait before new ones are refused.", 1},
     {"degraded", NULL, "snakepit_pool_degraded", "gauge",
      "1 while the pool is in a crash loop and fails calls at once.", 1},
-    {"gil_wait_ms", NULL, "snakepit_pool_gil_wait_seconds", "gauge",
-     "Time the pool's live workers spent waiting for the GIL (drops when a worker is replaced).",
+    {"attach_wait_ms", NULL, "snakepit_pool_attach_wait_seconds", "gauge",
+     "Time the pool's live workers' threads waited to attach to Python before calls: for the "
+     "GIL on a GIL build, for stop-the-world pauses on a free-threaded one (drops when a worker "
+     "is replaced).",
      1e-3},
+    {"gil_enabled_workers", NULL, "snakepit_pool_gil_enabled_workers", "gauge",
+     "Ready workers whose Python runs with the GIL (on a free-threaded build: turned back on).",
+     1},
+    {"gil_reenabled", NULL, "snakepit_pool_gil_reenabled_total", "counter",
+     "Free-threaded workers found running with the GIL: an extension module without "
+     "free-threading support was imported.",
+     1},
     {"rejected_before_dispatch", "calls", "snakepit_calls_rejected_total", "counter",
      "Calls refused before reaching a worker (bad arguments, unknown tool, saturated).", 1},
     {"crashes", NULL, "snakepit_worker_crashes_total", "counter",
@@ -118,6 +136,13 @@ static const struct {
      "Workers started to replace others.", 1},
     {"fork_server_starts", NULL, "snakepit_fork_server_starts_total", "counter",
      "Fork servers started for the pool (more than one: a fork server died and was replaced).", 1},
+    {"pss_kb", "memory", "snakepit_pool_pss_bytes", "gauge",
+     "Proportional memory of the pool's processes, fork server included: shared pages split "
+     "among the processes that map them, so this adds up across pools.",
+     1024},
+    {"uss_kb", "memory", "snakepit_pool_uss_bytes", "gauge",
+     "Memory only the pool's processes use, each page counted once per process that owns it.",
+     1024},
     {"ping_kills", NULL, "snakepit_worker_ping_kills_total", "counter",
      "Workers killed for missing liveness pings.", 1},
     {"retries", NULL, "snakepit_call_retries_total", "counter",
@@ -223,15 +248,25 @@ static void write_workers(FILE *f, json_t *pools) {
     const char *key, *name, *type, *help;
     double scale;
   } per_worker[] = {
-      {"rss_kb", "snakepit_worker_rss_bytes", "gauge", "Resident memory of the worker process.",
+      {"rss_kb", "snakepit_worker_rss_bytes", "gauge",
+       "Resident memory of the worker process, pages shared with other processes included.",
+       1024},
+      {"pss_kb", "snakepit_worker_pss_bytes", "gauge",
+       "Proportional memory of the worker: each shared page divided by the processes mapping it.",
+       1024},
+      {"uss_kb", "snakepit_worker_uss_bytes", "gauge",
+       "Memory only the worker maps (what its exit frees); worker_max_rss_mb compares this.",
        1024},
       {"inflight", "snakepit_worker_inflight_calls", "gauge", "Calls the worker is running.", 1},
       {"capacity", "snakepit_worker_capacity_slots", "gauge", "Calls the worker runs at once.", 1},
       {"requests", "snakepit_worker_requests_total", "counter", "Calls sent to the worker.", 1},
       {"uptime_ms", "snakepit_worker_uptime_seconds", "gauge", "Time since the worker started.",
        1e-3},
-      {"gil_wait_ms", "snakepit_worker_gil_wait_seconds_total", "counter",
-       "Time the worker's threads spent waiting for the GIL.", 1e-3},
+      {"attach_wait_ms", "snakepit_worker_attach_wait_seconds_total", "counter",
+       "Time the worker's threads waited to attach to Python (the GIL, or a stop-the-world "
+       "pause on a free-threaded build).", 1e-3},
+      {"gil_enabled", "snakepit_worker_gil_enabled", "gauge",
+       "1 while the worker's Python runs with the GIL.", 1},
   };
   char pid[24];
   for (size_t k = 0; k < sizeof(per_worker) / sizeof(per_worker[0]); k++) {

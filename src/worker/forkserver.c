@@ -1,8 +1,9 @@
 /*
  * forkserver.c - snakepit-worker --fork-server: imports the adapter's module
- * once, then forks a worker for every request of the manager. A forked child
- * returns from forkserver_run and goes on as an ordinary worker (builds the
- * adapter, starts its threads, says HELLO); the fork server itself never
+ * once (with --preload also builds the adapter), then forks a worker for every
+ * request of the manager. A forked child returns from forkserver_run and goes
+ * on as an ordinary worker (builds the adapter or takes the preloaded one,
+ * starts its threads, says HELLO); the fork server itself never
  * returns. It stays single-threaded, the only state in which fork() is safe,
  * and reaps its children, reporting every exit to the manager.
  */
@@ -60,6 +61,63 @@ static int thread_count(void) {
     if (e->d_name[0] != '.') n++;
   closedir(d);
   return n;
+}
+
+/* Sockets this process has open, other than `except` (the control socket). */
+static int socket_count(int except) {
+  DIR *d = opendir("/proc/self/fd");
+  int n = 0;
+  if (d == NULL) return -1;
+  struct dirent *e;
+  char path[300], target[64];
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.' || atoi(e->d_name) == except) continue;
+    snprintf(path, sizeof(path), "/proc/self/fd/%s", e->d_name);
+    ssize_t len = readlink(path, target, sizeof(target) - 1);
+    if (len > 0 && (target[len] = '\0', strncmp(target, "socket:", 7) == 0)) n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/*
+ * preload: builds the adapter once. An adapter whose constructor leaves threads
+ * running or sockets open cannot be shared by forking (a child inherits neither
+ * the threads nor a socket it could use on its own): the fork server reports
+ * NO_PRELOAD with why, and the manager decides between falling back and failing.
+ */
+static void preload_adapter(const pyhost_opts_t *po, int ctl) {
+  int sockets = socket_count(ctl);
+  char *failure = NULL;
+  if (pyhost_preload_adapter(po, &failure) != 0) {
+    fprintf(stderr, "snakepit-worker: adapter %s failed to build (traceback above)\n",
+            po->adapter);
+    send_msg(SP__FS_FAILED, 0, 0, 0, 0, failure ? failure : "{\"type\":\"MemoryError\"}");
+    _exit(3);
+  }
+  int threads = thread_count(), now = socket_count(ctl);
+  char why[512];
+  if (threads != 1) {
+    snprintf(why, sizeof(why),
+             "its constructor left %d threads running (a forked worker would inherit none of "
+             "them); start threads in post_fork() instead",
+             threads - 1);
+  } else if (now > sockets) {
+    snprintf(why, sizeof(why),
+             "its constructor left %d socket(s) open (forked workers would share one "
+             "connection); open them in post_fork() instead",
+             now - sockets);
+  } else {
+    return;
+  }
+  char json[700];
+  snprintf(json, sizeof(json),
+           "{\"type\":\"PreloadError\",\"message\":\"adapter %.100s cannot be preloaded: "
+           "%s\",\"traceback\":\"\"}",
+           po->adapter, why);
+  fprintf(stderr, "snakepit-worker: adapter %s cannot be preloaded: %s\n", po->adapter, why);
+  send_msg(SP__FS_NO_PRELOAD, 0, threads, 0, 0, json);
+  _exit(0);
 }
 
 static void close_from(int lowest) {
@@ -151,6 +209,7 @@ char *forkserver_run(const pyhost_opts_t *po, int ctl) {
     send_msg(SP__FS_UNSAFE, 0, threads, 0, 0, NULL);
     _exit(0);
   }
+  if (po->preload) preload_adapter(po, ctl);
 
   sigset_t chld;
   sigemptyset(&chld);

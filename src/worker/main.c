@@ -134,7 +134,8 @@ static void usage(FILE *f) {
           "                       [--threads N] [--pool NAME] [--worker-id ID]\n"
           "                       [--profile process|thread] [--python-path DIR]...\n"
           "                       [--adapter-arg ARG]... [--max-frame BYTES]\n"
-          "                       [--thread-safety-check] [--fork-server]\n"
+          "                       [--thread-safety-check] [--fork-server [--preload]]\n"
+          "                       [--choose-profile]\n"
           "Runs the adapter's tools for a snakepit pool manager (libsnakepit starts it; it is\n"
           "not meant to be run by hand) over the socket inherited as fd N.\n");
 }
@@ -446,6 +447,7 @@ static void handle_frame(const sp__frame_t *f) {
       sp__buf_t b = {0};
       sp__ping_body_parse(f->body, f->length, &pong);
       pyhost_counters(&pong.attach_wait_ns, &pong.calls_done);
+      pong.gil_enabled = pyhost_gil_enabled();
       if (sp__buf_append_pong(&b, f->id, &pong) == 0) send_all(b.data, b.len);
       sp__buf_free(&b);
       return;
@@ -595,7 +597,7 @@ int main(int argc, char **argv) {
   const char **paths = calloc((size_t)argc + 1, sizeof(char *));
   const char **aargs = calloc((size_t)argc + 1, sizeof(char *));
   size_t npaths = 0, naargs = 0;
-  int fork_server = 0;
+  int fork_server = 0, preload = 0, choose = 0;
   W.fd = -1;
   W.threads = 1;
   W.max_frame = 64u << 20;
@@ -609,6 +611,7 @@ int main(int argc, char **argv) {
       {"profile", required_argument, NULL, 'P'},   {"python-path", required_argument, NULL, 'y'},
       {"adapter-arg", required_argument, NULL, 'A'}, {"max-frame", required_argument, NULL, 'm'},
       {"thread-safety-check", no_argument, NULL, 'T'}, {"fork-server", no_argument, NULL, 'F'},
+      {"preload", no_argument, NULL, 'L'},        {"choose-profile", no_argument, NULL, 'C'},
       {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -624,11 +627,13 @@ int main(int argc, char **argv) {
       case 'm': W.max_frame = (size_t)strtoull(optarg, NULL, 10); break;
       case 'T': setenv("SNAKEPIT_THREAD_SAFETY_CHECK", "1", 1); break;
       case 'F': fork_server = 1; break;
+      case 'L': preload = 1; break;
+      case 'C': choose = 1; break;
       case 'h': usage(stdout); return 0;
       default: usage(stderr); return EXIT_USAGE;
     }
   }
-  if (adapter == NULL || W.fd < 0 || W.threads < 1 || W.threads > SP__THREADS_MAX ||
+  if (adapter == NULL || (W.fd < 0 && !choose) || W.threads < 1 || W.threads > SP__THREADS_MAX ||
       W.max_frame < SP__MIN_FRAME_BYTES) {
     usage(stderr);
     return EXIT_USAGE;
@@ -667,7 +672,19 @@ int main(int argc, char **argv) {
                       .worker_id = W.worker_id,
                       .pool = pool,
                       .profile = profile,
-                      .threads = W.threads};
+                      .threads = W.threads,
+                      .preload = preload};
+  if (choose) {
+    /* worker_profile: auto: the manager reads the decision from stdout. */
+    char *json = NULL, *failure = NULL;
+    if (pyhost_choose_profile(&po, &json, &failure) != 0) {
+      fprintf(stderr, "snakepit-worker: adapter %s failed to load (traceback above)\n", adapter);
+      _exit(EXIT_ADAPTER);
+    }
+    printf("%s\n", json);
+    fflush(stdout);
+    _exit(EXIT_OK);
+  }
   if (fork_server) {
     /* Returns only in a forked worker: its socket is fd 3, the rest as above. */
     W.worker_id = forkserver_run(&po, W.fd);

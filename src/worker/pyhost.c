@@ -1,10 +1,14 @@
 /*
  * pyhost.c - embedded CPython for snakepit-worker: interpreter start, adapter
  * loading, per-thread thread states, tool invocation and worker reports. Every
- * Python C API call of the worker lives here. The rule: an execution thread is
- * attached (holds the GIL on a GIL build) only inside pyhost_invoke() and
- * pyhost_report(), between PyEval_RestoreThread and PyEval_SaveThread, and
- * does not wait on a socket or queue of ours while attached.
+ * Python C API call of the worker lives here (pyarrays.c converts arrays for
+ * it, while attached). The rule: a thread is attached to the interpreter
+ * (holds the GIL on a GIL build) only while it runs Python, and never blocks on
+ * a socket, queue or lock of ours while attached. On a GIL build a thread that
+ * blocks while attached stalls every other thread; on a free-threaded build it
+ * stalls every stop-the-world pause (garbage collection, for one), and with it
+ * any thread that needs one, possibly the very thread that holds our lock. So
+ * every lock of ours is taken through lock_detached(), which enforces the rule.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -29,10 +33,12 @@ struct pyhost_thread_s {
   PyGILState_STATE gstate;
   PyThreadState *ts;
   unsigned long ident;
-  PyObject *ctx;      /* this thread's snakepit_bridge.context.CallContext */
-  pthread_mutex_t mu; /* guards current; taken only while attached (attach -> mu order) */
-  uint64_t current;   /* request id running now, 0 when idle */
-  int cancel_sent;    /* pyhost_cancel hit the current call (guarded by mu) */
+  PyObject *ctx;        /* this thread's snakepit_bridge.context.CallContext */
+  pthread_mutex_t mu;   /* guards the three fields below; taken only while detached */
+  pthread_cond_t cond;  /* signalled when cancel_pending drops to 0 */
+  uint64_t current;     /* request id running now, 0 when idle */
+  int cancel_pending;   /* a canceller claimed the current call and is delivering */
+  int cancel_sent;      /* the current call was cancelled: clean up after it */
 };
 
 /* Set once by pyhost_start on the main thread, read-only afterwards. */
@@ -46,12 +52,47 @@ static PyObject *g_cancelled;/* context.CallCancelled, raised into cancelled cal
 static PyObject *g_context_current; /* context.current(): each thread's CallContext */
 static PyThreadState *g_main_ts;
 
-static _Atomic uint64_t g_gil_wait_ns;
+static _Atomic uint64_t g_attach_wait_ns;
 static _Atomic uint64_t g_calls;
+/* Whether the interpreter runs with the GIL now. A free-threaded build turns
+ * it on at run time when code imports an extension module that does not
+ * declare free-threading support; refreshed after every call. */
+static atomic_int g_gil_enabled = 1;
+#ifdef Py_GIL_DISABLED
+static PyObject *g_is_gil_enabled; /* sys._is_gil_enabled */
+#endif
 
-void pyhost_counters(uint64_t *gil_wait_ns, uint64_t *calls) {
-  *gil_wait_ns = atomic_load_explicit(&g_gil_wait_ns, memory_order_relaxed);
+void pyhost_counters(uint64_t *attach_wait_ns, uint64_t *calls) {
+  *attach_wait_ns = atomic_load_explicit(&g_attach_wait_ns, memory_order_relaxed);
   *calls = atomic_load_explicit(&g_calls, memory_order_relaxed);
+}
+
+int pyhost_gil_enabled(void) { return atomic_load_explicit(&g_gil_enabled, memory_order_relaxed); }
+
+/* Re-reads the GIL state. Attached; g_is_gil_enabled was set by pyhost_start
+ * before any execution thread existed. */
+static void refresh_gil_state(void) {
+#ifdef Py_GIL_DISABLED
+  if (g_is_gil_enabled == NULL) return;
+  PyObject *r = PyObject_CallNoArgs(g_is_gil_enabled);
+  if (r != NULL) atomic_store_explicit(&g_gil_enabled, r == Py_True, memory_order_relaxed);
+  Py_XDECREF(r);
+  PyErr_Clear();
+#endif
+}
+
+/*
+ * Takes one of our mutexes. The caller must be detached: an attached thread
+ * waiting here could hold up a stop-the-world pause (or keep the GIL) while
+ * the mutex's holder waits for that pause (or the GIL) to end, a deadlock. A
+ * violation is a bug in this file, reported at once instead of hanging later.
+ */
+static void lock_detached(pthread_mutex_t *mu) {
+  if (PyGILState_Check()) {
+    fprintf(stderr, "snakepit-worker: internal error: a lock taken while attached to Python\n");
+    abort();
+  }
+  pthread_mutex_lock(mu);
 }
 
 /* Registry of execution threads, for cancellation by request id. */
@@ -139,23 +180,6 @@ static int append_reply(sp__buf_t *out, unsigned type, uint64_t id, const char *
   return sp__buf_append_text_frame(out, type, id, text, len) == 0 ? 0 : SP_ENOMEM;
 }
 
-static int gil_enabled(void) {
-  int enabled = 1;
-  PyObject *sys = PyImport_ImportModule("sys");
-  if (sys == NULL) goto out;
-  PyObject *fn = PyObject_GetAttrString(sys, "_is_gil_enabled");
-  if (fn != NULL) {
-    PyObject *r = PyObject_CallNoArgs(fn);
-    if (r != NULL) enabled = PyObject_IsTrue(r);
-    Py_XDECREF(r);
-    Py_DECREF(fn);
-  }
-  Py_DECREF(sys);
-out:
-  PyErr_Clear();
-  return enabled;
-}
-
 static PyObject *string_list(const char *const *items, size_t n) {
   PyObject *list = PyList_New((Py_ssize_t)n);
   if (list == NULL) return NULL;
@@ -200,7 +224,7 @@ static char *build_hello(const pyhost_opts_t *o, const char *manifest) {
            "{\"protocol\":%u,\"pid\":%ld,\"python_version\":\"%.*s\",\"gil_enabled\":%s,"
            "\"free_threaded_build\":%s,\"threads\":%d,\"worker_id\":\"%s\",\"manifest\":%s}",
            SP__PROTOCOL_VERSION, (long)getpid(), (int)vlen, ver,
-           gil_enabled() ? "true" : "false", ft, o->threads, o->worker_id, manifest);
+           pyhost_gil_enabled() ? "true" : "false", ft, o->threads, o->worker_id, manifest);
   return s;
 }
 
@@ -270,6 +294,35 @@ int pyhost_preload(const pyhost_opts_t *o, char **failure) {
   return 0;
 }
 
+int pyhost_choose_profile(const pyhost_opts_t *o, char **json, char **failure) {
+  *json = *failure = NULL;
+  int rc = start_interpreter(o, failure);
+  if (rc != 0) return rc;
+  PyObject *r = PyObject_CallMethod(g_host_module, "choose_profile", "ss", o->adapter, o->pool);
+  const char *s = r ? PyUnicode_AsUTF8(r) : NULL;
+  if (s == NULL) {
+    Py_XDECREF(r);
+    *failure = describe_pending(1);
+    return SP_ESTARTUP;
+  }
+  *json = strdup(s);
+  Py_DECREF(r);
+  return *json ? 0 : SP_ENOMEM;
+}
+
+int pyhost_preload_adapter(const pyhost_opts_t *o, char **failure) {
+  *failure = NULL;
+  PyObject *args = string_list(o->adapter_args, o->adapter_arg_count);
+  PyObject *r = args ? PyObject_CallMethod(g_host_module, "preload_instance", "O", args) : NULL;
+  Py_XDECREF(args);
+  if (r == NULL) {
+    *failure = describe_pending(1);
+    return SP_ESTARTUP;
+  }
+  Py_DECREF(r);
+  return 0;
+}
+
 pid_t pyhost_fork(void) {
   /* The GIL is held (pyhost_preload kept it): PyOS_BeforeFork takes the import
    * lock, so the child never inherits it or the GIL mid-use; AfterFork_Child
@@ -309,6 +362,11 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
     goto fail;
   manifest = PyObject_CallMethod(g_host, "manifest", NULL);
   if (manifest == NULL) goto fail;
+#ifdef Py_GIL_DISABLED
+  g_is_gil_enabled = PySys_GetObject("_is_gil_enabled"); /* borrowed from sys */
+  Py_XINCREF(g_is_gil_enabled);
+#endif
+  refresh_gil_state(); /* the adapter's imports may have turned the GIL on */
   const char *m = PyUnicode_AsUTF8(manifest);
   if (m == NULL) goto fail;
   *hello = build_hello(o, m);
@@ -331,6 +389,7 @@ pyhost_thread_t *pyhost_thread_enter(const char *name) {
   pyhost_thread_t *t = calloc(1, sizeof(*t));
   if (t == NULL) return NULL;
   pthread_mutex_init(&t->mu, NULL);
+  pthread_cond_init(&t->cond, NULL);
   /* PyGILState_Ensure (not a bare PyThreadState_New) so that extension code that
    * itself calls PyGILState_Ensure, as NumPy does, finds this thread's state. */
   t->gstate = PyGILState_Ensure();
@@ -342,7 +401,7 @@ pyhost_thread_t *pyhost_thread_enter(const char *name) {
   if (t->ctx == NULL) PyErr_Print();
   t->ts = PyEval_SaveThread();
 
-  pthread_mutex_lock(&g_threads_mu);
+  lock_detached(&g_threads_mu);
   pyhost_thread_t **nt = realloc(g_threads, (g_thread_count + 1) * sizeof(*nt));
   if (nt != NULL) {
     g_threads = nt;
@@ -354,7 +413,7 @@ pyhost_thread_t *pyhost_thread_enter(const char *name) {
 
 void pyhost_thread_leave(pyhost_thread_t *t) {
   if (t == NULL) return;
-  pthread_mutex_lock(&g_threads_mu);
+  lock_detached(&g_threads_mu);
   for (size_t i = 0; i < g_thread_count; i++) {
     if (g_threads[i] == t) {
       g_threads[i] = g_threads[--g_thread_count];
@@ -365,6 +424,7 @@ void pyhost_thread_leave(pyhost_thread_t *t) {
   PyEval_RestoreThread(t->ts);
   Py_CLEAR(t->ctx);
   PyGILState_Release(t->gstate);
+  pthread_cond_destroy(&t->cond);
   pthread_mutex_destroy(&t->mu);
   free(t);
 }
@@ -378,12 +438,12 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
   int rc = 0;
   uint64_t id = call->id;
   char why[256];
-  uint64_t t0 = sp__now_ns();
-  PyEval_RestoreThread(t->ts);
-  atomic_fetch_add_explicit(&g_gil_wait_ns, sp__now_ns() - t0, memory_order_relaxed);
-  pthread_mutex_lock(&t->mu);
+  lock_detached(&t->mu);
   t->current = id;
   pthread_mutex_unlock(&t->mu);
+  uint64_t t0 = sp__now_ns();
+  PyEval_RestoreThread(t->ts);
+  atomic_fetch_add_explicit(&g_attach_wait_ns, sp__now_ns() - t0, memory_order_relaxed);
 
   /* Host.invoke(tool, args_json[, arrays, lists]): the short form when the
    * call carries no arrays and wants no lists, the common case. */
@@ -447,20 +507,28 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
 done:
   Py_XDECREF(r);
   for (size_t i = 0; i < 4; i++) Py_XDECREF(argv[i]);
-  pthread_mutex_lock(&t->mu);
+  refresh_gil_state();
+  PyErr_Clear();
+  t->ts = PyEval_SaveThread();
+
+  /* Detached: no canceller can pick this call any more, and one that already
+   * did finishes delivering (it needs to attach, which it can now) first. */
+  lock_detached(&t->mu);
   t->current = 0;
+  while (t->cancel_pending) pthread_cond_wait(&t->cond, &t->mu);
   int cancelled = t->cancel_sent;
   t->cancel_sent = 0;
   pthread_mutex_unlock(&t->mu);
   if (cancelled) {
     /* A cancellation that lost the race with completion must not hit the next
      * call, and the next call starts with ctx.cancelled false. */
+    PyEval_RestoreThread(t->ts);
     PyThreadState_SetAsyncExc(t->ident, NULL);
     if (t->ctx != NULL && PyObject_SetAttrString(t->ctx, "cancelled", Py_False) != 0)
       PyErr_Clear();
+    PyErr_Clear();
+    t->ts = PyEval_SaveThread();
   }
-  PyErr_Clear();
-  t->ts = PyEval_SaveThread();
   atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
   return rc;
 }
@@ -490,26 +558,39 @@ int pyhost_report(pyhost_thread_t *t, uint64_t id, const char *args, size_t args
 }
 
 int pyhost_cancel(uint64_t id) {
+  /* Claim the call while detached; its thread then cannot finish pyhost_invoke
+   * (nor leave, nor start another call) until the claim is dropped, so the
+   * exception is raised into this call and no other. */
+  pyhost_thread_t *hit = NULL;
   int found = 0;
-  PyGILState_STATE g = PyGILState_Ensure();
-  pthread_mutex_lock(&g_threads_mu);
+  lock_detached(&g_threads_mu);
   for (size_t i = 0; i < g_thread_count && !found; i++) {
     pyhost_thread_t *t = g_threads[i];
-    pthread_mutex_lock(&t->mu);
+    lock_detached(&t->mu);
     if (t->current == id) {
-      /* Plain C stores only: no bytecode runs, so the GIL cannot change hands
-       * while t->mu is held. */
-      if (t->ctx != NULL && PyObject_SetAttrString(t->ctx, "cancelled", Py_True) != 0)
-        PyErr_Clear();
-      PyThreadState_SetAsyncExc(t->ident, g_cancelled);
-      t->cancel_sent = 1;
       found = 1;
+      if (!t->cancel_pending && !t->cancel_sent) { /* else a CANCEL is already in */
+        t->cancel_pending = 1;
+        hit = t;
+      }
     }
     pthread_mutex_unlock(&t->mu);
   }
   pthread_mutex_unlock(&g_threads_mu);
+  if (hit == NULL) return found;
+
+  PyGILState_STATE g = PyGILState_Ensure();
+  if (hit->ctx != NULL && PyObject_SetAttrString(hit->ctx, "cancelled", Py_True) != 0)
+    PyErr_Clear();
+  PyThreadState_SetAsyncExc(hit->ident, g_cancelled);
   PyGILState_Release(g);
-  return found;
+
+  lock_detached(&hit->mu);
+  hit->cancel_pending = 0;
+  hit->cancel_sent = 1;
+  pthread_cond_broadcast(&hit->cond);
+  pthread_mutex_unlock(&hit->mu);
+  return 1;
 }
 
 int pyhost_finish(void) {
@@ -527,5 +608,8 @@ int pyhost_finish(void) {
   Py_CLEAR(g_describe);
   Py_CLEAR(g_cancelled);
   Py_CLEAR(g_host_module);
+#ifdef Py_GIL_DISABLED
+  Py_CLEAR(g_is_gil_enabled);
+#endif
   return Py_FinalizeEx();
 }

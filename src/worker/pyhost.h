@@ -22,6 +22,7 @@ typedef struct pyhost_opts_s {
   const char *pool;
   const char *profile;
   int threads;
+  int preload; /* fork server: build the adapter once, before forking (preload) */
 } pyhost_opts_t;
 
 /** An execution thread's Python identity: one thread state for its whole life. */
@@ -34,6 +35,22 @@ typedef struct pyhost_thread_s pyhost_thread_t;
  * *failure as for pyhost_start (traceback also written to stderr).
  */
 int pyhost_preload(const pyhost_opts_t *opts, char **failure);
+
+/**
+ * worker_profile: auto, in a probe process: starts the interpreter, imports
+ * the adapter's module and decides the profile (_host.choose_profile). Returns
+ * 0 with *json (JSON {profile, reason, ...}; caller frees), or SP_ESTARTUP
+ * with *failure as for pyhost_start.
+ */
+int pyhost_choose_profile(const pyhost_opts_t *opts, char **json, char **failure);
+
+/**
+ * Fork server with preload, after pyhost_preload: builds the adapter instance
+ * (constructor, initialize()) that every forked worker then shares, and
+ * freezes the garbage collector's view of everything built so far. Returns 0
+ * with the GIL still held, or SP_ESTARTUP with *failure as for pyhost_start.
+ */
+int pyhost_preload_adapter(const pyhost_opts_t *opts, char **failure);
 
 /**
  * fork() with CPython's before/after hooks, from the thread that holds the GIL
@@ -104,9 +121,18 @@ int pyhost_cancel(uint64_t id);
 
 /**
  * Totals since start, readable from any thread: nanoseconds execution threads
- * spent waiting to attach (for the GIL, on a GIL build) and calls completed.
+ * spent waiting to attach to the interpreter before a call (on a GIL build:
+ * waiting for the GIL; on a free-threaded build: for a stop-the-world pause to
+ * end, or for the GIL once it was turned back on) and calls completed.
  */
-void pyhost_counters(uint64_t *gil_wait_ns, uint64_t *calls);
+void pyhost_counters(uint64_t *attach_wait_ns, uint64_t *calls);
+
+/**
+ * 1 while the interpreter runs with the GIL, 0 while it runs without (a
+ * free-threaded build, until something turns the GIL on). Refreshed after the
+ * adapter loads and after every call; readable from any thread without Python.
+ */
+int pyhost_gil_enabled(void);
 
 /**
  * Runs the adapter's shutdown hook and finalises the interpreter (atexit

@@ -2,19 +2,20 @@
 
 Import with ``tests/adapters`` on ``sys.path``; spec ``testing_adapter.TestingAdapter``.
 Includes tools that misbehave on purpose: ``fail`` raises, ``exit_now`` ends the
-process with ``os._exit``, ``segfault`` crashes it, ``spin`` holds the GIL.
+process with ``os._exit``, ``segfault`` crashes it, ``spin`` holds the GIL. NumPy is imported only by
+``numpy_work``, so the adapter also loads on a Python without NumPy.
 """
 
 import ctypes
+import gc
 import os
 import random
 import sys
 import threading
 import time
 
-import numpy as np
-
 from snakepit_bridge.base_adapter_threaded import ThreadSafeAdapter, thread_safe_method, tool
+from snakepit_bridge.optional import available, require
 
 
 class TestingAdapter(ThreadSafeAdapter):
@@ -62,6 +63,7 @@ class TestingAdapter(ThreadSafeAdapter):
     @thread_safe_method
     @tool(description="Repeated np.dot of size x size float64 matrices (releases the GIL)")
     def numpy_work(self, size: int = 200, repeat: int = 10):
+        np = require("numpy")
         rng = np.random.default_rng(size)
         a = rng.random((size, size))
         b = rng.random((size, size))
@@ -84,6 +86,33 @@ class TestingAdapter(ThreadSafeAdapter):
         while time.perf_counter() < deadline:
             loops += 1
         return {"loops": loops, "thread": threading.current_thread().name}
+
+    @thread_safe_method
+    @tool(description="Pure-Python arithmetic, n rounds (no sleeping, no C calls): "
+                      "runs in parallel only on a free-threaded build")
+    def crunch(self, n: int):
+        acc = 0
+        # A local, not the constant in the loop: on a free-threaded build every
+        # thread's load of a shared constant (an int above 256) touches its
+        # reference count, and two threads doing so run at half speed.
+        modulus = 1_000_003
+        for i in range(n):
+            acc = (acc * 31 + i) % modulus
+        return acc
+
+    @tool(description="gc.collect(): on a free-threaded build, a stop-the-world pause")
+    def collect(self) -> int:
+        return gc.collect()
+
+    @tool(description="Whether module `name` can be imported in this worker")
+    def has_module(self, name: str) -> bool:
+        return available(name)
+
+    @tool(description="Import module `name` (an extension without free-threading support "
+                      "turns the GIL back on); returns whether the GIL is on afterwards")
+    def import_module(self, name: str) -> bool:
+        __import__(name)
+        return getattr(sys, "_is_gil_enabled", lambda: True)()
 
     @thread_safe_method
     @tool(description="Write text to stderr and flush")

@@ -13,6 +13,8 @@ import json
 import os
 import re
 import subprocess
+import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -70,6 +72,20 @@ def test_racy_adapter_is_flagged():
     h = writes["history"]
     assert (h["line"], h["operation"]) == (marker_line("racy_adapter.py", "# RACE history"), "append")
     assert rep["problems"] == 2 and rep["libraries"] == []
+
+
+def test_gil_back_on_a_free_threaded_build_is_noted():
+    # The adapter imports an extension module without free-threading support.
+    ext = os.environ.get("SP_TEST_EXT_DIR") or str(REPO / "build" / "test-ext")
+    proc = check("--python-path", ADAPTERS, "--python-path", ext, "--json",
+                 "gil_user_adapter.GilUserAdapter")
+    assert proc.returncode == EXIT_OK, proc.stderr
+    rep = json.loads(proc.stdout)
+    free_threaded = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
+    assert rep["worker"]["free_threaded_build"] is free_threaded
+    assert rep["worker"]["gil_enabled"] is True
+    noted = [n for n in rep["notes"] if n.startswith("the GIL is on although this Python is free")]
+    assert len(noted) == int(free_threaded), rep["notes"]
 
 
 def test_racy_adapter_text_report():
@@ -130,7 +146,8 @@ def test_import_inside_a_tool_is_reported():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pandas") is None,
-                    reason="pandas is not installed (Debian: python3-pandas)")
+                    reason=f"pandas is not installed for Python {sys.version.split()[0]} "
+                           f"({sys.executable}); Debian: python3-pandas, for /usr/bin/python3")
 def test_pandas_pitfall_3():
     rep = check_json("racy_pandas_adapter.RacyPandasAdapter", rc=EXIT_FINDINGS)
     (lib,) = by_kind(rep, "unsafe_library")

@@ -31,7 +31,7 @@ def test_adapter_flag_errors_are_usage_errors(tmp_path):
                         (("-c", str(cfg), *ONE, "pools"), "alternatives"),
                         (("--url", "http://127.0.0.1:1", "-c", str(cfg), "pools"), "alternatives"),
                         ((*ONE, "--profile", "process", "--threads", "4", "pools"), "thread"),
-                        ((*ONE, "--profile", "fibre", "pools"), "thread or process"),
+                        ((*ONE, "--profile", "fibre", "pools"), "thread, process or auto"),
                         ((*ONE, "--workers", "0", "pools"), "--workers")):
         proc = run(*args)
         assert proc.returncode == EXIT_USAGE, (args, proc.stderr)
@@ -114,3 +114,54 @@ def test_example_config_shows_every_key():
     missing = [k for k in keys if not re.search(rf"^\s*#?\s*-?\s*{k}:", example, re.M)]
     assert missing == []
     assert ok_json(run("pools", "-c", str(repo / "examples/pools.yaml"))) == ["hpc_pool", "default"]
+
+
+MODEL = ("--adapter", "model_adapter.ModelAdapter", "--python-path", ADAPTERS,
+         "--adapter-arg", "32", "--workers", "3")
+
+
+def test_preload_flag_shares_the_model():
+    st = ok_json(run("stats", "--json", *MODEL, "--preload", "default"))
+    assert st["preload"] == "on"
+    for w in st["workers"]:
+        # The 32 MiB model is resident in every worker but owned by none.
+        assert w["rss_kb"] > 32 * 1024 and 0 <= w["uss_kb"] < 8 * 1024, w
+        assert w["pss_kb"] < w["rss_kb"]
+    alone = ok_json(run("stats", "--json", *MODEL, "default"))
+    assert alone["preload"] == "off"
+    assert all(w["uss_kb"] > 32 * 1024 for w in alone["workers"])
+    assert st["memory"]["pss_kb"] * 3 < alone["memory"]["pss_kb"] * 2
+    code, text = run_on_terminal("stats", *MODEL, "--preload")
+    assert code == EXIT_OK
+    assert "preload: on" in text and "uss" in text, text
+    proc = run("--preload", "pools")
+    assert proc.returncode == EXIT_USAGE and "--adapter" in proc.stderr
+
+
+def test_workers_range_sizes_itself():
+    st = ok_json(run("stats", "--json", *ONE, "--workers", "1..3", "default"))
+    assert (st["min_workers"], st["max_workers"], st["pool_size"], st["workers_current"]) == \
+        (1, 3, 1, 1)
+    code, text = run_on_terminal("stats", *ONE, "--workers", "1..3")
+    assert code == EXIT_OK and "scaling: 1..3 workers" in text, text
+    for bad, words in (("3..1", "minimum above its maximum"), ("1..300", "between 1 and 256")):
+        proc = run(*ONE, "--workers", bad, "pools")
+        assert proc.returncode == EXIT_USAGE and words in proc.stderr, proc.stderr
+
+
+def test_profile_auto_chooses_and_says_why():
+    proc = run("stats", "--json", *ONE, "--profile", "auto", "--workers", "1", "default")
+    st = ok_json(proc)
+    gil = st["gil_enabled"]
+    assert st["profile_auto"] is True and st["profile_reason"]
+    if gil:  # this interpreter has the GIL: processes are the only way to run in parallel
+        assert (st["profile"], st["threads_per_worker"]) == ("process", 1)
+        assert "GIL" in st["profile_reason"]
+    assert "worker_profile auto chose " + st["profile"] in proc.stderr, proc.stderr
+    code, text = run_on_terminal("stats", *ONE, "--profile", "auto", "--workers", "1")
+    assert code == EXIT_OK and "worker_profile auto chose" in text, text
+    # An adapter that cannot be imported: a startup error with its traceback.
+    proc = run("pools", "--adapter", "broken_adapter.BrokenAdapter", "--python-path", ADAPTERS,
+               "--profile", "auto")
+    assert proc.returncode == 3, proc.stderr
+    assert "worker_profile auto" in proc.stderr and "snakepit_nonexistent_module_xyz" in proc.stderr

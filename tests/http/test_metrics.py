@@ -20,9 +20,21 @@ REQUIRED = {
     "snakepit_worker_recycles_total": "counter",
     "snakepit_worker_crashes_total": "counter",
     "snakepit_fork_server_starts_total": "counter",
-    "snakepit_pool_gil_wait_seconds": "gauge",
-    "snakepit_worker_gil_wait_seconds_total": "counter",
+    "snakepit_pool_attach_wait_seconds": "gauge",
+    "snakepit_pool_gil_enabled_workers": "gauge",
+    "snakepit_pool_gil_reenabled_total": "counter",
+    "snakepit_worker_attach_wait_seconds_total": "counter",
+    "snakepit_worker_gil_enabled": "gauge",
     "snakepit_worker_rss_bytes": "gauge",
+    "snakepit_worker_pss_bytes": "gauge",
+    "snakepit_worker_uss_bytes": "gauge",
+    "snakepit_pool_pss_bytes": "gauge",
+    "snakepit_pool_uss_bytes": "gauge",
+    "snakepit_pool_workers_current": "gauge",
+    "snakepit_pool_min_workers": "gauge",
+    "snakepit_pool_max_workers": "gauge",
+    "snakepit_pool_scale_ups_total": "counter",
+    "snakepit_pool_scale_downs_total": "counter",
     "snakepit_http_requests_total": "counter",
 }
 
@@ -51,6 +63,19 @@ def test_metrics_are_well_formed_and_complete(server):
     assert promtext.value(fams, "snakepit_pool_idle_slots", pool="tt") + \
         promtext.value(fams, "snakepit_pool_busy_slots", pool="tt") == 4
     assert promtext.value(fams, "snakepit_worker_rss_bytes", pool="tp") > 1 << 20
+    # Shared pages (libpython, the fork server's imports) count in RSS only.
+    for name in ("snakepit_worker_pss_bytes", "snakepit_worker_uss_bytes"):
+        for _, labels, v in fams[name]["samples"]:
+            if labels["pool"] == "tp":
+                rss = promtext.value(fams, "snakepit_worker_rss_bytes", **labels)
+                assert 0 < v < rss, (name, labels, v, rss)
+    assert promtext.value(fams, "snakepit_pool_pss_bytes", pool="tp") > 1 << 20
+    # A fixed pool: current = desired = min = max, never scaled.
+    size = promtext.value(fams, "snakepit_pool_size", pool="tt")
+    for name in ("snakepit_pool_workers_current", "snakepit_pool_min_workers",
+                 "snakepit_pool_max_workers"):
+        assert promtext.value(fams, name, pool="tt") == size, name
+    assert promtext.value(fams, "snakepit_pool_scale_ups_total", pool="tt") == 0
     assert promtext.value(fams, "snakepit_fork_server_starts_total", pool="tt") == 1
 
 

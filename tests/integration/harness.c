@@ -14,16 +14,18 @@
 
 void h_yaml(char *buf, size_t cap, const char *name, const char *profile, int size, int threads,
             const char *adapter, const char *extra) {
+  char sized[32] = "";
+  if (size > 0) snprintf(sized, sizeof(sized), "    pool_size: %d\n", size);
   snprintf(buf, cap,
            "pools:\n"
            "  - name: %s\n"
            "    worker_profile: %s\n"
-           "    pool_size: %d\n"
+           "%s"
            "    threads_per_worker: %d\n"
            "    adapter: %s\n"
            "    python_path: [\"%s\"]\n"
            "%s",
-           name, profile, size, threads, adapter, SP_TEST_ADAPTERS, extra ? extra : "");
+           name, profile, sized, threads, adapter, SP_TEST_ADAPTERS, extra ? extra : "");
 }
 
 sp_runtime_t *h_start(const char *yaml) {
@@ -191,4 +193,65 @@ int h_async_wait(h_async_t *a, double timeout_s) {
   double t0 = h_now();
   while (!atomic_load(&a->done) && h_now() - t0 < timeout_s) h_sleep_ms(5);
   return atomic_load(&a->done);
+}
+
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *burn(void *arg) {
+  double end = h_now() + *(double *)arg;
+  volatile unsigned long x = 0;
+  while (h_now() < end) x++;
+  return NULL;
+}
+
+double h_available_cpus(void) {
+  double span = 0.3;
+  pthread_t a, b;
+  double c0 = cpu_seconds(), t0 = h_now();
+  pthread_create(&a, NULL, burn, &span);
+  pthread_create(&b, NULL, burn, &span);
+  pthread_join(a, NULL);
+  pthread_join(b, NULL);
+  return (cpu_seconds() - c0) / (h_now() - t0);
+}
+
+void h_skip_without_module(sp_runtime_t *rt, const char *pool, const char *module) {
+  char args[256];
+  snprintf(args, sizeof(args), "{\"name\": \"%s\"}", module);
+  char *r = h_call_ok(rt, pool, "has_module", args);
+  int have = strcmp(r, "true") == 0;
+  free(r);
+  if (have) return;
+  sp_runtime_stop(rt, 1000);
+  print_message("skipped: the workers' Python cannot import %s (none is installed for it)\n",
+                module);
+  skip();
+}
+
+sp_runtime_t *h_start_one_and_two(void) {
+  char yaml[4096];
+  snprintf(yaml, sizeof(yaml),
+           "pools:\n"
+           "  - name: two\n    worker_profile: thread\n    pool_size: 1\n    threads_per_worker: 2\n"
+           "    adapter: " TESTING_ADAPTER "\n    python_path: [\"%s\"]\n"
+           "  - name: one\n    worker_profile: thread\n    pool_size: 1\n    threads_per_worker: 1\n"
+           "    adapter: " TESTING_ADAPTER "\n    python_path: [\"%s\"]\n",
+           SP_TEST_ADAPTERS, SP_TEST_ADAPTERS);
+  return h_start(yaml);
+}
+
+double h_best_pair(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                   int trials) {
+  double best = 1e9;
+  for (int i = 0; i < trials; i++) {
+    int ok = 0, failed = 0;
+    double t = h_concurrent(rt, pool, tool, args, 2, 1, &ok, &failed);
+    assert_int_equal(ok, 2);
+    if (t < best) best = t;
+  }
+  return best;
 }

@@ -19,7 +19,7 @@
 
 /**
  * Writes a one-pool config into buf: pool `name`, profile "process"/"thread",
- * size workers x threads, adapter, the test adapters on python_path, then
+ * size workers (0: no pool_size line) x threads, adapter, the test adapters on python_path, then
  * `extra` (more "    key: value\n" lines, may be NULL).
  */
 void h_yaml(char *buf, size_t cap, const char *name, const char *profile, int size, int threads,
@@ -81,6 +81,25 @@ double h_concurrent(sp_runtime_t *rt, const char *pool, const char *tool, const 
  * /proc/PID/stat. Returns 0, or -1 when there is no such process.
  */
 int h_proc_stat(long pid, char *state, long *ppid);
+
+/** Starts thread-profile pools "one" (1 worker x 1 thread) and "two" (1 x 2), testing adapter. */
+sp_runtime_t *h_start_one_and_two(void);
+
+/** Best (shortest) wall time, over `trials`, of 2 concurrent calls of tool; asserts both succeed. */
+double h_best_pair(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                   int trials);
+
+/**
+ * CPUs this process really gets right now: CPU time / wall time of 2 busy
+ * threads over 0.3 s (2.0: both ran all the time; lower on a shared machine).
+ */
+double h_available_cpus(void);
+
+/**
+ * Skips the running test, printing why, when the workers of `pool` (testing
+ * adapter) cannot import `module` (NumPy on a free-threaded 3.14t, say).
+ */
+void h_skip_without_module(sp_runtime_t *rt, const char *pool, const char *module);
 
 /** Integer field of a JSON object text, or fails the test. */
 long long h_json_int(const char *json, const char *key);

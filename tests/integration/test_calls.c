@@ -189,7 +189,7 @@ static void stats_json(void **state) {
   assert_true(json_integer_value(json_object_get(w, "pid")) > 0);
   assert_true(json_integer_value(json_object_get(w, "rss_kb")) > 1000);
   assert_true(json_integer_value(json_object_get(w, "requests")) >= 1);
-  assert_true(json_is_real(json_object_get(w, "gil_wait_ms")));
+  assert_true(json_is_real(json_object_get(w, "attach_wait_ms")));
   /* Per-tool counters, the cumulative histogram, and refusals counted before dispatch
    * (earlier tests sent unknown tools and bad JSON to this pool). */
   json_t *noop = json_object_get(json_object_get(o, "tools"), "noop");
@@ -419,8 +419,61 @@ static void loop_sleeps_when_quiet(void **state) {
   sp_runtime_stop(qrt, 1000);
 }
 
+/* Waits up to 3 s (several pings) for the pool's stats to report the GIL on. */
+static json_t *stats_once_gil_on(sp_runtime_t *r, const char *pool) {
+  json_t *st = NULL;
+  for (int i = 0; i < 60; i++) {
+    json_decref(st);
+    st = h_pool_stats(r, pool);
+    if (json_is_true(json_object_get(st, "gil_enabled"))) break;
+    h_sleep_ms(50);
+  }
+  return st;
+}
+
+static void gil_state_is_live(void **state) {
+  (void)state;
+  /* A worker reports the GIL state with every PONG: importing an extension
+   * without free-threading support turns a free-threaded build's GIL back on,
+   * which stats, the log and the counters must show (a GIL build: always on). */
+  static log_capture_t cap = {PTHREAD_MUTEX_INITIALIZER, ""};
+  char extra[512];
+  snprintf(extra, sizeof(extra),
+           "    ping_interval: 100ms\n    adapter_env: {PYTHONPATH: \"%s\"}\n", SP_TEST_EXT_DIR);
+  sp_runtime_t *g = h_start_pool("gil", "thread", 1, 2, TESTING_ADAPTER, extra);
+  json_t *st = h_pool_stats(g, "gil");
+  int ft = json_is_true(json_object_get(st, "free_threaded_build"));
+  print_message("free-threaded build: %s\n", ft ? "yes" : "no");
+  assert_int_equal(json_is_true(json_object_get(st, "gil_enabled")), !ft);
+  assert_int_equal(json_integer_value(json_object_get(st, "gil_enabled_workers")), !ft);
+  json_decref(st);
+
+  sp_set_log_handler(capture, &cap);
+  char *r = h_call_ok(g, "gil", "import_module", "{\"name\": \"sp_gil_user\"}");
+  assert_string_equal(r, "true");
+  free(r);
+  st = stats_once_gil_on(g, "gil");
+  sp_set_log_handler(NULL, NULL);
+  json_t *w = json_array_get(json_object_get(st, "workers"), 0);
+  assert_true(json_is_true(json_object_get(st, "gil_enabled")));
+  assert_true(json_is_true(json_object_get(w, "gil_enabled")));
+  assert_int_equal(json_integer_value(json_object_get(st, "gil_enabled_workers")), 1);
+  assert_int_equal(json_integer_value(json_object_get(st, "gil_reenabled")), ft);
+  char expect[96];
+  snprintf(expect, sizeof(expect), "[gil/w1 pid %lld] the GIL is enabled again (at run time)",
+           json_integer_value(json_object_get(w, "pid")));
+  pthread_mutex_lock(&cap.mu);
+  int logged = strstr(cap.lines, expect) != NULL;
+  if (logged != ft) print_error("captured: %s\n", cap.lines);
+  pthread_mutex_unlock(&cap.mu);
+  assert_int_equal(logged, ft);
+  json_decref(st);
+  sp_runtime_stop(g, 1000);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(gil_state_is_live),
       cmocka_unit_test(results_in_both_profiles),
       cmocka_unit_test(unicode_round_trip),
       cmocka_unit_test(threads_are_named),

@@ -14,31 +14,6 @@
 
 #include "harness.h"
 
-static double cpu_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void *burn(void *arg) {
-  double end = h_now() + *(double *)arg;
-  volatile unsigned long x = 0;
-  while (h_now() < end) x++;
-  return NULL;
-}
-
-/* CPUs this process really gets right now: CPU time / wall time of 2 busy threads. */
-static double available_cpus(void) {
-  double span = 0.3;
-  pthread_t a, b;
-  double c0 = cpu_seconds(), t0 = h_now();
-  pthread_create(&a, NULL, burn, &span);
-  pthread_create(&b, NULL, burn, &span);
-  pthread_join(a, NULL);
-  pthread_join(b, NULL);
-  return (cpu_seconds() - c0) / (h_now() - t0);
-}
-
 static void thread_profile_overlaps_calls(void **state) {
   (void)state;
   /* One worker with 4 threads: 4 calls of sleep(0.5) complete in well under 2 s. */
@@ -62,28 +37,10 @@ static void process_pool_of_one_serializes(void **state) {
   sp_runtime_stop(rt, 1000);
 }
 
-static double best_of(sp_runtime_t *rt, const char *pool, const char *args, int trials) {
-  double best = 1e9;
-  for (int i = 0; i < trials; i++) {
-    int ok = 0, failed = 0;
-    double t = h_concurrent(rt, pool, "numpy_work", args, 2, 1, &ok, &failed);
-    assert_int_equal(ok, 2);
-    if (t < best) best = t;
-  }
-  return best;
-}
-
 static void numpy_scales_with_threads(void **state) {
   (void)state;
-  char yaml[4096];
-  snprintf(yaml, sizeof(yaml),
-           "pools:\n"
-           "  - name: two\n    worker_profile: thread\n    pool_size: 1\n    threads_per_worker: 2\n"
-           "    adapter: " TESTING_ADAPTER "\n    python_path: [\"%s\"]\n"
-           "  - name: one\n    worker_profile: thread\n    pool_size: 1\n    threads_per_worker: 1\n"
-           "    adapter: " TESTING_ADAPTER "\n    python_path: [\"%s\"]\n",
-           SP_TEST_ADAPTERS, SP_TEST_ADAPTERS);
-  sp_runtime_t *rt = h_start(yaml);
+  sp_runtime_t *rt = h_start_one_and_two();
+  h_skip_without_module(rt, "one", "numpy");
   const char *args = "{\"size\": 300, \"repeat\": 12}";
   char *r = h_call_ok(rt, "two", "numpy_work", args); /* warm up BLAS in both workers */
   free(r);
@@ -93,10 +50,10 @@ static void numpy_scales_with_threads(void **state) {
   double cpus = 0;
   double t2 = 0, t1 = 0;
   for (int attempt = 0; attempt < 3; attempt++) {
-    cpus = available_cpus();
+    cpus = h_available_cpus();
     if (cpus < 1.6) continue;
-    t1 = best_of(rt, "one", args, 2);
-    t2 = best_of(rt, "two", args, 2);
+    t1 = h_best_pair(rt, "one", "numpy_work", args, 2);
+    t2 = h_best_pair(rt, "two", "numpy_work", args, 2);
     print_message("numpy 2 calls: 1 thread %.3f s, 2 threads %.3f s (speedup %.2fx, %.2f CPUs)\n",
                   t1, t2, t1 / t2, cpus);
     if (t2 < 0.8 * t1) break;
@@ -113,6 +70,7 @@ static void numpy_scales_with_threads(void **state) {
 static double faults_per_call(const char *extra) {
   enum { CALLS = 30 };
   sp_runtime_t *rt = h_start_pool("np", "thread", 1, 2, TESTING_ADAPTER, extra);
+  h_skip_without_module(rt, "np", "numpy");
   const char *args = "{\"size\": 300, \"repeat\": 1}";
   free(h_call_ok(rt, "np", "numpy_work", args));
   char *r = h_call_ok(rt, "np", "page_faults", "{}");

@@ -1,10 +1,10 @@
 """The shipped showcase adapter and the test adapters, through _host."""
 
 import json
+import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from snakepit_bridge import _host
@@ -38,6 +38,40 @@ def test_showcase_manifest(showcase):
         {"name": "iterations", "type": "int", "required": False, "default": 1000}]
 
 
+def test_showcase_pure_python_tools(showcase):
+    assert ok(showcase, "ping") == {"status": "ok", "thread": threading.current_thread().name}
+    r = ok(showcase, "batch_process", {"items": [2, "ab", None, {"k": 1}]})
+    assert r["results"] == [4, "AB", None, {"k": 1}] and r["count"] == 4
+    r = ok(showcase, "stress_test", {"iterations": 100})
+    assert r["iterations"] == 100 and r["result"] == sum(i * i for i in range(100))
+    assert r["vector_sum"] == float(sum(range(100)))
+    assert ok(showcase, "sleep", {"seconds": 0.01})["slept"] == 0.01
+    assert ok(showcase, "echo", {"x": 1}) == {"x": 1}
+
+
+def test_showcase_without_numpy_fails_only_numpy_tools(tmp_path, monkeypatch):
+    # A NumPy that cannot be imported (as on a free-threaded 3.14t without it):
+    # the adapter still loads; the NumPy tools fail alone and say why.
+    stub = tmp_path / "numpy"
+    stub.mkdir()
+    (stub / "__init__.py").write_text("raise ImportError('NumPy is hidden for this test')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in [m for m in sys.modules if m == "numpy" or m.startswith("numpy.")]:
+        monkeypatch.delitem(sys.modules, name)
+    h = _host.load(SHOWCASE, [], "w1", "hpc_pool", "thread", 4)
+    assert ok(h, "ping")["status"] == "ok"
+    assert ok(h, "stress_test", {"iterations": 10})["result"] == sum(i * i for i in range(10))
+    for tool_name, args in [("compute_intensive", {"data": [1]}), ("matrix_multiply", {"size": 2}),
+                            ("batch_process", {"items": [[1, 2]]})]:
+        status, payload = h.invoke(tool_name, json.dumps(args))
+        err = json.loads(payload)
+        assert status == 2 and err["type"] == "snakepit_bridge.optional.MissingDependency", err
+        assert f"tool '{tool_name}' needs 'numpy'" in err["message"]
+        assert "NumPy is hidden for this test" in err["message"]
+        assert "the adapter's other tools are not affected" in err["message"]
+
+
+@pytest.mark.numpy
 def test_showcase_tools(showcase):
     assert ok(showcase, "ping") == {"status": "ok", "thread": threading.current_thread().name}
     r = ok(showcase, "compute_intensive", {"data": [1, 2, 3, 4]})
@@ -87,13 +121,23 @@ def test_showcase_runs_calls_on_threads_concurrently(showcase):
     assert sum(1 for name in stats["thread_utilization"] if name.startswith("snakepit-w1-t")) == n
 
 
-def test_testing_adapter_tools():
+@pytest.mark.numpy
+def test_testing_adapter_numpy_work():
+    import numpy as np
     h = _host.load("testing_adapter.TestingAdapter", [], "w", "p", "process", 1)
     r = ok(h, "numpy_work", {"size": 10, "repeat": 3})
     rng = np.random.default_rng(10)
     a, b = rng.random((10, 10)), rng.random((10, 10))
     assert r["checksum"] == pytest.approx(3 * float(np.dot(a, b).sum()))
+
+
+def test_testing_adapter_tools():
+    h = _host.load("testing_adapter.TestingAdapter", [], "w", "p", "process", 1)
     assert ok(h, "spin", {"seconds": 0.01})["loops"] > 0
+    assert ok(h, "crunch", {"n": 5}) == (0 * 31 * 31 * 31 * 31 + 1 * 31 * 31 * 31 + 2 * 31 * 31
+                                         + 3 * 31 + 4) % 1_000_003
+    assert ok(h, "has_module", {"name": "json"}) is True
+    assert ok(h, "has_module", {"name": "no_such_module_here"}) is False
     import os
     assert ok(h, "pid") == os.getpid()
 

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 
-import numpy as np
 import pytest
 
 from snakepit_bridge import _arrays, _host
@@ -48,13 +47,19 @@ class HostAdapter(BaseAdapter):
 
     @tool
     def ndarray(self):
+        import numpy as np
         return {"a": np.arange(6, dtype=np.int32).reshape(2, 3),
                 "f": np.float32(1.5), "i": np.int64(7), "b": np.bool_(True),
                 "s": {3}, "t": (1, 2), "nested": [np.array([0.5])]}
 
     @tool
     def non_finite(self):
-        return {"nan": float("nan"), "arr": np.array([1.0, np.inf])}
+        return {"nan": float("nan"), "inf": float("-inf"), "list": [1.0, float("inf")]}
+
+    @tool
+    def non_finite_array(self):
+        import numpy as np
+        return {"arr": np.array([1.0, np.inf])}
 
     @tool
     def unserializable(self):
@@ -136,7 +141,7 @@ def test_load_without_adapter_args_parameter_and_max_workers(testing):
     names = [t["name"] for t in m["tools"]]
     assert names == sorted(["noop", "echo", "add", "sleep", "fail", "exit_now", "segfault",
                             "numpy_work", "spin", "write_stderr", "thread_name", "pid", "whoami",
-                            "page_faults"])
+                            "page_faults", "crunch", "has_module", "import_module", "collect"])
     add = next(t for t in m["tools"] if t["name"] == "add")
     assert add == {"name": "add", "description": "Add two integers", "supports_streaming": False,
                    "parameters": [{"name": "a", "type": "int", "required": True},
@@ -190,11 +195,17 @@ def test_ok_results(testing):
     assert testing.invoke("add", '{"a": 2, "b": 40}') == (0, "42")
     assert testing.invoke("echo", '{"value": {"k": [1, "é", null]}}') == (0, '{"k":[1,"\\u00e9",null]}')
     assert testing.invoke("echo", "{}") == (0, "null")
+
+
+@pytest.mark.numpy
+def test_numpy_tool(testing):
     status, payload = testing.invoke("numpy_work", '{"size": 20, "repeat": 2}')
     assert status == 0 and json.loads(payload)["checksum"] > 0
 
 
+@pytest.mark.numpy
 def test_numpy_and_container_conversion(host):
+    import numpy as np
     # As lists (the caller asked for JSON only): NumPy arrays become nested lists.
     status, payload = host.invoke("ndarray", "{}", None, True)
     assert status == 0
@@ -214,10 +225,17 @@ def test_numpy_and_container_conversion(host):
 
 
 def test_non_finite_floats_become_null(host):
-    assert host.invoke("non_finite", "{}", None, True) == (0, '{"nan":null,"arr":[1.0,null]}')
+    assert host.invoke("non_finite", "{}") == (0, '{"nan":null,"inf":null,"list":[1.0,null]}')
+
+
+@pytest.mark.numpy
+def test_non_finite_array_values(host):
+    import numpy as np
+    # As lists (JSON only): non-finite values become null.
+    assert host.invoke("non_finite_array", "{}", None, True) == (0, '{"arr":[1.0,null]}')
     # In binary, inf stays inf.
-    status, payload, arrays = host.invoke("non_finite", "{}")
-    assert (status, payload) == (0, '{"nan":null,"arr":{"$array":0}}')
+    status, payload, arrays = host.invoke("non_finite_array", "{}")
+    assert (status, payload) == (0, '{"arr":{"$array":0}}')
     assert np.frombuffer(bytes(memoryview(arrays[0][4])), dtype=np.float64).tolist() == [1.0, np.inf]
 
 
@@ -236,8 +254,9 @@ def test_generators_async_kwargs_and_positional_only(host):
 def test_unknown_tool(testing):
     status, msg = testing.invoke("nope", "{}")
     assert status == _host.STATUS_NO_TOOL == 3
-    assert msg == ("unknown tool 'nope' (available: add, echo, exit_now, fail, noop, numpy_work, "
-                   "page_faults, pid, segfault, sleep, spin, thread_name, whoami, write_stderr)")
+    assert msg == ("unknown tool 'nope' (available: add, collect, crunch, echo, exit_now, fail, has_module, "
+                   "import_module, noop, numpy_work, page_faults, pid, segfault, sleep, spin, "
+                   "thread_name, whoami, write_stderr)")
 
 
 def test_invalid_json(testing):
@@ -441,7 +460,14 @@ def test_shutdown_without_hooks_logs_nothing_and_failing_hooks_are_logged(caplog
 
 
 def test_to_json_top_level_values():
-    assert _host.to_json(np.float64(2.5)) == "2.5"
+    assert _host.to_json(2.5) == "2.5"
     assert _host.to_json("é") == '"\\u00e9"'
     assert _host.to_json(float("inf")) == "null"
+    assert _host.to_json([1, None]) == "[1,null]"
+
+
+@pytest.mark.numpy
+def test_to_json_numpy_scalars():
+    import numpy as np
+    assert _host.to_json(np.float64(2.5)) == "2.5"
     assert _host.to_json([np.int8(1), None]) == "[1,null]"

@@ -256,7 +256,8 @@ def test_import_hook_ignores_missing_and_unlisted_modules():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("pandas") is None,
-                    reason="pandas is not installed (Debian: python3-pandas)")
+                    reason=f"pandas is not installed for Python {sys.version.split()[0]} "
+                           f"({sys.executable}); Debian: python3-pandas, for /usr/bin/python3")
 def test_seed_pitfall_3_pandas():
     # A fresh interpreter, so the import hook sees pandas being imported.
     code = f"""
@@ -422,8 +423,8 @@ def test_deletion_and_dict_mutation_are_reported():
 # -- the instrumentation keeps semantics -------------------------------------------------
 
 def test_tracked_containers_behave_like_the_builtins():
-    if not _tsc_writes.container_tracking_available():
-        pytest.skip("this interpreter cannot tell fresh containers from aliases")
+    # Every supported interpreter (3.11 to 3.14t) tells fresh containers from aliases.
+    assert _tsc_writes.container_tracking_available()
     checker = ThreadSafetyChecker(enabled=True)
 
     class Holder(ThreadSafeAdapter):
@@ -451,6 +452,41 @@ def test_tracked_containers_behave_like_the_builtins():
         _tsc_writes.unwatch_class(Holder)
         checker.disable()
     assert "__setattr__" not in Holder.__dict__
+
+
+SHARED_LIST = []
+
+
+def test_fresh_containers_are_told_from_aliases_on_every_interpreter():
+    # CPython 3.14 loads locals with borrowed references: an alias held by a
+    # local then has no more references than a fresh list. Both must still be
+    # told apart: aliases stored as is, fresh containers tracked.
+    checker = ThreadSafetyChecker(enabled=True)
+
+    class Holder:
+        def assign(self, flag):
+            alias = []
+            self.fresh = []
+            self.local = alias
+            self.comp = [i for i in range(3)]
+            self.called = list(alias)
+            self.chained = also = {}
+            self.glob = SHARED_LIST
+            self.merged = alias if flag else []
+            self.attr = self.fresh
+            return alias, also
+
+    _tsc_writes.watch_class(Holder)
+    try:
+        h = Holder()
+        alias, also = h.assign(True)
+        tracked = {k for k, v in vars(h).items() if type(v) in _tsc_writes.TRACKED_TYPES}
+        assert tracked == {"fresh", "comp", "called", "attr"}, vars(h)   # attr is fresh
+        assert h.local is alias and h.chained is also and h.glob is SHARED_LIST
+        assert h.merged is alias and h.attr is h.fresh
+    finally:
+        _tsc_writes.unwatch_class(Holder)
+        checker.disable()
 
 
 def test_tracked_locks_keep_condition_semantics():

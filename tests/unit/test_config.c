@@ -540,7 +540,8 @@ static void test_profiles(void **state) {
   sp__config_t cfg;
   (void)state;
   expect_error("pools:\n  - name: p\n    worker_profile: fork\n", 3,
-               "key 'worker_profile': must be \"process\" or \"thread\", got \"fork\"", NULL);
+               "key 'worker_profile': must be \"process\", \"thread\" or \"auto\", got \"fork\"",
+               NULL);
   expect_error("pools:\n  - name: p\n    worker_profile: Thread\n", 3, "key 'worker_profile'",
                NULL);
   /* The rule is checked after the entry, whichever order the keys come in. */
@@ -555,6 +556,39 @@ static void test_profiles(void **state) {
   load_ok(&cfg, "pools:\n  - threads_per_worker: 8\n    name: p\n    worker_profile: thread\n");
   assert_int_equal(cfg.pools[0].threads_per_worker, 8);
   sp__config_free(&cfg);
+  /* auto: decided at start; threads_per_worker 0 = the chosen profile's default. */
+  load_ok(&cfg, "pools:\n  - name: p\n    worker_profile: auto\n");
+  assert_int_equal(cfg.pools[0].profile, SP__PROFILE_AUTO);
+  assert_int_equal(cfg.pools[0].threads_per_worker, 0);
+  sp__config_free(&cfg);
+}
+
+static void test_sizes_and_preload(void **state) {
+  sp__config_t cfg;
+  (void)state;
+  load_ok(&cfg, "pools:\n  - name: p\n    pool_size: 2..5\n");
+  assert_int_equal(cfg.pools[0].min_workers, 2);
+  assert_int_equal(cfg.pools[0].pool_size, 5);
+  assert_int_equal(cfg.pools[0].scale_up_wait_ms, 50);
+  assert_int_equal(cfg.pools[0].scale_down_idle_ms, 60000);
+  sp__config_free(&cfg);
+  load_ok(&cfg, "pools:\n  - name: p\n    pool_size: 3\n");
+  assert_int_equal(cfg.pools[0].min_workers, 3);
+  assert_int_equal(cfg.pools[0].pool_size, 3);
+  sp__config_free(&cfg);
+  load_ok(&cfg, "pools:\n  - name: p\n    min_workers: 1\n    max_workers: 6\n"
+                "    scale_down_idle: 2s\n    preload: auto\n");
+  assert_int_equal(cfg.pools[0].min_workers, 1);
+  assert_int_equal(cfg.pools[0].pool_size, 6);
+  assert_int_equal(cfg.pools[0].scale_down_idle_ms, 2000);
+  assert_int_equal(cfg.pools[0].preload, SP__PRELOAD_AUTO);
+  sp__config_free(&cfg);
+  expect_error("pools:\n  - name: p\n    pool_size: 0..2\n", 3, "key 'pool_size'",
+               "start at 1 worker", NULL);
+  expect_error("pools:\n  - name: p\n    preload: yes please\n", 3, "key 'preload'",
+               "true, false or \"auto\"", NULL);
+  expect_error("pools:\n  - name: p\n    preload: on\n    worker_start: exec\n", 3,
+               "key 'preload'", "worker_start is \"exec\" (line 4)", NULL);
 }
 
 static void test_syntax_errors(void **state) {
@@ -917,6 +951,7 @@ int main(void) {
       cmocka_unit_test(test_missing_name),
       cmocka_unit_test(test_bad_names),
       cmocka_unit_test(test_profiles),
+      cmocka_unit_test(test_sizes_and_preload),
       cmocka_unit_test(test_syntax_errors),
       cmocka_unit_test(test_missing_file),
       cmocka_unit_test(test_nesting_and_size_bounds),

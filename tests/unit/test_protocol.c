@@ -64,8 +64,8 @@ static void bad_headers(void **state) {
   sp__frame_header_write(h, SP__FRAME_CALL, 0, 101, 1);
   assert_int_equal(sp__frame_header_parse(h, 100, &f, &err), SP_ETOOLARGE);
   assert_non_null(strstr(err.message, "101 bytes"));
-  sp_error_free(&err);
   assert_int_equal(err.category, SP_CAT_PROTOCOL);
+  sp_error_free(&err);
 }
 
 static void decoder_byte_by_byte(void **state) {
