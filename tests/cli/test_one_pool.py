@@ -6,7 +6,8 @@ a method that lacks @tool and for adapter_args nobody receives.
 
 import json
 
-from test_cli import ADAPTERS, EXIT_INVALID, EXIT_OK, EXIT_USAGE, ok_json, run, run_on_terminal
+from test_cli import (ADAPTERS, EXIT_INVALID, EXIT_OK, EXIT_USAGE, needs_numpy, ok_json, run,
+                      run_on_terminal)
 
 ONE = ("--adapter", "testing_adapter.TestingAdapter", "--python-path", ADAPTERS)
 
@@ -120,6 +121,7 @@ MODEL = ("--adapter", "model_adapter.ModelAdapter", "--python-path", ADAPTERS,
          "--adapter-arg", "32", "--workers", "3")
 
 
+@needs_numpy    # the model is NumPy weights
 def test_preload_flag_shares_the_model():
     st = ok_json(run("stats", "--json", *MODEL, "--preload", "default"))
     assert st["preload"] == "on"
