@@ -324,13 +324,22 @@ SP_EXTERN int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *t
                                const char *args_json, const sp_call_opts_t *opts,
                                sp_done_cb cb, void *userdata, sp_error_t *err);
 
+/** What a chunk callback returns. */
+enum {
+  SP_CHUNK_CONTINUE = 0, /* go on */
+  SP_CHUNK_STOP = 1,     /* cancel the stream (any value but 0 and 2 does too) */
+  SP_CHUNK_PAUSE = 2     /* chunk taken, but send no more until sp_stream_resume() */
+};
+
 /**
  * Chunk callback of sp_execute_stream(): one streamed item as JSON text, len
  * bytes, NOT NUL-terminated, borrowed for the duration of the callback. Runs
  * on the loop thread: it must not block (a slow consumer holds up every call
- * of the runtime; copy the chunk and hand it to another thread instead).
- * Return 0 to go on, non-zero to stop: the stream is then cancelled (its
- * generator closed) and on_done gets SP_ECANCELLED.
+ * of the runtime). A consumer that hands chunks to a slower one (a network
+ * client) copies the chunk and returns SP_CHUNK_PAUSE once it holds enough:
+ * the worker then pauses the generator after at most 128 more chunks, until
+ * sp_stream_resume(). SP_CHUNK_STOP cancels the stream (its generator is
+ * closed) and on_done gets SP_ECANCELLED.
  */
 typedef int (*sp_chunk_cb)(const char *json, size_t len, void *userdata);
 
@@ -364,6 +373,12 @@ SP_EXTERN int sp_execute_stream(sp_runtime_t *rt, const char *pool, const char *
  * the loop thread (the cancellation then happens after the callback returns).
  */
 SP_EXTERN int sp_cancel(sp_runtime_t *rt, uint64_t call_id);
+
+/**
+ * Lets a stream paused by SP_CHUNK_PAUSE go on (no-op for one that is not
+ * paused or finished). Returns 0 once posted, SP_EINVAL, SP_ESTOPPED. Any thread.
+ */
+SP_EXTERN int sp_stream_resume(sp_runtime_t *rt, uint64_t call_id);
 
 /**
  * Statistics as JSON: one pool's when pool is non-NULL, else {"pools":[...]}.

@@ -32,7 +32,8 @@ enum {
   SP__MSG_ATTACH,
   SP__MSG_DETACH,
   SP__MSG_REPORT,
-  SP__MSG_CANCEL
+  SP__MSG_CANCEL,
+  SP__MSG_RESUME
 };
 
 enum { SP__CALL_NEW = 0, SP__CALL_QUEUED, SP__CALL_RUNNING, SP__CALL_DONE };
@@ -68,6 +69,7 @@ typedef struct sp__call_s {
   struct sp__call_s *snext, *sprev;
   uint64_t chunks;
   uint32_t unacked;
+  int paused; /* the consumer returned SP_CHUNK_PAUSE: no credit until it resumes */
   uint64_t *inputs; /* blocks of the pool's input region this call owns (its arrays) */
   size_t ninputs;
   size_t frame_len;

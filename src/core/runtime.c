@@ -306,8 +306,8 @@ static void wakeup_cb(uv_async_t *a) {
       sp__rt_accept_call(rt, (sp__call_t *)m);
     } else if (m->kind == SP__MSG_REPORT) {
       sp__report_accept(rt, m);
-    } else if (m->kind == SP__MSG_CANCEL) {
-      sp__stream_cancel_msg(rt, m);
+    } else if (m->kind == SP__MSG_CANCEL || m->kind == SP__MSG_RESUME) {
+      sp__stream_msg(rt, m);
     } else {
       handle_ctl(rt, (sp__ctl_t *)m);
     }

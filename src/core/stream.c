@@ -16,11 +16,34 @@
 #include "stream.h"
 #include "worker.h"
 
-/* A request to cancel call `id`, posted from any thread. */
-typedef struct sp__cancel_msg_s {
+/* A request about stream `id` (SP__MSG_CANCEL, SP__MSG_RESUME), posted from any thread. */
+typedef struct sp__stream_msg_s {
   sp__msg_t msg;
   uint64_t id;
-} sp__cancel_msg_t;
+} sp__stream_msg_t;
+
+static int post_stream_msg(sp_runtime_t *rt, int kind, uint64_t call_id) {
+  if (rt == NULL || call_id == 0) return SP_EINVAL;
+  sp__stream_msg_t *m = calloc(1, sizeof(*m));
+  if (m == NULL) return SP_ENOMEM;
+  m->msg.kind = kind;
+  m->id = call_id;
+  if (sp__rt_post(rt, &m->msg) != 0) {
+    free(m);
+    return SP_ESTOPPED;
+  }
+  return 0;
+}
+
+/* Grants the worker credit for the chunks c's consumer took since the last grant. */
+static void grant(sp__call_t *c) {
+  sp__worker_t *w = c->worker;
+  if (w == NULL || c->unacked == 0) return;
+  if (sp__buf_append_credit(&w->wbuf, w->slot_ids[c->slot], c->unacked) == 0) {
+    c->unacked = 0;
+    sp__rt_mark_dirty(w->pool->rt, w);
+  }
+}
 
 int sp_execute_stream(sp_runtime_t *rt, const char *pool, const char *tool, const char *args_json,
                       const sp_call_opts_t *opts, sp_chunk_cb on_chunk, sp_done_cb on_done,
@@ -48,16 +71,11 @@ int sp_execute_stream(sp_runtime_t *rt, const char *pool, const char *tool, cons
 }
 
 int sp_cancel(sp_runtime_t *rt, uint64_t call_id) {
-  if (rt == NULL || call_id == 0) return SP_EINVAL;
-  sp__cancel_msg_t *m = calloc(1, sizeof(*m));
-  if (m == NULL) return SP_ENOMEM;
-  m->msg.kind = SP__MSG_CANCEL;
-  m->id = call_id;
-  if (sp__rt_post(rt, &m->msg) != 0) {
-    free(m);
-    return SP_ESTOPPED;
-  }
-  return 0;
+  return post_stream_msg(rt, SP__MSG_CANCEL, call_id);
+}
+
+int sp_stream_resume(sp_runtime_t *rt, uint64_t call_id) {
+  return post_stream_msg(rt, SP__MSG_RESUME, call_id);
 }
 
 void sp__stream_track(sp_runtime_t *rt, sp__call_t *c) {
@@ -77,14 +95,19 @@ void sp__stream_forget(sp_runtime_t *rt, sp__call_t *c) {
   c->pool->streams_active--;
 }
 
-void sp__stream_cancel_msg(sp_runtime_t *rt, sp__msg_t *m) {
-  uint64_t id = ((sp__cancel_msg_t *)m)->id;
+void sp__stream_msg(sp_runtime_t *rt, sp__msg_t *m) {
+  uint64_t id = ((sp__stream_msg_t *)m)->id;
+  int kind = m->kind;
   free(m);
   for (sp__call_t *c = rt->streams; c != NULL; c = c->snext) {
-    if (c->call_id == id) {
+    if (c->call_id != id) continue;
+    if (kind == SP__MSG_CANCEL) {
       sp__call_cancel(c, "by the caller");
-      return;
+    } else if (c->paused) {
+      c->paused = 0;
+      grant(c);
     }
+    return;
   }
   /* Finished already (or never existed): nothing to do. */
 }
@@ -105,16 +128,15 @@ int sp__stream_on_chunk(sp__worker_t *w, const sp__frame_t *f) {
     return -1;
   }
   c->chunks++;
+  c->unacked++;
   w->pool->chunks_sent++;
-  if (c->chunk_cb((const char *)f->body, f->length, c->ud) != 0) {
+  int rc = c->chunk_cb((const char *)f->body, f->length, c->ud);
+  if (rc == SP_CHUNK_PAUSE) {
+    c->paused = 1; /* no credit until sp_stream_resume() */
+  } else if (rc != SP_CHUNK_CONTINUE) {
     sp__call_cancel(c, "by its chunk callback");
     return 0;
   }
-  if (++c->unacked >= SP__STREAM_CREDIT_EVERY) {
-    if (sp__buf_append_credit(&w->wbuf, f->id, c->unacked) == 0) {
-      c->unacked = 0;
-      sp__rt_mark_dirty(w->pool->rt, w);
-    }
-  }
+  if (!c->paused && c->unacked >= SP__STREAM_CREDIT_EVERY) grant(c);
   return 0;
 }

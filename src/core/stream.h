@@ -13,8 +13,11 @@
 void sp__stream_track(sp_runtime_t *rt, sp__call_t *c);
 /** Takes a completed stream off the list (no-op for one never tracked). */
 void sp__stream_forget(sp_runtime_t *rt, sp__call_t *c);
-/** Handles an SP__MSG_CANCEL (freed here): cancels that call if still in flight. */
-void sp__stream_cancel_msg(sp_runtime_t *rt, sp__msg_t *m);
+/**
+ * Handles an SP__MSG_CANCEL or SP__MSG_RESUME (freed here): cancels, or lets
+ * go on, that stream if it is still in flight.
+ */
+void sp__stream_msg(sp_runtime_t *rt, sp__msg_t *m);
 /**
  * A CHUNK frame from worker w: hands it to its call's chunk callback and
  * grants credit. -1 when the frame was malformed (the worker is being killed).

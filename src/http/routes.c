@@ -297,6 +297,8 @@ enum MHD_Result sp__http_call_start(sp__req_t *r) {
   }
   /* An empty body means no arguments. */
   const char *args = r->len > 0 ? r->body : "{}";
+  int stream = sp__http_stream_wanted(r);
+  if (stream != 0) return sp__http_stream_start(r, stream, args, &opts);
   suspend(r);
   if (sp_execute_async(s->rt, r->pool, r->tool, args, &opts, on_call_done, r, &err) != 0)
     land_error(r, &err);
