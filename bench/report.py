@@ -88,12 +88,14 @@ def main():
     started = time.time()
 
     samples = {k: [] for k in ("floor", "capi", "peer", "numpy", "memory", "startup", "http",
-                               "arrays", "peer_arrays", "purepy_gil", "purepy_ft", "preload")}
+                               "arrays", "peer_arrays", "purepy_gil", "purepy_ft", "preload",
+                               "stream")}
     for i in range(runs):
         print(f"run {i + 1}/{runs}: floor, C API, peer, numpy, memory, startup", flush=True)
         samples["floor"].append(run_json([os.path.join(b, "bench", "bench_floor"),
                                           "5000" if args.quick else "50000"]))
         samples["capi"].append(run_capi(b, args.quick))
+        samples["stream"].append(run_json([os.path.join(b, "bench", "bench_stream")] + q))
         samples["peer"].append(run_json(["/usr/bin/python3", os.path.join(HERE, "peer_ppe.py")] + q))
         samples["numpy"].append(run_json([os.path.join(b, "bench", "bench_suite"), "numpy"] + q))
         samples["memory"].append(run_json([os.path.join(b, "bench", "bench_suite"), "memory"]))
@@ -134,6 +136,8 @@ def main():
     fig = {
         "floor_p50_us": median([s["p50_us"] for s in samples["floor"]]),
         "floor_p99_us": median([s["p99_us"] for s in samples["floor"]]),
+        "stream_chunks_per_s": median([s["chunks_per_s"] for s in samples["stream"]]),
+        "stream_first_chunk_p50_us": median([s["first_chunk_us"]["p50"] for s in samples["stream"]]),
         "seq_p50_us": median([s["sequential"]["latency_us"]["p50"] for s in samples["capi"]]),
         "seq_p99_us": median([s["sequential"]["latency_us"]["p99"] for s in samples["capi"]]),
         "sync16_process_2x1": median([capi_tp(s, "sync", "process_2x1") for s in samples["capi"]]),
@@ -194,6 +198,8 @@ def main():
             (ratio(fig["sync16_process_2x1"], fig["peer_16_calls_per_s"]) or 0) >= 10.0,
         "numpy speedup >= 1.8x (when 2 CPUs are available)": (fig["numpy_speedup"] or 0) >= 1.8,
         "thread-pool RSS <= 1/6 of the process pool's": (ratio(fig["rss_thread_mib"], fig["rss_process_mib"]) or 1) <= 1 / 6,
+        "streaming: >= 200k chunks/s of small JSON items through the C API":
+            (fig["stream_chunks_per_s"] or 0) >= 200000,
         "8 process workers ready within 2x the time of 1": (ratio(fig["startup_8_ms"], fig["startup_1_ms"]) or 99) <= 2.0,
         "8 MB array in and out within 3x two memcpys": (ratio(fig["arrays_8mb_ms"], fig["arrays_8mb_floor_ms"]) or 99) <= 3.0,
         "8 MB array >= 100x faster than the JSON path": (ratio(fig["arrays_json_8mb_ms"], fig["arrays_8mb_ms"]) or 0) >= 100,
@@ -231,6 +237,8 @@ def main():
         f"| 16 sync callers, thread 1x16 | {fmt(fig['sync16_thread_1x16'], ' calls/s', 0)} | ProcessPoolExecutor(2) {fmt(fig['peer_16_calls_per_s'], ' calls/s', 0)} | {r(fig['sync16_thread_1x16'], fig['peer_16_calls_per_s'])} |",
         f"| async, 64 in flight, process 2x1 | {fmt(fig['async64_process_2x1'], ' calls/s', 0)} | ProcessPoolExecutor(2) {fmt(fig['peer_16_calls_per_s'], ' calls/s', 0)} | {r(fig['async64_process_2x1'], fig['peer_16_calls_per_s'])} |",
         f"| async, 64 in flight, thread 1x16 | {fmt(fig['async64_thread_1x16'], ' calls/s', 0)} | ProcessPoolExecutor(2) {fmt(fig['peer_16_calls_per_s'], ' calls/s', 0)} | {r(fig['async64_thread_1x16'], fig['peer_16_calls_per_s'])} |",
+        f"| streaming, tight generator of small JSON items, chunks/s, process 1x1 | {fmt(fig['stream_chunks_per_s'], ' chunks/s', 0)} | target 200k chunks/s | {r(fig['stream_chunks_per_s'], 200000)} |",
+        f"| streaming, first-chunk latency (one-chunk stream), p50 | {fmt(fig['stream_first_chunk_p50_us'], ' us')} | sequential no-op call p50 {fmt(fig['seq_p50_us'], ' us')} | {r(fig['stream_first_chunk_p50_us'], fig['seq_p50_us'])} |",
         f"| numpy 200x200 matmul, thread 1x2 | {fmt(fig['numpy_1x2'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {fmt(fig['numpy_speedup'], 'x', 2)} |",
         f"| numpy 200x200 matmul, process 2x1 | {fmt(fig['numpy_2x1'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {r(fig['numpy_2x1'], fig['numpy_1x1'])} |",
         f"| RSS, capacity 16, thread 1x16 | {fmt(fig['rss_thread_mib'], ' MiB')} | process 16x1 {fmt(fig['rss_process_mib'], ' MiB')} | {r(fig['rss_thread_mib'], fig['rss_process_mib'])} |",

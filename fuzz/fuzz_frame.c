@@ -141,6 +141,10 @@ static int check_pong(const uint8_t *body, size_t len) {
   sp__pong_t ping;
   int prc = sp__ping_body_parse(body, len, &ping);
   if ((prc == 0) != (len >= SP__PING_BODY_SIZE)) __builtin_trap();
+  /* A credit (CHUNK M->W) is exactly its 4 bytes. */
+  uint32_t credit;
+  if ((sp__credit_body_parse(body, len, &credit) == 0) != (len == SP__CREDIT_BODY_SIZE))
+    __builtin_trap();
   return rc;
 }
 

@@ -324,6 +324,62 @@ SP_EXTERN int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *t
                                const char *args_json, const sp_call_opts_t *opts,
                                sp_done_cb cb, void *userdata, sp_error_t *err);
 
+/** What a chunk callback returns. */
+enum {
+  SP_CHUNK_CONTINUE = 0, /* go on */
+  SP_CHUNK_STOP = 1,     /* cancel the stream (any value but 0 and 2 does too) */
+  SP_CHUNK_PAUSE = 2     /* chunk taken, but send no more until sp_stream_resume() */
+};
+
+/**
+ * Chunk callback of sp_execute_stream(): one streamed item as JSON text, len
+ * bytes, NOT NUL-terminated, borrowed for the duration of the callback. Runs
+ * on the loop thread: it must not block (a slow consumer holds up every call
+ * of the runtime). A consumer that hands chunks to a slower one (a network
+ * client) copies the chunk and returns SP_CHUNK_PAUSE once it holds enough:
+ * the worker then pauses the generator after at most 128 more chunks, until
+ * sp_stream_resume(). SP_CHUNK_STOP cancels the stream (its generator is
+ * closed) and on_done gets SP_ECANCELLED.
+ */
+typedef int (*sp_chunk_cb)(const char *json, size_t len, void *userdata);
+
+/**
+ * Runs a streaming tool (a generator, sync or async, declared
+ * @tool(supports_streaming=True)) and returns at once. On 0, on_chunk runs once
+ * per yielded item as it is produced, in order, then on_done exactly once
+ * (loop thread, like sp_execute_async's callback): on success with res->json
+ * {"chunks": N}; on failure with the error (SP_EPYTHON when the generator
+ * raised, with its traceback: the chunks before it stay delivered;
+ * SP_ETIMEOUT when the call's deadline, which covers the whole stream,
+ * passed; SP_ECANCELLED after sp_cancel() or a non-zero on_chunk;
+ * SP_ECRASHED when the worker died). A tool that is not a generator streams
+ * its result as one chunk. Flow control: at most 128 chunks of a stream are
+ * in flight between the worker and on_chunk; a consumer that falls behind
+ * pauses the generator. Calls are never retried (opts->idempotent is
+ * ignored). *call_id (may be NULL) names the call for sp_cancel(). On a
+ * negative return neither callback runs and err says why. Thread-safe.
+ */
+SP_EXTERN int sp_execute_stream(sp_runtime_t *rt, const char *pool, const char *tool,
+                                const char *args_json, const sp_call_opts_t *opts,
+                                sp_chunk_cb on_chunk, sp_done_cb on_done, void *userdata,
+                                uint64_t *call_id, sp_error_t *err);
+
+/**
+ * Cancels the stream call_id of sp_execute_stream(): its generator is closed
+ * in the worker (GeneratorExit: its finally blocks run), the worker's thread
+ * is free again, and on_done gets SP_ECANCELLED, unless it completed first
+ * (then nothing happens). Returns 0 once the request is posted (the outcome
+ * arrives through on_done), SP_EINVAL, SP_ESTOPPED. Any thread, including
+ * the loop thread (the cancellation then happens after the callback returns).
+ */
+SP_EXTERN int sp_cancel(sp_runtime_t *rt, uint64_t call_id);
+
+/**
+ * Lets a stream paused by SP_CHUNK_PAUSE go on (no-op for one that is not
+ * paused or finished). Returns 0 once posted, SP_EINVAL, SP_ESTOPPED. Any thread.
+ */
+SP_EXTERN int sp_stream_resume(sp_runtime_t *rt, uint64_t call_id);
+
 /**
  * Statistics as JSON: one pool's when pool is non-NULL, else {"pools":[...]}.
  * *json is the caller's; free it with sp_free(). Thread-safe.

@@ -68,6 +68,8 @@ STATUS_INVALID = 1
 STATUS_ERROR = 2
 STATUS_NO_TOOL = 3
 STATUS_BAD_JSON = 4
+STATUS_STREAM = 5   # invoke(stream=True): the payload is the iterator to stream
+STATUS_END = 6      # stream_next: the iterator is exhausted
 
 _MISSING = object()
 _EMPTY = inspect.Parameter.empty
@@ -95,6 +97,8 @@ def _json_default(o: Any) -> Any:
         return list(o)
     if isinstance(o, types.GeneratorType):
         return list(o)
+    if isinstance(o, types.AsyncGeneratorType):
+        return list(_drive_async(o))
     raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
 
 
@@ -386,6 +390,51 @@ async def _await(aw: Any) -> Any:
     return await aw
 
 
+def _stream_items(result: Any) -> Any:
+    """What a streaming call yields: a generator's items, an async
+    generator's items (each awaited on an event loop of the stream's own), or
+    a plain result as the one and only chunk."""
+    if isinstance(result, types.GeneratorType):
+        return result
+    if isinstance(result, types.AsyncGeneratorType):
+        return _drive_async(result)
+    return iter((result,))
+
+
+async def _anext(agen: Any) -> Any:
+    return await agen.__anext__()
+
+
+def _drive_async(agen: Any) -> Any:
+    import asyncio
+
+    loop = asyncio.new_event_loop()
+    try:
+        while True:
+            step = loop.create_task(_anext(agen))
+            try:
+                item = loop.run_until_complete(step)
+            except StopAsyncIteration:
+                return
+            except BaseException:
+                # Interrupted inside an await (a cancellation): the generator
+                # gets CancelledError there, so its finally blocks run.
+                if not step.done():
+                    step.cancel()
+                    try:
+                        loop.run_until_complete(step)
+                    except BaseException:   # noqa: BLE001 - the first exception wins
+                        pass
+                raise
+            yield item
+    finally:
+        # Closed early (GeneratorExit) or not: aclose() runs its finally blocks.
+        try:
+            loop.run_until_complete(agen.aclose())
+        finally:
+            loop.close()
+
+
 # --------------------------------------------------------------------------
 # Host
 # --------------------------------------------------------------------------
@@ -487,9 +536,10 @@ class Host:
         _context.current()
 
     def invoke(self, tool: str, args_json: Any, arrays: Any = None,
-               lists: bool = False) -> Tuple[Any, ...]:
+               lists: bool = False, stream: bool = False) -> Tuple[Any, ...]:
         """Run ``tool`` with the JSON-object arguments and the array arguments
-        ((name, dtype, shape, buffer) tuples). Never raises."""
+        ((name, dtype, shape, buffer) tuples). Never raises. With ``stream``
+        the outcome is (STATUS_STREAM, iterator) for :meth:`stream_next`."""
         try:
             t = self.tools.get(tool)
             if t is None:
@@ -532,6 +582,8 @@ class Host:
                     result = t.call(args)
             except BaseException as exc:
                 return STATUS_ERROR, _error_payload(exc, _user_traceback(exc.__traceback__))
+            if stream:
+                return STATUS_STREAM, _stream_items(result)
             try:
                 if lists:
                     return STATUS_OK, _arrays.encode_as_lists(to_json, result)
@@ -556,6 +608,40 @@ class Host:
         finally:
             if _arrays.used_output:
                 _arrays.end_call()
+
+    def stream_next(self, items: Any) -> Tuple[int, str]:
+        """The next chunk of a stream as (STATUS_OK, JSON text), (STATUS_END,
+        "") once the generator returned, or (STATUS_ERROR, payload) when it
+        raised (the chunks before stay delivered). Never raises."""
+        try:
+            item = next(items)
+        except StopIteration:
+            return STATUS_END, ""
+        except BaseException as exc:
+            return STATUS_ERROR, _error_payload(exc, _user_traceback(exc.__traceback__))
+        try:
+            try:
+                return STATUS_OK, _encode(item)
+            except ValueError:      # non-finite floats: the slow path
+                return STATUS_OK, to_json(item)
+        except _arrays.HasArrays:
+            exc = TypeError("streamed chunks cannot carry arrays; yield JSON values "
+                            "(or call the tool without streaming)")
+            return STATUS_ERROR, _error_payload(exc, None)
+        except BaseException as exc:
+            return STATUS_ERROR, _error_payload(
+                TypeError(str(exc)), None, f"a chunk is not JSON serializable: {exc}")
+
+    @staticmethod
+    def stream_close(items: Any) -> None:
+        """Closes a stream that ends early (cancelled, deadline, consumer
+        gone): GeneratorExit at its ``yield`` runs its finally blocks."""
+        close = getattr(items, "close", None)
+        if close is not None:
+            try:
+                close()
+            except BaseException:   # noqa: BLE001 - a failing finally must not kill the thread
+                pass
 
     def shutdown(self) -> None:
         """Call the adapter's ``close()`` and ``cleanup()`` (each at most once,

@@ -93,6 +93,7 @@ typedef struct sp_cli_opts_s {
   const char *url;    /* --url: talk to a running `snakepit serve` instead */
   int json;           /* --json: JSON output even on a terminal */
   int local;          /* --local: start the built-in pools even if a server runs */
+  int stream;         /* --stream: exec prints each chunk of a streaming tool as it comes */
   sp_cli_pool_t pool; /* --adapter ... */
   /* exec only: */
   const char **arrays; /* --array NAME=FILE.npy values (argv strings), owned array */

@@ -23,7 +23,9 @@ static const char usage_text[] =
     "\n"
     "Commands:\n"
     "  exec POOL TOOL [JSON]   call TOOL on POOL with JSON object arguments ('{}' if omitted,\n"
-    "                          '-' reads them from stdin) and print the result as JSON\n"
+    "                          '-' reads them from stdin) and print the result as JSON;\n"
+    "                          with --stream, each chunk of a streaming tool as one JSON\n"
+    "                          line the moment it arrives\n"
     "       [--array NAME=FILE.npy]...  also pass FILE.npy as the array argument NAME\n"
     "       [--out DIR]        write returned arrays as DIR/<path>.npy (path: where the array\n"
     "                          sat, e.g. result, c, items.0) and print the rest of the result\n"
@@ -57,6 +59,7 @@ static const char usage_text[] =
     "\n"
     "Other options:\n"
     "  -t, --timeout MS    per-call timeout in milliseconds (default: the pool's timeout)\n"
+    "      --stream        exec: print each chunk of a streaming tool as one JSON line\n"
     "  -q, --quiet         do not forward worker output and runtime notices to stderr\n"
     "      --json          stats as JSON also on a terminal\n"
     "  -h, --help          show this help\n"
@@ -117,6 +120,47 @@ static char *read_stdin(void) {
   return (char *)b.data;
 }
 
+/* exec --stream: the outcome, handed from the loop thread to the waiting main thread. */
+typedef struct {
+  pthread_mutex_t mu;
+  pthread_cond_t cond;
+  int done;
+  sp_result_t *res;
+} stream_wait_t;
+
+/* Each chunk is one line on stdout at once. Writing may block on a full pipe:
+ * that holds up the loop, and so the generator too (flow control), which is
+ * what a reader that falls behind should get from a one-call command. */
+static int print_chunk(const char *json, size_t len, void *ud) {
+  (void)ud;
+  fwrite(json, 1, len, stdout);
+  fputc('\n', stdout);
+  return fflush(stdout) != 0; /* stdout gone (EPIPE): stop the stream */
+}
+
+static void stream_done(sp_result_t *res, void *ud) {
+  stream_wait_t *w = ud;
+  pthread_mutex_lock(&w->mu);
+  *w->res = *res; /* keep everything; the caller frees it */
+  memset(res, 0, sizeof(*res));
+  w->done = 1;
+  pthread_cond_signal(&w->cond);
+  pthread_mutex_unlock(&w->mu);
+}
+
+static int exec_stream(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                       const sp_call_opts_t *opts, sp_result_t *res) {
+  stream_wait_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, res};
+  memset(res, 0, sizeof(*res));
+  int rc = sp_execute_stream(rt, pool, tool, args, opts, print_chunk, stream_done, &w, NULL,
+                             &res->error);
+  if (rc != 0) return rc;
+  pthread_mutex_lock(&w.mu);
+  while (!w.done) pthread_cond_wait(&w.cond, &w.mu);
+  pthread_mutex_unlock(&w.mu);
+  return res->error.code;
+}
+
 static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, const sp_cli_opts_t *o,
                     const sp_cli_inputs_t *in) {
   char *owned = NULL;
@@ -136,8 +180,14 @@ static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, const sp_cli_opts_t
   /* Without a directory to write them to, returned arrays print as JSON lists. */
   opts.arrays_as_lists = o->out_dir == NULL;
   sp_result_t res;
-  int rc = sp_execute(rt, argv[0], argv[1], args, &opts, &res);
+  int stream = o->stream;
+  int rc = stream ? exec_stream(rt, argv[0], argv[1], args, &opts, &res)
+                  : sp_execute(rt, argv[0], argv[1], args, &opts, &res);
   free(owned);
+  if (stream && rc == 0) {
+    sp_result_free(&res);
+    return SP_EXIT_OK;
+  }
   if (rc != 0) return sp_cli_report(&res.error);
   rc = sp_cli_print_result(res.json, res.arrays, res.array_count, o->out_dir);
   sp_result_free(&res);
@@ -219,6 +269,7 @@ static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
                                        {"url", required_argument, NULL, 'u'},
                                        {"local", no_argument, NULL, 'L'},
                                        {"json", no_argument, NULL, 'j'},
+                                       {"stream", no_argument, NULL, 'S'},
                                        {"help", no_argument, NULL, 'h'},
                                        SP_CLI_POOL_OPTIONS,
                                        {NULL, 0, NULL, 0}};
@@ -241,6 +292,7 @@ static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
       case 'u': o->url = optarg; break;
       case 'L': o->local = 1; break;
       case 'j': o->json = 1; break;
+      case 'S': o->stream = 1; break;
       case 'h': fputs(usage_text, stdout); return SP_EXIT_OK;
       default: {
         int taken = sp_cli_pool_option(c, optarg, &o->pool);
@@ -332,6 +384,12 @@ int main(int argc, char **argv) {
     return SP_EXIT_USAGE;
   }
   if (choose_mode(&o) != 0) return SP_EXIT_USAGE;
+  if (o.url != NULL && o.stream) {
+    fprintf(stderr, "snakepit: exec --stream runs on pools started by this command (-c FILE, "
+                    "--adapter or --local); against a server, ask its HTTP API for "
+                    "text/event-stream or application/x-ndjson\n");
+    return SP_EXIT_USAGE;
+  }
   if (o.url != NULL) {
     /* Hand the command and its arguments (without the options) to the client. */
     cargv[-1] = (char *)cmd;

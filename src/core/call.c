@@ -11,6 +11,7 @@
 #include "pool.h"
 #include "runtime.h"
 #include "stats.h"
+#include "stream.h"
 #include "worker.h"
 
 sp__tool_stats_t *sp__call_tool_stats(const sp__call_t *c) {
@@ -44,6 +45,7 @@ static void complete(sp__call_t *c, int code) {
   sp_runtime_t *rt = p->rt;
   sp_result_t *res = c->res;
   sp__call_release_inputs(c); /* the worker has read them (or never will) */
+  if (c->chunk_cb != NULL) sp__stream_forget(rt, c);
 
   p->stats.calls++;
   if (code == 0) p->stats.ok++;
@@ -126,6 +128,18 @@ int sp__call_succeed(sp__call_t *c, const char *json, size_t len, sp__shm_t *reg
   }
   complete(c, code);
   return code;
+}
+
+void sp__call_cancel(sp__call_t *c, const char *by) {
+  if (c->state == SP__CALL_DONE) return;
+  size_t tool_len;
+  const char *tool = sp__call_tool(c, &tool_len);
+  sp_error_t e;
+  sp__error_set(&e, SP_ECANCELLED, "call to tool '%.*s' in pool '%s' was cancelled %s%s",
+                (int)tool_len, tool, c->pool->cfg->name, by,
+                c->chunk_cb != NULL && c->chunks > 0 ? " (after its first chunks)" : "");
+  if (c->state == SP__CALL_RUNNING && c->worker != NULL) sp__worker_abandon(c->worker, c);
+  sp__call_finish(c, SP_ECANCELLED, NULL, 0, &e);
 }
 
 void sp__call_expire(sp__call_t *c) {

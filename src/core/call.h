@@ -31,7 +31,9 @@ enum {
   SP__MSG_STOP,
   SP__MSG_ATTACH,
   SP__MSG_DETACH,
-  SP__MSG_REPORT
+  SP__MSG_REPORT,
+  SP__MSG_CANCEL,
+  SP__MSG_RESUME
 };
 
 enum { SP__CALL_NEW = 0, SP__CALL_QUEUED, SP__CALL_RUNNING, SP__CALL_DONE };
@@ -59,6 +61,15 @@ typedef struct sp__call_s {
   sp_result_t own;
   _Atomic uint32_t done; /* sync: set to 1 by the loop (waiting.c) */
   int wait_bit;          /* sync: the caller's bit of rt->wake_seq */
+  /* Streams (sp_execute_stream): the chunk callback (NULL for other calls),
+   * the id sp_cancel() names it by, the runtime's list of streams, chunks
+   * delivered, and those not yet acknowledged to the worker with credit. */
+  sp_chunk_cb chunk_cb;
+  uint64_t call_id;
+  struct sp__call_s *snext, *sprev;
+  uint64_t chunks;
+  uint32_t unacked;
+  int paused; /* the consumer returned SP_CHUNK_PAUSE: no credit until it resumes */
   uint64_t *inputs; /* blocks of the pool's input region this call owns (its arrays) */
   size_t ninputs;
   size_t frame_len;
@@ -97,5 +108,11 @@ void sp__call_release_inputs(sp__call_t *c);
 
 /** The deadline of c passed: fails it with a queue or run timeout. */
 void sp__call_expire(sp__call_t *c);
+
+/**
+ * Cancels c (queued or running; `by` says who, for the message): its worker
+ * is told to stop it, and c completes with SP_ECANCELLED.
+ */
+void sp__call_cancel(sp__call_t *c, const char *by);
 
 #endif /* SP_CORE_CALL_H */

@@ -99,6 +99,8 @@ struct sp__pool_s {
   int gil_enabled;             /* of the first worker; stats use the live workers' */
   int free_threaded;
   uint64_t gil_reenabled;      /* free-threaded workers found running with the GIL */
+  uint64_t streams_active;     /* streams in flight (loop thread) */
+  uint64_t chunks_sent;        /* stream chunks delivered to callers, ever */
   sp__pool_stats_t stats;
   struct sp__forkserver_s *fs; /* worker_start: fork; NULL until needed and after it exits */
   int fork_unsafe;             /* its fork server was not single-threaded: exec from now on */

@@ -297,6 +297,25 @@ int sp__error_body_parse(const uint8_t *body, size_t len, sp__error_view_t *out)
   return 0;
 }
 
+/* ---- CHUNK --------------------------------------------------------------- */
+
+int sp__buf_append_chunk(sp__buf_t *b, uint64_t id, const char *json, size_t len) {
+  return sp__buf_append_frame(b, SP__FRAME_CHUNK, id, json, len);
+}
+
+int sp__buf_append_credit(sp__buf_t *b, uint64_t id, uint32_t n) {
+  uint8_t *p;
+  if (start_frame(b, SP__FRAME_CHUNK, id, SP__CREDIT_BODY_SIZE, &p) != 0) return SP_ENOMEM;
+  sp__put_u32(p, n);
+  return 0;
+}
+
+int sp__credit_body_parse(const uint8_t *body, size_t len, uint32_t *n) {
+  if (len != SP__CREDIT_BODY_SIZE) return SP_EPROTOCOL;
+  *n = sp__get_u32(body);
+  return 0;
+}
+
 /* ---- PING / PONG --------------------------------------------------------- */
 
 int sp__buf_append_ping(sp__buf_t *b, int64_t sent_ms) {

@@ -16,7 +16,9 @@
  *   RESULT   W->M  result JSON, or with flag ARRAYS:
  *                  u32 json_len | JSON | array table | inline array bytes
  *   ERROR    W->M  u8 kind (sp__error_kind_t) | u8 code (-SP_E*) | text (plain or JSON, by kind)
- *   CHUNK    W->M  reserved for streaming
+ *   CHUNK    W->M  one streamed item's JSON (CALL flag STREAM); the RESULT or
+ *                  ERROR of the same id ends the stream
+ *            M->W  u32 credit: the consumer took that many more chunks
  *   CANCEL   M->W  empty: cancel request `id`
  *   PING     M->W  u64 sent_ms
  *   PONG     W->M  u64 sent_ms echoed | u64 attach_wait_ns | u64 calls_done | u8 gil_enabled
@@ -83,6 +85,18 @@ typedef enum {
 #define SP__FLAG_ARRAYS 0x01u /* CALL, RESULT: an array table follows the JSON */
 #define SP__FLAG_LISTS 0x02u  /* CALL: return arrays as nested JSON lists instead */
 #define SP__FLAG_WRITABLE 0x04u /* CALL: the tool may write into its array arguments */
+#define SP__FLAG_STREAM 0x08u /* CALL: send the tool's items as CHUNK frames */
+
+/*
+ * Stream flow control: a worker sends at most SP__STREAM_WINDOW chunks of a
+ * stream beyond what the manager acknowledged; the manager grants
+ * SP__STREAM_CREDIT_EVERY more each time its consumer took that many. So at
+ * most SP__STREAM_WINDOW chunks of one stream are in flight (in the socket or
+ * the manager's read buffer), and a slow consumer pauses the generator.
+ */
+#define SP__STREAM_WINDOW 128
+#define SP__STREAM_CREDIT_EVERY 32
+#define SP__CREDIT_BODY_SIZE 4u
 
 /** How an ERROR body's text reads; its code byte says which SP_E* error it is. */
 typedef enum {
@@ -269,6 +283,15 @@ typedef struct sp__error_view_s {
  * its prefix, an unknown kind or a code that is not an SP_E* error.
  */
 int sp__error_body_parse(const uint8_t *body, size_t len, sp__error_view_t *out);
+
+/* ---- CHUNK ---------------------------------------------------------------- */
+
+/** Appends a CHUNK frame (W->M) carrying one item's JSON. 0 or SP_ENOMEM. */
+int sp__buf_append_chunk(sp__buf_t *b, uint64_t id, const char *json, size_t len);
+/** Appends a credit CHUNK frame (M->W) granting n more chunks. 0 or SP_ENOMEM. */
+int sp__buf_append_credit(sp__buf_t *b, uint64_t id, uint32_t n);
+/** Decodes a credit CHUNK body. 0, or SP_EPROTOCOL when its length is wrong. */
+int sp__credit_body_parse(const uint8_t *body, size_t len, uint32_t *n);
 
 /* ---- PING and PONG ------------------------------------------------------- */
 

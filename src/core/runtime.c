@@ -21,6 +21,7 @@
 #include "runtime.h"
 #include "source.h"
 #include "stats.h"
+#include "stream.h"
 #include "jsonargs.h"
 #include "worker.h"
 
@@ -283,6 +284,7 @@ static void handle_ctl(sp_runtime_t *rt, sp__ctl_t *ctl) {
 void sp__rt_accept_call(sp_runtime_t *rt, sp__call_t *c) {
   rt->active_calls++;
   rt->events++;
+  if (c->chunk_cb != NULL) sp__stream_track(rt, c);
   if (rt->phase != SP__PHASE_RUNNING) {
     sp_error_t e;
     sp__error_set(&e, SP_ESTOPPED, "pool '%s': the runtime is stopping", c->pool->cfg->name);
@@ -304,6 +306,8 @@ static void wakeup_cb(uv_async_t *a) {
       sp__rt_accept_call(rt, (sp__call_t *)m);
     } else if (m->kind == SP__MSG_REPORT) {
       sp__report_accept(rt, m);
+    } else if (m->kind == SP__MSG_CANCEL || m->kind == SP__MSG_RESUME) {
+      sp__stream_msg(rt, m);
     } else {
       handle_ctl(rt, (sp__ctl_t *)m);
     }
@@ -662,7 +666,7 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
 }
 
 /* build_call, counting refusals against the pool they were meant for. */
-static int make_call(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+int sp__rt_make_call(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
                      const sp_call_opts_t *opts, sp__call_t **out, sp_error_t *err) {
   sp__pool_t *p = NULL;
   int rc = build_call(rt, pool, tool, args, opts, out, &p, err);
@@ -685,7 +689,7 @@ int sp_execute(sp_runtime_t *rt, const char *pool, const char *tool, const char 
     return sp__error_set(&res->error, SP_EBADTHREAD,
                          "sp_execute called from a completion callback; use sp_execute_async");
   sp__call_t *c = NULL;
-  int rc = make_call(rt, pool, tool, args_json, opts, &c, &res->error);
+  int rc = sp__rt_make_call(rt, pool, tool, args_json, opts, &c, &res->error);
   if (rc != 0) return rc;
   c->res = res;
   c->wait_bit = sp__wait_bit();
@@ -702,7 +706,7 @@ int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *tool, const
                      const sp_call_opts_t *opts, sp_done_cb cb, void *userdata, sp_error_t *err) {
   if (cb == NULL) return sp__error_set(err, SP_EINVAL, "sp_execute_async: cb must not be NULL");
   sp__call_t *c = NULL;
-  int rc = make_call(rt, pool, tool, args_json, opts, &c, err);
+  int rc = sp__rt_make_call(rt, pool, tool, args_json, opts, &c, err);
   if (rc != 0) return rc;
   c->cb = cb;
   c->ud = userdata;

@@ -95,6 +95,10 @@ struct sp_runtime_s {
   int hot;              /* hot_idle is running: the loop polls without sleeping */
   uint64_t hot_window_ns; /* SNAKEPIT_LOOP_SPIN_US at start; 0 = never */
 
+  /* Streams in flight (stream.c; loop thread) and the ids sp_cancel() takes. */
+  sp__call_t *streams;
+  _Atomic uint64_t next_call_id;
+
   /* Startup handshake with the starting thread. */
   _Atomic uint32_t start_done;
   int start_rc;
@@ -137,5 +141,11 @@ sp__pool_t *sp__rt_find_pool(sp_runtime_t *rt, const char *name, sp_error_t *err
 int sp__rt_on_loop_thread(sp_runtime_t *rt);
 /** Takes a new call in on the loop thread (what the client queue's handler does). */
 void sp__rt_accept_call(sp_runtime_t *rt, sp__call_t *c);
+/**
+ * Validates a call on the calling thread and builds it with its encoded CALL
+ * frame (what sp_execute*() share); refusals count against the pool. Any thread.
+ */
+int sp__rt_make_call(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                     const sp_call_opts_t *opts, sp__call_t **out, sp_error_t *err);
 
 #endif /* SP_CORE_RUNTIME_H */

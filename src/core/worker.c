@@ -21,6 +21,7 @@
 #include "log.h"
 #include "report.h"
 #include "spawn.h"
+#include "stream.h"
 
 /* After the exit status, how long the output pipe may take to deliver its last
  * lines (quoted in the error); after EOF on the socket, how long the process
@@ -400,7 +401,7 @@ static int on_frame(sp__worker_t *w, const sp__frame_t *f) {
     case SP__FRAME_STATS:
       return on_result(w, f);
     case SP__FRAME_CHUNK:
-      return 0;
+      return sp__stream_on_chunk(w, f);
     default:
       sp__log(SP__LOG_WARN, "[%s/%s] unexpected %s frame", w->pool->cfg->name, w->name,
               sp__frame_type_name(f->type));

@@ -116,6 +116,17 @@ typedef struct sp__req_s {
 enum MHD_Result sp__http_reply(sp__req_t *r, unsigned status, const char *ctype, char *body,
                                size_t len, void (*free_fn)(void *));
 
+/**
+ * Queues resp with the headers every reply gets (sp__http_reply) and releases
+ * the caller's reference to it; records the status.
+ */
+enum MHD_Result sp__http_queue(sp__req_t *r, unsigned status, const char *ctype,
+                               struct MHD_Response *resp);
+
+/** {"error": {category, code, message, python_type, traceback}} as text (free()), or NULL. */
+char *sp__http_error_json(const char *category, const char *code, const char *message,
+                          const char *python_type, const char *traceback);
+
 /** Replies {"error": {category, code, message, python_type, traceback}}; NULLs become null. */
 enum MHD_Result sp__http_reply_error(sp__req_t *r, unsigned status, const char *category,
                                      const char *code, const char *message, const char *python_type,
@@ -169,6 +180,14 @@ enum MHD_Result sp__http_get(sp__req_t *r);
 enum MHD_Result sp__http_call_start(sp__req_t *r);
 /** Replies with the outcome of the call once the connection was resumed. */
 enum MHD_Result sp__http_call_reply(sp__req_t *r);
+
+/* ---- streaming.c: SSE and NDJSON replies ------------------------------------ */
+
+/** 1 when the request's Accept asks for text/event-stream, 2 for application/x-ndjson, else 0. */
+int sp__http_stream_wanted(sp__req_t *r);
+/** Starts a streaming call and replies with its chunks as they come (kind as above). */
+enum MHD_Result sp__http_stream_start(sp__req_t *r, int kind, const char *args,
+                                      const sp_call_opts_t *opts);
 
 /* ---- arrays.c: arrays in calls (multipart bodies of .npy parts) --------- */
 

@@ -147,6 +147,10 @@ static const struct {
      "Workers killed for missing liveness pings.", 1},
     {"retries", NULL, "snakepit_call_retries_total", "counter",
      "Idempotent calls retried after their worker crashed.", 1},
+    {"streams_active", NULL, "snakepit_pool_streams_active", "gauge",
+     "Streaming calls in flight.", 1},
+    {"chunks_sent", NULL, "snakepit_stream_chunks_total", "counter",
+     "Chunks of streaming calls delivered to their callers.", 1},
 };
 
 static void write_pool_series(FILE *f, json_t *pools) {

@@ -316,6 +316,12 @@ enum MHD_Result sp__http_call_start(sp__req_t *r) {
   opts.arrays_as_lists = r->multipart == NULL;
   /* An empty body (or no "args" part) means no arguments. */
   const char *args = multipart ? (in.args ? in.args : "{}") : r->len > 0 ? r->body : "{}";
+  int stream = sp__http_stream_wanted(r);
+  if (stream != 0) {
+    enum MHD_Result rc = sp__http_stream_start(r, stream, args, &opts);
+    sp__http_inputs_free(&in);
+    return rc;
+  }
   suspend(r);
   /* The library copies the arrays before it returns, so the body may go after. */
   if (sp_execute_async(s->rt, r->pool, r->tool, args, &opts, on_call_done, r, &err) != 0)

@@ -71,6 +71,11 @@ enum MHD_Result sp__http_reply(sp__req_t *r, unsigned status, const char *ctype,
     if (free_fn) free_fn(body);
     return MHD_NO; /* MHD closes the connection */
   }
+  return sp__http_queue(r, status, ctype, resp);
+}
+
+enum MHD_Result sp__http_queue(sp__req_t *r, unsigned status, const char *ctype,
+                               struct MHD_Response *resp) {
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
   add_security_headers(resp);
   if (r->cors_origin != NULL) {
@@ -120,6 +125,13 @@ static const char *utf8_or_copy(const char *s, char *buf, size_t len) {
 enum MHD_Result sp__http_reply_error(sp__req_t *r, unsigned status, const char *category,
                                      const char *code, const char *message, const char *python_type,
                                      const char *traceback) {
+  char *s = sp__http_error_json(category, code, message, python_type, traceback);
+  if (s == NULL) return MHD_NO;
+  return sp__http_reply(r, status, "application/json", s, strlen(s), free);
+}
+
+char *sp__http_error_json(const char *category, const char *code, const char *message,
+                          const char *python_type, const char *traceback) {
   char mbuf[1024], tbuf[8192]; /* a message, a Python traceback */
   message = utf8_or_copy(message, mbuf, sizeof(mbuf));
   traceback = utf8_or_copy(traceback, tbuf, sizeof(tbuf));
@@ -129,8 +141,7 @@ enum MHD_Result sp__http_reply_error(sp__req_t *r, unsigned status, const char *
                         traceback && *traceback ? traceback : NULL);
   char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
-  if (s == NULL) return MHD_NO;
-  return sp__http_reply(r, status, "application/json", s, strlen(s), free);
+  return s;
 }
 
 enum MHD_Result sp__http_reply_sp_error(sp__req_t *r, sp_error_t *e) {

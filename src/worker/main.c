@@ -207,6 +207,12 @@ static void emit_result(const sp__buf_t *out, int more_queued) {
   if (rc != 0) die_with_group(); /* manager gone */
 }
 
+/* Sends one CHUNK frame of a stream (pyhost_call_t.send); its ordering before
+ * the stream's RESULT is kept because both come from the same thread. */
+static void send_chunk(const uint8_t *frame, size_t len) {
+  if (send_all(frame, len) != 0) die_with_group(); /* manager gone */
+}
+
 /* Sends an ERROR frame for request id (0: the worker as a whole). */
 static void send_error(uint64_t id, sp__error_kind_t kind, int code, const char *text, size_t len) {
   sp__buf_t b = {0};
@@ -384,7 +390,8 @@ static void *exec_main(void *arg) {
                           .args = j->data + j->tool_len,
                           .args_len = j->args_len,
                           .arrays = (const uint8_t *)j->data + j->tool_len + j->args_len,
-                          .arrays_len = j->arrays_len};
+                          .arrays_len = j->arrays_len,
+                          .send = send_chunk};
     int rc = j->kind == JOB_REPORT
                  ? pyhost_report(py, j->id, j->data, j->args_len, W.max_frame, &out)
                  : pyhost_invoke(py, &call, W.max_frame, &out);
@@ -473,6 +480,12 @@ static void handle_frame(const sp__frame_t *f) {
       } else {
         pyhost_cancel(f->id);
       }
+      return;
+    }
+    case SP__FRAME_CHUNK: {
+      /* Credit: the manager's consumer took more chunks of this stream. */
+      uint32_t n;
+      if (sp__credit_body_parse(f->body, f->length, &n) == 0) pyhost_credit(f->id, n);
       return;
     }
     case SP__FRAME_SHUTDOWN:

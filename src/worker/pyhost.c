@@ -39,6 +39,7 @@ struct pyhost_thread_s {
   uint64_t current;     /* request id running now, 0 when idle */
   int cancel_pending;   /* a canceller claimed the current call and is delivering */
   int cancel_sent;      /* the current call was cancelled: clean up after it */
+  atomic_int credit;    /* chunks the current stream may still send (pyhost_credit) */
 };
 
 /* Set once by pyhost_start on the main thread, read-only afterwards. */
@@ -46,6 +47,8 @@ static PyObject *g_host_module; /* snakepit_bridge._host */
 static PyObject *g_host;     /* snakepit_bridge._host.Host instance */
 static PyObject *g_invoke;   /* bound Host.invoke */
 static PyObject *g_report;   /* bound Host.report */
+static PyObject *g_stream_next;  /* bound Host.stream_next */
+static PyObject *g_stream_close; /* bound Host.stream_close */
 static PyObject *g_register; /* bound Host.register_thread */
 static PyObject *g_describe; /* describe(exc) -> JSON {type, message, traceback} */
 static PyObject *g_cancelled;/* context.CallCancelled, raised into cancelled calls */
@@ -165,6 +168,15 @@ static char *describe_pending(int echo) {
 static int append_error(sp__buf_t *out, uint64_t id, sp__error_kind_t kind, int code,
                         const char *text, size_t len) {
   return sp__buf_append_error(out, id, kind, code, text, len) == 0 ? 0 : SP_ENOMEM;
+}
+
+/* Appends an ERROR frame describing (and clearing) the pending Python exception. */
+static int append_pending_error(sp__buf_t *out, uint64_t id) {
+  char *desc = describe_pending(0);
+  int rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, desc ? desc : "{}",
+                        desc ? strlen(desc) : 2);
+  free(desc);
+  return rc;
 }
 
 /* Appends a RESULT or STATS frame, or an SP_ETOOLARGE error when it exceeds max_body. */
@@ -355,7 +367,11 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
   g_invoke = PyObject_GetAttrString(g_host, "invoke");
   g_report = PyObject_GetAttrString(g_host, "report");
   g_register = PyObject_GetAttrString(g_host, "register_thread");
-  if (g_invoke == NULL || g_report == NULL || g_register == NULL) goto fail;
+  g_stream_next = PyObject_GetAttrString(g_host, "stream_next");
+  g_stream_close = PyObject_GetAttrString(g_host, "stream_close");
+  if (g_invoke == NULL || g_report == NULL || g_register == NULL || g_stream_next == NULL ||
+      g_stream_close == NULL)
+    goto fail;
   ctx = PyImport_ImportModule("snakepit_bridge.context");
   if (ctx == NULL || (g_cancelled = PyObject_GetAttrString(ctx, "CallCancelled")) == NULL ||
       (g_context_current = PyObject_GetAttrString(ctx, "current")) == NULL)
@@ -430,7 +446,132 @@ void pyhost_thread_leave(pyhost_thread_t *t) {
 }
 
 /* Host.invoke statuses (_host.py: STATUS_*). */
-enum { HOST_OK = 0, HOST_INVALID = 1, HOST_ERROR = 2, HOST_NO_TOOL = 3, HOST_BAD_JSON = 4 };
+enum {
+  HOST_OK = 0,
+  HOST_INVALID = 1,
+  HOST_ERROR = 2,
+  HOST_NO_TOOL = 3,
+  HOST_BAD_JSON = 4,
+  HOST_STREAM = 5,
+  HOST_END = 6
+};
+
+/* Whether the running call was cancelled (a CANCEL claimed it). Attached; the
+ * flag is read detached, as its mutex requires. */
+static int call_cancelled(pyhost_thread_t *t) {
+  t->ts = PyEval_SaveThread();
+  lock_detached(&t->mu);
+  while (t->cancel_pending) pthread_cond_wait(&t->cond, &t->mu);
+  int c = t->cancel_sent;
+  pthread_mutex_unlock(&t->mu);
+  PyEval_RestoreThread(t->ts);
+  return c;
+}
+
+/* Waits (detached) until the stream has credit or the call is cancelled; 1 when cancelled. */
+static int wait_credit(pyhost_thread_t *t) {
+  t->ts = PyEval_SaveThread();
+  lock_detached(&t->mu);
+  while ((atomic_load(&t->credit) <= 0 && !t->cancel_sent) || t->cancel_pending)
+    pthread_cond_wait(&t->cond, &t->mu);
+  int c = t->cancel_sent;
+  pthread_mutex_unlock(&t->mu);
+  PyEval_RestoreThread(t->ts);
+  return c;
+}
+
+/* Closes a stream's iterator (Host.stream_close). Attached. */
+static void close_items(PyObject *items) {
+  PyObject *c = PyObject_CallOneArg(g_stream_close, items);
+  Py_XDECREF(c);
+  PyErr_Clear();
+}
+
+/*
+ * Streams the items of a streaming call: each one as a CHUNK frame through
+ * call->send the moment it is produced, at most SP__STREAM_WINDOW of them
+ * unacknowledged (the manager grants more with CHUNK frames as its consumer
+ * takes them), then the closing RESULT {"chunks": N} or ERROR into out. A
+ * cancellation closes the generator (GeneratorExit: its finally blocks run)
+ * and ends the stream with SP_ECANCELLED. Attached.
+ */
+static int run_stream(pyhost_thread_t *t, const pyhost_call_t *call, PyObject *items,
+                      size_t max_body, sp__buf_t *out) {
+  uint64_t id = call->id;
+  uint64_t sent = 0;
+  int cancelled = 0, rc = 0;
+  sp__buf_t chunk = {0};
+  for (;;) {
+    if (atomic_load_explicit(&t->credit, memory_order_acquire) <= 0 && wait_credit(t)) {
+      cancelled = 1;
+      break;
+    }
+    PyObject *r = PyObject_CallOneArg(g_stream_next, items);
+    long status = -1;
+    Py_ssize_t n = 0;
+    const char *text = NULL;
+    if (r != NULL && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2) {
+      status = PyLong_AsLong(PyTuple_GET_ITEM(r, 0));
+      text = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(r, 1), &n);
+    }
+    if (status == HOST_OK && text != NULL && (size_t)n <= max_body) {
+      chunk.len = 0;
+      if (sp__buf_append_chunk(&chunk, id, text, (size_t)n) != 0) {
+        Py_DECREF(r);
+        rc = SP_ENOMEM;
+        break;
+      }
+      Py_DECREF(r);
+      atomic_fetch_sub_explicit(&t->credit, 1, memory_order_acq_rel);
+      sent++;
+      /* Detached: a consumer that falls behind fills the socket, and a
+       * thread blocked on it must not hold up the others. */
+      t->ts = PyEval_SaveThread();
+      call->send(chunk.data, chunk.len);
+      PyEval_RestoreThread(t->ts);
+      continue;
+    }
+    if (status == HOST_END) {
+      char done[48];
+      int k = snprintf(done, sizeof(done), "{\"chunks\":%llu}", (unsigned long long)sent);
+      rc = append_reply(out, SP__FRAME_RESULT, id, done, (size_t)k, max_body);
+    } else if (call_cancelled(t)) {
+      cancelled = 1;
+    } else if (status == HOST_OK) {
+      char msg[160];
+      int k = snprintf(msg, sizeof(msg),
+                       "chunk %llu of %zd bytes exceeds the frame size limit of %zu bytes "
+                       "(max_frame_bytes)", (unsigned long long)sent + 1, n, max_body);
+      rc = append_error(out, id, SP__ERRKIND_PROTOCOL, SP_ETOOLARGE, msg, (size_t)k);
+    } else if (status == HOST_ERROR && text != NULL) {
+      rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, text, (size_t)n);
+    } else {
+      rc = append_pending_error(out, id);
+    }
+    Py_XDECREF(r);
+    PyErr_Clear();
+    if (!cancelled) {
+      /* Ended early (error, oversized chunk): still run its finally blocks. */
+      close_items(items);
+    }
+    break;
+  }
+  if (cancelled) {
+    /* The CallCancelled meant for this call must not fire inside close(). */
+    PyThreadState_SetAsyncExc(t->ident, NULL);
+    PyErr_Clear();
+    close_items(items);
+    char msg[96];
+    int k = snprintf(msg, sizeof(msg), "stream cancelled after %llu chunks",
+                     (unsigned long long)sent);
+    out->len = 0;
+    rc = append_error(out, id, SP__ERRKIND_PROTOCOL, SP_ECANCELLED, msg, (size_t)k);
+  } else if (rc == SP_ENOMEM) {
+    close_items(items);
+  }
+  sp__buf_free(&chunk);
+  return rc;
+}
 
 void pyhost_set_shm(sp__shm_t *in, sp__shm_t *out) { pyarrays_set_shm(in, out); }
 
@@ -447,9 +588,9 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
 
   /* Host.invoke(tool, args_json[, arrays, lists]): the short form when the
    * call carries no arrays and wants no lists, the common case. */
-  PyObject *argv[4] = {PyUnicode_FromStringAndSize(call->tool, (Py_ssize_t)call->tool_len),
+  PyObject *argv[5] = {PyUnicode_FromStringAndSize(call->tool, (Py_ssize_t)call->tool_len),
                        PyUnicode_FromStringAndSize(call->args, (Py_ssize_t)call->args_len), NULL,
-                       NULL};
+                       NULL, NULL};
   size_t nargs = 2;
   PyObject *r = NULL;
   if (argv[0] == NULL || argv[1] == NULL) {
@@ -458,7 +599,7 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
     rc = append_error(out, id, SP__ERRKIND_VALIDATION, SP_EBADJSON, msg, sizeof(msg) - 1);
     goto done;
   }
-  if (call->flags & (SP__FLAG_ARRAYS | SP__FLAG_LISTS)) {
+  if (call->flags & (SP__FLAG_ARRAYS | SP__FLAG_LISTS | SP__FLAG_STREAM)) {
     if (call->flags & SP__FLAG_ARRAYS) {
       argv[2] = pyarrays_inputs(call->arrays, call->arrays_len,
                                 (call->flags & SP__FLAG_WRITABLE) != 0, why, sizeof(why));
@@ -472,8 +613,19 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
     }
     argv[3] = PyBool_FromLong((call->flags & SP__FLAG_LISTS) != 0);
     nargs = 4;
+    if (call->flags & SP__FLAG_STREAM) {
+      argv[4] = Py_NewRef(Py_True);
+      nargs = 5;
+    }
   }
   r = PyObject_Vectorcall(g_invoke, argv, nargs, NULL);
+  if (r != NULL && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 &&
+      PyLong_Check(PyTuple_GET_ITEM(r, 0)) && PyLong_AsLong(PyTuple_GET_ITEM(r, 0)) == HOST_STREAM &&
+      call->send != NULL) {
+    atomic_store(&t->credit, SP__STREAM_WINDOW);
+    rc = run_stream(t, call, PyTuple_GET_ITEM(r, 1), max_body, out);
+    goto done;
+  }
   long status = -1;
   PyObject *payload = NULL, *arrays = NULL;
   if (r != NULL && PyTuple_Check(r) && (PyTuple_GET_SIZE(r) == 2 || PyTuple_GET_SIZE(r) == 3)) {
@@ -487,10 +639,7 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
   if (text == NULL || status < HOST_OK || status > HOST_BAD_JSON) {
     /* Host.invoke never raises by contract; this covers a cancellation landing
      * between its try block and its return. */
-    char *desc = describe_pending(0);
-    rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, desc ? desc : "{}",
-                      desc ? strlen(desc) : 2);
-    free(desc);
+    rc = append_pending_error(out, id);
   } else if (status == HOST_OK && arrays != NULL && PyList_GET_SIZE(arrays) > 0) {
     int arc = pyarrays_append_result(out, id, text, (size_t)n, arrays, max_body, why, sizeof(why));
     if (arc == SP_ENOMEM) rc = SP_ENOMEM;
@@ -506,7 +655,7 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
   }
 done:
   Py_XDECREF(r);
-  for (size_t i = 0; i < 4; i++) Py_XDECREF(argv[i]);
+  for (size_t i = 0; i < 5; i++) Py_XDECREF(argv[i]);
   refresh_gil_state();
   PyErr_Clear();
   t->ts = PyEval_SaveThread();
@@ -545,10 +694,7 @@ int pyhost_report(pyhost_thread_t *t, uint64_t id, const char *args, size_t args
     rc = append_reply(out, SP__FRAME_STATS, id, text, (size_t)n, max_body);
   } else {
     /* Host.report never raises by contract; report what happened anyway. */
-    char *desc = describe_pending(0);
-    rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, desc ? desc : "{}",
-                      desc ? strlen(desc) : 2);
-    free(desc);
+    rc = append_pending_error(out, id);
   }
   Py_XDECREF(r);
   Py_XDECREF(a);
@@ -593,6 +739,20 @@ int pyhost_cancel(uint64_t id) {
   return 1;
 }
 
+void pyhost_credit(uint64_t id, uint32_t n) {
+  lock_detached(&g_threads_mu);
+  for (size_t i = 0; i < g_thread_count; i++) {
+    pyhost_thread_t *t = g_threads[i];
+    lock_detached(&t->mu);
+    if (t->current == id) {
+      atomic_fetch_add_explicit(&t->credit, (int)n, memory_order_acq_rel);
+      pthread_cond_broadcast(&t->cond);
+    }
+    pthread_mutex_unlock(&t->mu);
+  }
+  pthread_mutex_unlock(&g_threads_mu);
+}
+
 int pyhost_finish(void) {
   PyEval_RestoreThread(g_main_ts);
   if (g_host != NULL) {
@@ -602,6 +762,8 @@ int pyhost_finish(void) {
   }
   Py_CLEAR(g_invoke);
   Py_CLEAR(g_report);
+  Py_CLEAR(g_stream_next);
+  Py_CLEAR(g_stream_close);
   Py_CLEAR(g_register);
   Py_CLEAR(g_context_current);
   Py_CLEAR(g_host);

@@ -88,6 +88,9 @@ typedef struct pyhost_call_s {
   size_t args_len;
   const uint8_t *arrays; /* the arrays part (flag ARRAYS) */
   size_t arrays_len;
+  /* Flag STREAM: writes one whole CHUNK frame to the manager (any thread,
+   * blocking while the socket is full). */
+  void (*send)(const uint8_t *frame, size_t len);
 } pyhost_call_t;
 
 /**
@@ -118,6 +121,9 @@ int pyhost_report(pyhost_thread_t *t, uint64_t id, const char *args, size_t args
  * attaches to Python. Safe from any thread. Returns 1 if the call was found.
  */
 int pyhost_cancel(uint64_t id);
+
+/** The manager granted n more chunks to the stream of request id (any thread). */
+void pyhost_credit(uint64_t id, uint32_t n);
 
 /**
  * Totals since start, readable from any thread: nanoseconds execution threads

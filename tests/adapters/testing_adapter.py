@@ -137,3 +137,60 @@ class TestingAdapter(ThreadSafeAdapter):
         return {"pid": os.getpid(), "ppid": os.getppid(),
                 "worker_id": os.environ.get("SNAKEPIT_WORKER_ID", ""),
                 "random": random.random()}
+
+    # ---- streaming -----------------------------------------------------
+
+    @thread_safe_method
+    @tool(description="Yield {i} for i in 0..n-1, sleeping delay seconds before each; "
+                      "writes 'closed N' to marker (if given) when the generator ends",
+          supports_streaming=True)
+    def count(self, n: int = 3, delay: float = 0.0, marker: str = ""):
+        i = 0
+        try:
+            while i < n:
+                if delay:
+                    time.sleep(delay)
+                yield {"i": i}
+                i += 1
+        finally:
+            if marker:
+                with open(marker, "w") as f:
+                    f.write(f"closed {i}")
+
+    @thread_safe_method
+    @tool(description="Async generator: yield i for i in 0..n-1; writes 'aclosed' to marker "
+                      "(if given) in its finally block", supports_streaming=True)
+    async def count_async(self, n: int = 3, delay: float = 0.0, marker: str = ""):
+        import asyncio
+
+        try:
+            for i in range(n):
+                if delay:
+                    await asyncio.sleep(delay)
+                yield i
+        finally:
+            if marker:
+                with open(marker, "w") as f:
+                    f.write("aclosed")
+
+    @thread_safe_method
+    @tool(description="Yield n chunks, then raise ValueError", supports_streaming=True)
+    def stream_then_fail(self, n: int = 2):
+        for i in range(n):
+            yield i
+        raise ValueError(f"failed after {n} chunks")
+
+    @thread_safe_method
+    @tool(description="Yield n small items as fast as possible", supports_streaming=True)
+    def tight(self, n: int = 1000):
+        for i in range(n):
+            yield i
+
+    @thread_safe_method
+    @tool(description="Yield {i, t: time.monotonic(), pid} for i in 0..n-1, sleeping delay "
+                      "seconds before each", supports_streaming=True)
+    def timed(self, n: int = 3, delay: float = 0.0):
+        for i in range(n):
+            if delay:
+                time.sleep(delay)
+            yield {"i": i, "t": time.monotonic(), "pid": os.getpid()}

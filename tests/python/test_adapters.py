@@ -28,7 +28,7 @@ def test_showcase_manifest(showcase):
     assert m["thread_safe"] is True
     tools = {t["name"]: t for t in m["tools"]}
     assert set(tools) == {"ping", "compute_intensive", "matrix_multiply", "batch_process",
-                          "stress_test", "get_thread_stats", "sleep", "echo"}
+                          "stress_test", "get_thread_stats", "sleep", "echo", "count_up"}
     assert all(t["description"] for t in tools.values())
     assert tools["matrix_multiply"]["parameters"] == [
         {"name": "a", "type": "list", "required": False, "default": None},

@@ -141,7 +141,8 @@ def test_load_without_adapter_args_parameter_and_max_workers(testing):
     names = [t["name"] for t in m["tools"]]
     assert names == sorted(["noop", "echo", "add", "sleep", "fail", "exit_now", "segfault",
                             "numpy_work", "spin", "write_stderr", "thread_name", "pid", "whoami",
-                            "page_faults", "crunch", "has_module", "import_module", "collect"])
+                            "page_faults", "crunch", "has_module", "import_module", "collect",
+                            "count", "count_async", "stream_then_fail", "timed", "tight"])
     add = next(t for t in m["tools"] if t["name"] == "add")
     assert add == {"name": "add", "description": "Add two integers", "supports_streaming": False,
                    "parameters": [{"name": "a", "type": "int", "required": True},
@@ -254,9 +255,10 @@ def test_generators_async_kwargs_and_positional_only(host):
 def test_unknown_tool(testing):
     status, msg = testing.invoke("nope", "{}")
     assert status == _host.STATUS_NO_TOOL == 3
-    assert msg == ("unknown tool 'nope' (available: add, collect, crunch, echo, exit_now, fail, has_module, "
-                   "import_module, noop, numpy_work, page_faults, pid, segfault, sleep, spin, "
-                   "thread_name, whoami, write_stderr)")
+    assert msg == ("unknown tool 'nope' (available: add, collect, count, count_async, crunch, "
+                   "echo, exit_now, fail, has_module, import_module, noop, numpy_work, page_faults, "
+                   "pid, segfault, sleep, spin, stream_then_fail, thread_name, tight, timed, "
+                   "whoami, write_stderr)")
 
 
 def test_invalid_json(testing):

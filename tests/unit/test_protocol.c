@@ -273,6 +273,29 @@ static void ping_pong_roundtrip(void **state) {
   sp__buf_free(&b);
 }
 
+static void chunk_and_credit_roundtrip(void **state) {
+  (void)state;
+  sp__buf_t b = {0};
+  assert_int_equal(sp__buf_append_chunk(&b, 77, "{\"n\":1}", 7), 0);
+  sp__frame_t f;
+  only_frame(&b, &f);
+  assert_int_equal(f.type, SP__FRAME_CHUNK);
+  assert_true(f.id == 77);
+  assert_int_equal(f.length, 7);
+  assert_memory_equal(f.body, "{\"n\":1}", 7);
+  b.len = 0;
+  assert_int_equal(sp__buf_append_credit(&b, 78, 32), 0);
+  only_frame(&b, &f);
+  assert_int_equal(f.type, SP__FRAME_CHUNK);
+  uint32_t n = 0;
+  assert_int_equal(sp__credit_body_parse(f.body, f.length, &n), 0);
+  assert_int_equal(n, 32);
+  /* A credit body is exactly 4 bytes: a chunk's JSON is not read as credit. */
+  assert_int_equal(sp__credit_body_parse(f.body, 3, &n), SP_EPROTOCOL);
+  assert_int_equal(sp__credit_body_parse((const uint8_t *)"{\"n\":1}", 7, &n), SP_EPROTOCOL);
+  sp__buf_free(&b);
+}
+
 static void decoder_gives_memory_back(void **state) {
   (void)state;
   sp__buf_t b = {0};
@@ -394,7 +417,7 @@ int main(void) {
       cmocka_unit_test(decoder_rejects_oversized_and_garbage),
       cmocka_unit_test(call_frame_roundtrip),  cmocka_unit_test(call_body_rejects_bad_lengths),
       cmocka_unit_test(error_frame_roundtrip), cmocka_unit_test(ping_pong_roundtrip),
-      cmocka_unit_test(decoder_gives_memory_back),
+      cmocka_unit_test(decoder_gives_memory_back), cmocka_unit_test(chunk_and_credit_roundtrip),
       cmocka_unit_test(buf_ops),               cmocka_unit_test(error_texts_are_owned_and_bounded),
       cmocka_unit_test(version_is_the_header_s), cmocka_unit_test(error_table),
   };

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List
 
 from snakepit_bridge.base_adapter_threaded import ThreadSafeAdapter, thread_safe_method, tool
 from snakepit_bridge.optional import require
@@ -161,6 +161,18 @@ class ThreadedShowcaseAdapter(ThreadSafeAdapter):
             raise ValueError("seconds must be >= 0")
         time.sleep(seconds)
         return {"slept": seconds, "thread": threading.current_thread().name}
+
+    @thread_safe_method
+    @tool(description="Stream the numbers 1..count, one chunk every interval seconds "
+                      "(try: snakepit exec --stream default count_up '{\"count\": 5}')",
+          supports_streaming=True)
+    def count_up(self, count: int = 5, interval: float = 0.5) -> Iterator[Dict[str, Any]]:
+        if count < 0 or interval < 0:
+            raise ValueError("count and interval must be >= 0")
+        for n in range(1, count + 1):
+            if interval:
+                time.sleep(interval)
+            yield {"n": n}
 
     @thread_safe_method
     @tool(description="Return the arguments unchanged")
