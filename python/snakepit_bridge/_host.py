@@ -90,6 +90,7 @@ def _json_default(o: Any) -> Any:
             raise _arrays.HasArrays()   # encode again, collecting (see Host.invoke)
         if np is not None and isinstance(o, np.ndarray):
             return o.tolist()
+        return list(bytes(o))           # bytes-like: a list of byte values, as uint8 arrays
     if np is not None:
         if isinstance(o, np.generic):
             return o.item()

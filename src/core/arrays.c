@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "errors.h"
+#include "utf8.h"
 
 /* ---- inputs ---------------------------------------------------------------- */
 
@@ -67,6 +68,8 @@ static int check_names(const char *pool, const char *tool, const sp_array_t *arr
     int rc = 0;
     if (len == 0 || len > SP__MAX_ARRAY_NAME)
       rc = bad_array(err, pool, tool, i, a, "its name must be 1 to 1024 bytes");
+    else if (!sp__utf8_valid((const unsigned char *)a->name, len))
+      rc = bad_array(err, pool, tool, i, a, "its name is not valid UTF-8");
     else if (json_object_get(o, a->name) != NULL)
       rc = bad_array(err, pool, tool, i, a, "an argument of that name is also in the JSON arguments");
     for (size_t k = 0; rc == 0 && k < i; k++)

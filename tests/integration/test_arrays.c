@@ -288,6 +288,10 @@ static void several_arrays_and_json_together(void **state) {
   assert_string_equal(res.json, "[1.0,2.0,3.0]");
   assert_int_equal(res.array_count, 0);
   sp_result_free(&res);
+  /* Bytes a tool returns become a list of byte values as lists. */
+  assert_int_equal(sp_execute(rt, "thr", "nested", "{}", &opts, &res), 0);
+  assert_non_null(strstr(res.json, "\"items\":[[1.0],[114,97,119],[120,121]]"));
+  sp_result_free(&res);
 }
 
 static void bad_input_gets_a_clear_error(void **state) {
@@ -313,6 +317,8 @@ static void bad_input_gets_a_clear_error(void **state) {
        SP_EBADARGS, "name"},
       {{.name = "a", .dtype = SP_DTYPE_FLOAT64, .ndim = 1, .shape = shape, .data = v},
        "{\"a\": 1}", SP_EBADARGS, "also in the JSON"},
+      {{.name = "a\xff", .dtype = SP_DTYPE_FLOAT64, .ndim = 1, .shape = shape, .data = v}, "{}",
+       SP_EBADARGS, "not valid UTF-8"},
       {{.name = "b", .dtype = SP_DTYPE_FLOAT64, .ndim = 1, .shape = shape, .data = v}, "{}",
        SP_EBADARGS, "unknown argument 'b'"},
   };
