@@ -142,13 +142,17 @@ int sp__http_check_json_type(struct MHD_Connection *c, char *msg, size_t len) {
   int has_body = te != NULL || (cl != NULL && strspn(cl, "0") != strlen(cl));
   if (ct == NULL) {
     if (!has_body) return 0; /* no arguments, nothing a browser form could carry */
-    snprintf(msg, len, "a call's body must be sent with Content-Type: application/json");
+    snprintf(msg, len,
+             "a call's body must be sent with Content-Type: application/json (or "
+             "multipart/form-data with array parts)");
     return -1;
   }
   size_t n = strcspn(ct, ";");
   while (n > 0 && (ct[n - 1] == ' ' || ct[n - 1] == '\t')) n--;
   if (n == 16 && strncasecmp(ct, "application/json", 16) == 0) return 0;
   snprintf(msg, len,
-           "Content-Type '%.100s' is not accepted: a call's body must be application/json", ct);
+           "Content-Type '%.100s' is not accepted: a call's body must be application/json (or "
+           "multipart/form-data with array parts)",
+           ct);
   return -1;
 }
