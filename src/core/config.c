@@ -33,7 +33,6 @@
 #define SP__MAX_WORKERS 256
 #define MAX_LIST_ITEMS 1024
 /* A pools file is a few KiB; these bounds keep a hostile one cheap to refuse. */
-#define MAX_FILE_BYTES (1024 * 1024)
 #define MAX_DEPTH 64 /* mappings and sequences inside each other; a config needs 4 */
 
 /* Indexes into pool_keys; the few the loader needs by name after reading an entry. */
@@ -578,9 +577,9 @@ static int check_depth(const loader_t *ld, const char *text, size_t len) {
   yaml_parser_t parser;
   yaml_event_t ev;
   int depth = 0, rc = 0;
-  if (len > MAX_FILE_BYTES)
+  if (len > SP__CONFIG_MAX_BYTES)
     return sp__error_set(ld->err, SP_ECONFIG, "%s: config of %zu bytes is larger than %d KiB",
-                         ld->origin, len, MAX_FILE_BYTES / 1024);
+                         ld->origin, len, SP__CONFIG_MAX_BYTES / 1024);
   if (!yaml_parser_initialize(&parser)) return nomem(ld->err);
   yaml_parser_set_input_string(&parser, (const unsigned char *)(text != NULL ? text : ""), len);
   for (;;) {
@@ -659,149 +658,6 @@ cleanup:
   return rc;
 }
 
-/* getcwd with a growing buffer (getcwd(NULL, 0) is a GNU extension). */
-static int current_dir(char **out, sp_error_t *err) {
-  char *buf = NULL;
-  size_t cap = 256;
-  int rc = 0;
-  for (;;) {
-    char *bigger = realloc(buf, cap);
-    if (bigger == NULL) {
-      rc = nomem(err);
-      goto cleanup;
-    }
-    buf = bigger;
-    if (getcwd(buf, cap) != NULL) break;
-    if (errno != ERANGE || cap >= 65536) {
-      rc =
-          sp__error_set(err, SP_EIO, "cannot determine the current directory: %s", strerror(errno));
-      goto cleanup;
-    }
-    cap *= 2;
-  }
-  *out = buf;
-  buf = NULL;
-cleanup:
-  free(buf);
-  return rc;
-}
-
-/* The absolute folder holding path; the file itself is not followed if it is a symlink. */
-static int folder_of(const char *path, char **out, sp_error_t *err) {
-  char *dir = NULL;
-  const char *slash = strrchr(path, '/');
-  int rc = 0;
-  if (slash == NULL) {
-    dir = strdup(".");
-  } else if (slash == path) {
-    dir = strdup("/");
-  } else {
-    dir = malloc((size_t)(slash - path) + 1);
-    if (dir != NULL) {
-      memcpy(dir, path, (size_t)(slash - path));
-      dir[slash - path] = '\0';
-    }
-  }
-  if (dir == NULL) {
-    rc = nomem(err);
-    goto cleanup;
-  }
-  *out = realpath(dir, NULL);
-  if (*out == NULL) {
-    rc = errno == ENOMEM
-             ? nomem(err)
-             : sp__error_set(err, SP_ECONFIG, "cannot resolve the folder of config '%s': %s", path,
-                             strerror(errno));
-  }
-cleanup:
-  free(dir);
-  return rc;
-}
-
-/* Reads the whole file; pipes and /dev/stdin work too, so no size is taken from stat. */
-static int read_file(const char *path, char **out, size_t *out_len, sp_error_t *err) {
-  int fd = -1;
-  char *buf = NULL;
-  size_t cap = 0;
-  size_t len = 0;
-  int rc = 0;
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    rc = sp__error_set(err, SP_ECONFIG, "cannot read config '%s': %s", path, strerror(errno));
-    goto cleanup;
-  }
-  for (;;) {
-    ssize_t got = 0;
-    if (len == cap) {
-      size_t new_cap = cap == 0 ? 4096 : cap * 2;
-      char *bigger = NULL;
-      if (cap >= MAX_FILE_BYTES) {
-        rc = sp__error_set(err, SP_ECONFIG, "cannot read config '%s': larger than %d KiB", path,
-                           MAX_FILE_BYTES / 1024);
-        goto cleanup;
-      }
-      bigger = realloc(buf, new_cap);
-      if (bigger == NULL) {
-        rc = nomem(err);
-        goto cleanup;
-      }
-      buf = bigger;
-      cap = new_cap;
-    }
-    got = read(fd, buf + len, cap - len);
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) {
-      rc = sp__error_set(err, SP_ECONFIG, "cannot read config '%s': %s", path, strerror(errno));
-      goto cleanup;
-    }
-    if (got == 0) break;
-    len += (size_t)got;
-  }
-  *out = buf;
-  *out_len = len;
-  buf = NULL;
-cleanup:
-  free(buf);
-  if (fd >= 0) close(fd);
-  return rc;
-}
-
-void sp__pool_config_defaults(sp__pool_config_t *pc, sp__profile_t profile) {
-  /*
-   * Strings stay NULL, adapter included: this function cannot report allocation
-   * failure, so the loaders store their own copy of SP__DEFAULT_ADAPTER when the
-   * entry names none. Nothing already in *pc is freed.
-   */
-  memset(pc, 0, sizeof(*pc));
-  pc->profile = profile;
-  pc->pool_size = 2;
-  pc->min_workers = 2;
-  pc->scale_up_wait_ms = 50;
-  pc->scale_down_idle_ms = 60 * SP__MS_PER_S;
-  pc->threads_per_worker = profile == SP__PROFILE_THREAD ? 4 : 1;
-  pc->worker_ttl_ms = 0;
-  pc->worker_max_requests = 0;
-  pc->worker_max_rss_mb = 0;
-  pc->recycle_jitter = 0.1;
-  pc->min_lifetime_ms = 1 * SP__MS_PER_S;
-  pc->timeout_ms = 30 * SP__MS_PER_S;
-  pc->queue_timeout_ms = 5 * SP__MS_PER_S;
-  pc->max_queue = 1000;
-  pc->startup_timeout_ms = 30 * SP__MS_PER_S;
-  pc->startup_batch_size = 8;
-  pc->drain_timeout_ms = 10 * SP__MS_PER_S;
-  pc->cancel_grace_ms = 2 * SP__MS_PER_S;
-  pc->ping_interval_ms = 2 * SP__MS_PER_S;
-  pc->ping_misses = 3;
-  pc->crash_loop_max = 5;
-  pc->crash_loop_window_ms = 30 * SP__MS_PER_S;
-  pc->max_frame_bytes = 64 * SP__MIB;
-  pc->max_shared_memory = 512 * SP__MIB;
-  pc->thread_safety_checks = 0;
-  pc->pipeline_depth = 8;
-  pc->worker_start = SP__START_FORK;
-}
-
 int sp__config_load_string(sp__config_t *cfg, const char *yaml, size_t len, const char *origin,
                            sp_error_t *err) {
   int rc = 0;
@@ -815,7 +671,7 @@ int sp__config_load_string(sp__config_t *cfg, const char *yaml, size_t len, cons
     rc = nomem(err);
     goto cleanup;
   }
-  rc = current_dir(&cfg->base_dir, err);
+  rc = sp__config_current_dir(&cfg->base_dir, err);
   if (rc != 0) goto cleanup;
   rc = load_text(cfg, yaml, len, err);
 cleanup:
@@ -832,14 +688,14 @@ int sp__config_load_file(sp__config_t *cfg, const char *path, sp_error_t *err) {
     return sp__error_set(err, SP_EINVAL, "sp__config_load_file: cfg and path are required");
   }
   memset(cfg, 0, sizeof(*cfg));
-  rc = read_file(path, &text, &len, err);
+  rc = sp__config_read_file(path, &text, &len, err);
   if (rc != 0) goto cleanup;
   cfg->origin = strdup(path);
   if (cfg->origin == NULL) {
     rc = nomem(err);
     goto cleanup;
   }
-  rc = folder_of(path, &cfg->base_dir, err);
+  rc = sp__config_folder_of(path, &cfg->base_dir, err);
   if (rc != 0) goto cleanup;
   rc = load_text(cfg, text, len, err);
 cleanup:
@@ -848,69 +704,3 @@ cleanup:
   return rc;
 }
 
-/* Fills one built-in pool; the caller frees the whole config on failure. */
-static int default_pool(sp__pool_config_t *pc, const char *name, sp__profile_t profile,
-                        sp_error_t *err) {
-  sp__pool_config_defaults(pc, profile);
-  pc->name = strdup(name);
-  pc->adapter = strdup(SP__DEFAULT_ADAPTER);
-  return pc->name == NULL || pc->adapter == NULL ? nomem(err) : 0;
-}
-
-int sp__config_default(sp__config_t *cfg, sp_error_t *err) {
-  int rc = 0;
-  sp__error_clear(err);
-  if (cfg == NULL) return sp__error_set(err, SP_EINVAL, "sp__config_default: cfg is required");
-  memset(cfg, 0, sizeof(*cfg));
-  cfg->origin = strdup("<built-in default>");
-  cfg->pools = calloc(2, sizeof(*cfg->pools));
-  if (cfg->origin == NULL || cfg->pools == NULL) {
-    rc = nomem(err);
-    goto cleanup;
-  }
-  cfg->pool_count = 2;
-  rc = current_dir(&cfg->base_dir, err);
-  if (rc != 0) goto cleanup;
-  rc = default_pool(&cfg->pools[0], "hpc_pool", SP__PROFILE_THREAD, err);
-  if (rc != 0) goto cleanup;
-  cfg->pools[0].pool_size = 2;
-  cfg->pools[0].threads_per_worker = 4;
-  rc = default_pool(&cfg->pools[1], "default", SP__PROFILE_PROCESS, err);
-  if (rc != 0) goto cleanup;
-  cfg->pools[1].pool_size = 2;
-cleanup:
-  if (rc != 0) sp__config_free(cfg);
-  return rc;
-}
-
-static void free_strings(char **items, size_t count) {
-  if (items == NULL) return;
-  for (size_t i = 0; i < count; i++) free(items[i]);
-  free(items);
-}
-
-void sp__config_free(sp__config_t *cfg) {
-  if (cfg == NULL) return;
-  for (size_t i = 0; cfg->pools != NULL && i < cfg->pool_count; i++) {
-    sp__pool_config_t *pc = &cfg->pools[i];
-    free(pc->name);
-    free(pc->adapter);
-    free(pc->profile_reason);
-    free_strings(pc->adapter_args, pc->adapter_args_count);
-    free_strings(pc->env_keys, pc->env_count);
-    free_strings(pc->env_values, pc->env_count);
-    free_strings(pc->python_path, pc->python_path_count);
-  }
-  free(cfg->pools);
-  free(cfg->origin);
-  free(cfg->base_dir);
-  memset(cfg, 0, sizeof(*cfg));
-}
-
-const sp__pool_config_t *sp__config_find(const sp__config_t *cfg, const char *name) {
-  if (cfg == NULL || name == NULL) return NULL;
-  for (size_t i = 0; i < cfg->pool_count; i++) {
-    if (cfg->pools[i].name != NULL && strcmp(cfg->pools[i].name, name) == 0) return &cfg->pools[i];
-  }
-  return NULL;
-}

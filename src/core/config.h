@@ -104,4 +104,16 @@ void sp__config_free(sp__config_t *cfg);
 /** Finds a pool by name, or NULL. */
 const sp__pool_config_t *sp__config_find(const sp__config_t *cfg, const char *name);
 
+/* config_io.c: what the loader reads from the system. */
+
+/** Configs larger than this are refused, as files and as text (a config is a few KiB). */
+#define SP__CONFIG_MAX_BYTES (1024 * 1024)
+
+/** The current directory (a fresh string in *out). 0, or SP_ENOMEM / SP_EIO in err. */
+int sp__config_current_dir(char **out, sp_error_t *err);
+/** The absolute folder of a file path (a fresh string in *out). 0, or an error in err. */
+int sp__config_folder_of(const char *path, char **out, sp_error_t *err);
+/** A whole config file, NUL-terminated (*out is the caller's), at most 1 MiB. 0 or an error. */
+int sp__config_read_file(const char *path, char **out, size_t *out_len, sp_error_t *err);
+
 #endif /* SP_CORE_CONFIG_H */

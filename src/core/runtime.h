@@ -4,7 +4,8 @@
  * with. Everything here is owned by the loop thread unless a field says
  * otherwise.
  *
- * Inside src/core calls go one way: runtime.c (public API, loop thread) ->
+ * Inside src/core calls go one way: runtime.c (start/stop, loop thread) and
+ * execute.c (the call entry points) ->
  * pool.c (scheduling, supervision) -> worker.c (one process, frames) ->
  * protocol.c (bytes). call.c completes calls for all of them; stats.c reads
  * pools and workers; waiting.c wakes client threads; source.c serves an
