@@ -623,12 +623,10 @@ class Host:
         try:
             try:
                 return STATUS_OK, _encode(item)
-            except ValueError:      # non-finite floats: the slow path
+            except (ValueError, _arrays.HasArrays):
+                # Non-finite floats, or arrays: a chunk is JSON text, so its
+                # arrays (and bytes) become nested lists.
                 return STATUS_OK, to_json(item)
-        except _arrays.HasArrays:
-            exc = TypeError("streamed chunks cannot carry arrays; yield JSON values "
-                            "(or call the tool without streaming)")
-            return STATUS_ERROR, _error_payload(exc, None)
         except BaseException as exc:
             return STATUS_ERROR, _error_payload(
                 TypeError(str(exc)), None, f"a chunk is not JSON serializable: {exc}")

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from snakepit_bridge import _host
+from snakepit_bridge.base_adapter import tool
 
 from test_host import testing  # noqa: F401  (fixture)
 
@@ -64,3 +65,24 @@ def test_close_runs_finally_blocks(testing, tmp_path, tool, want):  # noqa: F811
 
 def test_plain_call_of_async_generator_is_a_list(testing):  # noqa: F811
     assert testing.invoke("count_async", '{"n": 2}') == (_host.STATUS_OK, "[0,1]")
+
+
+class ArrayChunks:
+    """Streams arrays and bytes, which travel in chunks as nested JSON lists."""
+
+    @tool(supports_streaming=True)
+    def frames(self, n: int = 2):
+        import numpy as np
+        for i in range(n):
+            yield {"i": i, "frame": np.arange(4, dtype=np.int16).reshape(2, 2) * i}
+        yield b"\x01\xff"
+
+
+@pytest.mark.numpy
+def test_arrays_in_chunks_become_lists():
+    host = _host.Host(ArrayChunks(), "test_streaming.ArrayChunks")
+    chunks, err = drain(host, start(host, "frames", {"n": 2}))
+    assert err is None
+    assert chunks == [{"i": 0, "frame": [[0, 0], [0, 0]]},
+                      {"i": 1, "frame": [[0, 1], [2, 3]]},
+                      [1, 255]]
