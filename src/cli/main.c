@@ -384,12 +384,6 @@ int main(int argc, char **argv) {
     return SP_EXIT_USAGE;
   }
   if (choose_mode(&o) != 0) return SP_EXIT_USAGE;
-  if (o.url != NULL && o.stream) {
-    fprintf(stderr, "snakepit: exec --stream runs on pools started by this command (-c FILE, "
-                    "--adapter or --local); against a server, ask its HTTP API for "
-                    "text/event-stream or application/x-ndjson\n");
-    return SP_EXIT_USAGE;
-  }
   if (o.url != NULL) {
     /* Hand the command and its arguments (without the options) to the client. */
     cargv[-1] = (char *)cmd;

@@ -34,6 +34,10 @@ typedef struct {
   long timeout_ms;
   const char *query; /* appended to the next URL, e.g. "?thread_safety=1", or NULL */
   int json;          /* --json */
+  /* The body writer of the next request and its argument: on_data (into the
+   * out buffer) unless exec --stream sets its own. */
+  size_t (*writer)(char *, size_t, size_t, void *);
+  void *writer_ud;
 } client_t;
 
 static size_t on_data(char *ptr, size_t size, size_t n, void *ud) {
@@ -115,8 +119,8 @@ static int request(client_t *c, const char *path_segs[], size_t nseg, const body
   }
   curl_easy_setopt(c->curl, CURLOPT_URL, url);
   curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
-  curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, on_data);
-  curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, out);
+  curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, c->writer ? c->writer : on_data);
+  curl_easy_setopt(c->curl, CURLOPT_WRITEDATA, c->writer ? c->writer_ud : out);
   curl_easy_setopt(c->curl, CURLOPT_NOSIGNAL, 1L);
   /* A proxy from the environment cannot reach this machine's loopback server. */
   curl_easy_setopt(c->curl, CURLOPT_NOPROXY, "localhost,127.0.0.1,::1");
@@ -150,10 +154,10 @@ static int code_of(const char *name) {
   return 0;
 }
 
-/* Prints a non-2xx answer the way the local commands print errors; returns the exit code. */
-static int report_http_error(long status, const buf_t *b) {
-  json_t *doc = TEXT(*b) ? json_loads(TEXT(*b), 0, NULL) : NULL;
-  json_t *e = json_object_get(doc, "error");
+/* Prints the server's error object e ({code, message, ...}, NULL if the answer
+ * had none; raw is the answer's text) the way the local commands print
+ * errors; returns the exit code. */
+static int report_error_object(long status, json_t *e, const char *raw) {
   const char *code = json_string_value(json_object_get(e, "code"));
   int rc;
   if (code != NULL && code_of(code) != 0) {
@@ -170,9 +174,16 @@ static int report_http_error(long status, const buf_t *b) {
     rc = status == 413 ? SP_EXIT_INVALID : SP_EXIT_CONFIG;
   } else {
     fprintf(stderr, "snakepit: unexpected HTTP %ld answer: %.300s\n", status,
-            TEXT(*b) ? TEXT(*b) : "(empty)");
+            raw ? raw : "(empty)");
     rc = status >= 500 ? SP_EXIT_WORKER : SP_EXIT_CONFIG;
   }
+  return rc;
+}
+
+/* Prints a non-2xx answer the way the local commands print errors; returns the exit code. */
+static int report_http_error(long status, const buf_t *b) {
+  json_t *doc = TEXT(*b) ? json_loads(TEXT(*b), 0, NULL) : NULL;
+  int rc = report_error_object(status, json_object_get(doc, "error"), TEXT(*b));
   json_decref(doc);
   return rc;
 }
@@ -286,6 +297,82 @@ done:
   return rc;
 }
 
+/*
+ * exec --stream: the server's NDJSON stream (docs/http.md), one chunk per
+ * line, printed the moment its line is complete; the final line is
+ * {"$done": ...} or {"$error": {...}}. An answer other than 200 (refused
+ * before the stream started) is collected whole into `other` and reported
+ * like any error reply.
+ */
+typedef struct {
+  CURL *curl;
+  buf_t line;  /* the incomplete line so far */
+  buf_t other; /* a non-200 answer */
+  int ended;   /* the final event arrived */
+  int rc;      /* the exit code it gave */
+} ndjson_t;
+
+/* One complete line of the stream; returns 0, or -1 to stop the transfer. */
+static int ndjson_line(ndjson_t *st, char *line, size_t len) {
+  static const char done_key[] = "{\"$done\":", error_key[] = "{\"$error\":";
+  if (st->ended) return -1; /* nothing may follow the final event */
+  if (len >= sizeof(done_key) - 1 && memcmp(line, done_key, sizeof(done_key) - 1) == 0) {
+    st->ended = 1;
+    st->rc = SP_EXIT_OK;
+    return 0;
+  }
+  if (len >= sizeof(error_key) - 1 && memcmp(line, error_key, sizeof(error_key) - 1) == 0) {
+    json_t *doc = json_loadb(line, len, 0, NULL);
+    fflush(stdout);
+    st->ended = 1;
+    st->rc = report_error_object(200, json_object_get(doc, "$error"), line);
+    json_decref(doc);
+    return 0;
+  }
+  fwrite(line, 1, len, stdout);
+  fputc('\n', stdout);
+  return fflush(stdout) == 0 ? 0 : -1; /* stdout gone (EPIPE): hang up, which cancels */
+}
+
+static size_t on_ndjson(char *ptr, size_t size, size_t n, void *ud) {
+  ndjson_t *st = ud;
+  size_t add = size * n;
+  long status = 0;
+  curl_easy_getinfo(st->curl, CURLINFO_RESPONSE_CODE, &status);
+  if (status != 200) return on_data(ptr, size, n, &st->other);
+  if (sp__buf_append_str(&st->line, ptr, add) != 0) return 0;
+  char *start = (char *)st->line.data, *end = start + st->line.len, *nl;
+  while ((nl = memchr(start, '\n', (size_t)(end - start))) != NULL) {
+    if (nl > start && ndjson_line(st, start, (size_t)(nl - start)) != 0) return 0;
+    start = nl + 1;
+  }
+  size_t rest = (size_t)(end - start);
+  memmove(st->line.data, start, rest);
+  st->line.len = rest;
+  st->line.data[rest] = '\0';
+  return add;
+}
+
+static int exec_ndjson(client_t *c, const char *segs[], const body_t *body) {
+  ndjson_t st = {.curl = c->curl, .rc = SP_EXIT_WORKER};
+  buf_t unused = {0};
+  long status = 0;
+  c->writer = on_ndjson;
+  c->writer_ud = &st;
+  int rc = request(c, segs, 3, body, "application/x-ndjson", &unused, &status);
+  c->writer = NULL;
+  if (rc < 0 && status != 200) rc = report_http_error(status, &st.other);
+  if (rc < 0 && st.ended) rc = st.rc;
+  if (rc < 0) {
+    fprintf(stderr, "snakepit: the server's stream ended without its final event\n");
+    rc = SP_EXIT_WORKER;
+  }
+  sp__buf_free(&st.line);
+  sp__buf_free(&st.other);
+  sp__buf_free(&unused);
+  return rc;
+}
+
 static int cmd_exec(client_t *c, const sp_cli_opts_t *o, int argc, char **argv) {
   if (argc < 3 || argc > 4) {
     fprintf(stderr, "snakepit: exec needs POOL TOOL [JSON]\n");
@@ -309,7 +396,9 @@ static int cmd_exec(client_t *c, const sp_cli_opts_t *o, int argc, char **argv) 
   if (rc < 0 && o->array_count > 0) body = (body_t){(const char *)req.data, req.len, ctype};
   /* Arrays come back as .npy parts only when there is a directory for them;
    * errors are JSON either way. */
-  if (rc < 0)
+  if (rc < 0 && o->stream)
+    rc = exec_ndjson(c, segs, &body);
+  else if (rc < 0)
     rc = request(c, segs, 3, &body,
                  o->out_dir ? "multipart/form-data, application/json" : "application/json", &b,
                  &status);

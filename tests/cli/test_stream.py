@@ -44,8 +44,3 @@ def test_stream_of_a_plain_tool_is_one_chunk(cfg):  # noqa: F811
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == "3\n"
 
-
-def test_stream_against_a_server_is_refused():
-    proc = run("--url", "http://127.0.0.1:9", "exec", "--stream", "p", "t")
-    assert proc.returncode == EXIT_USAGE
-    assert "--stream" in proc.stderr

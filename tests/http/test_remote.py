@@ -5,6 +5,7 @@ with the same output and exit codes as when it starts the pools itself.
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -141,3 +142,39 @@ def test_serve_one_pool_from_flags(tmp_path):
         assert status == 200 and json.loads(body) == 3
     finally:
         assert s.stop() == 0, s.stderr()
+
+
+def test_exec_stream(server):
+    """--stream against a server prints each chunk of its NDJSON stream as it
+    arrives (timestamps read while the command runs), then exits 0."""
+    e = dict(os.environ)
+    e.pop("SNAKEPIT_TOKEN", None)
+    t0 = time.monotonic()
+    proc = subprocess.Popen([BIN, "exec", "--url", server.url, "--stream", "tt", "count",
+                             '{"n": 3, "delay": 0.5}'],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    lines = [(time.monotonic() - t0, line) for line in proc.stdout]
+    proc.wait(timeout=30)
+    end = time.monotonic() - t0
+    assert proc.returncode == EXIT_OK, proc.stderr.read()
+    assert [json.loads(l) for _, l in lines] == [{"i": 0}, {"i": 1}, {"i": 2}]
+    assert lines[-1][0] - lines[0][0] > 0.6 and lines[0][0] < end - 0.6, lines
+
+
+def test_exec_stream_errors(server):
+    # An error after chunks: the chunks stay on stdout, the error maps to its exit code.
+    p = cli("exec", "--url", server.url, "--stream", "tp", "stream_then_fail", '{"n": 2}')
+    assert p.returncode == EXIT_PYTHON, p.stderr
+    assert p.stdout.splitlines() == ["0", "1"]
+    assert "failed after 2 chunks" in p.stderr and "ValueError" in p.stderr
+    # Refused before the stream starts: an ordinary error reply.
+    p = cli("exec", "--url", server.url, "--stream", "tp", "nope")
+    assert p.returncode == EXIT_INVALID and "SP_ENOTOOL" in p.stderr and p.stdout == ""
+    # The deadline covers the whole stream.
+    p = cli("exec", "--url", server.url, "--stream", "--timeout", "300", "tt", "count",
+            '{"n": 50, "delay": 0.1}')
+    assert p.returncode == EXIT_TIMEOUT and "SP_ETIMEOUT" in p.stderr, p.stderr
+    assert 0 < len(p.stdout.splitlines()) < 50
+    # A plain tool streams as one chunk.
+    p = cli("exec", "--url", server.url, "--stream", "tp", "add", '{"a": 1, "b": 2}')
+    assert p.returncode == EXIT_OK and p.stdout == "3\n", p.stderr
