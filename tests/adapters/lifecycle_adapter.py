@@ -115,3 +115,11 @@ class LifecycleAdapter(ThreadSafeAdapter):
                 with open(path, "w", encoding="utf-8") as f:
                     f.write("cancelled\n")
                 return "stopped"
+
+    @thread_safe_method
+    @tool(description="Yield 0..n-1, sleeping `seconds` before each", supports_streaming=True)
+    def ticks(self, n: int, seconds: float = 0.0):
+        for i in range(n):
+            if seconds:
+                time.sleep(seconds)
+            yield i

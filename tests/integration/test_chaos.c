@@ -1,8 +1,8 @@
 /*
- * test_chaos.c - 16 callers against both profiles for ~16 s while a random
- * worker is SIGKILLed every 2 s and workers recycle every 200 calls. Every call
- * must end in a result or a clear error within its timeout, and the pools must
- * be back to full capacity at the end.
+ * test_chaos.c - 16 callers and 4 streams against both profiles for ~16 s
+ * while a random worker is SIGKILLed every 2 s and workers recycle every 200
+ * calls. Every call and stream must end in a result or a clear error within its
+ * timeout, and the pools must be back to full capacity at the end.
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -39,6 +39,56 @@ static void *caller(void *arg) {
     else
       atomic_fetch_add(&by_cat[res.error.category], 1);
     sp_result_free(&res);
+  }
+  return NULL;
+}
+
+/* Streams next to the calls: every stream must end (done callback) within its
+ * deadline, its chunks in order, with a result or a worker/timeout error. */
+#define STREAMERS 4
+static atomic_int streams_ok, streams_late, streams_failed_badly, stream_disorder;
+static atomic_long stream_chunks;
+
+/* The userdata of both callbacks: h_async_done takes it as its h_async_t. */
+typedef struct {
+  h_async_t a; /* first */
+  int next;    /* the item expected next */
+} stream_seen_t;
+
+static int chaos_chunk(const char *json, size_t len, void *ud) {
+  stream_seen_t *seen = ud;
+  char buf[32];
+  snprintf(buf, sizeof(buf), "%.*s", (int)(len < 31 ? len : 31), json);
+  if (atoi(buf) != seen->next++) atomic_fetch_add(&stream_disorder, 1);
+  atomic_fetch_add(&stream_chunks, 1);
+  return SP_CHUNK_CONTINUE;
+}
+
+static void *streamer(void *arg) {
+  unsigned seed = (unsigned)(uintptr_t)arg;
+  sp_call_opts_t opts = SP_CALL_OPTS_INIT;
+  opts.timeout_ms = CALL_TIMEOUT_MS;
+  while (!atomic_load(&stop_flag)) {
+    const char *pool = pools[rand_r(&seed) % 2];
+    stream_seen_t seen = {0};
+    h_async_t *a = &seen.a;
+    sp_error_t err;
+    if (sp_execute_stream(rt, pool, "ticks", "{\"n\": 20, \"seconds\": 0.005}", &opts,
+                          chaos_chunk, h_async_done, &seen, NULL, &err) != 0) {
+      atomic_fetch_add(&streams_failed_badly, 1);
+      sp_error_free(&err);
+      continue;
+    }
+    if (!h_async_wait(a, CALL_TIMEOUT_MS / 1000.0 + 1.0)) {
+      atomic_fetch_add(&streams_late, 1);
+      h_async_wait(a, 60.0); /* `seen` must outlive the stream's callbacks */
+    }
+    sp_category_t cat = sp_err_category(a->code);
+    if (a->code == 0)
+      atomic_fetch_add(&streams_ok, 1);
+    else if (cat != SP_CAT_WORKER && cat != SP_CAT_TIMEOUT)
+      atomic_fetch_add(&streams_failed_badly, 1);
+    sp_free(a->json);
   }
   return NULL;
 }
@@ -99,6 +149,9 @@ static void chaos(void **state) {
   rt = h_start(yaml);
   pthread_t th[16];
   for (int i = 0; i < 16; i++) pthread_create(&th[i], NULL, caller, (void *)(uintptr_t)(i + 1));
+  pthread_t st[STREAMERS];
+  for (int i = 0; i < STREAMERS; i++)
+    pthread_create(&st[i], NULL, streamer, (void *)(uintptr_t)(i + 100));
   unsigned seed = 42;
   int kills = 0;
   double end = h_now() + RUN_SECONDS;
@@ -111,6 +164,7 @@ static void chaos(void **state) {
   }
   atomic_store(&stop_flag, 1);
   for (int i = 0; i < 16; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < STREAMERS; i++) pthread_join(st[i], NULL);
 
   /* Capacity returns: every position has a ready worker again. */
   long long ready = 0;
@@ -130,7 +184,14 @@ static void chaos(void **state) {
       failed - atomic_load(&by_cat[SP_CAT_WORKER]) - atomic_load(&by_cat[SP_CAT_TIMEOUT]) -
           atomic_load(&by_cat[SP_CAT_POOL]),
       kills, crashes, recycled, atomic_load(&late_calls));
+  printf("chaos: %d streams ok (%ld chunks), %d late, %d failed otherwise, %d out of order\n",
+         atomic_load(&streams_ok), atomic_load(&stream_chunks), atomic_load(&streams_late),
+         atomic_load(&streams_failed_badly), atomic_load(&stream_disorder));
   assert_int_equal(atomic_load(&late_calls), 0); /* nothing hung past its timeout */
+  assert_int_equal(atomic_load(&streams_late), 0); /* no stream open past its deadline */
+  assert_int_equal(atomic_load(&streams_failed_badly), 0);
+  assert_int_equal(atomic_load(&stream_disorder), 0);
+  assert_true(atomic_load(&streams_ok) > 10);
   assert_int_equal(ready, 5);                    /* full capacity again */
   assert_true(kills >= 6);
   assert_true(crashes >= kills - 1); /* a kill may hit a worker as it exits */
