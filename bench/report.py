@@ -178,6 +178,7 @@ def main():
     fig["model_mib"] = samples["preload"][0]["model_mib"]
     if samples["http"]:
         fig["http"] = samples["http"][0]["summary"]
+        fig["http_streams"] = samples["http"][0].get("streams", {})
     for build in ("gil", "ft"):
         got = samples[f"purepy_{build}"]
         if got:
@@ -267,6 +268,12 @@ def main():
                          f"(p99 {fmt(h[ours]['p99_us'], ' us', 0)}) | {peer} --processes 2 "
                          f"{fmt(h[peer]['rps'], ' req/s', 0)} (p99 {fmt(h[peer]['p99_us'], ' us', 0)}) "
                          f"| {r(h[ours]['rps'], h[peer]['rps'])} |")
+    for kind, st in fig.get("http_streams", {}).items():
+        lines.append(f"| HTTP streaming ({kind.upper()}, curl), tight generator, process 2x1 | "
+                     f"{fmt(st['chunks_per_s'], ' chunks/s', 0)} (first chunk p50 "
+                     f"{fmt(st['first_chunk_p50_us'], ' us', 0)}) | C API "
+                     f"{fmt(fig['stream_chunks_per_s'], ' chunks/s', 0)} | "
+                     f"{r(st['chunks_per_s'], fig['stream_chunks_per_s'])} |")
     for build, label in (("purepy_gil", "GIL build"), ("purepy_ft", "free-threaded 3.14t")):
         if build in fig:
             p = fig[build]

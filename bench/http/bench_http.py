@@ -11,7 +11,8 @@ run (rounds interleave the servers, so a noisy neighbour hits both alike).
              mode uWSGI's documentation gives for clients that talk to it directly)
 
 Prints requests/s and latency percentiles (median over the rounds) and the ratio
-to each uWSGI variant, and writes them as JSON to BUILD/bench/http.json.
+to each uWSGI variant, then chunks/s and first-chunk latency of a streaming
+tool read by curl as Server-Sent Events and as NDJSON, and writes them as JSON to BUILD/bench/http.json.
 Installs wrk and uWSGI (scripts/install-deps.sh bench) when they are missing.
 
 Usage: /usr/bin/python3 bench/http/bench_http.py [--build DIR] [--duration S] [--rounds N]
@@ -121,6 +122,39 @@ def run_wrk(url, duration):
             "socket_errors": sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))}
 
 
+STREAM_CHUNKS = 200000
+
+
+def run_stream(url, accept, n):
+    """One streaming call read by curl: (seconds to the first byte, seconds in all)."""
+    out = subprocess.run(["curl", "-s", "-N", "-o", "/dev/null", "--noproxy", "*",
+                          "-w", "%{http_code} %{time_starttransfer} %{time_total}",
+                          "-H", "Content-Type: application/json", "-H", f"Accept: {accept}",
+                          "-d", json.dumps({"n": n}), url],
+                         capture_output=True, text=True, timeout=300).stdout.split()
+    if out[0] != "200":
+        raise RuntimeError(f"streaming call answered {out[0]}")
+    return float(out[1]), float(out[2])
+
+
+def bench_streams(port, rounds):
+    """Chunks/s of the testing adapter's tight generator (small JSON items) read
+    by curl as SSE and as NDJSON, and the first-chunk latency of one-chunk
+    streams (time to the first byte, which carries the first event)."""
+    url = f"http://127.0.0.1:{port}/v1/pools/proc2/tools/tight"
+    out = {}
+    for name, accept in (("sse", "text/event-stream"), ("ndjson", "application/x-ndjson")):
+        rates = []
+        for _ in range(rounds):
+            _, total = run_stream(url, accept, STREAM_CHUNKS)
+            rates.append(STREAM_CHUNKS / total)
+        first = sorted(run_stream(url, accept, 1)[0] * 1e6 for _ in range(50))
+        out[name] = {"chunks_per_s": statistics.median(rates), "first_chunk_p50_us": first[25]}
+        print(f"streaming over HTTP, {name}: {out[name]['chunks_per_s']:,.0f} chunks/s, "
+              f"first chunk p50 {out[name]['first_chunk_p50_us']:,.0f} us", flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
@@ -153,6 +187,7 @@ def main():
                     runs[name].append(res)
                     print(f"round {r + 1}: {name:24s} {res['rps']:>10,.0f} req/s  p99 {res['p99_us']:>9,.0f} us",
                           flush=True)
+            streams = bench_streams(sp_port, args.rounds)
         finally:
             for p in procs:
                 stop(p)
@@ -175,7 +210,7 @@ def main():
     os.makedirs(os.path.dirname(out), exist_ok=True)
     with open(out, "w") as f:
         json.dump({"cpus": os.cpu_count(), "duration_s": args.duration, "rounds": args.rounds,
-                   "summary": summary, "runs": runs}, f, indent=2)
+                   "summary": summary, "runs": runs, "streams": streams}, f, indent=2)
     print(f"\nwritten: {out}")
     return 0
 
