@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "pool.h"
 #include "runtime.h"
+#include "session.h"
 #include "stats.h"
 #include "stream.h"
 #include "worker.h"
@@ -46,6 +47,7 @@ static void complete(sp__call_t *c, int code) {
   sp_result_t *res = c->res;
   sp__call_release_inputs(c); /* the worker has read them (or never will) */
   if (c->chunk_cb != NULL) sp__stream_forget(rt, c);
+  if (c->session != NULL) sp__session_call_done(c);
 
   p->stats.calls++;
   if (code == 0) p->stats.ok++;
