@@ -432,6 +432,14 @@ SP_EXTERN int sp_session_end(sp_runtime_t *rt, const char *pool, const char *ses
                              sp_error_t *err);
 
 /**
+ * Checks a session id the way the calls do (1..SP_SESSION_ID_MAX bytes of
+ * UTF-8, no control characters), for front ends that carry it elsewhere first
+ * (an HTTP header). Returns 0, or SP_EINVAL with err saying what is wrong and
+ * at which byte. Any thread; err may be NULL.
+ */
+SP_EXTERN int sp_session_check(const char *session_id, sp_error_t *err);
+
+/**
  * The mode named text ("hint", "strict", "strict_fail_fast") into *mode.
  * Returns 0, or SP_EINVAL with err naming the accepted names. Any thread.
  */

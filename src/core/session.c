@@ -74,6 +74,16 @@ int sp__session_id_check(const char *id, size_t *len, char *why, size_t cap) {
   return 0;
 }
 
+int sp_session_check(const char *session_id, sp_error_t *err) {
+  char why[96];
+  size_t len;
+  if (session_id == NULL) return sp__error_set(err, SP_EINVAL, "session id is NULL");
+  if (sp__session_id_check(session_id, &len, why, sizeof(why)) != 0)
+    return sp__error_set(err, SP_EINVAL, "session id %s", why);
+  sp__error_clear(err);
+  return 0;
+}
+
 static const char *const mode_names[] = {"hint", "strict", "strict_fail_fast"};
 
 const char *sp_session_mode_name(int mode) {
