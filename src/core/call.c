@@ -151,7 +151,12 @@ void sp__call_expire(sp__call_t *c) {
   int tl = (int)tool_len;
   sp_error_t e;
   if (c->state == SP__CALL_QUEUED) {
-    if (c->item.due_ms < c->deadline_ms) {
+    if (c->item.due_ms < c->deadline_ms && sp__session_waits_for_worker(c)) {
+      sp__error_set(&e, SP_EQUEUETIMEOUT,
+                    "call to tool '%.*s' in pool '%s' waited %lld ms (queue_timeout) for the "
+                    "worker of session '%s' (mode strict), which stayed busy",
+                    tl, tool, p->cfg->name, (long long)p->cfg->queue_timeout_ms, c->session->id);
+    } else if (c->item.due_ms < c->deadline_ms) {
       sp__error_set(&e, SP_EQUEUETIMEOUT,
                     "call to tool '%.*s' in pool '%s' waited %lld ms (queue_timeout) for a free "
                     "worker slot; %zu calls queued",

@@ -210,6 +210,26 @@ static void test_strict_wait_lets_others_pass(void **state) {
   sp_runtime_stop(rt, 5000);
 }
 
+/* strict waits at most queue_timeout, and then says which session it waited for. */
+static void test_strict_queue_timeout(void **state) {
+  profile_t *pr = *state;
+  sp_runtime_t *rt = start(state, 2, "    queue_timeout: 200ms\n");
+  json_decref(scall_ok(rt, "add", "{}", "m", SP_SESSION_HINT));
+  pthread_t th[4];
+  bg_t bg[4];
+  occupy(rt, pr->threads, th, bg, "{\"seconds\": 1.5}");
+  sp_error_t err;
+  double t0 = h_now();
+  assert_int_equal(scall(rt, "peek", "{}", "m", SP_SESSION_STRICT, NULL, &err), SP_EQUEUETIMEOUT);
+  double waited = h_now() - t0;
+  assert_non_null(strstr(err.message, "session 'm'"));
+  sp_error_free(&err);
+  for (int i = 0; i < pr->threads; i++) pthread_join(th[i], NULL);
+  assert_true(waited < 1.5 * 0.6); /* the queue timeout, not the hold */
+  json_decref(scall_ok(rt, "peek", "{}", "m", SP_SESSION_STRICT));
+  sp_runtime_stop(rt, 5000);
+}
+
 static void test_ttl_expiry(void **state) {
   sp_runtime_t *rt = start(state, 1, "    session_ttl: 300ms\n");
   json_t *j = scall_ok(rt, "add", "{\"x\": 3}", "t", SP_SESSION_STRICT);
@@ -491,7 +511,7 @@ static void test_bad_input(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       BOTH(test_affinity),       BOTH(test_modes_at_busy_worker),
-      BOTH(test_strict_wait_lets_others_pass),
+      BOTH(test_strict_wait_lets_others_pass), BOTH(test_strict_queue_timeout),
       BOTH(test_ttl_expiry),     BOTH(test_explicit_end),
       BOTH(test_lost_after_kill), BOTH(test_recycled_worker),
       BOTH(test_stream_in_session), BOTH(test_stats),
