@@ -224,6 +224,11 @@ static int session_opts(sp__req_t *r, sp_call_opts_t *opts, sp_error_t *err) {
                          "session_mode parameter: hint, strict or strict_fail_fast)",
                          mode);
   }
+  if (sid == NULL && mode != NULL)
+    return sp_error_setf(err, SP_EINVAL,
+                         "a session mode (X-Snakepit-Session-Mode header or session_mode "
+                         "parameter) needs a session (X-Snakepit-Session header or session "
+                         "parameter)");
   if (sid == NULL) return 0;
   if (sp_session_check(sid, err) != 0) {
     char why[160];

@@ -190,6 +190,12 @@ def test_unknown_session_mode_is_refused(srv):
     assert ok(srv, "sp", "add", {}, "m", "strict_fail_fast")["total"] >= 1
 
 
+def test_session_mode_without_a_session_is_refused(srv):
+    status, _, body = srv.call("sp", "peek", {}, headers={"X-Snakepit-Session-Mode": "strict"})
+    err = error_of(status, body, 400, "validation", "SP_EINVAL")
+    assert "needs a session" in err["message"]
+
+
 def test_bad_id_in_delete_path_is_refused(srv):
     status, _, body = srv.request("DELETE", "/v1/pools/sp/sessions/a%09b")
     err = error_of(status, body, 400, "validation", "SP_EINVAL")
