@@ -97,7 +97,6 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
   size_t tlen = strlen(tool);
   int rc = check_args(p, tool, args, alen, err);
   if (rc != 0) return rc;
-  /* Fields added to sp_call_opts_t after 0.2 are read only when opts->size covers them. */
   const char *sid = NULL;
   size_t sid_len = 0;
   int mode = 0;
@@ -110,6 +109,7 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
                          "arguments of %zu bytes for tool '%s' exceed max_frame_bytes (%lld) of "
                          "pool '%s'",
                          alen, tool, (long long)p->cfg->max_frame_bytes, pool);
+  /* Fields added to sp_call_opts_t after 0.2 are read only when opts->size covers them. */
   size_t narrays = opts ? opts->array_count : 0;
   unsigned flags = (opts && opts->arrays_as_lists ? SP__FLAG_LISTS : 0) |
                    (opts && opts->arrays_writable ? SP__FLAG_WRITABLE : 0) |
