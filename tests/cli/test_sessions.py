@@ -86,6 +86,8 @@ def test_local_exec_runs_in_the_session(config):
     (("--session", "a\nb"), "--session: session id has a control character (U+000A) at byte 1"),
     (("--session", ""), "--session: session id is empty"),
     (("--session", "x" * 129), "--session: session id is longer than 128 bytes"),
+    # A str with a surrogate escape reaches the program as the raw byte 0xff.
+    (("--session", "caf\udcff"), "--session: session id is not valid UTF-8 (byte 3)"),
     (("--session", "s", "--session-mode", "sticky"),
      "--session-mode: unknown session mode 'sticky'"),
     (("--session-mode", "strict"), "--session-mode needs --session ID"),
