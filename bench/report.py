@@ -89,13 +89,14 @@ def main():
 
     samples = {k: [] for k in ("floor", "capi", "peer", "numpy", "memory", "startup", "http",
                                "arrays", "peer_arrays", "purepy_gil", "purepy_ft", "preload",
-                               "stream")}
+                               "stream", "session")}
     for i in range(runs):
         print(f"run {i + 1}/{runs}: floor, C API, peer, numpy, memory, startup", flush=True)
         samples["floor"].append(run_json([os.path.join(b, "bench", "bench_floor"),
                                           "5000" if args.quick else "50000"]))
         samples["capi"].append(run_capi(b, args.quick))
         samples["stream"].append(run_json([os.path.join(b, "bench", "bench_stream")] + q))
+        samples["session"].append(run_json([os.path.join(b, "bench", "bench_session")] + q))
         samples["peer"].append(run_json(["/usr/bin/python3", os.path.join(HERE, "peer_ppe.py")] + q))
         samples["numpy"].append(run_json([os.path.join(b, "bench", "bench_suite"), "numpy"] + q))
         samples["memory"].append(run_json([os.path.join(b, "bench", "bench_suite"), "memory"]))
@@ -138,6 +139,10 @@ def main():
         "floor_p99_us": median([s["p99_us"] for s in samples["floor"]]),
         "stream_chunks_per_s": median([s["chunks_per_s"] for s in samples["stream"]]),
         "stream_first_chunk_p50_us": median([s["first_chunk_us"]["p50"] for s in samples["stream"]]),
+        "session_seq_p50_us": median([s["seq"]["session"]["p50_us"] for s in samples["session"]]),
+        "plain_seq_p50_us": median([s["seq"]["plain"]["p50_us"] for s in samples["session"]]),
+        "session_par4": median([s["par4"]["session"] for s in samples["session"]]),
+        "plain_par4": median([s["par4"]["plain"] for s in samples["session"]]),
         "seq_p50_us": median([s["sequential"]["latency_us"]["p50"] for s in samples["capi"]]),
         "seq_p99_us": median([s["sequential"]["latency_us"]["p99"] for s in samples["capi"]]),
         "sync16_process_2x1": median([capi_tp(s, "sync", "process_2x1") for s in samples["capi"]]),
@@ -201,6 +206,10 @@ def main():
         "thread-pool RSS <= 1/6 of the process pool's": (ratio(fig["rss_thread_mib"], fig["rss_process_mib"]) or 1) <= 1 / 6,
         "streaming: >= 200k chunks/s of small JSON items through the C API":
             (fig["stream_chunks_per_s"] or 0) >= 200000,
+        "a session call no slower than a plain call by more than 10% (sequential p50)":
+            (ratio(fig["session_seq_p50_us"], fig["plain_seq_p50_us"]) or 99) <= 1.10,
+        "a session call no slower than a plain call by more than 10% (4 callers, calls/s)":
+            (ratio(fig["plain_par4"], fig["session_par4"]) or 99) <= 1.10,
         "8 process workers ready within 2x the time of 1": (ratio(fig["startup_8_ms"], fig["startup_1_ms"]) or 99) <= 2.0,
         "8 MB array in and out within 3x two memcpys": (ratio(fig["arrays_8mb_ms"], fig["arrays_8mb_floor_ms"]) or 99) <= 3.0,
         "8 MB array >= 100x faster than the JSON path": (ratio(fig["arrays_json_8mb_ms"], fig["arrays_8mb_ms"]) or 0) >= 100,
@@ -240,6 +249,8 @@ def main():
         f"| async, 64 in flight, thread 1x16 | {fmt(fig['async64_thread_1x16'], ' calls/s', 0)} | ProcessPoolExecutor(2) {fmt(fig['peer_16_calls_per_s'], ' calls/s', 0)} | {r(fig['async64_thread_1x16'], fig['peer_16_calls_per_s'])} |",
         f"| streaming, tight generator of small JSON items, chunks/s, process 1x1 | {fmt(fig['stream_chunks_per_s'], ' chunks/s', 0)} | target 200k chunks/s | {r(fig['stream_chunks_per_s'], 200000)} |",
         f"| streaming, first-chunk latency (one-chunk stream), p50 | {fmt(fig['stream_first_chunk_p50_us'], ' us')} | sequential no-op call p50 {fmt(fig['seq_p50_us'], ' us')} | {r(fig['stream_first_chunk_p50_us'], fig['seq_p50_us'])} |",
+        f"| no-op call in a session (hint), sequential p50, process 2x1 | {fmt(fig['session_seq_p50_us'], ' us')} | plain call, same run {fmt(fig['plain_seq_p50_us'], ' us')} | {r(fig['session_seq_p50_us'], fig['plain_seq_p50_us'])} |",
+        f"| no-op calls in sessions (strict), 4 callers, thread 1x4 | {fmt(fig['session_par4'], ' calls/s', 0)} | plain calls, same run {fmt(fig['plain_par4'], ' calls/s', 0)} | {r(fig['session_par4'], fig['plain_par4'])} |",
         f"| numpy 200x200 matmul, thread 1x2 | {fmt(fig['numpy_1x2'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {fmt(fig['numpy_speedup'], 'x', 2)} |",
         f"| numpy 200x200 matmul, process 2x1 | {fmt(fig['numpy_2x1'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {r(fig['numpy_2x1'], fig['numpy_1x1'])} |",
         f"| RSS, capacity 16, thread 1x16 | {fmt(fig['rss_thread_mib'], ' MiB')} | process 16x1 {fmt(fig['rss_process_mib'], ' MiB')} | {r(fig['rss_thread_mib'], fig['rss_process_mib'])} |",

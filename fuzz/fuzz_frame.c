@@ -141,6 +141,18 @@ static int check_pong(const uint8_t *body, size_t len) {
   sp__pong_t ping;
   int prc = sp__ping_body_parse(body, len, &ping);
   if ((prc == 0) != (len >= SP__PING_BODY_SIZE)) __builtin_trap();
+  /* A session (CALL flag SESSION) lies inside the body; SESSION_END is 1..128 bytes. */
+  sp__call_view_t v;
+  if (sp__call_body_parse(body, len, SP__FLAG_SESSION | SP__FLAG_ARRAYS, &v) == 0 &&
+      (v.session_len == 0 || v.session_len > SP__SESSION_ID_MAX ||
+       (const uint8_t *)v.session < body || (const uint8_t *)v.session + v.session_len > body + len ||
+       hash_bytes((const uint8_t *)v.session, v.session_len) == 0))
+    __builtin_trap();
+  const char *sid;
+  size_t sid_len;
+  if ((sp__session_end_body_parse(body, len, &sid, &sid_len) == 0) !=
+      (len >= 1 && len <= SP__SESSION_ID_MAX))
+    __builtin_trap();
   /* A credit (CHUNK M->W) is exactly its 4 bytes. */
   uint32_t credit;
   if ((sp__credit_body_parse(body, len, &credit) == 0) != (len == SP__CREDIT_BODY_SIZE))

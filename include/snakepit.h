@@ -67,7 +67,9 @@ extern "C" {
   X(IO, -17, INTERNAL, "system call failed")                                          \
   X(DEGRADED, -18, POOL, "pool degraded")                                             \
   X(CANCELLED, -19, TIMEOUT, "call cancelled")                                        \
-  X(BADTHREAD, -20, VALIDATION, "blocking call made from the runtime's own thread")
+  X(BADTHREAD, -20, VALIDATION, "blocking call made from the runtime's own thread")      \
+  X(SESSIONBUSY, -21, POOL, "the session's worker is busy")                            \
+  X(SESSIONLOST, -22, WORKER, "the session's worker is gone")
 
 /** Negative error codes returned by every int function of this API. */
 typedef enum {
@@ -233,10 +235,46 @@ typedef struct sp_call_opts_s {
   int arrays_writable; /* non-zero: the tool's array arguments are writable (its own
                           copies, or sp_array_alloc blocks); needed by DLPack consumers
                           such as np.from_dlpack. Default: read-only views */
+  /* Since 0.3: sessions (see "Sessions" below). */
+  const char *session; /* session id (borrowed until the submitting function returns), or
+                          NULL for none: 1..SP_SESSION_ID_MAX bytes of UTF-8, no control
+                          characters */
+  int session_mode;    /* SP_SESSION_HINT (default), SP_SESSION_STRICT or
+                          SP_SESSION_STRICT_FAIL_FAST; ignored without a session */
 } sp_call_opts_t;
 
 /** An sp_call_opts_t with every option at its default and size set. */
-#define SP_CALL_OPTS_INIT {sizeof(sp_call_opts_t), 0, 0, NULL, 0, 0, 0}
+#define SP_CALL_OPTS_INIT {sizeof(sp_call_opts_t), 0, 0, NULL, 0, 0, 0, NULL, 0}
+
+/*
+ * Sessions. A call that names a session (sp_call_opts_t.session) runs with
+ * that session's state: a dict the worker keeps for it (`current().session`
+ * in the tool), shared by the session's calls. The first call of a session
+ * goes where the scheduler sends any call, and binds the session to that
+ * worker; later calls go to the same worker, as the mode says when it has no
+ * free thread:
+ * - SP_SESSION_HINT: the call runs on another worker (or waits in the queue
+ *   when none is free) with a fresh, empty state of its own that is dropped
+ *   when the call ends; the session stays bound to its worker, whose state is
+ *   untouched. Nothing the call writes into current().session survives.
+ * - SP_SESSION_STRICT: the call waits for the session's worker, at most the
+ *   pool's queue_timeout (then SP_EQUEUETIMEOUT).
+ * - SP_SESSION_STRICT_FAIL_FAST: the call fails at once with SP_ESESSIONBUSY.
+ * A session ends when sp_session_end() ends it, or when it had no call for the
+ * pool's session_ttl; its worker then drops its state. When its worker exits
+ * (crash, kill, recycling, scaling down) the state is gone: strict calls fail
+ * with SP_ESESSIONLOST until the session is ended (or expires), and hint calls
+ * bind it to a new worker with a fresh state. Streams (sp_execute_stream) take
+ * sessions the same way.
+ */
+enum {
+  SP_SESSION_HINT = 0,
+  SP_SESSION_STRICT = 1,
+  SP_SESSION_STRICT_FAIL_FAST = 2
+};
+
+/** Longest session id in bytes. */
+#define SP_SESSION_ID_MAX 128
 
 typedef struct sp_runtime_s sp_runtime_t;
 
@@ -379,6 +417,36 @@ SP_EXTERN int sp_cancel(sp_runtime_t *rt, uint64_t call_id);
  * paused or finished). Returns 0 once posted, SP_EINVAL, SP_ESTOPPED. Any thread.
  */
 SP_EXTERN int sp_stream_resume(sp_runtime_t *rt, uint64_t call_id);
+
+/**
+ * Ends session session_id of pool: it is unbound from its worker, and the
+ * worker drops its state (at once, or when the session's calls still running
+ * there are done). A later call of the same id starts a new session. Ending a
+ * session that does not exist (never started, expired, ended) is not an
+ * error. Returns 0 once the request is posted (calls submitted afterwards by
+ * the same thread see it done), SP_EINVAL for a bad id (err says why),
+ * SP_ENOPOOL, SP_ESTOPPED. Any thread, including the loop thread (completion
+ * callbacks, event sources), where it takes effect at once. err may be NULL.
+ */
+SP_EXTERN int sp_session_end(sp_runtime_t *rt, const char *pool, const char *session_id,
+                             sp_error_t *err);
+
+/**
+ * Checks a session id the way the calls do (1..SP_SESSION_ID_MAX bytes of
+ * UTF-8, no control characters), for front ends that carry it elsewhere first
+ * (an HTTP header). Returns 0, or SP_EINVAL with err saying what is wrong and
+ * at which byte. Any thread; err may be NULL.
+ */
+SP_EXTERN int sp_session_check(const char *session_id, sp_error_t *err);
+
+/**
+ * The mode named text ("hint", "strict", "strict_fail_fast") into *mode.
+ * Returns 0, or SP_EINVAL with err naming the accepted names. Any thread.
+ */
+SP_EXTERN int sp_session_mode_parse(const char *text, int *mode, sp_error_t *err);
+
+/** Name of a session mode ("hint", ...), or "unknown". Static string. */
+SP_EXTERN const char *sp_session_mode_name(int mode);
 
 /**
  * Statistics as JSON: one pool's when pool is non-NULL, else {"pools":[...]}.

@@ -74,3 +74,46 @@ def _begin(tool):
         _local.ctx.tool = tool
     except AttributeError:
         current().tool = tool
+
+
+# ---- sessions ---------------------------------------------------------------
+#
+# A call made in a session (the caller's session id) sees that session's
+# state: ``current().session`` is a dict this worker keeps for the session and
+# shares between its calls; ``current().session_id`` is its id. Outside a
+# session both are None. The worker sets both (from C) for the length of each
+# call and drops a session's dict when the session ends or expires::
+#
+#     @tool(description="Add to a running total")
+#     def add(self, x: float):
+#         state = current().session
+#         with state.lock:                 # calls of one session may run at once
+#             state["total"] = state.get("total", 0.0) + x
+#             return state["total"]
+
+
+class SessionState(dict):
+    """The state of one session in this worker: a dict, plus ``id`` and a
+    re-entrant ``lock`` for read-modify-write steps that calls of the same
+    session running at once on a thread worker must not interleave (single
+    dict operations are atomic on their own)."""
+
+    __slots__ = ("id", "lock")
+
+    def __init__(self, session_id):
+        super().__init__()
+        self.id = session_id
+        self.lock = threading.RLock()
+
+
+# Session id -> SessionState, for every live session of this worker.
+_sessions = {}
+
+CallContext.session = property(
+    lambda self: getattr(_local, "session", None),
+    doc="The running call's SessionState (a dict), or None outside a session.")
+CallContext.session_id = property(
+    lambda self: getattr(_local, "session_id", None),
+    doc="The running call's session id (str), or None outside a session.")
+
+__all__ += ["SessionState"]

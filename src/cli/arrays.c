@@ -15,7 +15,8 @@
 #include "npy.h"
 #include "utf8.h"
 
-/* Takes "--array X", "--array=X", "--out X" and "--out=X" out of argv[1..]. */
+/* Takes "--array X", "--array=X", "--out X" and "--out=X" out of argv[1..], and
+ * the session options (session.c), which may also stand after the arguments. */
 int sp_cli_exec_options(int *argc, char **argv, sp_cli_opts_t *o) {
   int w = 1;
   for (int i = 1; i < *argc; i++) {
@@ -25,6 +26,9 @@ int sp_cli_exec_options(int *argc, char **argv, sp_cli_opts_t *o) {
       while (i < *argc) argv[w++] = argv[i++];
       break;
     }
+    int taken = sp_cli_session_option(*argc, argv, &i, o);
+    if (taken < 0) return SP_EXIT_USAGE;
+    if (taken > 0) continue;
     if (strcmp(a, "--array") == 0 || strcmp(a, "--out") == 0) {
       if (i + 1 >= *argc) {
         fprintf(stderr, "snakepit: %s needs a value (%s)\n", a,

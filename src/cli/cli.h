@@ -99,6 +99,8 @@ typedef struct sp_cli_opts_s {
   const char **arrays; /* --array NAME=FILE.npy values (argv strings), owned array */
   int array_count;
   const char *out_dir; /* --out DIR: returned arrays become DIR/<path>.npy files */
+  const char *session;      /* exec --session ID, or NULL */
+  const char *session_mode; /* exec --session-mode MODE as given, or NULL (hint) */
 } sp_cli_opts_t;
 
 /** Array arguments of one exec, loaded from their .npy files. */
@@ -141,6 +143,21 @@ int sp_cli_check(const sp_cli_opts_t *o, int argc, char **argv);
 void sp_cli_print_stats(int as_json, const char *json);
 /** `snakepit top [...]`: argv[0] is "top". */
 int sp_cli_top(const sp_cli_opts_t *o, int argc, char **argv);
+/** DELETEs session id of pool at o->url and prints the answer; returns the exit code. */
+int sp_cli_remote_session_end(const sp_cli_opts_t *o, const char *pool, const char *id);
+
+/* session.c: the session options of exec and `snakepit session`. */
+
+/**
+ * Takes argv[*i] (and its value) if it is --session[=]ID or --session-mode[=]MODE,
+ * advancing *i past the value: 1 taken, 0 not one of them, -1 value missing (printed).
+ */
+int sp_cli_session_option(int argc, char **argv, int *i, sp_cli_opts_t *o);
+/** Checks --session/--session-mode for cmd (printed when bad): 0, or -1. */
+int sp_cli_session_options(const sp_cli_opts_t *o, const char *cmd);
+/** `snakepit session end POOL ID` (argv: "end", POOL, ID), local or against o->url. */
+int sp_cli_session(const sp_cli_opts_t *o, int argc, char **argv);
+
 /** GETs the stats of pool (NULL: all) from o->url into *json (free()); -1 ok, else exit code. */
 int sp_cli_remote_stats(const sp_cli_opts_t *o, const char *pool, char **json);
 /** 1 if a snakepit server answers /healthz at url (within half a second). */

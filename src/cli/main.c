@@ -45,6 +45,8 @@ static const char usage_text[] =
     "  doctor [POOL...]        start the pools and tell whether they can run as configured:\n"
     "                          Python build, GIL, NumPy/BLAS threads, flagged libraries,\n"
     "                          CPUs, /dev/shm, open-file limit (options: doctor --help)\n"
+    "  session end POOL ID     end session ID of POOL: its worker drops the session's\n"
+    "                          state (use with --url: a server's sessions)\n"
     "  version                 print the version\n"
     "\n"
     "Which pools exec/tools/stats/pools use:\n"
@@ -60,13 +62,17 @@ static const char usage_text[] =
     "Other options:\n"
     "  -t, --timeout MS    per-call timeout in milliseconds (default: the pool's timeout)\n"
     "      --stream        exec: print each chunk of a streaming tool as one JSON line\n"
+    "      --session ID    exec: run the call in session ID (its worker and its state;\n"
+    "                      with --url, the server's session; else it lasts this command)\n"
+    "      --session-mode MODE  hint (default), strict or strict_fail_fast\n"
     "  -q, --quiet         do not forward worker output and runtime notices to stderr\n"
     "      --json          stats as JSON also on a terminal\n"
     "  -h, --help          show this help\n"
     "\n"
     "Exit codes: 0 ok, 1 the tool raised, 2 usage, 3 config/startup error,\n"
     "            4 invalid call (unknown pool/tool, bad arguments), 5 timeout,\n"
-    "            6 worker crashed or protocol error, 7 pool saturated or stopping,\n"
+    "            6 worker crashed, session lost or protocol error,\n"
+    "            7 pool saturated or stopping, or the session's worker busy,\n"
     "            8 check found thread-safety problems\n";
 
 int sp_cli_exit_code(int code) {
@@ -179,6 +185,8 @@ static int cmd_exec(sp_runtime_t *rt, int argc, char **argv, const sp_cli_opts_t
   opts.array_count = in->count;
   /* Without a directory to write them to, returned arrays print as JSON lists. */
   opts.arrays_as_lists = o->out_dir == NULL;
+  opts.session = o->session;
+  if (o->session_mode != NULL) sp_session_mode_parse(o->session_mode, &opts.session_mode, NULL);
   sp_result_t res;
   int stream = o->stream;
   int rc = stream ? exec_stream(rt, argv[0], argv[1], args, &opts, &res)
@@ -270,6 +278,8 @@ static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
                                        {"local", no_argument, NULL, 'L'},
                                        {"json", no_argument, NULL, 'j'},
                                        {"stream", no_argument, NULL, 'S'},
+                                       {"session", required_argument, NULL, 's'},
+                                       {"session-mode", required_argument, NULL, 'm'},
                                        {"help", no_argument, NULL, 'h'},
                                        SP_CLI_POOL_OPTIONS,
                                        {NULL, 0, NULL, 0}};
@@ -293,6 +303,8 @@ static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
       case 'L': o->local = 1; break;
       case 'j': o->json = 1; break;
       case 'S': o->stream = 1; break;
+      case 's': o->session = optarg; break;
+      case 'm': o->session_mode = optarg; break;
       case 'h': fputs(usage_text, stdout); return SP_EXIT_OK;
       default: {
         int taken = sp_cli_pool_option(c, optarg, &o->pool);
@@ -369,6 +381,11 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "version") == 0) {
     printf("snakepit %s\n", sp_version());
     return SP_EXIT_OK;
+  }
+  if (sp_cli_session_options(&o, cmd) != 0) return SP_EXIT_USAGE;
+  if (strcmp(cmd, "session") == 0) {
+    if (choose_mode(&o) != 0) return SP_EXIT_USAGE;
+    return sp_cli_session(&o, cargc, cargv);
   }
   if (strcmp(cmd, "exec") && strcmp(cmd, "tools") && strcmp(cmd, "stats") && strcmp(cmd, "pools")) {
     fprintf(stderr, "snakepit: unknown command '%s'\n\n%s", cmd, usage_text);

@@ -38,6 +38,8 @@ typedef struct {
    * out buffer) unless exec --stream sets its own. */
   size_t (*writer)(char *, size_t, size_t, void *);
   void *writer_ud;
+  const char *method; /* DELETE, or NULL: GET, or POST with a body */
+  const char *session, *session_mode; /* exec --session, --session-mode (checked), or NULL */
 } client_t;
 
 static size_t on_data(char *ptr, size_t size, size_t n, void *ud) {
@@ -117,6 +119,17 @@ static int request(client_t *c, const char *path_segs[], size_t nseg, const body
     snprintf(timeout_hdr, sizeof(timeout_hdr), "X-Timeout-Ms: %ld", c->timeout_ms);
     hdrs = curl_slist_append(hdrs, timeout_hdr);
   }
+  /* Checked (sp_session_check): no control character can end the header early. */
+  char session_hdr[64 + SP_SESSION_ID_MAX], mode_hdr[64];
+  if (c->session != NULL) {
+    snprintf(session_hdr, sizeof(session_hdr), "X-Snakepit-Session: %s", c->session);
+    hdrs = curl_slist_append(hdrs, session_hdr);
+  }
+  if (c->session_mode != NULL) {
+    snprintf(mode_hdr, sizeof(mode_hdr), "X-Snakepit-Session-Mode: %.32s", c->session_mode);
+    hdrs = curl_slist_append(hdrs, mode_hdr);
+  }
+  curl_easy_setopt(c->curl, CURLOPT_CUSTOMREQUEST, c->method);
   curl_easy_setopt(c->curl, CURLOPT_URL, url);
   curl_easy_setopt(c->curl, CURLOPT_HTTPHEADER, hdrs);
   curl_easy_setopt(c->curl, CURLOPT_WRITEFUNCTION, c->writer ? c->writer : on_data);
@@ -500,7 +513,29 @@ int sp_cli_remote(const sp_cli_opts_t *o, int argc, char **argv) {
   int rc = client_open(&c, o->url, o->timeout_ms);
   if (rc >= 0) return rc;
   c.json = o->json;
+  c.session = o->session;
+  c.session_mode = o->session_mode;
   rc = strcmp(argv[0], "exec") == 0 ? cmd_exec(&c, o, argc, argv) : cmd_get(&c, argv[0], argc, argv);
+  client_close(&c);
+  return rc;
+}
+
+int sp_cli_remote_session_end(const sp_cli_opts_t *o, const char *pool, const char *id) {
+  client_t c;
+  buf_t b = {0};
+  int rc = client_open(&c, o->url, o->timeout_ms);
+  if (rc >= 0) return rc;
+  const char *segs[] = {pool, "sessions", id};
+  long status = 0;
+  c.method = "DELETE";
+  rc = request(&c, segs, 3, NULL, NULL, &b, &status);
+  if (rc < 0 && status >= 200 && status < 300) {
+    sp_cli_print_json(TEXT(b));
+    rc = SP_EXIT_OK;
+  } else if (rc < 0) {
+    rc = report_http_error(status, &b);
+  }
+  sp__buf_free(&b);
   client_close(&c);
   return rc;
 }

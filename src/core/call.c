@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "pool.h"
 #include "runtime.h"
+#include "session.h"
 #include "stats.h"
 #include "stream.h"
 #include "worker.h"
@@ -46,6 +47,7 @@ static void complete(sp__call_t *c, int code) {
   sp_result_t *res = c->res;
   sp__call_release_inputs(c); /* the worker has read them (or never will) */
   if (c->chunk_cb != NULL) sp__stream_forget(rt, c);
+  if (c->session != NULL) sp__session_call_done(c);
 
   p->stats.calls++;
   if (code == 0) p->stats.ok++;
@@ -149,7 +151,12 @@ void sp__call_expire(sp__call_t *c) {
   int tl = (int)tool_len;
   sp_error_t e;
   if (c->state == SP__CALL_QUEUED) {
-    if (c->item.due_ms < c->deadline_ms) {
+    if (c->item.due_ms < c->deadline_ms && sp__session_waits_for_worker(c)) {
+      sp__error_set(&e, SP_EQUEUETIMEOUT,
+                    "call to tool '%.*s' in pool '%s' waited %lld ms (queue_timeout) for the "
+                    "worker of session '%s' (mode strict), which stayed busy",
+                    tl, tool, p->cfg->name, (long long)p->cfg->queue_timeout_ms, c->session->id);
+    } else if (c->item.due_ms < c->deadline_ms) {
       sp__error_set(&e, SP_EQUEUETIMEOUT,
                     "call to tool '%.*s' in pool '%s' waited %lld ms (queue_timeout) for a free "
                     "worker slot; %zu calls queued",

@@ -33,7 +33,8 @@ enum {
   SP__MSG_DETACH,
   SP__MSG_REPORT,
   SP__MSG_CANCEL,
-  SP__MSG_RESUME
+  SP__MSG_RESUME,
+  SP__MSG_SESSION_END
 };
 
 enum { SP__CALL_NEW = 0, SP__CALL_QUEUED, SP__CALL_RUNNING, SP__CALL_DONE };
@@ -70,6 +71,15 @@ typedef struct sp__call_s {
   uint64_t chunks;
   uint32_t unacked;
   int paused; /* the consumer returned SP_CHUNK_PAUSE: no credit until it resumes */
+  /* Sessions: the id inside frame (NULL: none), the mode, the session once the
+   * loop thread found it, whether it runs away from the session's worker on a
+   * state of its own, and whether it counts among the session's calls there. */
+  const char *sid;
+  size_t sid_len;
+  int session_mode;
+  struct sp__session_s *session;
+  int session_ephemeral;
+  int session_counted;
   uint64_t *inputs; /* blocks of the pool's input region this call owns (its arrays) */
   size_t ninputs;
   size_t frame_len;

@@ -71,6 +71,7 @@ typedef struct sp__pool_config_s {
                                   worker is busy; default 2; 0..64 */
   sp__worker_start_t worker_start; /* worker_start: fork | exec (default fork) */
   sp__preload_t preload;           /* preload: false | true | auto (default false); needs fork */
+  int64_t session_ttl_ms;      /* a session idle this long ends; default 1h; 100ms..30d */
 } sp__pool_config_t;
 
 /** A whole configuration. */

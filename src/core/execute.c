@@ -11,6 +11,7 @@
 #include "errors.h"
 #include "jsonargs.h"
 #include "runtime.h"
+#include "session.h"
 #include "stream.h"
 
 sp__pool_t *sp__rt_find_pool(sp_runtime_t *rt, const char *name, sp_error_t *err) {
@@ -39,6 +40,26 @@ static int check_args(const sp__pool_t *p, const char *tool, const char *args, s
     return sp__error_set(err, SP_EBADARGS,
                          "arguments for tool '%s' in pool '%s' must be a JSON object, got %s", tool,
                          p->cfg->name, kind);
+  return 0;
+}
+
+/* The call's session (sp_call_opts_t.session, since 0.3) and its mode, checked. */
+static int check_session(const sp__pool_t *p, const char *tool, const sp_call_opts_t *opts,
+                         const char **sid, size_t *len, int *mode, sp_error_t *err) {
+  if (opts == NULL || opts->size < offsetof(sp_call_opts_t, session_mode) + sizeof(int) ||
+      opts->session == NULL)
+    return 0;
+  char why[96];
+  if (sp__session_id_check(opts->session, len, why, sizeof(why)) != 0)
+    return sp__error_set(err, SP_EINVAL, "session id of the call to tool '%s' in pool '%s' %s",
+                         tool, p->cfg->name, why);
+  if (opts->session_mode < SP_SESSION_HINT || opts->session_mode > SP_SESSION_STRICT_FAIL_FAST)
+    return sp__error_set(err, SP_EINVAL,
+                         "unknown session mode %d of the call to tool '%s' in pool '%s' (expected "
+                         "SP_SESSION_HINT, SP_SESSION_STRICT or SP_SESSION_STRICT_FAIL_FAST)",
+                         opts->session_mode, tool, p->cfg->name);
+  *sid = opts->session;
+  *mode = opts->session_mode;
   return 0;
 }
 
@@ -76,7 +97,13 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
   size_t tlen = strlen(tool);
   int rc = check_args(p, tool, args, alen, err);
   if (rc != 0) return rc;
-  size_t frame_len = sp__call_frame_size(tlen, alen, 0);
+  const char *sid = NULL;
+  size_t sid_len = 0;
+  int mode = 0;
+  rc = check_session(p, tool, opts, &sid, &sid_len, &mode, err);
+  if (rc != 0) return rc;
+  size_t sess_extra = sid ? sp__call_session_size(sid_len) : 0;
+  size_t frame_len = sp__call_frame_size(tlen, alen, sess_extra);
   if (frame_len - SP__FRAME_HEADER_SIZE > (size_t)p->cfg->max_frame_bytes)
     return sp__error_set(err, SP_ETOOLARGE,
                          "arguments of %zu bytes for tool '%s' exceed max_frame_bytes (%lld) of "
@@ -85,7 +112,8 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
   /* Fields added to sp_call_opts_t after 0.2 are read only when opts->size covers them. */
   size_t narrays = opts ? opts->array_count : 0;
   unsigned flags = (opts && opts->arrays_as_lists ? SP__FLAG_LISTS : 0) |
-                   (opts && opts->arrays_writable ? SP__FLAG_WRITABLE : 0);
+                   (opts && opts->arrays_writable ? SP__FLAG_WRITABLE : 0) |
+                   (sid ? SP__FLAG_SESSION : 0);
   sp__inputs_t in;
   memset(&in, 0, sizeof(in));
   if (narrays > 0) {
@@ -113,7 +141,14 @@ static int build_call(sp_runtime_t *rt, const char *pool, const char *tool, cons
   c->deadline_ms = sp__now_ms() + timeout;
   atomic_init(&c->done, 0);
   c->frame_len = frame_len;
-  uint8_t *extra = sp__call_frame_write(c->frame, flags, tool, tlen, args, alen, in.extra);
+  uint8_t *extra = sp__call_frame_write(c->frame, flags, tool, tlen, args, alen,
+                                        sess_extra + in.extra);
+  if (sid != NULL) {
+    c->sid = (const char *)extra + SP__SESSION_PREFIX_SIZE;
+    c->sid_len = sid_len;
+    c->session_mode = mode;
+    extra = sp__call_session_write(extra, sid, sid_len);
+  }
   if (narrays > 0) {
     sp__inputs_encode(&in, extra);
     sp__inputs_clear(&in, &c->inputs, &c->ninputs);

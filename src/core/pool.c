@@ -69,6 +69,7 @@ void sp__pool_free(sp__pool_t *p) {
   free(p->positions);
   free(p->loads);
   free(p->crash_times);
+  sp__sessions_free(p);
   sp__shm_unref(p->input);
   memset(p, 0, sizeof(*p));
 }
@@ -115,6 +116,7 @@ static void dispatch(sp__pool_t *p, int idx, sp__call_t *c) {
     sp__call_finish(c, SP_ENOMEM, NULL, 0, &e);
     return;
   }
+  if (c->sid != NULL) sp__session_dispatched(c);
   sp__worker_dispatch(w, c);
   p->positions[idx].busy_ms = sp__now_ms();
   if (w->max_requests > 0 && w->requests >= w->max_requests)
@@ -144,7 +146,14 @@ void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
     sp__call_finish(c, SP_EDEGRADED, NULL, 0, &d);
     return;
   }
-  int idx = sp__sched_pick(p->loads, (size_t)p->cfg->pool_size, &p->cursor, sp__call_depth_cap(c));
+  int idx;
+  if (c->sid != NULL) {
+    /* A session's call: its worker, by its mode (session.c). */
+    idx = sp__session_place(p, c);
+    if (idx == SP__PLACE_DONE) return;
+  } else {
+    idx = sp__sched_pick(p->loads, (size_t)p->cfg->pool_size, &p->cursor, sp__call_depth_cap(c));
+  }
   if (idx >= 0 && p->queue.len == 0) {
     dispatch(p, idx, c);
     return;
@@ -173,16 +182,35 @@ void sp__pool_submit(sp__pool_t *p, sp__call_t *c) {
 }
 
 void sp__pool_pump(sp__pool_t *p) {
-  while (p->queue.len > 0) {
-    int cap = sp__call_depth_cap(SP__CALL_OF(p->queue.head));
-    int idx = sp__sched_pick(p->loads, (size_t)p->cfg->pool_size, &p->cursor, cap);
+  /* In order, except that a strict session call waiting for its own busy
+   * worker lets the calls behind it pass. A call that finds no room for itself
+   * means no free thread anywhere, so nothing behind it fits either. After a
+   * call leaves the queue the walk starts again at its head: completing a call
+   * runs its callback, which may submit calls of its own. */
+  for (sp__sched_item_t *it = p->queue.head; it != NULL;) {
+    sp__call_t *c = SP__CALL_OF(it);
+    int idx;
+    if (c->sid != NULL) {
+      idx = sp__session_place(p, c);
+      if (idx == SP__PLACE_DONE) {
+        it = p->queue.head;
+        continue;
+      }
+      if (idx < 0 && sp__session_waits_for_worker(c)) {
+        it = it->next;
+        continue;
+      }
+    } else {
+      idx = sp__sched_pick(p->loads, (size_t)p->cfg->pool_size, &p->cursor, sp__call_depth_cap(c));
+    }
     if (idx < 0) return;
-    sp__call_t *c = SP__CALL_OF(sp__fifo_pop(&p->queue));
+    sp__fifo_remove(&p->queue, it);
     /* Scaling's measure; calls queued before the last growth waited for it. */
     int64_t start_ms = (int64_t)(c->start_ns / 1000000u);
     int64_t waited = sp__now_ms() - start_ms;
     if (start_ms >= p->last_scale_up_ms && waited > p->wait_window_ms) p->wait_window_ms = waited;
     dispatch(p, idx, c);
+    it = p->queue.head;
   }
 }
 
@@ -240,6 +268,10 @@ void sp__pool_worker_exited(sp__pool_t *p, sp__worker_t *w, const sp_error_t *wh
     return;
   }
   if (rt->phase != SP__PHASE_RUNNING && rt->phase != SP__PHASE_DRAINING) return;
+  char gone[64];
+  if (w->term_signal > 0) snprintf(gone, sizeof(gone), "was killed by signal %d", w->term_signal);
+  else snprintf(gone, sizeof(gone), "exited with code %lld", (long long)w->exit_status);
+  sp__sessions_worker_gone(p, w, gone);
   p->stats.crashes++;
   int64_t now = sp__now_ms();
   /* A crash loop is workers dying soon after they start (a broken adapter, a
@@ -290,7 +322,8 @@ const char *sp__recycle_reason_name(sp__recycle_reason_t r) {
 
 /* w leaves its position: it gets no new calls and drains like a stopping worker
  * (SHUTDOWN once its last call is answered). */
-static void retire(sp__pool_t *p, sp__worker_t *w) {
+static void retire(sp__pool_t *p, sp__worker_t *w, const char *why) {
+  sp__sessions_worker_gone(p, w, why);
   sp__position_t *s = w->pos;
   w->pos = NULL;
   s->worker = NULL;
@@ -311,7 +344,9 @@ void sp__pool_recycle(sp__pool_t *p, sp__worker_t *w, sp__recycle_reason_t reaso
           p->cfg->name, w->name, w->pid, sp__recycle_reason_name(reason),
           (unsigned long long)w->requests, w->load.inflight);
   /* Detach first so the replacement takes the position while w drains. */
-  retire(p, w);
+  char why[64];
+  snprintf(why, sizeof(why), "was recycled (%s)", sp__recycle_reason_name(reason));
+  retire(p, w, why);
   sp_error_t err;
   if (spawn_at(p, s, &err) != 0) {
     int64_t delay = schedule_respawn(s);
@@ -341,7 +376,7 @@ void sp__pool_shrink(sp__pool_t *p, sp__worker_t *w) {
   s->active = 0;
   uv_timer_stop(&s->respawn);
   p->desired--;
-  retire(p, w);
+  retire(p, w, "left the pool (scaling down)");
   if (w->load.inflight == 0) sp__worker_shutdown(w, p->cfg->drain_timeout_ms);
 }
 
@@ -442,6 +477,7 @@ void sp__pool_maintain(sp__pool_t *p, int64_t now) {
     maintain_worker(p, w, now);
   }
   sp__autoscale_tick(p, now);
+  sp__sessions_tick(p, now);
   for (sp__worker_t *w = p->retiring, *next; w; w = next) {
     next = w->retire_next;
     maintain_worker(p, w, now);

@@ -13,6 +13,7 @@
 #include "call.h"
 #include "config.h"
 #include "scheduler.h"
+#include "session.h"
 
 /** Number of sp_category_t values, for counters by category. */
 #define SP__CATEGORY_COUNT 8
@@ -113,6 +114,7 @@ struct sp__pool_s {
   int64_t last_scale_up_ms;
   uint64_t scale_ups, scale_downs; /* workers added and removed by scaling */
   struct sp__shm_s *input;     /* shared input memory for arrays, mapped by its workers */
+  sp__sessions_t sessions;     /* its sessions and the workers they are bound to (session.c) */
 };
 
 /** Sets up pool p (its positions, timers and shared input memory). 0, or an error in err. */

@@ -12,7 +12,7 @@
 
 static const char *const type_names[] = {
     "UNKNOWN", "HELLO", "CALL",  "RESULT", "ERROR",   "CHUNK",
-    "CANCEL",  "PING",  "PONG",  "STATS",  "SHUTDOWN"};
+    "CANCEL",  "PING",  "PONG",  "STATS",  "SHUTDOWN", "SESSION_END"};
 
 const char *sp__frame_type_name(unsigned type) {
   return type <= SP__FRAME_TYPE_MAX ? type_names[type] : type_names[0];
@@ -108,6 +108,19 @@ int sp__call_body_parse(const uint8_t *body, size_t len, unsigned flags, sp__cal
   size_t al = sp__get_u32(body + 6);
   size_t used = SP__CALL_PREFIX_SIZE + tl + al;
   if (tl == 0 || used > len) return SP_EPROTOCOL;
+  out->session = NULL;
+  out->session_len = 0;
+  out->session_flags = 0;
+  if (flags & SP__FLAG_SESSION) {
+    if (len - used < SP__SESSION_PREFIX_SIZE) return SP_EPROTOCOL;
+    size_t sl = sp__get_u16(body + used);
+    if (sl == 0 || sl > SP__SESSION_ID_MAX || len - used - SP__SESSION_PREFIX_SIZE < sl)
+      return SP_EPROTOCOL;
+    out->session_flags = body[used + 2];
+    out->session = (const char *)body + used + SP__SESSION_PREFIX_SIZE;
+    out->session_len = sl;
+    used += SP__SESSION_PREFIX_SIZE + sl;
+  }
   if (!(flags & SP__FLAG_ARRAYS) && used != len) return SP_EPROTOCOL;
   out->timeout_ms = sp__get_u32(body);
   out->tool = (const char *)body + SP__CALL_PREFIX_SIZE;
@@ -116,6 +129,36 @@ int sp__call_body_parse(const uint8_t *body, size_t len, unsigned flags, sp__cal
   out->args_len = al;
   out->arrays = flags & SP__FLAG_ARRAYS ? body + used : NULL;
   out->arrays_len = flags & SP__FLAG_ARRAYS ? len - used : 0;
+  return 0;
+}
+
+/* ---- sessions ------------------------------------------------------------ */
+
+size_t sp__call_session_size(size_t len) { return SP__SESSION_PREFIX_SIZE + len; }
+
+uint8_t *sp__call_session_write(uint8_t *p, const char *id, size_t len) {
+  sp__put_u16(p, (uint16_t)len);
+  p[2] = 0;
+  memcpy(p + SP__SESSION_PREFIX_SIZE, id, len);
+  return p + SP__SESSION_PREFIX_SIZE + len;
+}
+
+void sp__call_frame_session_flags(uint8_t *frame, unsigned session_flags) {
+  const uint8_t *prefix = frame + SP__FRAME_HEADER_SIZE;
+  size_t at = SP__FRAME_HEADER_SIZE + SP__CALL_PREFIX_SIZE + sp__get_u16(prefix + 4) +
+              sp__get_u32(prefix + 6);
+  frame[at + 2] = (uint8_t)session_flags;
+}
+
+int sp__buf_append_session_end(sp__buf_t *b, const char *id, size_t len) {
+  return sp__buf_append_frame(b, SP__FRAME_SESSION_END, 0, id, len);
+}
+
+int sp__session_end_body_parse(const uint8_t *body, size_t len, const char **id,
+                               size_t *id_len) {
+  if (len == 0 || len > SP__SESSION_ID_MAX) return SP_EPROTOCOL;
+  *id = (const char *)body;
+  *id_len = len;
   return 0;
 }
 

@@ -24,6 +24,12 @@
  *   PONG     W->M  u64 sent_ms echoed | u64 attach_wait_ns | u64 calls_done | u8 gil_enabled
  *   STATS    M->W  JSON report arguments; W->M the worker's report (JSON)
  *   SHUTDOWN M->W  empty: finish in-flight calls, run atexit, exit
+ *   SESSION_END M->W  session id: the worker drops that session's state
+ *
+ * A CALL with flag SESSION carries, after the args JSON (before any arrays
+ * part), u16 session_len | u8 session_flags | session id: the session whose
+ * state the tool sees (SP__SESSION_EPHEMERAL: a fresh state for this call
+ * only, dropped when it ends).
  *
  * An array table is u32 count, then per array: u16 name_len | u8 dtype |
  * u8 ndim | u8 where | 3 zero bytes | u64 offset | u64 nbytes | i64 shape[ndim]
@@ -73,10 +79,11 @@ typedef enum {
   SP__FRAME_PING = 7,
   SP__FRAME_PONG = 8,
   SP__FRAME_STATS = 9,
-  SP__FRAME_SHUTDOWN = 10
+  SP__FRAME_SHUTDOWN = 10,
+  SP__FRAME_SESSION_END = 11
 } sp__frame_type_t;
 
-#define SP__FRAME_TYPE_MAX 10
+#define SP__FRAME_TYPE_MAX 11
 
 /** Shared memory below this offset holds a region's allocator table (shm.h). */
 #define SP__SHM_DATA_START (64u * 1024u)
@@ -86,6 +93,7 @@ typedef enum {
 #define SP__FLAG_LISTS 0x02u  /* CALL: return arrays as nested JSON lists instead */
 #define SP__FLAG_WRITABLE 0x04u /* CALL: the tool may write into its array arguments */
 #define SP__FLAG_STREAM 0x08u /* CALL: send the tool's items as CHUNK frames */
+#define SP__FLAG_SESSION 0x10u /* CALL: a session id follows the args JSON */
 
 /*
  * Stream flow control: a worker sends at most SP__STREAM_WINDOW chunks of a
@@ -186,14 +194,47 @@ typedef struct sp__call_view_s {
   size_t args_len;
   const uint8_t *arrays; /* array table and inline bytes (flag ARRAYS), else NULL */
   size_t arrays_len;
+  const char *session; /* the session id (flag SESSION), else NULL */
+  size_t session_len;
+  unsigned session_flags; /* SP__SESSION_* */
 } sp__call_view_t;
 
 /**
  * Decodes a CALL body with its frame flags. Returns 0, or SP_EPROTOCOL when
  * the lengths do not tile the body (with ARRAYS, the rest is the arrays part),
- * or the tool name is empty.
+ * the tool name is empty, or a session id (flag SESSION) is empty or longer
+ * than SP__SESSION_ID_MAX.
  */
 int sp__call_body_parse(const uint8_t *body, size_t len, unsigned flags, sp__call_view_t *out);
+
+/* ---- sessions ------------------------------------------------------------ */
+
+/** Longest session id in bytes (the public API documents the same limit). */
+#define SP__SESSION_ID_MAX 128u
+/** The session part of a CALL body before the id: u16 length, u8 flags. */
+#define SP__SESSION_PREFIX_SIZE 3u
+/** Session flag: the call runs away from the session's worker, on a fresh state of its own. */
+#define SP__SESSION_EPHEMERAL 0x01u
+
+/** Bytes the session part of a CALL body takes for an id of len bytes. */
+size_t sp__call_session_size(size_t len);
+
+/**
+ * Writes the session part (flags 0) at p, where sp__call_frame_write() puts
+ * its `extra` bytes, before any arrays part; returns where the arrays go. The
+ * frame needs flag SP__FLAG_SESSION.
+ */
+uint8_t *sp__call_session_write(uint8_t *p, const char *id, size_t len);
+
+/** Sets the session flags of an encoded CALL frame that has flag SESSION. */
+void sp__call_frame_session_flags(uint8_t *frame, unsigned session_flags);
+
+/** Appends a SESSION_END frame for session id. 0 or SP_ENOMEM. */
+int sp__buf_append_session_end(sp__buf_t *b, const char *id, size_t len);
+
+/** Decodes a SESSION_END body. 0, or SP_EPROTOCOL for an empty or too long id. */
+int sp__session_end_body_parse(const uint8_t *body, size_t len, const char **id,
+                               size_t *id_len);
 
 /* ---- arrays -------------------------------------------------------------- */
 

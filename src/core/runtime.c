@@ -22,6 +22,7 @@
 #include "source.h"
 #include "stats.h"
 #include "stream.h"
+#include "session.h"
 #include "jsonargs.h"
 #include "worker.h"
 
@@ -308,6 +309,8 @@ static void wakeup_cb(uv_async_t *a) {
       sp__report_accept(rt, m);
     } else if (m->kind == SP__MSG_CANCEL || m->kind == SP__MSG_RESUME) {
       sp__stream_msg(rt, m);
+    } else if (m->kind == SP__MSG_SESSION_END) {
+      sp__session_msg(rt, m);
     } else {
       handle_ctl(rt, (sp__ctl_t *)m);
     }

@@ -78,6 +78,7 @@ static json_t *worker_json(const sp__worker_t *w, int64_t now, sp__procmem_t *su
   memory_json(o, w->exited ? 0 : w->pid, sum);
   json_object_set_new(o, "attach_wait_ms", json_real((double)w->attach_wait_ns / 1e6));
   json_object_set_new(o, "gil_enabled", json_boolean(w->gil_enabled));
+  json_object_set_new(o, "sessions", json_integer(w->sessions));
   return o;
 }
 
@@ -162,6 +163,7 @@ json_t *sp__stats_pool(const sp__pool_t *p) {
   json_object_set_new(o, "queue_depth", json_integer((json_int_t)p->queue.len));
   json_object_set_new(o, "queue_peak", json_integer((json_int_t)s->queue_peak));
   json_object_set_new(o, "max_queue", json_integer(c->max_queue));
+  json_object_set_new(o, "sessions", sp__sessions_json(p, now));
 
   json_t *failed = json_object();
   uint64_t rejected = 0;

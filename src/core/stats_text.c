@@ -109,6 +109,17 @@ static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
     const char *why = json_string_value(json_object_get(p, "degraded_reason"));
     fprintf(f, "  DEGRADED: %s\n", why ? why : "crash loop");
   }
+  json_t *sess = json_object_get(p, "sessions");
+  if (json_is_object(sess) && jint(sess, "started") > 0) {
+    char ttl[32];
+    fmt_us(ttl, sizeof(ttl), jint(sess, "ttl_ms") * 1000);
+    fprintf(f,
+            "  sessions: %lld live (ttl %s); %lld started, %lld ended, %lld expired, %lld lost, "
+            "%lld refused busy\n",
+            (long long)jint(sess, "live"), ttl, (long long)jint(sess, "started"),
+            (long long)jint(sess, "ended"), (long long)jint(sess, "expired"),
+            (long long)jint(sess, "lost"), (long long)jint(sess, "busy"));
+  }
   if (!(flags & SP_STATS_TEXT_WORKERS)) return;
   size_t i;
   json_t *w;
@@ -122,10 +133,12 @@ static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
     const char *state = json_string_value(json_object_get(w, "state"));
     fprintf(f,
             "  %-6s pid %-8lld %-9s calls %-8lld running %lld/%-4lld rss %-10s pss %-10s uss "
-            "%-10s up %s\n",
+            "%-10s up %s",
             id ? id : "?", (long long)jint(w, "pid"), state ? state : "?",
             (long long)jint(w, "requests"), (long long)jint(w, "inflight"),
             (long long)jint(w, "capacity"), rss, pss, uss, up);
+    if (jint(w, "sessions") > 0) fprintf(f, " sessions %lld", (long long)jint(w, "sessions"));
+    fputc('\n', f);
   }
 }
 

@@ -102,6 +102,7 @@ struct sp__worker_s {
   char exit_note[160];         /* replaces "exited with code N" when set */
 
   struct sp__report_ask_s *report_asks; /* STATS requests it has not answered (report.c) */
+  int sessions; /* sessions bound to it (session.c) */
 };
 
 /** Spawns a worker for position pos. 0, or a negative code with err set. */

@@ -26,6 +26,7 @@ typedef enum {
   SP__ROUTE_POOL,      /* GET /v1/pools/{pool} */
   SP__ROUTE_TOOLS,     /* GET /v1/pools/{pool}/tools */
   SP__ROUTE_CALL,      /* POST /v1/pools/{pool}/tools/{tool} */
+  SP__ROUTE_SESSION,   /* DELETE /v1/pools/{pool}/sessions/{id} */
   SP__ROUTE_COUNT
 } sp__route_t;
 

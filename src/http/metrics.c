@@ -151,6 +151,17 @@ static const struct {
      "Streaming calls in flight.", 1},
     {"chunks_sent", NULL, "snakepit_stream_chunks_total", "counter",
      "Chunks of streaming calls delivered to their callers.", 1},
+    {"live", "sessions", "snakepit_pool_sessions", "gauge",
+     "Live sessions (calls with a session id bound to a worker, not ended or expired).", 1},
+    {"started", "sessions", "snakepit_sessions_started_total", "counter", "Sessions started.", 1},
+    {"ended", "sessions", "snakepit_sessions_ended_total", "counter",
+     "Sessions ended explicitly (API, CLI, HTTP DELETE).", 1},
+    {"expired", "sessions", "snakepit_sessions_expired_total", "counter",
+     "Sessions ended after session_ttl without a call.", 1},
+    {"lost", "sessions", "snakepit_sessions_lost_total", "counter",
+     "Sessions whose worker exited or was recycled, with their state.", 1},
+    {"busy", "sessions", "snakepit_session_busy_total", "counter",
+     "strict_fail_fast calls refused because their session's worker was busy.", 1},
 };
 
 static void write_pool_series(FILE *f, json_t *pools) {
@@ -271,6 +282,8 @@ static void write_workers(FILE *f, json_t *pools) {
        "pause on a free-threaded build).", 1e-3},
       {"gil_enabled", "snakepit_worker_gil_enabled", "gauge",
        "1 while the worker's Python runs with the GIL.", 1},
+      {"sessions", "snakepit_worker_sessions", "gauge",
+       "Sessions bound to the worker (their state lives in it).", 1},
   };
   char pid[24];
   for (size_t k = 0; k < sizeof(per_worker) / sizeof(per_worker[0]); k++) {

@@ -28,6 +28,7 @@ static const struct {
     [SP__ROUTE_POOL] = {"pool", "GET, HEAD"},
     [SP__ROUTE_TOOLS] = {"tools", "GET, HEAD"},
     [SP__ROUTE_CALL] = {"call", "POST"},
+    [SP__ROUTE_SESSION] = {"session", "DELETE"},
 };
 
 const char *sp__http_route_methods(sp__route_t route) { return route_info[route].methods; }
@@ -76,8 +77,9 @@ int sp__http_route(sp__req_t *r, const char *path) {
   if (n == 3) r->route = SP__ROUTE_POOL;
   if (n >= 4 && seg_is(seg[3], len[3], "tools"))
     r->route = n == 4 ? SP__ROUTE_TOOLS : SP__ROUTE_CALL;
+  if (n == 5 && seg_is(seg[3], len[3], "sessions")) r->route = SP__ROUTE_SESSION;
   if (r->route == SP__ROUTE_UNKNOWN || n < 3) return 0;
-  /* Pool and tool names, NUL-terminated, in one allocation. */
+  /* Pool and tool names (or the session id), NUL-terminated, in one allocation. */
   size_t tlen = n == 5 ? len[4] : 0;
   if ((r->pool = malloc(len[2] + tlen + 2)) == NULL) return SP_ENOMEM;
   memcpy(r->pool, seg[2], len[2]);
@@ -191,6 +193,13 @@ enum MHD_Result sp__http_get(sp__req_t *r) {
       int rc = sp_tools_json(r->srv->rt, r->pool, &json, &err);
       return reply_lib(r, rc, json, &err);
     }
+    case SP__ROUTE_SESSION: {
+      /* r->tool holds the session id. Ending one that does not exist is fine. */
+      if (sp_session_end(r->srv->rt, r->pool, r->tool, &err) != 0)
+        return sp__http_reply_sp_error(r, &err);
+      return reply_json(r, MHD_HTTP_OK,
+                        json_pack("{s:s, s:s, s:b}", "pool", r->pool, "session", r->tool, "ended", 1));
+    }
     default: return MHD_NO;
   }
 }
@@ -203,8 +212,38 @@ static const char *param(sp__req_t *r, const char *header, const char *query) {
   return v ? v : MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, query);
 }
 
+/* The call's session from X-Snakepit-Session / ?session= and its mode from
+ * X-Snakepit-Session-Mode / ?session_mode=. */
+static int session_opts(sp__req_t *r, sp_call_opts_t *opts, sp_error_t *err) {
+  const char *sid = param(r, "X-Snakepit-Session", "session");
+  const char *mode = param(r, "X-Snakepit-Session-Mode", "session_mode");
+  if (mode != NULL && sp_session_mode_parse(mode, &opts->session_mode, err) != 0) {
+    sp_error_free(err);
+    return sp_error_setf(err, SP_EINVAL,
+                         "unknown session mode '%.64s' (X-Snakepit-Session-Mode header or "
+                         "session_mode parameter: hint, strict or strict_fail_fast)",
+                         mode);
+  }
+  if (sid == NULL && mode != NULL)
+    return sp_error_setf(err, SP_EINVAL,
+                         "a session mode (X-Snakepit-Session-Mode header or session_mode "
+                         "parameter) needs a session (X-Snakepit-Session header or session "
+                         "parameter)");
+  if (sid == NULL) return 0;
+  if (sp_session_check(sid, err) != 0) {
+    char why[160];
+    snprintf(why, sizeof(why), "%s", err->message);
+    sp_error_free(err);
+    return sp_error_setf(err, SP_EINVAL, "%s (X-Snakepit-Session header or session parameter)",
+                         why);
+  }
+  opts->session = sid;
+  return 0;
+}
+
 /* Per-call options from X-Timeout-Ms / ?timeout_ms= and X-Idempotent / ?idempotent=. */
 static int call_opts(sp__req_t *r, sp_call_opts_t *opts, sp_error_t *err) {
+  if (session_opts(r, opts, err) != 0) return SP_EINVAL;
   const char *t = param(r, "X-Timeout-Ms", "timeout_ms");
   if (t != NULL) {
     char *end = NULL;

@@ -47,6 +47,10 @@ unsigned sp__http_status_of(int code) {
     case SP_ECANCELLED: return MHD_HTTP_GATEWAY_TIMEOUT;
     case SP_ETOOLARGE: return MHD_HTTP_CONTENT_TOO_LARGE;
     case SP_EPROTOCOL: return MHD_HTTP_BAD_GATEWAY;
+    /* The session's worker is taken: try again later, or in another mode. */
+    case SP_ESESSIONBUSY: return MHD_HTTP_CONFLICT;
+    /* The session's state is gone for good: end it and start afresh. */
+    case SP_ESESSIONLOST: return MHD_HTTP_GONE;
     default: break;
   }
   return sp_err_category(code) == SP_CAT_VALIDATION ? MHD_HTTP_BAD_REQUEST
@@ -93,7 +97,8 @@ enum MHD_Result sp__http_queue(sp__req_t *r, unsigned status, const char *ctype,
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_METHODS,
                             sp__http_route_methods(r->route));
     MHD_add_response_header(resp, "Access-Control-Allow-Headers",
-                            "Authorization, Content-Type, X-Timeout-Ms, X-Idempotent");
+                            "Authorization, Content-Type, X-Timeout-Ms, X-Idempotent, "
+                            "X-Snakepit-Session, X-Snakepit-Session-Mode");
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_MAX_AGE, "600");
   }
   if (status == MHD_HTTP_UNAUTHORIZED)
@@ -228,7 +233,9 @@ static enum MHD_Result on_headers(sp__req_t *r, const char *url, const char *met
            "missing or wrong bearer token (Authorization: Bearer TOKEN)");
   else if (r->route == SP__ROUTE_UNKNOWN)
     refuse(r, MHD_HTTP_NOT_FOUND, "NOT_FOUND", "no such endpoint: %s %.300s", method, url);
-  else if (want_post ? strcmp(method, MHD_HTTP_METHOD_POST) != 0 : !is_get(method))
+  else if (r->route == SP__ROUTE_SESSION ? strcmp(method, MHD_HTTP_METHOD_DELETE) != 0
+           : want_post                    ? strcmp(method, MHD_HTTP_METHOD_POST) != 0
+                                          : !is_get(method))
     refuse(r, MHD_HTTP_METHOD_NOT_ALLOWED, "METHOD_NOT_ALLOWED",
            "method %.32s not allowed on %.300s (allowed: %s)", method, url,
            sp__http_route_methods(r->route));

@@ -38,7 +38,7 @@
 #include "shm.h"
 
 /* What a queued job asks for. */
-enum { JOB_CALL = 0, JOB_REPORT };
+enum { JOB_CALL = 0, JOB_REPORT, JOB_SESSION_END };
 
 typedef struct job_s {
   struct job_s *next;
@@ -48,7 +48,9 @@ typedef struct job_s {
   size_t tool_len; /* JOB_CALL: tool bytes; JOB_REPORT: 0 */
   size_t args_len;
   size_t arrays_len; /* the CALL's arrays part (table and inline bytes) */
-  char data[];       /* tool bytes, args bytes (JSON), arrays part */
+  size_t session_len;     /* the CALL's session id (flag SESSION), or the id to end */
+  unsigned session_flags; /* SP__SESSION_* */
+  char data[];       /* tool bytes, args bytes (JSON), arrays part, session id */
 } job_t;
 
 typedef struct worker_s {
@@ -392,6 +394,17 @@ static void *exec_main(void *arg) {
                           .arrays = (const uint8_t *)j->data + j->tool_len + j->args_len,
                           .arrays_len = j->arrays_len,
                           .send = send_chunk};
+    if (j->session_len > 0) {
+      call.session = j->data + j->tool_len + j->args_len + j->arrays_len;
+      call.session_len = j->session_len;
+      call.session_flags = j->session_flags;
+    }
+    if (j->kind == JOB_SESSION_END) {
+      /* No reply: the manager forgot the session already. */
+      pyhost_session_end(py, j->data, j->session_len);
+      free(j);
+      continue;
+    }
     int rc = j->kind == JOB_REPORT
                  ? pyhost_report(py, j->id, j->data, j->args_len, W.max_frame, &out)
                  : pyhost_invoke(py, &call, W.max_frame, &out);
@@ -413,8 +426,9 @@ static void *exec_main(void *arg) {
 /* Queues a job for an execution thread; answers with an ERROR without memory. */
 static void queue_job(uint64_t id, int kind, unsigned flags, const char *tool, size_t tool_len,
                       const char *args, size_t args_len, const uint8_t *arrays,
-                      size_t arrays_len) {
-  job_t *j = malloc(sizeof(*j) + tool_len + args_len + arrays_len);
+                      size_t arrays_len, const char *session, size_t session_len,
+                      unsigned session_flags) {
+  job_t *j = malloc(sizeof(*j) + tool_len + args_len + arrays_len + session_len);
   if (j == NULL) {
     static const char msg[] = "worker out of memory queueing the call";
     send_error(id, SP__ERRKIND_PROTOCOL, SP_ENOMEM, msg, sizeof(msg) - 1);
@@ -429,6 +443,9 @@ static void queue_job(uint64_t id, int kind, unsigned flags, const char *tool, s
   if (tool_len > 0) memcpy(j->data, tool, tool_len);
   if (args_len > 0) memcpy(j->data + tool_len, args, args_len);
   if (arrays_len > 0) memcpy(j->data + tool_len + args_len, arrays, arrays_len);
+  j->session_len = session_len;
+  j->session_flags = session_flags;
+  if (session_len > 0) memcpy(j->data + tool_len + args_len + arrays_len, session, session_len);
   push_job(j, kind == JOB_REPORT);
 }
 
@@ -442,12 +459,21 @@ static void handle_frame(const sp__frame_t *f) {
         return;
       }
       queue_job(f->id, JOB_CALL, f->flags, v.tool, v.tool_len, v.args, v.args_len, v.arrays,
-                v.arrays_len);
+                v.arrays_len, v.session, v.session_len, v.session_flags);
+      return;
+    }
+    case SP__FRAME_SESSION_END: {
+      /* Queued behind the calls that arrived before it, so they still see the state. */
+      const char *sid;
+      size_t sid_len;
+      if (sp__session_end_body_parse(f->body, f->length, &sid, &sid_len) == 0)
+        queue_job(0, JOB_SESSION_END, 0, NULL, 0, NULL, 0, NULL, 0, sid, sid_len, 0);
       return;
     }
     case SP__FRAME_STATS:
       /* The manager asks for this worker's report (JSON arguments in the body). */
-      queue_job(f->id, JOB_REPORT, 0, NULL, 0, (const char *)f->body, f->length, NULL, 0);
+      queue_job(f->id, JOB_REPORT, 0, NULL, 0, (const char *)f->body, f->length, NULL, 0, NULL,
+                0, 0);
       return;
     case SP__FRAME_PING: {
       sp__pong_t pong;

@@ -16,6 +16,7 @@
 #include "pyhost.h"
 
 #include "pyarrays.h"
+#include "pysession.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -374,7 +375,8 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
     goto fail;
   ctx = PyImport_ImportModule("snakepit_bridge.context");
   if (ctx == NULL || (g_cancelled = PyObject_GetAttrString(ctx, "CallCancelled")) == NULL ||
-      (g_context_current = PyObject_GetAttrString(ctx, "current")) == NULL)
+      (g_context_current = PyObject_GetAttrString(ctx, "current")) == NULL ||
+      pysession_init(ctx) != 0)
     goto fail;
   manifest = PyObject_CallMethod(g_host, "manifest", NULL);
   if (manifest == NULL) goto fail;
@@ -618,6 +620,12 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
       nargs = 5;
     }
   }
+  if (call->session != NULL &&
+      pysession_enter(call->session, call->session_len,
+                      (call->session_flags & SP__SESSION_EPHEMERAL) != 0) != 0) {
+    rc = append_pending_error(out, id);
+    goto done;
+  }
   r = PyObject_Vectorcall(g_invoke, argv, nargs, NULL);
   if (r != NULL && PyTuple_Check(r) && PyTuple_GET_SIZE(r) == 2 &&
       PyLong_Check(PyTuple_GET_ITEM(r, 0)) && PyLong_AsLong(PyTuple_GET_ITEM(r, 0)) == HOST_STREAM &&
@@ -656,6 +664,7 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
 done:
   Py_XDECREF(r);
   for (size_t i = 0; i < 5; i++) Py_XDECREF(argv[i]);
+  if (call->session != NULL) pysession_leave();
   refresh_gil_state();
   PyErr_Clear();
   t->ts = PyEval_SaveThread();
@@ -680,6 +689,12 @@ done:
   }
   atomic_fetch_add_explicit(&g_calls, 1, memory_order_relaxed);
   return rc;
+}
+
+void pyhost_session_end(pyhost_thread_t *t, const char *id, size_t len) {
+  PyEval_RestoreThread(t->ts);
+  pysession_drop(id, len);
+  t->ts = PyEval_SaveThread();
 }
 
 int pyhost_report(pyhost_thread_t *t, uint64_t id, const char *args, size_t args_len,
@@ -766,6 +781,7 @@ int pyhost_finish(void) {
   Py_CLEAR(g_stream_close);
   Py_CLEAR(g_register);
   Py_CLEAR(g_context_current);
+  pysession_fini();
   Py_CLEAR(g_host);
   Py_CLEAR(g_describe);
   Py_CLEAR(g_cancelled);

@@ -91,6 +91,9 @@ typedef struct pyhost_call_s {
   /* Flag STREAM: writes one whole CHUNK frame to the manager (any thread,
    * blocking while the socket is full). */
   void (*send)(const uint8_t *frame, size_t len);
+  const char *session; /* the session id (CALL flag SESSION), else NULL */
+  size_t session_len;
+  unsigned session_flags; /* SP__SESSION_* */
 } pyhost_call_t;
 
 /**
@@ -106,6 +109,9 @@ void pyhost_set_shm(sp__shm_t *in, sp__shm_t *out);
  * duration of the call. Returns 0, or SP_ENOMEM when out cannot grow.
  */
 int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body, sp__buf_t *out);
+
+/** Drops the state of session id (len bytes) kept in this worker; no-op when it has none. */
+void pyhost_session_end(pyhost_thread_t *t, const char *id, size_t len);
 
 /**
  * Builds this worker's report (Host.report with the JSON arguments args, e.g.

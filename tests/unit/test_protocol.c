@@ -204,6 +204,72 @@ static void call_body_rejects_bad_lengths(void **state) {
   assert_int_equal(sp__call_body_parse(body, len, 0, &v), SP_EPROTOCOL);
 }
 
+/* A CALL with a session: the id after the args, the flags patched at dispatch,
+ * an arrays part after it, and every malformed session part refused. */
+static void call_session_roundtrip(void **state) {
+  (void)state;
+  uint8_t frame[128];
+  size_t extra = sp__call_session_size(5) + 4;
+  size_t size = sp__call_frame_size(4, 2, extra);
+  uint8_t *p = sp__call_frame_write(frame, SP__FLAG_SESSION | SP__FLAG_ARRAYS, "ping", 4, "{}",
+                                    2, extra);
+  p = sp__call_session_write(p, "alpha", 5);
+  memcpy(p, "ARRS", 4);
+  sp__call_frame_session_flags(frame, SP__SESSION_EPHEMERAL);
+  sp__frame_t f;
+  sp_error_t err;
+  assert_int_equal(sp__frame_header_parse(frame, 1024, &f, &err), 0);
+  assert_int_equal(f.length, size - SP__FRAME_HEADER_SIZE);
+  assert_int_equal(f.flags, SP__FLAG_SESSION | SP__FLAG_ARRAYS);
+  uint8_t *body = frame + SP__FRAME_HEADER_SIZE;
+  sp__call_view_t v;
+  assert_int_equal(sp__call_body_parse(body, f.length, f.flags, &v), 0);
+  assert_int_equal(v.session_len, 5);
+  assert_memory_equal(v.session, "alpha", 5);
+  assert_int_equal(v.session_flags, SP__SESSION_EPHEMERAL);
+  assert_int_equal(v.arrays_len, 4);
+  assert_memory_equal(v.arrays, "ARRS", 4);
+  assert_memory_equal(v.args, "{}", 2);
+  /* Without flag SESSION the same bytes are arrays; without ARRAYS they must tile. */
+  assert_int_equal(sp__call_body_parse(body, f.length, SP__FLAG_SESSION, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, f.length - 4, SP__FLAG_SESSION, &v), 0);
+  /* Truncated: inside the prefix, inside the id. */
+  size_t at = SP__CALL_PREFIX_SIZE + 6;
+  assert_int_equal(sp__call_body_parse(body, at + 2, SP__FLAG_SESSION, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__call_body_parse(body, at + 5, SP__FLAG_SESSION, &v), SP_EPROTOCOL);
+  /* Empty and too long ids. */
+  sp__put_u16(body + at, 0);
+  assert_int_equal(sp__call_body_parse(body, f.length, f.flags, &v), SP_EPROTOCOL);
+  sp__put_u16(body + at, SP__SESSION_ID_MAX + 1);
+  assert_int_equal(sp__call_body_parse(body, f.length, f.flags, &v), SP_EPROTOCOL);
+  /* A plain call has no session. */
+  sp__call_frame_write(frame, 0, "ping", 4, "{}", 2, 0);
+  assert_int_equal(sp__call_body_parse(body, SP__CALL_PREFIX_SIZE + 6, 0, &v), 0);
+  assert_null(v.session);
+  assert_int_equal(v.session_len, 0);
+}
+
+static void session_end_roundtrip(void **state) {
+  (void)state;
+  sp__buf_t b = {0};
+  assert_int_equal(sp__buf_append_session_end(&b, "s-1", 3), 0);
+  sp__frame_t f;
+  sp_error_t err;
+  assert_int_equal(sp__frame_header_parse(b.data, 1024, &f, &err), 0);
+  assert_int_equal(f.type, SP__FRAME_SESSION_END);
+  assert_string_equal(sp__frame_type_name(f.type), "SESSION_END");
+  const char *id;
+  size_t len;
+  assert_int_equal(sp__session_end_body_parse(b.data + SP__FRAME_HEADER_SIZE, f.length, &id, &len),
+                   0);
+  assert_int_equal(len, 3);
+  assert_memory_equal(id, "s-1", 3);
+  uint8_t big[SP__SESSION_ID_MAX + 1] = {0};
+  assert_int_equal(sp__session_end_body_parse(big, 0, &id, &len), SP_EPROTOCOL);
+  assert_int_equal(sp__session_end_body_parse(big, sizeof(big), &id, &len), SP_EPROTOCOL);
+  sp__buf_free(&b);
+}
+
 /* Takes the single frame out of b. */
 static void only_frame(const sp__buf_t *b, sp__frame_t *f) {
   sp_error_t err;
@@ -416,6 +482,7 @@ int main(void) {
       cmocka_unit_test(decoder_byte_by_byte),  cmocka_unit_test(decoder_many_frames_and_growth),
       cmocka_unit_test(decoder_rejects_oversized_and_garbage),
       cmocka_unit_test(call_frame_roundtrip),  cmocka_unit_test(call_body_rejects_bad_lengths),
+      cmocka_unit_test(call_session_roundtrip), cmocka_unit_test(session_end_roundtrip),
       cmocka_unit_test(error_frame_roundtrip), cmocka_unit_test(ping_pong_roundtrip),
       cmocka_unit_test(decoder_gives_memory_back), cmocka_unit_test(chunk_and_credit_roundtrip),
       cmocka_unit_test(buf_ops),               cmocka_unit_test(error_texts_are_owned_and_bounded),
