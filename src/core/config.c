@@ -71,6 +71,7 @@ enum {
   KEY_MAX_WORKERS,
   KEY_SCALE_UP_WAIT,
   KEY_SCALE_DOWN_IDLE,
+  KEY_MAX_CALL_DEPTH,
   KEY_COUNT
 };
 
@@ -131,6 +132,7 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
                            SP__MS_PER_M, false},
     [KEY_SCALE_DOWN_IDLE] = {"scale_down_idle", SP__KIND_DURATION, FIELD(scale_down_idle_ms), 100,
                              24 * SP__MS_PER_H, false},
+    [KEY_MAX_CALL_DEPTH] = {"max_call_depth", SP__KIND_INT, FIELD(max_call_depth), 1, 64, false},
 };
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */

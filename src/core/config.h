@@ -71,7 +71,13 @@ typedef struct sp__pool_config_s {
                                   worker is busy; default 2; 0..64 */
   sp__worker_start_t worker_start; /* worker_start: fork | exec (default fork) */
   sp__preload_t preload;           /* preload: false | true | auto (default false); needs fork */
+  int max_call_depth;          /* longest chain of tools calling tools from this pool; default 8; 1..64 */
 } sp__pool_config_t;
+
+/* A chain of tools calling tools (A -> B -> ...) longer than this fails with
+ * SP_EDEPTH: deep enough for real pipelines, short enough that a tool calling
+ * itself by mistake fails fast instead of holding a slot per level. */
+#define SP__DEFAULT_MAX_CALL_DEPTH 8
 
 /** A whole configuration. */
 typedef struct sp__config_s {

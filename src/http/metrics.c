@@ -151,6 +151,13 @@ static const struct {
      "Streaming calls in flight.", 1},
     {"chunks_sent", NULL, "snakepit_stream_chunks_total", "counter",
      "Chunks of streaming calls delivered to their callers.", 1},
+    {"nested_calls", NULL, "snakepit_nested_calls_total", "counter",
+     "Nested tool calls the pool's tools made (current().call).", 1},
+    {"host_function_calls", NULL, "snakepit_host_function_calls_total", "counter",
+     "Host function calls the pool's tools made (current().call_host).", 1},
+    {"nested_refused", NULL, "snakepit_nested_refused_total", "counter",
+     "Nested calls and host function calls refused before they ran (depth, deadlock, unknown "
+     "pool, tool or function).", 1},
 };
 
 static void write_pool_series(FILE *f, json_t *pools) {

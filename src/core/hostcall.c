@@ -1,0 +1,546 @@
+/*
+ * hostcall.c - tools that call back into the host: a HOSTCALL frame becomes a
+ * nested call (of a tool of any pool) or a call of a host function on libuv's
+ * thread pool; the outcome goes back to the waiting thread as HOSTREPLY.
+ * Nested calls get at most their caller's remaining time, are cancelled when
+ * their caller ends, and are refused when the chain is too deep or waiting
+ * for a slot could never end (see "No deadlock" below). Loop thread, except
+ * the host function registry.
+ */
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "errors.h"
+#include "hostcall.h"
+#include "jsonargs.h"
+#include "log.h"
+#include "pool.h"
+#include "runtime.h"
+#include "worker.h"
+
+/* ---- the host function registry (any thread, rt->hfmu) ------------------- */
+
+typedef struct sp__hostfn_s {
+  struct sp__hostfn_s *next;
+  char *name;
+  sp_host_fn fn;
+  void *ud;
+  int running; /* calls of it on the thread pool now */
+  int removed; /* unregistered: freed once running drops to 0 */
+  int waited;  /* an unregistering thread waits for running to drop to 0 and frees it */
+} sp__hostfn_t;
+
+/* The host function the calling thread-pool thread runs, to let it unregister itself. */
+static _Thread_local sp__hostfn_t *tl_running;
+
+#define HOSTFN_NAME_MAX 128
+
+void sp__hostfns_init(sp_runtime_t *rt) {
+  pthread_mutex_init(&rt->hfmu, NULL);
+  pthread_cond_init(&rt->hfcond, NULL);
+}
+
+static void hostfn_free(sp__hostfn_t *f) {
+  free(f->name);
+  free(f);
+}
+
+void sp__hostfns_free(sp_runtime_t *rt) {
+  /* The loop has ended: no host function runs any more. */
+  for (sp__hostfn_t *f = rt->hostfns, *next; f != NULL; f = next) {
+    next = f->next;
+    hostfn_free(f);
+  }
+  rt->hostfns = NULL;
+  pthread_cond_destroy(&rt->hfcond);
+  pthread_mutex_destroy(&rt->hfmu);
+}
+
+static int name_ok(const char *name) {
+  size_t n = 0;
+  for (const char *p = name; *p; p++, n++) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '.' || c == '-'))
+      return 0;
+  }
+  return n >= 1 && n <= HOSTFN_NAME_MAX;
+}
+
+/* The live entry called name (rt->hfmu held), or NULL. */
+static sp__hostfn_t **find_fn(sp_runtime_t *rt, const char *name, size_t len) {
+  for (sp__hostfn_t **pp = &rt->hostfns; *pp != NULL; pp = &(*pp)->next)
+    if (strlen((*pp)->name) == len && memcmp((*pp)->name, name, len) == 0) return pp;
+  return NULL;
+}
+
+int sp_register_host_function(sp_runtime_t *rt, const char *name, sp_host_fn fn, void *userdata,
+                              sp_error_t *err) {
+  if (rt == NULL || name == NULL || fn == NULL)
+    return sp__error_set(err, SP_EINVAL, "sp_register_host_function: rt, name and fn must not be NULL");
+  if (!name_ok(name))
+    return sp__error_set(err, SP_EINVAL,
+                         "host function name '%.200s' is not 1..%d characters of A-Z a-z 0-9 _ . -",
+                         name, HOSTFN_NAME_MAX);
+  sp__hostfn_t *f = calloc(1, sizeof(*f));
+  if (f == NULL || (f->name = strdup(name)) == NULL) {
+    free(f);
+    return sp__error_set(err, SP_ENOMEM, "out of memory registering host function '%s'", name);
+  }
+  f->fn = fn;
+  f->ud = userdata;
+  pthread_mutex_lock(&rt->hfmu);
+  int taken = find_fn(rt, name, strlen(name)) != NULL;
+  if (!taken) {
+    f->next = rt->hostfns;
+    rt->hostfns = f;
+  }
+  pthread_mutex_unlock(&rt->hfmu);
+  if (taken) {
+    hostfn_free(f);
+    return sp__error_set(err, SP_EINVAL,
+                         "host function '%s' is registered already (unregister it first)", name);
+  }
+  sp__error_clear(err);
+  return 0;
+}
+
+int sp_unregister_host_function(sp_runtime_t *rt, const char *name) {
+  if (rt == NULL || name == NULL) return SP_EINVAL;
+  pthread_mutex_lock(&rt->hfmu);
+  sp__hostfn_t **pp = find_fn(rt, name, strlen(name));
+  if (pp == NULL) {
+    pthread_mutex_unlock(&rt->hfmu);
+    return SP_EINVAL;
+  }
+  sp__hostfn_t *f = *pp;
+  *pp = f->next;
+  f->removed = 1;
+  /* Inside the function itself, or on the loop thread (which the function
+   * may be waiting for through sp_execute), waiting could never end. */
+  int wait = tl_running != f && !sp__rt_on_loop_thread(rt);
+  if (f->running > 0 && !wait) {
+    pthread_mutex_unlock(&rt->hfmu);
+    return 0; /* the last running call frees it */
+  }
+  f->waited = 1;
+  while (f->running > 0) pthread_cond_wait(&rt->hfcond, &rt->hfmu);
+  pthread_mutex_unlock(&rt->hfmu);
+  hostfn_free(f);
+  return 0;
+}
+
+/* ---- nested calls (loop thread) ------------------------------------------ */
+
+/* One HOSTCALL in flight: a nested tool call or a host function call. */
+typedef struct sp__hostcall_s {
+  struct sp__hostcall_s *next, *prev; /* in its caller's list (c->nested) */
+  sp__call_t *caller; /* the call whose tool waits for it; NULL once that call ended */
+  sp_runtime_t *rt;
+  sp__pool_t *caller_pool;
+  uint64_t id; /* the worker's request id for it (HOSTREPLY's) */
+  int kind;    /* sp__hostcall_kind_t */
+  sp__call_t *child; /* TOOL: the nested call, until it completes */
+  /* FUNCTION: the function, its arguments, its outcome. */
+  uv_work_t work;
+  sp__hostfn_t *fn;
+  char *args;
+  char *result;
+  int code;
+  sp_error_t err;
+} sp__hostcall_t;
+
+static void attach(sp__hostcall_t *h, sp__call_t *caller) {
+  h->caller = caller;
+  h->prev = NULL;
+  h->next = caller->nested;
+  if (caller->nested != NULL) caller->nested->prev = h;
+  caller->nested = h;
+  if (h->kind == SP__HOSTCALL_TOOL && caller->nested_tools++ == 0) caller->pool->waiting_calls++;
+}
+
+static void detach(sp__hostcall_t *h) {
+  sp__call_t *c = h->caller;
+  if (c == NULL) return;
+  if (h->prev != NULL) h->prev->next = h->next;
+  else c->nested = h->next;
+  if (h->next != NULL) h->next->prev = h->prev;
+  h->next = h->prev = NULL;
+  if (h->kind == SP__HOSTCALL_TOOL && --c->nested_tools == 0) c->pool->waiting_calls--;
+  h->caller = NULL;
+}
+
+/* Sends a HOSTREPLY to worker w (NULL: the caller's worker is gone). */
+static void reply(sp__worker_t *w, uint64_t id, int code, const char *text, size_t len) {
+  if (w == NULL || w->exited || w->state == SP__W_DEAD) return;
+  size_t max = (size_t)w->pool->cfg->max_frame_bytes;
+  char *big = NULL;
+  if (code == 0 && len + 1 > max) {
+    /* The waiting worker would refuse a frame past its limit (and die of it). */
+    code = SP_ETOOLARGE;
+    if (asprintf(&big,
+                 "{\"code\":\"SP_ETOOLARGE\",\"category\":\"protocol\",\"message\":\"the nested "
+                 "call's result of %zu bytes exceeds max_frame_bytes (%zu) of pool '%s'\"}",
+                 len, max, w->pool->cfg->name) < 0)
+      big = NULL;
+    text = big ? big : "{}";
+    len = strlen(text);
+  }
+  if (sp__buf_append_hostreply(&w->wbuf, id, code, text, len) == 0)
+    sp__rt_mark_dirty(w->pool->rt, w);
+  free(big);
+}
+
+/* Sends err as a HOSTREPLY error: JSON {code, category, message, python_type, traceback}. */
+static void reply_error(sp__worker_t *w, uint64_t id, const sp_error_t *e) {
+  int code = e->code ? e->code : SP_EIO;
+  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "code", sp_err_name(code), "category",
+                        sp_category_name(sp_err_category(code)), "message",
+                        e->message ? e->message : "", "python_type",
+                        e->python_type ? e->python_type : "", "traceback",
+                        e->traceback ? e->traceback : "");
+  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  reply(w, id, code, text ? text : "{}", text ? strlen(text) : 2);
+  free(text);
+}
+
+/* Answers HOSTCALL id from worker w with an error, counted against its pool. */
+static void refuse(sp__worker_t *w, uint64_t id, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void refuse(sp__worker_t *w, uint64_t id, int code, const char *fmt, ...) {
+  char msg[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof(msg), fmt, ap);
+  va_end(ap);
+  w->pool->nested_refused++;
+  sp_error_t e;
+  sp_error_set(&e, code, msg, NULL, NULL);
+  reply_error(w, id, &e);
+  sp_error_free(&e);
+}
+
+/* ---- No deadlock ----------------------------------------------------------
+ * A nested call holds its caller's slot while it waits for one of its own.
+ * Two rules keep that from waiting forever:
+ * - A nested call into a pool its chain already holds a slot of (its own
+ *   pool, or any pool further up) must find a free thread at once; else it
+ *   fails with SP_EDEADLOCK. Waiting there could be waiting for itself.
+ * - A nested call never waits in a pool whose every slot is held by calls
+ *   that themselves wait for nested calls: nothing would ever free one. It
+ *   fails at once, and calls already queued there fail when that happens.
+ * Nested calls are never pipelined behind a busy worker's running call
+ * (sp__call_depth_cap), so "a free thread" really is one. */
+
+static int free_thread(const sp__pool_t *p) {
+  for (int i = 0; i < p->cfg->pool_size; i++) {
+    const sp__load_t *l = p->loads[i];
+    if (l != NULL && l->ready && l->inflight < l->capacity) return 1;
+  }
+  return 0;
+}
+
+static int capacity(const sp__pool_t *p) {
+  int n = 0;
+  for (int i = 0; i < p->cfg->pool_size; i++)
+    if (p->loads[i] != NULL && p->loads[i]->ready) n += p->loads[i]->capacity;
+  return n;
+}
+
+/* Every slot of p is held by a call waiting for a nested call, and none is
+ * free. A pool with no ready worker (all restarting) is not: its calls wait
+ * for the replacements, within their deadline. */
+static int starved(const sp__pool_t *p) {
+  int cap = capacity(p);
+  return cap > 0 && !free_thread(p) && p->waiting_calls >= cap;
+}
+
+static int in_chain(const sp__call_t *c, const sp__pool_t *p) {
+  for (; c != NULL; c = c->origin ? c->origin->caller : NULL)
+    if (c->pool == p) return 1;
+  return 0;
+}
+
+/* The config of the pool with the smallest max_call_depth along c's chain:
+ * every pool a chain passes through bounds how deep it may go. */
+static const sp__pool_config_t *chain_limit(const sp__call_t *c) {
+  const sp__pool_config_t *strict = c->pool->cfg;
+  for (; c != NULL; c = c->origin ? c->origin->caller : NULL)
+    if (c->pool->cfg->max_call_depth < strict->max_call_depth) strict = c->pool->cfg;
+  return strict;
+}
+
+/* When p starves, its queued nested calls can never run: fail them now. */
+static void fail_starved(sp__pool_t *p) {
+  if (p->queue.len == 0 || !starved(p)) return;
+  sp__sched_item_t *it = p->queue.head;
+  while (it != NULL) {
+    sp__call_t *c = SP__CALL_OF(it);
+    it = it->next;
+    if (c->origin == NULL) continue;
+    sp_error_t e;
+    sp__error_set(&e, SP_EDEADLOCK,
+                  "nested call into pool '%s' would deadlock: all %d of its slots are held by "
+                  "calls waiting for nested calls",
+                  p->cfg->name, capacity(p));
+    sp__call_finish(c, SP_EDEADLOCK, NULL, 0, &e);
+  }
+}
+
+/* The nested tool call completed: its outcome goes to the waiting thread. */
+static void nested_done(sp_result_t *res, void *ud) {
+  sp__hostcall_t *h = ud;
+  h->child = NULL;
+  if (h->caller != NULL) {
+    if (res->error.code == 0) reply(h->caller->worker, h->id, 0, res->json, res->len);
+    else reply_error(h->caller->worker, h->id, &res->error);
+    detach(h);
+  }
+  free(h);
+}
+
+static void start_tool(sp__worker_t *w, sp__call_t *caller, uint64_t id,
+                       const sp__hostcall_view_t *v, int64_t left_ms) {
+  sp_runtime_t *rt = w->pool->rt;
+  char pool[256], tool[256];
+  if (v->pool_len >= sizeof(pool) || v->name_len >= sizeof(tool)) {
+    refuse(w, id, SP_EINVAL, "nested call: pool or tool name longer than 255 bytes");
+    return;
+  }
+  memcpy(pool, v->pool, v->pool_len);
+  pool[v->pool_len] = '\0';
+  memcpy(tool, v->name, v->name_len);
+  tool[v->name_len] = '\0';
+  char *args = strndup(v->args, v->args_len);
+  if (args == NULL) {
+    refuse(w, id, SP_ENOMEM, "out of memory starting a nested call");
+    return;
+  }
+  /* Nested results come as JSON lists (tools read JSON), within the caller's time. */
+  sp_call_opts_t opts = SP_CALL_OPTS_INIT;
+  opts.timeout_ms = left_ms;
+  opts.arrays_as_lists = 1;
+  sp__call_t *child = NULL;
+  sp_error_t e;
+  int rc = sp__rt_make_call(rt, pool, tool, args, &opts, &child, &e);
+  free(args);
+  if (rc != 0) {
+    char msg[1200];
+    size_t tl;
+    const char *ct = sp__call_tool(caller, &tl);
+    snprintf(msg, sizeof(msg), "nested call from tool '%.*s' of pool '%s': %s", (int)tl, ct,
+             caller->pool->cfg->name, e.message);
+    refuse(w, id, rc, "%s", msg);
+    sp_error_free(&e);
+    return;
+  }
+  sp__pool_t *target = child->pool;
+  const char *why = NULL;
+  if (!free_thread(target) && in_chain(caller, target))
+    why = "every slot of it is busy and this call's chain already holds one";
+  else if (starved(target))
+    why = "all of its slots are held by calls waiting for nested calls";
+  if (why != NULL) {
+    free(child);
+    refuse(w, id, SP_EDEADLOCK,
+           "nested call to tool '%s' in pool '%s' would deadlock: %s (add workers or threads "
+           "to pool '%s', or call fewer tools from tools)",
+           tool, target->cfg->name, why, target->cfg->name);
+    return;
+  }
+  sp__hostcall_t *h = calloc(1, sizeof(*h));
+  if (h == NULL) {
+    free(child);
+    refuse(w, id, SP_ENOMEM, "out of memory starting a nested call");
+    return;
+  }
+  h->rt = rt;
+  h->caller_pool = caller->pool;
+  h->id = id;
+  h->kind = SP__HOSTCALL_TOOL;
+  h->child = child;
+  child->depth = caller->depth + 1;
+  child->origin = h;
+  child->idempotent = 0;
+  child->cb = nested_done;
+  child->ud = h;
+  child->res = &child->own;
+  caller->pool->nested_calls++;
+  attach(h, caller);
+  sp__rt_accept_call(rt, child);
+  fail_starved(caller->pool);
+}
+
+/* ---- host functions on libuv's thread pool -------------------------------- */
+
+static void fn_work(uv_work_t *req) {
+  sp__hostcall_t *h = req->data;
+  sp__hostfn_t *f = h->fn;
+  sp_error_t e;
+  sp__error_clear(&e);
+  char *out = NULL;
+  tl_running = f;
+  int rc = f->fn(h->args, &out, &e, f->ud);
+  tl_running = NULL;
+  if (rc == 0) {
+    json_error_t jerr;
+    json_t *check = out ? json_loads(out, JSON_DECODE_ANY, &jerr) : NULL;
+    if (out != NULL && check == NULL) {
+      rc = sp__error_set(&h->err, SP_EBADJSON,
+                         "host function '%s' returned text that is not JSON: %s", f->name,
+                         jerr.text);
+      free(out);
+      out = NULL;
+    }
+    json_decref(check);
+    h->result = out ? out : strdup("null");
+  } else {
+    int code = rc < 0 && sp__err_is_known(rc) ? rc : SP_EIO;
+    char *msg = NULL;
+    if (asprintf(&msg, "host function '%s' failed: %s", f->name,
+                 e.code != 0 && e.message && *e.message ? e.message : sp_strerror(code)) < 0)
+      msg = NULL;
+    sp_error_set(&h->err, code, msg ? msg : "host function failed", NULL, NULL);
+    free(msg);
+    free(out);
+    rc = code;
+  }
+  if (e.code != 0) sp_error_free(&e);
+  h->code = rc;
+  sp_runtime_t *rt = h->rt;
+  pthread_mutex_lock(&rt->hfmu);
+  if (--f->running == 0 && f->removed) {
+    if (f->waited) pthread_cond_broadcast(&rt->hfcond);
+    else hostfn_free(f);
+  }
+  pthread_mutex_unlock(&rt->hfmu);
+  h->fn = NULL;
+}
+
+static void fn_after(uv_work_t *req, int status) {
+  sp__hostcall_t *h = req->data;
+  (void)status;
+  if (h->caller != NULL) {
+    sp__worker_t *w = h->caller->worker;
+    if (h->code == 0 && h->result != NULL) reply(w, h->id, 0, h->result, strlen(h->result));
+    else reply_error(w, h->id, &h->err);
+    detach(h);
+  } /* else: its caller is gone; the result is dropped */
+  sp_error_free(&h->err);
+  free(h->result);
+  free(h->args);
+  sp_runtime_t *rt = h->rt;
+  free(h);
+  sp__rt_settle(rt);
+}
+
+static void start_function(sp__worker_t *w, sp__call_t *caller, uint64_t id,
+                           const sp__hostcall_view_t *v) {
+  sp_runtime_t *rt = w->pool->rt;
+  char top, why[256];
+  if (sp__json_args_check(v->args, v->args_len, &top, why, sizeof(why)) != 0 || top != '{') {
+    refuse(w, id, SP_EBADARGS, "arguments for host function '%.*s' must be a JSON object",
+           (int)v->name_len, v->name);
+    return;
+  }
+  sp__hostcall_t *h = calloc(1, sizeof(*h));
+  if (h == NULL || (h->args = strndup(v->args, v->args_len)) == NULL) {
+    free(h);
+    refuse(w, id, SP_ENOMEM, "out of memory calling a host function");
+    return;
+  }
+  pthread_mutex_lock(&rt->hfmu);
+  sp__hostfn_t **pp = find_fn(rt, v->name, v->name_len);
+  if (pp != NULL) {
+    h->fn = *pp;
+    h->fn->running++;
+  }
+  pthread_mutex_unlock(&rt->hfmu);
+  if (h->fn == NULL) {
+    free(h->args);
+    free(h);
+    refuse(w, id, SP_ENOFUNC,
+           "unknown host function '%.*s' (the host registers them with sp_register_host_function)",
+           (int)v->name_len, v->name);
+    return;
+  }
+  h->rt = rt;
+  h->caller_pool = caller->pool;
+  h->id = id;
+  h->kind = SP__HOSTCALL_FUNCTION;
+  h->work.data = h;
+  sp__error_clear(&h->err);
+  int urc = uv_queue_work(&rt->loop, &h->work, fn_work, fn_after);
+  if (urc != 0) {
+    pthread_mutex_lock(&rt->hfmu);
+    sp__hostfn_t *f = h->fn;
+    if (--f->running == 0 && f->removed) {
+      if (f->waited) pthread_cond_broadcast(&rt->hfcond);
+      else hostfn_free(f);
+    }
+    pthread_mutex_unlock(&rt->hfmu);
+    free(h->args);
+    free(h);
+    refuse(w, id, SP_EIO, "cannot queue the host function: %s", uv_strerror(urc));
+    return;
+  }
+  caller->pool->host_calls++;
+  attach(h, caller);
+}
+
+/* ---- frames and completion ------------------------------------------------ */
+
+int sp__hostcall_on_frame(sp__worker_t *w, const sp__frame_t *f) {
+  sp__hostcall_view_t v;
+  if (sp__hostcall_body_parse(f->body, f->length, &v) != 0 || f->id == 0) {
+    sp__log(SP__LOG_ERROR, "[%s/%s] malformed HOSTCALL frame; killing the worker",
+            w->pool->cfg->name, w->name);
+    sp__worker_kill(w, "it sent a malformed HOSTCALL frame");
+    return -1;
+  }
+  uint32_t slot = (uint32_t)(v.parent & 0xffff);
+  sp__call_t *caller = NULL;
+  if (slot < (uint32_t)w->nslots && w->slot_ids[slot] == v.parent) caller = w->slot_calls[slot];
+  if (caller == NULL || caller->state != SP__CALL_RUNNING) {
+    /* Its caller timed out or was cancelled: its thread is being told too. */
+    refuse(w, f->id, SP_ECANCELLED, "the call that made this nested call has ended");
+    return 0;
+  }
+  const sp__pool_config_t *strict = chain_limit(caller);
+  if (caller->depth + 1 > strict->max_call_depth) {
+    refuse(w, f->id, SP_EDEPTH,
+           "callback chain too deep: this nested call would be level %d, beyond max_call_depth "
+           "(%d) of pool '%s'",
+           caller->depth + 1, strict->max_call_depth, strict->name);
+    return 0;
+  }
+  int64_t left = caller->deadline_ms - sp__now_ms();
+  if (left < 1) {
+    refuse(w, f->id, SP_ETIMEOUT, "the calling tool has no time left for a nested call");
+    return 0;
+  }
+  if (w->pool->rt->phase != SP__PHASE_RUNNING) {
+    refuse(w, f->id, SP_ESTOPPED, "the runtime is stopping");
+    return 0;
+  }
+  if (v.kind == SP__HOSTCALL_TOOL) start_tool(w, caller, f->id, &v, left);
+  else start_function(w, caller, f->id, &v);
+  return 0;
+}
+
+void sp__hostcall_caller_done(sp__call_t *c) {
+  while (c->nested != NULL) {
+    sp__hostcall_t *h = c->nested;
+    detach(h);
+    /* A nested tool call ends with its caller (its own nested calls follow);
+     * a host function runs on, and its result is dropped. */
+    if (h->child != NULL) sp__call_cancel(h->child, "because the call that made it ended");
+  }
+}
