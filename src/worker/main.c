@@ -407,7 +407,9 @@ static int hostcall_wait(const sp__hostcall_view_t *req, sp__buf_t *reply, int *
                   .reply = reply};
   sp__buf_t frame = {0};
   int rc = sp__buf_append_hostcall(&frame, me.id, req);
+  if (rc == 0 && frame.len - SP__FRAME_HEADER_SIZE > W.max_frame) rc = SP_ETOOLARGE;
   if (rc != 0) {
+    /* Too large a frame would be a protocol error to the manager: refuse it here. */
     sp__buf_free(&frame);
     return rc;
   }

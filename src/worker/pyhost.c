@@ -386,6 +386,9 @@ static PyObject *py_hostcall(PyObject *self, PyObject *args) {
     PyErr_SetString(g_cancelled, "the call was cancelled while it waited for a nested call");
   } else if (rc == SP_EINVAL) {
     PyErr_SetString(PyExc_ValueError, "pool or name of a nested call longer than 65535 bytes");
+  } else if (rc == SP_ETOOLARGE) {
+    PyErr_SetString(PyExc_ValueError,
+                    "the arguments of the nested call exceed this pool's max_frame_bytes");
   } else if (rc != 0) {
     PyErr_NoMemory();
   } else {

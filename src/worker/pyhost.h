@@ -27,7 +27,8 @@ typedef struct pyhost_opts_s {
    * parent set) and waits for its HOSTREPLY, on the calling execution thread,
    * detached. Returns 0 with *code (0 or an SP_E* code) and the reply's text
    * in *reply, SP_ECANCELLED when the parent call was cancelled meanwhile,
-   * SP_EINVAL or SP_ENOMEM when the frame could not be built. */
+   * SP_EINVAL, SP_ETOOLARGE (over max_frame_bytes) or SP_ENOMEM when the
+   * frame could not be built. */
   int (*hostcall)(const sp__hostcall_view_t *req, sp__buf_t *reply, int *code);
 } pyhost_opts_t;
 
