@@ -56,6 +56,18 @@ static int garbage_fn(const char *args, char **out, sp_error_t *err, void *ud) {
   return 0;
 }
 
+/* Host function "slow": sleeps 800 ms, then counts itself done. */
+static _Atomic int slow_done;
+static int slow_fn(const char *args, char **out, sp_error_t *err, void *ud) {
+  (void)args;
+  (void)err;
+  (void)ud;
+  h_sleep_ms(800);
+  atomic_fetch_add(&slow_done, 1);
+  *out = strdup("\"slow\"");
+  return 0;
+}
+
 /*
  * Pools "a" (2 slots) and "b" (1 slot), both of one profile; pool "b" allows
  * chains of two levels, so a -> b -> host function works and a -> b -> a ->
@@ -353,6 +365,49 @@ static void host_function_failures(void **state) {
   sp_free(json);
 }
 
+static void host_function_outliving_its_caller(void **state) {
+  (void)state;
+  sp_error_t err;
+  int before = atomic_load(&slow_done);
+  assert_int_equal(sp_register_host_function(rt, "slow", slow_fn, NULL, &err), 0);
+  sp_call_opts_t opts = SP_CALL_OPTS_INIT;
+  opts.timeout_ms = 200;
+  sp_result_t res;
+  double t0 = h_now();
+  assert_int_equal(sp_execute(rt, "a", "host", "{\"name\": \"slow\"}", &opts, &res), SP_ETIMEOUT);
+  sp_result_free(&res);
+  /* The caller's deadline is not held up by the function it called. */
+  assert_true(h_now() - t0 < 0.8);
+  assert_int_equal(atomic_load(&slow_done), before);
+  /* Unregistering waits for the running call; its late result is dropped. */
+  assert_int_equal(sp_unregister_host_function(rt, "slow"), 0);
+  assert_int_equal(atomic_load(&slow_done), before + 1);
+  char *json = h_call_ok(rt, "a", "add", "{\"a\": 5, \"b\": 5}");
+  assert_string_equal(json, "10");
+  sp_free(json);
+}
+
+/* Thread profile: while one thread of the worker waits for a nested call,
+ * the other runs Python (the waiting thread holds no GIL). */
+static void waiting_thread_lets_others_run(void **state) {
+  (void)state;
+  h_async_t outer;
+  memset(&outer, 0, sizeof(outer));
+  relay_async("{\"pool\": \"b\", \"tool\": \"nap\", \"args\": {\"seconds\": 1.5}}", 10000,
+              &outer);
+  h_sleep_ms(300);
+  double t0 = h_now();
+  char *json = h_call_ok(rt, "a", "add", "{\"a\": 1, \"b\": 2}");
+  double took = h_now() - t0;
+  assert_string_equal(json, "3");
+  sp_free(json);
+  assert_false(atomic_load(&outer.done)); /* it really was still waiting */
+  assert_true(took < 1.5 / 3);
+  assert_true(h_async_wait(&outer, 10));
+  assert_int_equal(outer.code, 0);
+  sp_free(outer.json);
+}
+
 static void unknown_pool_tool_and_bad_arguments(void **state) {
   (void)state;
   assert_caught("a", "relay", "{\"pool\": \"nope\", \"tool\": \"add\", \"catch\": true}",
@@ -476,6 +531,8 @@ int main(void) {
       cmocka_unit_test(chain_deeper_than_max_call_depth_fails),
       cmocka_unit_test(host_function_failures),
       cmocka_unit_test(unknown_pool_tool_and_bad_arguments),
+      cmocka_unit_test(host_function_outliving_its_caller),
+      cmocka_unit_test(waiting_thread_lets_others_run),
       cmocka_unit_test(workers_killed_during_nested_calls),
   };
   int failed = cmocka_run_group_tests_name("process profile", tests, setup_process, teardown);
