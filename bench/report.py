@@ -89,13 +89,15 @@ def main():
 
     samples = {k: [] for k in ("floor", "capi", "peer", "numpy", "memory", "startup", "http",
                                "arrays", "peer_arrays", "purepy_gil", "purepy_ft", "preload",
-                               "stream")}
+                               "stream", "nested")}
     for i in range(runs):
         print(f"run {i + 1}/{runs}: floor, C API, peer, numpy, memory, startup", flush=True)
         samples["floor"].append(run_json([os.path.join(b, "bench", "bench_floor"),
                                           "5000" if args.quick else "50000"]))
         samples["capi"].append(run_capi(b, args.quick))
         samples["stream"].append(run_json([os.path.join(b, "bench", "bench_stream")] + q))
+        samples["nested"].append(run_json([os.path.join(b, "bench", "bench_nested"),
+                                           os.path.join(ROOT, "tests", "adapters")] + q))
         samples["peer"].append(run_json(["/usr/bin/python3", os.path.join(HERE, "peer_ppe.py")] + q))
         samples["numpy"].append(run_json([os.path.join(b, "bench", "bench_suite"), "numpy"] + q))
         samples["memory"].append(run_json([os.path.join(b, "bench", "bench_suite"), "memory"]))
@@ -138,6 +140,9 @@ def main():
         "floor_p99_us": median([s["p99_us"] for s in samples["floor"]]),
         "stream_chunks_per_s": median([s["chunks_per_s"] for s in samples["stream"]]),
         "stream_first_chunk_p50_us": median([s["first_chunk_us"]["p50"] for s in samples["stream"]]),
+        "nested_plain_p50_us": median([s["plain_p50_us"] for s in samples["nested"]]),
+        "nested_p50_us": median([s["nested_p50_us"] for s in samples["nested"]]),
+        "host_fn_p50_us": median([s["host_fn_p50_us"] for s in samples["nested"]]),
         "seq_p50_us": median([s["sequential"]["latency_us"]["p50"] for s in samples["capi"]]),
         "seq_p99_us": median([s["sequential"]["latency_us"]["p99"] for s in samples["capi"]]),
         "sync16_process_2x1": median([capi_tp(s, "sync", "process_2x1") for s in samples["capi"]]),
@@ -239,6 +244,8 @@ def main():
         f"| async, 64 in flight, thread 1x16 | {fmt(fig['async64_thread_1x16'], ' calls/s', 0)} | ProcessPoolExecutor(2) {fmt(fig['peer_16_calls_per_s'], ' calls/s', 0)} | {r(fig['async64_thread_1x16'], fig['peer_16_calls_per_s'])} |",
         f"| streaming, tight generator of small JSON items, chunks/s, process 1x1 | {fmt(fig['stream_chunks_per_s'], ' chunks/s', 0)} | target 200k chunks/s | {r(fig['stream_chunks_per_s'], 200000)} |",
         f"| streaming, first-chunk latency (one-chunk stream), p50 | {fmt(fig['stream_first_chunk_p50_us'], ' us')} | sequential no-op call p50 {fmt(fig['seq_p50_us'], ' us')} | {r(fig['stream_first_chunk_p50_us'], fig['seq_p50_us'])} |",
+        f"| call making one nested call (a.relay -> b.add), p50, process 1x1 pools | {fmt(fig['nested_p50_us'], ' us')} | plain call a.add {fmt(fig['nested_plain_p50_us'], ' us')} | {r(fig['nested_p50_us'], fig['nested_plain_p50_us'])} |",
+        f"| call making one host function call, p50, process 1x1 | {fmt(fig['host_fn_p50_us'], ' us')} | plain call a.add {fmt(fig['nested_plain_p50_us'], ' us')} | {r(fig['host_fn_p50_us'], fig['nested_plain_p50_us'])} |",
         f"| numpy 200x200 matmul, thread 1x2 | {fmt(fig['numpy_1x2'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {fmt(fig['numpy_speedup'], 'x', 2)} |",
         f"| numpy 200x200 matmul, process 2x1 | {fmt(fig['numpy_2x1'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {r(fig['numpy_2x1'], fig['numpy_1x1'])} |",
         f"| RSS, capacity 16, thread 1x16 | {fmt(fig['rss_thread_mib'], ' MiB')} | process 16x1 {fmt(fig['rss_process_mib'], ' MiB')} | {r(fig['rss_thread_mib'], fig['rss_process_mib'])} |",
