@@ -534,7 +534,7 @@ SP_EXTERN void sp_array_free(sp_runtime_t *rt, void *data);
  * be thread-safe. It may call sp_execute() (it is not the loop thread). It is
  * not interrupted: when the tool that called it is cancelled, times out or
  * its worker dies meanwhile, the function runs to its end and its result is
- * dropped.
+ * dropped; sp_runtime_stop() waits for running host functions to return.
  */
 typedef int (*sp_host_fn)(const char *args_json, char **result_json, sp_error_t *err,
                           void *userdata);
