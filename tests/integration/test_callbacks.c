@@ -147,25 +147,6 @@ static char *marker_path(const char *what) {
   return buf;
 }
 
-/* Waits up to timeout_s for marker path to hold text; returns the seconds it took. */
-static double wait_marker(const char *path, const char *text, double timeout_s) {
-  double t0 = h_now();
-  char got[64] = "";
-  while (h_now() - t0 < timeout_s) {
-    FILE *f = fopen(path, "r");
-    if (f != NULL) {
-      size_t n = fread(got, 1, sizeof(got) - 1, f);
-      got[n] = '\0';
-      fclose(f);
-      if (n > 0) break;
-    }
-    h_sleep_ms(5);
-  }
-  double took = h_now() - t0;
-  unlink(path);
-  if (strcmp(got, text) != 0) fail_msg("marker %s holds '%s', expected '%s'", path, got, text);
-  return took;
-}
 
 /* ---- the tests ------------------------------------------------------------ */
 
@@ -208,7 +189,7 @@ static void nested_call_gets_at_most_the_callers_time(void **state) {
   /* Pool b's own timeout is 30 s: the nested call ended with its caller's. */
   assert_true(took < 1.5 * 2);
   /* The nested tool was cancelled (its thread freed) soon after, not at 60 s. */
-  double waited = wait_marker(marker, "cancelled", 10);
+  double waited = h_assert_marker(marker, "cancelled", 10);
   assert_true(took + waited < 1.5 * 3);
   char *json = h_call_ok(rt, "b", "add", "{\"a\": 1, \"b\": 1}");
   assert_string_equal(json, "2");
@@ -255,8 +236,8 @@ static void cancelling_the_outer_call_cancels_the_inner(void **state) {
   assert_true(h_async_wait(&s->done, 5));
   assert_int_equal(s->done.code, SP_ECANCELLED);
   /* Both threads saw CallCancelled: the outer while it waited, the inner in its nap. */
-  wait_marker(outer, "cancelled", 5);
-  wait_marker(inner, "cancelled", 5);
+  h_assert_marker(outer, "cancelled", 5);
+  h_assert_marker(inner, "cancelled", 5);
   assert_true(h_now() - tc < 0.1 * 30);
   char *json = h_call_ok(rt, "b", "add", "{\"a\": 2, \"b\": 2}");
   assert_string_equal(json, "4");
