@@ -146,7 +146,7 @@ def _call_out(kind, pool, name, args):
     try:
         info = json.loads(text)
     except ValueError:
-        info = {"message": text}
-    raise CallError(info.get("code", str(code)), info.get("category", ""),
+        info = {"message": text or f"{what} failed"}
+    raise CallError(info.get("code", f"error {code}"), info.get("category", ""),
                     info.get("message", ""), info.get("python_type", ""),
                     info.get("traceback", ""))

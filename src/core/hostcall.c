@@ -228,14 +228,17 @@ static void refuse(sp__worker_t *w, uint64_t id, int code, const char *fmt, ...)
 }
 
 /* ---- No deadlock ----------------------------------------------------------
- * A nested call holds its caller's slot while it waits for one of its own.
- * Two rules keep that from waiting forever:
+ * A nested call holds its caller's slot while it waits for one of its own, so
+ * waiting for a slot can be waiting for itself. Two rules keep every wait
+ * finite; both fail the nested call at once with SP_EDEADLOCK:
  * - A nested call into a pool its chain already holds a slot of (its own
- *   pool, or any pool further up) must find a free thread at once; else it
- *   fails with SP_EDEADLOCK. Waiting there could be waiting for itself.
- * - A nested call never waits in a pool whose every slot is held by calls
- *   that themselves wait for nested calls: nothing would ever free one. It
- *   fails at once, and calls already queued there fail when that happens.
+ *   pool, or one further up) must find a free thread at once.
+ * - A nested call that would wait in a pool's queue must not close a cycle of
+ *   waits: it is refused when every thread of that pool is blocked by a call
+ *   that waits (through nested calls queued or running, in any pools) on a
+ *   pool in the same state, counting this call's caller as waiting on the
+ *   pool it asks for (would_deadlock). Every wait edge is checked when it is
+ *   made, so no cycle forms.
  * Nested calls are never pipelined behind a busy worker's running call
  * (sp__call_depth_cap), so "a free thread" really is one. */
 
@@ -245,21 +248,6 @@ static int free_thread(const sp__pool_t *p) {
     if (l != NULL && l->ready && l->inflight < l->capacity) return 1;
   }
   return 0;
-}
-
-static int capacity(const sp__pool_t *p) {
-  int n = 0;
-  for (int i = 0; i < p->cfg->pool_size; i++)
-    if (p->loads[i] != NULL && p->loads[i]->ready) n += p->loads[i]->capacity;
-  return n;
-}
-
-/* Every slot of p is held by a call waiting for a nested call, and none is
- * free. A pool with no ready worker (all restarting) is not: its calls wait
- * for the replacements, within their deadline. */
-static int starved(const sp__pool_t *p) {
-  int cap = capacity(p);
-  return cap > 0 && !free_thread(p) && p->waiting_calls >= cap;
 }
 
 static int in_chain(const sp__call_t *c, const sp__pool_t *p) {
@@ -277,21 +265,70 @@ static const sp__pool_config_t *chain_limit(const sp__call_t *c) {
   return strict;
 }
 
-/* When p starves, its queued nested calls can never run: fail them now. */
-static void fail_starved(sp__pool_t *p) {
-  if (p->queue.len == 0 || !starved(p)) return;
-  sp__sched_item_t *it = p->queue.head;
-  while (it != NULL) {
-    sp__call_t *c = SP__CALL_OF(it);
-    it = it->next;
-    if (c->origin == NULL) continue;
-    sp_error_t e;
-    sp__error_set(&e, SP_EDEADLOCK,
-                  "nested call into pool '%s' would deadlock: all %d of its slots are held by "
-                  "calls waiting for nested calls",
-                  p->cfg->name, capacity(p));
-    sp__call_finish(c, SP_EDEADLOCK, NULL, 0, &e);
+/* The search of would_deadlock: the pools on the current path, and the wait
+ * being asked for (caller would wait on target). */
+#define WAIT_PATH_MAX 64
+typedef struct {
+  const sp__pool_t *path[WAIT_PATH_MAX];
+  int n;
+  const sp__call_t *caller;
+  const sp__pool_t *target;
+} waits_t;
+
+static int pool_stuck(waits_t *g, const sp__pool_t *p);
+
+/* Whether call c waits, directly or through its nested calls, on a stuck pool. */
+static int call_stuck(waits_t *g, const sp__call_t *c) {
+  if (c == g->caller) return pool_stuck(g, g->target);
+  for (const sp__hostcall_t *h = c->nested; h != NULL; h = h->next) {
+    const sp__call_t *child = h->child; /* NULL: a host function, which moves on */
+    if (child == NULL) continue;
+    if (child->state == SP__CALL_QUEUED && pool_stuck(g, child->pool)) return 1;
+    if (child->state == SP__CALL_RUNNING && call_stuck(g, child)) return 1;
   }
+  return 0;
+}
+
+/*
+ * Whether no thread of p can ever free: each active position has a ready
+ * worker, and at least `capacity` of each worker's calls are stuck. A pool
+ * met again on the path is a cycle of waits, stuck by definition; a position
+ * whose worker is starting or respawning is capacity on its way, not stuck.
+ */
+static int pool_stuck(waits_t *g, const sp__pool_t *p) {
+  for (int i = 0; i < g->n; i++)
+    if (g->path[i] == p) return 1;
+  if (g->n == WAIT_PATH_MAX) return 0; /* too long to follow: assume it moves */
+  g->path[g->n++] = p;
+  int stuck = 1;
+  for (int i = 0; i < p->cfg->pool_size && stuck; i++) {
+    const sp__position_t *pos = &p->positions[i];
+    if (!pos->active) continue;
+    const sp__worker_t *w = pos->worker;
+    if (w == NULL || w->state != SP__W_READY) {
+      stuck = 0;
+      break;
+    }
+    int blocked = 0;
+    for (int s = 0; s < w->nslots && blocked < w->load.capacity; s++) {
+      const sp__call_t *c = w->slot_calls[s];
+      if (c != NULL && c->state == SP__CALL_RUNNING && (c->nested != NULL || c == g->caller) &&
+          call_stuck(g, c))
+        blocked++;
+    }
+    if (blocked < w->load.capacity) stuck = 0;
+  }
+  g->n--;
+  return stuck;
+}
+
+/* Whether caller waiting in target's queue would close a cycle of waits. */
+static int would_deadlock(const sp__call_t *caller, const sp__pool_t *target) {
+  waits_t g;
+  g.n = 0;
+  g.caller = caller;
+  g.target = target;
+  return pool_stuck(&g, target);
 }
 
 /* The nested tool call completed: its outcome goes to the waiting thread. */
@@ -343,10 +380,12 @@ static void start_tool(sp__worker_t *w, sp__call_t *caller, uint64_t id,
   }
   sp__pool_t *target = child->pool;
   const char *why = NULL;
-  if (!free_thread(target) && in_chain(caller, target))
-    why = "every slot of it is busy and this call's chain already holds one";
-  else if (starved(target))
-    why = "all of its slots are held by calls waiting for nested calls";
+  if (!free_thread(target) || target->queue.len > 0) {
+    if (in_chain(caller, target))
+      why = "every slot of it is busy and this call's chain already holds one";
+    else if (would_deadlock(caller, target))
+      why = "every slot of it is held by a call that waits, through nested calls, for this one";
+  }
   if (why != NULL) {
     free(child);
     refuse(w, id, SP_EDEADLOCK,
@@ -375,7 +414,6 @@ static void start_tool(sp__worker_t *w, sp__call_t *caller, uint64_t id,
   caller->pool->nested_calls++;
   attach(h, caller);
   sp__rt_accept_call(rt, child);
-  fail_starved(caller->pool);
 }
 
 /* ---- host functions on libuv's thread pool -------------------------------- */

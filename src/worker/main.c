@@ -464,7 +464,7 @@ static void hostreply_arrived(const sp__frame_t *f) {
                                 "\"message\":\"worker out of memory taking a nested result\"}";
       w->reply->len = 0;
       code = SP_ENOMEM;
-      if (w->reply->cap >= sizeof(oom)) sp__buf_append(w->reply, oom, sizeof(oom) - 1);
+      (void)sp__buf_append(w->reply, oom, sizeof(oom) - 1); /* small; may still fit */
     }
     w->code = code;
     w->done = 1;

@@ -2,7 +2,8 @@
  * test_callbacks.c - tools that call back into the host, in both profiles:
  * a chain A -> B -> host function, the nested call's deadline bounded by the
  * caller's, cancelling the outer call cancels the inner one, a self-call at
- * full capacity fails fast (SP_EDEADLOCK), the depth limit, host functions
+ * full capacity and a cycle of waits across pools fail fast (SP_EDEADLOCK),
+ * the depth limit, host functions
  * that fail or are not registered, unknown pools and tools, and workers
  * killed during nested calls (no call outlives its deadline, pools serve on).
  */
@@ -20,6 +21,7 @@
 #define CALLBACK_ADAPTER "callback_adapter.CallbackAdapter"
 
 static sp_runtime_t *rt;
+static int b_threads; /* pool b's capacity: 1 (process profile) or 2 (thread profile) */
 static pthread_t loop_thread_seen; /* a thread a host function ran on */
 static _Atomic int host_calls;
 
@@ -97,6 +99,7 @@ static int setup_profile(void **state, const char *profile) {
            profile, thread ? 1 : 2, thread ? 2 : 1, CALLBACK_ADAPTER, SP_TEST_ADAPTERS, profile,
            thread ? 2 : 1, CALLBACK_ADAPTER, SP_TEST_ADAPTERS);
   rt = h_start(yaml);
+  b_threads = thread ? 2 : 1;
   sp_error_t err;
   assert_int_equal(sp_register_host_function(rt, "scale", scale_fn, NULL, &err), 0);
   assert_int_equal(sp_register_host_function(rt, "fail", fail_fn, NULL, &err), 0);
@@ -297,6 +300,48 @@ static void self_call_at_full_capacity_fails_fast(void **state) {
   assert_true(json_integer_value(json_object_get(a, "nested_refused")) >= 2);
   assert_int_equal(json_integer_value(json_object_get(a, "calls_waiting_nested")), 0);
   json_decref(a);
+}
+
+/*
+ * Pool a's two slots wait (one after the other) for pool b, whose only slot
+ * waits for pool a: a cycle across pools. The call that would close it is
+ * refused at once, the others complete. With two threads in b (thread
+ * profile) there is no cycle: everything completes.
+ */
+static void cross_pool_cycle_fails_fast(void **state) {
+  (void)state;
+  h_async_t a1, a2, bb;
+  memset(&a1, 0, sizeof(a1));
+  memset(&a2, 0, sizeof(a2));
+  memset(&bb, 0, sizeof(bb));
+  const char *to_b = "{\"pool\": \"b\", \"tool\": \"add\", \"args\": {\"a\": 1, \"b\": 1},"
+                     " \"delay\": 0.6, \"catch\": true}";
+  double t0 = h_now();
+  relay_async(to_b, 20000, &a1);
+  relay_async(to_b, 20000, &a2);
+  h_sleep_ms(150); /* a's slots are taken (sleeping); b's call queues in a */
+  sp_call_opts_t opts = SP_CALL_OPTS_INIT;
+  opts.timeout_ms = 20000;
+  sp_error_t err;
+  assert_int_equal(sp_execute_async(rt, "b", "relay",
+                                    "{\"pool\": \"a\", \"tool\": \"add\", \"args\": {\"a\": 1, "
+                                    "\"b\": 1}, \"catch\": true}",
+                                    &opts, h_async_done, &bb, &err),
+                   0);
+  h_async_t *all[] = {&a1, &a2, &bb};
+  int deadlocked = 0;
+  for (int i = 0; i < 3; i++) {
+    assert_true(h_async_wait(all[i], 20));
+    assert_int_equal(all[i]->code, 0);
+    if (strstr(all[i]->json, "SP_EDEADLOCK") != NULL) deadlocked++;
+    else assert_string_equal(all[i]->json, "2");
+  }
+  /* Nobody waited for a deadline: the whole exchange takes a fraction of it. */
+  assert_true(h_now() - t0 < 0.2 * 20);
+  /* b's call got through; with one thread in b exactly one of a's was refused. */
+  assert_string_equal(bb.json, "2");
+  assert_int_equal(deadlocked, b_threads == 1 ? 1 : 0);
+  for (int i = 0; i < 3; i++) sp_free(all[i]->json);
 }
 
 static void chain_deeper_than_max_call_depth_fails(void **state) {
@@ -509,6 +554,7 @@ int main(void) {
       cmocka_unit_test(nested_call_gets_at_most_the_callers_time),
       cmocka_unit_test(cancelling_the_outer_call_cancels_the_inner),
       cmocka_unit_test(self_call_at_full_capacity_fails_fast),
+      cmocka_unit_test(cross_pool_cycle_fails_fast),
       cmocka_unit_test(chain_deeper_than_max_call_depth_fails),
       cmocka_unit_test(host_function_failures),
       cmocka_unit_test(unknown_pool_tool_and_bad_arguments),
