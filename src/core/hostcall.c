@@ -195,15 +195,33 @@ static void reply(sp__worker_t *w, uint64_t id, int code, const char *text, size
 }
 
 /* Sends err as a HOSTREPLY error: JSON {code, category, message, python_type, traceback}. */
-static void reply_error(sp__worker_t *w, uint64_t id, const sp_error_t *e) {
-  int code = e->code ? e->code : SP_EIO;
-  json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s}", "code", sp_err_name(code), "category",
-                        sp_category_name(sp_err_category(code)), "message",
-                        e->message ? e->message : "", "python_type",
-                        e->python_type ? e->python_type : "", "traceback",
-                        e->traceback ? e->traceback : "");
+static char *error_json(int code, const char *message, size_t message_len, const char *type,
+                        const char *traceback) {
+  json_t *o = json_pack("{s:s, s:s, s:s#, s:s, s:s}", "code", sp_err_name(code), "category",
+                        sp_category_name(sp_err_category(code)), "message", message, message_len,
+                        "python_type", type, "traceback", traceback);
   char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
+  return text;
+}
+
+static void reply_error(sp__worker_t *w, uint64_t id, const sp_error_t *e) {
+  int code = e->code ? e->code : SP_EIO;
+  const char *msg = e->message ? e->message : "";
+  size_t max = w != NULL ? (size_t)w->pool->cfg->max_frame_bytes : 0;
+  char *text = error_json(code, msg, strlen(msg), e->python_type ? e->python_type : "",
+                          e->traceback ? e->traceback : "");
+  if (text != NULL && strlen(text) + 1 > max && max > 0) {
+    /* Past the waiting worker's frame limit: no traceback, and the message cut
+     * (at a character boundary) to fit, which max_frame_bytes >= 4 KiB allows. */
+    size_t n = strlen(msg), keep = max / 8; /* escaping may grow it 6x */
+    if (n > keep) {
+      n = keep;
+      while (n > 0 && ((unsigned char)msg[n] & 0xC0) == 0x80) n--;
+    }
+    free(text);
+    text = error_json(code, msg, n, e->python_type ? e->python_type : "", "");
+  }
   reply(w, id, code, text ? text : "{}", text ? strlen(text) : 2);
   free(text);
 }
