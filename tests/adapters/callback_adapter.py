@@ -38,6 +38,11 @@ class CallbackAdapter(ThreadSafeAdapter):
         return os.getpid()
 
     @thread_safe_method
+    @tool(description="A string of n x's")
+    def big(self, n: int):
+        return "x" * n
+
+    @thread_safe_method
     @tool(description="Raise ValueError")
     def boom(self, message: str = "boom"):
         raise ValueError(message)
@@ -91,6 +96,14 @@ class CallbackAdapter(ThreadSafeAdapter):
         except CallCancelled:
             _mark(marker, "cancelled")
             raise
+
+    @thread_safe_method
+    @tool(description="Call tool of pool with an argument s of n bytes; report a refusal")
+    def relay_padded(self, pool: str, tool: str, n: int):
+        try:
+            return current().call(pool, tool, s="x" * n)
+        except ValueError as e:
+            return {"refused": str(e)}
 
     @thread_safe_method
     @tool(description="Pass an array to a nested call (refused)")

@@ -88,6 +88,7 @@ static int setup_profile(void **state, const char *profile) {
            "    adapter: %s\n"
            "    python_path: [\"%s\"]\n"
            "    queue_timeout: 10s\n"
+           "    max_frame_bytes: 64KiB\n"
            "  - name: b\n"
            "    worker_profile: %s\n"
            "    pool_size: 1\n"
@@ -391,6 +392,24 @@ static void host_function_failures(void **state) {
   sp_free(json);
 }
 
+/* Pool a's max_frame_bytes is 64 KiB: nested results and arguments past it are
+ * refused with an error, and the worker (which would refuse such a frame) lives. */
+static void frame_limits_of_nested_calls(void **state) {
+  (void)state;
+  assert_caught("a", "relay",
+                "{\"pool\": \"b\", \"tool\": \"big\", \"args\": {\"n\": 100000}, \"catch\": true}",
+                "SP_ETOOLARGE", "exceeds max_frame_bytes");
+  char *json = h_call_ok(rt, "a", "relay_padded", "{\"pool\": \"b\", \"tool\": \"big\", \"n\": 100000}");
+  assert_non_null(strstr(json, "exceed this pool's max_frame_bytes"));
+  sp_free(json);
+  json = h_call_ok(rt, "a", "relay", "{\"pool\": \"b\", \"tool\": \"big\", \"args\": {\"n\": 3}}");
+  assert_string_equal(json, "\"xxx\"");
+  sp_free(json);
+  json_t *a = h_pool_stats(rt, "a");
+  assert_int_equal(json_integer_value(json_object_get(a, "crashes")), 0);
+  json_decref(a);
+}
+
 static void host_function_outliving_its_caller(void **state) {
   (void)state;
   sp_error_t err;
@@ -558,6 +577,7 @@ int main(void) {
       cmocka_unit_test(chain_deeper_than_max_call_depth_fails),
       cmocka_unit_test(host_function_failures),
       cmocka_unit_test(unknown_pool_tool_and_bad_arguments),
+      cmocka_unit_test(frame_limits_of_nested_calls),
       cmocka_unit_test(host_function_outliving_its_caller),
       cmocka_unit_test(waiting_thread_lets_others_run),
       cmocka_unit_test(workers_killed_during_nested_calls),
