@@ -5,7 +5,7 @@
  * Nested calls get at most their caller's remaining time, are cancelled when
  * their caller ends, and are refused when the chain is too deep or waiting
  * for a slot could never end (see "No deadlock" below). Loop thread, except
- * the host function registry.
+ * fn_work (a thread-pool thread). The registry of host functions is hostfn.c.
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -15,123 +15,12 @@
 
 #include "errors.h"
 #include "hostcall.h"
+#include "hostfn.h"
 #include "jsonargs.h"
 #include "log.h"
 #include "pool.h"
 #include "runtime.h"
 #include "worker.h"
-
-/* ---- the host function registry (any thread, rt->hfmu) ------------------- */
-
-typedef struct sp__hostfn_s {
-  struct sp__hostfn_s *next;
-  char *name;
-  sp_host_fn fn;
-  void *ud;
-  int running; /* calls of it on the thread pool now */
-  int removed; /* unregistered: freed once running drops to 0 */
-  int waited;  /* an unregistering thread waits for running to drop to 0 and frees it */
-} sp__hostfn_t;
-
-/* The host function the calling thread-pool thread runs, to let it unregister itself. */
-static _Thread_local sp__hostfn_t *tl_running;
-
-#define HOSTFN_NAME_MAX 128
-
-void sp__hostfns_init(sp_runtime_t *rt) {
-  pthread_mutex_init(&rt->hfmu, NULL);
-  pthread_cond_init(&rt->hfcond, NULL);
-}
-
-static void hostfn_free(sp__hostfn_t *f) {
-  free(f->name);
-  free(f);
-}
-
-void sp__hostfns_free(sp_runtime_t *rt) {
-  /* The loop has ended: no host function runs any more. */
-  for (sp__hostfn_t *f = rt->hostfns, *next; f != NULL; f = next) {
-    next = f->next;
-    hostfn_free(f);
-  }
-  rt->hostfns = NULL;
-  pthread_cond_destroy(&rt->hfcond);
-  pthread_mutex_destroy(&rt->hfmu);
-}
-
-static int name_ok(const char *name) {
-  size_t n = 0;
-  for (const char *p = name; *p; p++, n++) {
-    char c = *p;
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-          c == '.' || c == '-'))
-      return 0;
-  }
-  return n >= 1 && n <= HOSTFN_NAME_MAX;
-}
-
-/* The live entry called name (rt->hfmu held), or NULL. */
-static sp__hostfn_t **find_fn(sp_runtime_t *rt, const char *name, size_t len) {
-  for (sp__hostfn_t **pp = &rt->hostfns; *pp != NULL; pp = &(*pp)->next)
-    if (strlen((*pp)->name) == len && memcmp((*pp)->name, name, len) == 0) return pp;
-  return NULL;
-}
-
-int sp_register_host_function(sp_runtime_t *rt, const char *name, sp_host_fn fn, void *userdata,
-                              sp_error_t *err) {
-  if (rt == NULL || name == NULL || fn == NULL)
-    return sp__error_set(err, SP_EINVAL, "sp_register_host_function: rt, name and fn must not be NULL");
-  if (!name_ok(name))
-    return sp__error_set(err, SP_EINVAL,
-                         "host function name '%.200s' is not 1..%d characters of A-Z a-z 0-9 _ . -",
-                         name, HOSTFN_NAME_MAX);
-  sp__hostfn_t *f = calloc(1, sizeof(*f));
-  if (f == NULL || (f->name = strdup(name)) == NULL) {
-    free(f);
-    return sp__error_set(err, SP_ENOMEM, "out of memory registering host function '%s'", name);
-  }
-  f->fn = fn;
-  f->ud = userdata;
-  pthread_mutex_lock(&rt->hfmu);
-  int taken = find_fn(rt, name, strlen(name)) != NULL;
-  if (!taken) {
-    f->next = rt->hostfns;
-    rt->hostfns = f;
-  }
-  pthread_mutex_unlock(&rt->hfmu);
-  if (taken) {
-    hostfn_free(f);
-    return sp__error_set(err, SP_EINVAL,
-                         "host function '%s' is registered already (unregister it first)", name);
-  }
-  sp__error_clear(err);
-  return 0;
-}
-
-int sp_unregister_host_function(sp_runtime_t *rt, const char *name) {
-  if (rt == NULL || name == NULL) return SP_EINVAL;
-  pthread_mutex_lock(&rt->hfmu);
-  sp__hostfn_t **pp = find_fn(rt, name, strlen(name));
-  if (pp == NULL) {
-    pthread_mutex_unlock(&rt->hfmu);
-    return SP_EINVAL;
-  }
-  sp__hostfn_t *f = *pp;
-  *pp = f->next;
-  f->removed = 1;
-  /* Inside the function itself, or on the loop thread (which the function
-   * may be waiting for through sp_execute), waiting could never end. */
-  int wait = tl_running != f && !sp__rt_on_loop_thread(rt);
-  if (f->running > 0 && !wait) {
-    pthread_mutex_unlock(&rt->hfmu);
-    return 0; /* the last running call frees it */
-  }
-  f->waited = 1;
-  while (f->running > 0) pthread_cond_wait(&rt->hfcond, &rt->hfmu);
-  pthread_mutex_unlock(&rt->hfmu);
-  hostfn_free(f);
-  return 0;
-}
 
 /* ---- nested calls (loop thread) ------------------------------------------ */
 
@@ -439,19 +328,17 @@ static void start_tool(sp__worker_t *w, sp__call_t *caller, uint64_t id,
 static void fn_work(uv_work_t *req) {
   sp__hostcall_t *h = req->data;
   sp__hostfn_t *f = h->fn;
+  const char *name = sp__hostfn_name(f);
   sp_error_t e;
   sp__error_clear(&e);
   char *out = NULL;
-  tl_running = f;
-  int rc = f->fn(h->args, &out, &e, f->ud);
-  tl_running = NULL;
+  int rc = sp__hostfn_run(f, h->args, &out, &e);
   if (rc == 0) {
     json_error_t jerr;
     json_t *check = out ? json_loads(out, JSON_DECODE_ANY, &jerr) : NULL;
     if (out != NULL && check == NULL) {
       rc = sp__error_set(&h->err, SP_EBADJSON,
-                         "host function '%s' returned text that is not JSON: %s", f->name,
-                         jerr.text);
+                         "host function '%s' returned text that is not JSON: %s", name, jerr.text);
       free(out);
       out = NULL;
     }
@@ -460,7 +347,7 @@ static void fn_work(uv_work_t *req) {
   } else {
     int code = rc < 0 && sp__err_is_known(rc) ? rc : SP_EIO;
     char *msg = NULL;
-    if (asprintf(&msg, "host function '%s' failed: %s", f->name,
+    if (asprintf(&msg, "host function '%s' failed: %s", name,
                  e.code != 0 && e.message && *e.message ? e.message : sp_strerror(code)) < 0)
       msg = NULL;
     sp_error_set(&h->err, code, msg ? msg : "host function failed", NULL, NULL);
@@ -470,13 +357,7 @@ static void fn_work(uv_work_t *req) {
   }
   if (e.code != 0) sp_error_free(&e);
   h->code = rc;
-  sp_runtime_t *rt = h->rt;
-  pthread_mutex_lock(&rt->hfmu);
-  if (--f->running == 0 && f->removed) {
-    if (f->waited) pthread_cond_broadcast(&rt->hfcond);
-    else hostfn_free(f);
-  }
-  pthread_mutex_unlock(&rt->hfmu);
+  sp__hostfn_release(h->rt, f);
   h->fn = NULL;
 }
 
@@ -512,13 +393,7 @@ static void start_function(sp__worker_t *w, sp__call_t *caller, uint64_t id,
     refuse(w, id, SP_ENOMEM, "out of memory calling a host function");
     return;
   }
-  pthread_mutex_lock(&rt->hfmu);
-  sp__hostfn_t **pp = find_fn(rt, v->name, v->name_len);
-  if (pp != NULL) {
-    h->fn = *pp;
-    h->fn->running++;
-  }
-  pthread_mutex_unlock(&rt->hfmu);
+  h->fn = sp__hostfn_acquire(rt, v->name, v->name_len);
   if (h->fn == NULL) {
     free(h->args);
     free(h);
@@ -535,13 +410,7 @@ static void start_function(sp__worker_t *w, sp__call_t *caller, uint64_t id,
   sp__error_clear(&h->err);
   int urc = uv_queue_work(&rt->loop, &h->work, fn_work, fn_after);
   if (urc != 0) {
-    pthread_mutex_lock(&rt->hfmu);
-    sp__hostfn_t *f = h->fn;
-    if (--f->running == 0 && f->removed) {
-      if (f->waited) pthread_cond_broadcast(&rt->hfcond);
-      else hostfn_free(f);
-    }
-    pthread_mutex_unlock(&rt->hfmu);
+    sp__hostfn_release(rt, h->fn);
     free(h->args);
     free(h);
     refuse(w, id, SP_EIO, "cannot queue the host function: %s", uv_strerror(urc));

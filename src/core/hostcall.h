@@ -4,7 +4,7 @@
  * pool) or a call of a function the host registered; its outcome goes back
  * as HOSTREPLY. Nested calls inherit their caller's deadline, end with it,
  * and are refused when they would deadlock or the chain is too deep.
- * Loop thread, except the host function registry (any thread, rt->hfmu).
+ * Loop thread.
  */
 #ifndef SP_CORE_HOSTCALL_H
 #define SP_CORE_HOSTCALL_H
@@ -13,10 +13,6 @@
 #include "protocol.h"
 
 typedef struct sp__worker_s sp__worker_t;
-
-/** Sets up and releases the runtime's host function registry. */
-void sp__hostfns_init(sp_runtime_t *rt);
-void sp__hostfns_free(sp_runtime_t *rt);
 
 /**
  * A HOSTCALL frame from worker w: starts the nested call or host function,

@@ -14,7 +14,7 @@
 #include "arrays.h"
 #include "errors.h"
 #include "forkserver.h"
-#include "hostcall.h"
+#include "hostfn.h"
 #include "log.h"
 #include "report.h"
 #include "paths.h"
