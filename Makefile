@@ -149,6 +149,9 @@ fuzz:  ## build the fuzzers with clang and run each for FUZZ_SECONDS (default 30
 		> $(FUZZ_DIR)/corpus-frame/seed-error
 	@printf '\000S\002\010\000\030\000\000\000\000\000\000\000\000\000\000\000123456780000000000000002' \
 		> $(FUZZ_DIR)/corpus-frame/seed-pong
+	@# A HOSTCALL: parent 7 calls tool "add" of pool "b" with {}.
+	@printf '\000S\002\014\000\030\000\000\000\001\000\000\000\000\000\000\000\007\000\000\000\000\000\000\000\001\000\001\000\003\000\002\000\000\000badd{}' \
+		> $(FUZZ_DIR)/corpus-frame/seed-hostcall
 	@# An array table: one inline float64[2] named "a".
 	@printf '\000S\002\003\001\053\000\000\000\001\000\000\000\000\000\000\000\001\000\000\000\001\000\014\001\002\000\000\000\000\000\000\000\000\000\000\000\020\000\000\000\000\000\000\000\002\000\000\000\000\000\000\000a0123456789abcdef' \
 		> $(FUZZ_DIR)/corpus-frame/seed-arrays

@@ -89,7 +89,7 @@ def main():
 
     samples = {k: [] for k in ("floor", "capi", "peer", "numpy", "memory", "startup", "http",
                                "arrays", "peer_arrays", "purepy_gil", "purepy_ft", "preload",
-                               "stream", "session")}
+                               "stream", "session", "nested")}
     for i in range(runs):
         print(f"run {i + 1}/{runs}: floor, C API, peer, numpy, memory, startup", flush=True)
         samples["floor"].append(run_json([os.path.join(b, "bench", "bench_floor"),
@@ -97,6 +97,8 @@ def main():
         samples["capi"].append(run_capi(b, args.quick))
         samples["stream"].append(run_json([os.path.join(b, "bench", "bench_stream")] + q))
         samples["session"].append(run_json([os.path.join(b, "bench", "bench_session")] + q))
+        samples["nested"].append(run_json([os.path.join(b, "bench", "bench_nested"),
+                                           os.path.join(ROOT, "tests", "adapters")] + q))
         samples["peer"].append(run_json(["/usr/bin/python3", os.path.join(HERE, "peer_ppe.py")] + q))
         samples["numpy"].append(run_json([os.path.join(b, "bench", "bench_suite"), "numpy"] + q))
         samples["memory"].append(run_json([os.path.join(b, "bench", "bench_suite"), "memory"]))
@@ -143,6 +145,9 @@ def main():
         "plain_seq_p50_us": median([s["seq"]["plain"]["p50_us"] for s in samples["session"]]),
         "session_par4": median([s["par4"]["session"] for s in samples["session"]]),
         "plain_par4": median([s["par4"]["plain"] for s in samples["session"]]),
+        "nested_plain_p50_us": median([s["plain_p50_us"] for s in samples["nested"]]),
+        "nested_p50_us": median([s["nested_p50_us"] for s in samples["nested"]]),
+        "host_fn_p50_us": median([s["host_fn_p50_us"] for s in samples["nested"]]),
         "seq_p50_us": median([s["sequential"]["latency_us"]["p50"] for s in samples["capi"]]),
         "seq_p99_us": median([s["sequential"]["latency_us"]["p99"] for s in samples["capi"]]),
         "sync16_process_2x1": median([capi_tp(s, "sync", "process_2x1") for s in samples["capi"]]),
@@ -251,6 +256,8 @@ def main():
         f"| streaming, first-chunk latency (one-chunk stream), p50 | {fmt(fig['stream_first_chunk_p50_us'], ' us')} | sequential no-op call p50 {fmt(fig['seq_p50_us'], ' us')} | {r(fig['stream_first_chunk_p50_us'], fig['seq_p50_us'])} |",
         f"| no-op call in a session (hint), sequential p50, process 2x1 | {fmt(fig['session_seq_p50_us'], ' us')} | plain call, same run {fmt(fig['plain_seq_p50_us'], ' us')} | {r(fig['session_seq_p50_us'], fig['plain_seq_p50_us'])} |",
         f"| no-op calls in sessions (strict), 4 callers, thread 1x4 | {fmt(fig['session_par4'], ' calls/s', 0)} | plain calls, same run {fmt(fig['plain_par4'], ' calls/s', 0)} | {r(fig['session_par4'], fig['plain_par4'])} |",
+        f"| call making one nested call (a.relay -> b.add), p50, process 1x1 pools | {fmt(fig['nested_p50_us'], ' us')} | plain call a.add {fmt(fig['nested_plain_p50_us'], ' us')} | {r(fig['nested_p50_us'], fig['nested_plain_p50_us'])} |",
+        f"| call making one host function call, p50, process 1x1 | {fmt(fig['host_fn_p50_us'], ' us')} | plain call a.add {fmt(fig['nested_plain_p50_us'], ' us')} | {r(fig['host_fn_p50_us'], fig['nested_plain_p50_us'])} |",
         f"| numpy 200x200 matmul, thread 1x2 | {fmt(fig['numpy_1x2'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {fmt(fig['numpy_speedup'], 'x', 2)} |",
         f"| numpy 200x200 matmul, process 2x1 | {fmt(fig['numpy_2x1'], ' calls/s')} | thread 1x1 {fmt(fig['numpy_1x1'], ' calls/s')} | {r(fig['numpy_2x1'], fig['numpy_1x1'])} |",
         f"| RSS, capacity 16, thread 1x16 | {fmt(fig['rss_thread_mib'], ' MiB')} | process 16x1 {fmt(fig['rss_process_mib'], ' MiB')} | {r(fig['rss_thread_mib'], fig['rss_process_mib'])} |",

@@ -26,6 +26,7 @@ typedef struct {
   int error_rc;
   int pong_rc;
   int arrays_rc;
+  int hostcall_rc;
 } record_t;
 
 typedef struct {
@@ -133,8 +134,10 @@ static int check_pong(const uint8_t *body, size_t len) {
     if (rc != SP_EPROTOCOL || len >= SP__PONG_BODY_SIZE) __builtin_trap();
   } else {
     sp__buf_t b = {0};
+    /* The GIL byte is a flag: any non-zero value reads (and encodes back) as 1. */
     if (sp__buf_append_pong(&b, 1, &p) == 0 &&
-        memcmp(b.data + SP__FRAME_HEADER_SIZE, body, SP__PONG_BODY_SIZE) != 0)
+        (memcmp(b.data + SP__FRAME_HEADER_SIZE, body, SP__PONG_BODY_SIZE - 1) != 0 ||
+         b.data[SP__FRAME_HEADER_SIZE + SP__PONG_BODY_SIZE - 1] != (body[SP__PONG_BODY_SIZE - 1] != 0)))
       __builtin_trap();
     sp__buf_free(&b);
   }
@@ -160,6 +163,32 @@ static int check_pong(const uint8_t *body, size_t len) {
   return rc;
 }
 
+/* HOSTCALL and HOSTREPLY: what decodes stays inside the body and encodes back to it. */
+static int check_hostcall(const uint8_t *body, size_t len) {
+  sp__hostcall_view_t v;
+  int rc = sp__hostcall_body_parse(body, len, &v);
+  if (rc == 0) {
+    if ((const uint8_t *)v.args + v.args_len != body + len) __builtin_trap();
+    sp__buf_t b = {0};
+    /* Byte 9 is padding the decoder ignores; everything else encodes back. */
+    const uint8_t *enc = b.data + SP__FRAME_HEADER_SIZE;
+    if (sp__buf_append_hostcall(&b, 1, &v) == 0 &&
+        (b.len != SP__FRAME_HEADER_SIZE + len || memcmp(enc, body, 9) != 0 ||
+         memcmp(enc + 10, body + 10, len - 10) != 0))
+      __builtin_trap();
+    sp__buf_free(&b);
+  } else if (rc != SP_EPROTOCOL) {
+    __builtin_trap();
+  }
+  int code;
+  const char *text;
+  size_t n;
+  if (sp__hostreply_body_parse(body, len, &code, &text, &n) == 0 &&
+      ((const uint8_t *)text + n != body + len || code > 0))
+    __builtin_trap();
+  return rc;
+}
+
 /*
  * Checks one frame as the worker and manager would use it, and records it.
  * Every body decoder runs on every body: a peer can send any bytes under any
@@ -181,6 +210,7 @@ static void take_frame(const sp__decoder_t *d, const sp__frame_t *f, record_t *r
   rec->error_rc = check_error(body, f->length);
   rec->pong_rc = check_pong(body, f->length);
   rec->arrays_rc = check_arrays(body, f->length);
+  rec->hostcall_rc = check_hostcall(body, f->length);
   free(body);
 }
 
@@ -256,7 +286,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const record_t *b = &whole.frames[i];
     if (a->type != b->type || a->flags != b->flags || a->length != b->length || a->id != b->id ||
         a->body_hash != b->body_hash || a->call_rc != b->call_rc || a->error_rc != b->error_rc ||
-        a->pong_rc != b->pong_rc || a->arrays_rc != b->arrays_rc) {
+        a->pong_rc != b->pong_rc || a->arrays_rc != b->arrays_rc ||
+        a->hostcall_rc != b->hostcall_rc) {
       __builtin_trap();
     }
   }

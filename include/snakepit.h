@@ -67,9 +67,12 @@ extern "C" {
   X(IO, -17, INTERNAL, "system call failed")                                          \
   X(DEGRADED, -18, POOL, "pool degraded")                                             \
   X(CANCELLED, -19, TIMEOUT, "call cancelled")                                        \
-  X(BADTHREAD, -20, VALIDATION, "blocking call made from the runtime's own thread")      \
+  X(BADTHREAD, -20, VALIDATION, "blocking call made from the runtime's own thread")    \
   X(SESSIONBUSY, -21, POOL, "the session's worker is busy")                            \
-  X(SESSIONLOST, -22, WORKER, "the session's worker is gone")
+  X(SESSIONLOST, -22, WORKER, "the session's worker is gone")                          \
+  X(DEPTH, -23, VALIDATION, "callback chain too deep")                                \
+  X(DEADLOCK, -24, POOL, "nested call would deadlock")                                \
+  X(NOFUNC, -25, VALIDATION, "unknown host function")
 
 /** Negative error codes returned by every int function of this API. */
 typedef enum {
@@ -581,6 +584,49 @@ SP_EXTERN int sp_array_alloc(sp_runtime_t *rt, const char *pool, size_t nbytes, 
 
 /** Releases a block of sp_array_alloc() (NULL is fine). Thread-safe. */
 SP_EXTERN void sp_array_free(sp_runtime_t *rt, void *data);
+
+/**
+ * A function the host application offers to tools: a tool calls it with
+ * `current().call_host(NAME, **args)` and gets its result. args_json is the
+ * arguments as a JSON object text (NUL-terminated, borrowed for the call).
+ * On success return 0 and set *result_json to JSON text allocated with
+ * malloc() (the library frees it; NULL means JSON null; text that is not
+ * JSON fails the tool's call with SP_EBADJSON). On failure return a negative
+ * SP_E* code (any other non-zero value counts as SP_EIO) and describe it with
+ * sp_error_set() / sp_error_setf() on err; the tool gets CallError with that
+ * code and message.
+ *
+ * Threading: it runs on one of libuv's thread-pool threads (uv_queue_work;
+ * UV_THREADPOOL_SIZE, 4 by default, shared by the process), never on the
+ * runtime's loop thread, so it may block; calls run concurrently, so it must
+ * be thread-safe. It may call sp_execute() (it is not the loop thread). It is
+ * not interrupted: when the tool that called it is cancelled, times out or
+ * its worker dies meanwhile, the function runs to its end and its result is
+ * dropped; sp_runtime_stop() waits for running host functions to return.
+ */
+typedef int (*sp_host_fn)(const char *args_json, char **result_json, sp_error_t *err,
+                          void *userdata);
+
+/**
+ * Registers fn under name (1..128 characters of A-Z a-z 0-9 _ . -) for the
+ * runtime's tools. userdata is passed to every call; it stays the caller's
+ * and must stay valid until sp_unregister_host_function() returned (or the
+ * runtime stopped). Returns 0, SP_EINVAL (bad name, NULL fn, or the name is
+ * registered already: unregister it first). Thread-safe; any time while the
+ * runtime runs (calls made before see SP_ENOFUNC).
+ */
+SP_EXTERN int sp_register_host_function(sp_runtime_t *rt, const char *name, sp_host_fn fn,
+                                        void *userdata, sp_error_t *err);
+
+/**
+ * Removes the host function name: calls made afterwards fail with SP_ENOFUNC.
+ * Waits until calls of it that are running have returned, so userdata may be
+ * released afterwards; except from inside the function itself and from the
+ * runtime's loop thread (a completion callback), where it returns at once
+ * and running calls finish on their own. Returns 0, or SP_EINVAL when no
+ * such function is registered. Thread-safe.
+ */
+SP_EXTERN int sp_unregister_host_function(sp_runtime_t *rt, const char *name);
 
 /** Releases what sp_execute() put into res (result, arrays and error); res may be reused. */
 SP_EXTERN void sp_result_free(sp_result_t *res);

@@ -20,7 +20,7 @@ steps can also poll the flag::
 """
 import threading
 
-__all__ = ["CallCancelled", "CallContext", "current"]
+__all__ = ["CallCancelled", "CallContext", "CallError", "current"]
 
 
 class CallCancelled(BaseException):
@@ -50,6 +50,18 @@ class CallContext:
         """
         from . import _arrays
         return _arrays.output_array(shape, dtype)
+
+    def call(self, pool, tool, /, **args):
+        """Call tool of pool (this tool's own pool too) and return its result.
+
+        See "Calls back into the host" below.
+        """
+        return _call_out(_KIND_TOOL, pool, tool, args)
+
+    def call_host(self, name, /, **args):
+        """Call the function the host application registered as name
+        (sp_register_host_function) and return its result."""
+        return _call_out(_KIND_FUNCTION, "", name, args)
 
 
 _local = threading.local()
@@ -117,3 +129,65 @@ CallContext.session_id = property(
     doc="The running call's session id (str), or None outside a session.")
 
 __all__ += ["SessionState"]
+# ---- calls back into the host ------------------------------------------------
+#
+# ``current().call(POOL, TOOL, **args)`` runs another tool (of any pool, this
+# one's too) and ``current().call_host(NAME, **args)`` a function the host
+# application registered, both through the manager, and return the result as
+# decoded JSON. The calling thread waits without holding the GIL. The nested
+# call gets at most the time this call has left, and is cancelled with it
+# (this thread then gets CallCancelled). Arguments and results are JSON only:
+# arrays are refused as arguments (TypeError) and come back as nested lists.
+# Failures raise CallError.
+
+_KIND_TOOL = 1       # protocol.h: SP__HOSTCALL_TOOL
+_KIND_FUNCTION = 2   # SP__HOSTCALL_FUNCTION
+
+# Set by the worker (pyhost.c): _hostcall(kind, pool, name, args_json) -> (code, text).
+_hostcall = None
+
+
+class CallError(Exception):
+    """A nested call or host function call failed.
+
+    ``code`` is the error's name (``"SP_ENOTOOL"``, ``"SP_EDEADLOCK"``,
+    ``"SP_EPYTHON"``...), ``category`` its category (``"validation"``,
+    ``"pool"``, ``"timeout"``, ``"worker"``, ``"python"``...), ``message``
+    what happened; when the nested tool raised, ``python_type`` is its
+    exception's type and ``traceback`` its traceback text.
+    """
+
+    def __init__(self, code, category, message, python_type="", traceback=""):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.category = category
+        self.message = message
+        self.python_type = python_type
+        self.traceback = traceback
+
+
+def _arguments_json(args, what):
+    import json
+    try:
+        return json.dumps(args, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"arguments of {what} must be JSON values (arrays are not passed to "
+                        f"nested calls; send lists): {exc}") from None
+
+
+def _call_out(kind, pool, name, args):
+    import json
+    if _hostcall is None:
+        raise RuntimeError("nested calls are only available inside a snakepit worker")
+    what = (f"nested call to tool '{name}' of pool '{pool}'" if kind == _KIND_TOOL
+            else f"host function '{name}'")
+    code, text = _hostcall(kind, pool, name, _arguments_json(args, what))
+    if code == 0:
+        return json.loads(text)
+    try:
+        info = json.loads(text)
+    except ValueError:
+        info = {"message": text or f"{what} failed"}
+    raise CallError(info.get("code", f"error {code}"), info.get("category", ""),
+                    info.get("message", ""), info.get("python_type", ""),
+                    info.get("traceback", ""))

@@ -8,6 +8,7 @@
 
 #include "arrays.h"
 #include "errors.h"
+#include "hostcall.h"
 #include "pool.h"
 #include "runtime.h"
 #include "session.h"
@@ -24,6 +25,8 @@ sp__tool_stats_t *sp__call_tool_stats(const sp__call_t *c) {
 
 int sp__call_depth_cap(const sp__call_t *c) {
   const sp__tool_stats_t *ts = sp__call_tool_stats(c);
+  /* A nested call waits behind no running call: that one may be its own caller. */
+  if (c->depth > 0) return 0;
   uint64_t g = ts ? ts->gap_ewma_ns : 0;
   return g == 0 ? 0 : sp__sched_depth(g, c->pool->cfg->pipeline_depth);
 }
@@ -45,6 +48,7 @@ static void complete(sp__call_t *c, int code) {
   sp__pool_t *p = c->pool;
   sp_runtime_t *rt = p->rt;
   sp_result_t *res = c->res;
+  if (c->nested != NULL) sp__hostcall_caller_done(c);
   sp__call_release_inputs(c); /* the worker has read them (or never will) */
   if (c->chunk_cb != NULL) sp__stream_forget(rt, c);
   if (c->session != NULL) sp__session_call_done(c);

@@ -82,6 +82,14 @@ typedef struct sp__call_s {
   int session_counted;
   uint64_t *inputs; /* blocks of the pool's input region this call owns (its arrays) */
   size_t ninputs;
+  /* Nested calls (hostcall.c): how deep in a chain of tools calling tools
+   * this call is (0: a caller's own), the record of the HOSTCALL that made it
+   * (NULL for a caller's own), the nested calls and host functions its tool
+   * waits for, and how many of those are tool calls. */
+  int depth;
+  struct sp__hostcall_s *origin;
+  struct sp__hostcall_s *nested;
+  int nested_tools;
   size_t frame_len;
   uint8_t frame[]; /* header + CALL body, id patched at dispatch */
 } sp__call_t;

@@ -72,6 +72,7 @@ enum {
   KEY_SCALE_UP_WAIT,
   KEY_SCALE_DOWN_IDLE,
   KEY_SESSION_TTL,
+  KEY_MAX_CALL_DEPTH,
   KEY_COUNT
 };
 
@@ -134,6 +135,7 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
                              24 * SP__MS_PER_H, false},
     [KEY_SESSION_TTL] = {"session_ttl", SP__KIND_DURATION, FIELD(session_ttl_ms), 100,
                          30 * 24 * SP__MS_PER_H, false},
+    [KEY_MAX_CALL_DEPTH] = {"max_call_depth", SP__KIND_INT, FIELD(max_call_depth), 1, 64, false},
 };
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */

@@ -72,7 +72,13 @@ typedef struct sp__pool_config_s {
   sp__worker_start_t worker_start; /* worker_start: fork | exec (default fork) */
   sp__preload_t preload;           /* preload: false | true | auto (default false); needs fork */
   int64_t session_ttl_ms;      /* a session idle this long ends; default 1h; 100ms..30d */
+  int max_call_depth;          /* longest chain of tools calling tools from this pool; default 8; 1..64 */
 } sp__pool_config_t;
+
+/* A chain of tools calling tools (A -> B -> ...) longer than this fails with
+ * SP_EDEPTH: deep enough for real pipelines, short enough that a tool calling
+ * itself by mistake fails fast instead of holding a slot per level. */
+#define SP__DEFAULT_MAX_CALL_DEPTH 8
 
 /** A whole configuration. */
 typedef struct sp__config_s {

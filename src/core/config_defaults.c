@@ -48,6 +48,7 @@ void sp__pool_config_defaults(sp__pool_config_t *pc, sp__profile_t profile) {
   pc->pipeline_depth = 8;
   pc->worker_start = SP__START_FORK;
   pc->session_ttl_ms = SP__MS_PER_H;
+  pc->max_call_depth = SP__DEFAULT_MAX_CALL_DEPTH;
 }
 
 /* Fills one built-in pool; the caller frees the whole config on failure. */

@@ -115,6 +115,13 @@ struct sp__pool_s {
   uint64_t scale_ups, scale_downs; /* workers added and removed by scaling */
   struct sp__shm_s *input;     /* shared input memory for arrays, mapped by its workers */
   sp__sessions_t sessions;     /* its sessions and the workers they are bound to (session.c) */
+  /* Tools calling back (hostcall.c): calls of this pool waiting for a nested
+   * tool call, nested tool calls and host function calls its tools made, and
+   * those refused before they ran (depth, deadlock, unknown pool, tool or function). */
+  int waiting_calls;
+  uint64_t nested_calls;
+  uint64_t host_calls;
+  uint64_t nested_refused;
 };
 
 /** Sets up pool p (its positions, timers and shared input memory). 0, or an error in err. */

@@ -12,7 +12,8 @@
 
 static const char *const type_names[] = {
     "UNKNOWN", "HELLO", "CALL",  "RESULT", "ERROR",   "CHUNK",
-    "CANCEL",  "PING",  "PONG",  "STATS",  "SHUTDOWN", "SESSION_END"};
+    "CANCEL",  "PING",  "PONG",  "STATS",  "SHUTDOWN", "SESSION_END",
+    "HOSTCALL", "HOSTREPLY"};
 
 const char *sp__frame_type_name(unsigned type) {
   return type <= SP__FRAME_TYPE_MAX ? type_names[type] : type_names[0];
@@ -356,6 +357,64 @@ int sp__buf_append_credit(sp__buf_t *b, uint64_t id, uint32_t n) {
 int sp__credit_body_parse(const uint8_t *body, size_t len, uint32_t *n) {
   if (len != SP__CREDIT_BODY_SIZE) return SP_EPROTOCOL;
   *n = sp__get_u32(body);
+  return 0;
+}
+
+/* ---- HOSTCALL / HOSTREPLY ---------------------------------------------- */
+
+int sp__buf_append_hostcall(sp__buf_t *b, uint64_t id, const sp__hostcall_view_t *v) {
+  if (v->pool_len > UINT16_MAX || v->name_len > UINT16_MAX || v->args_len > UINT32_MAX)
+    return SP_EINVAL;
+  uint8_t *p;
+  size_t body = SP__HOSTCALL_PREFIX_SIZE + v->pool_len + v->name_len + v->args_len;
+  if (start_frame(b, SP__FRAME_HOSTCALL, id, body, &p) != 0) return SP_ENOMEM;
+  sp__put_u64(p, v->parent);
+  p[8] = (uint8_t)v->kind;
+  p[9] = 0;
+  sp__put_u16(p + 10, (uint16_t)v->pool_len);
+  sp__put_u16(p + 12, (uint16_t)v->name_len);
+  sp__put_u32(p + 14, (uint32_t)v->args_len);
+  p += SP__HOSTCALL_PREFIX_SIZE;
+  if (v->pool_len > 0) memcpy(p, v->pool, v->pool_len);
+  if (v->name_len > 0) memcpy(p + v->pool_len, v->name, v->name_len);
+  if (v->args_len > 0) memcpy(p + v->pool_len + v->name_len, v->args, v->args_len);
+  return 0;
+}
+
+int sp__hostcall_body_parse(const uint8_t *body, size_t len, sp__hostcall_view_t *out) {
+  if (len < SP__HOSTCALL_PREFIX_SIZE) return SP_EPROTOCOL;
+  size_t pl = sp__get_u16(body + 10), nl = sp__get_u16(body + 12), al = sp__get_u32(body + 14);
+  int kind = body[8];
+  if (SP__HOSTCALL_PREFIX_SIZE + pl + nl + al != len || nl == 0) return SP_EPROTOCOL;
+  if (kind != SP__HOSTCALL_TOOL && kind != SP__HOSTCALL_FUNCTION) return SP_EPROTOCOL;
+  if (kind == SP__HOSTCALL_TOOL && pl == 0) return SP_EPROTOCOL;
+  out->parent = sp__get_u64(body);
+  out->kind = kind;
+  out->pool = (const char *)body + SP__HOSTCALL_PREFIX_SIZE;
+  out->pool_len = pl;
+  out->name = out->pool + pl;
+  out->name_len = nl;
+  out->args = out->name + nl;
+  out->args_len = al;
+  return 0;
+}
+
+int sp__buf_append_hostreply(sp__buf_t *b, uint64_t id, int code, const char *text, size_t len) {
+  uint8_t *p;
+  if (start_frame(b, SP__FRAME_HOSTREPLY, id, 1 + len, &p) != 0) return SP_ENOMEM;
+  p[0] = (uint8_t)(code < 0 && code > -256 ? -code : code == 0 ? 0 : -SP_EPROTOCOL);
+  if (len > 0) memcpy(p + 1, text, len);
+  return 0;
+}
+
+int sp__hostreply_body_parse(const uint8_t *body, size_t len, int *code, const char **text,
+                             size_t *text_len) {
+  if (len < 1) return SP_EPROTOCOL;
+  int c = -(int)body[0];
+  if (c != 0 && !sp__err_is_known(c)) return SP_EPROTOCOL;
+  *code = c;
+  *text = (const char *)body + 1;
+  *text_len = len - 1;
   return 0;
 }
 

@@ -30,6 +30,11 @@
  * part), u16 session_len | u8 session_flags | session id: the session whose
  * state the tool sees (SP__SESSION_EPHEMERAL: a fresh state for this call
  * only, dropped when it ends).
+ *   HOSTCALL W->M  u64 parent request id | u8 kind (sp__hostcall_kind_t) | u8 0 |
+ *                  u16 pool_len | u16 name_len | u32 args_len | pool | name | args JSON;
+ *                  request id: the worker's own id for this nested call
+ *   HOSTREPLY M->W u8 code (0, or -SP_E*) | result JSON, or with a code the error
+ *                  as JSON {code, category, message, python_type, traceback}
  *
  * An array table is u32 count, then per array: u16 name_len | u8 dtype |
  * u8 ndim | u8 where | 3 zero bytes | u64 offset | u64 nbytes | i64 shape[ndim]
@@ -80,10 +85,12 @@ typedef enum {
   SP__FRAME_PONG = 8,
   SP__FRAME_STATS = 9,
   SP__FRAME_SHUTDOWN = 10,
-  SP__FRAME_SESSION_END = 11
+  SP__FRAME_SESSION_END = 11,
+  SP__FRAME_HOSTCALL = 12,
+  SP__FRAME_HOSTREPLY = 13
 } sp__frame_type_t;
 
-#define SP__FRAME_TYPE_MAX 11
+#define SP__FRAME_TYPE_MAX 13
 
 /** Shared memory below this offset holds a region's allocator table (shm.h). */
 #define SP__SHM_DATA_START (64u * 1024u)
@@ -333,6 +340,40 @@ int sp__buf_append_chunk(sp__buf_t *b, uint64_t id, const char *json, size_t len
 int sp__buf_append_credit(sp__buf_t *b, uint64_t id, uint32_t n);
 /** Decodes a credit CHUNK body. 0, or SP_EPROTOCOL when its length is wrong. */
 int sp__credit_body_parse(const uint8_t *body, size_t len, uint32_t *n);
+
+/* ---- HOSTCALL and HOSTREPLY ---------------------------------------------- */
+
+/** What a HOSTCALL asks for: a tool of a pool, or a function the host registered. */
+typedef enum { SP__HOSTCALL_TOOL = 1, SP__HOSTCALL_FUNCTION = 2 } sp__hostcall_kind_t;
+
+/** HOSTCALL body before the names: u64 parent, u8 kind, u8 0, u16, u16, u32. */
+#define SP__HOSTCALL_PREFIX_SIZE 18u
+
+/** A HOSTCALL body; pointers into the body (or the encoder's inputs). */
+typedef struct sp__hostcall_view_s {
+  uint64_t parent; /* request id of the call whose tool asks */
+  int kind;        /* sp__hostcall_kind_t */
+  const char *pool; /* kind TOOL: the pool; FUNCTION: empty */
+  size_t pool_len;
+  const char *name; /* the tool or the host function */
+  size_t name_len;
+  const char *args; /* JSON object */
+  size_t args_len;
+} sp__hostcall_view_t;
+
+/** Appends a HOSTCALL frame with request id id. 0, SP_EINVAL (a name too long) or SP_ENOMEM. */
+int sp__buf_append_hostcall(sp__buf_t *b, uint64_t id, const sp__hostcall_view_t *v);
+/**
+ * Decodes a HOSTCALL body. 0, or SP_EPROTOCOL when the lengths do not tile
+ * it, the kind is unknown, the name is empty, or a tool call names no pool.
+ */
+int sp__hostcall_body_parse(const uint8_t *body, size_t len, sp__hostcall_view_t *out);
+
+/** Appends a HOSTREPLY: code 0 and the result JSON, or a code and the error JSON. */
+int sp__buf_append_hostreply(sp__buf_t *b, uint64_t id, int code, const char *text, size_t len);
+/** Decodes a HOSTREPLY body. 0, or SP_EPROTOCOL (empty, or a code that is not an SP_E*). */
+int sp__hostreply_body_parse(const uint8_t *body, size_t len, int *code, const char **text,
+                             size_t *text_len);
 
 /* ---- PING and PONG ------------------------------------------------------- */
 

@@ -14,6 +14,7 @@
 #include "arrays.h"
 #include "errors.h"
 #include "forkserver.h"
+#include "hostfn.h"
 #include "log.h"
 #include "report.h"
 #include "paths.h"
@@ -404,6 +405,7 @@ static void rt_free(sp_runtime_t *rt) {
   for (size_t i = 0; i < rt->pool_count; i++) sp__pool_free(&rt->pools[i]);
   free(rt->pools);
   sp__dheap_free(&rt->deadlines);
+  sp__hostfns_free(rt);
   sp__config_free(&rt->cfg);
   sp_error_free(&rt->start_err);
   free(rt->worker_path);
@@ -496,6 +498,7 @@ static sp_runtime_t *rt_alloc(void) {
   sp_runtime_t *rt = calloc(1, sizeof(*rt));
   if (rt == NULL) return NULL;
   pthread_mutex_init(&rt->qmu, NULL);
+  sp__hostfns_init(rt);
   atomic_init(&rt->stopping, 0);
   atomic_init(&rt->start_done, 0);
   return rt;

@@ -100,6 +100,11 @@ struct sp_runtime_s {
   sp__call_t *streams;
   _Atomic uint64_t next_call_id;
 
+  /* Host functions tools may call (hostcall.c): guarded by hfmu, any thread. */
+  pthread_mutex_t hfmu;
+  pthread_cond_t hfcond; /* a running host function returned */
+  struct sp__hostfn_s *hostfns;
+
   /* Startup handshake with the starting thread. */
   _Atomic uint32_t start_done;
   int start_rc;

@@ -223,6 +223,10 @@ json_t *sp__stats_pool(const sp__pool_t *p) {
   json_object_set_new(o, "retries", json_integer((json_int_t)s->retries));
   json_object_set_new(o, "streams_active", json_integer((json_int_t)p->streams_active));
   json_object_set_new(o, "chunks_sent", json_integer((json_int_t)p->chunks_sent));
+  json_object_set_new(o, "nested_calls", json_integer((json_int_t)p->nested_calls));
+  json_object_set_new(o, "host_function_calls", json_integer((json_int_t)p->host_calls));
+  json_object_set_new(o, "nested_refused", json_integer((json_int_t)p->nested_refused));
+  json_object_set_new(o, "calls_waiting_nested", json_integer(p->waiting_calls));
   json_object_set_new(o, "ping_kills", json_integer((json_int_t)s->ping_kills));
   json_object_set_new(o, "degraded", json_boolean(p->degraded));
   if (p->degraded) json_object_set_new(o, "degraded_reason", json_string(p->degraded_reason));

@@ -18,6 +18,7 @@
 #include "arrays.h"
 #include "errors.h"
 #include "forkserver.h"
+#include "hostcall.h"
 #include "log.h"
 #include "report.h"
 #include "spawn.h"
@@ -402,6 +403,8 @@ static int on_frame(sp__worker_t *w, const sp__frame_t *f) {
       return on_result(w, f);
     case SP__FRAME_CHUNK:
       return sp__stream_on_chunk(w, f);
+    case SP__FRAME_HOSTCALL:
+      return sp__hostcall_on_frame(w, f);
     default:
       sp__log(SP__LOG_WARN, "[%s/%s] unexpected %s frame", w->pool->cfg->name, w->name,
               sp__frame_type_name(f->type));

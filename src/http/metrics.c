@@ -162,6 +162,13 @@ static const struct {
      "Sessions whose worker exited or was recycled, with their state.", 1},
     {"busy", "sessions", "snakepit_session_busy_total", "counter",
      "strict_fail_fast calls refused because their session's worker was busy.", 1},
+    {"nested_calls", NULL, "snakepit_nested_calls_total", "counter",
+     "Nested tool calls the pool's tools made (current().call).", 1},
+    {"host_function_calls", NULL, "snakepit_host_function_calls_total", "counter",
+     "Host function calls the pool's tools made (current().call_host).", 1},
+    {"nested_refused", NULL, "snakepit_nested_refused_total", "counter",
+     "Nested calls and host function calls refused before they ran (depth, deadlock, unknown "
+     "pool, tool or function).", 1},
 };
 
 static void write_pool_series(FILE *f, json_t *pools) {

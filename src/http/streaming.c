@@ -16,13 +16,17 @@
  * SP_CHUNK_PAUSE, and the reader resumes the stream below LOW_WATER, so a slow
  * client pauses the generator instead of growing the buffer. A client that
  * goes away cancels the stream (its generator is closed), noticed at the next
- * write to it.
+ * write to it, or, while the stream waits for its next chunk (a tool busy in
+ * a nested call, say), by the disconnect watcher within WATCH_MS.
  */
+#include <errno.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include "buf.h"
 #include "http_internal.h"
@@ -43,6 +47,9 @@ typedef struct hstream_s {
   uint64_t call_id;
   sp__http_t *srv;
   struct MHD_Connection *conn;
+  int fd;                 /* the client's socket, for the disconnect watcher; -1 if unknown */
+  int cancelled;          /* the watcher cancelled it (watch_mu) */
+  struct hstream_s *wnext; /* in the watcher's list (watch_mu) */
 } hstream_t;
 
 static void unref(hstream_t *st) {
@@ -50,6 +57,83 @@ static void unref(hstream_t *st) {
   sp__buf_free(&st->out);
   pthread_mutex_destroy(&st->mu);
   free(st);
+}
+
+/*
+ * The disconnect watcher: MHD does not look at a suspended connection, so a
+ * client that leaves while its stream waits for the next chunk would be
+ * noticed only at that chunk, and the tool (and any nested call it waits
+ * for) would run on until its deadline. One thread, alive while streams are,
+ * peeks at each waiting stream's socket every WATCH_MS: end of file or an
+ * error means the client is gone, and the stream is cancelled. (A client
+ * that half-closes its side while still reading looks gone too; HTTP clients
+ * do not do that.)
+ */
+#define WATCH_MS 200
+
+static pthread_mutex_t watch_mu = PTHREAD_MUTEX_INITIALIZER;
+static hstream_t *watched;
+static int watcher_on;
+
+static void *watch_main(void *arg) {
+  (void)arg;
+  struct timespec period = {0, WATCH_MS * 1000000L};
+  pthread_mutex_lock(&watch_mu);
+  while (watched != NULL) {
+    for (hstream_t *st = watched; st != NULL; st = st->wnext) {
+      pthread_mutex_lock(&st->mu);
+      int waiting = st->suspended;
+      pthread_mutex_unlock(&st->mu);
+      if (st->cancelled || st->fd < 0 || !waiting) continue; /* MHD notices the others */
+      char c;
+      ssize_t n = recv(st->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        st->cancelled = 1;
+        sp_cancel(st->srv->rt, st->call_id); /* any thread; no-op once it finished */
+      }
+    }
+    pthread_mutex_unlock(&watch_mu);
+    nanosleep(&period, NULL);
+    pthread_mutex_lock(&watch_mu);
+  }
+  watcher_on = 0;
+  pthread_mutex_unlock(&watch_mu);
+  return NULL;
+}
+
+/* Lists st for the watcher (holding a reference), starting it if needed. */
+static void watch(hstream_t *st) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(st->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  st->fd = ci != NULL ? ci->connect_fd : -1;
+  atomic_fetch_add(&st->refs, 1);
+  pthread_mutex_lock(&watch_mu);
+  st->wnext = watched;
+  watched = st;
+  if (!watcher_on) {
+    pthread_t t;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    watcher_on = pthread_create(&t, &attr, watch_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+  }
+  pthread_mutex_unlock(&watch_mu);
+}
+
+/* Takes st off the watcher's list (its socket is about to go) and drops that reference. */
+static void unwatch(hstream_t *st) {
+  int listed = 0;
+  pthread_mutex_lock(&watch_mu);
+  for (hstream_t **pp = &watched; *pp != NULL; pp = &(*pp)->wnext) {
+    if (*pp == st) {
+      *pp = st->wnext;
+      listed = 1;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&watch_mu);
+  if (listed) unref(st);
 }
 
 /* Events were added: a reader waiting for them goes on. st->mu held. */
@@ -156,6 +240,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max) {
 /* MHD released the response: the reply ended, or the client went away first. */
 static void released(void *cls) {
   hstream_t *st = cls;
+  unwatch(st);
   atomic_store(&st->gone, 1);
   sp_cancel(st->srv->rt, st->call_id); /* no-op once the stream finished */
   unref(st);
@@ -201,6 +286,7 @@ enum MHD_Result sp__http_stream_start(sp__req_t *r, int kind, const char *args,
   MHD_set_connection_option(r->conn, MHD_CONNECTION_OPTION_TIMEOUT, 0u);
   MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
   MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+  watch(st);
   return sp__http_queue(r, MHD_HTTP_OK, st->sse ? "text/event-stream" : "application/x-ndjson",
                         resp);
 }

@@ -37,6 +37,17 @@
 #include "pyhost.h"
 #include "shm.h"
 
+/* A thread waiting for the HOSTREPLY of a nested call (hostcall_wait); W.mu. */
+typedef struct hc_wait_s {
+  struct hc_wait_s *next;
+  uint64_t id;     /* this nested call's request id */
+  uint64_t parent; /* the request id of the call whose tool waits */
+  int done;        /* the reply arrived: code and *reply are set */
+  int cancelled;   /* a CANCEL of the parent arrived */
+  int code;
+  sp__buf_t *reply;
+} hc_wait_t;
+
 /* What a queued job asks for. */
 enum { JOB_CALL = 0, JOB_REPORT, JOB_SESSION_END };
 
@@ -80,6 +91,12 @@ typedef struct worker_s {
   int64_t last_start_ms;
   int watcher_sleeping; /* the watcher waits without a timeout: signal it */
   pthread_cond_t watcher_cond;
+
+  /* Nested calls (hostcall_wait): threads waiting for their replies. */
+  hc_wait_t *hc_waits;
+  int hc_waiting;
+  pthread_cond_t hc_cond; /* a reply or cancel arrived, or the reading role is free */
+  _Atomic uint64_t hc_next; /* last nested call request id */
 } worker_t;
 
 enum { ROLE_NONE = 0, ROLE_EXEC, ROLE_WATCHER };
@@ -249,6 +266,22 @@ static void push_job(job_t *j, int front) {
 
 static int read_frames(int timeout_ms);
 
+/*
+ * Takes the free reading role, reads once (blocking until bytes arrive), and
+ * lets the role go: threads waiting for a nested call's reply may take it
+ * next, and with wake_idle so may idle execution threads (the caller will not
+ * run what it read). W.mu held on entry and on return.
+ */
+static void read_in_role(int wake_idle) {
+  W.role = ROLE_EXEC;
+  pthread_mutex_unlock(&W.mu);
+  read_frames(-1);
+  pthread_mutex_lock(&W.mu);
+  W.role = ROLE_NONE;
+  if (wake_idle && W.waiting > 0) pthread_cond_broadcast(&W.cond);
+  if (W.hc_waiting > 0) pthread_cond_broadcast(&W.hc_cond);
+}
+
 /* Every execution thread is running a call: nobody idle can read. W.mu held. */
 static int all_busy_locked(void) { return W.running == W.threads; }
 
@@ -291,11 +324,7 @@ static job_t *next_job(int finished) {
       if (W.head != NULL || W.closed) continue;
     }
     if (W.role == ROLE_NONE) {
-      W.role = ROLE_EXEC;
-      pthread_mutex_unlock(&W.mu);
-      read_frames(-1);
-      pthread_mutex_lock(&W.mu);
-      W.role = ROLE_NONE;
+      read_in_role(0); /* this thread takes what it read itself */
       continue;
     }
     W.waiting++;
@@ -363,8 +392,98 @@ static void *watcher_main(void *arg) {
     }
     W.role = ROLE_NONE;
     pthread_cond_broadcast(&W.cond);
+    if (W.hc_waiting > 0) pthread_cond_broadcast(&W.hc_cond);
   }
   return NULL;
+}
+
+/*
+ * A tool's nested call (pyhost_opts_t.hostcall): sends the HOSTCALL and waits
+ * for its HOSTREPLY or a CANCEL of the call that makes it. Somebody must read
+ * the socket meanwhile (in the process profile this is the only execution
+ * thread): the waiting thread takes the reading role itself whenever it is
+ * free, and otherwise sleeps until the reader wakes it. Detached from Python.
+ */
+static int hostcall_wait(const sp__hostcall_view_t *req, sp__buf_t *reply, int *code) {
+  hc_wait_t me = {.id = atomic_fetch_add(&W.hc_next, 1) + 1, .parent = req->parent,
+                  .reply = reply};
+  sp__buf_t frame = {0};
+  int rc = sp__buf_append_hostcall(&frame, me.id, req);
+  if (rc == 0 && frame.len - SP__FRAME_HEADER_SIZE > W.max_frame) rc = SP_ETOOLARGE;
+  if (rc != 0) {
+    /* Too large a frame would be a protocol error to the manager: refuse it here. */
+    sp__buf_free(&frame);
+    return rc;
+  }
+  pthread_mutex_lock(&W.mu);
+  me.next = W.hc_waits;
+  W.hc_waits = &me;
+  W.hc_waiting++;
+  pthread_mutex_unlock(&W.mu);
+  /* A CANCEL handled before we were listed reached only the thread's flag. */
+  int cancelled = pyhost_cancelled(req->parent);
+  if (!cancelled) {
+    flush_held();
+    if (send_all(frame.data, frame.len) != 0) die_with_group(); /* manager gone */
+  }
+  sp__buf_free(&frame);
+  pthread_mutex_lock(&W.mu);
+  while (!me.done && !me.cancelled && !cancelled) {
+    if (W.role == ROLE_NONE) {
+      read_in_role(1); /* jobs it read are for idle threads */
+      continue;
+    }
+    pthread_cond_wait(&W.hc_cond, &W.mu);
+  }
+  for (hc_wait_t **pp = &W.hc_waits; *pp; pp = &(*pp)->next) {
+    if (*pp == &me) {
+      *pp = me.next;
+      break;
+    }
+  }
+  W.hc_waiting--;
+  pthread_mutex_unlock(&W.mu);
+  if (!me.done) return SP_ECANCELLED;
+  *code = me.code;
+  return 0;
+}
+
+/* A HOSTREPLY: wakes the thread waiting for it (none: its call was cancelled). */
+static void hostreply_arrived(const sp__frame_t *f) {
+  int code;
+  const char *text;
+  size_t n;
+  if (sp__hostreply_body_parse(f->body, f->length, &code, &text, &n) != 0) {
+    fprintf(stderr, "snakepit-worker: ignoring a malformed HOSTREPLY frame\n");
+    return;
+  }
+  pthread_mutex_lock(&W.mu);
+  for (hc_wait_t *w = W.hc_waits; w != NULL; w = w->next) {
+    if (w->id != f->id || w->done) continue;
+    w->reply->len = 0;
+    if (sp__buf_append(w->reply, text, n) != 0) {
+      static const char oom[] = "{\"code\":\"SP_ENOMEM\",\"category\":\"internal\","
+                                "\"message\":\"worker out of memory taking a nested result\"}";
+      w->reply->len = 0;
+      code = SP_ENOMEM;
+      (void)sp__buf_append(w->reply, oom, sizeof(oom) - 1); /* small; may still fit */
+    }
+    w->code = code;
+    w->done = 1;
+    pthread_cond_broadcast(&W.hc_cond);
+    break;
+  }
+  pthread_mutex_unlock(&W.mu);
+}
+
+/* The call `parent` was cancelled: its thread stops waiting for nested calls. */
+static void hostcall_cancel_parent(uint64_t parent) {
+  pthread_mutex_lock(&W.mu);
+  int hit = 0;
+  for (hc_wait_t *w = W.hc_waits; w != NULL; w = w->next)
+    if (w->parent == parent) w->cancelled = hit = 1;
+  if (hit) pthread_cond_broadcast(&W.hc_cond);
+  pthread_mutex_unlock(&W.mu);
 }
 
 /* An execution thread's result buffer is released once it grew past this. */
@@ -505,9 +624,13 @@ static void handle_frame(const sp__frame_t *f) {
         free(found);
       } else {
         pyhost_cancel(f->id);
+        hostcall_cancel_parent(f->id);
       }
       return;
     }
+    case SP__FRAME_HOSTREPLY:
+      hostreply_arrived(f);
+      return;
     case SP__FRAME_CHUNK: {
       /* Credit: the manager's consumer took more chunks of this stream. */
       uint32_t n;
@@ -695,6 +818,7 @@ int main(int argc, char **argv) {
   pthread_mutex_init(&W.write_mu, NULL);
   pthread_mutex_init(&W.mu, NULL);
   pthread_cond_init(&W.cond, NULL);
+  pthread_cond_init(&W.hc_cond, NULL);
   pthread_condattr_t mono;
   pthread_condattr_init(&mono);
   pthread_condattr_setclock(&mono, CLOCK_MONOTONIC);
@@ -712,7 +836,8 @@ int main(int argc, char **argv) {
                       .pool = pool,
                       .profile = profile,
                       .threads = W.threads,
-                      .preload = preload};
+                      .preload = preload,
+                      .hostcall = hostcall_wait};
   if (choose) {
     /* worker_profile: auto: the manager reads the decision from stdout. */
     char *json = NULL, *failure = NULL;

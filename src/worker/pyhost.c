@@ -55,6 +55,10 @@ static PyObject *g_describe; /* describe(exc) -> JSON {type, message, traceback}
 static PyObject *g_cancelled;/* context.CallCancelled, raised into cancelled calls */
 static PyObject *g_context_current; /* context.current(): each thread's CallContext */
 static PyThreadState *g_main_ts;
+/* Sends a nested call and waits for its reply (main.c; pyhost_opts_t.hostcall). */
+static int (*g_hostcall)(const sp__hostcall_view_t *req, sp__buf_t *reply, int *code);
+/* The execution thread's own record, for nested calls made from its tool. */
+static _Thread_local pyhost_thread_t *tl_self;
 
 static _Atomic uint64_t g_attach_wait_ns;
 static _Atomic uint64_t g_calls;
@@ -349,6 +353,65 @@ pid_t pyhost_fork(void) {
   return pid;
 }
 
+/*
+ * context._hostcall(kind, pool, name, args_json) -> (code, text): a nested
+ * call of the tool running on this thread (context.py turns the outcome into
+ * a value or CallError). The thread waits detached, so other threads run
+ * Python meanwhile, and wakes with CallCancelled when its own call is
+ * cancelled while it waits.
+ */
+static PyObject *py_hostcall(PyObject *self, PyObject *args) {
+  (void)self;
+  int kind;
+  const char *pool, *name, *a;
+  Py_ssize_t pl, nl, al;
+  if (!PyArg_ParseTuple(args, "is#s#s#", &kind, &pool, &pl, &name, &nl, &a, &al)) return NULL;
+  pyhost_thread_t *t = tl_self;
+  /* current is written only by this thread, so it reads it without t->mu. */
+  if (t == NULL || g_hostcall == NULL || t->current == 0) {
+    PyErr_SetString(PyExc_RuntimeError,
+                     "nested calls can only be made from a tool, on the thread running its call");
+    return NULL;
+  }
+  sp__hostcall_view_t v = {.parent = t->current, .kind = kind, .pool = pool, .pool_len = (size_t)pl,
+                           .name = name, .name_len = (size_t)nl, .args = a, .args_len = (size_t)al};
+  sp__buf_t reply = {0};
+  int code = 0;
+  t->ts = PyEval_SaveThread();
+  int rc = g_hostcall(&v, &reply, &code);
+  PyEval_RestoreThread(t->ts);
+  PyObject *r = NULL;
+  if (rc == SP_ECANCELLED) {
+    /* Raised here, once: the CallCancelled the canceller queued would fire again. */
+    PyThreadState_SetAsyncExc(t->ident, NULL);
+    PyErr_SetString(g_cancelled, "the call was cancelled while it waited for a nested call");
+  } else if (rc == SP_EINVAL) {
+    PyErr_SetString(PyExc_ValueError, "pool or name of a nested call longer than 65535 bytes");
+  } else if (rc == SP_ETOOLARGE) {
+    PyErr_SetString(PyExc_ValueError,
+                    "the arguments of the nested call exceed this pool's max_frame_bytes");
+  } else if (rc != 0) {
+    PyErr_NoMemory();
+  } else {
+    r = Py_BuildValue("(is#)", code, reply.data ? (const char *)reply.data : "",
+                      (Py_ssize_t)reply.len);
+  }
+  sp__buf_free(&reply);
+  return r;
+}
+
+static PyMethodDef k_hostcall_def = {"_hostcall", py_hostcall, METH_VARARGS,
+                                     "Nested call of the running tool (see context.py)."};
+
+/* Gives context.py its way to make nested calls. Attached. */
+static int install_hostcall(PyObject *ctx, const pyhost_opts_t *o) {
+  g_hostcall = o->hostcall;
+  PyObject *fn = PyCFunction_New(&k_hostcall_def, NULL);
+  int rc = fn ? PyObject_SetAttrString(ctx, "_hostcall", fn) : -1;
+  Py_XDECREF(fn);
+  return rc;
+}
+
 int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
   PyObject *load = NULL, *args = NULL, *manifest = NULL, *ctx = NULL;
   int rc = SP_ESTARTUP;
@@ -378,6 +441,7 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
       (g_context_current = PyObject_GetAttrString(ctx, "current")) == NULL ||
       pysession_init(ctx) != 0)
     goto fail;
+  if (install_hostcall(ctx, o) != 0) goto fail;
   manifest = PyObject_CallMethod(g_host, "manifest", NULL);
   if (manifest == NULL) goto fail;
 #ifdef Py_GIL_DISABLED
@@ -418,6 +482,7 @@ pyhost_thread_t *pyhost_thread_enter(const char *name) {
   t->ctx = PyObject_CallNoArgs(g_context_current);
   if (t->ctx == NULL) PyErr_Print();
   t->ts = PyEval_SaveThread();
+  tl_self = t;
 
   lock_detached(&g_threads_mu);
   pyhost_thread_t **nt = realloc(g_threads, (g_thread_count + 1) * sizeof(*nt));
@@ -752,6 +817,19 @@ int pyhost_cancel(uint64_t id) {
   pthread_cond_broadcast(&hit->cond);
   pthread_mutex_unlock(&hit->mu);
   return 1;
+}
+
+int pyhost_cancelled(uint64_t id) {
+  int c = 0;
+  lock_detached(&g_threads_mu);
+  for (size_t i = 0; i < g_thread_count && !c; i++) {
+    pyhost_thread_t *t = g_threads[i];
+    lock_detached(&t->mu);
+    if (t->current == id) c = t->cancel_pending || t->cancel_sent;
+    pthread_mutex_unlock(&t->mu);
+  }
+  pthread_mutex_unlock(&g_threads_mu);
+  return c;
 }
 
 void pyhost_credit(uint64_t id, uint32_t n) {

@@ -23,6 +23,13 @@ typedef struct pyhost_opts_s {
   const char *profile;
   int threads;
   int preload; /* fork server: build the adapter once, before forking (preload) */
+  /* Nested calls (current().call / call_host): sends the HOSTCALL req (its
+   * parent set) and waits for its HOSTREPLY, on the calling execution thread,
+   * detached. Returns 0 with *code (0 or an SP_E* code) and the reply's text
+   * in *reply, SP_ECANCELLED when the parent call was cancelled meanwhile,
+   * SP_EINVAL, SP_ETOOLARGE (over max_frame_bytes) or SP_ENOMEM when the
+   * frame could not be built. */
+  int (*hostcall)(const sp__hostcall_view_t *req, sp__buf_t *reply, int *code);
 } pyhost_opts_t;
 
 /** An execution thread's Python identity: one thread state for its whole life. */
@@ -127,6 +134,12 @@ int pyhost_report(pyhost_thread_t *t, uint64_t id, const char *args, size_t args
  * attaches to Python. Safe from any thread. Returns 1 if the call was found.
  */
 int pyhost_cancel(uint64_t id);
+
+/**
+ * Whether request id is running on an execution thread that a CANCEL has
+ * claimed (delivered or being delivered). Any thread, detached.
+ */
+int pyhost_cancelled(uint64_t id);
 
 /** The manager granted n more chunks to the stream of request id (any thread). */
 void pyhost_credit(uint64_t id, uint32_t n);

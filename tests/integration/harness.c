@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 void h_yaml(char *buf, size_t cap, const char *name, const char *profile, int size, int threads,
             const char *adapter, const char *extra) {
@@ -254,4 +255,24 @@ double h_best_pair(sp_runtime_t *rt, const char *pool, const char *tool, const c
     if (t < best) best = t;
   }
   return best;
+}
+
+double h_assert_marker(const char *path, const char *prefix, double timeout_s) {
+  double t0 = h_now();
+  char text[64] = "";
+  while (h_now() - t0 < timeout_s) {
+    FILE *f = fopen(path, "r");
+    if (f != NULL) {
+      size_t n = fread(text, 1, sizeof(text) - 1, f);
+      text[n] = '\0';
+      fclose(f);
+      if (n > 0) break;
+    }
+    h_sleep_ms(5);
+  }
+  double took = h_now() - t0;
+  unlink(path);
+  if (strncmp(text, prefix, strlen(prefix)) != 0)
+    fail_msg("marker %s holds '%s', expected '%s'", path, text, prefix);
+  return took;
 }

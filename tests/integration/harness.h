@@ -101,6 +101,13 @@ double h_available_cpus(void);
  */
 void h_skip_without_module(sp_runtime_t *rt, const char *pool, const char *module);
 
+/**
+ * Waits up to timeout_s for the file at path to hold text (a tool writes it),
+ * removes it, and fails the test unless the text starts with prefix. Returns
+ * the seconds it waited.
+ */
+double h_assert_marker(const char *path, const char *prefix, double timeout_s);
+
 /** Integer field of a JSON object text, or fails the test. */
 long long h_json_int(const char *json, const char *key);
 

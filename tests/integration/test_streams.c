@@ -92,23 +92,6 @@ static char *marker_path(const char *pool, const char *what) {
   return buf;
 }
 
-static void assert_marker(const char *path, const char *prefix, double timeout_s) {
-  double t0 = h_now();
-  char text[64] = "";
-  while (h_now() - t0 < timeout_s) {
-    FILE *f = fopen(path, "r");
-    if (f != NULL) {
-      size_t n = fread(text, 1, sizeof(text) - 1, f);
-      text[n] = '\0';
-      fclose(f);
-      if (n > 0) break;
-    }
-    h_sleep_ms(5);
-  }
-  unlink(path);
-  if (strncmp(text, prefix, strlen(prefix)) != 0)
-    fail_msg("the generator's finally block did not run: marker %s holds '%s'", path, text);
-}
 
 /* The pool still serves plain calls. */
 static void still_serves(const char *pool) {
@@ -216,7 +199,7 @@ static void cancel_closes_the_generator(void **state) {
     assert_true(h_async_wait(&s->done, 5));
     assert_true(h_now() - t0 < 2.0);
     assert_int_equal(s->done.code, SP_ECANCELLED);
-    assert_marker(marker, "closed", 5);
+    h_assert_marker(marker, "closed", 5);
     stream_free(s);
     still_serves(pools[p]);
 
@@ -228,7 +211,7 @@ static void cancel_closes_the_generator(void **state) {
     start(pools[p], "count", args, 0, s);
     assert_true(h_async_wait(&s->done, 10));
     assert_int_equal(s->done.code, SP_ECANCELLED);
-    assert_marker(marker, "closed", 5);
+    h_assert_marker(marker, "closed", 5);
     stream_free(s);
 
     /* By the deadline. */
@@ -239,7 +222,7 @@ static void cancel_closes_the_generator(void **state) {
     assert_true(h_async_wait(&s->done, 10));
     assert_int_equal(s->done.code, SP_ETIMEOUT);
     assert_true(atomic_load(&s->nchunks) > 0);
-    assert_marker(marker, "closed", 5);
+    h_assert_marker(marker, "closed", 5);
     stream_free(s);
 
     /* An async generator gets aclose(). */
@@ -251,7 +234,7 @@ static void cancel_closes_the_generator(void **state) {
     assert_int_equal(sp_cancel(rt, id), 0);
     assert_true(h_async_wait(&s->done, 5));
     assert_int_equal(s->done.code, SP_ECANCELLED);
-    assert_marker(marker, "aclosed", 5);
+    h_assert_marker(marker, "aclosed", 5);
     stream_free(s);
     still_serves(pools[p]);
   }

@@ -362,6 +362,72 @@ static void chunk_and_credit_roundtrip(void **state) {
   sp__buf_free(&b);
 }
 
+static void hostcall_and_hostreply_roundtrip(void **state) {
+  (void)state;
+  sp__buf_t b = {0};
+  sp__hostcall_view_t in = {.parent = 0x1234000000000007ull, .kind = SP__HOSTCALL_TOOL,
+                            .pool = "b", .pool_len = 1, .name = "add", .name_len = 3,
+                            .args = "{\"a\":1}", .args_len = 7};
+  assert_int_equal(sp__buf_append_hostcall(&b, 99, &in), 0);
+  sp__frame_t f;
+  only_frame(&b, &f);
+  assert_int_equal(f.type, SP__FRAME_HOSTCALL);
+  assert_string_equal(sp__frame_type_name(f.type), "HOSTCALL");
+  assert_true(f.id == 99);
+  assert_int_equal(f.length, SP__HOSTCALL_PREFIX_SIZE + 11);
+  sp__hostcall_view_t v;
+  assert_int_equal(sp__hostcall_body_parse(f.body, f.length, &v), 0);
+  assert_true(v.parent == in.parent);
+  assert_int_equal(v.kind, SP__HOSTCALL_TOOL);
+  assert_memory_equal(v.pool, "b", 1);
+  assert_memory_equal(v.name, "add", 3);
+  assert_int_equal(v.args_len, 7);
+  assert_memory_equal(v.args, "{\"a\":1}", 7);
+  /* The lengths tile the body exactly; kind, name and a tool's pool are checked. */
+  assert_int_equal(sp__hostcall_body_parse(f.body, f.length - 1, &v), SP_EPROTOCOL);
+  assert_int_equal(sp__hostcall_body_parse(f.body, SP__HOSTCALL_PREFIX_SIZE - 1, &v), SP_EPROTOCOL);
+  uint8_t body[64];
+  memcpy(body, f.body, f.length);
+  body[8] = 3;
+  assert_int_equal(sp__hostcall_body_parse(body, f.length, &v), SP_EPROTOCOL);
+  b.len = 0;
+  sp__hostcall_view_t fn = {.parent = 5, .kind = SP__HOSTCALL_FUNCTION, .pool = "", .pool_len = 0,
+                            .name = "scale", .name_len = 5, .args = "{}", .args_len = 2};
+  assert_int_equal(sp__buf_append_hostcall(&b, 100, &fn), 0);
+  only_frame(&b, &f);
+  assert_int_equal(sp__hostcall_body_parse(f.body, f.length, &v), 0);
+  assert_int_equal(v.kind, SP__HOSTCALL_FUNCTION);
+  assert_int_equal(v.pool_len, 0);
+  memcpy(body, f.body, f.length);
+  body[8] = SP__HOSTCALL_TOOL; /* a tool call must name its pool */
+  assert_int_equal(sp__hostcall_body_parse(body, f.length, &v), SP_EPROTOCOL);
+  /* Names longer than their u16 length field are refused by the encoder. */
+  fn.name_len = 70000;
+  assert_int_equal(sp__buf_append_hostcall(&b, 101, &fn), SP_EINVAL);
+
+  /* HOSTREPLY: a result, an error with its code, and bad codes. */
+  b.len = 0;
+  assert_int_equal(sp__buf_append_hostreply(&b, 99, 0, "42", 2), 0);
+  only_frame(&b, &f);
+  assert_int_equal(f.type, SP__FRAME_HOSTREPLY);
+  int code = -1;
+  const char *text;
+  size_t n;
+  assert_int_equal(sp__hostreply_body_parse(f.body, f.length, &code, &text, &n), 0);
+  assert_int_equal(code, 0);
+  assert_int_equal(n, 2);
+  assert_memory_equal(text, "42", 2);
+  b.len = 0;
+  assert_int_equal(sp__buf_append_hostreply(&b, 99, SP_EDEPTH, "{}", 2), 0);
+  only_frame(&b, &f);
+  assert_int_equal(sp__hostreply_body_parse(f.body, f.length, &code, &text, &n), 0);
+  assert_int_equal(code, SP_EDEPTH);
+  assert_int_equal(sp__hostreply_body_parse(f.body, 0, &code, &text, &n), SP_EPROTOCOL);
+  uint8_t bad[1] = {200};
+  assert_int_equal(sp__hostreply_body_parse(bad, 1, &code, &text, &n), SP_EPROTOCOL);
+  sp__buf_free(&b);
+}
+
 static void decoder_gives_memory_back(void **state) {
   (void)state;
   sp__buf_t b = {0};
@@ -485,6 +551,7 @@ int main(void) {
       cmocka_unit_test(call_session_roundtrip), cmocka_unit_test(session_end_roundtrip),
       cmocka_unit_test(error_frame_roundtrip), cmocka_unit_test(ping_pong_roundtrip),
       cmocka_unit_test(decoder_gives_memory_back), cmocka_unit_test(chunk_and_credit_roundtrip),
+      cmocka_unit_test(hostcall_and_hostreply_roundtrip),
       cmocka_unit_test(buf_ops),               cmocka_unit_test(error_texts_are_owned_and_bounded),
       cmocka_unit_test(version_is_the_header_s), cmocka_unit_test(error_table),
   };
