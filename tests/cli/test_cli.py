@@ -194,7 +194,8 @@ def test_exec_args_from_stdin_invalid(cfg):
 # ---- tools, stats, pools, help ------------------------------------------------------------
 
 SHOWCASE_TOOLS = {"ping", "compute_intensive", "matrix_multiply", "batch_process",
-                  "stress_test", "get_thread_stats", "sleep", "echo", "count_up"}
+                  "stress_test", "get_thread_stats", "sleep", "echo", "count_up",
+                  "get_adapter_stats", "clear_caches", "get_history"}
 
 
 def test_tools_one_pool():
