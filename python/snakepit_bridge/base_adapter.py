@@ -28,7 +28,6 @@ through its own registry are tools too (docs/migrating-from-snakepit.md).
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 __all__ = ["BaseAdapter", "ToolMetadata", "tool", "TOOL_ATTR", "get_tool_metadata",
@@ -38,14 +37,23 @@ __all__ = ["BaseAdapter", "ToolMetadata", "tool", "TOOL_ATTR", "get_tool_metadat
 TOOL_ATTR = "_snakepit_tool"
 
 
-@dataclass
 class ToolMetadata:
-    """Snakepit's view of a tool's marker (the ``_tool_metadata`` attribute)."""
+    """Snakepit's view of a tool's marker (the ``_tool_metadata`` attribute).
+    A plain class: importing dataclasses would cost every worker's start."""
 
-    description: str = ""
-    supports_streaming: bool = False
-    parameters: List[Dict[str, Any]] = field(default_factory=list)
-    required_variables: List[str] = field(default_factory=list)
+    __slots__ = ("description", "supports_streaming", "parameters", "required_variables")
+
+    def __init__(self, description: str = "", supports_streaming: bool = False,
+                 parameters: Optional[List[Dict[str, Any]]] = None,
+                 required_variables: Optional[List[str]] = None) -> None:
+        self.description = description
+        self.supports_streaming = supports_streaming
+        self.parameters = list(parameters or [])
+        self.required_variables = list(required_variables or [])
+
+    def __repr__(self) -> str:
+        return (f"ToolMetadata(description={self.description!r}, "
+                f"supports_streaming={self.supports_streaming!r})")
 
 
 def _mark(fn: Any, description: str, supports_streaming: bool,

@@ -207,8 +207,9 @@ def test_tools_one_pool():
         assert isinstance(t["description"], str) and t["description"], t
         assert isinstance(t["parameters"], list), t
     assert "NumPy" in by_name["compute_intensive"]["description"]
-    (data,) = by_name["compute_intensive"]["parameters"]
+    data, iterations = by_name["compute_intensive"]["parameters"]
     assert data == {"name": "data", "type": "list", "required": True}
+    assert iterations == {"name": "iterations", "type": "int", "required": False, "default": 0}
     assert by_name["echo"]["parameters"] == []
     sleep_params = {p["name"]: p for p in by_name["sleep"]["parameters"]}
     assert sleep_params["seconds"]["required"] is True
