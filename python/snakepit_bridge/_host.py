@@ -884,7 +884,9 @@ def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
     """Import ``adapter_spec`` ("pkg.module.Class"), build and initialize it.
 
     The constructor receives ``adapter_args=list`` if it has a parameter of
-    that name, else no arguments; ``initialize()`` runs next if defined.
+    that name, else no arguments; ``set_session_context()`` (with the live
+    context, see _compat) and ``initialize()`` (sync or async) run next if
+    defined.
     Import and construction errors propagate to the caller. When
     :func:`preload` already resolved this spec (a forked worker), its result
     is used once instead of importing again, and with preload the instance
