@@ -54,6 +54,7 @@ import typing
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import _arrays
+from . import _compat
 from . import _doctor
 from . import context as _context
 from . import thread_safety_checker as _tsc
@@ -100,7 +101,7 @@ def _json_default(o: Any) -> Any:
         return list(o)
     if isinstance(o, types.AsyncGeneratorType):
         return list(_drive_async(o))
-    raise TypeError(f"Object of type {type(o).__name__} is not JSON serializable")
+    return _compat.json_fallback(o)     # chunk objects; Snakepit adapters' conversions
 
 
 _ENCODER = json.JSONEncoder(default=_json_default, allow_nan=False, separators=(",", ":"))
@@ -202,7 +203,7 @@ def _exc_type_name(exc: BaseException) -> str:
 _SDK_FILES = frozenset(
     os.path.join(d, f)
     for d in (os.path.dirname(__file__), os.path.dirname(os.path.abspath(__file__)))
-    for f in ("_host.py", "base_adapter_threaded.py", "thread_safety_checker.py"))
+    for f in ("_host.py", "_compat.py", "base_adapter_threaded.py", "thread_safety_checker.py"))
 
 
 def _user_traceback(tb: Any) -> Any:
@@ -464,6 +465,7 @@ class Host:
         self.tools: Dict[str, _Tool] = {}
         for name, fn, meta in iter_tools(adapter):
             self.tools[name] = _Tool(name, fn, meta)
+        _compat.extend_tools(adapter, self.tools, _Tool)   # tools behind execute_tool
         self._available = ", ".join(sorted(self.tools)) or "none"
         thread_safe = getattr(type(adapter), "__thread_safe__", None)
         self._manifest = json.dumps({
@@ -659,7 +661,7 @@ class Host:
                 if key in seen:
                     continue
                 seen.add(key)
-                fn()
+                _compat.settle(fn())    # sync or async
             except BaseException:
                 try:
                     logger.error("adapter %s.%s() failed:\n%s", self.spec, attr, traceback.format_exc())
@@ -850,9 +852,10 @@ def _build(pre: _Preloaded, adapter_args: List[Any]) -> Any:
     if pre.checker is not None and isinstance(pre.cls, type):
         _tsc.watch_adapter_class(pre.cls)
     adapter = _construct(pre.cls, adapter_args)
+    _compat.prepare(adapter)            # set_session_context(), before initialize()
     init = getattr(adapter, "initialize", None)
     if callable(init):
-        init()
+        _compat.settle(init())          # sync or async
     return adapter
 
 
@@ -879,7 +882,9 @@ def load(adapter_spec: str, adapter_args: list, worker_id: str, pool: str,
     """Import ``adapter_spec`` ("pkg.module.Class"), build and initialize it.
 
     The constructor receives ``adapter_args=list`` if it has a parameter of
-    that name, else no arguments; ``initialize()`` runs next if defined.
+    that name, else no arguments; ``set_session_context()`` (with the live
+    context, see _compat) and ``initialize()`` (sync or async) run next if
+    defined.
     Import and construction errors propagate to the caller. When
     :func:`preload` already resolved this spec (a forked worker), its result
     is used once instead of importing again, and with preload the instance

@@ -14,22 +14,50 @@ the adapter is reachable: helpers, attributes and unmarked methods stay private.
 The marker is a function attribute (``_snakepit_tool``), so it survives wrappers
 built with ``functools.wraps`` (which copies the wrapped function's ``__dict__``),
 whichever order the decorators are stacked in. Lifecycle hooks the worker calls
-when present: ``initialize()`` after construction, ``close()`` / ``cleanup()`` at
-shutdown.
+when present: ``set_session_context(ctx)`` and ``initialize()`` after
+construction, ``close()`` / ``cleanup()`` at shutdown (each once per worker;
+``initialize`` and ``cleanup`` may be ``async``).
+
+Adapters written for Snakepit keep working: ``@tool`` also accepts
+``required_variables`` and sets Snakepit's ``_tool_metadata`` attribute, and
+:class:`BaseAdapter` has ``session_id``, ``set_session_context``,
+``call_tool`` and ``get_tools``. Tools an adapter's ``execute_tool`` reaches
+through its own registry are tools too (docs/migrating-from-snakepit.md).
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Dict, Iterator, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-__all__ = ["BaseAdapter", "tool", "TOOL_ATTR", "get_tool_metadata", "iter_tools"]
+__all__ = ["BaseAdapter", "ToolMetadata", "tool", "TOOL_ATTR", "get_tool_metadata",
+           "iter_tools"]
 
 #: Name of the function attribute that marks a method as a tool.
 TOOL_ATTR = "_snakepit_tool"
 
 
-def _mark(fn: Any, description: str, supports_streaming: bool) -> Any:
+class ToolMetadata:
+    """Snakepit's view of a tool's marker (the ``_tool_metadata`` attribute).
+    A plain class: importing dataclasses would cost every worker's start."""
+
+    __slots__ = ("description", "supports_streaming", "parameters", "required_variables")
+
+    def __init__(self, description: str = "", supports_streaming: bool = False,
+                 parameters: Optional[List[Dict[str, Any]]] = None,
+                 required_variables: Optional[List[str]] = None) -> None:
+        self.description = description
+        self.supports_streaming = supports_streaming
+        self.parameters = list(parameters or [])
+        self.required_variables = list(required_variables or [])
+
+    def __repr__(self) -> str:
+        return (f"ToolMetadata(description={self.description!r}, "
+                f"supports_streaming={self.supports_streaming!r})")
+
+
+def _mark(fn: Any, description: str, supports_streaming: bool,
+          required_variables: Any = None) -> Any:
     target = fn.__func__ if isinstance(fn, (staticmethod, classmethod)) else fn
     if not callable(target):
         raise TypeError(f"@tool can only decorate functions, got {type(fn).__name__}")
@@ -44,23 +72,27 @@ def _mark(fn: Any, description: str, supports_streaming: bool) -> Any:
         "description": description,
         "supports_streaming": bool(supports_streaming),
     })
+    target._tool_metadata = ToolMetadata(description, bool(supports_streaming),
+                                         required_variables=list(required_variables or ()))
     return fn
 
 
 def tool(fn: Optional[Callable] = None, *, description: str = "",
-         supports_streaming: bool = False) -> Any:
+         supports_streaming: bool = False, required_variables: Any = None) -> Any:
     """Mark a method as a tool callable from outside the worker.
 
     Usable bare (``@tool``), with keywords (``@tool(description="...")``) or with
     the description as the only positional argument (``@tool("...")``). An empty
     description falls back to the first paragraph of the docstring.
+    ``required_variables`` (Snakepit's session variables) is recorded in
+    ``_tool_metadata`` only: there are no session variables to require here.
     """
     if isinstance(fn, str):  # @tool("description")
         desc = fn
-        return lambda f: _mark(f, desc, supports_streaming)
+        return lambda f: _mark(f, desc, supports_streaming, required_variables)
     if fn is None:
-        return lambda f: _mark(f, description, supports_streaming)
-    return _mark(fn, description, supports_streaming)
+        return lambda f: _mark(f, description, supports_streaming, required_variables)
+    return _mark(fn, description, supports_streaming, required_variables)
 
 
 def get_tool_metadata(obj: Any) -> Optional[Dict[str, Any]]:
@@ -111,6 +143,11 @@ class BaseAdapter:
 
     __thread_safe__ = False
 
+    # Set by set_session_context(); class-level so a subclass that skips
+    # super().__init__() still has them.
+    session_context: Any = None
+    _session_context: Any = None
+
     def __init__(self) -> None:
         super().__init__()
 
@@ -118,3 +155,45 @@ class BaseAdapter:
     def list_tools(cls) -> Dict[str, Dict[str, Any]]:
         """Return ``{tool_name: metadata}`` for this class."""
         return {name: dict(meta) for name, _fn, meta in iter_tools(cls)}
+
+    # -- Snakepit's adapter interface ---------------------------------------
+
+    def set_session_context(self, session_context: Any) -> None:
+        """Keep ``session_context`` as ``self.session_context``.
+
+        The worker calls this once, before ``initialize()``, with a context
+        that follows the call running on the calling thread
+        (:class:`snakepit_bridge.session_context.SessionContext`).
+        """
+        self._session_context = session_context
+        self.session_context = session_context
+
+    @property
+    def session_id(self) -> Optional[str]:
+        """The session of the call running on this thread (None outside sessions)."""
+        ctx = self.session_context or self._session_context
+        if ctx is None:
+            from .session_context import SessionContext
+            ctx = SessionContext()
+        return ctx.session_id
+
+    def call_tool(self, tool_name: str, **kwargs: Any) -> Any:
+        """Call this adapter's method ``tool_name`` (what an ``execute_tool``
+        dispatcher uses); AttributeError / TypeError when there is none."""
+        method = getattr(self, tool_name, None)
+        if method is None:
+            raise AttributeError(f"Tool '{tool_name}' not found in {type(self).__name__}")
+        if not callable(method):
+            raise TypeError(f"'{tool_name}' is not a callable tool")
+        return method(**kwargs)
+
+    def get_tools(self) -> List[Dict[str, Any]]:
+        """Manifest entries (name, description, supports_streaming) of the
+        ``@tool`` methods, sorted by name."""
+        return [{"name": name, "description": meta.get("description", ""),
+                 "supports_streaming": bool(meta.get("supports_streaming"))}
+                for name, _fn, meta in iter_tools(type(self))]
+
+    def register_with_session(self, session_id: str, stub: Any = None) -> List[str]:
+        """Names of the tools (the worker's manifest already registers them)."""
+        return [t["name"] for t in self.get_tools()]

@@ -17,6 +17,12 @@ gives adapter authors the three patterns this needs:
 The per-instance machinery (locks, thread-local store, counters) is created in
 ``__new__``, so it exists even if a subclass forgets ``super().__init__()``.
 Nothing here relies on the GIL: every shared counter is guarded by a lock.
+
+Snakepit's names work too: ``self._tracker`` (a :class:`RequestTracker` over
+the same counters: ``start_request``, ``end_request``, ``get_stats``),
+``self._lock``, ``self._thread_local`` (:class:`ThreadLocalStorage`),
+``get_stats()["tracker"]``, :func:`require_thread_safe` and
+:func:`validate_thread_safety`.
 """
 
 from __future__ import annotations
@@ -29,9 +35,11 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from . import thread_safety_checker as _tsc
-from .base_adapter import BaseAdapter, tool
+from .base_adapter import BaseAdapter, ToolMetadata, tool
 
-__all__ = ["ThreadSafeAdapter", "thread_safe_method", "tool", "threads_from_env"]
+__all__ = ["ThreadSafeAdapter", "thread_safe_method", "tool", "threads_from_env",
+           "RequestTracker", "ThreadLocalStorage", "ToolMetadata", "require_thread_safe",
+           "validate_thread_safety"]
 
 
 def threads_from_env(default: int = 1) -> int:
@@ -61,6 +69,92 @@ class _RequestTracker:
         return False
 
 
+class ThreadLocalStorage:
+    """Per-thread key/value store (Snakepit's name): ``get``, ``set``,
+    ``delete``, ``clear``. The adapter's one is the store behind
+    ``get_thread_local`` / ``set_thread_local``."""
+
+    def __init__(self, local: Optional[threading.local] = None) -> None:
+        self._local = local if local is not None else threading.local()
+
+    def _store(self) -> Dict[str, Any]:
+        try:
+            return self._local.store
+        except AttributeError:
+            store = self._local.store = {}
+            return store
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._store().get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        self._store()[key] = value
+
+    def delete(self, key: str) -> None:
+        self._store().pop(key, None)
+
+    def clear(self) -> None:
+        self._store().clear()
+
+
+class RequestTracker:
+    """Counts requests per thread (Snakepit's name and interface).
+
+    A free-standing tracker counts on its own; the one a
+    :class:`ThreadSafeAdapter` holds as ``_tracker`` counts into the
+    adapter's statistics, so both views agree.
+    """
+
+    def __init__(self, adapter: Optional["ThreadSafeAdapter"] = None) -> None:
+        self._adapter = adapter
+        self._open = threading.local()      # records of requests begun, per thread
+        self.lock = threading.Lock()
+        self.total_requests = 0
+        self.requests_by_thread: Dict[int, int] = {}
+        self.active_requests: Dict[int, int] = {}
+
+    def start_request(self, thread_id: Optional[int] = None) -> int:
+        """Count one request in on ``thread_id`` (the caller's thread by default);
+        returns its number."""
+        if self._adapter is not None:
+            rec = self._adapter._sp_begin()
+            self._open.__dict__.setdefault("recs", []).append(rec)
+            return sum(r[0] for _, r in list(self._adapter._sp_records))
+        tid = threading.get_ident() if thread_id is None else thread_id
+        with self.lock:
+            self.total_requests += 1
+            self.requests_by_thread[tid] = self.requests_by_thread.get(tid, 0) + 1
+            self.active_requests[tid] = self.active_requests.get(tid, 0) + 1
+            return self.total_requests
+
+    def end_request(self, thread_id: Optional[int] = None) -> None:
+        """Count the thread's latest request out."""
+        if self._adapter is not None:
+            recs = self._open.__dict__.get("recs")
+            if recs:
+                self._adapter._sp_end(recs.pop(), False)
+            return
+        tid = threading.get_ident() if thread_id is None else thread_id
+        with self.lock:
+            if self.active_requests.get(tid, 0) > 0:
+                self.active_requests[tid] -= 1
+
+    def get_stats(self) -> Dict[str, int]:
+        """``total_requests``, ``active_threads``, ``total_active_requests``,
+        ``threads_seen``."""
+        if self._adapter is not None:
+            records = list(self._adapter._sp_records)
+            return {"total_requests": sum(r[0] for _, r in records),
+                    "active_threads": sum(1 for _, r in records if r[1] > 0),
+                    "total_active_requests": sum(r[1] for _, r in records),
+                    "threads_seen": len(records)}
+        with self.lock:
+            return {"total_requests": self.total_requests,
+                    "active_threads": sum(1 for n in self.active_requests.values() if n > 0),
+                    "total_active_requests": sum(self.active_requests.values()),
+                    "threads_seen": len(self.requests_by_thread)}
+
+
 class ThreadSafeAdapter(BaseAdapter):
     """Adapter base for the thread profile (one instance, many threads).
 
@@ -82,6 +176,10 @@ class ThreadSafeAdapter(BaseAdapter):
         self._sp_records: List[Tuple[str, list]] = []
         self._sp_started = time.time()
         self._sp_max_workers = threads_from_env()
+        # Snakepit's attribute names for the same machinery.
+        self._lock = self._sp_lock
+        self._thread_local = ThreadLocalStorage(self._sp_local)
+        self._tracker = RequestTracker(self)
         return self
 
     def __init__(self, max_workers: Optional[int] = None) -> None:
@@ -151,8 +249,9 @@ class ThreadSafeAdapter(BaseAdapter):
         if failed:
             rec[2] += 1
 
-    def track_request(self) -> _RequestTracker:
-        """Context manager counting one request (total, active, per thread)."""
+    def track_request(self, request_id: Optional[str] = None) -> _RequestTracker:
+        """Context manager counting one request (total, active, per thread).
+        ``request_id`` is accepted for Snakepit code and not used."""
         return _RequestTracker(self)
 
     def get_stats(self) -> Dict[str, Any]:
@@ -189,6 +288,12 @@ class ThreadSafeAdapter(BaseAdapter):
             "adapter": type(self).__name__,
             "thread_safe": getattr(type(self), "__thread_safe__", None) is True,
             "thread_safety": _tsc.stats_report(),
+            # Snakepit's names for the same figures.
+            "adapter_class": type(self).__name__,
+            "tracker": {"total_requests": total,
+                        "active_threads": sum(1 for _, r in records if r[1] > 0),
+                        "total_active_requests": active,
+                        "threads_seen": len(records)},
         }
 
 
@@ -231,6 +336,24 @@ def thread_safe_method(fn: Callable) -> Callable:
         return result
 
     wrapper.__snakepit_thread_safe_method__ = True  # type: ignore[attr-defined]
+    wrapper.__thread_safe__ = True  # type: ignore[attr-defined]  # Snakepit's marker
+    return wrapper
+
+
+def validate_thread_safety(adapter_class: Any) -> bool:
+    """True when ``adapter_class`` (or an instance) declares ``__thread_safe__ = True``."""
+    return getattr(adapter_class, "__thread_safe__", None) is True
+
+
+def require_thread_safe(func: Callable) -> Callable:
+    """Decorator for functions taking an adapter first: ValueError unless the
+    adapter declares ``__thread_safe__ = True``."""
+    @functools.wraps(func)
+    def wrapper(adapter: Any, *args: Any, **kwargs: Any) -> Any:
+        if not validate_thread_safety(adapter):
+            raise ValueError(f"Adapter {type(adapter).__name__} is not thread-safe. Set "
+                             f"__thread_safe__ = True if it supports concurrent access.")
+        return func(adapter, *args, **kwargs)
     return wrapper
 
 

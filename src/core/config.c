@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "config_snakepit.h"
 #include "config_values.h"
 #include "errors.h"
 #include "protocol.h"
@@ -421,6 +422,79 @@ static int check_workers(const loader_t *ld, const yaml_node_t *const *seen, int
 }
 
 /*
+ * Snakepit's names (config_snakepit.c). A key this table does not know: 1 when it
+ * is adapter_module naming Snakepit's Python adapter (accepted, nothing to set),
+ * else a negative code with the refusal, or the unknown-key message.
+ */
+static int read_snakepit_key(const loader_t *ld, const yaml_node_t *key, const char *text,
+                             const yaml_node_t *value) {
+  char why[512];
+  const char *refusal = sp__snakepit_refusal(text, false);
+  if (refusal != NULL) return fail(ld, key, text, "%s", refusal);
+  if (strcmp(text, "adapter_module") != 0) {
+    return unknown_key(ld, key, text, pool_keys, KEY_COUNT, NULL);
+  }
+  if (scalar_text(value) == NULL || is_null(value)) {
+    return fail(ld, key, text, "must be Snakepit.Adapters.GRPCPython; name the Python class "
+                               "with 'adapter: module.Class'");
+  }
+  if (!sp__snakepit_adapter_module(scalar_text(value), why, sizeof(why))) {
+    return fail(ld, key, text, "%s", why);
+  }
+  return 1;
+}
+
+/* worker_ttl as Snakepit's [N, unit], and infinity (no limit) for worker_ttl and
+ * worker_max_requests: 0 when read, 1 when the value is this project's own form. */
+static int read_snakepit_limit(const loader_t *ld, const sp__key_spec_t *spec,
+                               const yaml_node_t *key, const yaml_node_t *value,
+                               sp__pool_config_t *pc) {
+  char text[96], why[256], expected[256];
+  const char *parts[2] = {NULL, NULL};
+  sp__value_t v;
+  if (scalar_text(value) != NULL && sp__snakepit_infinity(scalar_text(value))) {
+    *(int64_t *)(void *)((char *)pc + spec->offset) = 0;
+    return 0;
+  }
+  if (spec->kind != SP__KIND_DURATION || value == NULL || value->type != YAML_SEQUENCE_NODE) {
+    return 1;
+  }
+  if (value->data.sequence.items.top - value->data.sequence.items.start == 2) {
+    for (int i = 0; i < 2; i++) {
+      parts[i] = scalar_text(yaml_document_get_node(ld->doc, value->data.sequence.items.start[i]));
+    }
+  }
+  if (parts[0] == NULL || parts[1] == NULL) {
+    return fail(ld, key, spec->name,
+                "a list must be Snakepit's [N, unit] (e.g. [3600, seconds]); or write a "
+                "duration such as 1h");
+  }
+  if (!sp__snakepit_ttl(parts[0], parts[1], text, sizeof(text), why, sizeof(why))) {
+    return fail(ld, key, spec->name, "%s", why);
+  }
+  if (!sp__value_parse(spec, text, &v)) {
+    sp__value_describe(spec, expected, sizeof(expected));
+    return fail(ld, key, spec->name, "%s, got [%s, %s]", expected, parts[0], parts[1]);
+  }
+  *(int64_t *)(void *)((char *)pc + spec->offset) = v.integer;
+  return 0;
+}
+
+/* adapter_args holding Snakepit's grpc_server flags become pool settings. */
+static int read_snakepit_flags(const loader_t *ld, const yaml_node_t *const *seen,
+                               sp__pool_config_t *pc, bool *threads_set) {
+  char why[512];
+  sp__snakepit_set_t set = {seen[KEY_ADAPTER] != NULL, seen[KEY_WORKER_PROFILE] != NULL,
+                            seen[KEY_THREADS_PER_WORKER] != NULL,
+                            seen[KEY_THREAD_SAFETY_CHECKS] != NULL};
+  int rc = sp__snakepit_flags(pc, &set, why, sizeof(why));
+  if (rc == -2) return nomem(ld->err);
+  if (rc != 0) return fail(ld, seen[KEY_ADAPTER_ARGS], "adapter_args", "%s", why);
+  *threads_set = set.threads;
+  return 0;
+}
+
+/*
  * One `pools:` entry. Profile-dependent defaults (threads_per_worker) and the
  * process/threads rule are applied after the whole entry is read, because YAML
  * does not promise that worker_profile comes first.
@@ -430,6 +504,7 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
   const yaml_node_t *seen[KEY_COUNT] = {NULL};
   char shown[96];
   int rc = 0, ranged = 0;
+  bool threads_set = false; /* threads_per_worker, or Snakepit's --max-workers */
   if (entry == NULL || entry->type != YAML_MAPPING_NODE) {
     return fail(ld, entry, "pools", "entry %zu must be a mapping of pool settings, got %s",
                 index + 1, describe_node(entry, shown, sizeof(shown)));
@@ -447,7 +522,11 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
                   describe_node(key, shown, sizeof(shown)));
     }
     while (k < KEY_COUNT && strcmp(text, pool_keys[k].name) != 0) k++;
-    if (k == KEY_COUNT) return unknown_key(ld, key, text, pool_keys, KEY_COUNT, NULL);
+    if (k == KEY_COUNT) {
+      rc = read_snakepit_key(ld, key, text, value);
+      if (rc <= 0) return rc;
+      continue;
+    }
     if (seen[k] != NULL) {
       return fail(ld, key, pool_keys[k].name, "duplicate key (first set on line %lu)",
                   line_of(seen[k]));
@@ -456,11 +535,16 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
     if (k == KEY_POOL_SIZE && scalar_text(value) != NULL && strstr(scalar_text(value), "..")) {
       rc = read_range(ld, key, scalar_text(value), pc);
       ranged = 1;
+    } else if ((k == KEY_WORKER_TTL || k == KEY_WORKER_MAX_REQUESTS) &&
+               (rc = read_snakepit_limit(ld, &pool_keys[k], key, value, pc)) <= 0) {
+      /* Snakepit's [3600, seconds] or infinity: read (rc 0) or refused (rc < 0) */
     } else {
       rc = read_value(ld, &pool_keys[k], key, value, pc);
     }
     if (rc != 0) return rc;
   }
+  rc = read_snakepit_flags(ld, seen, pc, &threads_set);
+  if (rc != 0) return rc;
   if (seen[KEY_NAME] == NULL) {
     return fail(ld, entry, "name",
                 "missing in pool entry %zu (expected a name matching [A-Za-z0-9_.-]{1,%d})",
@@ -469,7 +553,7 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
   if (pc->profile == SP__PROFILE_AUTO) {
     /* Decided when the pool starts; 0 = the chosen profile's default. */
     if (seen[KEY_THREADS_PER_WORKER] == NULL) pc->threads_per_worker = 0;
-  } else if (seen[KEY_THREADS_PER_WORKER] == NULL) {
+  } else if (!threads_set) {
     pc->threads_per_worker = pc->profile == SP__PROFILE_THREAD ? 4 : 1;
   } else if (pc->profile == SP__PROFILE_PROCESS && pc->threads_per_worker > 1) {
     return fail(ld, seen[KEY_THREADS_PER_WORKER], "threads_per_worker",
@@ -509,6 +593,8 @@ static int read_root(const loader_t *ld, const yaml_node_t *root, sp__config_t *
     }
     if (strcmp(text, "pools") != 0) {
       bool pool_setting = false;
+      const char *refusal = sp__snakepit_refusal(text, true);
+      if (refusal != NULL) return fail(ld, key, text, "%s", refusal);
       for (size_t k = 0; k < KEY_COUNT; k++) pool_setting |= strcmp(text, pool_keys[k].name) == 0;
       return unknown_key(
           ld, key, text, top_keys, 1,

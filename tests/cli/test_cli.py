@@ -194,7 +194,8 @@ def test_exec_args_from_stdin_invalid(cfg):
 # ---- tools, stats, pools, help ------------------------------------------------------------
 
 SHOWCASE_TOOLS = {"ping", "compute_intensive", "matrix_multiply", "batch_process",
-                  "stress_test", "get_thread_stats", "sleep", "echo", "count_up"}
+                  "stress_test", "get_thread_stats", "sleep", "echo", "count_up",
+                  "get_adapter_stats", "clear_caches", "get_history"}
 
 
 def test_tools_one_pool():
@@ -206,8 +207,9 @@ def test_tools_one_pool():
         assert isinstance(t["description"], str) and t["description"], t
         assert isinstance(t["parameters"], list), t
     assert "NumPy" in by_name["compute_intensive"]["description"]
-    (data,) = by_name["compute_intensive"]["parameters"]
+    data, iterations = by_name["compute_intensive"]["parameters"]
     assert data == {"name": "data", "type": "list", "required": True}
+    assert iterations == {"name": "iterations", "type": "int", "required": False, "default": 0}
     assert by_name["echo"]["parameters"] == []
     sleep_params = {p["name"]: p for p in by_name["sleep"]["parameters"]}
     assert sleep_params["seconds"]["required"] is True

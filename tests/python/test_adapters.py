@@ -28,14 +28,19 @@ def test_showcase_manifest(showcase):
     assert m["thread_safe"] is True
     tools = {t["name"]: t for t in m["tools"]}
     assert set(tools) == {"ping", "compute_intensive", "matrix_multiply", "batch_process",
-                          "stress_test", "get_thread_stats", "sleep", "echo", "count_up"}
+                          "stress_test", "get_thread_stats", "sleep", "echo", "count_up",
+                          # Snakepit's ThreadedShowcaseAdapter had these too
+                          "get_adapter_stats", "clear_caches", "get_history"}
     assert all(t["description"] for t in tools.values())
     assert tools["matrix_multiply"]["parameters"] == [
         {"name": "a", "type": "list", "required": False, "default": None},
         {"name": "b", "type": "list", "required": False, "default": None},
-        {"name": "size", "type": "int", "required": False, "default": 0}]
+        {"name": "size", "type": "int", "required": False, "default": 0},
+        {"name": "input_vector", "type": "list", "required": False, "default": None}]
     assert tools["stress_test"]["parameters"] == [
-        {"name": "iterations", "type": "int", "required": False, "default": 1000}]
+        {"name": "iterations", "type": "int", "required": False, "default": 1000},
+        {"name": "duration_ms", "type": "int", "required": False, "default": 0},
+        {"name": "complexity", "type": "int", "required": False, "default": 1000}]
 
 
 def test_showcase_pure_python_tools(showcase):
@@ -163,3 +168,39 @@ def test_patterns_adapter():
     assert {r["prediction"] for r in results} == {i * i for i in range(5)}
     assert ok(h, "get_counter") == {"counter": 200, "cache_threads": 4}
     assert ok(h, "predict", {"input_data": "zzz"}) == {"prediction": 3, "cached": False}
+
+
+def test_showcase_takes_snakepit_parameters_and_tools(showcase):
+    """Callers written for Snakepit's ThreadedShowcaseAdapter keep working."""
+    r = ok(showcase, "ping", {"message": "hello"})
+    assert r["message"] == "hello" and r["status"] == "ok" and r["timestamp"] > 0
+    r = ok(showcase, "stress_test", {"duration_ms": 30, "complexity": 100})
+    assert r["target_duration_ms"] == 30 and r["iterations"] >= 1
+    assert r["actual_duration_ms"] >= 30 and r["complexity"] == 100
+    r = ok(showcase, "batch_process", {"items": [{"id": 1}, 3], "delay_ms": 1})
+    assert r["results"] == [{"id": 1}, 9]
+    history = ok(showcase, "get_history", {"limit": 5})
+    assert history["returned"] == 1 and history["entries"][0]["items_processed"] == 2
+    assert ok(showcase, "get_history", {"limit": 0})["returned"] == 0
+    assert ok(showcase, "clear_caches")["status"] == "success"
+    stats = ok(showcase, "get_adapter_stats")
+    assert stats["history_entries"] == 1 and stats["tracker"]["total_requests"] >= 5
+    status, payload = showcase.invoke("stress_test", '{"duration_ms": -1}')
+    assert status == 2 and "duration_ms must be in" in payload
+
+
+@pytest.mark.numpy
+def test_showcase_snakepit_numpy_parameters(showcase):
+    r = ok(showcase, "compute_intensive", {"data": [1.0, 2.0, 3.0], "iterations": 10})
+    assert r["iterations"] == 10 and r["input_size"] == 3 and r["sum"] == 6.0
+    import numpy as np
+    x = np.asarray([1.0, 2.0, 3.0])
+    for _ in range(10):
+        x = np.sin(x) * np.cos(x) + x * 0.1
+    assert r["result"] == pytest.approx(float(x.mean()))
+    r = ok(showcase, "matrix_multiply", {"input_vector": [0.01] * 100})
+    assert r["output_size"] == 10 and len(r["output"]) == 10 and r["input_size"] == 100
+    again = ok(showcase, "matrix_multiply", {"input_vector": [0.01] * 100})
+    assert again["output"] == r["output"]           # shared, seeded weights
+    status, payload = showcase.invoke("matrix_multiply", '{"input_vector": [1, 2]}')
+    assert status == 2 and "input_vector must hold 100 numbers" in payload
