@@ -1,21 +1,14 @@
-"""Snakepit's session and callback names mapped onto the worker's call context.
-
-THESE TESTS NEED SESSIONS AND HOST CALLBACKS in the worker's call context:
-``snakepit_bridge.context.current().session_id`` / ``.session`` and
-``current().call(POOL, TOOL, **args)`` / ``current().call_host(NAME, **args)``
-with ``snakepit_bridge.context.CallError``. A build without them fails every
-test here on purpose (SessionsUnavailable / CallbacksUnavailable, or the
-missing ``--session`` option, with a message naming what is missing); the
-rest of the compatibility layer is tested in test_compat.py and
-tests/cli/test_compat.py, which pass on any build.
-"""
+"""Snakepit's session and callback names mapped onto the worker's call
+context: ``SessionContext.session_id`` / ``.session`` onto
+``current().session_id`` / ``.session``, ``call_elixir_tool`` onto
+``current().call_host`` (falling back to ``current().call`` of a tool),
+through real workers."""
 
 import json
 import os
 import pathlib
 import subprocess
 
-import pytest
 
 from snakepit_bridge import _host
 from snakepit_bridge import context as _context
@@ -49,20 +42,12 @@ def _cli(*args, env=None):
     run_env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", **(env or {}))
     run_env.pop("SNAKEPIT_URL", None)
     return subprocess.run([BIN, "-q", "--adapter", SPEC, "--python-path", ADAPTERS,
-                           "--workers", "1", *args], capture_output=True, text=True,
+                           "--workers", "2", *args], capture_output=True, text=True,
                           timeout=60, env=run_env)
 
 
-def _session_option() -> str:
-    usage = subprocess.run([BIN, "--help"], capture_output=True, text=True, timeout=30)
-    text = usage.stdout + usage.stderr
-    assert "--session" in text, "the CLI has no --session option for exec"
-    return "--session"
-
-
 def test_session_keyed_state_is_kept_per_session():
-    opt = _session_option()
-    out = _cli("exec", opt, "s1", "default", "bump", "{}")
+    out = _cli("exec", "--session", "s1", "default", "bump", "{}")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == {"session_id": "s1", "count": 1, "session_count": 1}
 
