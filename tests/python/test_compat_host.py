@@ -9,7 +9,6 @@ import os
 import pathlib
 import subprocess
 
-
 from snakepit_bridge import _host
 from snakepit_bridge import context as _context
 from snakepit_bridge.session_context import SessionContext
