@@ -8,10 +8,10 @@ PATH is a checkout of github.com/nshkrdotcom/snakepit (its root, or its
 priv/python). The adapters run unmodified from
 priv/python/snakepit_bridge/adapters (put on the workers' path, so their
 modules are threaded_showcase, showcase and template; this project's
-snakepit_bridge serves their imports). Non-streaming calls go to one
-`snakepit serve` per adapter (one worker, so state a tool leaves for the next
-stays in one process, as Snakepit's session affinity would keep it);
-streaming calls run one-shot with `exec --stream`.
+snakepit_bridge serves their imports). Every call goes to one `snakepit
+serve` per adapter (two workers) in one session (mode strict), so state a
+tool leaves for the next stays on one worker as Snakepit's session affinity
+keeps it, and a tool calling back into its own pool finds the other worker.
 
 Not part of CI: it needs the checkout, and Snakepit's showcase imports NumPy
 and psutil (Debian: python3-numpy, python3-psutil). Exit code 0 when every
@@ -138,10 +138,6 @@ def classify(adapter: str, tool: str, code: int, out: str, err: str, how: str):
     expected = DOCUMENTED.get((adapter, tool))
     if expected and expected[0] in text:
         return True, True, expected[1]
-    if "SessionsUnavailable" in text:
-        return False, True, "needs sessions (current().session_id): works once sessions are in"
-    if "CallbacksUnavailable" in text:
-        return False, True, "needs host callbacks (current().call_host): works once they are in"
     if "KeyError" in text and "get_tools()[" in text:
         key = text.split("KeyError: ", 1)[1].split("\n", 1)[0] if "KeyError: " in text else "?"
         return False, True, (f"adapter bug: its handler has no tool {key} "
@@ -175,7 +171,8 @@ def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 60) -> None:
 
 
 def run_adapter(binary, adapters_dir, name, spec, pool_opts, tools, env):
-    pool = ["--adapter", spec, "--python-path", str(adapters_dir), "--workers", "1", *pool_opts]
+    pool = ["--adapter", spec, "--python-path", str(adapters_dir), "--workers", "2", *pool_opts]
+    session = ["--session", f"run-{name}", "--session-mode", "strict"]
     rows = []
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -185,14 +182,11 @@ def run_adapter(binary, adapters_dir, name, spec, pool_opts, tools, env):
     try:
         wait_ready(url, server)
         for tool, args, how in tools:
-            if how == "call":
-                cmd = [binary, "--url", url, "exec", "default", tool, json.dumps(args)]
-                timeout = 60
-            else:
-                limit = ["--timeout", "1000"] if how == "stream-timeout" else []
-                cmd = [binary, "-q", *pool, *limit, "exec", "--stream", "default", tool,
-                       json.dumps(args)]
-                timeout = 120
+            stream = [] if how == "call" else ["--stream"]
+            limit = ["--timeout", "1000"] if how == "stream-timeout" else []
+            cmd = [binary, "--url", url, *session, *limit, "exec", *stream, "default", tool,
+                   json.dumps(args)]
+            timeout = 120
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
             works, expected, note = classify(name, tool, proc.returncode, proc.stdout,
                                              proc.stderr, how)
@@ -230,12 +224,9 @@ def run_template(binary, adapters_dir, env):
                  call.stderr.strip()[-140:]})
     # Its async cleanup() logs self.session_context.session_id when it stops.
     failed = "cleanup() failed" in call.stderr
-    sessions = "SessionsUnavailable" in call.stderr
     rows.append({"adapter": "template", "tool": "(stop: async cleanup)", "mode": "lifecycle",
-                 "works": not failed, "expected": not failed or sessions,
-                 "note": "runs at drain" if not failed else
-                 "runs at drain, reads session_context.session_id: needs sessions" if sessions
-                 else call.stderr.strip()[-140:]})
+                 "works": not failed, "expected": not failed,
+                 "note": "runs at drain" if not failed else call.stderr.strip()[-140:]})
     return rows
 
 
