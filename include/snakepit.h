@@ -520,6 +520,47 @@ SP_EXTERN void sp_result_free(sp_result_t *res);
 /** Frees a string this API handed to the caller. NULL is fine. */
 SP_EXTERN void sp_free(void *p);
 
+/*
+ * Cluster (NATS). A pool in the config may be remote: `remote: nats://HOST:4222`
+ * makes sp_execute()/sp_execute_async() send its calls to whichever node
+ * (`snakepit serve --nats URL`) serving a pool of that name has free capacity.
+ * The functions below reach such nodes without a runtime.
+ */
+
+/**
+ * How to reach a NATS server. Every string is borrowed for the duration of the
+ * call that takes the struct; NULL means "not used". Can grow like
+ * sp_call_opts_t (fields read only when `size` covers them).
+ */
+typedef struct sp_nats_opts_s {
+  uint32_t size;          /* sizeof(sp_nats_opts_t) as compiled by the caller, or 0 */
+  const char *url;        /* nats://HOST:PORT or tls://...; comma-separated for several
+                             servers; may carry TOKEN@ or USER:PASSWORD@ */
+  const char *token;      /* authentication token */
+  const char *user;       /* user name (with password) */
+  const char *password;
+  const char *creds_file; /* NATS credentials file (JWT + NKey seed) */
+  const char *ca_file;    /* CA certificates (PEM) that sign the server's TLS certificate;
+                             setting it turns TLS on */
+  int64_t timeout_ms;     /* connecting and waiting for answers; 0 = 2000 */
+} sp_nats_opts_t;
+
+/** An sp_nats_opts_t with every option at its default and size set. */
+#define SP_NATS_OPTS_INIT {sizeof(sp_nats_opts_t), NULL, NULL, NULL, NULL, NULL, NULL, 0}
+
+/**
+ * Discovers the nodes serving pools on the NATS server of opts: asks every
+ * node for its statistics ($SRV.STATS.snakepit) and collects the answers that
+ * arrive within opts->timeout_ms (it returns as soon as answers stop coming
+ * for a short while). On success *json (the caller's; free with sp_free()) is
+ *   {"nodes": [{"id", "name", "host", "version", "started", "draining",
+ *               "pools": [{"name", "capacity", "in_flight", "calls", "errors",
+ *                          "stats": the node's sp_stats_json() of the pool}]}]}
+ * sorted by node name; an empty list when no node answered. SP_EIO with the
+ * URL and the reason when the server cannot be reached. Thread-safe.
+ */
+SP_EXTERN int sp_cluster_nodes_json(const sp_nats_opts_t *opts, char **json, sp_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

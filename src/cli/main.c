@@ -35,6 +35,8 @@ static const char usage_text[] =
     "  stats [POOL]            pool statistics: a table on a terminal, JSON when piped or\n"
     "                          with --json\n"
     "  pools                   print the pool names\n"
+    "  nodes --nats URL        the nodes serving pools on a NATS server: their pools,\n"
+    "                          capacity, load and version (JSON when piped or --json)\n"
     "  serve [OPTIONS]         serve the pools over HTTP: JSON API, /metrics, live dashboard\n"
     "                          (options: snakepit serve --help)\n"
     "  top [--url URL]         a running server's statistics, refreshed live in the terminal\n"
@@ -52,6 +54,9 @@ static const char usage_text[] =
     SP_CLI_POOL_USAGE
     "      --url URL       the pools of a running `snakepit serve` (bearer token from\n"
     "                      SNAKEPIT_TOKEN or SNAKEPIT_TOKEN_FILE)\n"
+    "      --nats URL      the pools served by nodes (`snakepit serve --nats`) on this NATS\n"
+    "                      server; auth: --nats-token T (or SNAKEPIT_NATS_TOKEN), --nats-user U\n"
+    "                      --nats-password P, --nats-creds FILE, --nats-ca FILE (TLS)\n"
     "      --local         the built-in pools, started for this command: hpc_pool (thread\n"
     "                      profile, 2 workers x 4 threads) and default (process, 2 workers)\n"
     "  With none of these: the server at SNAKEPIT_URL if set, else a server answering at\n"
@@ -272,6 +277,7 @@ static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
                                        {"stream", no_argument, NULL, 'S'},
                                        {"help", no_argument, NULL, 'h'},
                                        SP_CLI_POOL_OPTIONS,
+                                       SP_CLI_NATS_OPTIONS,
                                        {NULL, 0, NULL, 0}};
   int c;
   /* '+' stops at the first non-option so a command's own arguments (JSON) stay. */
@@ -295,6 +301,7 @@ static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
       case 'S': o->stream = 1; break;
       case 'h': fputs(usage_text, stdout); return SP_EXIT_OK;
       default: {
+        if (sp_cli_nats_option(c, optarg, o)) break;
         int taken = sp_cli_pool_option(c, optarg, &o->pool);
         if (taken < 0) return SP_EXIT_USAGE;
         if (taken == 0) {
@@ -370,18 +377,35 @@ int main(int argc, char **argv) {
     printf("snakepit %s\n", sp_version());
     return SP_EXIT_OK;
   }
-  if (strcmp(cmd, "exec") && strcmp(cmd, "tools") && strcmp(cmd, "stats") && strcmp(cmd, "pools")) {
+  if (strcmp(cmd, "exec") && strcmp(cmd, "tools") && strcmp(cmd, "stats") && strcmp(cmd, "pools") &&
+      strcmp(cmd, "nodes")) {
     fprintf(stderr, "snakepit: unknown command '%s'\n\n%s", cmd, usage_text);
     return SP_EXIT_USAGE;
   }
   /* Count the arguments before starting any worker. */
   int min_args = strcmp(cmd, "exec") == 0 ? 2 : 0;
-  int max_args = strcmp(cmd, "exec") == 0 ? 3 : strcmp(cmd, "pools") == 0 ? 0 : 1;
+  int max_args = strcmp(cmd, "exec") == 0                                   ? 3
+                 : strcmp(cmd, "pools") == 0 || strcmp(cmd, "nodes") == 0 ? 0
+                                                                           : 1;
   if (cargc < min_args || cargc > max_args) {
     fprintf(stderr, "snakepit: %s %s\n\n%s", cmd,
             min_args ? "needs POOL TOOL [JSON]" : max_args ? "takes at most one POOL" : "takes no arguments",
             usage_text);
     return SP_EXIT_USAGE;
+  }
+  if (o.nats.url != NULL || strcmp(cmd, "nodes") == 0) {
+    if (o.nats.url == NULL || o.url || o.config || o.pool.adapter || o.local || o.stream ||
+        o.array_count) {
+      fprintf(stderr, "snakepit: %s\n", o.nats.url == NULL
+                                           ? "nodes needs --nats URL (the NATS server the nodes use)"
+                                           : "--nats reaches pools through NATS: it does not go with "
+                                             "--url, -c, --adapter, --local, --stream or --array");
+      return SP_EXIT_USAGE;
+    }
+    const char *tok = getenv("SNAKEPIT_NATS_TOKEN");
+    if (o.nats.token == NULL && tok && *tok) o.nats.token = tok;
+    cargv[-1] = (char *)cmd;
+    return sp_cli_cluster(&o, cargc + 1, cargv - 1);
   }
   if (choose_mode(&o) != 0) return SP_EXIT_USAGE;
   if (o.url != NULL && o.stream) {

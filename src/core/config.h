@@ -71,6 +71,14 @@ typedef struct sp__pool_config_s {
                                   worker is busy; default 2; 0..64 */
   sp__worker_start_t worker_start; /* worker_start: fork | exec (default fork) */
   sp__preload_t preload;           /* preload: false | true | auto (default false); needs fork */
+  /* A remote pool (served by nodes over NATS, src/cluster/remote.c) sets remote and
+   * only name, timeout and the remote_* keys; all NULL for a local pool. */
+  char *remote;          /* remote: nats://HOST:PORT */
+  char *remote_token;    /* remote_token, remote_user + remote_password: NATS auth */
+  char *remote_user;
+  char *remote_password;
+  char *remote_creds;    /* remote_creds: credentials file; relative to the config's folder */
+  char *remote_ca;       /* remote_ca: CA file for TLS; relative to the config's folder */
 } sp__pool_config_t;
 
 /** A whole configuration. */

@@ -1,0 +1,178 @@
+/*
+ * wire.c - encodes and decodes calls and replies over NATS (see wire.h): the
+ * one place that knows the subjects, header names and error object.
+ */
+#include "wire.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int sp__wire_subject(char *buf, size_t cap, const char *kind, const char *pool) {
+  int n = snprintf(buf, cap, "%s.%s.%s", SP__WIRE_PREFIX, kind, pool);
+  return n < 0 || (size_t)n >= cap ? SP_EINVAL : 0;
+}
+
+static int nomem(natsMsg *m) {
+  natsMsg_Destroy(m);
+  return SP_ENOMEM;
+}
+
+int sp__wire_call_encode(natsMsg **out, const char *subject, const char *reply,
+                         const sp__wire_call_t *c) {
+  natsMsg *m = NULL;
+  char num[32];
+  *out = NULL;
+  if (natsMsg_Create(&m, subject, reply, c->args, (int)c->args_len) != NATS_OK) return SP_ENOMEM;
+  snprintf(num, sizeof(num), "%" PRId64, c->timeout_ms);
+  if (natsMsgHeader_Set(m, SP__HDR_TOOL, c->tool) != NATS_OK ||
+      natsMsgHeader_Set(m, SP__HDR_TIMEOUT, num) != NATS_OK ||
+      (c->idempotent && natsMsgHeader_Set(m, SP__HDR_IDEMPOTENT, "1") != NATS_OK) ||
+      (c->id && *c->id && natsMsgHeader_Set(m, SP__HDR_ID, c->id) != NATS_OK))
+    return nomem(m);
+  *out = m;
+  return 0;
+}
+
+static const char *header(natsMsg *m, const char *name) {
+  const char *v = NULL;
+  return natsMsgHeader_Get(m, name, &v) == NATS_OK && v != NULL ? v : NULL;
+}
+
+int sp__wire_call_decode(natsMsg *m, sp__wire_call_t *c, sp_error_t *err) {
+  memset(c, 0, sizeof(*c));
+  c->tool = header(m, SP__HDR_TOOL);
+  const char *t = header(m, SP__HDR_TIMEOUT);
+  char *end = NULL;
+  if (c->tool == NULL || *c->tool == '\0')
+    return sp_error_setf(err, SP_EPROTOCOL, "call on '%s' without the %s header",
+                         natsMsg_GetSubject(m), SP__HDR_TOOL);
+  c->timeout_ms = t ? strtoll(t, &end, 10) : 0;
+  if (t == NULL || end == t || *end != '\0' || c->timeout_ms <= 0)
+    return sp_error_setf(err, SP_EPROTOCOL, "call on '%s': %s must be a positive number of "
+                         "milliseconds, got '%s'", natsMsg_GetSubject(m), SP__HDR_TIMEOUT,
+                         t ? t : "(missing)");
+  const char *idem = header(m, SP__HDR_IDEMPOTENT);
+  c->idempotent = idem != NULL && strcmp(idem, "1") == 0;
+  c->id = header(m, SP__HDR_ID);
+  if (c->id == NULL) c->id = "";
+  int len = natsMsg_GetDataLength(m);
+  char *args = malloc((size_t)len + 1);
+  if (args == NULL) return sp_error_setf(err, SP_ENOMEM, "out of memory reading a call");
+  if (len > 0) memcpy(args, natsMsg_GetData(m), (size_t)len);
+  args[len] = '\0';
+  c->args = args;
+  c->args_len = (size_t)len;
+  return 0;
+}
+
+static int reply_msg(natsMsg **out, const char *subject, const char *node, int code,
+                     const char *data, size_t len) {
+  natsMsg *m = NULL;
+  char num[16];
+  *out = NULL;
+  if (natsMsg_Create(&m, subject, NULL, data, (int)len) != NATS_OK) return SP_ENOMEM;
+  snprintf(num, sizeof(num), "%d", code);
+  if (natsMsgHeader_Set(m, SP__HDR_CODE, num) != NATS_OK ||
+      natsMsgHeader_Set(m, SP__HDR_NODE, node) != NATS_OK)
+    return nomem(m);
+  *out = m;
+  return 0;
+}
+
+static int error_msg(natsMsg **out, const char *subject, const char *node, const sp_error_t *e) {
+  json_t *o = json_pack("{s:i, s:s, s:s, s:s, s:s}", "code", e->code, "name",
+                        sp_err_name(e->code), "message", e->message ? e->message : "",
+                        "python_type", e->python_type ? e->python_type : "", "traceback",
+                        e->traceback ? e->traceback : "");
+  char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+  json_decref(o);
+  if (text == NULL) return SP_ENOMEM;
+  int rc = reply_msg(out, subject, node, e->code, text, strlen(text));
+  free(text);
+  return rc;
+}
+
+int sp__wire_reply_encode(natsMsg **out, const char *subject, const char *node,
+                          const sp_result_t *res) {
+  if (res->error.code == 0) return reply_msg(out, subject, node, 0, res->json, res->len);
+  return error_msg(out, subject, node, &res->error);
+}
+
+int sp__wire_error_encode(natsMsg **out, const char *subject, const char *node, int code,
+                          const char *message) {
+  sp_error_t e = {code, sp_err_category(code), message, "", "", NULL};
+  return error_msg(out, subject, node, &e);
+}
+
+int sp__wire_accepted_encode(natsMsg **out, const char *subject, const char *node) {
+  int rc = reply_msg(out, subject, node, 0, NULL, 0);
+  if (rc == 0 && natsMsgHeader_Set(*out, SP__HDR_KIND, SP__WIRE_ACCEPTED) != NATS_OK) {
+    natsMsg_Destroy(*out);
+    *out = NULL;
+    return SP_ENOMEM;
+  }
+  return rc;
+}
+
+int sp__wire_is_accepted(natsMsg *m) {
+  const char *k = header(m, SP__HDR_KIND);
+  return k != NULL && strcmp(k, SP__WIRE_ACCEPTED) == 0;
+}
+
+const char *sp__wire_node(natsMsg *m) {
+  const char *n = header(m, SP__HDR_NODE);
+  return n ? n : "";
+}
+
+int sp__wire_reply_decode(natsMsg *m, const char *where, sp_result_t *res) {
+  const char *c = header(m, SP__HDR_CODE);
+  const char *data = natsMsg_GetData(m);
+  int len = natsMsg_GetDataLength(m);
+  char *end = NULL;
+  long code = c ? strtol(c, &end, 10) : 1;
+  if (c == NULL || end == c || *end != '\0' || code > 0)
+    return sp_error_setf(&res->error, SP_EPROTOCOL, "%s: a reply without a valid %s header",
+                         where, SP__HDR_CODE);
+  if (code == 0) {
+    res->json = malloc((size_t)len + 1);
+    if (res->json == NULL) return sp_error_setf(&res->error, SP_ENOMEM, "out of memory");
+    if (len > 0) memcpy(res->json, data, (size_t)len);
+    res->json[len] = '\0';
+    res->len = (size_t)len;
+    sp_error_set(&res->error, 0, NULL, NULL, NULL);
+    return 0;
+  }
+  json_error_t jerr;
+  json_t *o = json_loadb(data ? data : "", (size_t)len, 0, &jerr);
+  const char *msg = NULL, *pytype = "", *tb = "";
+  if (o == NULL || json_unpack(o, "{s:s, s?s, s?s}", "message", &msg, "python_type", &pytype,
+                               "traceback", &tb) != 0) {
+    json_decref(o);
+    return sp_error_setf(&res->error, (int)code, "%s: %s (the node sent no readable detail)",
+                         where, sp_strerror((int)code));
+  }
+  sp_error_set(&res->error, (int)code, msg, pytype, tb);
+  json_decref(o);
+  return (int)code;
+}
+
+int sp__wire_nats_error(sp_error_t *err, natsStatus s, const char *fmt, ...) {
+  char what[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof(what), fmt, ap);
+  va_end(ap);
+  int code = s == NATS_TIMEOUT          ? SP_ETIMEOUT
+             : s == NATS_NO_RESPONDERS  ? SP_ENOPOOL
+             : s == NATS_MAX_PAYLOAD    ? SP_ETOOLARGE
+             : s == NATS_NO_MEMORY      ? SP_ENOMEM
+             : s == NATS_INVALID_ARG    ? SP_EINVAL
+                                        : SP_EIO;
+  const char *detail = nats_GetLastError(NULL);
+  return sp_error_setf(err, code, "%s: %s%s%s", what, natsStatus_GetText(s),
+                       detail && *detail ? ": " : "", detail && *detail ? detail : "");
+}

@@ -1,0 +1,102 @@
+/*
+ * wire.h - the one wire format of calls over NATS, shared by the calling side
+ * (remote pools, src/cluster/remote.c) and the serving side (the node,
+ * src/nats/): subjects, header names, and the encoding of a call and of its
+ * reply. A call is a NATS message whose headers carry the tool, the time left
+ * and the call's identity, and whose body is the JSON arguments; the reply's
+ * Sp-Code header says how it ended and its body is the result JSON, or an
+ * error object.
+ */
+#ifndef SP_CLUSTER_WIRE_H
+#define SP_CLUSTER_WIRE_H
+
+#include <nats/nats.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "snakepit.h"
+
+/* Subjects: PREFIX.KIND.POOL. A node takes calls on "call" only while it has a
+ * free slot for the pool; "wait" is where every node of the pool listens, for
+ * calls that found every node full; "tools" answers the pool's manifest. */
+#define SP__WIRE_PREFIX "snakepit"
+#define SP__WIRE_CALL "call"
+#define SP__WIRE_WAIT "wait"
+#define SP__WIRE_TOOLS "tools"
+/* Nodes' private subjects: PREFIX.node.ID.KIND ("alive" answers liveness checks). */
+#define SP__WIRE_NODE "node"
+/* The service name nodes announce under $SRV (the NATS micro protocol). */
+#define SP__WIRE_SERVICE "snakepit"
+
+/* Request headers. */
+#define SP__HDR_TOOL "Sp-Tool"
+#define SP__HDR_TIMEOUT "Sp-Timeout-Ms" /* time left, not a clock time: hosts' clocks differ */
+#define SP__HDR_IDEMPOTENT "Sp-Idempotent"
+#define SP__HDR_ID "Sp-Id"
+/* Reply headers. */
+#define SP__HDR_CODE "Sp-Code"   /* 0, or the negative SP_E* code */
+#define SP__HDR_NODE "Sp-Node"   /* id of the node that ran the call */
+#define SP__HDR_KIND "Sp-Kind"   /* "accepted": the node took the call (no result yet) */
+#define SP__WIRE_ACCEPTED "accepted"
+
+/** Longest subject this module builds. */
+#define SP__WIRE_SUBJECT_MAX 256
+
+/** A decoded call; the strings point into the message (valid while it lives). */
+typedef struct sp__wire_call_s {
+  const char *tool;
+  int64_t timeout_ms; /* > 0 */
+  int idempotent;
+  const char *id;   /* "" when absent */
+  const char *args; /* NUL-terminated copy owned by the caller of decode (free) */
+  size_t args_len;
+} sp__wire_call_t;
+
+/** PREFIX.kind.pool into buf; 0, or SP_EINVAL when it does not fit. */
+int sp__wire_subject(char *buf, size_t cap, const char *kind, const char *pool);
+
+/** A call message to subject with replies to reply. 0 or SP_ENOMEM. */
+int sp__wire_call_encode(natsMsg **out, const char *subject, const char *reply,
+                         const sp__wire_call_t *c);
+
+/**
+ * Reads a call message: fills *c (c->args is a fresh NUL-terminated copy the
+ * caller frees). SP_EPROTOCOL with err saying what is missing.
+ */
+int sp__wire_call_decode(natsMsg *m, sp__wire_call_t *c, sp_error_t *err);
+
+/**
+ * The reply to a call: res->json on success, else res->error as an object
+ * {"code","name","message","python_type","traceback"}. 0 or SP_ENOMEM.
+ */
+int sp__wire_reply_encode(natsMsg **out, const char *subject, const char *node,
+                          const sp_result_t *res);
+
+/** A reply carrying only an error (code, message); what a node says before running. */
+int sp__wire_error_encode(natsMsg **out, const char *subject, const char *node, int code,
+                          const char *message);
+
+/** An "accepted" notice: the node took the call and will reply later. */
+int sp__wire_accepted_encode(natsMsg **out, const char *subject, const char *node);
+
+/** True for an "accepted" notice. */
+int sp__wire_is_accepted(natsMsg *m);
+
+/** The Sp-Node header of a reply, or "" (points into m). */
+const char *sp__wire_node(natsMsg *m);
+
+/**
+ * Fills res (zeroed by the caller) from a reply: res->json on success, the
+ * error otherwise (a malformed reply is SP_EPROTOCOL naming `where`).
+ * Returns res->error.code.
+ */
+int sp__wire_reply_decode(natsMsg *m, const char *where, sp_result_t *res);
+
+/** A NATS status as an SP_E* code and a sentence: "NATS: <text>". */
+int sp__wire_nats_error(sp_error_t *err, natsStatus s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+#endif /* SP_CLUSTER_WIRE_H */
