@@ -561,6 +561,34 @@ typedef struct sp_nats_opts_s {
  */
 SP_EXTERN int sp_cluster_nodes_json(const sp_nats_opts_t *opts, char **json, sp_error_t *err);
 
+/*
+ * Durable jobs (NATS JetStream; the server runs with -js). A job is a call
+ * kept in a work-queue stream until a node ran it: at-least-once, handed to
+ * another node when the one running it goes away, de-duplicated by its id.
+ * Its outcome is kept (24 h) for sp_job_result().
+ */
+
+/**
+ * Submits tool(args_json) on pool as a job. job_id names it ([A-Za-z0-9_-],
+ * 1..64 characters; NULL: a fresh unique id); submitting an id again within
+ * 24 h adds nothing (the first job stands). opts may set timeout_ms (the run
+ * time a node gives it, from when it starts; 0 = the pool's timeout) and
+ * idempotent. *job_id_out (may be NULL) gets the id; free with sp_free().
+ * Connects to opts->url for the call. Thread-safe.
+ */
+SP_EXTERN int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool,
+                            const char *args_json, const sp_call_opts_t *opts,
+                            const char *job_id, char **job_id_out, sp_error_t *err);
+
+/**
+ * The outcome of job_id, waiting up to wait_ms for it (0: just look). Fills
+ * *res like sp_execute() when the job finished (*done = 1) and returns
+ * res->error.code; while it has not, *done = 0, res holds nothing and 0 is
+ * returned. A job never submitted looks like a pending one. Thread-safe.
+ */
+SP_EXTERN int sp_job_result(const sp_nats_opts_t *nats, const char *job_id, int64_t wait_ms,
+                            int *done, sp_result_t *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -101,6 +101,7 @@ typedef struct sp_cli_opts_s {
   const char *out_dir; /* --out DIR: returned arrays become DIR/<path>.npy files */
   sp_nats_opts_t nats;   /* --nats URL and its auth options (cluster.c); url NULL: not used */
   const char *nats_name; /* serve --nats-name */
+  const char *job_id;    /* submit --job-id */
 } sp_cli_opts_t;
 
 /* ---- cluster.c: the NATS options and the commands that go through NATS ---- */
@@ -112,7 +113,8 @@ enum {
   SP_CLI_OPT_NATS_PASSWORD,
   SP_CLI_OPT_NATS_CREDS,
   SP_CLI_OPT_NATS_CA,
-  SP_CLI_OPT_NATS_NAME
+  SP_CLI_OPT_NATS_NAME,
+  SP_CLI_OPT_JOB_ID
 };
 #define SP_CLI_NATS_OPTIONS                                                  \
   {"nats", required_argument, NULL, SP_CLI_OPT_NATS},                        \
@@ -121,7 +123,8 @@ enum {
       {"nats-password", required_argument, NULL, SP_CLI_OPT_NATS_PASSWORD},  \
       {"nats-creds", required_argument, NULL, SP_CLI_OPT_NATS_CREDS},        \
       {"nats-ca", required_argument, NULL, SP_CLI_OPT_NATS_CA},              \
-      {"nats-name", required_argument, NULL, SP_CLI_OPT_NATS_NAME}
+      {"nats-name", required_argument, NULL, SP_CLI_OPT_NATS_NAME},          \
+      {"job-id", required_argument, NULL, SP_CLI_OPT_JOB_ID}
 
 #define SP_CLI_NATS_USAGE                                                                    \
   "      --nats URL           NATS server (nats://HOST:4222; comma-separated for several)\n" \
@@ -131,7 +134,7 @@ enum {
 
 /** Takes getopt's ch/optarg if it is a NATS option: 1 taken, 0 not ours. */
 int sp_cli_nats_option(int ch, const char *arg, sp_cli_opts_t *o);
-/** exec/tools/stats/pools/nodes through NATS (o->nats.url set); argv[0] is the command. */
+/** exec/tools/stats/pools/nodes/submit/result through NATS (o->nats.url set); argv[0] is the command. */
 int sp_cli_cluster(const sp_cli_opts_t *o, int argc, char **argv);
 
 /** Array arguments of one exec, loaded from their .npy files. */

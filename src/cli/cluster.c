@@ -23,6 +23,7 @@ int sp_cli_nats_option(int ch, const char *arg, sp_cli_opts_t *o) {
     case SP_CLI_OPT_NATS_CREDS: o->nats.creds_file = arg; return 1;
     case SP_CLI_OPT_NATS_CA: o->nats.ca_file = arg; return 1;
     case SP_CLI_OPT_NATS_NAME: o->nats_name = arg; return 1;
+    case SP_CLI_OPT_JOB_ID: o->job_id = arg; return 1;
     default: return 0;
   }
 }
@@ -202,8 +203,41 @@ static int cmd_tools(const sp_cli_opts_t *o, const char *pool) {
   return rc;
 }
 
+/* `submit POOL TOOL [JSON]`: prints {"job": ID}. */
+static int cmd_submit(const sp_cli_opts_t *o, int argc, char **argv) {
+  sp_call_opts_t opts = SP_CALL_OPTS_INIT;
+  opts.timeout_ms = o->timeout_ms;
+  char *id = NULL;
+  sp_error_t err;
+  if (sp_job_submit(&o->nats, argv[1], argv[2], argc > 3 ? argv[3] : "{}", &opts, o->job_id, &id,
+                    &err) != 0)
+    return sp_cli_report(&err);
+  printf("{\"job\": \"%s\"}\n", id);
+  sp_free(id);
+  return SP_EXIT_OK;
+}
+
+/* `result JOB`: the outcome, waiting up to -t MS; exit 5 while it has not finished. */
+static int cmd_result(const sp_cli_opts_t *o, const char *job) {
+  int done = 0;
+  sp_result_t res;
+  int rc = sp_job_result(&o->nats, job, o->timeout_ms, &done, &res);
+  if (rc == 0 && !done) {
+    fprintf(stderr, "snakepit: job %s has not finished%s\n", job,
+            o->timeout_ms ? " within the wait" : " (wait for it with -t MS)");
+    sp_result_free(&res);
+    return SP_EXIT_TIMEOUT;
+  }
+  if (rc == 0) sp_cli_print_json(res.json);
+  else rc = sp_cli_report(&res.error);
+  sp_result_free(&res);
+  return rc;
+}
+
 int sp_cli_cluster(const sp_cli_opts_t *o, int argc, char **argv) {
   const char *cmd = argv[0];
+  if (strcmp(cmd, "submit") == 0) return cmd_submit(o, argc, argv);
+  if (strcmp(cmd, "result") == 0) return cmd_result(o, argv[1]);
   if (strcmp(cmd, "exec") == 0) return cmd_exec(o, argc, argv);
   if (strcmp(cmd, "tools") == 0 && argc == 2) return cmd_tools(o, argv[1]);
   json_t *doc = NULL;

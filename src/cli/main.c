@@ -37,6 +37,11 @@ static const char usage_text[] =
     "  pools                   print the pool names\n"
     "  nodes --nats URL        the nodes serving pools on a NATS server: their pools,\n"
     "                          capacity, load and version (JSON when piped or --json)\n"
+    "  submit --nats URL [--job-id ID] POOL TOOL [JSON]\n"
+    "                          run the call as a durable job (JetStream): kept until a node\n"
+    "                          ran it, handed to another node if its node dies; prints its id\n"
+    "  result --nats URL [-t MS] JOB\n"
+    "                          a job's outcome, waiting up to MS for it (exit 5: not finished)\n"
     "  serve [OPTIONS]         serve the pools over HTTP: JSON API, /metrics, live dashboard\n"
     "                          (options: snakepit serve --help)\n"
     "  top [--url URL]         a running server's statistics, refreshed live in the terminal\n"
@@ -377,27 +382,31 @@ int main(int argc, char **argv) {
     printf("snakepit %s\n", sp_version());
     return SP_EXIT_OK;
   }
+  int via_nats = strcmp(cmd, "nodes") == 0 || strcmp(cmd, "submit") == 0 || strcmp(cmd, "result") == 0;
   if (strcmp(cmd, "exec") && strcmp(cmd, "tools") && strcmp(cmd, "stats") && strcmp(cmd, "pools") &&
-      strcmp(cmd, "nodes")) {
+      !via_nats) {
     fprintf(stderr, "snakepit: unknown command '%s'\n\n%s", cmd, usage_text);
     return SP_EXIT_USAGE;
   }
   /* Count the arguments before starting any worker. */
-  int min_args = strcmp(cmd, "exec") == 0 ? 2 : 0;
-  int max_args = strcmp(cmd, "exec") == 0                                   ? 3
+  int min_args = strcmp(cmd, "exec") == 0 || strcmp(cmd, "submit") == 0 ? 2
+                 : strcmp(cmd, "result") == 0                          ? 1
+                                                                       : 0;
+  int max_args = strcmp(cmd, "exec") == 0 || strcmp(cmd, "submit") == 0 ? 3
                  : strcmp(cmd, "pools") == 0 || strcmp(cmd, "nodes") == 0 ? 0
                                                                            : 1;
   if (cargc < min_args || cargc > max_args) {
     fprintf(stderr, "snakepit: %s %s\n\n%s", cmd,
-            min_args ? "needs POOL TOOL [JSON]" : max_args ? "takes at most one POOL" : "takes no arguments",
+            min_args == 2 ? "needs POOL TOOL [JSON]" : min_args ? "needs JOB"
+            : max_args ? "takes at most one POOL" : "takes no arguments",
             usage_text);
     return SP_EXIT_USAGE;
   }
-  if (o.nats.url != NULL || strcmp(cmd, "nodes") == 0) {
+  if (o.nats.url != NULL || via_nats) {
     if (o.nats.url == NULL || o.url || o.config || o.pool.adapter || o.local || o.stream ||
         o.array_count) {
       fprintf(stderr, "snakepit: %s\n", o.nats.url == NULL
-                                           ? "nodes needs --nats URL (the NATS server the nodes use)"
+                                           ? "this command needs --nats URL (the NATS server the nodes use)"
                                            : "--nats reaches pools through NATS: it does not go with "
                                              "--url, -c, --adapter, --local, --stream or --array");
       return SP_EXIT_USAGE;

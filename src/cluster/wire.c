@@ -51,9 +51,9 @@ int sp__wire_call_decode(natsMsg *m, sp__wire_call_t *c, sp_error_t *err) {
     return sp_error_setf(err, SP_EPROTOCOL, "call on '%s' without the %s header",
                          natsMsg_GetSubject(m), SP__HDR_TOOL);
   c->timeout_ms = t ? strtoll(t, &end, 10) : 0;
-  if (t == NULL || end == t || *end != '\0' || c->timeout_ms <= 0)
-    return sp_error_setf(err, SP_EPROTOCOL, "call on '%s': %s must be a positive number of "
-                         "milliseconds, got '%s'", natsMsg_GetSubject(m), SP__HDR_TIMEOUT,
+  if (t == NULL || end == t || *end != '\0' || c->timeout_ms < 0)
+    return sp_error_setf(err, SP_EPROTOCOL, "call on '%s': %s must be a number of "
+                         "milliseconds (0: the pool's timeout), got '%s'", natsMsg_GetSubject(m), SP__HDR_TIMEOUT,
                          t ? t : "(missing)");
   const char *idem = header(m, SP__HDR_IDEMPOTENT);
   c->idempotent = idem != NULL && strcmp(idem, "1") == 0;
@@ -175,4 +175,71 @@ int sp__wire_nats_error(sp_error_t *err, natsStatus s, const char *fmt, ...) {
   const char *detail = nats_GetLastError(NULL);
   return sp_error_setf(err, code, "%s: %s%s%s", what, natsStatus_GetText(s),
                        detail && *detail ? ": " : "", detail && *detail ? detail : "");
+}
+
+int sp__wire_job_id_valid(const char *id) {
+  size_t n = 0;
+  for (const char *p = id; p && *p; p++, n++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '_' || *p == '-'))
+      return 0;
+  return n >= 1 && n <= 64;
+}
+
+char *sp__wire_job_outcome(const char *node, const sp_result_t *res) {
+  json_t *o = json_pack("{s:i, s:s}", "code", res->error.code, "node", node);
+  if (o == NULL) return NULL;
+  if (res->error.code == 0) {
+    json_t *r = json_loadb(res->json ? res->json : "null", res->json ? res->len : 4,
+                           JSON_DECODE_ANY, NULL);
+    json_object_set_new(o, "result", r ? r : json_null());
+  } else {
+    json_object_set_new(o, "error",
+                        json_pack("{s:i, s:s, s:s, s:s, s:s}", "code", res->error.code, "name",
+                                  sp_err_name(res->error.code), "message", res->error.message,
+                                  "python_type", res->error.python_type, "traceback",
+                                  res->error.traceback));
+  }
+  char *text = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  return text;
+}
+
+int sp__wire_jobs_setup(jsCtx *js, kvStore **kv, sp_error_t *err) {
+  jsStreamConfig sc;
+  jsStreamInfo *si = NULL;
+  jsErrCode jerr = 0;
+  const char *subjects[] = {SP__JOBS_SUBJECTS};
+  jsStreamConfig_Init(&sc);
+  sc.Name = SP__JOBS_STREAM;
+  sc.Subjects = subjects;
+  sc.SubjectsLen = 1;
+  sc.Retention = js_WorkQueuePolicy;
+  sc.Storage = js_FileStorage;
+  sc.MaxAge = SP__JOBS_KEEP_MS * 1000000LL;     /* nanoseconds */
+  sc.Duplicates = SP__JOBS_KEEP_MS * 1000000LL; /* a job id counts for as long as its job */
+  natsStatus s = js_AddStream(&si, js, &sc, NULL, &jerr);
+  jsStreamInfo_Destroy(si);
+  if (s != NATS_OK && jerr != JSStreamNameExistErr) {
+    if (jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr || s == NATS_NO_RESPONDERS)
+      return sp_error_setf(err, SP_EIO, "durable jobs need JetStream: start nats-server with -js "
+                           "(or enable JetStream for the account)");
+    return sp__wire_nats_error(err, s, "creating the JetStream stream %s (error %d)",
+                               SP__JOBS_STREAM, (int)jerr);
+  }
+  if (kv == NULL) return 0;
+  *kv = NULL;
+  s = js_KeyValue(kv, js, SP__JOBS_BUCKET);
+  if (s == NATS_NOT_FOUND) {
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = SP__JOBS_BUCKET;
+    kc.History = 1;
+    kc.TTL = SP__JOBS_KEEP_MS * 1000000LL; /* nanoseconds, like every JetStream duration */
+    s = js_CreateKeyValue(kv, js, &kc);
+    if (s != NATS_OK) s = js_KeyValue(kv, js, SP__JOBS_BUCKET); /* another node made it first */
+  }
+  if (s != NATS_OK)
+    return sp__wire_nats_error(err, s, "opening the JetStream bucket %s", SP__JOBS_BUCKET);
+  return 0;
 }

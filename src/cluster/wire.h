@@ -39,13 +39,25 @@
 #define SP__HDR_KIND "Sp-Kind"   /* "accepted": the node took the call (no result yet) */
 #define SP__WIRE_ACCEPTED "accepted"
 
+/* Durable jobs (JetStream): a work-queue stream of calls, de-duplicated by job
+ * id (Nats-Msg-Id), and a key-value bucket of their outcomes keyed by job id. */
+#define SP__JOBS_STREAM "SNAKEPIT_JOBS"
+#define SP__JOBS_SUBJECTS SP__WIRE_PREFIX ".jobs.>"
+#define SP__WIRE_JOBS "jobs" /* PREFIX.jobs.POOL */
+#define SP__JOBS_BUCKET "snakepit_results"
+/* How long a job and its outcome are kept, and the window of de-duplication. */
+#define SP__JOBS_KEEP_MS (24LL * 3600 * 1000)
+/* A node that stops confirming a job for this long lost it: JetStream hands it to another. */
+#define SP__JOBS_ACK_WAIT_MS 5000
+#define SP__JOBS_MAX_DELIVER 10
+
 /** Longest subject this module builds. */
 #define SP__WIRE_SUBJECT_MAX 256
 
 /** A decoded call; the strings point into the message (valid while it lives). */
 typedef struct sp__wire_call_s {
   const char *tool;
-  int64_t timeout_ms; /* > 0 */
+  int64_t timeout_ms; /* 0: the pool's timeout (jobs); calls always carry their time left */
   int idempotent;
   const char *id;   /* "" when absent */
   const char *args; /* NUL-terminated copy owned by the caller of decode (free) */
@@ -91,6 +103,19 @@ const char *sp__wire_node(natsMsg *m);
  * Returns res->error.code.
  */
 int sp__wire_reply_decode(natsMsg *m, const char *where, sp_result_t *res);
+
+/** True for a job id: [A-Za-z0-9_-]{1,64} (a key of the results bucket). */
+int sp__wire_job_id_valid(const char *id);
+
+/** The job outcome stored in the results bucket: {"code","node","result"|"error"}. Fresh string. */
+char *sp__wire_job_outcome(const char *node, const sp_result_t *res);
+
+/**
+ * Creates the jobs stream and the results bucket unless they exist. *kv (may
+ * be NULL) gets the bucket. 0, or an error naming JetStream (e.g. a server
+ * started without -js).
+ */
+int sp__wire_jobs_setup(jsCtx *js, kvStore **kv, sp_error_t *err);
 
 /** A NATS status as an SP_E* code and a sentence: "NATS: <text>". */
 int sp__wire_nats_error(sp_error_t *err, natsStatus s, const char *fmt, ...)

@@ -48,7 +48,7 @@ static void sweep_retired(sp__node_t *n) {
 }
 
 /* Subscribes to or drains the pool's "call" subject to match its free slots. */
-static void gate(sp__node_pool_t *p) {
+void sp__node_gate(sp__node_pool_t *p) {
   sp__node_t *n = p->node;
   pthread_mutex_lock(&n->mu);
   int room = atomic_load(&p->in_flight) < p->capacity && !atomic_load(&n->draining);
@@ -77,7 +77,7 @@ static void publish(sp__node_t *n, natsMsg *m) {
   natsMsg_Destroy(m);
 }
 
-static void account(sp__node_pool_t *p, int64_t ns, const sp_error_t *e) {
+void sp__node_account(sp__node_pool_t *p, int64_t ns, const sp_error_t *e) {
   pthread_mutex_lock(&p->node->mu);
   p->num_requests++;
   p->processing_ns += ns;
@@ -88,7 +88,7 @@ static void account(sp__node_pool_t *p, int64_t ns, const sp_error_t *e) {
   pthread_mutex_unlock(&p->node->mu);
 }
 
-static int64_t now_ns(void) {
+int64_t sp__node_now_ns(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
@@ -101,17 +101,17 @@ static void on_done(sp_result_t *res, void *ud) {
   natsMsg *m = NULL;
   sp__wire_reply_encode(&m, j->reply, p->node->id, res);
   publish(p->node, m);
-  account(p, now_ns() - j->start_ns, &res->error);
+  sp__node_account(p, sp__node_now_ns() - j->start_ns, &res->error);
   atomic_fetch_sub(&p->in_flight, 1);
   free(j);
-  gate(p);
+  sp__node_gate(p);
 }
 
 static void reply_error(sp__node_pool_t *p, const char *reply, const sp_error_t *e) {
   natsMsg *m = NULL;
   if (reply && *reply) sp__wire_error_encode(&m, reply, p->node->id, e->code, e->message);
   publish(p->node, m);
-  account(p, 0, e);
+  sp__node_account(p, 0, e);
 }
 
 /* A call on the pool's "call" or "wait" subject (a NATS delivery thread). */
@@ -135,10 +135,10 @@ static void on_call(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
     goto out;
   }
   j->pool = p;
-  j->start_ns = now_ns();
+  j->start_ns = sp__node_now_ns();
   memcpy(j->reply, reply ? reply : "", rlen + 1);
   atomic_fetch_add(&p->in_flight, 1);
-  gate(p);
+  sp__node_gate(p);
   /* Tell the caller who has its call, so it can notice if this node goes away. */
   natsMsg *ack = NULL;
   if (rlen) sp__wire_accepted_encode(&ack, j->reply, n->id);
@@ -150,7 +150,7 @@ static void on_call(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
     reply_error(p, j->reply, &err);
     atomic_fetch_sub(&p->in_flight, 1);
     free(j);
-    gate(p);
+    sp__node_gate(p);
   }
 out:
   free((char *)w.args);
@@ -239,7 +239,7 @@ static int serve_pools(sp__node_t *n, sp_error_t *err) {
     if (s == NATS_OK)
       s = natsConnection_QueueSubscribe(&p->tools_sub, n->nc, p->tools_subject, QUEUE_GROUP,
                                         on_tools, p);
-    if (s == NATS_OK) gate(p);
+    if (s == NATS_OK) sp__node_gate(p);
   }
   json_decref(names);
   if (s != NATS_OK) return sp__wire_nats_error(err, s, "node %s: subscribing", n->name);
@@ -276,6 +276,7 @@ int sp__node_start(sp_runtime_t *rt, const sp_nats_opts_t *opts, const char *nam
     if (s == NATS_OK) s = natsConnection_FlushTimeout(n->nc, sp__nats_timeout(opts));
     if (s != NATS_OK) rc = sp__wire_nats_error(err, s, "node %s: subscribing", n->name);
   }
+  if (rc == 0) sp__node_jobs_start(n); /* without JetStream the node serves calls only */
   if (rc != 0) {
     sp__node_destroy(n);
     return rc;
@@ -312,12 +313,14 @@ int sp__node_drain(sp__node_t *n, int64_t wait_ms) {
     natsSubscription_WaitForDrainCompletion(n->retired[i], left > 0 ? left : 1);
   }
   while (in_flight(n) > 0 && nats_Now() < until) nats_Sleep(10);
+  sp__node_jobs_stop(n); /* stores and acknowledges the jobs that finished */
   natsConnection_FlushTimeout(n->nc, 1000);
   return in_flight(n);
 }
 
 void sp__node_destroy(sp__node_t *n) {
   if (n == NULL) return;
+  sp__node_jobs_stop(n);
   if (n->nc) natsConnection_Close(n->nc);
   for (size_t i = 0; i < n->npools; i++) {
     natsSubscription_Destroy(n->pools[i].call_sub);

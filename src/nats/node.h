@@ -49,6 +49,7 @@ typedef struct sp__node_s {
   natsSubscription *retired[256]; /* call subscriptions draining after the node filled up */
   size_t nretired;
   atomic_int draining;
+  struct sp__node_jobs_s *jobs; /* durable jobs (jobs.c), NULL without JetStream */
 } sp__node_t;
 
 /**
@@ -68,6 +69,19 @@ int sp__node_drain(sp__node_t *n, int64_t wait_ms);
 
 /** Closes the connection and frees the node. NULL is fine. */
 void sp__node_destroy(sp__node_t *n);
+
+/** Subscribes to or drains the pool's "call" subject to match its free slots. Any thread. */
+void sp__node_gate(sp__node_pool_t *p);
+/** Counts a finished call (ns it took, its error or NULL) for the service STATS. */
+void sp__node_account(sp__node_pool_t *p, int64_t ns, const sp_error_t *e);
+/** Monotonic nanoseconds. */
+int64_t sp__node_now_ns(void);
+
+/* jobs.c */
+/** Starts taking durable jobs of every pool (logs and does nothing without JetStream). */
+void sp__node_jobs_start(sp__node_t *n);
+/** Stops taking jobs, stores and acknowledges the finished ones, ends the threads. Idempotent. */
+void sp__node_jobs_stop(sp__node_t *n);
 
 /* service.c */
 /** Subscribes the node's $SRV.PING/INFO/STATS subjects (all three name forms). */

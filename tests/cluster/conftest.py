@@ -35,10 +35,11 @@ def free_port():
 class NatsServer:
     """nats-server on 127.0.0.1:port; restart() keeps the port."""
 
-    def __init__(self, tmp, token=None, conf=None):
+    def __init__(self, tmp, token=None, conf=None, jetstream=False):
         self.port = free_port()
         self.token = token
         self.conf = conf
+        self.jetstream = jetstream
         self.tmp = Path(tmp)
         self.proc = None
         self.start()
@@ -51,6 +52,8 @@ class NatsServer:
         args = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)]
         if self.token:
             args += ["--auth", self.token]
+        if self.jetstream:
+            args += ["-js", "-sd", str(self.tmp / "jetstream")]
         if self.conf:
             path = self.tmp / "nats.conf"
             path.write_text(self.conf)
@@ -192,6 +195,15 @@ def nats(tmp_path):
     if NATS_SERVER is None:
         pytest.skip("nats-server is not installed (scripts/install-deps.sh test installs it)")
     server = NatsServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def nats_js(tmp_path):
+    if NATS_SERVER is None:
+        pytest.skip("nats-server is not installed (scripts/install-deps.sh test installs it)")
+    server = NatsServer(tmp_path, jetstream=True)
     yield server
     server.stop()
 
