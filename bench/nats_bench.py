@@ -75,12 +75,18 @@ def main():
     try:
         noop_cfg = tmp / "noop.yaml"
         noop_cfg.write_text(pool(2, 4))
+        local1 = drive(load, ["--config", str(noop_cfg)], "noop", "{}", a.calls // 4, 1)
+        rows.append(("no-op, local C API, 1 caller", local1))
         local = drive(load, ["--config", str(noop_cfg)], "noop", "{}", a.calls, 8)
-        rows.append(("no-op, local C API (2 workers x 4 threads)", local))
+        rows.append(("no-op, local C API, 8 callers (2 workers x 4 threads)", local))
         nodes.append(start_node(bin_, url, noop_cfg, "n1", tmp))
-        rows.append(("no-op, NATS, 1 node", drive(load, ["--nats", url], "noop", "{}", a.calls, 8)))
+        nats1 = drive(load, ["--nats", url], "noop", "{}", a.calls // 4, 1)
+        rows.append(("no-op, NATS, 1 node, 1 caller", nats1))
+        rows.append(("no-op, NATS, 1 node, 8 callers",
+                     drive(load, ["--nats", url], "noop", "{}", a.calls, 8)))
         nodes.append(start_node(bin_, url, noop_cfg, "n2", tmp))
-        rows.append(("no-op, NATS, 2 nodes", drive(load, ["--nats", url], "noop", "{}", a.calls, 8)))
+        rows.append(("no-op, NATS, 2 nodes, 8 callers",
+                     drive(load, ["--nats", url], "noop", "{}", a.calls, 8)))
         for p in nodes:
             p.terminate()
             p.wait(30)
@@ -103,8 +109,8 @@ def main():
         lines.append(f"| {name} | {r['calls_per_s']:.0f} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | "
                      f"{json.dumps(r['errors'])} |")
     lines.append("")
-    lines.append(f"Overhead per no-op call through NATS (1 node, p50): "
-                 f"{rows[1][1]['p50_us'] - rows[0][1]['p50_us']:.0f} µs; capacity 1 -> 2 nodes: "
+    lines.append(f"Overhead per no-op call through NATS (1 caller, p50): "
+                 f"{nats1['p50_us'] - local1['p50_us']:.0f} µs; capacity 1 -> 2 nodes: "
                  f"x{two['calls_per_s'] / one['calls_per_s']:.2f}")
     text = "\n".join(lines)
     print(text)
