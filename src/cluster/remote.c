@@ -36,6 +36,9 @@
 #define ALIVE_AFTER_MS 500
 /* How long a liveness check waits for the node's answer. */
 #define ALIVE_WAIT_MS 1000
+/* Checks a node must fail in a row, ALIVE_RETRY_MS apart, to count as gone. */
+#define ALIVE_TRIES 3
+#define ALIVE_RETRY_MS 400
 /* Sends of one idempotent call: the first, and one more after its node died. */
 #define MAX_ATTEMPTS 2
 #define NODE_ID_MAX 64
@@ -305,8 +308,15 @@ static void check_nodes(sp__remote_t *r, int64_t now) {
     char subject[SP__WIRE_SUBJECT_MAX];
     natsMsg *reply = NULL;
     snprintf(subject, sizeof(subject), "%s.%s.%.64s.alive", SP__WIRE_PREFIX, SP__WIRE_NODE, nodes[i]);
-    natsStatus s = natsConnection_RequestString(&reply, conns[i]->nc, subject, "", ALIVE_WAIT_MS);
-    natsMsg_Destroy(reply);
+    /* A node reconnecting after a NATS server restart is briefly unsubscribed
+     * too: it is gone only when it stays silent over ALIVE_TRIES checks. */
+    natsStatus s = NATS_NO_RESPONDERS;
+    for (int k = 0; k < ALIVE_TRIES && s == NATS_NO_RESPONDERS; k++) {
+      if (k > 0) nats_Sleep(ALIVE_RETRY_MS);
+      s = natsConnection_RequestString(&reply, conns[i]->nc, subject, "", ALIVE_WAIT_MS);
+      natsMsg_Destroy(reply);
+      reply = NULL;
+    }
     if (s == NATS_NO_RESPONDERS) node_gone(r, nodes[i]);
   }
 }
