@@ -139,6 +139,7 @@ static void start_job(jpool_t *jp, natsMsg *m) {
     sp_call_opts_t opts = SP_CALL_OPTS_INIT;
     opts.timeout_ms = w.timeout_ms;
     opts.idempotent = w.idempotent;
+    opts.arrays_as_lists = 1; /* the reply is JSON: arrays a tool returns become lists */
     rc = sp_execute_async(n->rt, jp->p->name, w.tool, w.args, &opts, on_job_done, r, &err);
   }
   free((char *)w.args);

@@ -146,6 +146,7 @@ static void on_call(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
   sp_call_opts_t opts = SP_CALL_OPTS_INIT;
   opts.timeout_ms = w.timeout_ms;
   opts.idempotent = w.idempotent;
+  opts.arrays_as_lists = 1; /* the reply is JSON: arrays a tool returns become lists */
   if (sp_execute_async(n->rt, p->name, w.tool, w.args, &opts, on_done, j, &err) != 0) {
     reply_error(p, j->reply, &err);
     atomic_fetch_sub(&p->in_flight, 1);

@@ -226,3 +226,14 @@ def test_remote_pool_config_errors(tmp_path):
     cfg.write_text("pools:\n  - name: work\n    remote_token: x\n")
     r = cli("exec", "-c", str(cfg), "work", "noop")
     assert r.returncode == 3 and "only applies to a remote pool" in r.stderr
+
+
+def test_returned_arrays_arrive_as_lists(nats, nodes):
+    pytest = __import__("pytest")
+    if subprocess.run(["/usr/bin/python3", "-c", "import numpy"]).returncode != 0:
+        pytest.skip("NumPy is not installed")
+    cfg = pool_yaml().replace("testing_adapter.TestingAdapter", "array_adapter.ArrayAdapter")
+    nodes(nats.url, "alpha", cfg)
+    r = cli("exec", "--nats", nats.url, "work", "ones", '{"n": 3}')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [1.0, 1.0, 1.0]

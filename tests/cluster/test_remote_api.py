@@ -1,0 +1,18 @@
+"""The C API on a remote pool (tests/cluster/remote_api.c): sync and async
+calls (the callback on the loop thread), Python errors with their traceback,
+the deadline, arrays and streams refused with a clear error, tools, pools,
+stats and discovery."""
+
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+PROGRAM = os.environ.get("SP_REMOTE_API") or str(REPO / "build" / "tests" / "remote_api")
+
+
+def test_c_api_on_a_remote_pool(nats, nodes):
+    nodes(nats.url, "alpha")
+    r = subprocess.run([PROGRAM, nats.url], capture_output=True, text=True, timeout=60)
+    assert "FAIL" not in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and r.stdout.count("ok ") == 12, r.stdout + r.stderr
