@@ -6,6 +6,7 @@
  * (sp_cluster_nodes_json()).
  */
 #include <jansson.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -156,6 +157,43 @@ static int print_stats(const sp_cli_opts_t *o, json_t *doc, const char *pool) {
   return rc;
 }
 
+/* exec --stream: each chunk a JSON line as it arrives (loop thread), then the outcome. */
+typedef struct {
+  sem_t done;
+  sp_result_t res;
+} stream_wait_t;
+
+static int print_chunk(const char *json, size_t len, void *ud) {
+  (void)ud;
+  fwrite(json, 1, len, stdout);
+  fputc('\n', stdout);
+  fflush(stdout);
+  return SP_CHUNK_CONTINUE;
+}
+
+static void stream_done(sp_result_t *res, void *ud) {
+  stream_wait_t *w = ud;
+  w->res = *res;
+  memset(res, 0, sizeof(*res));
+  sem_post(&w->done);
+}
+
+static int exec_stream(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
+                       const sp_call_opts_t *opts) {
+  stream_wait_t w;
+  sp_error_t err;
+  memset(&w, 0, sizeof(w));
+  sem_init(&w.done, 0, 0);
+  if (sp_execute_stream(rt, pool, tool, args, opts, print_chunk, stream_done, &w, NULL, &err) != 0)
+    return sp_cli_report(&err);
+  while (sem_wait(&w.done) != 0) {
+  }
+  int rc = w.res.error.code == 0 ? SP_EXIT_OK : sp_cli_report(&w.res.error);
+  sp_result_free(&w.res);
+  sem_destroy(&w.done);
+  return rc;
+}
+
 static int cmd_exec(const sp_cli_opts_t *o, int argc, char **argv) {
   sp_runtime_t *rt = NULL;
   int rc = start_remote(o, argv[1], &rt);
@@ -174,13 +212,16 @@ static int cmd_exec(const sp_cli_opts_t *o, int argc, char **argv) {
   sp_call_opts_t opts = SP_CALL_OPTS_INIT;
   opts.timeout_ms = o->timeout_ms;
   sp_result_t res;
-  if (sp_execute(rt, argv[1], argv[2], args, &opts, &res) == 0) {
+  if (o->stream) {
+    rc = exec_stream(rt, argv[1], argv[2], args, &opts);
+  } else if (sp_execute(rt, argv[1], argv[2], args, &opts, &res) == 0) {
     sp_cli_print_json(res.json);
     rc = SP_EXIT_OK;
+    sp_result_free(&res);
   } else {
     rc = sp_cli_report(&res.error);
+    sp_result_free(&res);
   }
-  sp_result_free(&res);
   free(stdin_args);
   sp_runtime_stop(rt, 1000);
   return rc;

@@ -403,12 +403,11 @@ int main(int argc, char **argv) {
     return SP_EXIT_USAGE;
   }
   if (o.nats.url != NULL || via_nats) {
-    if (o.nats.url == NULL || o.url || o.config || o.pool.adapter || o.local || o.stream ||
-        o.array_count) {
+    if (o.nats.url == NULL || o.url || o.config || o.pool.adapter || o.local || o.array_count) {
       fprintf(stderr, "snakepit: %s\n", o.nats.url == NULL
                                            ? "this command needs --nats URL (the NATS server the nodes use)"
                                            : "--nats reaches pools through NATS: it does not go with "
-                                             "--url, -c, --adapter, --local, --stream or --array");
+                                             "--url, -c, --adapter, --local or --array");
       return SP_EXIT_USAGE;
     }
     const char *tok = getenv("SNAKEPIT_NATS_TOKEN");

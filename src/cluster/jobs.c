@@ -57,7 +57,7 @@ int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool
     snprintf(id, sizeof(id), "%s", job_id);
   }
   sp__wire_call_t w = {tool, opts && opts->timeout_ms > 0 ? opts->timeout_ms : 0,
-                       opts ? opts->idempotent : 0, id, args_json, strlen(args_json)};
+                       opts ? opts->idempotent : 0, id, args_json, strlen(args_json), 0};
   if (sp__wire_call_encode(&m, subject, NULL, &w) != 0) {
     rc = sp_error_setf(err, SP_ENOMEM, "out of memory");
     goto done;

@@ -32,6 +32,10 @@
 #define TABLE_SIZE 1024
 /* Period of the timer thread: how late past its deadline a call may fail. */
 #define TICK_MS 20
+/* The node ends a call at its deadline and says why (which worker, which tool);
+ * the caller's own expiry waits this much longer, as a backstop for a node
+ * that cannot answer. */
+#define EXPIRE_GRACE_MS 250
 /* A call accepted by a node this long ago has that node's liveness checked. */
 #define ALIVE_AFTER_MS 500
 /* How long a liveness check waits for the node's answer. */
@@ -63,8 +67,12 @@ struct sp__remote_pool_s {
   atomic_ullong calls_ok, calls_failed, retried;
 };
 
+/* What an SP__MSG_REMOTE message carries to the loop thread. */
+enum { RMSG_DONE = 1, RMSG_CHUNK };
+
 typedef struct rcall_s {
   sp__msg_t msg; /* SP__MSG_REMOTE: hands an async call's completion to the loop thread */
+  int what;      /* RMSG_DONE */
   struct rcall_s *next;
   uint64_t seq;
   sp__remote_pool_t *pool;
@@ -81,7 +89,28 @@ typedef struct rcall_s {
   sp_done_cb cb;
   void *ud;
   sem_t done; /* sync calls wait on it */
+  /* Streams: chunks go to on_chunk on the loop thread, in order. */
+  sp_chunk_cb on_chunk;
+  atomic_int refs;     /* async calls: 1 for the completion + 1 per chunk on its way */
+  int completed;       /* loop thread: on_done ran, later chunks are dropped */
+  atomic_int paused;   /* the consumer returned SP_CHUNK_PAUSE */
+  atomic_long consumed; /* chunks handed to on_chunk */
+  long credited;       /* consumed count the node was last told */
+  char req_id[96];     /* Sp-Id */
 } rcall_t;
+
+/* A chunk of a stream on its way to the loop thread. */
+typedef struct rchunk_s {
+  sp__msg_t msg;
+  int what; /* RMSG_CHUNK */
+  rcall_t *c;
+  size_t len;
+  char data[];
+} rchunk_t;
+
+/* The node pauses a stream SP__WIRE_STREAM_WINDOW chunks ahead of what its
+ * caller consumed; the caller tells it how far it got every CREDIT_EVERY chunks. */
+#define CREDIT_EVERY 32
 
 struct sp__remote_s {
   sp_runtime_t *rt;
@@ -93,7 +122,6 @@ struct sp__remote_s {
   pthread_cond_t cond;
   rcall_t *table[TABLE_SIZE];
   size_t pending;
-  uint64_t seq;
   int stopping, quit;
   pthread_t timer;
   int timer_on;
@@ -137,6 +165,23 @@ static void call_free(rcall_t *c) {
   free(c);
 }
 
+static void call_unref(rcall_t *c) {
+  if (atomic_fetch_sub(&c->refs, 1) == 1) call_free(c);
+}
+
+/* Publishes "REQ_ID [COUNT]" to the node's private subject `verb` (cancel, credit). */
+static void tell_node(rcall_t *c, const char *verb, long count) {
+  char subject[SP__WIRE_SUBJECT_MAX], body[128], node[NODE_ID_MAX];
+  pthread_mutex_t *mu = &c->pool->conn->r->mu;
+  pthread_mutex_lock(mu);
+  snprintf(node, sizeof(node), "%s", c->node);
+  pthread_mutex_unlock(mu);
+  if (!node[0]) return; /* not accepted yet: nothing runs anywhere */
+  snprintf(subject, sizeof(subject), "%s.%s.%s.%s", SP__WIRE_PREFIX, SP__WIRE_NODE, node, verb);
+  snprintf(body, sizeof(body), "%s %ld", c->req_id, count);
+  natsConnection_PublishString(c->pool->conn->nc, subject, body);
+}
+
 /* The call (taken out of the table) ended; res is filled. Any thread. */
 static void finish(sp__remote_t *r, rcall_t *c) {
   atomic_fetch_add(c->res->error.code == 0 ? &c->pool->calls_ok : &c->pool->calls_failed, 1);
@@ -145,9 +190,10 @@ static void finish(sp__remote_t *r, rcall_t *c) {
     return;
   }
   c->msg.kind = SP__MSG_REMOTE;
+  c->what = RMSG_DONE;
   if (sp__rt_post(r->rt, &c->msg) != 0) { /* the loop thread is gone: nobody to tell */
     sp_result_free(&c->own);
-    call_free(c);
+    call_unref(c);
   }
 }
 
@@ -166,12 +212,37 @@ static void fail(sp__remote_t *r, rcall_t *c, int code, const char *fmt, ...) {
   finish(r, c);
 }
 
+static void stream_cancel(sp__remote_t *r, rcall_t *c, int code, const char *why);
+
+/* A chunk reaches the consumer (loop thread). */
+static void deliver_chunk(sp__remote_t *r, rchunk_t *k) {
+  rcall_t *c = k->c;
+  if (!c->completed) {
+    int rc = c->on_chunk(k->data, k->len, c->ud);
+    long consumed = atomic_fetch_add(&c->consumed, 1) + 1;
+    if (rc == SP_CHUNK_PAUSE) {
+      atomic_store(&c->paused, 1);
+    } else if (rc != SP_CHUNK_CONTINUE) {
+      stream_cancel(r, c, SP_ECANCELLED, "the chunk callback stopped the stream");
+    } else if (!atomic_load(&c->paused) && consumed - c->credited >= CREDIT_EVERY) {
+      c->credited = consumed;
+      tell_node(c, "credit", consumed);
+    }
+  }
+  call_unref(c);
+  free(k);
+}
+
 void sp__remote_msg(sp_runtime_t *rt, sp__msg_t *m) {
-  (void)rt;
+  if (((rchunk_t *)m)->what == RMSG_CHUNK) {
+    deliver_chunk(rt->remote, (rchunk_t *)m);
+    return;
+  }
   rcall_t *c = (rcall_t *)m;
+  c->completed = 1;
   c->cb(&c->own, c->ud);
   sp_result_free(&c->own);
-  call_free(c);
+  call_unref(c);
 }
 
 /* ---- sending --------------------------------------------------------------- */
@@ -182,8 +253,10 @@ static natsStatus send_call(rcall_t *c) {
   char reply[96], id[96];
   snprintf(reply, sizeof(reply), "%s.%" PRIu64, p->conn->inbox, c->seq);
   snprintf(id, sizeof(id), "%s-%" PRIu64, p->conn->inbox + 7, c->seq);
+  snprintf(c->req_id, sizeof(c->req_id), "%s", id);
   int64_t left = c->deadline_ms - sp__now_ms();
-  sp__wire_call_t w = {c->tool, left > 1 ? left : 1, c->idempotent, id, c->args, c->args_len};
+  sp__wire_call_t w = {c->tool, left > 1 ? left : 1, c->idempotent, id, c->args, c->args_len,
+                       c->on_chunk != NULL};
   natsMsg *m = NULL;
   if (sp__wire_call_encode(&m, c->stage ? p->wait_subject : p->call_subject, reply, &w) != 0)
     return NATS_NO_MEMORY;
@@ -226,6 +299,26 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
          c->pool->cfg->name, conn->shown, c->pool->wait_subject);
     return;
   }
+  if (sp__wire_is_chunk(m)) {
+    int len = natsMsg_GetDataLength(m);
+    rchunk_t *k = c->on_chunk ? malloc(sizeof(*k) + (size_t)len + 1) : NULL;
+    if (k != NULL) {
+      k->msg.kind = SP__MSG_REMOTE;
+      k->what = RMSG_CHUNK;
+      k->c = c;
+      k->len = (size_t)len;
+      memcpy(k->data, natsMsg_GetData(m), (size_t)len);
+      k->data[len] = '\0';
+      atomic_fetch_add(&c->refs, 1);
+      if (sp__rt_post(r->rt, &k->msg) != 0) {
+        atomic_fetch_sub(&c->refs, 1);
+        free(k);
+      }
+    }
+    pthread_mutex_unlock(&r->mu);
+    natsMsg_Destroy(m);
+    return;
+  }
   if (sp__wire_is_accepted(m)) {
     snprintf(c->node, sizeof(c->node), "%s", sp__wire_node(m));
     c->accepted_ms = sp__now_ms();
@@ -255,7 +348,7 @@ static void node_gone(sp__remote_t *r, const char *node) {
         pp = &c->next;
         continue;
       }
-      if (c->idempotent && c->attempts < MAX_ATTEMPTS) {
+      if (c->idempotent && !c->on_chunk && c->attempts < MAX_ATTEMPTS) {
         c->attempts++;
         c->stage = 0;
         c->node[0] = '\0';
@@ -327,7 +420,7 @@ static void expire(sp__remote_t *r, int64_t now) {
   for (size_t b = 0; b < TABLE_SIZE; b++) {
     for (rcall_t **pp = &r->table[b]; *pp;) {
       rcall_t *c = *pp;
-      if (c->deadline_ms > now) {
+      if (c->deadline_ms + EXPIRE_GRACE_MS > now) {
         pp = &c->next;
         continue;
       }
@@ -342,6 +435,7 @@ static void expire(sp__remote_t *r, int64_t now) {
   while (late) {
     rcall_t *c = late;
     late = c->next;
+    if (c->on_chunk) tell_node(c, "cancel", 0); /* the generator stops on its node too */
     if (c->node[0])
       fail(r, c, SP_ETIMEOUT, "pool '%s': call timed out after %" PRId64 " ms on node %s",
            c->pool->cfg->name, c->timeout_ms, c->node);
@@ -535,7 +629,8 @@ static int start_call(sp__remote_t *r, rcall_t *c, sp_error_t *err) {
     pthread_mutex_unlock(&r->mu);
     return sp__error_set(err, SP_ESTOPPED, "the runtime is stopping");
   }
-  c->seq = ++r->seq;
+  /* The runtime's call ids: unique next to local streams, so sp_cancel() finds either. */
+  c->seq = atomic_fetch_add(&r->rt->next_call_id, 1) + 1;
   table_put(r, c);
   natsStatus s = send_call(c);
   if (s != NATS_OK) table_take(r, c->seq);
@@ -571,11 +666,70 @@ int sp__remote_execute_async(sp__remote_t *r, sp__remote_pool_t *p, const char *
   c->res = &c->own;
   c->cb = cb;
   c->ud = ud;
+  atomic_init(&c->refs, 1);
   if ((rc = start_call(r, c, err)) != 0) {
     call_free(c);
     return rc;
   }
   sp__error_clear(err);
+  return 0;
+}
+
+int sp__remote_execute_stream(sp__remote_t *r, sp__remote_pool_t *p, const char *tool,
+                              const char *args, const sp_call_opts_t *opts, sp_chunk_cb on_chunk,
+                              sp_done_cb on_done, void *ud, uint64_t *call_id, sp_error_t *err) {
+  rcall_t *c = NULL;
+  sp_call_opts_t once = opts ? *opts : (sp_call_opts_t)SP_CALL_OPTS_INIT;
+  once.idempotent = 0; /* streams are never retried */
+  int rc = make_call(r, p, tool, args, &once, &c, err);
+  if (rc != 0) return rc;
+  c->res = &c->own;
+  c->cb = on_done;
+  c->ud = ud;
+  c->on_chunk = on_chunk;
+  atomic_init(&c->refs, 1);
+  if ((rc = start_call(r, c, err)) != 0) {
+    call_free(c);
+    return rc;
+  }
+  if (call_id) *call_id = c->seq;
+  sp__error_clear(err);
+  return 0;
+}
+
+/* Ends a stream here and on its node; no-op when it already finished. Any thread. */
+static void stream_cancel(sp__remote_t *r, rcall_t *c, int code, const char *why) {
+  pthread_mutex_lock(&r->mu);
+  rcall_t *taken = table_take(r, c->seq);
+  pthread_mutex_unlock(&r->mu);
+  if (taken == NULL) return;
+  tell_node(c, "cancel", 0);
+  fail(r, c, code, "pool '%s': %s", c->pool->cfg->name, why);
+}
+
+int sp__remote_cancel(sp__remote_t *r, uint64_t call_id) {
+  if (r == NULL) return SP_EINVAL;
+  pthread_mutex_lock(&r->mu);
+  rcall_t *c = table_get(r, call_id);
+  int stream = c != NULL && c->on_chunk != NULL;
+  if (stream) atomic_fetch_add(&c->refs, 1); /* kept while being cancelled */
+  pthread_mutex_unlock(&r->mu);
+  if (!stream) return SP_EINVAL;
+  stream_cancel(r, c, SP_ECANCELLED, "the stream was cancelled");
+  call_unref(c);
+  return 0;
+}
+
+int sp__remote_resume(sp__remote_t *r, uint64_t call_id) {
+  if (r == NULL) return SP_EINVAL;
+  pthread_mutex_lock(&r->mu);
+  rcall_t *c = table_get(r, call_id);
+  int stream = c != NULL && c->on_chunk != NULL;
+  if (stream) atomic_fetch_add(&c->refs, 1);
+  pthread_mutex_unlock(&r->mu);
+  if (!stream) return SP_EINVAL;
+  if (atomic_exchange(&c->paused, 0)) tell_node(c, "credit", atomic_load(&c->consumed));
+  call_unref(c);
   return 0;
 }
 

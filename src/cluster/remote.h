@@ -35,6 +35,17 @@ int sp__remote_execute_async(sp__remote_t *r, sp__remote_pool_t *p, const char *
                              const char *args, const sp_call_opts_t *opts, sp_done_cb cb,
                              void *ud, sp_error_t *err);
 
+/** sp_execute_stream() for a remote pool: chunks and on_done on the loop thread. */
+int sp__remote_execute_stream(sp__remote_t *r, sp__remote_pool_t *p, const char *tool,
+                              const char *args, const sp_call_opts_t *opts, sp_chunk_cb on_chunk,
+                              sp_done_cb on_done, void *ud, uint64_t *call_id, sp_error_t *err);
+
+/** sp_cancel() of a remote stream: 0, or SP_EINVAL when call_id is none of them. Any thread. */
+int sp__remote_cancel(sp__remote_t *r, uint64_t call_id);
+
+/** sp_stream_resume() of a remote stream: 0, or SP_EINVAL when call_id is none of them. */
+int sp__remote_resume(sp__remote_t *r, uint64_t call_id);
+
 /** Runs the callback of a finished async call (an SP__MSG_REMOTE message). Loop thread. */
 void sp__remote_msg(sp_runtime_t *rt, sp__msg_t *m);
 

@@ -31,6 +31,7 @@ int sp__wire_call_encode(natsMsg **out, const char *subject, const char *reply,
   if (natsMsgHeader_Set(m, SP__HDR_TOOL, c->tool) != NATS_OK ||
       natsMsgHeader_Set(m, SP__HDR_TIMEOUT, num) != NATS_OK ||
       (c->idempotent && natsMsgHeader_Set(m, SP__HDR_IDEMPOTENT, "1") != NATS_OK) ||
+      (c->stream && natsMsgHeader_Set(m, SP__HDR_STREAM, "1") != NATS_OK) ||
       (c->id && *c->id && natsMsgHeader_Set(m, SP__HDR_ID, c->id) != NATS_OK))
     return nomem(m);
   *out = m;
@@ -57,6 +58,8 @@ int sp__wire_call_decode(natsMsg *m, sp__wire_call_t *c, sp_error_t *err) {
                          t ? t : "(missing)");
   const char *idem = header(m, SP__HDR_IDEMPOTENT);
   c->idempotent = idem != NULL && strcmp(idem, "1") == 0;
+  const char *stream = header(m, SP__HDR_STREAM);
+  c->stream = stream != NULL && strcmp(stream, "1") == 0;
   c->id = header(m, SP__HDR_ID);
   if (c->id == NULL) c->id = "";
   int len = natsMsg_GetDataLength(m);
@@ -116,6 +119,20 @@ int sp__wire_accepted_encode(natsMsg **out, const char *subject, const char *nod
     return SP_ENOMEM;
   }
   return rc;
+}
+
+int sp__wire_chunk_encode(natsMsg **out, const char *subject, const char *json, size_t len) {
+  natsMsg *m = NULL;
+  *out = NULL;
+  if (natsMsg_Create(&m, subject, NULL, json, (int)len) != NATS_OK) return SP_ENOMEM;
+  if (natsMsgHeader_Set(m, SP__HDR_KIND, SP__WIRE_CHUNK) != NATS_OK) return nomem(m);
+  *out = m;
+  return 0;
+}
+
+int sp__wire_is_chunk(natsMsg *m) {
+  const char *k = header(m, SP__HDR_KIND);
+  return k != NULL && strcmp(k, SP__WIRE_CHUNK) == 0;
 }
 
 int sp__wire_is_accepted(natsMsg *m) {

@@ -33,11 +33,17 @@
 #define SP__HDR_TIMEOUT "Sp-Timeout-Ms" /* time left, not a clock time: hosts' clocks differ */
 #define SP__HDR_IDEMPOTENT "Sp-Idempotent"
 #define SP__HDR_ID "Sp-Id"
+#define SP__HDR_STREAM "Sp-Stream" /* 1: a streaming call; chunks come before the reply */
 /* Reply headers. */
 #define SP__HDR_CODE "Sp-Code"   /* 0, or the negative SP_E* code */
 #define SP__HDR_NODE "Sp-Node"   /* id of the node that ran the call */
 #define SP__HDR_KIND "Sp-Kind"   /* "accepted": the node took the call (no result yet) */
 #define SP__WIRE_ACCEPTED "accepted"
+#define SP__WIRE_CHUNK "chunk" /* one item of a stream; the body is its JSON */
+/* Flow control of streams: a node pauses its stream once this many chunks are
+ * sent and not yet consumed by the caller; "REQ_ID COUNT" on the node's
+ * "credit" subject says how many the caller consumed, on "cancel" ends it. */
+#define SP__WIRE_STREAM_WINDOW 128
 
 /* Durable jobs (JetStream): a work-queue stream of calls, de-duplicated by job
  * id (Nats-Msg-Id), and a key-value bucket of their outcomes keyed by job id. */
@@ -62,6 +68,7 @@ typedef struct sp__wire_call_s {
   const char *id;   /* "" when absent */
   const char *args; /* NUL-terminated copy owned by the caller of decode (free) */
   size_t args_len;
+  int stream; /* a streaming call (sp_execute_stream) */
 } sp__wire_call_t;
 
 /** PREFIX.kind.pool into buf; 0, or SP_EINVAL when it does not fit. */
@@ -90,6 +97,12 @@ int sp__wire_error_encode(natsMsg **out, const char *subject, const char *node, 
 
 /** An "accepted" notice: the node took the call and will reply later. */
 int sp__wire_accepted_encode(natsMsg **out, const char *subject, const char *node);
+
+/** A chunk of a stream: json (len bytes) to the reply subject. 0 or SP_ENOMEM. */
+int sp__wire_chunk_encode(natsMsg **out, const char *subject, const char *json, size_t len);
+
+/** True for a chunk of a stream. */
+int sp__wire_is_chunk(natsMsg *m);
 
 /** True for an "accepted" notice. */
 int sp__wire_is_accepted(natsMsg *m);

@@ -25,9 +25,15 @@
 #define QUEUE_GROUP "snakepit"
 
 /* A call being run for a caller: where its reply goes. */
-typedef struct {
+typedef struct job_s {
   sp__node_pool_t *pool;
   int64_t start_ns;
+  /* Streams, listed in node->streams (under node->mu) for "cancel" and "credit". */
+  struct job_s *next;
+  int stream, paused;
+  uint64_t call_id;
+  long sent, credited;
+  char id[96];
   char reply[];
 } job_t;
 
@@ -98,6 +104,15 @@ int64_t sp__node_now_ns(void) {
 static void on_done(sp_result_t *res, void *ud) {
   job_t *j = ud;
   sp__node_pool_t *p = j->pool;
+  if (j->stream) {
+    pthread_mutex_lock(&p->node->mu);
+    for (job_t **pp = &p->node->streams; *pp; pp = &(*pp)->next)
+      if (*pp == j) {
+        *pp = j->next;
+        break;
+      }
+    pthread_mutex_unlock(&p->node->mu);
+  }
   natsMsg *m = NULL;
   sp__wire_reply_encode(&m, j->reply, p->node->id, res);
   publish(p->node, m);
@@ -114,6 +129,54 @@ static void reply_error(sp__node_pool_t *p, const char *reply, const sp_error_t 
   sp__node_account(p, 0, e);
 }
 
+/* A chunk of a stream (loop thread): to the caller, pausing when it is a window ahead. */
+static int on_chunk(const char *json, size_t len, void *ud) {
+  job_t *j = ud;
+  sp__node_t *n = j->pool->node;
+  natsMsg *m = NULL;
+  sp__wire_chunk_encode(&m, j->reply, json, len);
+  publish(n, m);
+  pthread_mutex_lock(&n->mu);
+  int pause = ++j->sent - j->credited >= SP__WIRE_STREAM_WINDOW;
+  j->paused |= pause;
+  pthread_mutex_unlock(&n->mu);
+  return pause ? SP_CHUNK_PAUSE : SP_CHUNK_CONTINUE;
+}
+
+/* "REQ_ID COUNT" on the node's cancel or credit subject (a NATS delivery thread). */
+static void on_stream_ctl(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud) {
+  (void)nc;
+  (void)sub;
+  sp__node_t *n = ud;
+  char id[96] = "";
+  long count = 0;
+  int cancel = strstr(natsMsg_GetSubject(m), ".cancel") != NULL;
+  char body[160];
+  snprintf(body, sizeof(body), "%.*s", natsMsg_GetDataLength(m), natsMsg_GetData(m));
+  if (sscanf(body, "%95s %ld", id, &count) >= 1) {
+    uint64_t call_id = 0;
+    int act = 0;
+    pthread_mutex_lock(&n->mu);
+    for (job_t *j = n->streams; j; j = j->next) {
+      if (strcmp(j->id, id) != 0) continue;
+      call_id = j->call_id;
+      if (cancel) {
+        act = 1;
+      } else {
+        if (count > j->credited) j->credited = count;
+        act = j->paused && j->sent - j->credited < SP__WIRE_STREAM_WINDOW;
+        if (act) j->paused = 0;
+      }
+      break;
+    }
+    pthread_mutex_unlock(&n->mu);
+    /* A stream that finished meanwhile: both are no-ops for a finished id. */
+    if (act && cancel) sp_cancel(n->rt, call_id);
+    else if (act) sp_stream_resume(n->rt, call_id);
+  }
+  natsMsg_Destroy(m);
+}
+
 /* A call on the pool's "call" or "wait" subject (a NATS delivery thread). */
 static void on_call(natsConnection *nc, natsSubscription *sub, natsMsg *m, void *ud) {
   (void)nc;
@@ -128,7 +191,7 @@ static void on_call(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
     goto out;
   }
   size_t rlen = reply ? strlen(reply) : 0;
-  job_t *j = malloc(sizeof(*j) + rlen + 1);
+  job_t *j = calloc(1, sizeof(*j) + rlen + 1);
   if (j == NULL) {
     sp_error_setf(&err, SP_ENOMEM, "node %s: out of memory", n->id);
     reply_error(p, reply, &err);
@@ -147,7 +210,29 @@ static void on_call(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
   opts.timeout_ms = w.timeout_ms;
   opts.idempotent = w.idempotent;
   opts.arrays_as_lists = 1; /* the reply is JSON: arrays a tool returns become lists */
-  if (sp_execute_async(n->rt, p->name, w.tool, w.args, &opts, on_done, j, &err) != 0) {
+  int rc;
+  if (w.stream) {
+    j->stream = 1;
+    snprintf(j->id, sizeof(j->id), "%s", w.id);
+    pthread_mutex_lock(&n->mu);
+    j->next = n->streams;
+    n->streams = j;
+    pthread_mutex_unlock(&n->mu);
+    rc = sp_execute_stream(n->rt, p->name, w.tool, w.args, &opts, on_chunk, on_done, j,
+                           &j->call_id, &err);
+    if (rc != 0) {
+      pthread_mutex_lock(&n->mu);
+      for (job_t **pp = &n->streams; *pp; pp = &(*pp)->next)
+        if (*pp == j) {
+          *pp = j->next;
+          break;
+        }
+      pthread_mutex_unlock(&n->mu);
+    }
+  } else {
+    rc = sp_execute_async(n->rt, p->name, w.tool, w.args, &opts, on_done, j, &err);
+  }
+  if (rc != 0) {
     reply_error(p, j->reply, &err);
     atomic_fetch_sub(&p->in_flight, 1);
     free(j);
@@ -273,6 +358,10 @@ int sp__node_start(sp_runtime_t *rt, const sp_nats_opts_t *opts, const char *nam
     char subject[SP__WIRE_SUBJECT_MAX];
     snprintf(subject, sizeof(subject), "%s.%s.%s.alive", SP__WIRE_PREFIX, SP__WIRE_NODE, n->id);
     natsStatus s = own_sub(n, subject, on_alive, n);
+    snprintf(subject, sizeof(subject), "%s.%s.%s.cancel", SP__WIRE_PREFIX, SP__WIRE_NODE, n->id);
+    if (s == NATS_OK) s = own_sub(n, subject, on_stream_ctl, n);
+    snprintf(subject, sizeof(subject), "%s.%s.%s.credit", SP__WIRE_PREFIX, SP__WIRE_NODE, n->id);
+    if (s == NATS_OK) s = own_sub(n, subject, on_stream_ctl, n);
     if (s == NATS_OK) s = sp__node_service_start(n);
     if (s == NATS_OK) s = natsConnection_FlushTimeout(n->nc, sp__nats_timeout(opts));
     if (s != NATS_OK) rc = sp__wire_nats_error(err, s, "node %s: subscribing", n->name);

@@ -50,6 +50,7 @@ typedef struct sp__node_s {
   size_t nretired;
   atomic_int draining;
   struct sp__node_jobs_s *jobs; /* durable jobs (jobs.c), NULL without JetStream */
+  struct job_s *streams;        /* streams running here (node.c), under mu */
 } sp__node_t;
 
 /**

@@ -40,8 +40,31 @@ static void on_done(sp_result_t *res, void *ud) {
   atomic_store(&a->done, 1);
 }
 
-static int on_chunk(const char *json, size_t len, void *ud) { return 0; }
-static void on_stream_done(sp_result_t *res, void *ud) {}
+/* Streams: chunks counted; the consumer stops at stop_at, or pauses at pause_at. */
+typedef struct {
+  atomic_int chunks, done;
+  int stop_at, pause_at, code;
+  char json[256];
+} stream_t;
+
+static int on_chunk(const char *json, size_t len, void *ud) {
+  stream_t *s = ud;
+  int n = atomic_fetch_add(&s->chunks, 1) + 1;
+  if (s->stop_at && n == s->stop_at) return SP_CHUNK_STOP;
+  if (s->pause_at && n == s->pause_at) return SP_CHUNK_PAUSE;
+  return SP_CHUNK_CONTINUE;
+}
+
+static void on_stream_done(sp_result_t *res, void *ud) {
+  stream_t *s = ud;
+  s->code = res->error.code;
+  snprintf(s->json, sizeof(s->json), "%s", res->json ? res->json : res->error.message);
+  atomic_store(&s->done, 1);
+}
+
+static void wait_done(atomic_int *done, int ms) {
+  for (int i = 0; i < ms / 10 && !atomic_load(done); i++) usleep(10000);
+}
 
 int main(int argc, char **argv) {
   if (argc < 2) return 2;
@@ -94,10 +117,52 @@ int main(int argc, char **argv) {
         res.error.message);
   sp_result_free(&res);
 
+  /* A stream: every chunk, in order, then {"chunks": N}. */
   uint64_t id = 0;
-  rc = sp_execute_stream(rt, "work", "count", "{}", NULL, on_chunk, on_stream_done, NULL, &id, &err);
-  check(rc == SP_ENOPOOL && strstr(err.message, "is remote"), "streams refused", err.message);
-  sp_error_free(&err);
+  stream_t st = {0};
+  rc = sp_execute_stream(rt, "work", "count", "{\"n\": 50}", NULL, on_chunk, on_stream_done, &st, &id, &err);
+  wait_done(&st.done, 10000);
+  check(rc == 0 && st.code == 0 && atomic_load(&st.chunks) == 50 && strstr(st.json, "50"),
+        "stream", rc ? err.message : st.json);
+
+  /* A consumer that stops: the generator is closed on its node (marker file). */
+  char args[512];
+  snprintf(args, sizeof(args), "{\"n\": 100000, \"delay\": 0.005, \"marker\": \"%s\"}", argc > 2 ? argv[2] : "/dev/null");
+  stream_t stop = {.stop_at = 3};
+  rc = sp_execute_stream(rt, "work", "count", args, NULL, on_chunk, on_stream_done, &stop, &id, &err);
+  wait_done(&stop.done, 10000);
+  check(rc == 0 && stop.code == SP_ECANCELLED, "stream stopped by its consumer", stop.json);
+  int closed = 0;
+  for (int i = 0; i < 500 && !closed && argc > 2; i++) {
+    FILE *f = fopen(argv[2], "r");
+    char buf[64] = "";
+    if (f) {
+      closed = fgets(buf, sizeof(buf), f) != NULL && strncmp(buf, "closed", 6) == 0;
+      fclose(f);
+    }
+    if (!closed) usleep(10000);
+  }
+  check(closed, "the node closes the generator of a stopped stream", "no 'closed' marker");
+
+  /* A consumer that pauses: the node stops sending a window ahead; resume finishes it. */
+  stream_t pz = {.pause_at = 1};
+  rc = sp_execute_stream(rt, "work", "count", "{\"n\": 3000}", NULL, on_chunk, on_stream_done, &pz, &id, &err);
+  usleep(1500000);
+  int during = atomic_load(&pz.chunks);
+  check(rc == 0 && during < 600 && !atomic_load(&pz.done), "a paused stream stops a window ahead",
+        "too many chunks while paused");
+  sp_stream_resume(rt, id);
+  wait_done(&pz.done, 20000);
+  check(pz.code == 0 && atomic_load(&pz.chunks) == 3000, "a resumed stream finishes", pz.json);
+
+  /* sp_cancel() of a remote stream. */
+  stream_t cc = {0};
+  rc = sp_execute_stream(rt, "work", "count", "{\"n\": 100000, \"delay\": 0.01}", NULL, on_chunk,
+                         on_stream_done, &cc, &id, &err);
+  usleep(200000);
+  int crc = sp_cancel(rt, id);
+  wait_done(&cc.done, 5000);
+  check(rc == 0 && crc == 0 && cc.code == SP_ECANCELLED, "sp_cancel of a remote stream", cc.json);
 
   char *json = NULL;
   rc = sp_tools_json(rt, "work", &json, &err);

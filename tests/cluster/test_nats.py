@@ -237,3 +237,17 @@ def test_returned_arrays_arrive_as_lists(nats, nodes):
     r = cli("exec", "--nats", nats.url, "work", "ones", '{"n": 3}')
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout) == [1.0, 1.0, 1.0]
+
+
+def test_exec_stream_over_nats(nats, nodes):
+    nodes(nats.url, "alpha")
+    p = subprocess.Popen([BIN, "exec", "--stream", "--nats", nats.url, "work", "count",
+                          '{"n": 4, "delay": 0.4}'], stdout=subprocess.PIPE, text=True)
+    t0 = time.time()
+    first = p.stdout.readline()
+    t_first = time.time() - t0
+    rest = p.stdout.read()
+    total = time.time() - t0
+    assert p.wait(10) == 0
+    assert [json.loads(line)["i"] for line in [first] + rest.splitlines()] == [0, 1, 2, 3]
+    assert t_first < total / 2, (t_first, total)  # chunks arrive as they are made
