@@ -134,7 +134,10 @@ enum {
 
 /** Takes getopt's ch/optarg if it is a NATS option: 1 taken, 0 not ours. */
 int sp_cli_nats_option(int ch, const char *arg, sp_cli_opts_t *o);
-/** exec/tools/stats/pools/nodes/submit/result through NATS (o->nats.url set); argv[0] is the command. */
+/** Starts a runtime whose one pool is the remote `pool` on o's NATS server (exec, tools). */
+int sp_cli_cluster_start(const sp_cli_opts_t *o, const char *pool, sp_runtime_t **rt,
+                         sp_error_t *err);
+/** stats/pools/nodes/submit/result (and tools of every pool) through NATS (o->nats.url set); argv[0] is the command. */
 int sp_cli_cluster(const sp_cli_opts_t *o, int argc, char **argv);
 
 /** Array arguments of one exec, loaded from their .npy files. */

@@ -1,12 +1,11 @@
 /*
- * cluster.c - the commands that reach pools through NATS: `exec`, `tools`,
- * `stats`, `pools` and `nodes` with --nats URL. exec and tools start a runtime
- * whose only pool is the remote one (the same sp_execute() path an
- * application uses); stats, pools and nodes ask the nodes themselves
- * (sp_cluster_nodes_json()).
+ * cluster.c - the commands that reach pools through NATS (--nats URL): exec
+ * and tools POOL run in main.c on a runtime whose only pool is the remote one
+ * (sp_cli_cluster_start: the same sp_execute() path an application uses);
+ * stats, pools and nodes ask the nodes themselves (sp_cluster_nodes_json());
+ * submit and result are the durable jobs.
  */
 #include <jansson.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,16 +46,13 @@ static int remote_yaml(const sp_cli_opts_t *o, const char *pool, char *buf, size
   return sp_cli_yaml_add(buf, cap, &len, "\n");
 }
 
-static int start_remote(const sp_cli_opts_t *o, const char *pool, sp_runtime_t **rt) {
+int sp_cli_cluster_start(const sp_cli_opts_t *o, const char *pool, sp_runtime_t **rt,
+                         sp_error_t *err) {
   char yaml[SP_CLI_YAML_CAP];
-  sp_error_t err;
-  if (remote_yaml(o, pool, yaml, sizeof(yaml)) != 0) {
-    fprintf(stderr, "snakepit: the pool name or a NATS option holds control characters or is "
-                    "too long\n");
-    return SP_EXIT_USAGE;
-  }
-  if (sp_runtime_start_yaml(rt, yaml, strlen(yaml), "--nats", &err) != 0) return sp_cli_report(&err);
-  return -1;
+  if (remote_yaml(o, pool, yaml, sizeof(yaml)) != 0)
+    return sp_error_setf(err, SP_EINVAL, "the pool name or a NATS option holds control "
+                         "characters or is too long");
+  return sp_runtime_start_yaml(rt, yaml, strlen(yaml), "--nats", err);
 }
 
 static int nodes_doc(const sp_cli_opts_t *o, json_t **doc) {
@@ -157,82 +153,13 @@ static int print_stats(const sp_cli_opts_t *o, json_t *doc, const char *pool) {
   return rc;
 }
 
-/* exec --stream: each chunk a JSON line as it arrives (loop thread), then the outcome. */
-typedef struct {
-  sem_t done;
-  sp_result_t res;
-} stream_wait_t;
-
-static int print_chunk(const char *json, size_t len, void *ud) {
-  (void)ud;
-  fwrite(json, 1, len, stdout);
-  fputc('\n', stdout);
-  fflush(stdout);
-  return SP_CHUNK_CONTINUE;
-}
-
-static void stream_done(sp_result_t *res, void *ud) {
-  stream_wait_t *w = ud;
-  w->res = *res;
-  memset(res, 0, sizeof(*res));
-  sem_post(&w->done);
-}
-
-static int exec_stream(sp_runtime_t *rt, const char *pool, const char *tool, const char *args,
-                       const sp_call_opts_t *opts) {
-  stream_wait_t w;
-  sp_error_t err;
-  memset(&w, 0, sizeof(w));
-  sem_init(&w.done, 0, 0);
-  if (sp_execute_stream(rt, pool, tool, args, opts, print_chunk, stream_done, &w, NULL, &err) != 0)
-    return sp_cli_report(&err);
-  while (sem_wait(&w.done) != 0) {
-  }
-  int rc = w.res.error.code == 0 ? SP_EXIT_OK : sp_cli_report(&w.res.error);
-  sp_result_free(&w.res);
-  sem_destroy(&w.done);
-  return rc;
-}
-
-static int cmd_exec(const sp_cli_opts_t *o, int argc, char **argv) {
-  sp_runtime_t *rt = NULL;
-  int rc = start_remote(o, argv[1], &rt);
-  if (rc >= 0) return rc;
-  const char *args = argc > 3 ? argv[3] : "{}";
-  char *stdin_args = NULL;
-  if (strcmp(args, "-") == 0) {
-    size_t len = 0;
-    if (sp_cli_read_file("/dev/stdin", &stdin_args, &len) != 0) {
-      fprintf(stderr, "snakepit: cannot read arguments from stdin\n");
-      sp_runtime_stop(rt, 0);
-      return SP_EXIT_USAGE;
-    }
-    args = stdin_args;
-  }
-  sp_call_opts_t opts = SP_CALL_OPTS_INIT;
-  opts.timeout_ms = o->timeout_ms;
-  sp_result_t res;
-  if (o->stream) {
-    rc = exec_stream(rt, argv[1], argv[2], args, &opts);
-  } else if (sp_execute(rt, argv[1], argv[2], args, &opts, &res) == 0) {
-    sp_cli_print_json(res.json);
-    rc = SP_EXIT_OK;
-    sp_result_free(&res);
-  } else {
-    rc = sp_cli_report(&res.error);
-    sp_result_free(&res);
-  }
-  free(stdin_args);
-  sp_runtime_stop(rt, 1000);
-  return rc;
-}
-
+/* The tools of one pool, for `tools` without a POOL. */
 static int cmd_tools(const sp_cli_opts_t *o, const char *pool) {
   sp_runtime_t *rt = NULL;
-  int rc = start_remote(o, pool, &rt);
-  if (rc >= 0) return rc;
   char *json = NULL;
   sp_error_t err;
+  int rc;
+  if (sp_cli_cluster_start(o, pool, &rt, &err) != 0) return sp_cli_report(&err);
   if (sp_tools_json(rt, pool, &json, &err) == 0) {
     sp_cli_print_json(json);
     rc = SP_EXIT_OK;
@@ -279,8 +206,6 @@ int sp_cli_cluster(const sp_cli_opts_t *o, int argc, char **argv) {
   const char *cmd = argv[0];
   if (strcmp(cmd, "submit") == 0) return cmd_submit(o, argc, argv);
   if (strcmp(cmd, "result") == 0) return cmd_result(o, argv[1]);
-  if (strcmp(cmd, "exec") == 0) return cmd_exec(o, argc, argv);
-  if (strcmp(cmd, "tools") == 0 && argc == 2) return cmd_tools(o, argv[1]);
   json_t *doc = NULL;
   int rc = nodes_doc(o, &doc);
   if (rc >= 0) return rc;

@@ -402,20 +402,27 @@ int main(int argc, char **argv) {
             usage_text);
     return SP_EXIT_USAGE;
   }
+  /* Through NATS, exec and tools POOL run on a runtime whose one pool is the
+   * remote POOL (below, like local pools); the other commands ask the nodes. */
+  const char *nats_pool = NULL;
   if (o.nats.url != NULL || via_nats) {
-    if (o.nats.url == NULL || o.url || o.config || o.pool.adapter || o.local || o.array_count) {
+    if (o.nats.url == NULL || o.url || o.config || o.pool.adapter || o.local) {
       fprintf(stderr, "snakepit: %s\n", o.nats.url == NULL
                                            ? "this command needs --nats URL (the NATS server the nodes use)"
                                            : "--nats reaches pools through NATS: it does not go with "
-                                             "--url, -c, --adapter, --local or --array");
+                                             "--url, -c, --adapter or --local");
       return SP_EXIT_USAGE;
     }
     const char *tok = getenv("SNAKEPIT_NATS_TOKEN");
     if (o.nats.token == NULL && tok && *tok) o.nats.token = tok;
-    cargv[-1] = (char *)cmd;
-    return sp_cli_cluster(&o, cargc + 1, cargv - 1);
+    if (strcmp(cmd, "exec") != 0 && !(strcmp(cmd, "tools") == 0 && cargc == 1)) {
+      cargv[-1] = (char *)cmd;
+      return sp_cli_cluster(&o, cargc + 1, cargv - 1);
+    }
+    nats_pool = cargv[0];
+  } else if (choose_mode(&o) != 0) {
+    return SP_EXIT_USAGE;
   }
-  if (choose_mode(&o) != 0) return SP_EXIT_USAGE;
   if (o.url != NULL && o.stream) {
     fprintf(stderr, "snakepit: exec --stream runs on pools started by this command (-c FILE, "
                     "--adapter or --local); against a server, ask its HTTP API for "
@@ -445,7 +452,7 @@ int main(int argc, char **argv) {
   }
   sp_runtime_t *rt = NULL;
   sp_error_t err;
-  if (sp_cli_start(&o, &rt, &err) != 0) {
+  if ((nats_pool ? sp_cli_cluster_start(&o, nats_pool, &rt, &err) : sp_cli_start(&o, &rt, &err)) != 0) {
     sp_cli_inputs_free(&in);
     free(o.arrays);
     return sp_cli_report(&err);

@@ -36,6 +36,9 @@ int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool
   if (job_id != NULL && !sp__wire_job_id_valid(job_id))
     return sp_error_setf(err, SP_EINVAL, "job id '%.80s' must be 1 to 64 characters from "
                          "A-Z a-z 0-9 _ -", job_id);
+  if (opts && opts->array_count > 0)
+    return sp_error_setf(err, SP_EINVAL, "job for tool '%s' in pool '%s': array arguments are not "
+                         "kept in jobs; pass them as JSON lists", tool, pool);
   if (args_json == NULL) args_json = "{}";
   char why[256], top = 0;
   if (sp__json_args_check(args_json, strlen(args_json), &top, why, sizeof(why)) != 0)
@@ -57,7 +60,7 @@ int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool
     snprintf(id, sizeof(id), "%s", job_id);
   }
   sp__wire_call_t w = {tool, opts && opts->timeout_ms > 0 ? opts->timeout_ms : 0,
-                       opts ? opts->idempotent : 0, id, args_json, strlen(args_json), 0};
+                       opts ? opts->idempotent : 0, id, args_json, strlen(args_json), 0, 0, 0, NULL, 0};
   if (sp__wire_call_encode(&m, subject, NULL, &w) != 0) {
     rc = sp_error_setf(err, SP_ENOMEM, "out of memory");
     goto done;

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "arrays.h"
 #include "clock.h"
 #include "config.h"
 #include "errors.h"
@@ -82,8 +83,10 @@ typedef struct rcall_s {
   int idempotent;
   char node[NODE_ID_MAX]; /* the node that accepted it, "" until one did */
   char *tool;
-  char *args;
+  char *args;      /* the body: JSON arguments, then the arrays part when json_len > 0 */
   size_t args_len;
+  size_t json_len; /* 0: args is all JSON */
+  int lists;       /* returned arrays as JSON lists */
   sp_result_t own;
   sp_result_t *res;
   sp_done_cb cb;
@@ -256,7 +259,7 @@ static natsStatus send_call(rcall_t *c) {
   snprintf(c->req_id, sizeof(c->req_id), "%s", id);
   int64_t left = c->deadline_ms - sp__now_ms();
   sp__wire_call_t w = {c->tool, left > 1 ? left : 1, c->idempotent, id, c->args, c->args_len,
-                       c->on_chunk != NULL};
+                       c->on_chunk != NULL, c->json_len, c->lists, NULL, 0};
   natsMsg *m = NULL;
   if (sp__wire_call_encode(&m, c->stage ? p->wait_subject : p->call_subject, reply, &w) != 0)
     return NATS_NO_MEMORY;
@@ -330,7 +333,15 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
   pthread_mutex_unlock(&r->mu);
   char where[160];
   snprintf(where, sizeof(where), "pool '%s' (node %s)", c->pool->cfg->name, sp__wire_node(m));
-  sp__wire_reply_decode(m, where, c->res);
+  const uint8_t *part = NULL;
+  size_t plen = 0;
+  /* Returned arrays become res->arrays, freed by sp_result_free like local ones. */
+  if (sp__wire_reply_decode(m, where, c->res, &part, &plen) == 0 && part != NULL &&
+      sp__result_arrays(NULL, part, plen, c->res) != 0) {
+    free(c->res->json);
+    c->res->json = NULL;
+    sp_error_setf(&c->res->error, SP_EPROTOCOL, "%s: a reply with malformed arrays", where);
+  }
   natsMsg_Destroy(m);
   finish(r, c);
 }
@@ -593,26 +604,44 @@ static int make_call(sp__remote_t *r, sp__remote_pool_t *p, const char *tool, co
   if (top != '{')
     return sp__error_set(err, SP_EBADARGS, "arguments for tool '%s' in pool '%s' must be a JSON object",
                          tool, pool);
-  if (opts && opts->array_count > 0)
-    return sp__error_set(err, SP_EINVAL,
-                         "pool '%s' is remote (%s): array arguments do not travel over NATS; pass "
-                         "them as JSON lists", pool, p->conn->shown);
+  /* Array arguments travel inline after the JSON, in the protocol's arrays part
+   * (checked and made C-contiguous the same way as for a local pool). */
+  sp__inputs_t in;
+  memset(&in, 0, sizeof(in));
+  size_t narrays = opts ? opts->array_count : 0;
+  if (narrays > 0) {
+    int rc = sp__inputs_prepare(NULL, pool, tool, opts->arrays, narrays, args, alen, 0, SIZE_MAX,
+                                &in, err);
+    if (rc != 0) return rc;
+  }
   /* The server refuses a message above its max_payload; say so before sending. */
   int64_t limit = natsConnection_GetMaxPayload(p->conn->nc);
   size_t overhead = strlen(tool) + 256;
-  if (limit > 0 && (int64_t)(alen + overhead) > limit)
+  if (limit > 0 && (int64_t)(alen + in.extra + overhead) > limit) {
+    sp__inputs_clear(&in, NULL, NULL);
     return sp__error_set(err, SP_ETOOLARGE,
-                         "arguments of %zu bytes for tool '%s' in remote pool '%s' exceed the NATS "
-                         "server's max_payload of %" PRId64 " bytes (%s); raise max_payload in "
-                         "the nats-server configuration",
-                         alen, tool, pool, limit, p->conn->shown);
+                         "arguments of %zu bytes%s for tool '%s' in remote pool '%s' exceed the "
+                         "NATS server's max_payload of %" PRId64 " bytes (%s); raise max_payload "
+                         "in the nats-server configuration",
+                         alen + in.extra, narrays ? " (with arrays)" : "", tool, pool, limit,
+                         p->conn->shown);
+  }
   rcall_t *c = calloc(1, sizeof(*c));
-  if (c == NULL || (c->tool = strdup(tool)) == NULL || (c->args = strdup(args)) == NULL) {
+  if (c == NULL || (c->tool = strdup(tool)) == NULL ||
+      (c->args = malloc(alen + in.extra + 1)) == NULL) {
+    sp__inputs_clear(&in, NULL, NULL);
     if (c) call_free(c);
     return sp__error_set(err, SP_ENOMEM, "out of memory");
   }
+  memcpy(c->args, args, alen + 1);
+  c->args_len = alen + in.extra; /* before sp__inputs_clear zeroes in */
+  if (narrays > 0) {
+    sp__inputs_encode(&in, (uint8_t *)c->args + alen);
+    sp__inputs_clear(&in, NULL, NULL);
+    c->json_len = alen;
+  }
+  c->lists = opts ? opts->arrays_as_lists : 0;
   sem_init(&c->done, 0, 0);
-  c->args_len = alen;
   c->pool = p;
   c->idempotent = opts ? opts->idempotent : 0;
   c->attempts = 1;
@@ -753,7 +782,7 @@ int sp__remote_tools_json(sp__remote_t *r, sp__remote_pool_t *p, char **json, sp
   memset(&res, 0, sizeof(res));
   char where[128];
   snprintf(where, sizeof(where), "tools of pool '%s'", p->cfg->name);
-  int rc = sp__wire_reply_decode(m, where, &res);
+  int rc = sp__wire_reply_decode(m, where, &res, NULL, NULL);
   natsMsg_Destroy(m);
   if (rc != 0) {
     sp_error_copy(err, &res.error);

@@ -4,6 +4,8 @@
  */
 #include "wire.h"
 
+#include "protocol.h"
+
 #include <inttypes.h>
 #include <jansson.h>
 #include <stdarg.h>
@@ -32,8 +34,13 @@ int sp__wire_call_encode(natsMsg **out, const char *subject, const char *reply,
       natsMsgHeader_Set(m, SP__HDR_TIMEOUT, num) != NATS_OK ||
       (c->idempotent && natsMsgHeader_Set(m, SP__HDR_IDEMPOTENT, "1") != NATS_OK) ||
       (c->stream && natsMsgHeader_Set(m, SP__HDR_STREAM, "1") != NATS_OK) ||
+      (c->lists && natsMsgHeader_Set(m, SP__HDR_LISTS, "1") != NATS_OK) ||
       (c->id && *c->id && natsMsgHeader_Set(m, SP__HDR_ID, c->id) != NATS_OK))
     return nomem(m);
+  if (c->json_len > 0) {
+    snprintf(num, sizeof(num), "%zu", c->json_len);
+    if (natsMsgHeader_Set(m, SP__HDR_JSON_LEN, num) != NATS_OK) return nomem(m);
+  }
   *out = m;
   return 0;
 }
@@ -58,8 +65,9 @@ int sp__wire_call_decode(natsMsg *m, sp__wire_call_t *c, sp_error_t *err) {
                          t ? t : "(missing)");
   const char *idem = header(m, SP__HDR_IDEMPOTENT);
   c->idempotent = idem != NULL && strcmp(idem, "1") == 0;
-  const char *stream = header(m, SP__HDR_STREAM);
+  const char *stream = header(m, SP__HDR_STREAM), *lists = header(m, SP__HDR_LISTS);
   c->stream = stream != NULL && strcmp(stream, "1") == 0;
+  c->lists = lists != NULL && strcmp(lists, "1") == 0;
   c->id = header(m, SP__HDR_ID);
   if (c->id == NULL) c->id = "";
   int len = natsMsg_GetDataLength(m);
@@ -69,7 +77,93 @@ int sp__wire_call_decode(natsMsg *m, sp__wire_call_t *c, sp_error_t *err) {
   args[len] = '\0';
   c->args = args;
   c->args_len = (size_t)len;
+  const char *jl = header(m, SP__HDR_JSON_LEN);
+  if (jl == NULL) return 0;
+  size_t json_len = (size_t)strtoull(jl, &end, 10);
+  if (end == jl || *end != '\0' || json_len > (size_t)len)
+    return sp_error_setf(err, SP_EPROTOCOL, "call on '%s': bad %s '%s'", natsMsg_GetSubject(m),
+                         SP__HDR_JSON_LEN, jl);
+  int rc = sp__wire_arrays_view((const uint8_t *)args + json_len, (size_t)len - json_len,
+                                &c->arrays, &c->array_count);
+  if (rc != 0)
+    return sp_error_setf(err, rc, "call on '%s': malformed arrays part", natsMsg_GetSubject(m));
+  args[json_len] = '\0'; /* the JSON ends where the arrays part begins */
+  c->args_len = json_len;
   return 0;
+}
+
+int sp__wire_arrays_view(const uint8_t *part, size_t len, sp_array_t **out, size_t *n) {
+  *out = NULL;
+  *n = 0;
+  size_t cap = len / 24 + 1; /* every table entry takes at least 24 bytes */
+  if (cap > SP__MAX_ARRAYS) cap = SP__MAX_ARRAYS;
+  sp__array_desc_t *d = calloc(cap, sizeof(*d));
+  const uint8_t *base = NULL;
+  size_t count = 0;
+  if (d == NULL) return SP_ENOMEM;
+  if (sp__arrays_parse(part, len, 0, d, cap, &count, &base) != 0) {
+    free(d);
+    return SP_EPROTOCOL;
+  }
+  /* One block: the views, then their shapes and NUL-terminated names. */
+  size_t names = 0;
+  for (size_t i = 0; i < count; i++) names += d[i].name_len + 1;
+  sp_array_t *a = calloc(1, count * (sizeof(sp_array_t) + SP_MAX_NDIM * sizeof(int64_t)) + names + 1);
+  if (a == NULL) {
+    free(d);
+    return SP_ENOMEM;
+  }
+  int64_t *shapes = (int64_t *)(a + count);
+  char *name = (char *)(shapes + count * SP_MAX_NDIM);
+  for (size_t i = 0; i < count; i++) {
+    memcpy(name, d[i].name, d[i].name_len);
+    name[d[i].name_len] = '\0';
+    a[i].name = name;
+    name += d[i].name_len + 1;
+    a[i].dtype = (sp_dtype_t)d[i].dtype;
+    a[i].ndim = d[i].ndim;
+    memcpy(shapes + i * SP_MAX_NDIM, d[i].shape, (size_t)d[i].ndim * sizeof(int64_t));
+    a[i].shape = shapes + i * SP_MAX_NDIM;
+    a[i].data = base + d[i].offset;
+    a[i].nbytes = (size_t)d[i].nbytes;
+  }
+  free(d);
+  *out = a;
+  *n = count;
+  return 0;
+}
+
+int sp__wire_arrays_part(const sp_array_t *arrays, size_t n, uint8_t **part, size_t *len) {
+  *part = NULL;
+  *len = 0;
+  sp__array_desc_t *d = calloc(n ? n : 1, sizeof(*d));
+  if (d == NULL) return SP_ENOMEM;
+  for (size_t i = 0; i < n; i++) { /* results: C-contiguous views */
+    d[i].name = arrays[i].name;
+    d[i].name_len = strlen(arrays[i].name);
+    d[i].dtype = (int)arrays[i].dtype;
+    d[i].ndim = arrays[i].ndim;
+    d[i].where = SP__ARR_INLINE;
+    d[i].nbytes = arrays[i].nbytes;
+    if (arrays[i].ndim > 0) memcpy(d[i].shape, arrays[i].shape, (size_t)arrays[i].ndim * sizeof(int64_t));
+    d[i].data = arrays[i].data;
+  }
+  *len = sp__arrays_size(d, n);
+  *part = malloc(*len);
+  if (*part == NULL) {
+    free(d);
+    return SP_ENOMEM;
+  }
+  sp__arrays_write(*part, d, n);
+  free(d);
+  return 0;
+}
+
+void sp__wire_call_free(sp__wire_call_t *c) {
+  free((char *)c->args);
+  free(c->arrays);
+  c->args = NULL;
+  c->arrays = NULL;
 }
 
 static int reply_msg(natsMsg **out, const char *subject, const char *node, int code,
@@ -84,6 +178,32 @@ static int reply_msg(natsMsg **out, const char *subject, const char *node, int c
     return nomem(m);
   *out = m;
   return 0;
+}
+
+/* A successful reply whose result has arrays: JSON, then the arrays part. */
+static int reply_with_arrays(natsMsg **out, const char *subject, const char *node,
+                             const sp_result_t *res) {
+  uint8_t *part = NULL;
+  size_t plen = 0;
+  int rc = sp__wire_arrays_part(res->arrays, res->array_count, &part, &plen);
+  char *body = rc == 0 ? malloc(res->len + plen) : NULL;
+  if (body == NULL) {
+    free(part);
+    return SP_ENOMEM;
+  }
+  memcpy(body, res->json, res->len);
+  memcpy(body + res->len, part, plen);
+  rc = reply_msg(out, subject, node, 0, body, res->len + plen);
+  free(body);
+  free(part);
+  char num[24];
+  snprintf(num, sizeof(num), "%zu", res->len);
+  if (rc == 0 && natsMsgHeader_Set(*out, SP__HDR_JSON_LEN, num) != NATS_OK) {
+    natsMsg_Destroy(*out);
+    *out = NULL;
+    rc = SP_ENOMEM;
+  }
+  return rc;
 }
 
 static int error_msg(natsMsg **out, const char *subject, const char *node, const sp_error_t *e) {
@@ -101,6 +221,7 @@ static int error_msg(natsMsg **out, const char *subject, const char *node, const
 
 int sp__wire_reply_encode(natsMsg **out, const char *subject, const char *node,
                           const sp_result_t *res) {
+  if (res->error.code == 0 && res->array_count > 0) return reply_with_arrays(out, subject, node, res);
   if (res->error.code == 0) return reply_msg(out, subject, node, 0, res->json, res->len);
   return error_msg(out, subject, node, &res->error);
 }
@@ -145,11 +266,24 @@ const char *sp__wire_node(natsMsg *m) {
   return n ? n : "";
 }
 
-int sp__wire_reply_decode(natsMsg *m, const char *where, sp_result_t *res) {
+int sp__wire_reply_decode(natsMsg *m, const char *where, sp_result_t *res,
+                          const uint8_t **arrays, size_t *arrays_len) {
   const char *c = header(m, SP__HDR_CODE);
   const char *data = natsMsg_GetData(m);
   int len = natsMsg_GetDataLength(m);
   char *end = NULL;
+  if (arrays) *arrays = NULL;
+  if (arrays_len) *arrays_len = 0;
+  const char *jl = header(m, SP__HDR_JSON_LEN);
+  if (jl != NULL) {
+    size_t json_len = (size_t)strtoull(jl, &end, 10);
+    if (end == jl || *end != '\0' || json_len > (size_t)len || arrays == NULL)
+      return sp_error_setf(&res->error, SP_EPROTOCOL, "%s: a reply with a bad %s", where,
+                           SP__HDR_JSON_LEN);
+    *arrays = (const uint8_t *)data + json_len;
+    *arrays_len = (size_t)len - json_len;
+    len = (int)json_len;
+  }
   long code = c ? strtol(c, &end, 10) : 1;
   if (c == NULL || end == c || *end != '\0' || code > 0)
     return sp_error_setf(&res->error, SP_EPROTOCOL, "%s: a reply without a valid %s header",

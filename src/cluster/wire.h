@@ -34,6 +34,11 @@
 #define SP__HDR_IDEMPOTENT "Sp-Idempotent"
 #define SP__HDR_ID "Sp-Id"
 #define SP__HDR_STREAM "Sp-Stream" /* 1: a streaming call; chunks come before the reply */
+#define SP__HDR_LISTS "Sp-Lists"   /* 1: arrays the tool returns come back as JSON lists */
+/* On calls and replies that carry arrays: the body is the JSON (this many
+ * bytes) followed by the arrays part of src/core/protocol.h (sp__arrays_write:
+ * a table, then every array's bytes inline), the one encoding of arrays. */
+#define SP__HDR_JSON_LEN "Sp-Json-Len"
 /* Reply headers. */
 #define SP__HDR_CODE "Sp-Code"   /* 0, or the negative SP_E* code */
 #define SP__HDR_NODE "Sp-Node"   /* id of the node that ran the call */
@@ -67,8 +72,14 @@ typedef struct sp__wire_call_s {
   int idempotent;
   const char *id;   /* "" when absent */
   const char *args; /* NUL-terminated copy owned by the caller of decode (free) */
-  size_t args_len;
+  size_t args_len;  /* encode: the whole body (JSON and arrays part); decode: the JSON */
   int stream; /* a streaming call (sp_execute_stream) */
+  size_t json_len;  /* encode: bytes of JSON at the start of args when an arrays part follows
+                       (0: args is all JSON) */
+  int lists;        /* the caller wants returned arrays as JSON lists */
+  /* decode: the arrays of the call, pointing into args (freed with it and arrays) */
+  sp_array_t *arrays;
+  size_t array_count;
 } sp__wire_call_t;
 
 /** PREFIX.kind.pool into buf; 0, or SP_EINVAL when it does not fit. */
@@ -79,10 +90,24 @@ int sp__wire_call_encode(natsMsg **out, const char *subject, const char *reply,
                          const sp__wire_call_t *c);
 
 /**
- * Reads a call message: fills *c (c->args is a fresh NUL-terminated copy the
- * caller frees). SP_EPROTOCOL with err saying what is missing.
+ * Reads a call message: fills *c (c->args is a fresh NUL-terminated copy of
+ * the body, c->arrays views into it; release both with sp__wire_call_free).
+ * SP_EPROTOCOL with err saying what is missing or malformed.
  */
 int sp__wire_call_decode(natsMsg *m, sp__wire_call_t *c, sp_error_t *err);
+
+/**
+ * Views of the arrays in an arrays part (sp__arrays_write's format, every
+ * array inline): *out is one allocation (free()) whose data point into part.
+ * 0, SP_EPROTOCOL or SP_ENOMEM.
+ */
+int sp__wire_arrays_view(const uint8_t *part, size_t len, sp_array_t **out, size_t *n);
+
+/** The arrays part of C-contiguous arrays (a result's), all inline; *part is the caller's. */
+int sp__wire_arrays_part(const sp_array_t *arrays, size_t n, uint8_t **part, size_t *len);
+
+/** Releases what sp__wire_call_decode allocated. */
+void sp__wire_call_free(sp__wire_call_t *c);
 
 /**
  * The reply to a call: res->json on success, else res->error as an object
@@ -113,9 +138,12 @@ const char *sp__wire_node(natsMsg *m);
 /**
  * Fills res (zeroed by the caller) from a reply: res->json on success, the
  * error otherwise (a malformed reply is SP_EPROTOCOL naming `where`).
+  * *arrays and *arrays_len (may be NULL) get the reply's arrays part (pointing
+ * into m; NULL when none): the library turns it into res->arrays.
  * Returns res->error.code.
  */
-int sp__wire_reply_decode(natsMsg *m, const char *where, sp_result_t *res);
+int sp__wire_reply_decode(natsMsg *m, const char *where, sp_result_t *res,
+                          const uint8_t **arrays, size_t *arrays_len);
 
 /** True for a job id: [A-Za-z0-9_-]{1,64} (a key of the results bucket). */
 int sp__wire_job_id_valid(const char *id);

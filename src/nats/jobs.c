@@ -125,7 +125,7 @@ static void start_job(jpool_t *jp, natsMsg *m) {
     kvEntry_Destroy(e);
     natsMsg_Ack(m, NULL);
     natsMsg_Destroy(m);
-    free((char *)w.args);
+    sp__wire_call_free(&w);
     free(r);
     return;
   }
@@ -139,10 +139,12 @@ static void start_job(jpool_t *jp, natsMsg *m) {
     sp_call_opts_t opts = SP_CALL_OPTS_INIT;
     opts.timeout_ms = w.timeout_ms;
     opts.idempotent = w.idempotent;
-    opts.arrays_as_lists = 1; /* the reply is JSON: arrays a tool returns become lists */
+    opts.arrays_as_lists = 1; /* the outcome is JSON: arrays a tool returns become lists */
+    opts.arrays = w.arrays;
+    opts.array_count = w.array_count;
     rc = sp_execute_async(n->rt, jp->p->name, w.tool, w.args, &opts, on_job_done, r, &err);
   }
-  free((char *)w.args);
+  sp__wire_call_free(&w);
   if (rc != 0) { /* refused before running (unknown tool, bad arguments): that is its outcome */
     sp_result_t res;
     memset(&res, 0, sizeof(res));

@@ -209,7 +209,9 @@ static void on_call(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
   sp_call_opts_t opts = SP_CALL_OPTS_INIT;
   opts.timeout_ms = w.timeout_ms;
   opts.idempotent = w.idempotent;
-  opts.arrays_as_lists = 1; /* the reply is JSON: arrays a tool returns become lists */
+  opts.arrays = w.arrays; /* copied by the runtime before it returns */
+  opts.array_count = w.array_count;
+  opts.arrays_as_lists = w.lists;
   int rc;
   if (w.stream) {
     j->stream = 1;
@@ -239,7 +241,7 @@ static void on_call(natsConnection *nc, natsSubscription *sub, natsMsg *m, void 
     sp__node_gate(p);
   }
 out:
-  free((char *)w.args);
+  sp__wire_call_free(&w);
   sp_error_free(&err);
   natsMsg_Destroy(m);
 }

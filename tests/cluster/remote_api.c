@@ -106,15 +106,29 @@ int main(int argc, char **argv) {
         "deadline travels", res.error.message);
   sp_result_free(&res);
 
-  int64_t shape[1] = {4};
+  /* Arrays travel inline both ways; a strided (reversed) input arrives C-ordered. */
+  int64_t shape[1] = {4}, back[1] = {-8};
   double data[4] = {1, 2, 3, 4};
-  sp_array_t arr = {.name = "x", .dtype = SP_DTYPE_FLOAT64, .ndim = 1, .shape = shape, .data = data};
+  sp_array_t arr = {.name = "value", .dtype = SP_DTYPE_FLOAT64, .ndim = 1, .shape = shape,
+                    .strides = back, .data = &data[3]};
   opts.timeout_ms = 0;
   opts.arrays = &arr;
   opts.array_count = 1;
   rc = sp_execute(rt, "work", "echo", "{}", &opts, &res);
-  check(rc == SP_EINVAL && strstr(res.error.message, "do not travel over NATS"), "arrays refused",
-        res.error.message);
+  const double *got = res.array_count == 1 ? res.arrays[0].data : NULL;
+  check(rc == 0 && got && res.arrays[0].dtype == SP_DTYPE_FLOAT64 && res.arrays[0].shape[0] == 4 &&
+            got[0] == 4 && got[3] == 1 && strstr(res.json, "$array"),
+        "arrays both ways", rc ? res.error.message : res.json);
+  sp_result_free(&res);
+  opts.arrays_as_lists = 1;
+  rc = sp_execute(rt, "work", "echo", "{}", &opts, &res);
+  check(rc == 0 && res.array_count == 0 && strstr(res.json, "4.0") && strstr(res.json, "["),
+        "returned arrays as lists", rc ? res.error.message : res.json);
+  sp_result_free(&res);
+  opts.arrays_as_lists = 0;
+  arr.name = "nope\x01";
+  rc = sp_execute(rt, "work", "echo", "{}", &opts, &res);
+  check(rc != 0, "a bad array refused before sending", res.error.message);
   sp_result_free(&res);
 
   /* A stream: every chunk, in order, then {"chunks": N}. */
