@@ -4,10 +4,9 @@
  * to; when no node has one (NATS answers "no responders") it goes to the
  * pool's "wait" subject, where every node of the pool listens and queues it;
  * when nobody listens there either, no node serves the pool and the call fails
- * at once. Replies come back on one inbox per connection. A timer thread fails
- * calls whose deadline passed, and asks the node that accepted a long call
- * whether it is still alive: a node gone (killed, host lost) fails its calls
- * at once, or sends an idempotent call to another node.
+ * at once. Replies come back on one inbox per connection. The timer thread
+ * (rwatch.c) fails late calls and calls of nodes that went away; streams are
+ * rstream.c.
  */
 #include "remote.h"
 
@@ -26,109 +25,8 @@
 #include "errors.h"
 #include "jsonargs.h"
 #include "natsconn.h"
+#include "remote_int.h"
 #include "runtime.h"
-#include "wire.h"
-
-/* Buckets of the table of calls waiting for their reply (a power of two). */
-#define TABLE_SIZE 1024
-/* Period of the timer thread: how late past its deadline a call may fail. */
-#define TICK_MS 20
-/* The node ends a call at its deadline and says why (which worker, which tool);
- * the caller's own expiry waits this much longer, as a backstop for a node
- * that cannot answer. */
-#define EXPIRE_GRACE_MS 250
-/* A call accepted by a node this long ago has that node's liveness checked. */
-#define ALIVE_AFTER_MS 500
-/* How long a liveness check waits for the node's answer. */
-#define ALIVE_WAIT_MS 1000
-/* Checks a node must fail in a row, ALIVE_RETRY_MS apart, to count as gone. */
-#define ALIVE_TRIES 3
-#define ALIVE_RETRY_MS 400
-/* Sends of one idempotent call: the first, and one more after its node died. */
-#define MAX_ATTEMPTS 2
-#define NODE_ID_MAX 64
-
-typedef struct rconn_s {
-  sp_nats_opts_t opts; /* strings borrowed from the pool's config */
-  natsConnection *nc;
-  natsSubscription *inbox_sub;
-  char inbox[64];
-  char shown[256]; /* URL without credentials */
-  char name[96];   /* connection name the server shows */
-  struct sp__remote_s *r;
-} rconn_t;
-
-struct sp__remote_pool_s {
-  const sp__pool_config_t *cfg;
-  rconn_t *conn;
-  char call_subject[SP__WIRE_SUBJECT_MAX];
-  char wait_subject[SP__WIRE_SUBJECT_MAX];
-  char tools_subject[SP__WIRE_SUBJECT_MAX];
-  char *tools_json; /* under r->mu once set */
-  atomic_ullong calls_ok, calls_failed, retried;
-};
-
-/* What an SP__MSG_REMOTE message carries to the loop thread. */
-enum { RMSG_DONE = 1, RMSG_CHUNK };
-
-typedef struct rcall_s {
-  sp__msg_t msg; /* SP__MSG_REMOTE: hands an async call's completion to the loop thread */
-  int what;      /* RMSG_DONE */
-  struct rcall_s *next;
-  uint64_t seq;
-  sp__remote_pool_t *pool;
-  int64_t deadline_ms, timeout_ms, accepted_ms;
-  int stage; /* 0: on the "call" subject; 1: on the "wait" subject */
-  int attempts;
-  int idempotent;
-  char node[NODE_ID_MAX]; /* the node that accepted it, "" until one did */
-  char *tool;
-  char *args;      /* the body: JSON arguments, then the arrays part when json_len > 0 */
-  size_t args_len;
-  size_t json_len; /* 0: args is all JSON */
-  int lists;       /* returned arrays as JSON lists */
-  sp_result_t own;
-  sp_result_t *res;
-  sp_done_cb cb;
-  void *ud;
-  sem_t done; /* sync calls wait on it */
-  /* Streams: chunks go to on_chunk on the loop thread, in order. */
-  sp_chunk_cb on_chunk;
-  atomic_int refs;     /* async calls: 1 for the completion + 1 per chunk on its way */
-  int completed;       /* loop thread: on_done ran, later chunks are dropped */
-  atomic_int paused;   /* the consumer returned SP_CHUNK_PAUSE */
-  atomic_long consumed; /* chunks handed to on_chunk */
-  long credited;       /* consumed count the node was last told */
-  char req_id[96];     /* Sp-Id */
-} rcall_t;
-
-/* A chunk of a stream on its way to the loop thread. */
-typedef struct rchunk_s {
-  sp__msg_t msg;
-  int what; /* RMSG_CHUNK */
-  rcall_t *c;
-  size_t len;
-  char data[];
-} rchunk_t;
-
-/* The node pauses a stream SP__WIRE_STREAM_WINDOW chunks ahead of what its
- * caller consumed; the caller tells it how far it got every CREDIT_EVERY chunks. */
-#define CREDIT_EVERY 32
-
-struct sp__remote_s {
-  sp_runtime_t *rt;
-  sp__config_t cfg; /* the remote entries, moved out of the runtime's config */
-  sp__remote_pool_t *pools;
-  rconn_t *conns;
-  size_t nconns;
-  pthread_mutex_t mu; /* guards table, pending, seq, stopping, tools_json */
-  pthread_cond_t cond;
-  rcall_t *table[TABLE_SIZE];
-  size_t pending;
-  int stopping, quit;
-  pthread_t timer;
-  int timer_on;
-};
 
 /* ---- the table of calls waiting for a reply ---------------------------- */
 
@@ -140,7 +38,7 @@ static void table_put(sp__remote_t *r, rcall_t *c) {
 }
 
 /* Removes and returns the call, or NULL when it finished already. Under r->mu. */
-static rcall_t *table_take(sp__remote_t *r, uint64_t seq) {
+rcall_t *sp__rcall_take(sp__remote_t *r, uint64_t seq) {
   for (rcall_t **p = &r->table[seq & (TABLE_SIZE - 1)]; *p; p = &(*p)->next) {
     if ((*p)->seq == seq) {
       rcall_t *c = *p;
@@ -153,7 +51,7 @@ static rcall_t *table_take(sp__remote_t *r, uint64_t seq) {
   return NULL;
 }
 
-static rcall_t *table_get(sp__remote_t *r, uint64_t seq) {
+rcall_t *sp__rcall_get(sp__remote_t *r, uint64_t seq) {
   for (rcall_t *c = r->table[seq & (TABLE_SIZE - 1)]; c; c = c->next)
     if (c->seq == seq) return c;
   return NULL;
@@ -161,32 +59,19 @@ static rcall_t *table_get(sp__remote_t *r, uint64_t seq) {
 
 /* ---- completion ---------------------------------------------------------- */
 
-static void call_free(rcall_t *c) {
+void sp__rcall_free(rcall_t *c) {
   free(c->tool);
   free(c->args);
   sem_destroy(&c->done);
   free(c);
 }
 
-static void call_unref(rcall_t *c) {
-  if (atomic_fetch_sub(&c->refs, 1) == 1) call_free(c);
-}
-
-/* Publishes "REQ_ID [COUNT]" to the node's private subject `verb` (cancel, credit). */
-static void tell_node(rcall_t *c, const char *verb, long count) {
-  char subject[SP__WIRE_SUBJECT_MAX], body[128], node[NODE_ID_MAX];
-  pthread_mutex_t *mu = &c->pool->conn->r->mu;
-  pthread_mutex_lock(mu);
-  snprintf(node, sizeof(node), "%s", c->node);
-  pthread_mutex_unlock(mu);
-  if (!node[0]) return; /* not accepted yet: nothing runs anywhere */
-  snprintf(subject, sizeof(subject), "%s.%s.%s.%s", SP__WIRE_PREFIX, SP__WIRE_NODE, node, verb);
-  snprintf(body, sizeof(body), "%s %ld", c->req_id, count);
-  natsConnection_PublishString(c->pool->conn->nc, subject, body);
+void sp__rcall_unref(rcall_t *c) {
+  if (atomic_fetch_sub(&c->refs, 1) == 1) sp__rcall_free(c);
 }
 
 /* The call (taken out of the table) ended; res is filled. Any thread. */
-static void finish(sp__remote_t *r, rcall_t *c) {
+void sp__rcall_finish(sp__remote_t *r, rcall_t *c) {
   atomic_fetch_add(c->res->error.code == 0 ? &c->pool->calls_ok : &c->pool->calls_failed, 1);
   if (c->cb == NULL) {
     sem_post(&c->done); /* the waiting caller frees it */
@@ -196,62 +81,41 @@ static void finish(sp__remote_t *r, rcall_t *c) {
   c->what = RMSG_DONE;
   if (sp__rt_post(r->rt, &c->msg) != 0) { /* the loop thread is gone: nobody to tell */
     sp_result_free(&c->own);
-    call_unref(c);
+    sp__rcall_unref(c);
   }
 }
 
-static void fail(sp__remote_t *r, rcall_t *c, int code, const char *fmt, ...)
+void sp__rcall_fail(sp__remote_t *r, rcall_t *c, int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif
     ;
-static void fail(sp__remote_t *r, rcall_t *c, int code, const char *fmt, ...) {
+void sp__rcall_fail(sp__remote_t *r, rcall_t *c, int code, const char *fmt, ...) {
   char msg[1024];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof(msg), fmt, ap);
   va_end(ap);
   sp_error_set(&c->res->error, code, msg, NULL, NULL);
-  finish(r, c);
-}
-
-static void stream_cancel(sp__remote_t *r, rcall_t *c, int code, const char *why);
-
-/* A chunk reaches the consumer (loop thread). */
-static void deliver_chunk(sp__remote_t *r, rchunk_t *k) {
-  rcall_t *c = k->c;
-  if (!c->completed) {
-    int rc = c->on_chunk(k->data, k->len, c->ud);
-    long consumed = atomic_fetch_add(&c->consumed, 1) + 1;
-    if (rc == SP_CHUNK_PAUSE) {
-      atomic_store(&c->paused, 1);
-    } else if (rc != SP_CHUNK_CONTINUE) {
-      stream_cancel(r, c, SP_ECANCELLED, "the chunk callback stopped the stream");
-    } else if (!atomic_load(&c->paused) && consumed - c->credited >= CREDIT_EVERY) {
-      c->credited = consumed;
-      tell_node(c, "credit", consumed);
-    }
-  }
-  call_unref(c);
-  free(k);
+  sp__rcall_finish(r, c);
 }
 
 void sp__remote_msg(sp_runtime_t *rt, sp__msg_t *m) {
   if (((rchunk_t *)m)->what == RMSG_CHUNK) {
-    deliver_chunk(rt->remote, (rchunk_t *)m);
+    sp__rstream_deliver(rt->remote, (rchunk_t *)m);
     return;
   }
   rcall_t *c = (rcall_t *)m;
   c->completed = 1;
   c->cb(&c->own, c->ud);
   sp_result_free(&c->own);
-  call_unref(c);
+  sp__rcall_unref(c);
 }
 
 /* ---- sending --------------------------------------------------------------- */
 
 /* Publishes the call on the subject of its stage with the time it has left. */
-static natsStatus send_call(rcall_t *c) {
+natsStatus sp__rcall_send(rcall_t *c) {
   sp__remote_pool_t *p = c->pool;
   char reply[96], id[96];
   snprintf(reply, sizeof(reply), "%s.%" PRIu64, p->conn->inbox, c->seq);
@@ -278,7 +142,7 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
   const char *dot = strrchr(subj, '.');
   uint64_t seq = dot ? strtoull(dot + 1, NULL, 10) : 0;
   pthread_mutex_lock(&r->mu);
-  rcall_t *c = table_get(r, seq);
+  rcall_t *c = sp__rcall_get(r, seq);
   if (c == NULL) { /* late: the call timed out or its node was given up */
     pthread_mutex_unlock(&r->mu);
     natsMsg_Destroy(m);
@@ -288,17 +152,17 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
     if (c->stage == 0) {
       /* Every node of the pool is full (or there is none): queue on one of them. */
       c->stage = 1;
-      natsStatus s = send_call(c);
+      natsStatus s = sp__rcall_send(c);
       if (s == NATS_OK) {
         pthread_mutex_unlock(&r->mu);
         natsMsg_Destroy(m);
         return;
       }
     }
-    table_take(r, seq);
+    sp__rcall_take(r, seq);
     pthread_mutex_unlock(&r->mu);
     natsMsg_Destroy(m);
-    fail(r, c, SP_ENOPOOL, "no node serves pool '%s' on %s (nothing subscribes to %s)",
+    sp__rcall_fail(r, c, SP_ENOPOOL, "no node serves pool '%s' on %s (nothing subscribes to %s)",
          c->pool->cfg->name, conn->shown, c->pool->wait_subject);
     return;
   }
@@ -329,7 +193,7 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
     natsMsg_Destroy(m);
     return;
   }
-  table_take(r, seq);
+  sp__rcall_take(r, seq);
   pthread_mutex_unlock(&r->mu);
   char where[160];
   snprintf(where, sizeof(where), "pool '%s' (node %s)", c->pool->cfg->name, sp__wire_node(m));
@@ -343,134 +207,7 @@ static void on_reply(natsConnection *nc, natsSubscription *sub, natsMsg *m, void
     sp_error_setf(&c->res->error, SP_EPROTOCOL, "%s: a reply with malformed arrays", where);
   }
   natsMsg_Destroy(m);
-  finish(r, c);
-}
-
-/* ---- the timer thread: deadlines and nodes that went away ----------------- */
-
-/* Fails (or resends) the calls accepted by a node that no longer answers. */
-static void node_gone(sp__remote_t *r, const char *node) {
-  rcall_t *failed = NULL;
-  pthread_mutex_lock(&r->mu);
-  for (size_t b = 0; b < TABLE_SIZE; b++) {
-    for (rcall_t **pp = &r->table[b]; *pp;) {
-      rcall_t *c = *pp;
-      if (strcmp(c->node, node) != 0) {
-        pp = &c->next;
-        continue;
-      }
-      if (c->idempotent && !c->on_chunk && c->attempts < MAX_ATTEMPTS) {
-        c->attempts++;
-        c->stage = 0;
-        c->node[0] = '\0';
-        c->accepted_ms = 0;
-        atomic_fetch_add(&c->pool->retried, 1);
-        if (send_call(c) == NATS_OK) {
-          pp = &c->next;
-          continue;
-        }
-      }
-      *pp = c->next;
-      r->pending--;
-      c->next = failed;
-      failed = c;
-    }
-  }
-  pthread_cond_broadcast(&r->cond);
-  pthread_mutex_unlock(&r->mu);
-  while (failed) {
-    rcall_t *c = failed;
-    failed = c->next;
-    fail(r, c, SP_ECRASHED,
-         "pool '%s': node %s went away during the call (it no longer answers on %s)%s",
-         c->pool->cfg->name, node, c->pool->conn->shown,
-         c->idempotent ? "; the retry on another node failed too" : "; mark the call idempotent "
-                                                                   "to have it retried on another node");
-  }
-}
-
-/* Asks each node holding a long call whether it is alive; NATS says "no
- * responders" at once for a node whose connection is gone. */
-static void check_nodes(sp__remote_t *r, int64_t now) {
-  char nodes[8][NODE_ID_MAX];
-  rconn_t *conns[8];
-  int n = 0;
-  pthread_mutex_lock(&r->mu);
-  for (size_t b = 0; b < TABLE_SIZE && n < 8; b++) {
-    for (rcall_t *c = r->table[b]; c && n < 8; c = c->next) {
-      if (!c->node[0] || now - c->accepted_ms < ALIVE_AFTER_MS) continue;
-      int seen = 0;
-      for (int i = 0; i < n; i++) seen |= strcmp(nodes[i], c->node) == 0;
-      if (seen) continue;
-      snprintf(nodes[n], NODE_ID_MAX, "%s", c->node);
-      conns[n++] = c->pool->conn;
-      c->accepted_ms = now; /* next check in ALIVE_AFTER_MS */
-    }
-  }
-  pthread_mutex_unlock(&r->mu);
-  for (int i = 0; i < n; i++) {
-    char subject[SP__WIRE_SUBJECT_MAX];
-    natsMsg *reply = NULL;
-    snprintf(subject, sizeof(subject), "%s.%s.%.64s.alive", SP__WIRE_PREFIX, SP__WIRE_NODE, nodes[i]);
-    /* A node reconnecting after a NATS server restart is briefly unsubscribed
-     * too: it is gone only when it stays silent over ALIVE_TRIES checks. */
-    natsStatus s = NATS_NO_RESPONDERS;
-    for (int k = 0; k < ALIVE_TRIES && s == NATS_NO_RESPONDERS; k++) {
-      if (k > 0) nats_Sleep(ALIVE_RETRY_MS);
-      s = natsConnection_RequestString(&reply, conns[i]->nc, subject, "", ALIVE_WAIT_MS);
-      natsMsg_Destroy(reply);
-      reply = NULL;
-    }
-    if (s == NATS_NO_RESPONDERS) node_gone(r, nodes[i]);
-  }
-}
-
-static void expire(sp__remote_t *r, int64_t now) {
-  rcall_t *late = NULL;
-  pthread_mutex_lock(&r->mu);
-  for (size_t b = 0; b < TABLE_SIZE; b++) {
-    for (rcall_t **pp = &r->table[b]; *pp;) {
-      rcall_t *c = *pp;
-      if (c->deadline_ms + EXPIRE_GRACE_MS > now) {
-        pp = &c->next;
-        continue;
-      }
-      *pp = c->next;
-      r->pending--;
-      c->next = late;
-      late = c;
-    }
-  }
-  pthread_cond_broadcast(&r->cond);
-  pthread_mutex_unlock(&r->mu);
-  while (late) {
-    rcall_t *c = late;
-    late = c->next;
-    if (c->on_chunk) tell_node(c, "cancel", 0); /* the generator stops on its node too */
-    if (c->node[0])
-      fail(r, c, SP_ETIMEOUT, "pool '%s': call timed out after %" PRId64 " ms on node %s",
-           c->pool->cfg->name, c->timeout_ms, c->node);
-    else
-      fail(r, c, SP_ETIMEOUT,
-           "pool '%s': call timed out after %" PRId64 " ms with no node taking it (NATS %s)",
-           c->pool->cfg->name, c->timeout_ms, c->pool->conn->shown);
-  }
-}
-
-static void *timer_main(void *arg) {
-  sp__remote_t *r = arg;
-  for (;;) {
-    pthread_mutex_lock(&r->mu);
-    if (r->quit) {
-      pthread_mutex_unlock(&r->mu);
-      return NULL;
-    }
-    pthread_mutex_unlock(&r->mu);
-    int64_t now = sp__now_ms();
-    expire(r, now);
-    check_nodes(r, now);
-    nats_Sleep(TICK_MS);
-  }
+  sp__rcall_finish(r, c);
 }
 
 /* ---- creating ----------------------------------------------------------- */
@@ -567,7 +304,7 @@ int sp__remote_create(sp_runtime_t *rt, sp__remote_t **out, sp_error_t *err) {
       rc = conn_open(r, p->conn, pc, err);
     }
   }
-  if (rc == 0 && pthread_create(&r->timer, NULL, timer_main, r) != 0)
+  if (rc == 0 && pthread_create(&r->timer, NULL, sp__rwatch_main, r) != 0)
     rc = sp__error_set(err, SP_EIO, "cannot start the remote pools' timer thread");
   r->timer_on = rc == 0;
   if (rc != 0) {
@@ -590,7 +327,7 @@ const char *sp__remote_url(const sp__remote_pool_t *p) { return p->conn->shown; 
 /* ---- calls ------------------------------------------------------------------ */
 
 /* Checks the call and builds it; on failure err says why and nothing is sent. */
-static int make_call(sp__remote_t *r, sp__remote_pool_t *p, const char *tool, const char *args,
+int sp__rcall_make(sp__remote_t *r, sp__remote_pool_t *p, const char *tool, const char *args,
                      const sp_call_opts_t *opts, rcall_t **out, sp_error_t *err) {
   *out = NULL;
   const char *pool = p->cfg->name;
@@ -630,7 +367,7 @@ static int make_call(sp__remote_t *r, sp__remote_pool_t *p, const char *tool, co
   if (c == NULL || (c->tool = strdup(tool)) == NULL ||
       (c->args = malloc(alen + in.extra + 1)) == NULL) {
     sp__inputs_clear(&in, NULL, NULL);
-    if (c) call_free(c);
+    if (c) sp__rcall_free(c);
     return sp__error_set(err, SP_ENOMEM, "out of memory");
   }
   memcpy(c->args, args, alen + 1);
@@ -652,7 +389,7 @@ static int make_call(sp__remote_t *r, sp__remote_pool_t *p, const char *tool, co
 }
 
 /* Registers and sends the call; on failure it is not registered and err says why. */
-static int start_call(sp__remote_t *r, rcall_t *c, sp_error_t *err) {
+int sp__rcall_start(sp__remote_t *r, rcall_t *c, sp_error_t *err) {
   pthread_mutex_lock(&r->mu);
   if (r->stopping || atomic_load(&r->rt->stopping)) {
     pthread_mutex_unlock(&r->mu);
@@ -661,8 +398,8 @@ static int start_call(sp__remote_t *r, rcall_t *c, sp_error_t *err) {
   /* The runtime's call ids: unique next to local streams, so sp_cancel() finds either. */
   c->seq = atomic_fetch_add(&r->rt->next_call_id, 1) + 1;
   table_put(r, c);
-  natsStatus s = send_call(c);
-  if (s != NATS_OK) table_take(r, c->seq);
+  natsStatus s = sp__rcall_send(c);
+  if (s != NATS_OK) sp__rcall_take(r, c->seq);
   pthread_mutex_unlock(&r->mu);
   if (s != NATS_OK)
     return sp__wire_nats_error(err, s, "pool '%s': sending the call to %s", c->pool->cfg->name,
@@ -673,16 +410,16 @@ static int start_call(sp__remote_t *r, rcall_t *c, sp_error_t *err) {
 int sp__remote_execute(sp__remote_t *r, sp__remote_pool_t *p, const char *tool,
                        const char *args, const sp_call_opts_t *opts, sp_result_t *res) {
   rcall_t *c = NULL;
-  int rc = make_call(r, p, tool, args, opts, &c, &res->error);
+  int rc = sp__rcall_make(r, p, tool, args, opts, &c, &res->error);
   if (rc != 0) return rc;
   c->res = res;
-  if ((rc = start_call(r, c, &res->error)) != 0) {
-    call_free(c);
+  if ((rc = sp__rcall_start(r, c, &res->error)) != 0) {
+    sp__rcall_free(c);
     return rc;
   }
   while (sem_wait(&c->done) != 0) {
   }
-  call_free(c);
+  sp__rcall_free(c);
   return res->error.code;
 }
 
@@ -690,75 +427,17 @@ int sp__remote_execute_async(sp__remote_t *r, sp__remote_pool_t *p, const char *
                              const char *args, const sp_call_opts_t *opts, sp_done_cb cb,
                              void *ud, sp_error_t *err) {
   rcall_t *c = NULL;
-  int rc = make_call(r, p, tool, args, opts, &c, err);
+  int rc = sp__rcall_make(r, p, tool, args, opts, &c, err);
   if (rc != 0) return rc;
   c->res = &c->own;
   c->cb = cb;
   c->ud = ud;
   atomic_init(&c->refs, 1);
-  if ((rc = start_call(r, c, err)) != 0) {
-    call_free(c);
+  if ((rc = sp__rcall_start(r, c, err)) != 0) {
+    sp__rcall_free(c);
     return rc;
   }
   sp__error_clear(err);
-  return 0;
-}
-
-int sp__remote_execute_stream(sp__remote_t *r, sp__remote_pool_t *p, const char *tool,
-                              const char *args, const sp_call_opts_t *opts, sp_chunk_cb on_chunk,
-                              sp_done_cb on_done, void *ud, uint64_t *call_id, sp_error_t *err) {
-  rcall_t *c = NULL;
-  sp_call_opts_t once = opts ? *opts : (sp_call_opts_t)SP_CALL_OPTS_INIT;
-  once.idempotent = 0; /* streams are never retried */
-  int rc = make_call(r, p, tool, args, &once, &c, err);
-  if (rc != 0) return rc;
-  c->res = &c->own;
-  c->cb = on_done;
-  c->ud = ud;
-  c->on_chunk = on_chunk;
-  atomic_init(&c->refs, 1);
-  if ((rc = start_call(r, c, err)) != 0) {
-    call_free(c);
-    return rc;
-  }
-  if (call_id) *call_id = c->seq;
-  sp__error_clear(err);
-  return 0;
-}
-
-/* Ends a stream here and on its node; no-op when it already finished. Any thread. */
-static void stream_cancel(sp__remote_t *r, rcall_t *c, int code, const char *why) {
-  pthread_mutex_lock(&r->mu);
-  rcall_t *taken = table_take(r, c->seq);
-  pthread_mutex_unlock(&r->mu);
-  if (taken == NULL) return;
-  tell_node(c, "cancel", 0);
-  fail(r, c, code, "pool '%s': %s", c->pool->cfg->name, why);
-}
-
-int sp__remote_cancel(sp__remote_t *r, uint64_t call_id) {
-  if (r == NULL) return SP_EINVAL;
-  pthread_mutex_lock(&r->mu);
-  rcall_t *c = table_get(r, call_id);
-  int stream = c != NULL && c->on_chunk != NULL;
-  if (stream) atomic_fetch_add(&c->refs, 1); /* kept while being cancelled */
-  pthread_mutex_unlock(&r->mu);
-  if (!stream) return SP_EINVAL;
-  stream_cancel(r, c, SP_ECANCELLED, "the stream was cancelled");
-  call_unref(c);
-  return 0;
-}
-
-int sp__remote_resume(sp__remote_t *r, uint64_t call_id) {
-  if (r == NULL) return SP_EINVAL;
-  pthread_mutex_lock(&r->mu);
-  rcall_t *c = table_get(r, call_id);
-  int stream = c != NULL && c->on_chunk != NULL;
-  if (stream) atomic_fetch_add(&c->refs, 1);
-  pthread_mutex_unlock(&r->mu);
-  if (!stream) return SP_EINVAL;
-  if (atomic_exchange(&c->paused, 0)) tell_node(c, "credit", atomic_load(&c->consumed));
-  call_unref(c);
   return 0;
 }
 
@@ -851,7 +530,7 @@ void sp__remote_stop(sp__remote_t *r, int graceful_ms) {
   while (left) {
     rcall_t *c = left;
     left = c->next;
-    fail(r, c, SP_ESTOPPED, "pool '%s': the runtime stopped before the node replied",
+    sp__rcall_fail(r, c, SP_ESTOPPED, "pool '%s': the runtime stopped before the node replied",
          c->pool->cfg->name);
   }
 }
