@@ -24,8 +24,8 @@ sp__pool_t *sp__rt_find_pool(sp_runtime_t *rt, const char *name, sp_error_t *err
                              rt->pools[i].cfg->name);
   sp__remote_pool_t *rp = sp__remote_find(rt->remote, name);
   if (rp != NULL)
-    sp__error_set(err, SP_ENOPOOL, "pool '%s' is remote (%s): only calls, tools and statistics "
-                  "reach it (no streams, shared-memory arrays or worker reports)", name,
+    sp__error_set(err, SP_ENOPOOL, "pool '%s' is remote (%s): calls, streams, tools and "
+                  "statistics reach it, not sp_array_alloc or worker reports", name,
                   sp__remote_url(rp));
   else
     sp__error_set(err, SP_ENOPOOL, "unknown pool '%s' (pools: %s)", name, names);

@@ -35,9 +35,10 @@ def free_port():
 class NatsServer:
     """nats-server on 127.0.0.1:port; restart() keeps the port."""
 
-    def __init__(self, tmp, token=None, conf=None, jetstream=False):
+    def __init__(self, tmp, token=None, conf=None, jetstream=False, user=None):
         self.port = free_port()
         self.token = token
+        self.user = user  # (name, password)
         self.conf = conf
         self.jetstream = jetstream
         self.tmp = Path(tmp)
@@ -52,6 +53,8 @@ class NatsServer:
         args = [NATS_SERVER, "-a", "127.0.0.1", "-p", str(self.port)]
         if self.token:
             args += ["--auth", self.token]
+        if self.user:
+            args += ["--user", self.user[0], "--pass", self.user[1]]
         if self.jetstream:
             args += ["-js", "-sd", str(self.tmp / "jetstream")]
         if self.conf:

@@ -195,6 +195,24 @@ def test_token_auth(tmp_path, nats, nodes):
         secured.stop()
 
 
+def test_user_password_auth(tmp_path, nats, nodes):
+    secured = NatsServer(tmp_path, user=("app", "pw1"))
+    try:
+        nodes(secured.url, "alpha", None, "--nats-user", "app", "--nats-password", "pw1")
+        r = cli("exec", "--nats", secured.url, "--nats-user", "app", "--nats-password", "wrong",
+                "work", "noop")
+        assert r.returncode != 0 and "uthorization" in r.stderr, r.stderr
+        r = cli("exec", "--nats", secured.url, "--nats-user", "app", "--nats-password", "pw1",
+                "work", "add", '{"a": 2, "b": 2}')
+        assert r.returncode == 0 and r.stdout.strip() == "4", r.stderr
+        # The URL may carry them too.
+        url = secured.url.replace("nats://", "nats://app:pw1@")
+        r = cli("exec", "--nats", url, "work", "add", '{"a": 2, "b": 3}')
+        assert r.returncode == 0 and r.stdout.strip() == "5", r.stderr
+    finally:
+        secured.stop()
+
+
 def test_payload_above_max_payload(tmp_path, nodes):
     small = NatsServer(tmp_path, conf="max_payload: 4096\n")
     try:
