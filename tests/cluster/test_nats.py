@@ -79,6 +79,12 @@ def test_bad_url_and_unreachable_server(nats):
     assert time.time() - t0 < 10
     r = cli("nodes")
     assert r.returncode == 2 and "needs --nats" in r.stderr
+    # A node that cannot reach its NATS server says so and exits; nothing is left running.
+    t0 = time.time()
+    r = cli("serve", "--nats", "nats://127.0.0.1:1", "--adapter",
+            "snakepit_bridge.adapters.threaded_showcase.ThreadedShowcaseAdapter", timeout=60)
+    assert r.returncode == 3 and "cannot connect to NATS at nats://127.0.0.1:1" in r.stderr, r.stderr
+    assert time.time() - t0 < 40
 
 
 def test_calls_spread_over_nodes(nats, nodes):
