@@ -106,6 +106,7 @@ test-ft: deps
 bench: deps-bench build
 	$(PYTHON) bench/report.py --build $(BUILD) \
 	  $(if $(FT_CONFIG),--ft-config $(FT_CONFIG) --ft-build $(FT_BUILD))
+	$(PYTHON) bench/nats_bench.py --build $(BUILD) --out bench/results/nats.md
 
 # HTTP server under legitimate load and abuse (slowloris, churn, hostile
 # requests) for SOAK_SECONDS; not part of `make test` (scripts/soak_http.py).

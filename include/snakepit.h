@@ -634,6 +634,75 @@ SP_EXTERN void sp_result_free(sp_result_t *res);
 /** Frees a string this API handed to the caller. NULL is fine. */
 SP_EXTERN void sp_free(void *p);
 
+/*
+ * Cluster (NATS). A pool in the config may be remote: `remote: nats://HOST:4222`
+ * makes sp_execute()/sp_execute_async() send its calls to whichever node
+ * (`snakepit serve --nats URL`) serving a pool of that name has free capacity.
+ * The functions below reach such nodes without a runtime.
+ */
+
+/**
+ * How to reach a NATS server. Every string is borrowed for the duration of the
+ * call that takes the struct; NULL means "not used". Can grow like
+ * sp_call_opts_t (fields read only when `size` covers them).
+ */
+typedef struct sp_nats_opts_s {
+  uint32_t size;          /* sizeof(sp_nats_opts_t) as compiled by the caller, or 0 */
+  const char *url;        /* nats://HOST:PORT or tls://...; comma-separated for several
+                             servers; may carry TOKEN@ or USER:PASSWORD@ */
+  const char *token;      /* authentication token */
+  const char *user;       /* user name (with password) */
+  const char *password;
+  const char *creds_file; /* NATS credentials file (JWT + NKey seed) */
+  const char *ca_file;    /* CA certificates (PEM) that sign the server's TLS certificate;
+                             setting it turns TLS on */
+  int64_t timeout_ms;     /* connecting and waiting for answers; 0 = 2000 */
+} sp_nats_opts_t;
+
+/** An sp_nats_opts_t with every option at its default and size set. */
+#define SP_NATS_OPTS_INIT {sizeof(sp_nats_opts_t), NULL, NULL, NULL, NULL, NULL, NULL, 0}
+
+/**
+ * Discovers the nodes serving pools on the NATS server of opts: asks every
+ * node for its statistics ($SRV.STATS.snakepit) and collects the answers that
+ * arrive within opts->timeout_ms (it returns as soon as answers stop coming
+ * for a short while). On success *json (the caller's; free with sp_free()) is
+ *   {"nodes": [{"id", "name", "host", "version", "started", "draining",
+ *               "pools": [{"name", "capacity", "in_flight", "calls", "errors",
+ *                          "stats": the node's sp_stats_json() of the pool}]}]}
+ * sorted by node name; an empty list when no node answered. SP_EIO with the
+ * URL and the reason when the server cannot be reached. Thread-safe.
+ */
+SP_EXTERN int sp_cluster_nodes_json(const sp_nats_opts_t *opts, char **json, sp_error_t *err);
+
+/*
+ * Durable jobs (NATS JetStream; the server runs with -js). A job is a call
+ * kept in a work-queue stream until a node ran it: at-least-once, handed to
+ * another node when the one running it goes away, de-duplicated by its id.
+ * Its outcome is kept (24 h) for sp_job_result().
+ */
+
+/**
+ * Submits tool(args_json) on pool as a job. job_id names it ([A-Za-z0-9_-],
+ * 1..64 characters; NULL: a fresh unique id); submitting an id again within
+ * 24 h adds nothing (the first job stands). opts may set timeout_ms (the run
+ * time a node gives it, from when it starts; 0 = the pool's timeout) and
+ * idempotent. *job_id_out (may be NULL) gets the id; free with sp_free().
+ * Connects to opts->url for the call. Thread-safe.
+ */
+SP_EXTERN int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool,
+                            const char *args_json, const sp_call_opts_t *opts,
+                            const char *job_id, char **job_id_out, sp_error_t *err);
+
+/**
+ * The outcome of job_id, waiting up to wait_ms for it (0: just look). Fills
+ * *res like sp_execute() when the job finished (*done = 1) and returns
+ * res->error.code; while it has not, *done = 0, res holds nothing and 0 is
+ * returned. A job never submitted looks like a pending one. Thread-safe.
+ */
+SP_EXTERN int sp_job_result(const sp_nats_opts_t *nats, const char *job_id, int64_t wait_ms,
+                            int *done, sp_result_t *res);
+
 #ifdef __cplusplus
 }
 #endif

@@ -4,8 +4,9 @@
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libuv1-dev libyaml-dev libjansson-dev
-            python3-dev python3-numpy libmicrohttpd-dev libcurl4-openssl-dev)
-test_pkgs=(libcmocka-dev python3-pytest python3-pandas chromium python3-prometheus-client)
+            python3-dev python3-numpy libmicrohttpd-dev libcurl4-openssl-dev libnats-dev)
+test_pkgs=(libcmocka-dev python3-pytest python3-pandas chromium python3-prometheus-client
+           nats-server)
 bench_pkgs=(wrk uwsgi uwsgi-plugin-python3)
 deb_pkgs=(dpkg-dev)   # dpkg-shlibdeps, for the Debian package's dependencies
 

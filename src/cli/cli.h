@@ -101,7 +101,46 @@ typedef struct sp_cli_opts_s {
   const char *out_dir; /* --out DIR: returned arrays become DIR/<path>.npy files */
   const char *session;      /* exec --session ID, or NULL */
   const char *session_mode; /* exec --session-mode MODE as given, or NULL (hint) */
+  sp_nats_opts_t nats;   /* --nats URL and its auth options (cluster.c); url NULL: not used */
+  const char *nats_name; /* serve --nats-name */
+  const char *job_id;    /* submit --job-id */
 } sp_cli_opts_t;
+
+/* ---- cluster.c: the NATS options and the commands that go through NATS ---- */
+
+enum {
+  SP_CLI_OPT_NATS = 1100,
+  SP_CLI_OPT_NATS_TOKEN,
+  SP_CLI_OPT_NATS_USER,
+  SP_CLI_OPT_NATS_PASSWORD,
+  SP_CLI_OPT_NATS_CREDS,
+  SP_CLI_OPT_NATS_CA,
+  SP_CLI_OPT_NATS_NAME,
+  SP_CLI_OPT_JOB_ID
+};
+#define SP_CLI_NATS_OPTIONS                                                  \
+  {"nats", required_argument, NULL, SP_CLI_OPT_NATS},                        \
+      {"nats-token", required_argument, NULL, SP_CLI_OPT_NATS_TOKEN},        \
+      {"nats-user", required_argument, NULL, SP_CLI_OPT_NATS_USER},          \
+      {"nats-password", required_argument, NULL, SP_CLI_OPT_NATS_PASSWORD},  \
+      {"nats-creds", required_argument, NULL, SP_CLI_OPT_NATS_CREDS},        \
+      {"nats-ca", required_argument, NULL, SP_CLI_OPT_NATS_CA},              \
+      {"nats-name", required_argument, NULL, SP_CLI_OPT_NATS_NAME},          \
+      {"job-id", required_argument, NULL, SP_CLI_OPT_JOB_ID}
+
+#define SP_CLI_NATS_USAGE                                                                    \
+  "      --nats URL           NATS server (nats://HOST:4222; comma-separated for several)\n" \
+  "      --nats-token T       NATS token (default: SNAKEPIT_NATS_TOKEN)\n"                  \
+  "      --nats-user U --nats-password P   NATS user and password\n"                         \
+  "      --nats-creds FILE    NATS credentials file;  --nats-ca FILE  CA for TLS\n"
+
+/** Takes getopt's ch/optarg if it is a NATS option: 1 taken, 0 not ours. */
+int sp_cli_nats_option(int ch, const char *arg, sp_cli_opts_t *o);
+/** Starts a runtime whose one pool is the remote `pool` on o's NATS server (exec, tools). */
+int sp_cli_cluster_start(const sp_cli_opts_t *o, const char *pool, sp_runtime_t **rt,
+                         sp_error_t *err);
+/** stats/pools/nodes/submit/result (and tools of every pool) through NATS (o->nats.url set); argv[0] is the command. */
+int sp_cli_cluster(const sp_cli_opts_t *o, int argc, char **argv);
 
 /** Array arguments of one exec, loaded from their .npy files. */
 typedef struct sp_cli_inputs_s {

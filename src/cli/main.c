@@ -35,6 +35,13 @@ static const char usage_text[] =
     "  stats [POOL]            pool statistics: a table on a terminal, JSON when piped or\n"
     "                          with --json\n"
     "  pools                   print the pool names\n"
+    "  nodes --nats URL        the nodes serving pools on a NATS server: their pools,\n"
+    "                          capacity, load and version (JSON when piped or --json)\n"
+    "  submit --nats URL [--job-id ID] POOL TOOL [JSON]\n"
+    "                          run the call as a durable job (JetStream): kept until a node\n"
+    "                          ran it, handed to another node if its node dies; prints its id\n"
+    "  result --nats URL [-t MS] JOB\n"
+    "                          a job's outcome, waiting up to MS for it (exit 5: not finished)\n"
     "  serve [OPTIONS]         serve the pools over HTTP: JSON API, /metrics, live dashboard\n"
     "                          (options: snakepit serve --help)\n"
     "  top [--url URL]         a running server's statistics, refreshed live in the terminal\n"
@@ -54,6 +61,9 @@ static const char usage_text[] =
     SP_CLI_POOL_USAGE
     "      --url URL       the pools of a running `snakepit serve` (bearer token from\n"
     "                      SNAKEPIT_TOKEN or SNAKEPIT_TOKEN_FILE)\n"
+    "      --nats URL      the pools served by nodes (`snakepit serve --nats`) on this NATS\n"
+    "                      server; auth: --nats-token T (or SNAKEPIT_NATS_TOKEN), --nats-user U\n"
+    "                      --nats-password P, --nats-creds FILE, --nats-ca FILE (TLS)\n"
     "      --local         the built-in pools, started for this command: hpc_pool (thread\n"
     "                      profile, 2 workers x 4 threads) and default (process, 2 workers)\n"
     "  With none of these: the server at SNAKEPIT_URL if set, else a server answering at\n"
@@ -282,6 +292,7 @@ static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
                                        {"session-mode", required_argument, NULL, 'm'},
                                        {"help", no_argument, NULL, 'h'},
                                        SP_CLI_POOL_OPTIONS,
+                                       SP_CLI_NATS_OPTIONS,
                                        {NULL, 0, NULL, 0}};
   int c;
   /* '+' stops at the first non-option so a command's own arguments (JSON) stay. */
@@ -307,6 +318,7 @@ static int parse_common(int argc, char **argv, sp_cli_opts_t *o) {
       case 'm': o->session_mode = optarg; break;
       case 'h': fputs(usage_text, stdout); return SP_EXIT_OK;
       default: {
+        if (sp_cli_nats_option(c, optarg, o)) break;
         int taken = sp_cli_pool_option(c, optarg, &o->pool);
         if (taken < 0) return SP_EXIT_USAGE;
         if (taken == 0) {
@@ -387,20 +399,47 @@ int main(int argc, char **argv) {
     if (choose_mode(&o) != 0) return SP_EXIT_USAGE;
     return sp_cli_session(&o, cargc, cargv);
   }
-  if (strcmp(cmd, "exec") && strcmp(cmd, "tools") && strcmp(cmd, "stats") && strcmp(cmd, "pools")) {
+  int via_nats = strcmp(cmd, "nodes") == 0 || strcmp(cmd, "submit") == 0 || strcmp(cmd, "result") == 0;
+  if (strcmp(cmd, "exec") && strcmp(cmd, "tools") && strcmp(cmd, "stats") && strcmp(cmd, "pools") &&
+      !via_nats) {
     fprintf(stderr, "snakepit: unknown command '%s'\n\n%s", cmd, usage_text);
     return SP_EXIT_USAGE;
   }
   /* Count the arguments before starting any worker. */
-  int min_args = strcmp(cmd, "exec") == 0 ? 2 : 0;
-  int max_args = strcmp(cmd, "exec") == 0 ? 3 : strcmp(cmd, "pools") == 0 ? 0 : 1;
+  int min_args = strcmp(cmd, "exec") == 0 || strcmp(cmd, "submit") == 0 ? 2
+                 : strcmp(cmd, "result") == 0                          ? 1
+                                                                       : 0;
+  int max_args = strcmp(cmd, "exec") == 0 || strcmp(cmd, "submit") == 0 ? 3
+                 : strcmp(cmd, "pools") == 0 || strcmp(cmd, "nodes") == 0 ? 0
+                                                                           : 1;
   if (cargc < min_args || cargc > max_args) {
     fprintf(stderr, "snakepit: %s %s\n\n%s", cmd,
-            min_args ? "needs POOL TOOL [JSON]" : max_args ? "takes at most one POOL" : "takes no arguments",
+            min_args == 2 ? "needs POOL TOOL [JSON]" : min_args ? "needs JOB"
+            : max_args ? "takes at most one POOL" : "takes no arguments",
             usage_text);
     return SP_EXIT_USAGE;
   }
-  if (choose_mode(&o) != 0) return SP_EXIT_USAGE;
+  /* Through NATS, exec and tools POOL run on a runtime whose one pool is the
+   * remote POOL (below, like local pools); the other commands ask the nodes. */
+  const char *nats_pool = NULL;
+  if (o.nats.url != NULL || via_nats) {
+    if (o.nats.url == NULL || o.url || o.config || o.pool.adapter || o.local) {
+      fprintf(stderr, "snakepit: %s\n", o.nats.url == NULL
+                                           ? "this command needs --nats URL (the NATS server the nodes use)"
+                                           : "--nats reaches pools through NATS: it does not go with "
+                                             "--url, -c, --adapter or --local");
+      return SP_EXIT_USAGE;
+    }
+    const char *tok = getenv("SNAKEPIT_NATS_TOKEN");
+    if (o.nats.token == NULL && tok && *tok) o.nats.token = tok;
+    if (strcmp(cmd, "exec") != 0 && !(strcmp(cmd, "tools") == 0 && cargc == 1)) {
+      cargv[-1] = (char *)cmd;
+      return sp_cli_cluster(&o, cargc + 1, cargv - 1);
+    }
+    nats_pool = cargv[0];
+  } else if (choose_mode(&o) != 0) {
+    return SP_EXIT_USAGE;
+  }
   if (o.url != NULL) {
     /* Hand the command and its arguments (without the options) to the client. */
     cargv[-1] = (char *)cmd;
@@ -424,7 +463,7 @@ int main(int argc, char **argv) {
   }
   sp_runtime_t *rt = NULL;
   sp_error_t err;
-  if (sp_cli_start(&o, &rt, &err) != 0) {
+  if ((nats_pool ? sp_cli_cluster_start(&o, nats_pool, &rt, &err) : sp_cli_start(&o, &rt, &err)) != 0) {
     sp_cli_inputs_free(&in);
     free(o.arrays);
     return sp_cli_report(&err);

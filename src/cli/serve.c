@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "http.h"
+#include "node.h"
 
 static const char serve_usage[] =
     "usage: snakepit serve [-c FILE | --adapter MODULE.CLASS [POOL OPTIONS]]\n"
@@ -23,6 +24,7 @@ static const char serve_usage[] =
     "                      [--timeout MS] [--max-body SIZE] [--read-timeout SEC]\n"
     "                      [--http-threads N] [--max-connections N] [--max-connections-per-client N]\n"
     "                      [--allow-origin ORIGIN]... [--drain-timeout SEC] [--access-log] [-q]\n"
+    "                      [--nats URL [NATS OPTIONS] [--nats-name NAME]]\n"
     "\n"
     "Serves the pools over HTTP/1.1 (keep-alive): POST /v1/pools/POOL/tools/TOOL,\n"
     "GET /v1/pools[/POOL[/tools]], /healthz, /readyz, /metrics, and the dashboard at /.\n"
@@ -49,6 +51,11 @@ static const char serve_usage[] =
     "                           API; other cross-origin requests are refused (repeatable)\n"
     "      --drain-timeout SEC  on SIGTERM, time calls in flight get to finish (default 30)\n"
     "      --access-log         log every request to stderr\n"
+    "      --nats URL           also serve the local pools to a NATS cluster as a node (HTTP\n"
+    "                           then listens only when --listen is given); remote pools of\n"
+    "                           the config are served over HTTP, never re-exported\n"
+    SP_CLI_NATS_USAGE
+    "      --nats-name NAME     the node's name in `snakepit nodes` (default HOST-PID)\n"
     "  -q, --quiet              do not forward worker output to stderr\n"
     "\n"
     "SIGINT/SIGTERM stop gracefully; a second signal exits at once.\n";
@@ -60,6 +67,7 @@ typedef struct {
   const char *listen;
   const char *token_file;
   int insecure, quiet, access_log;
+  int listen_given; /* --listen: with --nats, HTTP listens only then */
   long timeout_ms;
   unsigned long long max_body;
   long read_timeout_s, threads, max_connections, max_per_client, drain_s;
@@ -163,6 +171,7 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
                                             O_PERCLIENT},
                                            {"allow-origin", required_argument, NULL, O_ORIGIN},
                                            SP_CLI_POOL_OPTIONS,
+                                           SP_CLI_NATS_OPTIONS,
                                            {NULL, 0, NULL, 0}};
   *o = (serve_opts_t){.cli = *g,
                       .listen = "127.0.0.1:8080",
@@ -179,7 +188,7 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
     int bad = 0;
     switch (c) {
       case 'c': o->cli.config = optarg; break;
-      case 'l': o->listen = optarg; break;
+      case 'l': o->listen = optarg; o->listen_given = 1; break;
       case 't': bad = sp_cli_parse_long("--timeout", optarg, 1, 86400000, &o->timeout_ms); break;
       case 'q': o->quiet = 1; break;
       case 'h': fputs(serve_usage, stdout); return SP_EXIT_OK;
@@ -198,6 +207,7 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
       case O_DRAIN: bad = sp_cli_parse_long("--drain-timeout", optarg, 0, 3600, &o->drain_s); break;
       case O_ALOG: o->access_log = 1; break;
       default: {
+        if (sp_cli_nats_option(c, optarg, &o->cli)) break;
         int taken = sp_cli_pool_option(c, optarg, &o->cli.pool);
         bad = taken <= 0;
         if (taken < 0) {
@@ -292,17 +302,21 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
   char url[128], pools[512];
   sp_runtime_t *rt = NULL;
   sp__http_t *srv = NULL;
+  sp__node_t *node = NULL;
   sp_error_t err;
+  int use_http = o.cli.nats.url == NULL || o.listen_given;
   rc = SP_EXIT_USAGE;
+  const char *nats_tok = getenv("SNAKEPIT_NATS_TOKEN");
+  if (o.cli.nats.token == NULL && nats_tok && *nats_tok) o.cli.nats.token = nats_tok;
   if (o.token_file != NULL && (token = read_token(o.token_file)) == NULL) goto done;
   /* Bind before starting workers: a busy port fails in milliseconds, not after startup. */
-  if (sp__http_listen(o.listen, token != NULL || o.insecure, &fd, &loopback, url, sizeof(url),
+  if (use_http && sp__http_listen(o.listen, token != NULL || o.insecure, &fd, &loopback, url, sizeof(url),
                       &err) != 0) {
     fprintf(stderr, "snakepit: %s\n", err.message);
     rc = err.code == SP_EINVAL ? SP_EXIT_USAGE : SP_EXIT_CONFIG;
     goto done;
   }
-  if (!loopback && token == NULL)
+  if (use_http && !loopback && token == NULL)
     fprintf(stderr, "snakepit: warning: serving on %s without authentication (--insecure)\n", url);
   if (o.quiet) sp_set_log_handler(quiet_log, NULL);
 
@@ -319,6 +333,18 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
     rc = sp_cli_report(&err);
     goto done;
   }
+  if (o.cli.nats.url != NULL) {
+    if (sp__node_start(rt, &o.cli.nats, o.cli.nats_name, &node, &err) != 0) {
+      fprintf(stderr, "snakepit: %s\n", err.message);
+      rc = err.code == SP_EINVAL ? SP_EXIT_USAGE : SP_EXIT_CONFIG;
+      sp_error_free(&err);
+      goto done;
+    }
+    print_pools(rt, pools, sizeof(pools));
+    fprintf(stderr, "snakepit: node %s (id %s) serving pools %s on NATS\n", node->name, node->id,
+            pools);
+  }
+  if (!use_http) goto serving;
   /* On a small machine every hand-off between threads costs more than HTTP
    * parsing itself: run HTTP on the runtime's loop thread. With CPUs to spare,
    * half of them parse HTTP (the loop thread and the workers need the rest). */
@@ -350,6 +376,7 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
   fprintf(stderr, "snakepit: listening on %s (pools: %s; auth: %s)\n", url, pools,
           token ? "bearer token" : "none");
 
+serving:;
   int sig = 0;
   while (sigwait(&g_signals, &sig) != 0) {
   }
@@ -358,16 +385,20 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
   /* Stop accepting, let the runtime finish what it has (new calls get 503), wait
    * for every answer to be handed to MHD, then stop MHD and only then the
    * runtime, which must not be called while being stopped. */
-  sp__http_quiesce(srv);
   fprintf(stderr, "snakepit: %s received: draining (up to %lds; again to exit at once)\n",
           strsignal(sig), o.drain_s);
+  /* The node first: it stops taking calls from NATS and answers those it has. */
+  if (node && sp__node_drain(node, o.drain_s * 1000) > 0)
+    fprintf(stderr, "snakepit: NATS calls still running after the drain timeout\n");
+  if (srv) sp__http_quiesce(srv);
   sp_runtime_drain(rt, (int)(o.drain_s * 1000));
-  if (sp__http_wait_idle(srv, 5000) != 0)
+  if (srv && sp__http_wait_idle(srv, 5000) != 0)
     fprintf(stderr, "snakepit: closing connections still open after the drain\n");
   rc = SP_EXIT_OK;
 done:
   sp__http_destroy(srv);
   if (rt) sp_runtime_stop(rt, (int)(o.drain_s * 1000));
+  sp__node_destroy(node); /* after the runtime: no completion can reach it any more */
   if (fd >= 0) close(fd);
   free(token);
   if (rc == SP_EXIT_OK) fprintf(stderr, "snakepit: stopped\n");

@@ -34,7 +34,8 @@ enum {
   SP__MSG_REPORT,
   SP__MSG_CANCEL,
   SP__MSG_RESUME,
-  SP__MSG_SESSION_END
+  SP__MSG_SESSION_END,
+  SP__MSG_REMOTE /* a remote pool's async call finished (src/cluster/remote.c) */
 };
 
 enum { SP__CALL_NEW = 0, SP__CALL_QUEUED, SP__CALL_RUNNING, SP__CALL_DONE };

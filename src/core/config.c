@@ -74,6 +74,12 @@ enum {
   KEY_SCALE_DOWN_IDLE,
   KEY_SESSION_TTL,
   KEY_MAX_CALL_DEPTH,
+  KEY_REMOTE,
+  KEY_REMOTE_TOKEN,
+  KEY_REMOTE_USER,
+  KEY_REMOTE_PASSWORD,
+  KEY_REMOTE_CREDS,
+  KEY_REMOTE_CA,
   KEY_COUNT
 };
 
@@ -137,6 +143,12 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
     [KEY_SESSION_TTL] = {"session_ttl", SP__KIND_DURATION, FIELD(session_ttl_ms), 100,
                          30 * 24 * SP__MS_PER_H, false},
     [KEY_MAX_CALL_DEPTH] = {"max_call_depth", SP__KIND_INT, FIELD(max_call_depth), 1, 64, false},
+    [KEY_REMOTE] = {"remote", SP__KIND_TEXT, FIELD(remote), 0, 0, false},
+    [KEY_REMOTE_TOKEN] = {"remote_token", SP__KIND_TEXT, FIELD(remote_token), 0, 0, false},
+    [KEY_REMOTE_USER] = {"remote_user", SP__KIND_TEXT, FIELD(remote_user), 0, 0, false},
+    [KEY_REMOTE_PASSWORD] = {"remote_password", SP__KIND_TEXT, FIELD(remote_password), 0, 0, false},
+    [KEY_REMOTE_CREDS] = {"remote_creds", SP__KIND_TEXT, FIELD(remote_creds), 0, 0, false},
+    [KEY_REMOTE_CA] = {"remote_ca", SP__KIND_TEXT, FIELD(remote_ca), 0, 0, false},
 };
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */
@@ -240,6 +252,7 @@ static int read_scalar(const loader_t *ld, const sp__key_spec_t *spec, const yam
   if (!sp__value_parse(spec, text, &v)) goto bad;
   switch (spec->kind) {
     case SP__KIND_NAME:
+    case SP__KIND_TEXT:
     case SP__KIND_ADAPTER: return store_copy(ld, (char **)(void *)field, text);
     case SP__KIND_PROFILE: pc->profile = (sp__profile_t)v.integer; return 0;
     case SP__KIND_START: pc->worker_start = (sp__worker_start_t)v.integer; return 0;
@@ -495,6 +508,24 @@ static int read_snakepit_flags(const loader_t *ld, const yaml_node_t *const *see
 }
 
 /*
+ * A remote pool runs nowhere here: of the pool keys only name, timeout and the
+ * remote_* ones mean something for it; the remote_* keys need remote.
+ */
+static int check_remote(const loader_t *ld, const yaml_node_t *const *seen) {
+  for (size_t k = KEY_REMOTE_TOKEN; k <= KEY_REMOTE_CA; k++)
+    if (seen[k] != NULL && seen[KEY_REMOTE] == NULL)
+      return fail(ld, seen[k], pool_keys[k].name,
+                  "only applies to a remote pool (add remote: nats://HOST:PORT)");
+  if (seen[KEY_REMOTE] == NULL) return 0;
+  for (size_t k = 0; k < KEY_REMOTE; k++)
+    if (seen[k] != NULL && k != KEY_NAME && k != KEY_TIMEOUT)
+      return fail(ld, seen[k], pool_keys[k].name,
+                  "does not apply to a remote pool (its nodes run the workers; a remote pool "
+                  "takes name, timeout, remote and remote_token/user/password/creds/ca)");
+  return 0;
+}
+
+/*
  * One `pools:` entry. Profile-dependent defaults (threads_per_worker) and the
  * process/threads rule are applied after the whole entry is read, because YAML
  * does not promise that worker_profile comes first.
@@ -550,6 +581,7 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
                 "missing in pool entry %zu (expected a name matching [A-Za-z0-9_.-]{1,%d})",
                 index + 1, SP__CONFIG_MAX_NAME_LEN);
   }
+  if ((rc = check_remote(ld, seen)) != 0) return rc;
   if (pc->profile == SP__PROFILE_AUTO) {
     /* Decided when the pool starts; 0 = the chosen profile's default. */
     if (seen[KEY_THREADS_PER_WORKER] == NULL) pc->threads_per_worker = 0;

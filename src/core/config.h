@@ -73,6 +73,14 @@ typedef struct sp__pool_config_s {
   sp__preload_t preload;           /* preload: false | true | auto (default false); needs fork */
   int64_t session_ttl_ms;      /* a session idle this long ends; default 1h; 100ms..30d */
   int max_call_depth;          /* longest chain of tools calling tools from this pool; default 8; 1..64 */
+  /* A remote pool (served by nodes over NATS, src/cluster/remote.c) sets remote and
+   * only name, timeout and the remote_* keys; all NULL for a local pool. */
+  char *remote;          /* remote: nats://HOST:PORT */
+  char *remote_token;    /* remote_token, remote_user + remote_password: NATS auth */
+  char *remote_user;
+  char *remote_password;
+  char *remote_creds;    /* remote_creds: credentials file; relative to the config's folder */
+  char *remote_ca;       /* remote_ca: CA file for TLS; relative to the config's folder */
 } sp__pool_config_t;
 
 /* A chain of tools calling tools (A -> B -> ...) longer than this fails with

@@ -103,6 +103,12 @@ void sp__config_free(sp__config_t *cfg) {
     free_strings(pc->env_keys, pc->env_count);
     free_strings(pc->env_values, pc->env_count);
     free_strings(pc->python_path, pc->python_path_count);
+    free(pc->remote);
+    free(pc->remote_token);
+    free(pc->remote_user);
+    free(pc->remote_password);
+    free(pc->remote_creds);
+    free(pc->remote_ca);
   }
   free(cfg->pools);
   free(cfg->origin);

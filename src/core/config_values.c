@@ -158,6 +158,14 @@ static bool valid_adapter(const char *s) {
   return parts >= 2;
 }
 
+/* URLs and file paths: anything printable, at most a line (4 KiB). */
+static bool valid_text(const char *s) {
+  size_t n = 0;
+  for (const char *p = s; *p != '\0'; p++, n++)
+    if ((unsigned char)*p < 0x20 || *p == 0x7F) return false;
+  return n > 0 && n <= 4096;
+}
+
 /* Environment names as shells accept them, so a typo like "MY VAR" is caught here. */
 bool sp__value_env_name_valid(const char *s) {
   if (!is_ident_start(*s)) return false;
@@ -190,6 +198,7 @@ bool sp__value_parse(const sp__key_spec_t *spec, const char *text, sp__value_t *
   switch (spec->kind) {
     case SP__KIND_NAME: return valid_name(text);
     case SP__KIND_ADAPTER: return valid_adapter(text);
+    case SP__KIND_TEXT: return valid_text(text);
     case SP__KIND_PROFILE: return parse_choice(text, k_profiles, 3, &out->integer);
     case SP__KIND_START: return parse_choice(text, k_starts, 2, &out->integer);
     case SP__KIND_INT:
@@ -304,6 +313,7 @@ void sp__value_describe(const sp__key_spec_t *spec, char *buf, size_t cap) {
     case SP__KIND_ARGS: snprintf(buf, cap, "must be a list of strings"); break;
     case SP__KIND_PATHS: snprintf(buf, cap, "must be a list of folder paths"); break;
     case SP__KIND_ENV: snprintf(buf, cap, "must be a mapping of VARIABLE: value"); break;
+    case SP__KIND_TEXT: snprintf(buf, cap, "must be a non-empty string"); break;
   }
 }
 

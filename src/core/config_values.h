@@ -35,7 +35,8 @@ typedef enum {
   SP__KIND_ADAPTER,  /* Python class path "package.module.Class" */
   SP__KIND_ARGS,     /* list of strings */
   SP__KIND_PATHS,    /* list of folder paths */
-  SP__KIND_ENV       /* mapping of VARIABLE: value */
+  SP__KIND_ENV,      /* mapping of VARIABLE: value */
+  SP__KIND_TEXT      /* a non-empty string without control characters (URLs, file paths) */
 } sp__value_kind_t;
 
 /**

@@ -10,6 +10,7 @@
 #include "arrays.h"
 #include "errors.h"
 #include "jsonargs.h"
+#include "remote.h"
 #include "runtime.h"
 #include "session.h"
 #include "stream.h"
@@ -22,7 +23,13 @@ sp__pool_t *sp__rt_find_pool(sp_runtime_t *rt, const char *name, sp_error_t *err
   for (size_t i = 0; i < rt->pool_count && used < sizeof(names); i++)
     used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
                              rt->pools[i].cfg->name);
-  sp__error_set(err, SP_ENOPOOL, "unknown pool '%s' (pools: %s)", name, names);
+  sp__remote_pool_t *rp = sp__remote_find(rt->remote, name);
+  if (rp != NULL)
+    sp__error_set(err, SP_ENOPOOL, "pool '%s' is remote (%s): calls, streams, tools and "
+                  "statistics reach it, not sp_array_alloc or worker reports", name,
+                  sp__remote_url(rp));
+  else
+    sp__error_set(err, SP_ENOPOOL, "unknown pool '%s' (pools: %s)", name, names);
   return NULL;
 }
 
@@ -175,6 +182,8 @@ int sp_execute(sp_runtime_t *rt, const char *pool, const char *tool, const char 
   if (rt != NULL && sp__rt_on_loop_thread(rt))
     return sp__error_set(&res->error, SP_EBADTHREAD,
                          "sp_execute called from a completion callback; use sp_execute_async");
+  sp__remote_pool_t *rp = rt ? sp__remote_find(rt->remote, pool) : NULL;
+  if (rp != NULL) return sp__remote_execute(rt->remote, rp, tool, args_json, opts, res);
   sp__call_t *c = NULL;
   int rc = sp__rt_make_call(rt, pool, tool, args_json, opts, &c, &res->error);
   if (rc != 0) return rc;
@@ -192,6 +201,8 @@ int sp_execute(sp_runtime_t *rt, const char *pool, const char *tool, const char 
 int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *tool, const char *args_json,
                      const sp_call_opts_t *opts, sp_done_cb cb, void *userdata, sp_error_t *err) {
   if (cb == NULL) return sp__error_set(err, SP_EINVAL, "sp_execute_async: cb must not be NULL");
+  sp__remote_pool_t *rp = rt ? sp__remote_find(rt->remote, pool) : NULL;
+  if (rp != NULL) return sp__remote_execute_async(rt->remote, rp, tool, args_json, opts, cb, userdata, err);
   sp__call_t *c = NULL;
   int rc = sp__rt_make_call(rt, pool, tool, args_json, opts, &c, err);
   if (rc != 0) return rc;

@@ -19,6 +19,7 @@
 #include "report.h"
 #include "paths.h"
 #include "profile.h"
+#include "remote.h"
 #include "runtime.h"
 #include "source.h"
 #include "stats.h"
@@ -312,6 +313,8 @@ static void wakeup_cb(uv_async_t *a) {
       sp__stream_msg(rt, m);
     } else if (m->kind == SP__MSG_SESSION_END) {
       sp__session_msg(rt, m);
+    } else if (m->kind == SP__MSG_REMOTE) {
+      sp__remote_msg(rt, m);
     } else {
       handle_ctl(rt, (sp__ctl_t *)m);
     }
@@ -388,6 +391,7 @@ static void loop_main(void *arg) {
       sp_error_free(&err);
     }
   }
+  if (rt->pool_count == 0) sp__rt_startup_event(rt, NULL); /* only remote pools */
   if (rt->phase == SP__PHASE_STARTING) {
     int64_t t = 0;
     for (size_t i = 0; i < rt->pool_count; i++)
@@ -404,6 +408,7 @@ static void rt_free(sp_runtime_t *rt) {
   if (rt == NULL) return;
   for (size_t i = 0; i < rt->pool_count; i++) sp__pool_free(&rt->pools[i]);
   free(rt->pools);
+  sp__remote_destroy(rt->remote);
   sp__dheap_free(&rt->deadlines);
   sp__hostfns_free(rt);
   sp__config_free(&rt->cfg);
@@ -425,6 +430,7 @@ static int start_with_config(sp_runtime_t **out, sp_runtime_t *rt, sp_error_t *e
   rt->worker_path = strdup(wp && *wp ? wp : found_wp);
   rt->sdk_dir = strdup(sdk && *sdk ? sdk : found_sdk);
   rt->timer_due = -1;
+  if ((rc = sp__remote_create(rt, &rt->remote, err)) != 0) goto fail_noloop;
   rt->pools = calloc(rt->cfg.pool_count, sizeof(*rt->pools));
   if (!rt->worker_path || !rt->sdk_dir || !rt->pools) {
     rc = sp__error_set(err, SP_ENOMEM, "out of memory starting the runtime");
@@ -549,6 +555,7 @@ int sp_runtime_stop(sp_runtime_t *rt, int graceful_ms) {
   if (uv_thread_equal(&rt->loop_tid, &(uv_thread_t){uv_thread_self()})) return SP_EBADTHREAD;
   sp_runtime_detach_source(rt);
   atomic_store(&rt->stopping, 1);
+  sp__remote_stop(rt->remote, graceful_ms);
   sp__ctl_t ctl;
   memset(&ctl, 0, sizeof(ctl));
   ctl.msg.kind = SP__MSG_STOP;
@@ -574,6 +581,8 @@ int sp_stats_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *e
   sp__ctl_t ctl;
   memset(&ctl, 0, sizeof(ctl));
   ctl.msg.kind = SP__MSG_STATS;
+  sp__remote_pool_t *rp = sp__remote_find(rt->remote, pool);
+  if (rp != NULL) return sp__remote_stats_json(rt->remote, rp, json, err);
   if (pool != NULL && (ctl.pool = sp__rt_find_pool(rt, pool, err)) == NULL) return SP_ENOPOOL;
   if (sp__rt_on_loop_thread(rt)) {
     /* Already where the state lives (a completion callback, an event source). */
@@ -594,6 +603,8 @@ int sp_tools_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *e
   if (rt == NULL || pool == NULL || json == NULL)
     return sp__error_set(err, SP_EINVAL, "rt, pool and json must not be NULL");
   *json = NULL;
+  sp__remote_pool_t *rp = sp__remote_find(rt->remote, pool);
+  if (rp != NULL) return sp__remote_tools_json(rt->remote, rp, json, err);
   sp__pool_t *p = sp__rt_find_pool(rt, pool, err);
   if (p == NULL) return SP_ENOPOOL;
   *json = strdup(p->tools_json ? p->tools_json : "[]");
@@ -605,6 +616,7 @@ int sp_pools_json(sp_runtime_t *rt, char **json, sp_error_t *err) {
   json_t *a = json_array();
   for (size_t i = 0; i < rt->pool_count; i++)
     json_array_append_new(a, json_string(rt->pools[i].cfg->name));
+  sp__remote_names(rt->remote, a);
   *json = json_dumps(a, JSON_COMPACT);
   json_decref(a);
   return *json ? 0 : sp__error_set(err, SP_ENOMEM, "out of memory");

@@ -109,6 +109,8 @@ struct sp_runtime_s {
   _Atomic uint32_t start_done;
   int start_rc;
   sp_error_t start_err;
+
+  struct sp__remote_s *remote; /* remote pools (src/cluster/remote.c), or NULL */
 };
 
 /** A stopping runtime gives no worker more than this to exit (or its drain_timeout). */

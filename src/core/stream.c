@@ -14,6 +14,7 @@
 #include "pool.h"
 #include "runtime.h"
 #include "stream.h"
+#include "remote.h"
 #include "worker.h"
 
 /* A request about stream `id` (SP__MSG_CANCEL, SP__MSG_RESUME), posted from any thread. */
@@ -50,6 +51,10 @@ int sp_execute_stream(sp_runtime_t *rt, const char *pool, const char *tool, cons
                       void *userdata, uint64_t *call_id, sp_error_t *err) {
   if (on_chunk == NULL || on_done == NULL)
     return sp__error_set(err, SP_EINVAL, "sp_execute_stream: on_chunk and on_done must not be NULL");
+  sp__remote_pool_t *rp = rt ? sp__remote_find(rt->remote, pool) : NULL;
+  if (rp != NULL)
+    return sp__remote_execute_stream(rt->remote, rp, tool, args_json, opts, on_chunk, on_done,
+                                     userdata, call_id, err);
   sp__call_t *c = NULL;
   int rc = sp__rt_make_call(rt, pool, tool, args_json, opts, &c, err);
   if (rc != 0) return rc;
@@ -71,10 +76,12 @@ int sp_execute_stream(sp_runtime_t *rt, const char *pool, const char *tool, cons
 }
 
 int sp_cancel(sp_runtime_t *rt, uint64_t call_id) {
+  if (rt != NULL && sp__remote_cancel(rt->remote, call_id) == 0) return 0;
   return post_stream_msg(rt, SP__MSG_CANCEL, call_id);
 }
 
 int sp_stream_resume(sp_runtime_t *rt, uint64_t call_id) {
+  if (rt != NULL && sp__remote_resume(rt->remote, call_id) == 0) return 0;
   return post_stream_msg(rt, SP__MSG_RESUME, call_id);
 }
 

@@ -1,0 +1,65 @@
+"""Durable jobs on JetStream: submit and result, de-duplication by job id,
+redelivery to another node when the node running a job is killed, and a clear
+error from a server without JetStream."""
+
+import json
+import time
+
+from conftest import cli, node_pids, pool_yaml
+
+
+def result(url, job, wait_ms=20000):
+    return cli("result", "--nats", url, "-t", str(wait_ms), job, timeout=wait_ms / 1000 + 30)
+
+
+def test_submit_and_result(nats_js, nodes):
+    nodes(nats_js.url, "alpha")
+    r = cli("submit", "--nats", nats_js.url, "--job-id", "sum-1", "work", "add", '{"a": 1, "b": 2}')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == {"job": "sum-1"}
+    r = result(nats_js.url, "sum-1")
+    assert r.returncode == 0 and r.stdout.strip() == "3", r.stderr
+    # The same id again adds nothing: the first job's outcome stands.
+    r = cli("submit", "--nats", nats_js.url, "--job-id", "sum-1", "work", "add", '{"a": 5, "b": 5}')
+    assert r.returncode == 0, r.stderr
+    time.sleep(1.0)
+    assert result(nats_js.url, "sum-1").stdout.strip() == "3"
+    # A job the node refuses is finished, with its error.
+    cli("submit", "--nats", nats_js.url, "--job-id", "bad-1", "work", "nosuch")
+    r = result(nats_js.url, "bad-1")
+    assert r.returncode == 4 and "unknown tool 'nosuch'" in r.stderr
+    # An unknown job is not finished (exit 5), said at once without -t.
+    r = cli("result", "--nats", nats_js.url, "never-submitted")
+    assert r.returncode == 5 and "has not finished" in r.stderr
+    r = cli("submit", "--nats", nats_js.url, "--job-id", "bad id!", "work", "noop")
+    assert r.returncode == 4 and "job id" in r.stderr
+
+
+def test_job_of_killed_node_runs_on_another(nats_js, nodes):
+    alpha = nodes(nats_js.url, "alpha", pool_yaml(size=1))
+    nodes(nats_js.url, "beta", pool_yaml(size=1))
+    pids = node_pids(nats_js.url)
+    beta_pids = {p for p, n in pids.items() if n == "beta"}
+    for i in range(4):
+        r = cli("submit", "--nats", nats_js.url, "--job-id", f"slow-{i}", "work", "whoami",
+                '{"delay": 1.5}')
+        assert r.returncode == 0, r.stderr
+    time.sleep(0.7)
+    doc = json.loads(cli("nodes", "--nats", nats_js.url, "--json").stdout)
+    busy = {n["name"]: n["pools"][0]["in_flight"] for n in doc["nodes"]}
+    assert busy.get("alpha") == 1, busy  # alpha holds a job when it dies
+    alpha.kill()
+    for i in range(4):
+        r = result(nats_js.url, f"slow-{i}", 30000)
+        assert r.returncode == 0, r.stderr
+        # alpha finished nothing (killed 0.7 s into a 1.5 s job): beta ran all four.
+        assert str(json.loads(r.stdout)["pid"]) in beta_pids
+
+
+def test_submit_without_jetstream(nats, nodes):
+    node = nodes(nats.url, "alpha")
+    assert "takes no durable jobs" in node.text()
+    r = cli("submit", "--nats", nats.url, "work", "noop")
+    assert r.returncode != 0 and "start nats-server with -js" in r.stderr, r.stderr
+    # Calls work as ever.
+    assert cli("exec", "--nats", nats.url, "work", "add", '{"a": 1, "b": 1}').stdout.strip() == "2"
