@@ -17,6 +17,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "arrays.h"
@@ -341,6 +342,12 @@ int sp__rcall_make(sp__remote_t *r, sp__remote_pool_t *p, const char *tool, cons
   if (top != '{')
     return sp__error_set(err, SP_EBADARGS, "arguments for tool '%s' in pool '%s' must be a JSON object",
                          tool, pool);
+  if (opts != NULL && opts->size >= offsetof(sp_call_opts_t, session) + sizeof(opts->session) &&
+      opts->session != NULL)
+    return sp__error_set(err, SP_EINVAL,
+                         "pool '%s' is remote (%s): sessions do not travel over NATS; call tool "
+                         "'%s' without a session, or on a local pool",
+                         pool, p->cfg->remote, tool);
   /* Array arguments travel inline after the JSON, in the protocol's arrays part
    * (checked and made C-contiguous the same way as for a local pool). */
   sp__inputs_t in;

@@ -39,6 +39,9 @@ def test_exec_tools_pools_and_nodes(nats, nodes):
     assert r.returncode == 1 and "ValueError" in r.stderr and "bad" in r.stderr
     r = cli("exec", "--nats", nats.url, "work", "add", '{"a": 1')
     assert r.returncode == 4 and "not valid JSON" in r.stderr
+    # Sessions stay on one machine: a session call to a remote pool is refused, not unbound.
+    r = cli("exec", "--nats", nats.url, "--session", "s1", "work", "add", '{"a": 1, "b": 2}')
+    assert r.returncode == 4 and "sessions do not travel over NATS" in r.stderr, r.stderr
 
 
 def test_service_protocol_subjects(nats, nodes):
@@ -67,7 +70,7 @@ def test_no_node_fails_at_once(nats, nodes):
     took = time.time() - t0
     assert r.returncode == 4, r.stderr
     assert "no node serves pool 'missing'" in r.stderr
-    assert took < 5, took  # not the 15 s timeout
+    assert took < 15 / 3, took  # a fraction of the call's 15 s timeout, not all of it
 
 
 def test_bad_url_and_unreachable_server(nats):
@@ -134,7 +137,7 @@ def test_node_killed_mid_call(nats, nodes):
     victim.kill()
     out = finish(p)
     took = time.time() - t0
-    assert took < 8, took  # well before the 20 s deadline
+    assert took < 20 * 0.4, took  # well before the 20 s deadline
     # Exactly the calls the killed node held fail, as a node gone; the others finish.
     assert out["errors"] == {"SP_ECRASHED": held}, (out, held)
     assert out["ok"] == 4 - held, out
