@@ -54,6 +54,20 @@ static double utilisation(const json_t *pool) {
   return u > 1 ? 1 : u;
 }
 
+/*
+ * Calls this pool's tools made back through the host (current().call and
+ * call_host): counted against the calling pool, so a pool that only serves
+ * nested calls shows them as ordinary calls instead. Only printed once a tool
+ * called back, like the sessions line, so pools that never do stay one line.
+ */
+static void callback_row(FILE *f, const json_t *p) {
+  json_int_t nested = jint(p, "nested_calls"), host = jint(p, "host_function_calls");
+  json_int_t waiting = jint(p, "calls_waiting_nested"), refused = jint(p, "nested_refused");
+  if (nested == 0 && host == 0 && waiting == 0 && refused == 0) return;
+  fprintf(f, "  calls back: %lld to tools, %lld to host functions, %lld waiting now, %lld refused\n",
+          (long long)nested, (long long)host, (long long)waiting, (long long)refused);
+}
+
 static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
   const json_t *calls = json_object_get(p, "calls");
   const json_t *lat = json_object_get(p, "latency_us");
@@ -120,6 +134,7 @@ static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
             (long long)jint(sess, "ended"), (long long)jint(sess, "expired"),
             (long long)jint(sess, "lost"), (long long)jint(sess, "busy"));
   }
+  callback_row(f, p);
   if (!(flags & SP_STATS_TEXT_WORKERS)) return;
   size_t i;
   json_t *w;

@@ -81,7 +81,9 @@ def browser(tmp_path):
 
 
 def field(page, pool, name):
-    return page.eval(f"(document.querySelector('[data-pool=\"{pool}\"] [data-field=\"{name}\"]') || {{}}).textContent")
+    """The text of a figure, with no-break spaces read as spaces."""
+    text = page.eval(f"(document.querySelector('[data-pool=\"{pool}\"] [data-field=\"{name}\"]') || {{}}).textContent")
+    return text.replace("\u00a0", " ") if text else text
 
 
 def number(text):
@@ -153,4 +155,61 @@ def test_dashboard_shows_pools_and_live_figures(tmp_path, browser):
         assert number(field(page, "tp", "calls_total")) >= 10
         assert page.eval("document.getElementById('banner').classList.contains('hidden')")
     finally:
+        assert s.stop() == 0
+
+
+def test_dashboard_shows_calls_back_and_stays_readable(tmp_path, browser):
+    """Nested calls, the calls waiting on one, and refusals of a pool whose tools
+    call back, as its stats count them; every figure fits its box."""
+    callback = "callback_adapter.CallbackAdapter"
+    s = Server(tmp_path, "pools:\n" + pool_yaml("ca", size=2, adapter=callback)
+               + pool_yaml("cb", "thread", threads=2, adapter=callback))
+    napper = None
+    try:
+        page = browser(s.url + "/")
+        wait_for(lambda: page.eval("document.getElementById('conn').textContent") == "live", 20,
+                 "live status")
+        wait_for(lambda: field(page, "ca", "callbacks") == "0 · 0 host", 10, "the calls back figure")
+        assert field(page, "ca", "callbacks_detail") == "0 waiting · 0 refused"
+
+        for i in range(3):  # into the other pool, and one into its own (a free worker is left)
+            status, _, body = s.call("ca", "relay", {"pool": "cb", "tool": "add", "args": {"a": i, "b": 1}})
+            assert status == 200 and json.loads(body) == i + 1, body
+        status, _, body = s.call("ca", "relay", {"pool": "ca", "tool": "add", "args": {"a": 2, "b": 2}})
+        assert status == 200 and json.loads(body) == 4, body
+        # `snakepit serve` registers no host function: the call is refused, and counted so.
+        status, _, body = s.call("ca", "host", {"name": "lookup", "catch": True})
+        assert status == 200 and json.loads(body)["error"]["code"] == "SP_ENOFUNC", body
+        # One call that holds its slot while its nested call runs.
+        napper = threading.Thread(target=s.call, args=("ca", "relay", {
+            "pool": "cb", "tool": "nap", "args": {"seconds": 4}}))
+        napper.start()
+
+        def waiting_shown():
+            st = s.get_json("/v1/pools/ca")
+            return (st["calls_waiting_nested"] == 1
+                    and field(page, "ca", "callbacks_detail") == "1 waiting · 1 refused") and st
+
+        st = wait_for(waiting_shown, 10, "the waiting call on the dashboard")
+        assert (st["nested_calls"], st["host_function_calls"], st["nested_refused"]) == (5, 0, 1)
+        assert field(page, "ca", "callbacks") == "5 · 0 host"
+        # The called pool made no calls back of its own: its figures stay at zero.
+        assert field(page, "cb", "callbacks") == "0 · 0 host"
+
+        # Readable: the four-column grid of figures is full rows, and no figure
+        # is wider than its box.
+        assert page.eval("document.querySelectorAll('[data-pool=\"ca\"] .kpi').length") % 4 == 0
+        overflow = page.eval("[...document.querySelectorAll('.kpi .value, .kpi .sub, .kpi .label')]"
+                             ".filter(e => e.scrollWidth > e.clientWidth + 1)"
+                             ".map(e => e.closest('[data-pool]').dataset.pool + ':' + e.textContent)")
+        assert overflow == [], overflow
+        shot = page.call("Page.captureScreenshot", format="png")
+        (Path(BUILD_DIR) / "http_dashboard_callbacks.png").write_bytes(base64.b64decode(shot["data"]))
+
+        napper.join(15)
+        wait_for(lambda: field(page, "ca", "callbacks_detail") == "0 waiting · 1 refused", 10,
+                 "the waiting call to end on the dashboard")
+    finally:
+        if napper is not None:
+            napper.join(15)
         assert s.stop() == 0

@@ -175,6 +175,41 @@ static void chain_a_to_b_to_host_function(void **state) {
   json_decref(b);
 }
 
+/* The "calls back:" line sp_stats_text() prints for pool, or NULL (caller frees). */
+static char *calls_back_line(const char *pool) {
+  char *doc = NULL, *text = NULL;
+  assert_int_equal(sp_stats_json(rt, pool, &doc, NULL), 0);
+  assert_int_equal(sp_stats_text(doc, 0, &text, NULL), 0);
+  sp_free(doc);
+  char *line = strstr(text, "  calls back: ");
+  char *out = line ? strndup(line, strcspn(line, "\n")) : NULL;
+  sp_free(text);
+  return out;
+}
+
+/* Runs after the chain: a made two nested calls, b one host function call. */
+static void stats_text_shows_calls_back(void **state) {
+  (void)state;
+  json_t *a = h_pool_stats(rt, "a"), *b = h_pool_stats(rt, "b");
+  char want[256];
+  char *line = calls_back_line("a");
+  snprintf(want, sizeof(want),
+           "  calls back: %lld to tools, %lld to host functions, 0 waiting now, %lld refused",
+           (long long)json_integer_value(json_object_get(a, "nested_calls")),
+           (long long)json_integer_value(json_object_get(a, "host_function_calls")),
+           (long long)json_integer_value(json_object_get(a, "nested_refused")));
+  assert_non_null(line);
+  assert_string_equal(line, want);
+  assert_non_null(strstr(line, "2 to tools"));
+  free(line);
+  line = calls_back_line("b");
+  assert_non_null(line);
+  assert_string_equal(line, "  calls back: 0 to tools, 1 to host functions, 0 waiting now, 0 refused");
+  free(line);
+  json_decref(a);
+  json_decref(b);
+}
+
 static void nested_call_gets_at_most_the_callers_time(void **state) {
   (void)state;
   char *marker = marker_path("deadline");
@@ -570,6 +605,7 @@ static void workers_killed_during_nested_calls(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(chain_a_to_b_to_host_function),
+      cmocka_unit_test(stats_text_shows_calls_back),
       cmocka_unit_test(nested_call_gets_at_most_the_callers_time),
       cmocka_unit_test(cancelling_the_outer_call_cancels_the_inner),
       cmocka_unit_test(self_call_at_full_capacity_fails_fast),
