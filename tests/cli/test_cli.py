@@ -89,6 +89,24 @@ def ok_json(proc):
     return json.loads(proc.stdout)
 
 
+def served(log, *args):
+    """A `snakepit serve *args` on a free loopback port, its stderr in the file
+    log: yields its URL, then stops it and checks it exited cleanly (a
+    generator for module fixtures)."""
+    with open(log, "w") as err:
+        proc = subprocess.Popen([BIN, "serve", *args, "--listen", "127.0.0.1:0"],
+                                stdout=subprocess.DEVNULL, stderr=err)
+    found = None
+    deadline = time.monotonic() + 30
+    while found is None and time.monotonic() < deadline and proc.poll() is None:
+        found = re.search(r"listening on (http://[0-9.]+:\d+)", log.read_text())
+        time.sleep(0.05)
+    assert found, log.read_text()
+    yield found.group(1)
+    proc.terminate()
+    assert proc.wait(30) == 0, log.read_text()
+
+
 def write_config(path, body):
     path.write_text(body)
     return str(path)
@@ -195,7 +213,7 @@ def test_exec_args_from_stdin_invalid(cfg):
 
 SHOWCASE_TOOLS = {"ping", "compute_intensive", "matrix_multiply", "batch_process",
                   "stress_test", "get_thread_stats", "sleep", "echo", "count_up",
-                  "get_adapter_stats", "clear_caches", "get_history"}
+                  "get_adapter_stats", "clear_caches", "get_history", "chat", "relay", "ask_host"}
 
 
 def test_tools_one_pool():

@@ -4,14 +4,12 @@ pools started for the command, `session end POOL ID`, and bad ids and modes
 refused before anything starts."""
 
 import json
-import re
-import subprocess
 import threading
 import time
 
 import pytest
 
-from test_cli import (BIN, EXIT_INVALID, EXIT_OK, EXIT_USAGE, ok_json, pool_yaml, run,
+from test_cli import (EXIT_INVALID, EXIT_OK, EXIT_USAGE, ok_json, pool_yaml, run, served,
                       write_config)
 
 EXIT_BUSY = 7
@@ -28,19 +26,7 @@ def config(tmp_path_factory):
 @pytest.fixture(scope="module")
 def url(config, tmp_path_factory):
     """A `snakepit serve` of the config on a free loopback port."""
-    log = tmp_path_factory.mktemp("serve") / "serve.log"
-    with open(log, "w") as err:
-        proc = subprocess.Popen([BIN, "serve", "-c", config, "--listen", "127.0.0.1:0"],
-                                stdout=subprocess.DEVNULL, stderr=err)
-    found = None
-    deadline = time.monotonic() + 30
-    while found is None and time.monotonic() < deadline and proc.poll() is None:
-        found = re.search(r"listening on (http://[0-9.]+:\d+)", log.read_text())
-        time.sleep(0.05)
-    assert found, log.read_text()
-    yield found.group(1)
-    proc.terminate()
-    assert proc.wait(30) == 0, log.read_text()
+    yield from served(tmp_path_factory.mktemp("serve") / "serve.log", "-c", config)
 
 
 @pytest.mark.parametrize("pool", ["sp", "st"])

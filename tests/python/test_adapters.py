@@ -29,6 +29,7 @@ def test_showcase_manifest(showcase):
     tools = {t["name"]: t for t in m["tools"]}
     assert set(tools) == {"ping", "compute_intensive", "matrix_multiply", "batch_process",
                           "stress_test", "get_thread_stats", "sleep", "echo", "count_up",
+                          "chat", "relay", "ask_host",
                           # Snakepit's ThreadedShowcaseAdapter had these too
                           "get_adapter_stats", "clear_caches", "get_history"}
     assert all(t["description"] for t in tools.values())

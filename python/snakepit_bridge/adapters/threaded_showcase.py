@@ -13,6 +13,12 @@ NumPy releases the GIL inside ``np.dot`` and reductions, so
 ``stress_test`` is pure Python and runs in parallel on a free-threaded build;
 ``ping`` is the cheap no-op used to measure per-call overhead.
 
+Three tools show what a call can do beyond returning a value: ``count_up``
+streams, ``chat`` keeps a conversation in its session's state
+(``current().session``), and ``relay`` / ``ask_host`` call another tool and a
+function of the host program through the manager (``current().call`` and
+``current().call_host``).
+
 NumPy is imported by the tools that use it, not by the module: on a Python
 without NumPy (a free-threaded 3.14t build, for one) those tools fail with a
 ``MissingDependency`` error and every other tool works.
@@ -29,11 +35,13 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Optional
 
 from snakepit_bridge.base_adapter_threaded import ThreadSafeAdapter, thread_safe_method, tool
+from snakepit_bridge.context import current
 from snakepit_bridge.optional import require
 
 if TYPE_CHECKING:
@@ -45,6 +53,9 @@ MAX_STRESS_MS = 60_000
 #: Layers of the model matrix_multiply(input_vector) runs (Snakepit's shapes).
 LAYERS = ((100, 100), (100, 50), (50, 10))
 HISTORY = 1000      # batch_process entries kept for get_history
+#: Messages a chat session keeps: its state lives as long as the session, so
+#: it is bounded like every other per-worker memory of this adapter.
+CHAT_HISTORY = 20
 
 
 class ThreadedShowcaseAdapter(ThreadSafeAdapter):
@@ -291,3 +302,46 @@ class ThreadedShowcaseAdapter(ThreadSafeAdapter):
     @tool(description="Return the arguments unchanged")
     def echo(self, **kwargs: Any) -> Dict[str, Any]:
         return kwargs
+
+    @thread_safe_method
+    @tool(description="Remember each message of a session and say which turn this is "
+                      "(try: snakepit exec --url URL --session me default chat "
+                      "'{\"text\": \"hi\"}' twice)")
+    def chat(self, text: str) -> Dict[str, Any]:
+        ctx = current()
+        state = ctx.session
+        out: Dict[str, Any] = {"session": ctx.session_id,
+                               "worker": os.environ.get("SNAKEPIT_WORKER_ID")}
+        if state is None:
+            # No session: nothing outlives the call, and the answer says how
+            # to get one rather than failing.
+            out.update(turn=1, history=[text],
+                       note="no session: this history ends with the call; pass --session ID "
+                            "(CLI) or the X-Snakepit-Session header (HTTP) to keep it")
+            return out
+        # Calls of one session may run at once on a thread worker: the
+        # read-modify-write below must not interleave.
+        with state.lock:
+            history = state.setdefault("history", [])
+            history.append(text)
+            del history[:-CHAT_HISTORY]
+            state["turns"] = state.get("turns", 0) + 1
+            out.update(turn=state["turns"], history=list(history))
+        return out
+
+    @thread_safe_method
+    @tool(description="Call another tool through the host and return its result (pool: "
+                      "this tool's own when empty; try: snakepit exec --local hpc_pool "
+                      "relay '{\"pool\": \"default\", \"tool\": \"ping\"}')")
+    def relay(self, tool: str, pool: str = "", args: dict = None) -> Dict[str, Any]:
+        here = os.environ.get("SNAKEPIT_POOL", "")
+        target = pool or here
+        result = current().call(target, tool, **(args or {}))
+        return {"via": {"pool": here, "worker": os.environ.get("SNAKEPIT_WORKER_ID")},
+                "called": {"pool": target, "tool": tool}, "result": result}
+
+    @thread_safe_method
+    @tool(description="Call a function the host program registered (sp_register_host_function) "
+                      "and return its result (examples/callbacks.c registers 'lookup')")
+    def ask_host(self, function: str, args: dict = None) -> Dict[str, Any]:
+        return {"function": function, "result": current().call_host(function, **(args or {}))}
