@@ -47,7 +47,7 @@ install(DIRECTORY python/snakepit_bridge DESTINATION ${SP_INSTALL_PYTHONDIR} COM
         PATTERN "__pycache__" EXCLUDE PATTERN "*.pyc" EXCLUDE)
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT runtime)
 install(DIRECTORY docs/ DESTINATION ${CMAKE_INSTALL_DOCDIR} COMPONENT runtime FILES_MATCHING PATTERN "*.md")
-install(FILES examples/quickstart.c examples/pools.yaml examples/CMakeLists.txt examples/Makefile
+install(FILES examples/quickstart.c examples/callbacks.c examples/pools.yaml examples/CMakeLists.txt examples/Makefile
               examples/README.md
         DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples COMPONENT runtime)
 

@@ -64,7 +64,8 @@ static void callback_row(FILE *f, const json_t *p) {
   json_int_t nested = jint(p, "nested_calls"), host = jint(p, "host_function_calls");
   json_int_t waiting = jint(p, "calls_waiting_nested"), refused = jint(p, "nested_refused");
   if (nested == 0 && host == 0 && waiting == 0 && refused == 0) return;
-  fprintf(f, "  calls back: %lld to tools, %lld to host functions, %lld waiting now, %lld refused\n",
+  fprintf(f,
+          "  calls back: %lld to tools, %lld to host functions, %lld waiting now, %lld refused\n",
           (long long)nested, (long long)host, (long long)waiting, (long long)refused);
 }
 

@@ -82,7 +82,8 @@ def test_install_lays_out_a_c_library(prefix):
     assert (lib / "cmake" / "Snakepit" / "SnakepitConfig.cmake").is_file()
     assert (lib / "cmake" / "Snakepit" / "SnakepitConfigVersion.cmake").is_file()
     docs = prefix / "share" / "doc" / "snakepit"
-    for f in ("README.md", "architecture.md", "examples/quickstart.c", "examples/pools.yaml",
+    for f in ("README.md", "architecture.md", "examples/quickstart.c", "examples/callbacks.c",
+              "examples/pools.yaml",
               "examples/CMakeLists.txt", "examples/Makefile"):
         assert (docs / f).is_file(), f
     # The worker carries no path of the source tree: the library tells it where the SDK is.
@@ -124,21 +125,37 @@ def copy_examples(prefix, dest):
     return dest
 
 
-def test_example_builds_with_pkg_config_and_runs_without_environment(prefix, tmp_path):
+def run_examples(folder, cwd):
+    """Runs the built examples of folder with no environment and checks what they print."""
+    out = run([str(folder / "quickstart")], env=CLEAN_ENV, cwd=cwd, timeout=120)
+    assert "quickstart: OK" in out
+    out = run([str(folder / "callbacks")], env=CLEAN_ENV, cwd=cwd, timeout=120)
+    assert "callbacks: OK" in out
+    # The host function's results through one and two tools, then its own error.
+    assert '"result":{"seat":1,"left":1,"for":{"name":"Ada"}}' in out
+    assert '"result":{"function":"reserve","result":{"seat":2,"left":0,"for":{"name":"Grace"}}}' in out
+    assert "SP_EINVAL: host function 'reserve' failed: no seats left: all 2 are reserved" in out
+    # The session keeps its history on one worker until it is ended.
+    turns = [json.loads(line.split("-> ", 1)[1]) for line in out.splitlines()
+             if line.startswith("  -> {\"session\"")]
+    assert [t["turn"] for t in turns] == [1, 2, 1], out
+    assert turns[1]["history"] == ["Which seats are left?", "Then two for tomorrow."]
+    assert turns[0]["worker"] == turns[1]["worker"] and turns[2]["history"] == ["Hello again."]
+
+
+def test_examples_build_with_pkg_config_and_run_without_environment(prefix, tmp_path):
     ex = copy_examples(prefix, tmp_path / "examples")
     run(["make", "-s"], cwd=ex,
         env=dict(CLEAN_ENV, PKG_CONFIG_PATH=str(prefix / "lib" / "pkgconfig")))
-    out = run([str(ex / "quickstart")], env=CLEAN_ENV, cwd=tmp_path, timeout=120)
-    assert "quickstart: OK" in out
+    run_examples(ex, tmp_path)
 
 
-def test_example_builds_with_cmake_and_runs_without_environment(prefix, tmp_path):
+def test_examples_build_with_cmake_and_run_without_environment(prefix, tmp_path):
     ex = copy_examples(prefix, tmp_path / "examples")
     run(["cmake", "-S", str(ex), "-B", str(tmp_path / "b"), f"-DCMAKE_PREFIX_PATH={prefix}"],
         env=CLEAN_ENV)
     run(["cmake", "--build", str(tmp_path / "b")], env=CLEAN_ENV)
-    out = run([str(tmp_path / "b" / "quickstart")], env=CLEAN_ENV, cwd=tmp_path, timeout=120)
-    assert "quickstart: OK" in out
+    run_examples(tmp_path / "b", tmp_path)
 
 
 def test_cmake_package_refuses_another_minor_version(prefix, tmp_path):
@@ -204,7 +221,8 @@ def test_debian_package(tmp_path):
               f"/usr/lib/{multiarch}/cmake/Snakepit/SnakepitConfig.cmake",
               "/usr/libexec/snakepit/snakepit-worker",
               "/usr/lib/python3/dist-packages/snakepit_bridge/__init__.py",
-              "/usr/share/doc/snakepit/examples/quickstart.c"):
+              "/usr/share/doc/snakepit/examples/quickstart.c",
+              "/usr/share/doc/snakepit/examples/callbacks.c"):
         assert f in listed.splitlines(), f
     usr = root / "usr"
     assert "prefix=/usr" in (usr / "lib" / multiarch / "pkgconfig" / "snakepit.pc").read_text()

@@ -204,7 +204,8 @@ static void stats_text_shows_calls_back(void **state) {
   free(line);
   line = calls_back_line("b");
   assert_non_null(line);
-  assert_string_equal(line, "  calls back: 0 to tools, 1 to host functions, 0 waiting now, 0 refused");
+  assert_string_equal(line,
+                      "  calls back: 0 to tools, 1 to host functions, 0 waiting now, 0 refused");
   free(line);
   json_decref(a);
   json_decref(b);
