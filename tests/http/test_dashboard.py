@@ -167,8 +167,9 @@ def test_dashboard_shows_calls_back_and_stays_readable(tmp_path, browser):
     napper = None
     try:
         page = browser(s.url + "/")
-        wait_for(lambda: page.eval("document.getElementById('conn').textContent") == "live", 20,
-                 "live status")
+        # Until the page has loaded, about:blank has no #conn.
+        wait_for(lambda: page.eval("(document.getElementById('conn') || {}).textContent") == "live",
+                 20, "live status")
         wait_for(lambda: field(page, "ca", "callbacks") == "0 · 0 host", 10, "the calls back figure")
         assert field(page, "ca", "callbacks_detail") == "0 waiting · 0 refused"
 
