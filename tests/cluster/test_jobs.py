@@ -63,3 +63,28 @@ def test_submit_without_jetstream(nats, nodes):
     assert r.returncode != 0 and "start nats-server with -js" in r.stderr, r.stderr
     # Calls work as ever.
     assert cli("exec", "--nats", nats.url, "work", "add", '{"a": 1, "b": 1}').stdout.strip() == "2"
+
+
+def test_job_lost_on_every_delivery_fails_clearly(nats_js, nodes):
+    # Each delivery of the job kills the node running it; with two deliveries
+    # allowed, the third node sees JetStream give up and records the outcome.
+    started = [nodes(nats_js.url, name, pool_yaml(), "--job-deliveries", "2")
+               for name in ("alpha", "beta", "gamma")]
+    r = cli("submit", "--nats", nats_js.url, "--job-id", "doomed-1", "work", "kill_host")
+    assert r.returncode == 0, r.stderr
+    r = result(nats_js.url, "doomed-1", 40000)
+    assert r.returncode == 6, (r.returncode, r.stdout, r.stderr)
+    assert "job doomed-1 (tool 'kill_host' in pool 'work') failed on every one of its 2 " \
+           "deliveries; last: node " in r.stderr, r.stderr
+    assert "went away without an outcome" in r.stderr
+    dead = [n.name for n in started if n.proc.poll() is not None]
+    assert len(dead) == 2, dead
+    assert f"last: node {dead[-1]} " in r.stderr or f"last: node {dead[0]} " in r.stderr
+    # The survivor keeps serving, jobs and calls alike.
+    cli("submit", "--nats", nats_js.url, "--job-id", "after-1", "work", "add", '{"a": 2, "b": 3}')
+    assert result(nats_js.url, "after-1").stdout.strip() == "5"
+
+
+def test_job_deliveries_option_is_checked(nats_js, tmp_path):
+    r = cli("serve", "--nats", nats_js.url, "--job-deliveries", "0", "-c", str(tmp_path / "x.yaml"))
+    assert r.returncode == 2 and "--job-deliveries" in r.stderr, r.stderr
