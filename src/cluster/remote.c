@@ -484,21 +484,46 @@ int sp__remote_tools_json(sp__remote_t *r, sp__remote_pool_t *p, char **json, sp
   return 0;
 }
 
-int sp__remote_stats_json(sp__remote_t *r, sp__remote_pool_t *p, char **json, sp_error_t *err) {
+/* This runtime's view of one remote pool: what the caller side counts. */
+static json_t *pool_stats(sp__remote_t *r, sp__remote_pool_t *p) {
   size_t pending = 0;
   pthread_mutex_lock(&r->mu);
   for (size_t b = 0; b < TABLE_SIZE; b++)
     for (rcall_t *c = r->table[b]; c; c = c->next) pending += c->pool == p;
   pthread_mutex_unlock(&r->mu);
-  json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "name", p->cfg->name, "remote",
-                        p->conn->shown, "in_flight", (json_int_t)pending, "calls_ok",
-                        (json_int_t)atomic_load(&p->calls_ok), "calls_failed",
-                        (json_int_t)atomic_load(&p->calls_failed), "retried",
-                        (json_int_t)atomic_load(&p->retried), "connected",
-                        natsConnection_Status(p->conn->nc) == NATS_CONN_STATUS_CONNECTED);
+  json_int_t ok = (json_int_t)atomic_load(&p->calls_ok);
+  json_int_t failed = (json_int_t)atomic_load(&p->calls_failed);
+  int connected = natsConnection_Status(p->conn->nc) == NATS_CONN_STATUS_CONNECTED;
+  return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I}", "name",
+                   p->cfg->name, "kind", "remote", "url", p->conn->shown, "remote", p->conn->shown,
+                   "connected", connected, "ready", connected, "in_flight", (json_int_t)pending,
+                   "calls", "total", ok + failed, "ok", ok, "errors", failed, "calls_ok", ok,
+                   "calls_failed", failed, "retried", (json_int_t)atomic_load(&p->retried));
+}
+
+int sp__remote_stats_json(sp__remote_t *r, sp__remote_pool_t *p, char **json, sp_error_t *err) {
+  json_t *o = pool_stats(r, p);
   *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   return *json ? 0 : sp__error_set(err, SP_ENOMEM, "out of memory");
+}
+
+int sp__remote_stats_merge(sp__remote_t *r, char **json, sp_error_t *err) {
+  if (r == NULL || r->cfg.pool_count == 0) return 0;
+  json_t *doc = json_loads(*json, 0, NULL);
+  json_t *pools = json_object_get(doc, "pools");
+  int rc = json_is_array(pools) ? 0 : SP_EPROTOCOL;
+  for (size_t i = 0; rc == 0 && i < r->cfg.pool_count; i++)
+    if (json_array_append_new(pools, pool_stats(r, &r->pools[i])) != 0) rc = SP_ENOMEM;
+  char *text = rc == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  if (text == NULL) {
+    if (rc == 0) rc = SP_ENOMEM;
+    return sp__error_set(err, rc, "cannot build statistics: %s", sp_strerror(rc));
+  }
+  free(*json); /* both come from jansson's allocator, like every JSON the library returns */
+  *json = text;
+  return 0;
 }
 
 void sp__remote_names(sp__remote_t *r, void *json_array) {

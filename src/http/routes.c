@@ -114,7 +114,8 @@ static enum MHD_Result get_healthz(sp__req_t *r) {
 }
 
 /* Ready: not draining, and every pool has a ready worker and is not degraded
- * (a degraded pool fails its calls at once, so traffic should go elsewhere). */
+ * (a degraded pool fails its calls at once, so traffic should go elsewhere);
+ * a remote pool, while its NATS connection is up. */
 static enum MHD_Result get_readyz(sp__req_t *r) {
   sp_error_t err;
   char *stats = NULL;
@@ -128,6 +129,16 @@ static enum MHD_Result get_readyz(sp__req_t *r) {
   size_t i;
   int all = doc != NULL;
   json_array_foreach(json_object_get(doc, "pools"), i, p) {
+    const char *kind = json_string_value(json_object_get(p, "kind"));
+    if (kind != NULL && !strcmp(kind, "remote")) {
+      /* A remote pool is ready while its NATS connection is up (nodes answer for the rest). */
+      int up = json_is_true(json_object_get(p, "connected"));
+      all = all && up;
+      json_object_set_new(pools, json_string_value(json_object_get(p, "name")),
+                          json_pack("{s:b, s:s, s:O}", "ready", up, "kind", "remote", "url",
+                                    json_object_get(p, "url")));
+      continue;
+    }
     json_int_t ready = json_integer_value(json_object_get(p, "ready_workers"));
     int degraded = json_is_true(json_object_get(p, "degraded"));
     int ok = ready > 0 && !degraded;
