@@ -171,6 +171,22 @@ static enum MHD_Result get_metrics(sp__req_t *r) {
                         free);
 }
 
+/* True for a remote pool (served over NATS): it has no workers to report, only its statistics. */
+static int is_remote(sp__req_t *r, const char *pool) {
+  sp_error_t err = SP_ERROR_INIT;
+  char *json = NULL;
+  if (pool == NULL || sp_stats_json(r->srv->rt, pool, &json, &err) != 0) {
+    sp_error_free(&err);
+    return 0;
+  }
+  json_t *doc = json_loads(json, 0, NULL);
+  const char *kind = json_string_value(json_object_get(doc, "kind"));
+  int remote = kind != NULL && !strcmp(kind, "remote");
+  json_decref(doc);
+  sp_free(json);
+  return remote;
+}
+
 static void call_landed(sp__req_t *r);
 static enum MHD_Result stats_with_reports(sp__req_t *r, const char *pool);
 
@@ -195,7 +211,7 @@ enum MHD_Result sp__http_get(sp__req_t *r) {
        * `snakepit stats` does. Asked for, not by default: it is a request to
        * every worker, answered when each has a free thread. */
       const char *ts = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "thread_safety");
-      if (ts != NULL && (!strcmp(ts, "1") || !strcasecmp(ts, "true")))
+      if (ts != NULL && (!strcmp(ts, "1") || !strcasecmp(ts, "true")) && !is_remote(r, pool))
         return stats_with_reports(r, pool);
       int rc = sp_stats_json(r->srv->rt, pool, &json, &err);
       return reply_lib(r, rc, json, &err);

@@ -4,6 +4,8 @@ what this server's calls to them count, and /readyz follows their NATS
 connection."""
 
 import json
+import os
+import pty
 import signal
 import subprocess
 import time
@@ -19,6 +21,25 @@ def get(url, path):
             return r.status, r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.read().decode()
+
+
+def on_terminal(*args):
+    """The CLI's output with stdout on a pseudo-terminal."""
+    master, slave = pty.openpty()
+    p = subprocess.Popen([BIN, *args], stdout=slave, stderr=subprocess.PIPE)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    os.close(master)
+    p.wait(30)
+    return out.decode().replace("\r\n", "\n")
 
 
 def start_front(cfg):
@@ -81,8 +102,14 @@ def test_front_lists_remote_pools(tmp_path, nats, nodes):
         r = cli("stats", "--url", url, "--json")
         assert r.returncode == 0, r.stderr
         assert {p["name"] for p in json.loads(r.stdout)["pools"]} == {"work", "here"}
-        r = cli("stats", "--url", url, env={"COLUMNS": "120"})
+        r = cli("stats", "--url", url, "work")
         assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["kind"] == "remote"
+        # On a terminal: a table row saying what the pool is.
+        table = on_terminal("stats", "--url", url)
+        assert "remote: " + nats.url + ", connected" in table, table
+        row = next(line for line in table.splitlines() if line.startswith("work "))
+        assert row.split()[1:3] == ["remote", "-"] and row.split()[6:9] == ["4", "3", "1"], row
 
         # Without its NATS server the remote pool is not ready, and says so.
         nats.stop()
