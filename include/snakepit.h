@@ -686,8 +686,9 @@ SP_EXTERN int sp_cluster_nodes_json(const sp_nats_opts_t *opts, char **json, sp_
  * Submits tool(args_json) on pool as a job. job_id names it ([A-Za-z0-9_-],
  * 1..64 characters; NULL: a fresh unique id); submitting an id again within
  * 24 h adds nothing (the first job stands). opts may set timeout_ms (the run
- * time a node gives it, from when it starts; 0 = the pool's timeout) and
- * idempotent. *job_id_out (may be NULL) gets the id; free with sp_free().
+ * time a node gives it, from when it starts; 0 = the pool's timeout),
+ * idempotent and arrays (carried inline in the job, up to the server's
+ * max_payload, else SP_ETOOLARGE; arrays the tool returns are stored as lists). *job_id_out (may be NULL) gets the id; free with sp_free().
  * Connects to opts->url for the call. Thread-safe.
  */
 SP_EXTERN int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool,

@@ -171,18 +171,35 @@ static int cmd_tools(const sp_cli_opts_t *o, const char *pool) {
   return rc;
 }
 
-/* `submit POOL TOOL [JSON]`: prints {"job": ID}. */
+/* `submit POOL TOOL [JSON] [--array NAME=FILE.npy]...`: prints {"job": ID}. */
 static int cmd_submit(const sp_cli_opts_t *o, int argc, char **argv) {
+  if (o->out_dir != NULL || o->session != NULL) {
+    fprintf(stderr, "snakepit: submit takes no %s (a job's outcome is JSON, read with `result`; "
+            "jobs run outside sessions)\n", o->out_dir ? "--out" : "--session");
+    return SP_EXIT_USAGE;
+  }
+  sp_cli_inputs_t in;
+  int rc = sp_cli_inputs_load(o, &in);
+  if (rc >= 0) {
+    sp_cli_inputs_free(&in);
+    return rc;
+  }
   sp_call_opts_t opts = SP_CALL_OPTS_INIT;
   opts.timeout_ms = o->timeout_ms;
+  opts.arrays = in.arrays;
+  opts.array_count = in.count;
   char *id = NULL;
   sp_error_t err;
   if (sp_job_submit(&o->nats, argv[1], argv[2], argc > 3 ? argv[3] : "{}", &opts, o->job_id, &id,
-                    &err) != 0)
-    return sp_cli_report(&err);
-  printf("{\"job\": \"%s\"}\n", id);
+                    &err) != 0) {
+    rc = sp_cli_report(&err);
+  } else {
+    printf("{\"job\": \"%s\"}\n", id);
+    rc = SP_EXIT_OK;
+  }
   sp_free(id);
-  return SP_EXIT_OK;
+  sp_cli_inputs_free(&in);
+  return rc;
 }
 
 /* `result JOB`: the outcome, waiting up to -t MS; exit 5 while it has not finished. */

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "arrays.h"
+#include "body.h"
 #include "clock.h"
 #include "config.h"
 #include "errors.h"
@@ -333,57 +334,24 @@ int sp__rcall_make(sp__remote_t *r, sp__remote_pool_t *p, const char *tool, cons
   *out = NULL;
   const char *pool = p->cfg->name;
   if (tool == NULL) return sp__error_set(err, SP_EINVAL, "tool must not be NULL");
-  if (args == NULL) args = "{}";
-  size_t alen = strlen(args);
-  char why[256], top;
-  if (sp__json_args_check(args, alen, &top, why, sizeof(why)) != 0)
-    return sp__error_set(err, SP_EBADJSON,
-                         "arguments for tool '%s' in pool '%s' are not valid JSON: %s", tool, pool, why);
-  if (top != '{')
-    return sp__error_set(err, SP_EBADARGS, "arguments for tool '%s' in pool '%s' must be a JSON object",
-                         tool, pool);
   if (opts != NULL && opts->size >= offsetof(sp_call_opts_t, session) + sizeof(opts->session) &&
       opts->session != NULL)
     return sp__error_set(err, SP_EINVAL,
                          "pool '%s' is remote (%s): sessions do not travel over NATS; call tool "
                          "'%s' without a session, or on a local pool",
                          pool, p->cfg->remote, tool);
-  /* Array arguments travel inline after the JSON, in the protocol's arrays part
-   * (checked and made C-contiguous the same way as for a local pool). */
-  sp__inputs_t in;
-  memset(&in, 0, sizeof(in));
-  size_t narrays = opts ? opts->array_count : 0;
-  if (narrays > 0) {
-    int rc = sp__inputs_prepare(NULL, pool, tool, opts->arrays, narrays, args, alen, 0, SIZE_MAX,
-                                &in, err);
-    if (rc != 0) return rc;
-  }
-  /* The server refuses a message above its max_payload; say so before sending. */
-  int64_t limit = natsConnection_GetMaxPayload(p->conn->nc);
-  size_t overhead = strlen(tool) + 256;
-  if (limit > 0 && (int64_t)(alen + in.extra + overhead) > limit) {
-    sp__inputs_clear(&in, NULL, NULL);
-    return sp__error_set(err, SP_ETOOLARGE,
-                         "arguments of %zu bytes%s for tool '%s' in remote pool '%s' exceed the "
-                         "NATS server's max_payload of %" PRId64 " bytes (%s); raise max_payload "
-                         "in the nats-server configuration",
-                         alen + in.extra, narrays ? " (with arrays)" : "", tool, pool, limit,
-                         p->conn->shown);
-  }
+  sp__nats_body_t body;
+  int rc = sp__nats_body_build(pool, tool, args, opts, p->conn->nc, p->conn->shown, &body, err);
+  if (rc != 0) return rc;
   rcall_t *c = calloc(1, sizeof(*c));
-  if (c == NULL || (c->tool = strdup(tool)) == NULL ||
-      (c->args = malloc(alen + in.extra + 1)) == NULL) {
-    sp__inputs_clear(&in, NULL, NULL);
+  if (c == NULL || (c->tool = strdup(tool)) == NULL) {
+    sp__nats_body_free(&body);
     if (c) sp__rcall_free(c);
     return sp__error_set(err, SP_ENOMEM, "out of memory");
   }
-  memcpy(c->args, args, alen + 1);
-  c->args_len = alen + in.extra; /* before sp__inputs_clear zeroes in */
-  if (narrays > 0) {
-    sp__inputs_encode(&in, (uint8_t *)c->args + alen);
-    sp__inputs_clear(&in, NULL, NULL);
-    c->json_len = alen;
-  }
+  c->args = body.data; /* the call owns the body now */
+  c->args_len = body.len;
+  c->json_len = body.json_len;
   c->lists = opts ? opts->arrays_as_lists : 0;
   sem_init(&c->done, 0, 0);
   c->pool = p;

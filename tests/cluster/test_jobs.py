@@ -1,11 +1,14 @@
 """Durable jobs on JetStream: submit and result, de-duplication by job id,
-redelivery to another node when the node running a job is killed, and a clear
-error from a server without JetStream."""
+redelivery to another node when the node running a job is killed, an outcome
+for a job lost on every delivery, array arguments inline, and a clear error
+from a server without JetStream."""
 
 import json
 import time
 
-from conftest import cli, node_pids, pool_yaml
+import pytest
+
+from conftest import NatsServer, cli, node_pids, pool_yaml
 
 
 def result(url, job, wait_ms=20000):
@@ -88,3 +91,28 @@ def test_job_lost_on_every_delivery_fails_clearly(nats_js, nodes):
 def test_job_deliveries_option_is_checked(nats_js, tmp_path):
     r = cli("serve", "--nats", nats_js.url, "--job-deliveries", "0", "-c", str(tmp_path / "x.yaml"))
     assert r.returncode == 2 and "--job-deliveries" in r.stderr, r.stderr
+
+
+def test_job_with_array_arguments(tmp_path, nodes):
+    np = pytest.importorskip("numpy")
+    # A small max_payload shows the limit; JetStream keeps what fits.
+    server = NatsServer(tmp_path, jetstream=True, conf="max_payload: 8192\n")
+    try:
+        nodes(server.url, "alpha")
+        np.save(tmp_path / "v.npy", np.arange(6, dtype=np.int32).reshape(2, 3))
+        r = cli("submit", "--nats", server.url, "--job-id", "arr-1", "--array",
+                f"value={tmp_path / 'v.npy'}", "work", "echo")
+        assert r.returncode == 0, r.stderr
+        r = result(server.url, "arr-1")
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout) == [[0, 1, 2], [3, 4, 5]]  # returned arrays: JSON lists
+        np.save(tmp_path / "big.npy", np.zeros(4096, dtype=np.float64))
+        r = cli("submit", "--nats", server.url, "--job-id", "arr-2", "--array",
+                f"value={tmp_path / 'big.npy'}", "work", "echo")
+        assert r.returncode != 0
+        assert "(with arrays) for tool 'echo' in pool 'work' exceed the NATS server's " \
+               "max_payload of 8192 bytes" in r.stderr, r.stderr
+        r = cli("submit", "--nats", server.url, "--out", str(tmp_path), "work", "echo")
+        assert r.returncode == 2 and "submit takes no --out" in r.stderr, r.stderr
+    finally:
+        server.stop()
