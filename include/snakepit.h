@@ -657,10 +657,13 @@ typedef struct sp_nats_opts_s {
   const char *ca_file;    /* CA certificates (PEM) that sign the server's TLS certificate;
                              setting it turns TLS on */
   int64_t timeout_ms;     /* connecting and waiting for answers; 0 = 2000 */
+  const char *cert_file;  /* client certificate chain (PEM) for mutual TLS; with key_file,
+                             both or neither; turns TLS on */
+  const char *key_file;   /* the client certificate's private key (PEM) */
 } sp_nats_opts_t;
 
 /** An sp_nats_opts_t with every option at its default and size set. */
-#define SP_NATS_OPTS_INIT {sizeof(sp_nats_opts_t), NULL, NULL, NULL, NULL, NULL, NULL, 0}
+#define SP_NATS_OPTS_INIT {sizeof(sp_nats_opts_t), NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL}
 
 /**
  * Discovers the nodes serving pools on the NATS server of opts: asks every

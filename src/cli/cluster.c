@@ -22,6 +22,8 @@ int sp_cli_nats_option(int ch, const char *arg, sp_cli_opts_t *o) {
     case SP_CLI_OPT_NATS_PASSWORD: o->nats.password = arg; return 1;
     case SP_CLI_OPT_NATS_CREDS: o->nats.creds_file = arg; return 1;
     case SP_CLI_OPT_NATS_CA: o->nats.ca_file = arg; return 1;
+    case SP_CLI_OPT_NATS_CERT: o->nats.cert_file = arg; return 1;
+    case SP_CLI_OPT_NATS_KEY: o->nats.key_file = arg; return 1;
     case SP_CLI_OPT_NATS_NAME: o->nats_name = arg; return 1;
     case SP_CLI_OPT_JOB_ID: o->job_id = arg; return 1;
     default: return 0;
@@ -32,9 +34,10 @@ int sp_cli_nats_option(int ch, const char *arg, sp_cli_opts_t *o) {
 static int remote_yaml(const sp_cli_opts_t *o, const char *pool, char *buf, size_t cap) {
   size_t len = 0;
   const char *keys[] = {"remote", "remote_token", "remote_user", "remote_password",
-                        "remote_creds", "remote_ca"};
+                        "remote_creds", "remote_ca", "remote_cert", "remote_key"};
   const char *vals[] = {o->nats.url, o->nats.token, o->nats.user, o->nats.password,
-                        o->nats.creds_file, o->nats.ca_file};
+                        o->nats.creds_file, o->nats.ca_file, o->nats.cert_file,
+                        o->nats.key_file};
   if (sp_cli_yaml_add(buf, cap, &len, "pools:\n  - name: ") || sp_cli_yaml_quote(buf, cap, &len, pool))
     return -1;
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {

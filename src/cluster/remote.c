@@ -226,7 +226,7 @@ static char *config_path(const sp__config_t *cfg, const char *path) {
 static int same_server(const sp__pool_config_t *a, const sp__pool_config_t *b) {
 #define SAME(f) ((a->f == NULL && b->f == NULL) || (a->f && b->f && strcmp(a->f, b->f) == 0))
   return SAME(remote) && SAME(remote_token) && SAME(remote_user) && SAME(remote_password) &&
-         SAME(remote_creds) && SAME(remote_ca);
+         SAME(remote_creds) && SAME(remote_ca) && SAME(remote_cert) && SAME(remote_key);
 #undef SAME
 }
 
@@ -239,6 +239,8 @@ static int conn_open(sp__remote_t *r, rconn_t *c, const sp__pool_config_t *pc, s
   c->opts.password = pc->remote_password;
   c->opts.creds_file = pc->remote_creds;
   c->opts.ca_file = pc->remote_ca;
+  c->opts.cert_file = pc->remote_cert;
+  c->opts.key_file = pc->remote_key;
   sp__nats_url_shown(pc->remote, c->shown, sizeof(c->shown));
   snprintf(c->name, sizeof(c->name), "snakepit-client %d", (int)getpid());
   int rc = sp__nats_connect(&c->opts, c->name, &c->nc, err);
@@ -288,11 +290,13 @@ int sp__remote_create(sp_runtime_t *rt, sp__remote_t **out, sp_error_t *err) {
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     sp__pool_config_t *pc = &r->cfg.pools[i];
-    char *creds = config_path(cfg, pc->remote_creds), *ca = config_path(cfg, pc->remote_ca);
-    free(pc->remote_creds);
-    free(pc->remote_ca);
-    pc->remote_creds = creds;
-    pc->remote_ca = ca;
+    /* Files named in the config are relative to its folder. */
+    char **files[] = {&pc->remote_creds, &pc->remote_ca, &pc->remote_cert, &pc->remote_key};
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+      char *path = config_path(cfg, *files[f]);
+      free(*files[f]);
+      *files[f] = path;
+    }
     sp__remote_pool_t *p = &r->pools[i];
     p->cfg = pc;
     if (sp__wire_subject(p->call_subject, sizeof(p->call_subject), SP__WIRE_CALL, pc->name) ||
