@@ -30,6 +30,7 @@ typedef struct jrun_s {
   natsMsg *msg;
   struct jpool_s *jp;
   char id[80];
+  int final; /* its last allowed delivery: the node noted itself under ID.last */
   int64_t start_ns;
   sp_result_t res;
 } jrun_t;
@@ -60,20 +61,21 @@ static void last_key(char *buf, size_t size, const char *id) { snprintf(buf, siz
 
 /*
  * The final delivery of a job: notes in the results bucket which node took it,
- * so that the outcome of a job lost on it can say where it was last.
+ * so that the outcome of a job lost on it can say where it was last. 1 when
+ * it noted itself.
  */
-static void note_final_delivery(jpool_t *jp, natsMsg *m, const char *id) {
+static int note_final_delivery(jpool_t *jp, natsMsg *m, const char *id) {
   jsMsgMetaData *meta = NULL;
-  if (natsMsg_GetMetaData(&meta, m) != NATS_OK) return;
+  if (natsMsg_GetMetaData(&meta, m) != NATS_OK) return 0;
   uint64_t delivery = meta->NumDelivered;
   jsMsgMetaData_Destroy(meta);
-  if (delivery < (uint64_t)jp->jobs->max_deliver) return;
+  if (delivery < (uint64_t)jp->jobs->max_deliver) return 0;
   sp__node_t *n = jp->jobs->n;
   char key[96], text[320];
   last_key(key, sizeof(key), id);
   snprintf(text, sizeof(text), "node %s (id %s) took it on delivery %llu and went away without "
            "an outcome", n->name, n->id, (unsigned long long)delivery);
-  kvStore_PutString(NULL, jp->jobs->kv, key, text);
+  return kvStore_PutString(NULL, jp->jobs->kv, key, text) == NATS_OK;
 }
 
 /*
@@ -171,6 +173,11 @@ static void settle(jpool_t *jp) {
     char *text = sp__wire_job_outcome(jp->jobs->n->id, &r->res);
     natsStatus s = text ? kvStore_PutString(NULL, jp->jobs->kv, r->id, text) : NATS_NO_MEMORY;
     /* Not stored: no acknowledgement, so JetStream gives the job to a node again. */
+    if (s == NATS_OK && r->final) { /* finished after all: the note has served */
+      char key[96];
+      last_key(key, sizeof(key), r->id);
+      kvStore_Delete(jp->jobs->kv, key);
+    }
     if (s == NATS_OK) natsMsg_Ack(r->msg, NULL);
     else fprintf(stderr, "snakepit: job %s: cannot store its outcome: %s\n", r->id, natsStatus_GetText(s));
     free(text);
@@ -205,7 +212,7 @@ static void start_job(jpool_t *jp, natsMsg *m) {
     free(r);
     return;
   }
-  if (rc == 0) note_final_delivery(jp, m, r->id);
+  if (rc == 0) r->final = note_final_delivery(jp, m, r->id);
   atomic_fetch_add(&jp->p->in_flight, 1);
   sp__node_gate(jp->p);
   pthread_mutex_lock(&jp->mu);
