@@ -194,16 +194,3 @@ class TestingAdapter(ThreadSafeAdapter):
             if delay:
                 time.sleep(delay)
             yield {"i": i, "t": time.monotonic(), "pid": os.getpid()}
-
-    @tool(description="SIGKILL the snakepit process the worker belongs to (a node, a server)")
-    def kill_host(self):
-        pid = os.getppid()  # a fork server stands between a worker and its host
-        while pid > 1:
-            with open(f"/proc/{pid}/comm") as f:
-                if f.read().strip() == "snakepit":
-                    break
-            with open(f"/proc/{pid}/status") as f:
-                pid = int(next(l for l in f if l.startswith("PPid:")).split()[1])
-        if pid > 1:
-            os.kill(pid, 9)
-        time.sleep(30)  # the host is gone; nothing answers this call

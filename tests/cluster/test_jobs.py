@@ -71,7 +71,8 @@ def test_submit_without_jetstream(nats, nodes):
 def test_job_lost_on_every_delivery_fails_clearly(nats_js, nodes):
     # Each delivery of the job kills the node running it; with two deliveries
     # allowed, the third node sees JetStream give up and records the outcome.
-    started = [nodes(nats_js.url, name, pool_yaml(), "--job-deliveries", "2")
+    cfg = pool_yaml().replace("testing_adapter.TestingAdapter", "host_killer_adapter.HostKillerAdapter")
+    started = [nodes(nats_js.url, name, cfg, "--job-deliveries", "2")
                for name in ("alpha", "beta", "gamma")]
     r = cli("submit", "--nats", nats_js.url, "--job-id", "doomed-1", "work", "kill_host")
     assert r.returncode == 0, r.stderr
