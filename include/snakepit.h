@@ -657,10 +657,13 @@ typedef struct sp_nats_opts_s {
   const char *ca_file;    /* CA certificates (PEM) that sign the server's TLS certificate;
                              setting it turns TLS on */
   int64_t timeout_ms;     /* connecting and waiting for answers; 0 = 2000 */
+  const char *cert_file;  /* client certificate chain (PEM) for mutual TLS; with key_file,
+                             both or neither; turns TLS on */
+  const char *key_file;   /* the client certificate's private key (PEM) */
 } sp_nats_opts_t;
 
 /** An sp_nats_opts_t with every option at its default and size set. */
-#define SP_NATS_OPTS_INIT {sizeof(sp_nats_opts_t), NULL, NULL, NULL, NULL, NULL, NULL, 0}
+#define SP_NATS_OPTS_INIT {sizeof(sp_nats_opts_t), NULL, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL}
 
 /**
  * Discovers the nodes serving pools on the NATS server of opts: asks every
@@ -686,8 +689,9 @@ SP_EXTERN int sp_cluster_nodes_json(const sp_nats_opts_t *opts, char **json, sp_
  * Submits tool(args_json) on pool as a job. job_id names it ([A-Za-z0-9_-],
  * 1..64 characters; NULL: a fresh unique id); submitting an id again within
  * 24 h adds nothing (the first job stands). opts may set timeout_ms (the run
- * time a node gives it, from when it starts; 0 = the pool's timeout) and
- * idempotent. *job_id_out (may be NULL) gets the id; free with sp_free().
+ * time a node gives it, from when it starts; 0 = the pool's timeout),
+ * idempotent and arrays (carried inline in the job, up to the server's
+ * max_payload, else SP_ETOOLARGE; arrays the tool returns are stored as lists). *job_id_out (may be NULL) gets the id; free with sp_free().
  * Connects to opts->url for the call. Thread-safe.
  */
 SP_EXTERN int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool,

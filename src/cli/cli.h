@@ -116,6 +116,8 @@ enum {
   SP_CLI_OPT_NATS_CREDS,
   SP_CLI_OPT_NATS_CA,
   SP_CLI_OPT_NATS_NAME,
+  SP_CLI_OPT_NATS_CERT,
+  SP_CLI_OPT_NATS_KEY,
   SP_CLI_OPT_JOB_ID
 };
 #define SP_CLI_NATS_OPTIONS                                                  \
@@ -126,13 +128,16 @@ enum {
       {"nats-creds", required_argument, NULL, SP_CLI_OPT_NATS_CREDS},        \
       {"nats-ca", required_argument, NULL, SP_CLI_OPT_NATS_CA},              \
       {"nats-name", required_argument, NULL, SP_CLI_OPT_NATS_NAME},          \
+      {"nats-cert", required_argument, NULL, SP_CLI_OPT_NATS_CERT},          \
+      {"nats-key", required_argument, NULL, SP_CLI_OPT_NATS_KEY},            \
       {"job-id", required_argument, NULL, SP_CLI_OPT_JOB_ID}
 
 #define SP_CLI_NATS_USAGE                                                                    \
   "      --nats URL           NATS server (nats://HOST:4222; comma-separated for several)\n" \
   "      --nats-token T       NATS token (default: SNAKEPIT_NATS_TOKEN)\n"                  \
   "      --nats-user U --nats-password P   NATS user and password\n"                         \
-  "      --nats-creds FILE    NATS credentials file;  --nats-ca FILE  CA for TLS\n"
+  "      --nats-creds FILE    NATS credentials file;  --nats-ca FILE  CA for TLS\n"          \
+  "      --nats-cert FILE --nats-key FILE   client certificate and key (mutual TLS)\n"
 
 /** Takes getopt's ch/optarg if it is a NATS option: 1 taken, 0 not ours. */
 int sp_cli_nats_option(int ch, const char *arg, sp_cli_opts_t *o);

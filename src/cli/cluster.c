@@ -22,6 +22,8 @@ int sp_cli_nats_option(int ch, const char *arg, sp_cli_opts_t *o) {
     case SP_CLI_OPT_NATS_PASSWORD: o->nats.password = arg; return 1;
     case SP_CLI_OPT_NATS_CREDS: o->nats.creds_file = arg; return 1;
     case SP_CLI_OPT_NATS_CA: o->nats.ca_file = arg; return 1;
+    case SP_CLI_OPT_NATS_CERT: o->nats.cert_file = arg; return 1;
+    case SP_CLI_OPT_NATS_KEY: o->nats.key_file = arg; return 1;
     case SP_CLI_OPT_NATS_NAME: o->nats_name = arg; return 1;
     case SP_CLI_OPT_JOB_ID: o->job_id = arg; return 1;
     default: return 0;
@@ -32,9 +34,10 @@ int sp_cli_nats_option(int ch, const char *arg, sp_cli_opts_t *o) {
 static int remote_yaml(const sp_cli_opts_t *o, const char *pool, char *buf, size_t cap) {
   size_t len = 0;
   const char *keys[] = {"remote", "remote_token", "remote_user", "remote_password",
-                        "remote_creds", "remote_ca"};
+                        "remote_creds", "remote_ca", "remote_cert", "remote_key"};
   const char *vals[] = {o->nats.url, o->nats.token, o->nats.user, o->nats.password,
-                        o->nats.creds_file, o->nats.ca_file};
+                        o->nats.creds_file, o->nats.ca_file, o->nats.cert_file,
+                        o->nats.key_file};
   if (sp_cli_yaml_add(buf, cap, &len, "pools:\n  - name: ") || sp_cli_yaml_quote(buf, cap, &len, pool))
     return -1;
   for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -171,18 +174,35 @@ static int cmd_tools(const sp_cli_opts_t *o, const char *pool) {
   return rc;
 }
 
-/* `submit POOL TOOL [JSON]`: prints {"job": ID}. */
+/* `submit POOL TOOL [JSON] [--array NAME=FILE.npy]...`: prints {"job": ID}. */
 static int cmd_submit(const sp_cli_opts_t *o, int argc, char **argv) {
+  if (o->out_dir != NULL || o->session != NULL) {
+    fprintf(stderr, "snakepit: submit takes no %s (a job's outcome is JSON, read with `result`; "
+            "jobs run outside sessions)\n", o->out_dir ? "--out" : "--session");
+    return SP_EXIT_USAGE;
+  }
+  sp_cli_inputs_t in;
+  int rc = sp_cli_inputs_load(o, &in);
+  if (rc >= 0) {
+    sp_cli_inputs_free(&in);
+    return rc;
+  }
   sp_call_opts_t opts = SP_CALL_OPTS_INIT;
   opts.timeout_ms = o->timeout_ms;
+  opts.arrays = in.arrays;
+  opts.array_count = in.count;
   char *id = NULL;
   sp_error_t err;
   if (sp_job_submit(&o->nats, argv[1], argv[2], argc > 3 ? argv[3] : "{}", &opts, o->job_id, &id,
-                    &err) != 0)
-    return sp_cli_report(&err);
-  printf("{\"job\": \"%s\"}\n", id);
+                    &err) != 0) {
+    rc = sp_cli_report(&err);
+  } else {
+    printf("{\"job\": \"%s\"}\n", id);
+    rc = SP_EXIT_OK;
+  }
   sp_free(id);
-  return SP_EXIT_OK;
+  sp_cli_inputs_free(&in);
+  return rc;
 }
 
 /* `result JOB`: the outcome, waiting up to -t MS; exit 5 while it has not finished. */

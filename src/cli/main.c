@@ -40,6 +40,8 @@ static const char usage_text[] =
     "  submit --nats URL [--job-id ID] POOL TOOL [JSON]\n"
     "                          run the call as a durable job (JetStream): kept until a node\n"
     "                          ran it, handed to another node if its node dies; prints its id\n"
+    "       [--array NAME=FILE.npy]...  array arguments, inline in the job (up to the NATS\n"
+    "                          server's max_payload); arrays the tool returns come as lists\n"
     "  result --nats URL [-t MS] JOB\n"
     "                          a job's outcome, waiting up to MS for it (exit 5: not finished)\n"
     "  serve [OPTIONS]         serve the pools over HTTP: JSON API, /metrics, live dashboard\n"
@@ -63,7 +65,8 @@ static const char usage_text[] =
     "                      SNAKEPIT_TOKEN or SNAKEPIT_TOKEN_FILE)\n"
     "      --nats URL      the pools served by nodes (`snakepit serve --nats`) on this NATS\n"
     "                      server; auth: --nats-token T (or SNAKEPIT_NATS_TOKEN), --nats-user U\n"
-    "                      --nats-password P, --nats-creds FILE, --nats-ca FILE (TLS)\n"
+    "                      --nats-password P, --nats-creds FILE, --nats-ca FILE (TLS),\n"
+    "                      --nats-cert FILE --nats-key FILE (mutual TLS)\n"
     "      --local         the built-in pools, started for this command: hpc_pool (thread\n"
     "                      profile, 2 workers x 4 threads) and default (process, 2 workers)\n"
     "  With none of these: the server at SNAKEPIT_URL if set, else a server answering at\n"
@@ -377,8 +380,9 @@ int main(int argc, char **argv) {
   /* Options may also follow the command: `snakepit exec -c f.yaml POOL TOOL`. */
   int sub_argc = argc - optind;
   char **sub_argv = argv + optind;
-  /* exec's own --array/--out may stand anywhere after it. */
-  if (strcmp(cmd, "exec") == 0 && (rc = sp_cli_exec_options(&sub_argc, sub_argv, &o)) >= 0)
+  /* exec's (and submit's) own --array/--out may stand anywhere after it. */
+  if ((strcmp(cmd, "exec") == 0 || strcmp(cmd, "submit") == 0) &&
+      (rc = sp_cli_exec_options(&sub_argc, sub_argv, &o)) >= 0)
     return rc;
   optind = 0; /* 0 makes glibc re-initialise getopt */
   rc = parse_common(sub_argc, sub_argv, &o);
@@ -434,7 +438,9 @@ int main(int argc, char **argv) {
     if (o.nats.token == NULL && tok && *tok) o.nats.token = tok;
     if (strcmp(cmd, "exec") != 0 && !(strcmp(cmd, "tools") == 0 && cargc == 1)) {
       cargv[-1] = (char *)cmd;
-      return sp_cli_cluster(&o, cargc + 1, cargv - 1);
+      rc = sp_cli_cluster(&o, cargc + 1, cargv - 1);
+      free(o.arrays);
+      return rc;
     }
     nats_pool = cargv[0];
   } else if (choose_mode(&o) != 0) {

@@ -56,6 +56,9 @@ static const char serve_usage[] =
     "                           the config are served over HTTP, never re-exported\n"
     SP_CLI_NATS_USAGE
     "      --nats-name NAME     the node's name in `snakepit nodes` (default HOST-PID)\n"
+    "      --job-deliveries N   deliveries of a durable job before it fails as lost (its\n"
+    "                           nodes kept going away; default 10); set by the first node\n"
+    "                           of a pool on a NATS server, the others must agree\n"
     "  -q, --quiet              do not forward worker output to stderr\n"
     "\n"
     "SIGINT/SIGTERM stop gracefully; a second signal exits at once.\n";
@@ -71,6 +74,7 @@ typedef struct {
   long timeout_ms;
   unsigned long long max_body;
   long read_timeout_s, threads, max_connections, max_per_client, drain_s;
+  long job_deliveries; /* --job-deliveries; 0: the default */
   const char *origins[SERVE_MAX_ORIGINS];
   size_t n_origins;
 } serve_opts_t;
@@ -153,7 +157,7 @@ static long fit_connections(long want) {
 
 static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_t *o) {
   enum { O_TOKEN = 256, O_INSECURE, O_MAXBODY, O_READTO, O_THREADS, O_MAXCONN, O_DRAIN, O_ALOG,
-         O_PERCLIENT, O_ORIGIN };
+         O_PERCLIENT, O_ORIGIN, O_JOBDELIV };
   static const struct option longopts[] = {{"config", required_argument, NULL, 'c'},
                                            {"listen", required_argument, NULL, 'l'},
                                            {"timeout", required_argument, NULL, 't'},
@@ -170,6 +174,7 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
                                            {"max-connections-per-client", required_argument, NULL,
                                             O_PERCLIENT},
                                            {"allow-origin", required_argument, NULL, O_ORIGIN},
+                                           {"job-deliveries", required_argument, NULL, O_JOBDELIV},
                                            SP_CLI_POOL_OPTIONS,
                                            SP_CLI_NATS_OPTIONS,
                                            {NULL, 0, NULL, 0}};
@@ -206,6 +211,9 @@ static int parse_opts(const sp_cli_opts_t *g, int argc, char **argv, serve_opts_
       case O_ORIGIN: bad = add_origin(o, optarg); break;
       case O_DRAIN: bad = sp_cli_parse_long("--drain-timeout", optarg, 0, 3600, &o->drain_s); break;
       case O_ALOG: o->access_log = 1; break;
+      case O_JOBDELIV:
+        bad = sp_cli_parse_long("--job-deliveries", optarg, 1, 1000, &o->job_deliveries);
+        break;
       default: {
         if (sp_cli_nats_option(c, optarg, &o->cli)) break;
         int taken = sp_cli_pool_option(c, optarg, &o->cli.pool);
@@ -334,7 +342,8 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
     goto done;
   }
   if (o.cli.nats.url != NULL) {
-    if (sp__node_start(rt, &o.cli.nats, o.cli.nats_name, &node, &err) != 0) {
+    if (sp__node_start(rt, &o.cli.nats, o.cli.nats_name, (int)o.job_deliveries, &node,
+                       &err) != 0) {
       fprintf(stderr, "snakepit: %s\n", err.message);
       rc = err.code == SP_EINVAL ? SP_EXIT_USAGE : SP_EXIT_CONFIG;
       sp_error_free(&err);

@@ -1,13 +1,14 @@
 /*
  * jobs.c - durable jobs from the calling side: sp_job_submit() publishes the
- * call to the JetStream work queue (src/nats/jobs.c runs it on a node), and
+ * call (JSON arguments and inline arrays, as body.c lays out a call) to the
+ * JetStream work queue (src/nats/jobs.c runs it on a node), and
  * sp_job_result() reads its outcome from the results bucket.
  */
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "jsonargs.h"
+#include "body.h"
 #include "natsconn.h"
 #include "wire.h"
 
@@ -28,6 +29,7 @@ int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool
   jsCtx *js = NULL;
   natsMsg *m = NULL;
   jsPubAck *ack = NULL;
+  sp__nats_body_t body = {NULL, 0, 0};
   char id[80], subject[SP__WIRE_SUBJECT_MAX];
   int rc = 0;
   if (job_id_out) *job_id_out = NULL;
@@ -36,20 +38,13 @@ int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool
   if (job_id != NULL && !sp__wire_job_id_valid(job_id))
     return sp_error_setf(err, SP_EINVAL, "job id '%.80s' must be 1 to 64 characters from "
                          "A-Z a-z 0-9 _ -", job_id);
-  if (opts && opts->array_count > 0)
-    return sp_error_setf(err, SP_EINVAL, "job for tool '%s' in pool '%s': array arguments are not "
-                         "kept in jobs; pass them as JSON lists", tool, pool);
-  if (args_json == NULL) args_json = "{}";
-  char why[256], top = 0;
-  if (sp__json_args_check(args_json, strlen(args_json), &top, why, sizeof(why)) != 0)
-    return sp_error_setf(err, SP_EBADJSON, "arguments of the job for tool '%s' in pool '%s' are "
-                         "not valid JSON: %s", tool, pool, why);
-  if (top != '{')
-    return sp_error_setf(err, SP_EBADARGS, "arguments of the job for tool '%s' in pool '%s' must "
-                         "be a JSON object", tool, pool);
   if (sp__wire_subject(subject, sizeof(subject), SP__WIRE_JOBS, pool) != 0)
     return sp_error_setf(err, SP_EINVAL, "pool name '%.80s' is too long", pool);
   if ((rc = open_js(nats, &nc, &js, err)) != 0) goto done;
+  /* Arguments and arrays as for a call to a remote pool (arrays inline, up to max_payload). */
+  char shown[256];
+  sp__nats_url_shown(nats && nats->url ? nats->url : "", shown, sizeof(shown));
+  if ((rc = sp__nats_body_build(pool, tool, args_json, opts, nc, shown, &body, err)) != 0) goto done;
   if ((rc = sp__wire_jobs_setup(js, NULL, err)) != 0) goto done;
   if (job_id == NULL) {
     natsInbox *inbox = NULL;
@@ -60,7 +55,8 @@ int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool
     snprintf(id, sizeof(id), "%s", job_id);
   }
   sp__wire_call_t w = {tool, opts && opts->timeout_ms > 0 ? opts->timeout_ms : 0,
-                       opts ? opts->idempotent : 0, id, args_json, strlen(args_json), 0, 0, 0, NULL, 0};
+                       opts ? opts->idempotent : 0, id, body.data, body.len, 0, body.json_len, 0,
+                       NULL, 0};
   if (sp__wire_call_encode(&m, subject, NULL, &w) != 0) {
     rc = sp_error_setf(err, SP_ENOMEM, "out of memory");
     goto done;
@@ -77,6 +73,7 @@ int sp_job_submit(const sp_nats_opts_t *nats, const char *pool, const char *tool
   if (job_id_out && (*job_id_out = strdup(id)) == NULL) rc = sp_error_setf(err, SP_ENOMEM, "out of memory");
   if (rc == 0) sp_error_set(err, 0, NULL, NULL, NULL);
 done:
+  sp__nats_body_free(&body);
   jsPubAck_Destroy(ack);
   natsMsg_Destroy(m);
   jsCtx_Destroy(js);

@@ -23,7 +23,9 @@ int64_t sp__nats_timeout(const sp_nats_opts_t *opts);
 /**
  * Connects to opts->url as `name` (shown by the server's monitoring). Fails
  * within opts->timeout_ms with err naming the URL and the reason (bad URL,
- * unreachable, authorisation refused, TLS). *nc is the caller's
+ * unreachable, authorisation refused, TLS), and at once with SP_EINVAL naming
+ * the file for a client certificate without its key (or the reverse) or one
+ * that cannot be read. *nc is the caller's
  * (natsConnection_Destroy). Any thread.
  */
 int sp__nats_connect(const sp_nats_opts_t *opts, const char *name, natsConnection **nc,

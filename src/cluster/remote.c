@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "arrays.h"
+#include "body.h"
 #include "clock.h"
 #include "config.h"
 #include "errors.h"
@@ -225,7 +226,7 @@ static char *config_path(const sp__config_t *cfg, const char *path) {
 static int same_server(const sp__pool_config_t *a, const sp__pool_config_t *b) {
 #define SAME(f) ((a->f == NULL && b->f == NULL) || (a->f && b->f && strcmp(a->f, b->f) == 0))
   return SAME(remote) && SAME(remote_token) && SAME(remote_user) && SAME(remote_password) &&
-         SAME(remote_creds) && SAME(remote_ca);
+         SAME(remote_creds) && SAME(remote_ca) && SAME(remote_cert) && SAME(remote_key);
 #undef SAME
 }
 
@@ -238,6 +239,8 @@ static int conn_open(sp__remote_t *r, rconn_t *c, const sp__pool_config_t *pc, s
   c->opts.password = pc->remote_password;
   c->opts.creds_file = pc->remote_creds;
   c->opts.ca_file = pc->remote_ca;
+  c->opts.cert_file = pc->remote_cert;
+  c->opts.key_file = pc->remote_key;
   sp__nats_url_shown(pc->remote, c->shown, sizeof(c->shown));
   snprintf(c->name, sizeof(c->name), "snakepit-client %d", (int)getpid());
   int rc = sp__nats_connect(&c->opts, c->name, &c->nc, err);
@@ -287,11 +290,13 @@ int sp__remote_create(sp_runtime_t *rt, sp__remote_t **out, sp_error_t *err) {
   int rc = 0;
   for (size_t i = 0; i < n && rc == 0; i++) {
     sp__pool_config_t *pc = &r->cfg.pools[i];
-    char *creds = config_path(cfg, pc->remote_creds), *ca = config_path(cfg, pc->remote_ca);
-    free(pc->remote_creds);
-    free(pc->remote_ca);
-    pc->remote_creds = creds;
-    pc->remote_ca = ca;
+    /* Files named in the config are relative to its folder. */
+    char **files[] = {&pc->remote_creds, &pc->remote_ca, &pc->remote_cert, &pc->remote_key};
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+      char *path = config_path(cfg, *files[f]);
+      free(*files[f]);
+      *files[f] = path;
+    }
     sp__remote_pool_t *p = &r->pools[i];
     p->cfg = pc;
     if (sp__wire_subject(p->call_subject, sizeof(p->call_subject), SP__WIRE_CALL, pc->name) ||
@@ -333,57 +338,24 @@ int sp__rcall_make(sp__remote_t *r, sp__remote_pool_t *p, const char *tool, cons
   *out = NULL;
   const char *pool = p->cfg->name;
   if (tool == NULL) return sp__error_set(err, SP_EINVAL, "tool must not be NULL");
-  if (args == NULL) args = "{}";
-  size_t alen = strlen(args);
-  char why[256], top;
-  if (sp__json_args_check(args, alen, &top, why, sizeof(why)) != 0)
-    return sp__error_set(err, SP_EBADJSON,
-                         "arguments for tool '%s' in pool '%s' are not valid JSON: %s", tool, pool, why);
-  if (top != '{')
-    return sp__error_set(err, SP_EBADARGS, "arguments for tool '%s' in pool '%s' must be a JSON object",
-                         tool, pool);
   if (opts != NULL && opts->size >= offsetof(sp_call_opts_t, session) + sizeof(opts->session) &&
       opts->session != NULL)
     return sp__error_set(err, SP_EINVAL,
                          "pool '%s' is remote (%s): sessions do not travel over NATS; call tool "
                          "'%s' without a session, or on a local pool",
                          pool, p->cfg->remote, tool);
-  /* Array arguments travel inline after the JSON, in the protocol's arrays part
-   * (checked and made C-contiguous the same way as for a local pool). */
-  sp__inputs_t in;
-  memset(&in, 0, sizeof(in));
-  size_t narrays = opts ? opts->array_count : 0;
-  if (narrays > 0) {
-    int rc = sp__inputs_prepare(NULL, pool, tool, opts->arrays, narrays, args, alen, 0, SIZE_MAX,
-                                &in, err);
-    if (rc != 0) return rc;
-  }
-  /* The server refuses a message above its max_payload; say so before sending. */
-  int64_t limit = natsConnection_GetMaxPayload(p->conn->nc);
-  size_t overhead = strlen(tool) + 256;
-  if (limit > 0 && (int64_t)(alen + in.extra + overhead) > limit) {
-    sp__inputs_clear(&in, NULL, NULL);
-    return sp__error_set(err, SP_ETOOLARGE,
-                         "arguments of %zu bytes%s for tool '%s' in remote pool '%s' exceed the "
-                         "NATS server's max_payload of %" PRId64 " bytes (%s); raise max_payload "
-                         "in the nats-server configuration",
-                         alen + in.extra, narrays ? " (with arrays)" : "", tool, pool, limit,
-                         p->conn->shown);
-  }
+  sp__nats_body_t body;
+  int rc = sp__nats_body_build(pool, tool, args, opts, p->conn->nc, p->conn->shown, &body, err);
+  if (rc != 0) return rc;
   rcall_t *c = calloc(1, sizeof(*c));
-  if (c == NULL || (c->tool = strdup(tool)) == NULL ||
-      (c->args = malloc(alen + in.extra + 1)) == NULL) {
-    sp__inputs_clear(&in, NULL, NULL);
+  if (c == NULL || (c->tool = strdup(tool)) == NULL) {
+    sp__nats_body_free(&body);
     if (c) sp__rcall_free(c);
     return sp__error_set(err, SP_ENOMEM, "out of memory");
   }
-  memcpy(c->args, args, alen + 1);
-  c->args_len = alen + in.extra; /* before sp__inputs_clear zeroes in */
-  if (narrays > 0) {
-    sp__inputs_encode(&in, (uint8_t *)c->args + alen);
-    sp__inputs_clear(&in, NULL, NULL);
-    c->json_len = alen;
-  }
+  c->args = body.data; /* the call owns the body now */
+  c->args_len = body.len;
+  c->json_len = body.json_len;
   c->lists = opts ? opts->arrays_as_lists : 0;
   sem_init(&c->done, 0, 0);
   c->pool = p;
@@ -484,21 +456,46 @@ int sp__remote_tools_json(sp__remote_t *r, sp__remote_pool_t *p, char **json, sp
   return 0;
 }
 
-int sp__remote_stats_json(sp__remote_t *r, sp__remote_pool_t *p, char **json, sp_error_t *err) {
+/* This runtime's view of one remote pool: what the caller side counts. */
+static json_t *pool_stats(sp__remote_t *r, sp__remote_pool_t *p) {
   size_t pending = 0;
   pthread_mutex_lock(&r->mu);
   for (size_t b = 0; b < TABLE_SIZE; b++)
     for (rcall_t *c = r->table[b]; c; c = c->next) pending += c->pool == p;
   pthread_mutex_unlock(&r->mu);
-  json_t *o = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:b}", "name", p->cfg->name, "remote",
-                        p->conn->shown, "in_flight", (json_int_t)pending, "calls_ok",
-                        (json_int_t)atomic_load(&p->calls_ok), "calls_failed",
-                        (json_int_t)atomic_load(&p->calls_failed), "retried",
-                        (json_int_t)atomic_load(&p->retried), "connected",
-                        natsConnection_Status(p->conn->nc) == NATS_CONN_STATUS_CONNECTED);
+  json_int_t ok = (json_int_t)atomic_load(&p->calls_ok);
+  json_int_t failed = (json_int_t)atomic_load(&p->calls_failed);
+  int connected = natsConnection_Status(p->conn->nc) == NATS_CONN_STATUS_CONNECTED;
+  return json_pack("{s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:{s:I, s:I, s:I}, s:I, s:I, s:I}", "name",
+                   p->cfg->name, "kind", "remote", "url", p->conn->shown, "remote", p->conn->shown,
+                   "connected", connected, "ready", connected, "in_flight", (json_int_t)pending,
+                   "calls", "total", ok + failed, "ok", ok, "errors", failed, "calls_ok", ok,
+                   "calls_failed", failed, "retried", (json_int_t)atomic_load(&p->retried));
+}
+
+int sp__remote_stats_json(sp__remote_t *r, sp__remote_pool_t *p, char **json, sp_error_t *err) {
+  json_t *o = pool_stats(r, p);
   *json = o ? json_dumps(o, JSON_COMPACT) : NULL;
   json_decref(o);
   return *json ? 0 : sp__error_set(err, SP_ENOMEM, "out of memory");
+}
+
+int sp__remote_stats_merge(sp__remote_t *r, char **json, sp_error_t *err) {
+  if (r == NULL || r->cfg.pool_count == 0) return 0;
+  json_t *doc = json_loads(*json, 0, NULL);
+  json_t *pools = json_object_get(doc, "pools");
+  int rc = json_is_array(pools) ? 0 : SP_EPROTOCOL;
+  for (size_t i = 0; rc == 0 && i < r->cfg.pool_count; i++)
+    if (json_array_append_new(pools, pool_stats(r, &r->pools[i])) != 0) rc = SP_ENOMEM;
+  char *text = rc == 0 ? json_dumps(doc, JSON_COMPACT) : NULL;
+  json_decref(doc);
+  if (text == NULL) {
+    if (rc == 0) rc = SP_ENOMEM;
+    return sp__error_set(err, rc, "cannot build statistics: %s", sp_strerror(rc));
+  }
+  free(*json); /* both come from jansson's allocator, like every JSON the library returns */
+  *json = text;
+  return 0;
 }
 
 void sp__remote_names(sp__remote_t *r, void *json_array) {

@@ -55,6 +55,12 @@ int sp__remote_tools_json(sp__remote_t *r, sp__remote_pool_t *p, char **json, sp
 /** This runtime's view of a remote pool (calls made, in flight) as JSON. Any thread. */
 int sp__remote_stats_json(sp__remote_t *r, sp__remote_pool_t *p, char **json, sp_error_t *err);
 
+/**
+ * Appends this runtime's view of every remote pool (as sp__remote_stats_json)
+ * to the "pools" of the statistics document *json, replacing *json. Any thread.
+ */
+int sp__remote_stats_merge(sp__remote_t *r, char **json, sp_error_t *err);
+
 /** Appends the remote pools' names to a JSON array (a jansson json_t *). */
 void sp__remote_names(sp__remote_t *r, void *json_array);
 

@@ -60,7 +60,10 @@
 #define SP__JOBS_KEEP_MS (24LL * 3600 * 1000)
 /* A node that stops confirming a job for this long lost it: JetStream hands it to another. */
 #define SP__JOBS_ACK_WAIT_MS 5000
+/* Deliveries of a job before JetStream gives up on it (snakepit serve --job-deliveries). */
 #define SP__JOBS_MAX_DELIVER 10
+/* What the server publishes when it gives up on a job of a pool's consumer. */
+#define SP__JOBS_LOST_ADVISORY "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." SP__JOBS_STREAM ".*"
 
 /** Longest subject this module builds. */
 #define SP__WIRE_SUBJECT_MAX 256

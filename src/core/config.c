@@ -80,6 +80,8 @@ enum {
   KEY_REMOTE_PASSWORD,
   KEY_REMOTE_CREDS,
   KEY_REMOTE_CA,
+  KEY_REMOTE_CERT,
+  KEY_REMOTE_KEY,
   KEY_COUNT
 };
 
@@ -149,6 +151,8 @@ static const sp__key_spec_t pool_keys[KEY_COUNT] = {
     [KEY_REMOTE_PASSWORD] = {"remote_password", SP__KIND_TEXT, FIELD(remote_password), 0, 0, false},
     [KEY_REMOTE_CREDS] = {"remote_creds", SP__KIND_TEXT, FIELD(remote_creds), 0, 0, false},
     [KEY_REMOTE_CA] = {"remote_ca", SP__KIND_TEXT, FIELD(remote_ca), 0, 0, false},
+    [KEY_REMOTE_CERT] = {"remote_cert", SP__KIND_TEXT, FIELD(remote_cert), 0, 0, false},
+    [KEY_REMOTE_KEY] = {"remote_key", SP__KIND_TEXT, FIELD(remote_key), 0, 0, false},
 };
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */
@@ -512,7 +516,7 @@ static int read_snakepit_flags(const loader_t *ld, const yaml_node_t *const *see
  * remote_* ones mean something for it; the remote_* keys need remote.
  */
 static int check_remote(const loader_t *ld, const yaml_node_t *const *seen) {
-  for (size_t k = KEY_REMOTE_TOKEN; k <= KEY_REMOTE_CA; k++)
+  for (size_t k = KEY_REMOTE_TOKEN; k <= KEY_REMOTE_KEY; k++)
     if (seen[k] != NULL && seen[KEY_REMOTE] == NULL)
       return fail(ld, seen[k], pool_keys[k].name,
                   "only applies to a remote pool (add remote: nats://HOST:PORT)");
@@ -521,7 +525,7 @@ static int check_remote(const loader_t *ld, const yaml_node_t *const *seen) {
     if (seen[k] != NULL && k != KEY_NAME && k != KEY_TIMEOUT)
       return fail(ld, seen[k], pool_keys[k].name,
                   "does not apply to a remote pool (its nodes run the workers; a remote pool "
-                  "takes name, timeout, remote and remote_token/user/password/creds/ca)");
+                  "takes name, timeout, remote and remote_token/user/password/creds/ca/cert/key)");
   return 0;
 }
 

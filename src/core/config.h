@@ -81,6 +81,8 @@ typedef struct sp__pool_config_s {
   char *remote_password;
   char *remote_creds;    /* remote_creds: credentials file; relative to the config's folder */
   char *remote_ca;       /* remote_ca: CA file for TLS; relative to the config's folder */
+  char *remote_cert;     /* remote_cert + remote_key: client certificate and key (mutual TLS) */
+  char *remote_key;
 } sp__pool_config_t;
 
 /* A chain of tools calling tools (A -> B -> ...) longer than this fails with

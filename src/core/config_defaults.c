@@ -109,6 +109,8 @@ void sp__config_free(sp__config_t *cfg) {
     free(pc->remote_password);
     free(pc->remote_creds);
     free(pc->remote_ca);
+    free(pc->remote_cert);
+    free(pc->remote_key);
   }
   free(cfg->pools);
   free(cfg->origin);

@@ -11,6 +11,7 @@
 
 #include "errors.h"
 #include "log.h"
+#include "remote.h"
 #include "report.h"
 #include "runtime.h"
 #include "stats.h"
@@ -141,7 +142,13 @@ static void finish(sp__report_t *op, int code, const char *why) {
     res->json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     json_decref(doc);
     if (res->json == NULL) code = SP_ENOMEM, why = "out of memory building the worker reports";
-    else res->len = strlen(res->json);
+    if (res->json != NULL && op->with_stats && op->pool == NULL) {
+      /* As sp_stats_json(rt, NULL): remote pools too; without them when that fails. */
+      sp_error_t ignored = SP_ERROR_INIT;
+      sp__remote_stats_merge(op->rt->remote, &res->json, &ignored);
+      sp_error_free(&ignored);
+    }
+    if (res->json != NULL) res->len = strlen(res->json);
   }
   if (code != 0) sp__error_set(&res->error, code, "%s", why);
   if (op->cb != NULL) {

@@ -596,7 +596,13 @@ int sp_stats_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *e
   if (ctl.rc != 0) return sp__error_set(err, ctl.rc, "cannot build statistics: %s", sp_strerror(ctl.rc));
   *json = ctl.json;
   sp__error_clear(err);
-  return 0;
+  /* The whole runtime's statistics list its remote pools too (their caller-side figures). */
+  int rc = pool == NULL ? sp__remote_stats_merge(rt->remote, json, err) : 0;
+  if (rc != 0) {
+    sp_free(*json);
+    *json = NULL;
+  }
+  return rc;
 }
 
 int sp_tools_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *err) {

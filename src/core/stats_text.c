@@ -69,7 +69,25 @@ static void callback_row(FILE *f, const json_t *p) {
           (long long)nested, (long long)host, (long long)waiting, (long long)refused);
 }
 
+/* A remote pool (served over NATS): what this runtime's calls to it count. */
+static void remote_rows(FILE *f, const json_t *p) {
+  const json_t *calls = json_object_get(p, "calls");
+  const char *name = json_string_value(json_object_get(p, "name"));
+  const char *url = json_string_value(json_object_get(p, "url"));
+  fprintf(f, "%-16s %-8s %7s %7s %7lld %6s %8lld %8lld %7lld %9s %9s %9s %6s\n", name ? name : "?",
+          "remote", "-", "-", (long long)jint(p, "in_flight"), "-", (long long)jint(calls, "total"),
+          (long long)jint(calls, "ok"), (long long)jint(calls, "errors"), "-", "-", "-", "-");
+  fprintf(f, "  remote: %s, %s; %lld retried on another node\n", url ? url : "?",
+          json_is_true(json_object_get(p, "connected")) ? "connected" : "NOT CONNECTED",
+          (long long)jint(p, "retried"));
+}
+
 static void pool_rows(FILE *f, const json_t *p, unsigned flags) {
+  const char *kind = json_string_value(json_object_get(p, "kind"));
+  if (kind != NULL && !strcmp(kind, "remote")) {
+    remote_rows(f, p);
+    return;
+  }
   const json_t *calls = json_object_get(p, "calls");
   const json_t *lat = json_object_get(p, "latency_us");
   json_int_t failed = 0;

@@ -339,13 +339,52 @@ static void write_http(FILE *f, const sp__http_t *s) {
   sample(f, "snakepit_http_draining", NULL, 0, atomic_load(&((sp__http_t *)s)->draining));
 }
 
+/* Remote pools (served by NATS nodes): what this process's calls to them count. */
+static void write_remote(FILE *f, json_t *remote) {
+  static const struct {
+    const char *key, *sub, *name, *type, *help;
+  } series[] = {
+      {"connected", NULL, "snakepit_remote_pool_connected", "gauge",
+       "1 while the connection to the remote pool's NATS server is up."},
+      {"in_flight", NULL, "snakepit_remote_pool_in_flight", "gauge",
+       "Calls of this process to the remote pool not answered yet."},
+      {"ok", "calls", "snakepit_remote_pool_calls_ok_total", "counter",
+       "Calls to the remote pool that succeeded."},
+      {"errors", "calls", "snakepit_remote_pool_calls_failed_total", "counter",
+       "Calls to the remote pool that failed (on the node or on the way)."},
+      {"retried", NULL, "snakepit_remote_pool_retries_total", "counter",
+       "Idempotent calls sent again to another node after theirs went away."},
+  };
+  json_t *p;
+  size_t i;
+  if (json_array_size(remote) == 0) return;
+  family(f, "snakepit_remote_pool_info", "gauge", "Always 1; the remote pool's NATS URL is a label.");
+  json_array_foreach(remote, i, p) {
+    label_t l[] = {{"pool", str(p, "name")}, {"url", str(p, "url")}};
+    sample(f, "snakepit_remote_pool_info", l, 2, 1);
+  }
+  for (size_t k = 0; k < sizeof(series) / sizeof(series[0]); k++) {
+    family(f, series[k].name, series[k].type, series[k].help);
+    json_array_foreach(remote, i, p) {
+      label_t l[] = {{"pool", str(p, "name")}};
+      sample(f, series[k].name, l, 1,
+             num(series[k].sub ? json_object_get(p, series[k].sub) : p, series[k].key));
+    }
+  }
+}
+
 int sp__metrics_write(FILE *f, const char *stats_json, const sp__http_t *srv) {
   json_t *doc = json_loads(stats_json, 0, NULL);
-  json_t *pools = json_object_get(doc, "pools");
-  if (!json_is_array(pools)) {
+  json_t *all = json_object_get(doc, "pools");
+  if (!json_is_array(all)) {
     json_decref(doc);
     return SP_EPROTOCOL;
   }
+  /* Local pools have the pool families below; remote ones their own. */
+  json_t *pools = json_array(), *remote = json_array(), *q;
+  size_t n;
+  json_array_foreach(all, n, q)
+    json_array_append(strcmp(str(q, "kind"), "remote") ? pools : remote, q);
   label_t info[] = {{"version", sp_version()}};
   family(f, "snakepit_build_info", "gauge", "Always 1; the version is a label.");
   sample(f, "snakepit_build_info", info, 1, 1);
@@ -365,7 +404,10 @@ int sp__metrics_write(FILE *f, const char *stats_json, const sp__http_t *srv) {
   write_calls(f, pools);
   write_latency(f, pools);
   write_workers(f, pools);
+  write_remote(f, remote);
   write_http(f, srv);
+  json_decref(pools);
+  json_decref(remote);
   json_decref(doc);
   return ferror(f) ? SP_ENOMEM : 0;
 }

@@ -114,7 +114,8 @@ static enum MHD_Result get_healthz(sp__req_t *r) {
 }
 
 /* Ready: not draining, and every pool has a ready worker and is not degraded
- * (a degraded pool fails its calls at once, so traffic should go elsewhere). */
+ * (a degraded pool fails its calls at once, so traffic should go elsewhere);
+ * a remote pool, while its NATS connection is up. */
 static enum MHD_Result get_readyz(sp__req_t *r) {
   sp_error_t err;
   char *stats = NULL;
@@ -128,6 +129,16 @@ static enum MHD_Result get_readyz(sp__req_t *r) {
   size_t i;
   int all = doc != NULL;
   json_array_foreach(json_object_get(doc, "pools"), i, p) {
+    const char *kind = json_string_value(json_object_get(p, "kind"));
+    if (kind != NULL && !strcmp(kind, "remote")) {
+      /* A remote pool is ready while its NATS connection is up (nodes answer for the rest). */
+      int up = json_is_true(json_object_get(p, "connected"));
+      all = all && up;
+      json_object_set_new(pools, json_string_value(json_object_get(p, "name")),
+                          json_pack("{s:b, s:s, s:O}", "ready", up, "kind", "remote", "url",
+                                    json_object_get(p, "url")));
+      continue;
+    }
     json_int_t ready = json_integer_value(json_object_get(p, "ready_workers"));
     int degraded = json_is_true(json_object_get(p, "degraded"));
     int ok = ready > 0 && !degraded;
@@ -160,6 +171,22 @@ static enum MHD_Result get_metrics(sp__req_t *r) {
                         free);
 }
 
+/* True for a remote pool (served over NATS): it has no workers to report, only its statistics. */
+static int is_remote(sp__req_t *r, const char *pool) {
+  sp_error_t err = SP_ERROR_INIT;
+  char *json = NULL;
+  if (pool == NULL || sp_stats_json(r->srv->rt, pool, &json, &err) != 0) {
+    sp_error_free(&err);
+    return 0;
+  }
+  json_t *doc = json_loads(json, 0, NULL);
+  const char *kind = json_string_value(json_object_get(doc, "kind"));
+  int remote = kind != NULL && !strcmp(kind, "remote");
+  json_decref(doc);
+  sp_free(json);
+  return remote;
+}
+
 static void call_landed(sp__req_t *r);
 static enum MHD_Result stats_with_reports(sp__req_t *r, const char *pool);
 
@@ -184,7 +211,7 @@ enum MHD_Result sp__http_get(sp__req_t *r) {
        * `snakepit stats` does. Asked for, not by default: it is a request to
        * every worker, answered when each has a free thread. */
       const char *ts = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "thread_safety");
-      if (ts != NULL && (!strcmp(ts, "1") || !strcasecmp(ts, "true")))
+      if (ts != NULL && (!strcmp(ts, "1") || !strcasecmp(ts, "true")) && !is_remote(r, pool))
         return stats_with_reports(r, pool);
       int rc = sp_stats_json(r->srv->rt, pool, &json, &err);
       return reply_lib(r, rc, json, &err);

@@ -7,12 +7,16 @@
  * progress every second; a node that dies stops doing so, and after
  * SP__JOBS_ACK_WAIT_MS JetStream hands the job to another node. A job whose
  * outcome is already stored (a redelivery after its node finished it) is
- * acknowledged without running again.
+ * acknowledged without running again. A job JetStream gives up on (it reached
+ * its maximum deliveries, every node that took it went away) gets an
+ * SP_ECRASHED outcome from whichever node hears the server's advisory.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "node.h"
 
@@ -26,6 +30,7 @@ typedef struct jrun_s {
   natsMsg *msg;
   struct jpool_s *jp;
   char id[80];
+  int final; /* its last allowed delivery: the node noted itself under ID.last */
   int64_t start_ns;
   sp_result_t res;
 } jrun_t;
@@ -46,8 +51,81 @@ struct sp__node_jobs_s {
   kvStore *kv;
   jpool_t pools[SP__NODE_MAX_POOLS];
   size_t npools;
+  int max_deliver;             /* deliveries of a job before JetStream gives up on it */
+  natsSubscription *lost_sub;  /* the server's "maximum deliveries" advisories */
   atomic_int quit;
 };
+
+/* Key of the results bucket that names the node holding a job's final delivery. */
+static void last_key(char *buf, size_t size, const char *id) { snprintf(buf, size, "%s.last", id); }
+
+/*
+ * The final delivery of a job: notes in the results bucket which node took it,
+ * so that the outcome of a job lost on it can say where it was last. 1 when
+ * it noted itself.
+ */
+static int note_final_delivery(jpool_t *jp, natsMsg *m, const char *id) {
+  jsMsgMetaData *meta = NULL;
+  if (natsMsg_GetMetaData(&meta, m) != NATS_OK) return 0;
+  uint64_t delivery = meta->NumDelivered;
+  jsMsgMetaData_Destroy(meta);
+  if (delivery < (uint64_t)jp->jobs->max_deliver) return 0;
+  sp__node_t *n = jp->jobs->n;
+  char key[96], text[320];
+  last_key(key, sizeof(key), id);
+  snprintf(text, sizeof(text), "node %s (id %s) took it on delivery %llu and went away without "
+           "an outcome", n->name, n->id, (unsigned long long)delivery);
+  return kvStore_PutString(NULL, jp->jobs->kv, key, text) == NATS_OK;
+}
+
+/*
+ * JetStream gave up on a job (io.nats.jetstream.advisory.v1.max_deliver): unless
+ * it has an outcome, its outcome is SP_ECRASHED saying so, and its message
+ * leaves the stream. Runs on the advisory subscription's thread.
+ */
+static void on_lost_job(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure) {
+  struct sp__node_jobs_s *j = closure;
+  (void)nc, (void)sub;
+  json_t *adv = json_loadb(natsMsg_GetData(msg), (size_t)natsMsg_GetDataLength(msg), 0, NULL);
+  json_int_t seq = json_integer_value(json_object_get(adv, "stream_seq"));
+  json_int_t deliveries = json_integer_value(json_object_get(adv, "deliveries"));
+  json_decref(adv);
+  natsMsg_Destroy(msg);
+  natsMsg *jm = NULL;
+  jsErrCode jerr = 0;
+  if (seq <= 0 || js_GetMsg(&jm, j->js, SP__JOBS_STREAM, (uint64_t)seq, NULL, &jerr) != NATS_OK)
+    return; /* gone already: another node settled it */
+  sp__wire_call_t w;
+  sp_error_t err = SP_ERROR_INIT;
+  if (sp__wire_call_decode(jm, &w, &err) == 0 && sp__wire_job_id_valid(w.id)) {
+    const char *subject = natsMsg_GetSubject(jm);
+    const char *pool = strlen(subject) > sizeof(SP__WIRE_PREFIX ".jobs")
+                           ? subject + sizeof(SP__WIRE_PREFIX ".jobs") : "?";
+    char key[96];
+    kvEntry *last = NULL;
+    last_key(key, sizeof(key), w.id);
+    int known = kvStore_Get(&last, j->kv, key) == NATS_OK;
+    sp_result_t res;
+    memset(&res, 0, sizeof(res));
+    sp_error_setf(&res.error, SP_ECRASHED, "job %s (tool '%s' in pool '%s') failed on every one "
+                  "of its %lld deliveries; last: %.*s", w.id, w.tool, pool, (long long)deliveries,
+                  known ? kvEntry_ValueLen(last) : 60,
+                  known ? kvEntry_ValueString(last) : "the node running it went away without an outcome");
+    kvEntry_Destroy(last);
+    char *text = sp__wire_job_outcome(j->n->id, &res);
+    uint64_t rev = 0;
+    /* Create, not put: an outcome stored meanwhile (a slow node finishing late) stands. */
+    if (text) kvStore_CreateString(&rev, j->kv, w.id, text);
+    fprintf(stderr, "snakepit: %s\n", res.error.message);
+    if (known) kvStore_Delete(j->kv, key);
+    free(text);
+    sp_result_free(&res);
+    sp__wire_call_free(&w);
+  }
+  sp_error_free(&err);
+  js_DeleteMsg(j->js, SP__JOBS_STREAM, (uint64_t)seq, NULL, &jerr);
+  natsMsg_Destroy(jm);
+}
 
 static void unlink_run(jrun_t **list, jrun_t *r) {
   for (jrun_t **pp = list; *pp; pp = &(*pp)->next)
@@ -95,6 +173,11 @@ static void settle(jpool_t *jp) {
     char *text = sp__wire_job_outcome(jp->jobs->n->id, &r->res);
     natsStatus s = text ? kvStore_PutString(NULL, jp->jobs->kv, r->id, text) : NATS_NO_MEMORY;
     /* Not stored: no acknowledgement, so JetStream gives the job to a node again. */
+    if (s == NATS_OK && r->final) { /* finished after all: the note has served */
+      char key[96];
+      last_key(key, sizeof(key), r->id);
+      kvStore_Delete(jp->jobs->kv, key);
+    }
     if (s == NATS_OK) natsMsg_Ack(r->msg, NULL);
     else fprintf(stderr, "snakepit: job %s: cannot store its outcome: %s\n", r->id, natsStatus_GetText(s));
     free(text);
@@ -129,6 +212,7 @@ static void start_job(jpool_t *jp, natsMsg *m) {
     free(r);
     return;
   }
+  if (rc == 0) r->final = note_final_delivery(jp, m, r->id);
   atomic_fetch_add(&jp->p->in_flight, 1);
   sp__node_gate(jp->p);
   pthread_mutex_lock(&jp->mu);
@@ -189,11 +273,12 @@ static void *pool_main(void *arg) {
   return NULL;
 }
 
-void sp__node_jobs_start(sp__node_t *n) {
+void sp__node_jobs_start(sp__node_t *n, int max_deliver) {
   sp_error_t err = SP_ERROR_INIT;
   struct sp__node_jobs_s *j = calloc(1, sizeof(*j));
   if (j == NULL) return;
   j->n = n;
+  j->max_deliver = max_deliver > 0 ? max_deliver : SP__JOBS_MAX_DELIVER;
   if (natsConnection_JetStream(&j->js, n->nc, NULL) != NATS_OK ||
       sp__wire_jobs_setup(j->js, &j->kv, &err) != 0) {
     fprintf(stderr, "snakepit: node %s takes no durable jobs: %s\n", n->name,
@@ -205,6 +290,11 @@ void sp__node_jobs_start(sp__node_t *n) {
     return;
   }
   n->jobs = j;
+  /* Before any pull: the server sends the advisory when a node asks for more jobs. */
+  if (natsConnection_QueueSubscribe(&j->lost_sub, n->nc, SP__JOBS_LOST_ADVISORY, SP__NODE_QUEUE_GROUP,
+                                    on_lost_job, j) != NATS_OK)
+    fprintf(stderr, "snakepit: node %s will not record jobs JetStream gives up on: %s\n", n->name,
+            nats_GetLastError(NULL));
   for (size_t i = 0; i < n->npools; i++) {
     jpool_t *jp = &j->pools[j->npools];
     char subject[SP__WIRE_SUBJECT_MAX], durable[160];
@@ -220,7 +310,7 @@ void sp__node_jobs_start(sp__node_t *n) {
     jsSubOptions_Init(&so);
     so.Config.AckPolicy = js_AckExplicit;
     so.Config.AckWait = (int64_t)SP__JOBS_ACK_WAIT_MS * 1000000; /* nanoseconds */
-    so.Config.MaxDeliver = SP__JOBS_MAX_DELIVER;
+    so.Config.MaxDeliver = j->max_deliver;
     jsErrCode jerr = 0;
     natsStatus s = js_PullSubscribe(&jp->sub, j->js, subject, durable, NULL, &so, &jerr);
     if (s != NATS_OK) {
@@ -238,6 +328,10 @@ void sp__node_jobs_stop(sp__node_t *n) {
   struct sp__node_jobs_s *j = n->jobs;
   if (j == NULL) return;
   atomic_store(&j->quit, 1);
+  if (j->lost_sub) {
+    natsSubscription_Drain(j->lost_sub);
+    natsSubscription_WaitForDrainCompletion(j->lost_sub, 2000);
+  }
   for (size_t i = 0; i < j->npools; i++)
     if (j->pools[i].th_on) pthread_join(j->pools[i].th, NULL);
   n->jobs = NULL;
@@ -254,6 +348,7 @@ void sp__node_jobs_stop(sp__node_t *n) {
     natsSubscription_Destroy(j->pools[i].sub);
     pthread_mutex_destroy(&j->pools[i].mu);
   }
+  natsSubscription_Destroy(j->lost_sub);
   kvStore_Destroy(j->kv);
   jsCtx_Destroy(j->js);
   free(j);

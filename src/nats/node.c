@@ -22,7 +22,7 @@
 
 #include "natsconn.h"
 
-#define QUEUE_GROUP "snakepit"
+#define QUEUE_GROUP SP__NODE_QUEUE_GROUP
 
 /* A call being run for a caller: where its reply goes. */
 typedef struct job_s {
@@ -338,7 +338,7 @@ static int serve_pools(sp__node_t *n, sp_error_t *err) {
 }
 
 int sp__node_start(sp_runtime_t *rt, const sp_nats_opts_t *opts, const char *name,
-                   sp__node_t **out, sp_error_t *err) {
+                   int job_max_deliver, sp__node_t **out, sp_error_t *err) {
   *out = NULL;
   sp__node_t *n = calloc(1, sizeof(*n));
   if (n == NULL) return sp_error_setf(err, SP_ENOMEM, "out of memory");
@@ -368,7 +368,7 @@ int sp__node_start(sp_runtime_t *rt, const sp_nats_opts_t *opts, const char *nam
     if (s == NATS_OK) s = natsConnection_FlushTimeout(n->nc, sp__nats_timeout(opts));
     if (s != NATS_OK) rc = sp__wire_nats_error(err, s, "node %s: subscribing", n->name);
   }
-  if (rc == 0) sp__node_jobs_start(n); /* without JetStream the node serves calls only */
+  if (rc == 0) sp__node_jobs_start(n, job_max_deliver); /* without JetStream the node serves calls only */
   if (rc != 0) {
     sp__node_destroy(n);
     return rc;

@@ -16,6 +16,8 @@
 #include "wire.h"
 
 #define SP__NODE_MAX_POOLS 64
+/* The queue group of every subject a message of which one node should take. */
+#define SP__NODE_QUEUE_GROUP "snakepit"
 
 /** One served pool: its subscriptions and counters. */
 typedef struct sp__node_pool_s {
@@ -55,11 +57,13 @@ typedef struct sp__node_s {
 
 /**
  * Connects to NATS and starts serving every local pool of rt. name may be NULL.
+ * job_max_deliver: deliveries of a durable job before it counts as lost (0:
+ * SP__JOBS_MAX_DELIVER); the first node to create a pool's consumer sets it.
  * On failure err says why (URL, reachability, auth). *out is released by
  * sp__node_destroy(). rt must outlive the node.
  */
 int sp__node_start(sp_runtime_t *rt, const sp_nats_opts_t *opts, const char *name,
-                   sp__node_t **out, sp_error_t *err);
+                   int job_max_deliver, sp__node_t **out, sp_error_t *err);
 
 /**
  * Stops taking calls (the pools' subscriptions go; calls already delivered
@@ -79,8 +83,11 @@ void sp__node_account(sp__node_pool_t *p, int64_t ns, const sp_error_t *e);
 int64_t sp__node_now_ns(void);
 
 /* jobs.c */
-/** Starts taking durable jobs of every pool (logs and does nothing without JetStream). */
-void sp__node_jobs_start(sp__node_t *n);
+/**
+ * Starts taking durable jobs of every pool, each delivered at most max_deliver
+ * times (0: SP__JOBS_MAX_DELIVER); logs and does nothing without JetStream.
+ */
+void sp__node_jobs_start(sp__node_t *n, int max_deliver);
 /** Stops taking jobs, stores and acknowledges the finished ones, ends the threads. Idempotent. */
 void sp__node_jobs_stop(sp__node_t *n);
 

@@ -1,7 +1,7 @@
 """The dashboard (GET /) in headless Chromium (Debian's `chromium`), driven over
 the DevTools protocol (cdp.py, stdlib only): the page loads, shows the pools of
 the config and their workers, and its figures change after calls are made,
-without reloading. A screenshot goes to the build folder (http_dashboard.png).
+without reloading; a remote pool (a node over NATS) gets its own card. A screenshot goes to the build folder (http_dashboard.png).
 """
 
 import base64
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from cdp import CDP
-from conftest import BUILD_DIR, Server, pool_yaml
+from conftest import BIN, BUILD_DIR, Server, pool_yaml
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 SCREENSHOT = Path(BUILD_DIR) / "http_dashboard.png"
@@ -214,3 +214,57 @@ def test_dashboard_shows_calls_back_and_stays_readable(tmp_path, browser):
         if napper is not None:
             napper.join(15)
         assert s.stop() == 0
+
+
+def test_dashboard_shows_a_remote_pool(tmp_path, browser):
+    """A pool served by a node over NATS gets its own card with what this
+    server's calls to it count, next to the local pools."""
+    nats_server = shutil.which("nats-server") or "/usr/sbin/nats-server"
+    if not os.access(nats_server, os.X_OK):
+        pytest.skip("nats-server is not installed (scripts/install-deps.sh test installs it)")
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    nats = subprocess.Popen([nats_server, "-a", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"nats://127.0.0.1:{port}"
+    node_dir = tmp_path / "node"
+    node_dir.mkdir()
+    node = None
+    s = None
+    try:
+        def nats_up():
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.2).close()
+                return True
+            except OSError:
+                return False
+
+        wait_for(nats_up, 10, "nats-server")
+        (node_dir / "pools.yaml").write_text("pools:\n" + pool_yaml("far"))
+        node_log = open(node_dir / "node.log", "w")
+        node = subprocess.Popen([BIN, "serve", "--nats", url, "-c", str(node_dir / "pools.yaml")],
+                                stdout=subprocess.DEVNULL, stderr=node_log)
+        wait_for(lambda: "serving pools" in (node_dir / "node.log").read_text(), 30, "the node")
+        s = Server(tmp_path, "pools:\n" + pool_yaml("tp")
+                   + f"  - name: far\n    remote: {url}\n")
+        page = browser(s.url + "/")
+        wait_for(lambda: page.eval("document.querySelectorAll('section.pool').length") == 2, 20,
+                 "both pools to appear")
+        wait_for(lambda: page.eval("document.getElementById('conn').textContent") == "live", 10, "live status")
+        for i in range(5):
+            assert s.call("far", "add", {"a": i, "b": 1})[0] == 200
+        assert s.call("far", "fail")[0] == 500
+        wait_for(lambda: field(page, "far", "calls_total") == "6", 10, "the remote pool's calls")
+        assert field(page, "far", "calls_ok") == "5" and field(page, "far", "calls_failed") == "1"
+        assert field(page, "far", "health") == "connected" and field(page, "far", "url") == url
+        assert number(field(page, "tp", "calls_total")) == 0  # the local card is untouched
+        assert page.eval("document.getElementById('banner').classList.contains('hidden')")
+    finally:
+        if s is not None:
+            s.stop()
+        for p in (node, nats):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
