@@ -394,12 +394,13 @@ serving:;
   /* Stop accepting, let the runtime finish what it has (new calls get 503), wait
    * for every answer to be handed to MHD, then stop MHD and only then the
    * runtime, which must not be called while being stopped. */
+  /* New connections are refused before the notice says so. */
+  if (srv) sp__http_quiesce(srv);
   fprintf(stderr, "snakepit: %s received: draining (up to %lds; again to exit at once)\n",
           strsignal(sig), o.drain_s);
-  /* The node first: it stops taking calls from NATS and answers those it has. */
+  /* The node stops taking calls from NATS and answers those it has. */
   if (node && sp__node_drain(node, o.drain_s * 1000) > 0)
     fprintf(stderr, "snakepit: NATS calls still running after the drain timeout\n");
-  if (srv) sp__http_quiesce(srv);
   sp_runtime_drain(rt, (int)(o.drain_s * 1000));
   if (srv && sp__http_wait_idle(srv, 5000) != 0)
     fprintf(stderr, "snakepit: closing connections still open after the drain\n");

@@ -34,8 +34,9 @@ def test_sigterm_drains_then_stops(tmp_path):
         t = threading.Thread(target=lambda: out.update(r=s.call("tt", "sleep", {"seconds": 1.5})))
         t.start()
         deadline = time.monotonic() + 5
-        while s.get_json("/v1/pools/tt")["busy_slots"] < 1:
-            assert time.monotonic() < deadline
+        while (st := s.get_json("/v1/pools/tt"))["busy_slots"] < 1:
+            assert t.is_alive(), f"the call ended before it was seen running: {out}"
+            assert time.monotonic() < deadline, st
             time.sleep(0.02)
 
         s.proc.send_signal(signal.SIGTERM)
