@@ -327,6 +327,7 @@ static int setup(void **state) {
   sp_error_t err;
   if (sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "streams.yaml", &err) != 0) {
     fprintf(stderr, "start failed: %s\n", err.message);
+    sp_error_free(&err);
     return -1;
   }
   return 0;
