@@ -148,7 +148,10 @@ static void tools_manifest(void **state) {
   (void)state;
   char *json = NULL;
   sp_error_t err;
+  memset(&err, 0x5a, sizeof(err)); /* overwritten without being read: cleared on success */
   assert_int_equal(sp_tools_json(rt, "thr", &json, &err), 0);
+  assert_int_equal(err.code, 0);
+  assert_null(err.priv_);
   json_t *tools = json_loads(json, 0, NULL);
   assert_true(json_is_array(tools));
   int found = 0;
@@ -169,7 +172,10 @@ static void tools_manifest(void **state) {
   sp_free(json);
   assert_int_equal(sp_tools_json(rt, "zzz", &json, &err), SP_ENOPOOL);
   sp_error_free(&err);
+  memset(&err, 0x5a, sizeof(err));
   assert_int_equal(sp_pools_json(rt, &json, &err), 0);
+  assert_int_equal(err.code, 0);
+  assert_null(err.priv_);
   assert_string_equal(json, "[\"proc\",\"thr\"]");
   sp_free(json);
 }
