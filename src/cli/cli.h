@@ -162,6 +162,8 @@ typedef struct sp_cli_inputs_s {
 int sp_cli_pool_option(int ch, const char *arg, sp_cli_pool_t *p);
 /** Checks the pool options against -c and each other and builds p->yaml; -1 if bad (printed). */
 int sp_cli_pool_check(sp_cli_pool_t *p, const char *config);
+/** Frees what sp_cli_pool_check() built (p->yaml); the options themselves are argv's. */
+void sp_cli_pool_free(sp_cli_pool_t *p);
 /** The command-line pool's name. */
 const char *sp_cli_pool_name(const sp_cli_pool_t *p);
 /** Starts the runtime: the --adapter pool, else -c FILE, else the built-in pools. */

@@ -345,6 +345,7 @@ static int choose_mode(sp_cli_opts_t *o) {
   if (o->url != NULL && local != NULL) {
     fprintf(stderr, "snakepit: --url and %s are alternatives: a running server's pools, or "
                     "pools started by this command\n", local);
+    sp_cli_pool_free(&o->pool);
     return -1;
   }
   if (o->url != NULL || local != NULL) return 0;
@@ -360,6 +361,12 @@ static int choose_mode(sp_cli_opts_t *o) {
               o->url);
   }
   return 0;
+}
+
+/* What main's options own once parsed and checked. */
+static void opts_free(sp_cli_opts_t *o) {
+  free(o->arrays);
+  sp_cli_pool_free(&o->pool);
 }
 
 int main(int argc, char **argv) {
@@ -401,7 +408,9 @@ int main(int argc, char **argv) {
   if (sp_cli_session_options(&o, cmd) != 0) return SP_EXIT_USAGE;
   if (strcmp(cmd, "session") == 0) {
     if (choose_mode(&o) != 0) return SP_EXIT_USAGE;
-    return sp_cli_session(&o, cargc, cargv);
+    rc = sp_cli_session(&o, cargc, cargv);
+    sp_cli_pool_free(&o.pool);
+    return rc;
   }
   int via_nats = strcmp(cmd, "nodes") == 0 || strcmp(cmd, "submit") == 0 || strcmp(cmd, "result") == 0;
   if (strcmp(cmd, "exec") && strcmp(cmd, "tools") && strcmp(cmd, "stats") && strcmp(cmd, "pools") &&
@@ -450,7 +459,7 @@ int main(int argc, char **argv) {
     /* Hand the command and its arguments (without the options) to the client. */
     cargv[-1] = (char *)cmd;
     rc = sp_cli_remote(&o, cargc + 1, cargv - 1);
-    free(o.arrays);
+    opts_free(&o);
     return rc;
   }
   if (o.quiet) sp_set_log_handler(quiet_log, NULL);
@@ -464,14 +473,14 @@ int main(int argc, char **argv) {
   sp_cli_inputs_t in;
   if ((rc = sp_cli_inputs_load(&o, &in)) >= 0) {
     sp_cli_inputs_free(&in);
-    free(o.arrays);
+    opts_free(&o);
     return rc;
   }
   sp_runtime_t *rt = NULL;
   sp_error_t err;
   if ((nats_pool ? sp_cli_cluster_start(&o, nats_pool, &rt, &err) : sp_cli_start(&o, &rt, &err)) != 0) {
     sp_cli_inputs_free(&in);
-    free(o.arrays);
+    opts_free(&o);
     return sp_cli_report(&err);
   }
   pthread_t sig_thread;
@@ -491,6 +500,6 @@ int main(int argc, char **argv) {
   }
   sp_runtime_stop(rt, 5000);
   sp_cli_inputs_free(&in);
-  free(o.arrays);
+  opts_free(&o);
   return rc;
 }

@@ -154,6 +154,11 @@ int sp_cli_pool_check(sp_cli_pool_t *p, const char *config) {
   return 0;
 }
 
+void sp_cli_pool_free(sp_cli_pool_t *p) {
+  free(p->yaml);
+  p->yaml = NULL;
+}
+
 /* The one-pool YAML document; -1 if it does not fit or a value has control characters. */
 const char *sp_cli_pool_name(const sp_cli_pool_t *p) { return p->name ? p->name : "default"; }
 

@@ -322,6 +322,7 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
                       &err) != 0) {
     fprintf(stderr, "snakepit: %s\n", err.message);
     rc = err.code == SP_EINVAL ? SP_EXIT_USAGE : SP_EXIT_CONFIG;
+    sp_error_free(&err);
     goto done;
   }
   if (use_http && !loopback && token == NULL)
@@ -379,6 +380,7 @@ int sp_cli_serve(const sp_cli_opts_t *g, int argc, char **argv) {
   if (sp__http_start(&srv, rt, &ho, &err) != 0) {
     fprintf(stderr, "snakepit: %s\n", err.message);
     rc = SP_EXIT_CONFIG;
+    sp_error_free(&err);
     goto done;
   }
   print_pools(rt, pools, sizeof(pools));
@@ -411,6 +413,7 @@ done:
   sp__node_destroy(node); /* after the runtime: no completion can reach it any more */
   if (fd >= 0) close(fd);
   free(token);
+  sp_cli_pool_free(&o.cli.pool);
   if (rc == SP_EXIT_OK) fprintf(stderr, "snakepit: stopped\n");
   return rc;
 }

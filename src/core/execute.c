@@ -200,6 +200,7 @@ int sp_execute(sp_runtime_t *rt, const char *pool, const char *tool, const char 
 
 int sp_execute_async(sp_runtime_t *rt, const char *pool, const char *tool, const char *args_json,
                      const sp_call_opts_t *opts, sp_done_cb cb, void *userdata, sp_error_t *err) {
+  sp__error_clear(err); /* accepted calls leave it holding no error */
   if (cb == NULL) return sp__error_set(err, SP_EINVAL, "sp_execute_async: cb must not be NULL");
   sp__remote_pool_t *rp = rt ? sp__remote_find(rt->remote, pool) : NULL;
   if (rp != NULL) return sp__remote_execute_async(rt->remote, rp, tool, args_json, opts, cb, userdata, err);

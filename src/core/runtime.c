@@ -606,6 +606,7 @@ int sp_stats_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *e
 }
 
 int sp_tools_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *err) {
+  sp__error_clear(err);
   if (rt == NULL || pool == NULL || json == NULL)
     return sp__error_set(err, SP_EINVAL, "rt, pool and json must not be NULL");
   *json = NULL;
@@ -618,6 +619,7 @@ int sp_tools_json(sp_runtime_t *rt, const char *pool, char **json, sp_error_t *e
 }
 
 int sp_pools_json(sp_runtime_t *rt, char **json, sp_error_t *err) {
+  sp__error_clear(err);
   if (rt == NULL || json == NULL) return sp__error_set(err, SP_EINVAL, "rt and json must not be NULL");
   json_t *a = json_array();
   for (size_t i = 0; i < rt->pool_count; i++)

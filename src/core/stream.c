@@ -49,6 +49,7 @@ static void grant(sp__call_t *c) {
 int sp_execute_stream(sp_runtime_t *rt, const char *pool, const char *tool, const char *args_json,
                       const sp_call_opts_t *opts, sp_chunk_cb on_chunk, sp_done_cb on_done,
                       void *userdata, uint64_t *call_id, sp_error_t *err) {
+  sp__error_clear(err); /* accepted calls leave it holding no error */
   if (on_chunk == NULL || on_done == NULL)
     return sp__error_set(err, SP_EINVAL, "sp_execute_stream: on_chunk and on_done must not be NULL");
   sp__remote_pool_t *rp = rt ? sp__remote_find(rt->remote, pool) : NULL;

@@ -388,6 +388,9 @@ static void *watcher_main(void *arg) {
     while (all_busy_locked() || W.head != NULL || W.closed) {
       pthread_mutex_unlock(&W.mu);
       read_frames(WATCH_PERIOD_MS);
+      /* A result held because a call it read was queued must not wait for
+       * the end of that call, which may run long now. */
+      flush_held();
       pthread_mutex_lock(&W.mu);
     }
     W.role = ROLE_NONE;

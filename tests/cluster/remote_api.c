@@ -74,6 +74,7 @@ int main(int argc, char **argv) {
   sp_error_t err;
   if (sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "test", &err) != 0) {
     printf("FAIL start: %s\n", err.message);
+    sp_error_free(&err);
     return 1;
   }
   sp_result_t res;
@@ -84,6 +85,7 @@ int main(int argc, char **argv) {
   async_t a = {.rt = rt};
   rc = sp_execute_async(rt, "work", "add", "{\"a\": 1, \"b\": 2}", NULL, on_done, &a, &err);
   check(rc == 0, "async accepted", err.message);
+  sp_error_free(&err);
   for (int i = 0; i < 500 && !atomic_load(&a.done); i++) usleep(10000);
   check(atomic_load(&a.done) && a.code == 0 && strcmp(a.json, "3") == 0, "async result", a.json);
   check(a.nested_rc == SP_EBADTHREAD, "async callback runs on the loop thread", "sp_execute was not refused");
@@ -138,6 +140,7 @@ int main(int argc, char **argv) {
   wait_done(&st.done, 10000);
   check(rc == 0 && st.code == 0 && atomic_load(&st.chunks) == 50 && strstr(st.json, "50"),
         "stream", rc ? err.message : st.json);
+  sp_error_free(&err);
 
   /* A consumer that stops: the generator is closed on its node (marker file). */
   char args[512];
@@ -146,6 +149,7 @@ int main(int argc, char **argv) {
   rc = sp_execute_stream(rt, "work", "count", args, NULL, on_chunk, on_stream_done, &stop, &id, &err);
   wait_done(&stop.done, 10000);
   check(rc == 0 && stop.code == SP_ECANCELLED, "stream stopped by its consumer", stop.json);
+  sp_error_free(&err);
   int closed = 0;
   for (int i = 0; i < 500 && !closed && argc > 2; i++) {
     FILE *f = fopen(argv[2], "r");
@@ -165,6 +169,7 @@ int main(int argc, char **argv) {
   int during = atomic_load(&pz.chunks);
   check(rc == 0 && during < 600 && !atomic_load(&pz.done), "a paused stream stops a window ahead",
         "too many chunks while paused");
+  sp_error_free(&err);
   sp_stream_resume(rt, id);
   wait_done(&pz.done, 20000);
   check(pz.code == 0 && atomic_load(&pz.chunks) == 3000, "a resumed stream finishes", pz.json);
@@ -177,22 +182,27 @@ int main(int argc, char **argv) {
   int crc = sp_cancel(rt, id);
   wait_done(&cc.done, 5000);
   check(rc == 0 && crc == 0 && cc.code == SP_ECANCELLED, "sp_cancel of a remote stream", cc.json);
+  sp_error_free(&err);
 
   char *json = NULL;
   rc = sp_tools_json(rt, "work", &json, &err);
   check(rc == 0 && strstr(json, "\"whoami\""), "tools", rc ? err.message : json);
+  sp_error_free(&err);
   sp_free(json);
   rc = sp_pools_json(rt, &json, &err);
   check(rc == 0 && strcmp(json, "[\"work\"]") == 0, "pools", rc ? err.message : json);
+  sp_error_free(&err);
   sp_free(json);
   rc = sp_stats_json(rt, "work", &json, &err);
   check(rc == 0 && strstr(json, "\"remote\"") && strstr(json, "\"calls_ok\""), "stats", rc ? err.message : json);
+  sp_error_free(&err);
   sp_free(json);
 
   sp_nats_opts_t no = SP_NATS_OPTS_INIT;
   no.url = argv[1];
   rc = sp_cluster_nodes_json(&no, &json, &err);
   check(rc == 0 && strstr(json, "\"nodes\"") && strstr(json, "\"work\""), "nodes", rc ? err.message : json);
+  sp_error_free(&err);
   sp_free(json);
 
   sp_runtime_stop(rt, 2000);

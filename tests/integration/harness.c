@@ -35,6 +35,7 @@ sp_runtime_t *h_start(const char *yaml) {
   int rc = sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "test.yaml", &err);
   if (rc != 0) {
     print_error("start failed: %s\n%s\n", err.message, err.traceback);
+    sp_error_free(&err);
     fail();
   }
   return rt;
@@ -180,6 +181,7 @@ void h_expect_startup_timeout(int size, const char *adapter) {
   assert_true(t >= 0.9 && t < 8.0);
   assert_non_null(strstr(err.message, "startup_timeout"));
   assert_non_null(strstr(err.message, "'hang'"));
+  sp_error_free(&err);
 }
 
 void h_async_done(sp_result_t *res, void *ud) {

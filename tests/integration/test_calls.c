@@ -38,6 +38,7 @@ static int setup(void **state) {
   sp_error_t err;
   if (sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "calls.yaml", &err) != 0) {
     fprintf(stderr, "start failed: %s\n", err.message);
+    sp_error_free(&err);
     return -1;
   }
   return 0;
@@ -147,7 +148,10 @@ static void tools_manifest(void **state) {
   (void)state;
   char *json = NULL;
   sp_error_t err;
+  memset(&err, 0x5a, sizeof(err)); /* overwritten without being read: cleared on success */
   assert_int_equal(sp_tools_json(rt, "thr", &json, &err), 0);
+  assert_int_equal(err.code, 0);
+  assert_null(err.priv_);
   json_t *tools = json_loads(json, 0, NULL);
   assert_true(json_is_array(tools));
   int found = 0;
@@ -167,7 +171,11 @@ static void tools_manifest(void **state) {
   json_decref(tools);
   sp_free(json);
   assert_int_equal(sp_tools_json(rt, "zzz", &json, &err), SP_ENOPOOL);
+  sp_error_free(&err);
+  memset(&err, 0x5a, sizeof(err));
   assert_int_equal(sp_pools_json(rt, &json, &err), 0);
+  assert_int_equal(err.code, 0);
+  assert_null(err.priv_);
   assert_string_equal(json, "[\"proc\",\"thr\"]");
   sp_free(json);
 }
@@ -210,6 +218,7 @@ static void stats_json(void **state) {
   json_decref(o);
   sp_free(json);
   assert_int_equal(sp_stats_json(rt, "zzz", &json, &err), SP_ENOPOOL);
+  sp_error_free(&err);
 }
 
 typedef struct {
@@ -236,12 +245,18 @@ static void async_calls(void **state) {
   for (int i = 0; i < 200; i++) {
     snprintf(args, sizeof(args), "{\"a\": %d, \"b\": 1}", i);
     expected += i + 1;
+    /* err is overwritten without being read; an accepted call leaves no error. */
     sp_error_t err;
+    memset(&err, 0x5a, sizeof(err));
     assert_int_equal(sp_execute_async(rt, POOLS[i % 2], "add", args, NULL, on_done, &s, &err), 0);
+    assert_int_equal(err.code, 0);
+    assert_string_equal(err.message, "");
+    assert_null(err.priv_);
   }
   /* A failing submission never runs the callback. */
   sp_error_t err;
   assert_int_equal(sp_execute_async(rt, "thr", "add", "{bad", NULL, on_done, &s, &err), SP_EBADJSON);
+  sp_error_free(&err);
   for (int spin = 0; spin < 3000; spin++) {
     pthread_mutex_lock(&s.mu);
     int d = s.done;
@@ -292,10 +307,13 @@ static void misuse_is_rejected(void **state) {
   (void)state;
   sp_result_t res;
   assert_int_equal(sp_execute(NULL, "thr", "noop", "{}", NULL, &res), SP_EINVAL);
+  sp_result_free(&res);
   assert_int_equal(sp_execute(rt, NULL, "noop", "{}", NULL, &res), SP_EINVAL);
+  sp_result_free(&res);
   assert_int_equal(sp_execute(rt, "thr", "noop", "{}", NULL, NULL), SP_EINVAL);
   sp_error_t err;
   assert_int_equal(sp_execute_async(rt, "thr", "noop", "{}", NULL, NULL, NULL, &err), SP_EINVAL);
+  sp_error_free(&err);
 }
 
 /* An event source: counts its runs, drains its pipe, and from inside run()
@@ -326,9 +344,11 @@ static void source_run(void *ud) {
     if (sp_execute_async(s->rt, "src", "add", "{\"a\": 2, \"b\": 3}", NULL, source_call_done, s,
                          &err) != 0)
       print_message("async from run(): %s\n", err.message);
+    sp_error_free(&err);
     char *json = NULL;
     if (sp_stats_json(s->rt, "src", &json, &err) == 0 && strstr(json, "\"workers\"") != NULL)
       atomic_fetch_add(&s->stats_ok, 1);
+    sp_error_free(&err);
     sp_free(json);
   }
 }
@@ -352,6 +372,7 @@ static void event_source_runs_on_the_loop(void **state) {
   /* Attaching runs it once; a second source is refused. */
   assert_true(wait_for(&s.runs, 1));
   assert_int_equal(sp_runtime_attach_source(s.rt, &src, &err), SP_EINVAL);
+  sp_error_free(&err);
   /* Readable fd -> run; inside run, async calls and stats work. */
   int before = atomic_load(&s.runs);
   atomic_store(&s.call_now, 1);

@@ -96,7 +96,10 @@ static void *streamer(void *arg) {
 static long random_worker_pid(unsigned *seed) {
   char *json = NULL;
   sp_error_t err;
-  if (sp_stats_json(rt, pools[rand_r(seed) % 2], &json, &err) != 0) return 0;
+  if (sp_stats_json(rt, pools[rand_r(seed) % 2], &json, &err) != 0) {
+    sp_error_free(&err);
+    return 0;
+  }
   json_t *o = json_loads(json, 0, NULL);
   sp_free(json);
   json_t *ws = json_object_get(o, "workers");

@@ -31,6 +31,7 @@ static void adapter_import_error_fails_start(void **state) {
   assert_non_null(strstr(err.message, "snakepit_nonexistent_module_xyz"));
   assert_string_equal(err.python_type, "ModuleNotFoundError");
   assert_non_null(strstr(err.traceback, "broken_adapter.py"));
+  sp_error_free(&err);
 }
 
 static void missing_adapter_class_fails_start(void **state) {
@@ -41,6 +42,7 @@ static void missing_adapter_class_fails_start(void **state) {
   sp_error_t err;
   assert_int_equal(sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "t.yaml", &err), SP_ESTARTUP);
   assert_non_null(strstr(err.message, "NoSuchAdapter"));
+  sp_error_free(&err);
 }
 
 static void worker_without_hello_hits_startup_timeout(void **state) {
@@ -55,16 +57,19 @@ static void config_errors(void **state) {
   assert_int_equal(sp_runtime_start_file(&rt, "/nonexistent/pools.yaml", &err), SP_ECONFIG);
   assert_non_null(strstr(err.message, "/nonexistent/pools.yaml"));
   assert_int_equal(err.category, SP_CAT_VALIDATION);
+  sp_error_free(&err);
 
   const char *bad_key = "pools:\n  - name: a\n    pool_sise: 2\n";
   assert_int_equal(sp_runtime_start_yaml(&rt, bad_key, strlen(bad_key), "bad.yaml", &err), SP_ECONFIG);
   assert_non_null(strstr(err.message, "bad.yaml:3"));
   assert_non_null(strstr(err.message, "pool_sise"));
+  sp_error_free(&err);
 
   const char *bad_type = "pools:\n  - name: a\n    pool_size: many\n";
   assert_int_equal(sp_runtime_start_yaml(&rt, bad_type, strlen(bad_type), "bad.yaml", &err), SP_ECONFIG);
   assert_non_null(strstr(err.message, "bad.yaml:3"));
   assert_non_null(strstr(err.message, "pool_size"));
+  sp_error_free(&err);
   assert_null(rt);
 }
 
@@ -79,6 +84,7 @@ static void missing_worker_program(void **state) {
   unsetenv("SNAKEPIT_WORKER");
   assert_int_equal(rc, SP_ESTARTUP);
   assert_non_null(strstr(err.message, "/nonexistent/snakepit-worker"));
+  sp_error_free(&err);
 }
 
 static void oversized_arguments(void **state) {
@@ -293,6 +299,7 @@ static void call_timeout_and_cancellation(void **state) {
   assert_true(h_now() - t0 < 1.5);
   assert_int_equal(res.error.category, SP_CAT_TIMEOUT);
   assert_non_null(strstr(res.error.message, "timed out"));
+  sp_result_free(&res);
   t0 = h_now();
   char *r = h_call_ok(rt, "p", "add", "{\"a\": 2, \"b\": 3}");
   assert_string_equal(r, "5");

@@ -278,6 +278,7 @@ static void bad_worker_start_is_a_config_error(void **state) {
   assert_non_null(strstr(err.message, "key 'worker_start'"));
   assert_non_null(strstr(err.message, "\"fork\" or \"exec\""));
   assert_non_null(strstr(err.message, "spoon"));
+  sp_error_free(&err);
 }
 
 int main(void) {

@@ -160,6 +160,7 @@ static void stuck_call_recycles_worker(const char *profile, int threads) {
   /* time.sleep sits in C, where the cancellation exception cannot land. */
   assert_int_equal(sp_execute(rt, "p", "sleep", "{\"seconds\": 1000000000}", &opts, &res),
                    SP_ETIMEOUT);
+  sp_result_free(&res);
   double t0 = h_now();
   long long later = 0;
   for (int i = 0; i < 100 && (later == 0 || later == first); i++, h_sleep_ms(100)) {
@@ -191,6 +192,7 @@ static void endless_python_loop_is_cancelled(void **state) {
   sp_call_opts_t opts = {.timeout_ms = 200};
   sp_result_t res;
   assert_int_equal(sp_execute(rt, "p", "forever", "{}", &opts, &res), SP_ETIMEOUT);
+  sp_result_free(&res);
   /* The loop got the exception: the same worker serves again, no recycle needed. */
   double t0 = h_now();
   assert_int_equal(call_pid(rt, "p"), first);
@@ -209,6 +211,7 @@ static void tools_see_the_cancelled_flag(void **state) {
   sp_call_opts_t opts = {.timeout_ms = 200};
   sp_result_t res;
   assert_int_equal(sp_execute(rt, "p", "cooperative", args, &opts, &res), SP_ETIMEOUT);
+  sp_result_free(&res);
   int seen = 0;
   for (int i = 0; i < 100 && !seen; i++, h_sleep_ms(20)) seen = count_lines_with(path, "cancelled");
   assert_int_equal(seen, 1);
@@ -237,6 +240,7 @@ static void stopped_worker_is_replaced_busy_one_is_not(void **state) {
   sp_result_t res;
   long long first = call_pid(rt, "p");
   assert_int_equal(sp_execute(rt, "p", "forever", "{}", &opts, &res), SP_ETIMEOUT);
+  sp_result_free(&res);
   assert_int_equal(pool_int(rt, "p", "ping_kills"), 0);
   assert_int_equal(call_pid(rt, "p"), first);
   /* A stopped process answers nothing: killed after the misses and replaced. */

@@ -73,9 +73,14 @@ static uint64_t start(const char *pool, const char *tool, const char *args, int6
   opts.timeout_ms = timeout_ms;
   uint64_t id = 0;
   sp_error_t err;
+  memset(&err, 0x5a, sizeof(err)); /* overwritten without being read */
   int rc = sp_execute_stream(rt, pool, tool, args, &opts, on_chunk, on_done, s, &id, &err);
   if (rc != 0) fail_msg("sp_execute_stream(%s.%s): %s", pool, tool, err.message);
   assert_true(id != 0);
+  /* An accepted stream leaves err holding no error. */
+  assert_int_equal(err.code, 0);
+  assert_string_equal(err.message, "");
+  assert_null(err.priv_);
   return id;
 }
 
@@ -327,6 +332,7 @@ static int setup(void **state) {
   sp_error_t err;
   if (sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "streams.yaml", &err) != 0) {
     fprintf(stderr, "start failed: %s\n", err.message);
+    sp_error_free(&err);
     return -1;
   }
   return 0;

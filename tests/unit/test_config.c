@@ -69,6 +69,7 @@ static void expect_error(const char *yaml, int line, ...) {
   assert_null(cfg.pools);
   assert_int_equal(cfg.pool_count, 0);
   assert_null(cfg.origin);
+  sp_error_free(&err);
 }
 
 /* One pool "p" with a single extra "key: value" line (line 3 of the text). */
@@ -652,8 +653,10 @@ static void test_nesting_and_size_bounds(void **state) {
   char path[PATH_MAX + 32];
   temp_path(path, sizeof(path), "big.yaml");
   write_file(path, text);
+  sp_error_free(&err);
   assert_int_equal(sp__config_load_file(&cfg, path, &err), SP_ECONFIG);
   assert_non_null(strstr(err.message, "larger than 1024 KiB"));
+  sp_error_free(&err);
   free(text);
 }
 
@@ -669,10 +672,13 @@ static void test_missing_file(void **state) {
   assert_string_equal(err.message, expected);
   assert_null(cfg.pools);
   /* A folder opens but cannot be read. */
+  sp_error_free(&err);
   assert_int_equal(sp__config_load_file(&cfg, temp_dir, &err), SP_ECONFIG);
   assert_non_null(strstr(err.message, "cannot read config '"));
   assert_non_null(strstr(err.message, "Is a directory"));
+  sp_error_free(&err);
   assert_int_equal(sp__config_load_file(&cfg, NULL, &err), SP_EINVAL);
+  sp_error_free(&err);
 }
 
 static void test_empty_file(void **state) {
@@ -687,16 +693,21 @@ static void test_empty_file(void **state) {
   assert_non_null(strstr(err.message, "config is empty"));
   assert_null(cfg.pools);
   write_file(path, "# only a comment\n\n");
+  sp_error_free(&err);
   assert_int_equal(sp__config_load_file(&cfg, path, &err), SP_ECONFIG);
   assert_non_null(strstr(err.message, "config is empty"));
+  sp_error_free(&err);
   assert_int_equal(sp__config_load_string(&cfg, "", 0, ORIGIN, &err), SP_ECONFIG);
   assert_string_equal(err.message, ORIGIN
                       ": config is empty (expected a top-level 'pools:' list with at least "
                       "one pool)");
+  sp_error_free(&err);
   assert_int_equal(sp__config_load_string(&cfg, NULL, 0, NULL, &err), SP_ECONFIG);
   assert_non_null(strstr(err.message, "<string>: config is empty"));
+  sp_error_free(&err);
   assert_int_equal(sp__config_load_string(&cfg, "---\n...\n", 8, ORIGIN, &err), SP_ECONFIG);
   assert_non_null(strstr(err.message, "config is empty"));
+  sp_error_free(&err);
 }
 
 static void test_file_errors_name_the_file(void **state) {
@@ -712,6 +723,7 @@ static void test_file_errors_name_the_file(void **state) {
            "%s:4: key 'pool_size': must be an integer between 1 and 256, got \"zero\"", path);
   assert_string_equal(err.message, expected);
   assert_int_equal(err.category, SP_CAT_VALIDATION);
+  sp_error_free(&err);
 }
 
 static void test_python_path_resolution(void **state) {
@@ -865,6 +877,7 @@ static void test_checked_in_configs(void **state) {
       print_error("%s: unexpected message \"%s\"\n", bad[i].file, err.message);
       fail();
     }
+    sp_error_free(&err);
   }
 }
 
@@ -884,6 +897,7 @@ static void test_error_message_is_bounded(void **state) {
   assert_int_equal(sp__config_load_string(&cfg, yaml, strlen(yaml), ORIGIN, &err), SP_ECONFIG);
   assert_true(strlen(err.message) < 300);
   assert_non_null(strstr(err.message, "xxx...\""));
+  sp_error_free(&err);
   free(yaml);
 }
 
