@@ -136,7 +136,7 @@ fuzz:  ## build the fuzzers with clang and run each for FUZZ_SECONDS (default 30
 	@mkdir -p $(FUZZ_DIR)/corpus-frame $(FUZZ_DIR)/corpus-config $(FUZZ_DIR)/corpus-upload
 	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_frame.c src/core/protocol.c src/core/buf.c src/core/errors.c \
 		-o $(FUZZ_DIR)/fuzz_frame
-	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_config.c src/core/config.c src/core/config_defaults.c src/core/config_io.c src/core/config_snakepit.c src/core/config_values.c \
+	$(FUZZ_CC) $(FUZZ_FLAGS) fuzz/fuzz_config.c src/core/config.c src/core/config_defaults.c src/core/config_io.c src/core/config_keys.c src/core/config_snakepit.c src/core/config_values.c \
 		src/core/buf.c src/core/errors.c -lyaml -o $(FUZZ_DIR)/fuzz_config
 	$(FUZZ_CC) $(FUZZ_FLAGS) -Isrc/cli -Isrc/http fuzz/fuzz_upload.c src/http/multipart.c \
 		src/cli/npy.c src/core/protocol.c src/core/buf.c src/core/errors.c -o $(FUZZ_DIR)/fuzz_upload

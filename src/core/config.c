@@ -19,6 +19,7 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "config_keys.h"
 #include "config_snakepit.h"
 #include "config_values.h"
 #include "errors.h"
@@ -30,130 +31,10 @@
  * anything a real deployment writes.
  */
 #define MAX_POOLS 256
-/* Workers of one pool, its hard bound (pool_size, max_workers). */
-#define SP__MAX_WORKERS 256
 #define MAX_LIST_ITEMS 1024
 /* A pools file is a few KiB; these bounds keep a hostile one cheap to refuse. */
 #define MAX_DEPTH 64 /* mappings and sequences inside each other; a config needs 4 */
 
-/* Indexes into pool_keys; the few the loader needs by name after reading an entry. */
-enum {
-  KEY_NAME,
-  KEY_WORKER_PROFILE,
-  KEY_POOL_SIZE,
-  KEY_THREADS_PER_WORKER,
-  KEY_ADAPTER,
-  KEY_ADAPTER_ARGS,
-  KEY_ADAPTER_ENV,
-  KEY_PYTHON_PATH,
-  KEY_WORKER_TTL,
-  KEY_WORKER_MAX_REQUESTS,
-  KEY_WORKER_MAX_RSS_MB,
-  KEY_RECYCLE_JITTER,
-  KEY_MIN_LIFETIME,
-  KEY_TIMEOUT,
-  KEY_QUEUE_TIMEOUT,
-  KEY_MAX_QUEUE,
-  KEY_STARTUP_TIMEOUT,
-  KEY_STARTUP_BATCH_SIZE,
-  KEY_DRAIN_TIMEOUT,
-  KEY_CANCEL_GRACE,
-  KEY_PING_INTERVAL,
-  KEY_PING_MISSES,
-  KEY_CRASH_LOOP_MAX,
-  KEY_CRASH_LOOP_WINDOW,
-  KEY_MAX_FRAME_BYTES,
-  KEY_THREAD_SAFETY_CHECKS,
-  KEY_PIPELINE_DEPTH,
-  KEY_WORKER_START,
-  KEY_MAX_SHARED_MEMORY,
-  KEY_PRELOAD,
-  KEY_MIN_WORKERS,
-  KEY_MAX_WORKERS,
-  KEY_SCALE_UP_WAIT,
-  KEY_SCALE_DOWN_IDLE,
-  KEY_SESSION_TTL,
-  KEY_MAX_CALL_DEPTH,
-  KEY_REMOTE,
-  KEY_REMOTE_TOKEN,
-  KEY_REMOTE_USER,
-  KEY_REMOTE_PASSWORD,
-  KEY_REMOTE_CREDS,
-  KEY_REMOTE_CA,
-  KEY_REMOTE_CERT,
-  KEY_REMOTE_KEY,
-  KEY_COUNT
-};
-
-#define FIELD(f) offsetof(sp__pool_config_t, f)
-
-/* Every key a pool entry accepts, in the order they are listed in messages. */
-static const sp__key_spec_t pool_keys[KEY_COUNT] = {
-    [KEY_NAME] = {"name", SP__KIND_NAME, FIELD(name), 0, 0, false},
-    [KEY_WORKER_PROFILE] = {"worker_profile", SP__KIND_PROFILE, FIELD(profile), 0, 0, false},
-    [KEY_POOL_SIZE] = {"pool_size", SP__KIND_INT, FIELD(pool_size), 1, SP__MAX_WORKERS, false},
-    [KEY_THREADS_PER_WORKER] = {"threads_per_worker", SP__KIND_INT, FIELD(threads_per_worker), 1,
-                                SP__THREADS_MAX, false},
-    [KEY_ADAPTER] = {"adapter", SP__KIND_ADAPTER, FIELD(adapter), 0, 0, false},
-    [KEY_ADAPTER_ARGS] = {"adapter_args", SP__KIND_ARGS, 0, 0, 0, false},
-    [KEY_ADAPTER_ENV] = {"adapter_env", SP__KIND_ENV, 0, 0, 0, false},
-    [KEY_PYTHON_PATH] = {"python_path", SP__KIND_PATHS, 0, 0, 0, false},
-    [KEY_WORKER_TTL] = {"worker_ttl", SP__KIND_DURATION, FIELD(worker_ttl_ms), 0,
-                        8760 * SP__MS_PER_H, false},
-    [KEY_WORKER_MAX_REQUESTS] = {"worker_max_requests", SP__KIND_I64, FIELD(worker_max_requests), 0,
-                                 INT64_C(1000000000000), false},
-    [KEY_WORKER_MAX_RSS_MB] = {"worker_max_rss_mb", SP__KIND_I64, FIELD(worker_max_rss_mb), 0,
-                               1048576, false},
-    [KEY_RECYCLE_JITTER] = {"recycle_jitter", SP__KIND_FRACTION, FIELD(recycle_jitter), 0, 1,
-                            false},
-    [KEY_MIN_LIFETIME] = {"min_lifetime", SP__KIND_DURATION, FIELD(min_lifetime_ms), 0,
-                          24 * SP__MS_PER_H, false},
-    [KEY_TIMEOUT] = {"timeout", SP__KIND_DURATION, FIELD(timeout_ms), 1, 24 * SP__MS_PER_H, false},
-    [KEY_QUEUE_TIMEOUT] = {"queue_timeout", SP__KIND_DURATION, FIELD(queue_timeout_ms), 0,
-                           24 * SP__MS_PER_H, false},
-    [KEY_MAX_QUEUE] = {"max_queue", SP__KIND_INT, FIELD(max_queue), 0, 1000000, false},
-    [KEY_STARTUP_TIMEOUT] = {"startup_timeout", SP__KIND_DURATION, FIELD(startup_timeout_ms), 100,
-                             10 * SP__MS_PER_M, false},
-    [KEY_STARTUP_BATCH_SIZE] = {"startup_batch_size", SP__KIND_INT, FIELD(startup_batch_size), 1,
-                                256, false},
-    [KEY_DRAIN_TIMEOUT] = {"drain_timeout", SP__KIND_DURATION, FIELD(drain_timeout_ms), 0,
-                           SP__MS_PER_H, false},
-    [KEY_CANCEL_GRACE] = {"cancel_grace", SP__KIND_DURATION, FIELD(cancel_grace_ms), 0,
-                          SP__MS_PER_H, false},
-    [KEY_PING_INTERVAL] = {"ping_interval", SP__KIND_DURATION, FIELD(ping_interval_ms), 50,
-                           SP__MS_PER_H, true},
-    [KEY_PING_MISSES] = {"ping_misses", SP__KIND_INT, FIELD(ping_misses), 1, 100, false},
-    [KEY_CRASH_LOOP_MAX] = {"crash_loop_max", SP__KIND_INT, FIELD(crash_loop_max), 1, 1000, false},
-    [KEY_CRASH_LOOP_WINDOW] = {"crash_loop_window", SP__KIND_DURATION, FIELD(crash_loop_window_ms),
-                               SP__MS_PER_S, 24 * SP__MS_PER_H, false},
-    [KEY_MAX_FRAME_BYTES] = {"max_frame_bytes", SP__KIND_SIZE, FIELD(max_frame_bytes),
-                             SP__MIN_FRAME_BYTES, SP__MAX_FRAME_BYTES, false},
-    [KEY_THREAD_SAFETY_CHECKS] = {"thread_safety_checks", SP__KIND_BOOL,
-                                  FIELD(thread_safety_checks), 0, 1, false},
-    [KEY_PIPELINE_DEPTH] = {"pipeline_depth", SP__KIND_INT, FIELD(pipeline_depth), 0, 64, false},
-    [KEY_WORKER_START] = {"worker_start", SP__KIND_START, FIELD(worker_start), 0, 0, false},
-    [KEY_MAX_SHARED_MEMORY] = {"max_shared_memory", SP__KIND_SIZE, FIELD(max_shared_memory),
-                               SP__MIB, 64 * SP__GIB, false},
-    [KEY_PRELOAD] = {"preload", SP__KIND_PRELOAD, FIELD(preload), 0, 0, false},
-    [KEY_MIN_WORKERS] = {"min_workers", SP__KIND_INT, FIELD(min_workers), 1, SP__MAX_WORKERS,
-                         false},
-    [KEY_MAX_WORKERS] = {"max_workers", SP__KIND_INT, FIELD(pool_size), 1, SP__MAX_WORKERS, false},
-    [KEY_SCALE_UP_WAIT] = {"scale_up_wait", SP__KIND_DURATION, FIELD(scale_up_wait_ms), 1,
-                           SP__MS_PER_M, false},
-    [KEY_SCALE_DOWN_IDLE] = {"scale_down_idle", SP__KIND_DURATION, FIELD(scale_down_idle_ms), 100,
-                             24 * SP__MS_PER_H, false},
-    [KEY_SESSION_TTL] = {"session_ttl", SP__KIND_DURATION, FIELD(session_ttl_ms), 100,
-                         30 * 24 * SP__MS_PER_H, false},
-    [KEY_MAX_CALL_DEPTH] = {"max_call_depth", SP__KIND_INT, FIELD(max_call_depth), 1, 64, false},
-    [KEY_REMOTE] = {"remote", SP__KIND_TEXT, FIELD(remote), 0, 0, false},
-    [KEY_REMOTE_TOKEN] = {"remote_token", SP__KIND_TEXT, FIELD(remote_token), 0, 0, false},
-    [KEY_REMOTE_USER] = {"remote_user", SP__KIND_TEXT, FIELD(remote_user), 0, 0, false},
-    [KEY_REMOTE_PASSWORD] = {"remote_password", SP__KIND_TEXT, FIELD(remote_password), 0, 0, false},
-    [KEY_REMOTE_CREDS] = {"remote_creds", SP__KIND_TEXT, FIELD(remote_creds), 0, 0, false},
-    [KEY_REMOTE_CA] = {"remote_ca", SP__KIND_TEXT, FIELD(remote_ca), 0, 0, false},
-    [KEY_REMOTE_CERT] = {"remote_cert", SP__KIND_TEXT, FIELD(remote_cert), 0, 0, false},
-    [KEY_REMOTE_KEY] = {"remote_key", SP__KIND_TEXT, FIELD(remote_key), 0, 0, false},
-};
 
 /* The only top-level key; a table so unknown top-level keys share the suggestion code. */
 static const sp__key_spec_t top_keys[] = {{"pools", SP__KIND_ARGS, 0, 0, 0, false}};
@@ -449,7 +330,7 @@ static int read_snakepit_key(const loader_t *ld, const yaml_node_t *key, const c
   const char *refusal = sp__snakepit_refusal(text, false);
   if (refusal != NULL) return fail(ld, key, text, "%s", refusal);
   if (strcmp(text, "adapter_module") != 0) {
-    return unknown_key(ld, key, text, pool_keys, KEY_COUNT, NULL);
+    return unknown_key(ld, key, text, sp__pool_keys, KEY_COUNT, NULL);
   }
   if (scalar_text(value) == NULL || is_null(value)) {
     return fail(ld, key, text, "must be Snakepit.Adapters.GRPCPython; name the Python class "
@@ -518,12 +399,12 @@ static int read_snakepit_flags(const loader_t *ld, const yaml_node_t *const *see
 static int check_remote(const loader_t *ld, const yaml_node_t *const *seen) {
   for (size_t k = KEY_REMOTE_TOKEN; k <= KEY_REMOTE_KEY; k++)
     if (seen[k] != NULL && seen[KEY_REMOTE] == NULL)
-      return fail(ld, seen[k], pool_keys[k].name,
+      return fail(ld, seen[k], sp__pool_keys[k].name,
                   "only applies to a remote pool (add remote: nats://HOST:PORT)");
   if (seen[KEY_REMOTE] == NULL) return 0;
   for (size_t k = 0; k < KEY_REMOTE; k++)
     if (seen[k] != NULL && k != KEY_NAME && k != KEY_TIMEOUT)
-      return fail(ld, seen[k], pool_keys[k].name,
+      return fail(ld, seen[k], sp__pool_keys[k].name,
                   "does not apply to a remote pool (its nodes run the workers; a remote pool "
                   "takes name, timeout, remote and remote_token/user/password/creds/ca/cert/key)");
   return 0;
@@ -556,14 +437,14 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
                   "pool settings must be named by plain keys, got %s",
                   describe_node(key, shown, sizeof(shown)));
     }
-    while (k < KEY_COUNT && strcmp(text, pool_keys[k].name) != 0) k++;
+    while (k < KEY_COUNT && strcmp(text, sp__pool_keys[k].name) != 0) k++;
     if (k == KEY_COUNT) {
       rc = read_snakepit_key(ld, key, text, value);
       if (rc <= 0) return rc;
       continue;
     }
     if (seen[k] != NULL) {
-      return fail(ld, key, pool_keys[k].name, "duplicate key (first set on line %lu)",
+      return fail(ld, key, sp__pool_keys[k].name, "duplicate key (first set on line %lu)",
                   line_of(seen[k]));
     }
     seen[k] = key;
@@ -571,10 +452,10 @@ static int read_pool(const loader_t *ld, const yaml_node_t *entry, size_t index,
       rc = read_range(ld, key, scalar_text(value), pc);
       ranged = 1;
     } else if ((k == KEY_WORKER_TTL || k == KEY_WORKER_MAX_REQUESTS) &&
-               (rc = read_snakepit_limit(ld, &pool_keys[k], key, value, pc)) <= 0) {
+               (rc = read_snakepit_limit(ld, &sp__pool_keys[k], key, value, pc)) <= 0) {
       /* Snakepit's [3600, seconds] or infinity: read (rc 0) or refused (rc < 0) */
     } else {
-      rc = read_value(ld, &pool_keys[k], key, value, pc);
+      rc = read_value(ld, &sp__pool_keys[k], key, value, pc);
     }
     if (rc != 0) return rc;
   }
@@ -631,7 +512,7 @@ static int read_root(const loader_t *ld, const yaml_node_t *root, sp__config_t *
       bool pool_setting = false;
       const char *refusal = sp__snakepit_refusal(text, true);
       if (refusal != NULL) return fail(ld, key, text, "%s", refusal);
-      for (size_t k = 0; k < KEY_COUNT; k++) pool_setting |= strcmp(text, pool_keys[k].name) == 0;
+      for (size_t k = 0; k < KEY_COUNT; k++) pool_setting |= strcmp(text, sp__pool_keys[k].name) == 0;
       return unknown_key(
           ld, key, text, top_keys, 1,
           pool_setting ? "; pool settings belong inside an entry of the 'pools' list" : NULL);

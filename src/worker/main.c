@@ -15,8 +15,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
-#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -24,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,6 +29,7 @@
 #include "clock.h"
 #include "errors.h"
 #include "descendants.h"
+#include "process.h"
 #include "forkserver.h"
 #include "protocol.h"
 #include "pyhost.h"
@@ -122,43 +120,6 @@ enum {
 };
 
 static worker_t W;
-static int g_group_leader; /* this worker leads its own process group */
-/* A worker (not a fork server) that ends the children its tools started. A fork
- * server leaves its workers to their own parent-death signal, so that each
- * ends its own children first. */
-static volatile sig_atomic_t g_sweep;
-
-/*
- * The manager is gone. When we lead our own process group, take down what our
- * tools started that left the group (descendants_kill), then the whole group,
- * so that nothing a tool started outlives us; all of it is async-signal-safe,
- * so this also serves as the parent-death signal handler.
- */
-static void die_with_group(void) {
-  if (g_group_leader) {
-    if (g_sweep) descendants_kill();
-    kill(0, SIGKILL);
-  }
-  _exit(0);
-}
-
-static void on_parent_death(int sig) {
-  (void)sig;
-  die_with_group();
-}
-
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: snakepit-worker --adapter MODULE.CLASS --fd N\n"
-          "                       [--threads N] [--pool NAME] [--worker-id ID]\n"
-          "                       [--profile process|thread] [--python-path DIR]...\n"
-          "                       [--adapter-arg ARG]... [--max-frame BYTES]\n"
-          "                       [--thread-safety-check] [--fork-server [--preload]]\n"
-          "                       [--choose-profile]\n"
-          "Runs the adapter's tools for a snakepit pool manager (libsnakepit starts it; it is\n"
-          "not meant to be run by hand) over the socket inherited as fd N.\n");
-}
-
 /* Writes all of buf, retrying on short writes. W.write_mu held. */
 static int write_locked(const uint8_t *buf, size_t len) {
   while (len > 0) {
@@ -204,7 +165,7 @@ static void flush_held(void) {
   pthread_mutex_lock(&W.write_mu);
   int rc = flush_held_locked();
   pthread_mutex_unlock(&W.write_mu);
-  if (rc != 0) die_with_group(); /* manager gone */
+  if (rc != 0) proc_die(); /* manager gone */
 }
 
 /* Sends a finished call's frame, or holds it when more calls are queued. */
@@ -223,13 +184,13 @@ static void emit_result(const sp__buf_t *out, int more_queued) {
       rc = flush_held_locked();
   }
   pthread_mutex_unlock(&W.write_mu);
-  if (rc != 0) die_with_group(); /* manager gone */
+  if (rc != 0) proc_die(); /* manager gone */
 }
 
 /* Sends one CHUNK frame of a stream (pyhost_call_t.send); its ordering before
  * the stream's RESULT is kept because both come from the same thread. */
 static void send_chunk(const uint8_t *frame, size_t len) {
-  if (send_all(frame, len) != 0) die_with_group(); /* manager gone */
+  if (send_all(frame, len) != 0) proc_die(); /* manager gone */
 }
 
 /* Sends an ERROR frame for request id (0: the worker as a whole). */
@@ -427,7 +388,7 @@ static int hostcall_wait(const sp__hostcall_view_t *req, sp__buf_t *reply, int *
   int cancelled = pyhost_cancelled(req->parent);
   if (!cancelled) {
     flush_held();
-    if (send_all(frame.data, frame.len) != 0) die_with_group(); /* manager gone */
+    if (send_all(frame.data, frame.len) != 0) proc_die(); /* manager gone */
   }
   sp__buf_free(&frame);
   pthread_mutex_lock(&W.mu);
@@ -686,7 +647,7 @@ static int read_frames(int timeout_ms) {
   }
   if (n <= 0) {
     /* EOF: the manager is gone (or closed us); nobody can receive results. */
-    die_with_group();
+    proc_die();
   }
   sp__decoder_commit(&W.dec, (size_t)n);
   sp__frame_t f;
@@ -702,121 +663,20 @@ static int read_frames(int timeout_ms) {
   return 1;
 }
 
-/*
- * Tools that work on arrays allocate and free temporaries of 100 KiB to a few
- * MiB on every call. With glibc's adaptive defaults each call gets them from
- * mmap, or trims them off the heap when freed, and then faults every page back
- * in: ~230 page faults per 200x200 matmul call, more with several threads in
- * one process. Fixed thresholds of 16 MiB keep such blocks in the heap. The
- * environment's own malloc settings win.
- */
-static void tune_malloc(void) {
-  if (getenv("MALLOC_MMAP_THRESHOLD_") || getenv("MALLOC_TRIM_THRESHOLD_") ||
-      getenv("GLIBC_TUNABLES"))
-    return;
-  mallopt(M_MMAP_THRESHOLD, 16 << 20);
-  mallopt(M_TRIM_THRESHOLD, 16 << 20);
-}
-
-/*
- * The process title: a forked worker inherits its fork server's command line, so
- * `ps` would show every worker of a pool as "--fork-server". The title is written
- * over the original argv strings (what /proc/PID/cmdline shows), which is why
- * main() parses a copy of them.
- */
-static char *g_title_area;
-static size_t g_title_cap;
-
-static void title_init(int argc, char **argv) {
-  if (argc < 1) return;
-  g_title_area = argv[0];
-  /* Only the contiguous run of strings the kernel laid out can be reused. */
-  char *end = argv[0] + strlen(argv[0]) + 1;
-  for (int i = 1; i < argc && argv[i] == end; i++) end = argv[i] + strlen(argv[i]) + 1;
-  g_title_cap = (size_t)(end - argv[0]);
-}
-
-static void title_set(const char *pool, const char *worker_id, const char *profile, int threads,
-                      const char *adapter) {
-  if (g_title_area == NULL || g_title_cap < 2) return;
-  memset(g_title_area, 0, g_title_cap);
-  snprintf(g_title_area, g_title_cap, "snakepit-worker: pool %s worker %s (%s, %d thread%s) %s",
-           pool, worker_id, profile, threads, threads == 1 ? "" : "s", adapter);
-  char comm[16]; /* the short name top and ps -o comm show */
-  snprintf(comm, sizeof(comm), "sp-%s-%s", pool, worker_id);
-  prctl(PR_SET_NAME, comm);
-}
-
-static char **copy_argv(int argc, char **argv) {
-  char **copy = calloc((size_t)argc + 1, sizeof(char *));
-  for (int i = 0; copy != NULL && i < argc; i++)
-    if ((copy[i] = strdup(argv[i])) == NULL) return NULL;
-  return copy;
-}
-
 int main(int argc, char **argv) {
-  tune_malloc();
-  title_init(argc, argv);
-  if ((argv = copy_argv(argc, argv)) == NULL) return 1;
-  const char *adapter = NULL, *pool = "standalone", *profile = NULL;
-  const char **paths = calloc((size_t)argc + 1, sizeof(char *));
-  const char **aargs = calloc((size_t)argc + 1, sizeof(char *));
-  size_t npaths = 0, naargs = 0;
-  int fork_server = 0, preload = 0, choose = 0;
-  W.fd = -1;
-  W.threads = 1;
-  W.max_frame = 64u << 20;
-  W.worker_id = "w1";
-  if (paths == NULL || aargs == NULL) return 1;
-
-  static const struct option opts[] = {
-      {"fd", required_argument, NULL, 'f'},
-      {"adapter", required_argument, NULL, 'a'},   {"threads", required_argument, NULL, 't'},
-      {"pool", required_argument, NULL, 'p'},      {"worker-id", required_argument, NULL, 'w'},
-      {"profile", required_argument, NULL, 'P'},   {"python-path", required_argument, NULL, 'y'},
-      {"adapter-arg", required_argument, NULL, 'A'}, {"max-frame", required_argument, NULL, 'm'},
-      {"thread-safety-check", no_argument, NULL, 'T'}, {"fork-server", no_argument, NULL, 'F'},
-      {"preload", no_argument, NULL, 'L'},        {"choose-profile", no_argument, NULL, 'C'},
-      {"help", no_argument, NULL, 'h'},            {NULL, 0, NULL, 0}};
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-      case 'f': W.fd = atoi(optarg); break;
-      case 'a': adapter = optarg; break;
-      case 't': W.threads = atoi(optarg); break;
-      case 'p': pool = optarg; break;
-      case 'w': W.worker_id = optarg; break;
-      case 'P': profile = optarg; break;
-      case 'y': paths[npaths++] = optarg; break;
-      case 'A': aargs[naargs++] = optarg; break;
-      case 'm': W.max_frame = (size_t)strtoull(optarg, NULL, 10); break;
-      case 'T': setenv("SNAKEPIT_THREAD_SAFETY_CHECK", "1", 1); break;
-      case 'F': fork_server = 1; break;
-      case 'L': preload = 1; break;
-      case 'C': choose = 1; break;
-      case 'h': usage(stdout); return 0;
-      default: usage(stderr); return EXIT_USAGE;
-    }
-  }
-  if (adapter == NULL || (W.fd < 0 && !choose) || W.threads < 1 || W.threads > SP__THREADS_MAX ||
-      W.max_frame < SP__MIN_FRAME_BYTES) {
-    usage(stderr);
-    return EXIT_USAGE;
-  }
-  if (profile == NULL) profile = W.threads > 1 ? "thread" : "process";
+  proc_tune_malloc();
+  if ((argv = proc_title_init(argc, argv)) == NULL) return 1;
+  proc_args_t args;
+  int parsed = proc_parse_args(argc, argv, &args);
+  if (parsed != 0) return parsed == 1 ? EXIT_OK : parsed == 2 ? EXIT_USAGE : EXIT_THREADS;
+  W.fd = args.fd;
+  W.threads = args.threads;
+  W.max_frame = args.max_frame;
+  W.worker_id = args.worker_id;
+  const char *adapter = args.adapter, *pool = args.pool, *profile = args.profile;
 
   /* Never outlive the manager: die with it, even if the socket EOF is missed. */
-  g_group_leader = getpgrp() == getpid();
-  sigset_t none;
-  sigemptyset(&none);
-  sigprocmask(SIG_SETMASK, &none, NULL); /* a blocked mask survives exec; start clean */
-  struct sigaction sa;
-  memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_parent_death;
-  sigaction(SIGTERM, &sa, NULL);
-  prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() == 1) die_with_group();
-  signal(SIGPIPE, SIG_IGN);
+  proc_die_with_manager();
 
   pthread_mutex_init(&W.write_mu, NULL);
   pthread_mutex_init(&W.mu, NULL);
@@ -831,17 +691,17 @@ int main(int argc, char **argv) {
   W.solo = W.threads == 1;
 
   pyhost_opts_t po = {.adapter = adapter,
-                      .paths = paths,
-                      .path_count = npaths,
-                      .adapter_args = aargs,
-                      .adapter_arg_count = naargs,
+                      .paths = args.paths,
+                      .path_count = args.npaths,
+                      .adapter_args = args.aargs,
+                      .adapter_arg_count = args.naargs,
                       .worker_id = W.worker_id,
                       .pool = pool,
                       .profile = profile,
                       .threads = W.threads,
-                      .preload = preload,
+                      .preload = args.preload,
                       .hostcall = hostcall_wait};
-  if (choose) {
+  if (args.choose) {
     /* worker_profile: auto: the manager reads the decision from stdout. */
     char *json = NULL, *failure = NULL;
     if (pyhost_choose_profile(&po, &json, &failure) != 0) {
@@ -852,12 +712,12 @@ int main(int argc, char **argv) {
     fflush(stdout);
     _exit(EXIT_OK);
   }
-  if (fork_server) {
+  if (args.fork_server) {
     /* Returns only in a forked worker: its socket is fd 3, the rest as above. */
     W.worker_id = forkserver_run(&po, W.fd);
     po.worker_id = W.worker_id;
     W.fd = 3;
-    title_set(pool, W.worker_id, profile, W.threads, adapter);
+    proc_title_set(pool, W.worker_id, profile, W.threads, adapter);
   }
   /* The shared memory for arrays: the pool's input (read-only) and our output. */
   if (fcntl(SP__FD_IN_SHM, F_GETFD) >= 0 && fcntl(SP__FD_OUT_SHM, F_GETFD) >= 0) {
@@ -871,7 +731,7 @@ int main(int argc, char **argv) {
     pyhost_set_shm(in, out);
   }
   descendants_adopt();
-  g_sweep = 1;
+  proc_sweep_on();
   char *hello = NULL, *failure = NULL;
   if (pyhost_start(&po, &hello, &failure) != 0) {
     const char *f =
@@ -903,10 +763,10 @@ int main(int argc, char **argv) {
   for (int i = 0; i < W.threads; i++) pthread_join(th[i], NULL);
   int rc = pyhost_finish();
   /* The manager kills our process group once we are gone; what left it goes now. */
-  if (g_group_leader && g_sweep) descendants_kill();
+  proc_sweep();
   free(th);
-  free(paths);
-  free(aargs);
+  free(args.paths);
+  free(args.aargs);
   fflush(NULL);
   _exit(rc == 0 ? EXIT_OK : EXIT_FINALIZE);
 }

@@ -1,8 +1,9 @@
 /*
  * pyhost.c - embedded CPython for snakepit-worker: interpreter start, adapter
  * loading, per-thread thread states, tool invocation and worker reports. Every
- * Python C API call of the worker lives here (pyarrays.c converts arrays for
- * it, while attached). The rule: a thread is attached to the interpreter
+ * attach to and detach from the interpreter of the worker lives here (the
+ * helpers it calls while attached: pyarrays.c converts arrays, pysession.c
+ * keeps session state, pyreply.c turns outcomes into reply frames). The rule: a thread is attached to the interpreter
  * (holds the GIL on a GIL build) only while it runs Python, and never blocks on
  * a socket, queue or lock of ours while attached. On a GIL build a thread that
  * blocks while attached stalls every other thread; on a free-threaded build it
@@ -16,6 +17,7 @@
 #include "pyhost.h"
 
 #include "pyarrays.h"
+#include "pyreply.h"
 #include "pysession.h"
 
 #include <errno.h>
@@ -51,7 +53,6 @@ static PyObject *g_report;   /* bound Host.report */
 static PyObject *g_stream_next;  /* bound Host.stream_next */
 static PyObject *g_stream_close; /* bound Host.stream_close */
 static PyObject *g_register; /* bound Host.register_thread */
-static PyObject *g_describe; /* describe(exc) -> JSON {type, message, traceback} */
 static PyObject *g_cancelled;/* context.CallCancelled, raised into cancelled calls */
 static PyObject *g_context_current; /* context.current(): each thread's CallContext */
 static PyThreadState *g_main_ts;
@@ -108,95 +109,6 @@ static pthread_mutex_t g_threads_mu = PTHREAD_MUTEX_INITIALIZER;
 static pyhost_thread_t **g_threads;
 static size_t g_thread_count;
 
-static const char k_helpers[] =
-    "import json, sys, traceback\n"
-    "def describe(e, echo=False):\n"
-    "    t = type(e)\n"
-    "    mod = getattr(t, '__module__', 'builtins')\n"
-    "    name = t.__qualname__ if mod in ('builtins', '__main__') else mod + '.' + t.__qualname__\n"
-    "    tb = ''.join(traceback.format_exception(t, e, e.__traceback__))\n"
-    "    if echo:\n"
-    "        sys.stderr.write(tb)\n"
-    "    return json.dumps({'type': name, 'message': str(e), 'traceback': tb})\n";
-
-/* Takes the pending exception (clearing it); NULL if none. */
-static PyObject *take_exception(void) {
-#if PY_VERSION_HEX >= 0x030C0000
-  return PyErr_GetRaisedException();
-#else
-  PyObject *type = NULL, *value = NULL, *tb = NULL;
-  PyErr_Fetch(&type, &value, &tb);
-  if (type == NULL) return NULL;
-  PyErr_NormalizeException(&type, &value, &tb);
-  if (tb != NULL && value != NULL) PyException_SetTraceback(value, tb);
-  Py_XDECREF(type);
-  Py_XDECREF(tb);
-  return value;
-#endif
-}
-
-static char *json_fallback(const char *type, const char *message) {
-  /* Used only when Python cannot describe its own failure. */
-  size_t n = strlen(type) + 2 * strlen(message) + 64;
-  char *s = malloc(n);
-  if (s == NULL) return NULL;
-  size_t k = (size_t)snprintf(s, n, "{\"type\":\"%s\",\"message\":\"", type);
-  for (const char *p = message; *p; p++) {
-    if (*p == '"' || *p == '\\') s[k++] = '\\';
-    s[k++] = (unsigned char)*p < 0x20 ? ' ' : *p;
-  }
-  snprintf(s + k, n - k, "\",\"traceback\":\"\"}");
-  return s;
-}
-
-/* Describes and clears the pending exception as JSON; with echo, also writes its
- * traceback to stderr (the manager's log) as plain lines. */
-static char *describe_pending(int echo) {
-  PyObject *exc = take_exception();
-  if (exc == NULL) return json_fallback("SystemError", "error without exception");
-  char *out = NULL;
-  if (g_describe != NULL) {
-    PyObject *s = PyObject_CallFunction(g_describe, "OO", exc, echo ? Py_True : Py_False);
-    if (s != NULL) {
-      const char *u = PyUnicode_AsUTF8(s);
-      if (u != NULL) out = strdup(u);
-      Py_DECREF(s);
-    }
-    PyErr_Clear();
-  }
-  if (out == NULL) out = json_fallback("Exception", "exception could not be described");
-  Py_DECREF(exc);
-  return out;
-}
-
-/* Appends an ERROR frame; SP_ENOMEM when out cannot grow. */
-static int append_error(sp__buf_t *out, uint64_t id, sp__error_kind_t kind, int code,
-                        const char *text, size_t len) {
-  return sp__buf_append_error(out, id, kind, code, text, len) == 0 ? 0 : SP_ENOMEM;
-}
-
-/* Appends an ERROR frame describing (and clearing) the pending Python exception. */
-static int append_pending_error(sp__buf_t *out, uint64_t id) {
-  char *desc = describe_pending(0);
-  int rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, desc ? desc : "{}",
-                        desc ? strlen(desc) : 2);
-  free(desc);
-  return rc;
-}
-
-/* Appends a RESULT or STATS frame, or an SP_ETOOLARGE error when it exceeds max_body. */
-static int append_reply(sp__buf_t *out, unsigned type, uint64_t id, const char *text, size_t len,
-                        size_t max_body) {
-  if (len > max_body) {
-    char msg[160];
-    int n = snprintf(msg, sizeof(msg),
-                     "result of %zu bytes exceeds the frame size limit of %zu bytes (max_frame_bytes)",
-                     len, max_body);
-    return append_error(out, id, SP__ERRKIND_PROTOCOL, SP_ETOOLARGE, msg, (size_t)n);
-  }
-  return sp__buf_append_text_frame(out, type, id, text, len) == 0 ? 0 : SP_ENOMEM;
-}
-
 static PyObject *string_list(const char *const *items, size_t n) {
   PyObject *list = PyList_New((Py_ssize_t)n);
   if (list == NULL) return NULL;
@@ -209,21 +121,6 @@ static PyObject *string_list(const char *const *items, size_t n) {
     PyList_SET_ITEM(list, (Py_ssize_t)i, s);
   }
   return list;
-}
-
-static int load_helpers(void) {
-  PyObject *globals = PyDict_New();
-  if (globals == NULL) return -1;
-  PyObject *r = PyRun_String(k_helpers, Py_file_input, globals, globals);
-  if (r == NULL) goto fail;
-  Py_DECREF(r);
-  g_describe = PyDict_GetItemString(globals, "describe");
-  Py_XINCREF(g_describe);
-  Py_DECREF(globals);
-  return g_describe ? 0 : -1;
-fail:
-  Py_DECREF(globals);
-  return -1;
 }
 
 static char *build_hello(const pyhost_opts_t *o, const char *manifest) {
@@ -265,17 +162,17 @@ static int start_interpreter(const pyhost_opts_t *o, char **failure) {
     st = PyConfig_SetBytesString(&config, &config.program_name, exe);
     if (PyStatus_Exception(st)) {
       PyConfig_Clear(&config);
-      *failure = json_fallback("RuntimeError", "cannot set the program name");
+      *failure = pyreply_fallback("RuntimeError", "cannot set the program name");
       return SP_ESTARTUP;
     }
   }
   st = Py_InitializeFromConfig(&config);
   PyConfig_Clear(&config);
   if (PyStatus_Exception(st)) {
-    *failure = json_fallback("RuntimeError", st.err_msg ? st.err_msg : "Python failed to start");
+    *failure = pyreply_fallback("RuntimeError", st.err_msg ? st.err_msg : "Python failed to start");
     return SP_ESTARTUP;
   }
-  if (load_helpers() != 0) goto fail;
+  if (pyreply_init() != 0) goto fail;
 
   /* Prepend our paths in order: the SDK, the config's python_path, its folder. */
   PyObject *paths = PySys_GetObject("path"); /* borrowed */
@@ -293,7 +190,7 @@ static int start_interpreter(const pyhost_opts_t *o, char **failure) {
   if (g_host_module == NULL) goto fail;
   return 0;
 fail:
-  *failure = describe_pending(1);
+  *failure = pyreply_describe_pending(1);
   return SP_ESTARTUP;
 }
 
@@ -304,7 +201,7 @@ int pyhost_preload(const pyhost_opts_t *o, char **failure) {
   PyObject *r = PyObject_CallMethod(g_host_module, "preload", "sssi", o->adapter, o->pool,
                                     o->profile, o->threads);
   if (r == NULL) {
-    *failure = describe_pending(1);
+    *failure = pyreply_describe_pending(1);
     return SP_ESTARTUP;
   }
   Py_DECREF(r);
@@ -319,7 +216,7 @@ int pyhost_choose_profile(const pyhost_opts_t *o, char **json, char **failure) {
   const char *s = r ? PyUnicode_AsUTF8(r) : NULL;
   if (s == NULL) {
     Py_XDECREF(r);
-    *failure = describe_pending(1);
+    *failure = pyreply_describe_pending(1);
     return SP_ESTARTUP;
   }
   *json = strdup(s);
@@ -333,7 +230,7 @@ int pyhost_preload_adapter(const pyhost_opts_t *o, char **failure) {
   PyObject *r = args ? PyObject_CallMethod(g_host_module, "preload_instance", "O", args) : NULL;
   Py_XDECREF(args);
   if (r == NULL) {
-    *failure = describe_pending(1);
+    *failure = pyreply_describe_pending(1);
     return SP_ESTARTUP;
   }
   Py_DECREF(r);
@@ -456,7 +353,7 @@ int pyhost_start(const pyhost_opts_t *o, char **hello, char **failure) {
   goto done;
 
 fail:
-  *failure = describe_pending(1);
+  *failure = pyreply_describe_pending(1);
 done:
   Py_XDECREF(manifest);
   Py_XDECREF(ctx);
@@ -601,7 +498,7 @@ static int run_stream(pyhost_thread_t *t, const pyhost_call_t *call, PyObject *i
     if (status == HOST_END) {
       char done[48];
       int k = snprintf(done, sizeof(done), "{\"chunks\":%llu}", (unsigned long long)sent);
-      rc = append_reply(out, SP__FRAME_RESULT, id, done, (size_t)k, max_body);
+      rc = pyreply_reply(out, SP__FRAME_RESULT, id, done, (size_t)k, max_body);
     } else if (call_cancelled(t)) {
       cancelled = 1;
     } else if (status == HOST_OK) {
@@ -609,11 +506,11 @@ static int run_stream(pyhost_thread_t *t, const pyhost_call_t *call, PyObject *i
       int k = snprintf(msg, sizeof(msg),
                        "chunk %llu of %zd bytes exceeds the frame size limit of %zu bytes "
                        "(max_frame_bytes)", (unsigned long long)sent + 1, n, max_body);
-      rc = append_error(out, id, SP__ERRKIND_PROTOCOL, SP_ETOOLARGE, msg, (size_t)k);
+      rc = pyreply_error(out, id, SP__ERRKIND_PROTOCOL, SP_ETOOLARGE, msg, (size_t)k);
     } else if (status == HOST_ERROR && text != NULL) {
-      rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, text, (size_t)n);
+      rc = pyreply_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, text, (size_t)n);
     } else {
-      rc = append_pending_error(out, id);
+      rc = pyreply_pending_error(out, id);
     }
     Py_XDECREF(r);
     PyErr_Clear();
@@ -632,7 +529,7 @@ static int run_stream(pyhost_thread_t *t, const pyhost_call_t *call, PyObject *i
     int k = snprintf(msg, sizeof(msg), "stream cancelled after %llu chunks",
                      (unsigned long long)sent);
     out->len = 0;
-    rc = append_error(out, id, SP__ERRKIND_PROTOCOL, SP_ECANCELLED, msg, (size_t)k);
+    rc = pyreply_error(out, id, SP__ERRKIND_PROTOCOL, SP_ECANCELLED, msg, (size_t)k);
   } else if (rc == SP_ENOMEM) {
     close_items(items);
   }
@@ -663,7 +560,7 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
   if (argv[0] == NULL || argv[1] == NULL) {
     PyErr_Clear();
     static const char msg[] = "tool name and arguments must be valid UTF-8";
-    rc = append_error(out, id, SP__ERRKIND_VALIDATION, SP_EBADJSON, msg, sizeof(msg) - 1);
+    rc = pyreply_error(out, id, SP__ERRKIND_VALIDATION, SP_EBADJSON, msg, sizeof(msg) - 1);
     goto done;
   }
   if (call->flags & (SP__FLAG_ARRAYS | SP__FLAG_LISTS | SP__FLAG_STREAM)) {
@@ -672,7 +569,7 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
                                 (call->flags & SP__FLAG_WRITABLE) != 0, why, sizeof(why));
       if (argv[2] == NULL) {
         PyErr_Clear();
-        rc = append_error(out, id, SP__ERRKIND_PROTOCOL, SP_EPROTOCOL, why, strlen(why));
+        rc = pyreply_error(out, id, SP__ERRKIND_PROTOCOL, SP_EPROTOCOL, why, strlen(why));
         goto done;
       }
     } else {
@@ -688,7 +585,7 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
   if (call->session != NULL &&
       pysession_enter(call->session, call->session_len,
                       (call->session_flags & SP__SESSION_EPHEMERAL) != 0) != 0) {
-    rc = append_pending_error(out, id);
+    rc = pyreply_pending_error(out, id);
     goto done;
   }
   r = PyObject_Vectorcall(g_invoke, argv, nargs, NULL);
@@ -712,19 +609,19 @@ int pyhost_invoke(pyhost_thread_t *t, const pyhost_call_t *call, size_t max_body
   if (text == NULL || status < HOST_OK || status > HOST_BAD_JSON) {
     /* Host.invoke never raises by contract; this covers a cancellation landing
      * between its try block and its return. */
-    rc = append_pending_error(out, id);
+    rc = pyreply_pending_error(out, id);
   } else if (status == HOST_OK && arrays != NULL && PyList_GET_SIZE(arrays) > 0) {
     int arc = pyarrays_append_result(out, id, text, (size_t)n, arrays, max_body, why, sizeof(why));
     if (arc == SP_ENOMEM) rc = SP_ENOMEM;
-    else if (arc != 0) rc = append_error(out, id, SP__ERRKIND_PROTOCOL, arc, why, strlen(why));
+    else if (arc != 0) rc = pyreply_error(out, id, SP__ERRKIND_PROTOCOL, arc, why, strlen(why));
   } else if (status == HOST_OK) {
-    rc = append_reply(out, SP__FRAME_RESULT, id, text, (size_t)n, max_body);
+    rc = pyreply_reply(out, SP__FRAME_RESULT, id, text, (size_t)n, max_body);
   } else if (status == HOST_ERROR) {
-    rc = append_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, text, (size_t)n);
+    rc = pyreply_error(out, id, SP__ERRKIND_PYTHON, SP_EPYTHON, text, (size_t)n);
   } else {
     int code = status == HOST_NO_TOOL ? SP_ENOTOOL
                : status == HOST_BAD_JSON ? SP_EBADJSON : SP_EBADARGS;
-    rc = append_error(out, id, SP__ERRKIND_VALIDATION, code, text, (size_t)n);
+    rc = pyreply_error(out, id, SP__ERRKIND_VALIDATION, code, text, (size_t)n);
   }
 done:
   Py_XDECREF(r);
@@ -771,10 +668,10 @@ int pyhost_report(pyhost_thread_t *t, uint64_t id, const char *args, size_t args
   Py_ssize_t n = 0;
   const char *text = r ? PyUnicode_AsUTF8AndSize(r, &n) : NULL;
   if (text != NULL) {
-    rc = append_reply(out, SP__FRAME_STATS, id, text, (size_t)n, max_body);
+    rc = pyreply_reply(out, SP__FRAME_STATS, id, text, (size_t)n, max_body);
   } else {
     /* Host.report never raises by contract; report what happened anyway. */
-    rc = append_pending_error(out, id);
+    rc = pyreply_pending_error(out, id);
   }
   Py_XDECREF(r);
   Py_XDECREF(a);
@@ -861,7 +758,7 @@ int pyhost_finish(void) {
   Py_CLEAR(g_context_current);
   pysession_fini();
   Py_CLEAR(g_host);
-  Py_CLEAR(g_describe);
+  pyreply_fini();
   Py_CLEAR(g_cancelled);
   Py_CLEAR(g_host_module);
 #ifdef Py_GIL_DISABLED
