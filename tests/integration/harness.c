@@ -48,6 +48,15 @@ sp_runtime_t *h_start_pool(const char *name, const char *profile, int size, int 
   return h_start(yaml);
 }
 
+sp_runtime_t *h_start_proc_thr(const char *adapter, int proc_size, int thr_threads) {
+  char proc[1024], thr[1024], yaml[2048];
+  h_yaml(proc, sizeof(proc), "proc", "process", proc_size, 1, adapter, NULL);
+  h_yaml(thr, sizeof(thr), "thr", "thread", 1, thr_threads, adapter, NULL);
+  /* The second config's entry without its own "pools:" line. */
+  snprintf(yaml, sizeof(yaml), "%s%s", proc, thr + strlen("pools:\n"));
+  return h_start(yaml);
+}
+
 double h_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -28,6 +28,13 @@ void h_yaml(char *buf, size_t cap, const char *name, const char *profile, int si
 /** Starts a runtime from YAML and fails the test (printing why) if it does not start. */
 sp_runtime_t *h_start(const char *yaml);
 
+/**
+ * Starts the two pools most tests run against, both of adapter: "proc"
+ * (process, proc_size workers) and "thr" (thread, 1 worker x thr_threads).
+ * Fails the test if they do not start.
+ */
+sp_runtime_t *h_start_proc_thr(const char *adapter, int proc_size, int thr_threads);
+
 /** Starts a one-pool runtime; see h_yaml. */
 sp_runtime_t *h_start_pool(const char *name, const char *profile, int size, int threads,
                            const char *adapter, const char *extra);

@@ -25,22 +25,7 @@ static const char *const POOLS[] = {"proc", "thr"};
 
 static int setup(void **state) {
   (void)state;
-  char yaml[4096];
-  snprintf(yaml, sizeof(yaml),
-           "pools:\n"
-           "  - name: proc\n"
-           "    worker_profile: process\n"
-           "    pool_size: 2\n"
-           "    adapter: " ARRAY_ADAPTER "\n"
-           "    python_path: [\"%s\"]\n"
-           "  - name: thr\n"
-           "    worker_profile: thread\n"
-           "    pool_size: 1\n"
-           "    threads_per_worker: 4\n"
-           "    adapter: " ARRAY_ADAPTER "\n"
-           "    python_path: [\"%s\"]\n",
-           SP_TEST_ADAPTERS, SP_TEST_ADAPTERS);
-  rt = h_start(yaml);
+  rt = h_start_proc_thr(ARRAY_ADAPTER, 2, 4);
   return rt ? 0 : -1;
 }
 

@@ -20,28 +20,8 @@ static const char *const POOLS[] = {"proc", "thr"};
 
 static int setup(void **state) {
   (void)state;
-  char yaml[4096];
-  snprintf(yaml, sizeof(yaml),
-           "pools:\n"
-           "  - name: proc\n"
-           "    worker_profile: process\n"
-           "    pool_size: 2\n"
-           "    adapter: " TESTING_ADAPTER "\n"
-           "    python_path: [\"%s\"]\n"
-           "  - name: thr\n"
-           "    worker_profile: thread\n"
-           "    pool_size: 1\n"
-           "    threads_per_worker: 4\n"
-           "    adapter: " TESTING_ADAPTER "\n"
-           "    python_path: [\"%s\"]\n",
-           SP_TEST_ADAPTERS, SP_TEST_ADAPTERS);
-  sp_error_t err;
-  if (sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "calls.yaml", &err) != 0) {
-    fprintf(stderr, "start failed: %s\n", err.message);
-    sp_error_free(&err);
-    return -1;
-  }
-  return 0;
+  rt = h_start_proc_thr(TESTING_ADAPTER, 2, 4);
+  return rt ? 0 : -1;
 }
 
 static int teardown(void **state) {
