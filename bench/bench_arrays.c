@@ -15,14 +15,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
 #include "cpuprobe.h"
 #include "snakepit.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int cmp(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
@@ -48,9 +43,9 @@ static double time_array_call(sp_runtime_t *rt, const char *tool, double *data, 
   double *ms = malloc(sizeof(double) * (size_t)reps);
   for (int i = -2; i < reps; i++) { /* two warm-up calls */
     sp_result_t res;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int rc = sp_execute(rt, "p", tool, "{}", &opts, &res);
-    double t = (now_s() - t0) * 1e3;
+    double t = (bench_now_s() - t0) * 1e3;
     if (rc != 0 || res.array_count != 1 || res.arrays[0].nbytes != n * sizeof(double)) {
       fprintf(stderr, "%s: %s\n", tool, rc ? res.error.message : "wrong result");
       failures++;
@@ -71,10 +66,10 @@ static double time_floor(const double *data, size_t n, int reps) {
   memset(back, 1, bytes);
   double *ms = malloc(sizeof(double) * (size_t)reps);
   for (int i = -2; i < reps; i++) {
-    double t0 = now_s();
+    double t0 = bench_now_s();
     memcpy(shared, data, bytes);
     memcpy(back, shared, bytes);
-    double t = (now_s() - t0) * 1e3;
+    double t = (bench_now_s() - t0) * 1e3;
     if (i >= 0) ms[i] = t;
   }
   if (back[bytes - 1] != ((const char *)data)[bytes - 1]) failures++;
@@ -96,9 +91,9 @@ static double time_json(sp_runtime_t *rt, const double *data, size_t n, int reps
   double *ms = malloc(sizeof(double) * (size_t)reps);
   for (int i = -1; i < reps; i++) {
     sp_result_t res;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int rc = sp_execute(rt, "p", "echo", args, &(sp_call_opts_t){.timeout_ms = 600000}, &res);
-    double t = (now_s() - t0) * 1e3;
+    double t = (bench_now_s() - t0) * 1e3;
     if (rc != 0 || res.len < n) {
       fprintf(stderr, "json echo: %s\n", rc ? res.error.message : "short result");
       failures++;
@@ -116,9 +111,9 @@ static double noop_p50_us(sp_runtime_t *rt, int calls) {
   double *us = malloc(sizeof(double) * (size_t)calls);
   for (int i = -100; i < calls; i++) {
     sp_result_t res;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     if (sp_execute(rt, "p", "noop", "{}", NULL, &res) != 0) failures++;
-    double t = (now_s() - t0) * 1e6;
+    double t = (bench_now_s() - t0) * 1e6;
     sp_result_free(&res);
     if (i >= 0) us[i] = t;
   }

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
 #include "snakepit.h"
 
 #define MAX_THREADS 256
@@ -32,12 +33,6 @@ typedef struct {
   long *pids;
 } load_t;
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *run(void *arg) {
   load_t *l = arg;
   sp_call_opts_t opts = SP_CALL_OPTS_INIT;
@@ -47,9 +42,9 @@ static void *run(void *arg) {
     long i = atomic_fetch_add(&l->next, 1);
     if (i >= l->calls) return NULL;
     sp_result_t res;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     int rc = sp_execute(l->rt, l->pool, l->tool, l->args, &opts, &res);
-    l->lat_us[i] = (now_s() - t0) * 1e6;
+    l->lat_us[i] = (bench_now_s() - t0) * 1e6;
     l->codes[i] = rc;
     if (rc == 0) {
       json_t *o = json_loads(res.json, 0, NULL);
@@ -60,11 +55,6 @@ static void *run(void *arg) {
     }
     sp_result_free(&res);
   }
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
 }
 
 int main(int argc, char **argv) {
@@ -111,10 +101,10 @@ int main(int argc, char **argv) {
   l.codes = calloc((size_t)l.calls, sizeof(int));
   l.pids = calloc((size_t)l.calls, sizeof(long));
   pthread_t th[MAX_THREADS];
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (long i = 0; i < conc; i++) pthread_create(&th[i], NULL, run, &l);
   for (long i = 0; i < conc; i++) pthread_join(th[i], NULL);
-  double secs = now_s() - t0;
+  double secs = bench_now_s() - t0;
   json_t *errors = json_object(), *pids = json_object();
   long ok = 0;
   for (long i = 0; i < l.calls; i++) {
@@ -128,7 +118,7 @@ int main(int argc, char **argv) {
       json_object_set_new(errors, name, json_integer(json_integer_value(json_object_get(errors, name)) + 1));
     }
   }
-  qsort(l.lat_us, (size_t)l.calls, sizeof(double), cmp_double);
+  qsort(l.lat_us, (size_t)l.calls, sizeof(double), bench_cmp_double);
   json_t *out = json_pack("{s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:o, s:o}", "calls",
                           (json_int_t)l.calls, "ok", (json_int_t)ok, "secs", secs, "calls_per_s",
                           (double)l.calls / secs, "p50_us", l.lat_us[l.calls / 2], "p99_us",

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
 #include "snakepit.h"
 
 static double now_us(void) {
@@ -28,11 +29,6 @@ static int echo_fn(const char *args, char **out, sp_error_t *err, void *ud) {
   (void)ud;
   *out = strdup(args);
   return *out ? 0 : SP_ENOMEM;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
 }
 
 /* Median latency of n sequential calls, in microseconds; -1 on a failure. */
@@ -52,7 +48,7 @@ static double p50_us(sp_runtime_t *rt, const char *tool, const char *args, int n
     }
     sp_result_free(&res);
   }
-  qsort(lat, (size_t)n, sizeof(double), cmp_double);
+  qsort(lat, (size_t)n, sizeof(double), bench_cmp_double);
   double p = lat[n / 2];
   free(lat);
   return p;
@@ -109,12 +105,5 @@ int main(int argc, char **argv) {
            "{\"calls\": %d, \"plain_p50_us\": %.1f, \"nested_p50_us\": %.1f, "
            "\"host_fn_p50_us\": %.1f, \"nested_overhead_us\": %.1f, \"host_fn_overhead_us\": %.1f}\n",
            n, tp, tn, th, tn - tp, th - tp);
-  fputs(json, stdout);
-  if (json_path != NULL) {
-    FILE *f = fopen(json_path, "w");
-    if (f == NULL) return 2;
-    fputs(json, f);
-    fclose(f);
-  }
-  return 0;
+  return bench_emit(json, json_path);
 }

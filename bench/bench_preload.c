@@ -14,13 +14,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
 #include "snakepit.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int g_mib;
 
@@ -62,12 +57,12 @@ static json_t *measure(const char *adapters, int size, int preload) {
            size, preload ? "true" : "false", g_mib, adapters);
   sp_runtime_t *rt = NULL;
   sp_error_t err;
-  double t0 = now_s();
+  double t0 = bench_now_s();
   if (sp_runtime_start_yaml(&rt, yaml, strlen(yaml), "bench", &err) != 0) {
     fprintf(stderr, "bench_preload: start failed: %s\n", err.message);
     exit(1);
   }
-  double ready_ms = (now_s() - t0) * 1e3;
+  double ready_ms = (bench_now_s() - t0) * 1e3;
   enum { CLIENTS = 4 };
   pthread_t th[CLIENTS];
   client_t cl[CLIENTS];

@@ -16,13 +16,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
 #include "snakepit.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static sp_runtime_t *start(const char *profile, int size, int threads) {
   char yaml[512];
@@ -49,11 +44,6 @@ static int call(sp_runtime_t *rt, const sp_call_opts_t *o) {
   return rc;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 typedef struct {
   double p50_us, mean_us;
 } seq_t;
@@ -72,9 +62,9 @@ static void sequential(int rounds, int per, seq_t *plain, seq_t *sess) {
   for (int r = 0; r < rounds; r++) {
     for (int which = 0; which < 2; which++) {
       for (int i = 0; i < per; i++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         call(rt, which ? &so : NULL);
-        double us = (now_s() - t0) * 1e6;
+        double us = (bench_now_s() - t0) * 1e6;
         lat[which][k[which]++] = us;
         sum[which] += us;
       }
@@ -82,7 +72,7 @@ static void sequential(int rounds, int per, seq_t *plain, seq_t *sess) {
   }
   seq_t *out[2] = {plain, sess};
   for (int w = 0; w < 2; w++) {
-    qsort(lat[w], k[w], sizeof(double), cmp_double);
+    qsort(lat[w], k[w], sizeof(double), bench_cmp_double);
     out[w]->p50_us = lat[w][k[w] / 2];
     out[w]->mean_us = sum[w] / (double)k[w];
     free(lat[w]);
@@ -105,8 +95,8 @@ static void *caller_main(void *p) {
   sp_call_opts_t so = SP_CALL_OPTS_INIT;
   so.session = sid;
   so.session_mode = SP_SESSION_STRICT;
-  double end = now_s() + c->seconds;
-  while (now_s() < end)
+  double end = bench_now_s() + c->seconds;
+  while (bench_now_s() < end)
     if (call(c->rt, c->session ? &so : NULL) == 0) c->calls++;
   return NULL;
 }
@@ -116,7 +106,7 @@ static double parallel(sp_runtime_t *rt, int session, double seconds) {
   enum { N = 4 };
   pthread_t th[N];
   caller_t c[N];
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (int i = 0; i < N; i++) {
     c[i] = (caller_t){rt, session, i, seconds, 0};
     pthread_create(&th[i], NULL, caller_main, &c[i]);
@@ -126,20 +116,13 @@ static double parallel(sp_runtime_t *rt, int session, double seconds) {
     pthread_join(th[i], NULL);
     total += c[i].calls;
   }
-  return (double)total / (now_s() - t0);
+  return (double)total / (bench_now_s() - t0);
 }
 
 int main(int argc, char **argv) {
-  int quick = 0;
-  const char *json_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--quick") == 0) quick = 1;
-    else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_path = argv[++i];
-    else {
-      fprintf(stderr, "usage: bench_session [--quick] [--json PATH]\n");
-      return 2;
-    }
-  }
+  int quick;
+  const char *json_path;
+  if (bench_args(argc, argv, "bench_session", &quick, &json_path) != 0) return 2;
   sp_set_log_handler(NULL, NULL);
   int rounds = quick ? 4 : 20;
   seq_t plain, sess;

@@ -15,13 +15,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
 #include "snakepit.h"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 typedef struct {
   atomic_long chunks;
@@ -34,7 +29,7 @@ static int on_chunk(const char *json, size_t len, void *ud) {
   run_t *r = ud;
   (void)json;
   (void)len;
-  if (atomic_fetch_add_explicit(&r->chunks, 1, memory_order_relaxed) == 0) r->first_at = now_s();
+  if (atomic_fetch_add_explicit(&r->chunks, 1, memory_order_relaxed) == 0) r->first_at = bench_now_s();
   return 0;
 }
 
@@ -52,7 +47,7 @@ static double one_stream(sp_runtime_t *rt, long count, run_t *r) {
   sp_call_opts_t opts = SP_CALL_OPTS_INIT;
   opts.timeout_ms = 120000;
   sp_error_t err;
-  double t0 = now_s();
+  double t0 = bench_now_s();
   if (sp_execute_stream(rt, "bench", "count_up", args, &opts, on_chunk, on_done, r, NULL, &err) !=
       0) {
     fprintf(stderr, "bench_stream: %s\n", err.message);
@@ -63,7 +58,7 @@ static double one_stream(sp_runtime_t *rt, long count, run_t *r) {
     struct timespec ts = {0, 20000};
     nanosleep(&ts, NULL);
   }
-  double t = now_s() - t0;
+  double t = bench_now_s() - t0;
   if (r->code != 0 || atomic_load(&r->chunks) != count) {
     fprintf(stderr, "bench_stream: stream ended with %s after %ld chunks\n", sp_err_name(r->code),
             atomic_load(&r->chunks));
@@ -73,22 +68,10 @@ static double one_stream(sp_runtime_t *rt, long count, run_t *r) {
   return t;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 int main(int argc, char **argv) {
-  int quick = 0;
-  const char *json_path = NULL;
-  for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--quick") == 0) quick = 1;
-    else if (strcmp(argv[i], "--json") == 0 && i + 1 < argc) json_path = argv[++i];
-    else {
-      fprintf(stderr, "usage: bench_stream [--quick] [--json PATH]\n");
-      return 2;
-    }
-  }
+  int quick;
+  const char *json_path;
+  if (bench_args(argc, argv, "bench_stream", &quick, &json_path) != 0) return 2;
   static const char yaml[] =
       "pools:\n"
       "  - name: bench\n"
@@ -111,7 +94,7 @@ int main(int argc, char **argv) {
     if (t < 0) return 1;
     rates[i] = (double)count / t;
   }
-  qsort(rates, (size_t)runs, sizeof(double), cmp_double);
+  qsort(rates, (size_t)runs, sizeof(double), bench_cmp_double);
   double rate = rates[runs / 2];
 
   int nlat = quick ? 200 : 2000;
@@ -121,7 +104,7 @@ int main(int argc, char **argv) {
     if (one_stream(rt, 1, &r) < 0) return 1;
     lat[i] = r.first_at * 1e6;
   }
-  qsort(lat, (size_t)nlat, sizeof(double), cmp_double);
+  qsort(lat, (size_t)nlat, sizeof(double), bench_cmp_double);
   double p50 = lat[nlat / 2], p99 = lat[nlat * 99 / 100];
   free(lat);
   sp_runtime_stop(rt, 5000);
@@ -137,12 +120,5 @@ int main(int argc, char **argv) {
            "{\"chunks\": %ld, \"runs\": %d, \"chunks_per_s\": %.0f, "
            "\"first_chunk_us\": {\"p50\": %.2f, \"p99\": %.2f}}\n",
            count, runs, rate, p50, p99);
-  fputs(json, stdout);
-  if (json_path != NULL) {
-    FILE *f = fopen(json_path, "w");
-    if (f == NULL) return 2;
-    fputs(json, f);
-    fclose(f);
-  }
-  return 0;
+  return bench_emit(json, json_path);
 }

@@ -12,16 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "benchutil.h"
 #include "cpuprobe.h"
 #include "snakepit.h"
 
 #define SHOWCASE "snakepit_bridge.adapters.threaded_showcase.ThreadedShowcaseAdapter"
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static sp_runtime_t *start_pool(const char *profile, int size, int threads) {
   char yaml[512];
@@ -60,7 +55,7 @@ static double timed_calls(sp_runtime_t *rt, const char *tool, const char *args, 
                           int calls, int *failed) {
   pthread_t th[64];
   client_t cl[64];
-  double t0 = now_s();
+  double t0 = bench_now_s();
   for (int i = 0; i < clients; i++) {
     cl[i] = (client_t){rt, tool, args, calls, 0};
     pthread_create(&th[i], NULL, client, &cl[i]);
@@ -69,7 +64,7 @@ static double timed_calls(sp_runtime_t *rt, const char *tool, const char *args, 
     pthread_join(th[i], NULL);
     *failed += cl[i].failed;
   }
-  return now_s() - t0;
+  return bench_now_s() - t0;
 }
 
 /*
@@ -183,9 +178,9 @@ static int cmp(const void *a, const void *b) {
 
 /* Time until `size` process workers are ready, in ms. */
 static double ready_ms(int size) {
-  double t0 = now_s();
+  double t0 = bench_now_s();
   sp_runtime_t *rt = start_pool("process", size, 1);
-  double ms = (now_s() - t0) * 1e3;
+  double ms = (bench_now_s() - t0) * 1e3;
   sp_runtime_stop(rt, 2000);
   return ms;
 }
