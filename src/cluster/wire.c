@@ -116,14 +116,7 @@ int sp__wire_arrays_view(const uint8_t *part, size_t len, sp_array_t **out, size
   int64_t *shapes = (int64_t *)(a + count);
   char *name = (char *)(shapes + count * SP_MAX_NDIM);
   for (size_t i = 0; i < count; i++) {
-    memcpy(name, d[i].name, d[i].name_len);
-    name[d[i].name_len] = '\0';
-    a[i].name = name;
-    name += d[i].name_len + 1;
-    a[i].dtype = (sp_dtype_t)d[i].dtype;
-    a[i].ndim = d[i].ndim;
-    memcpy(shapes + i * SP_MAX_NDIM, d[i].shape, (size_t)d[i].ndim * sizeof(int64_t));
-    a[i].shape = shapes + i * SP_MAX_NDIM;
+    sp__array_view_from_desc(&a[i], &d[i], &name, &shapes);
     a[i].data = base + d[i].offset;
     a[i].nbytes = (size_t)d[i].nbytes;
   }

@@ -263,15 +263,7 @@ int sp__result_arrays(sp__shm_t *region, const uint8_t *part, size_t len, sp_res
   h->npins = 0;
   for (size_t i = 0; i < n; i++) {
     memset(&arr[i], 0, sizeof(arr[i]));
-    memcpy(name, d[i].name, d[i].name_len);
-    name[d[i].name_len] = '\0';
-    arr[i].name = name;
-    name += d[i].name_len + 1;
-    arr[i].dtype = (sp_dtype_t)d[i].dtype;
-    arr[i].ndim = d[i].ndim;
-    memcpy(shape, d[i].shape, (size_t)d[i].ndim * sizeof(int64_t));
-    arr[i].shape = shape;
-    shape += d[i].ndim;
+    sp__array_view_from_desc(&arr[i], &d[i], &name, &shape);
     arr[i].nbytes = (size_t)d[i].nbytes;
     if (d[i].where == SP__ARR_SHARED) {
       arr[i].data = region->base + d[i].offset;

@@ -533,3 +533,16 @@ void sp__decoder_shrink(sp__decoder_t *d, size_t keep) {
   d->start = 0;
   d->end = have;
 }
+
+void sp__array_view_from_desc(sp_array_t *a, const sp__array_desc_t *d, char **names,
+                              int64_t **shapes) {
+  memcpy(*names, d->name, d->name_len);
+  (*names)[d->name_len] = '\0';
+  a->name = *names;
+  *names += d->name_len + 1;
+  a->dtype = (sp_dtype_t)d->dtype;
+  a->ndim = d->ndim;
+  memcpy(*shapes, d->shape, (size_t)d->ndim * sizeof(int64_t));
+  a->shape = *shapes;
+  *shapes += d->ndim;
+}

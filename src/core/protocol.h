@@ -291,6 +291,14 @@ void sp__arrays_write(uint8_t *p, sp__array_desc_t *d, size_t n);
 int sp__arrays_parse(const uint8_t *p, size_t len, uint64_t region_size, sp__array_desc_t *out,
                      size_t max, size_t *n, const uint8_t **inline_base);
 
+/**
+ * Fills a's name, dtype, ndim and shape from the descriptor d: the name is
+ * copied NUL-terminated to *names and the shape to *shapes, and both cursors
+ * advance past what was written. data and nbytes are the caller's.
+ */
+void sp__array_view_from_desc(sp_array_t *a, const sp__array_desc_t *d, char **names,
+                              int64_t **shapes);
+
 /** Appends a RESULT frame with arrays: json and the arrays part. 0 or SP_ENOMEM. */
 int sp__buf_append_result_arrays(sp__buf_t *b, uint64_t id, const char *json, size_t json_len,
                                  sp__array_desc_t *d, size_t n);
