@@ -105,11 +105,11 @@ def test_forked_workers_say_which_pool_and_worker_they_are(tmp_path):
 
 def test_example_config_shows_every_key():
     """examples/pools.yaml says it shows every key a pool accepts: each key of the
-    loader's table (src/core/config.c) appears in it, and the file loads."""
+    loader's table (src/core/config_keys.c) appears in it, and the file loads."""
     import re
     from pathlib import Path
     repo = Path(__file__).resolve().parents[2]
-    keys = re.findall(r'\[KEY_[A-Z_]+\] = \{"([a-z_]+)"', (repo / "src/core/config.c").read_text())
+    keys = re.findall(r'\[KEY_[A-Z_]+\] = \{"([a-z_]+)"', (repo / "src/core/config_keys.c").read_text())
     assert len(keys) > 20
     example = (repo / "examples/pools.yaml").read_text()
     missing = [k for k in keys if not re.search(rf"^\s*#?\s*-?\s*{k}:", example, re.M)]
